@@ -1,0 +1,1 @@
+"""Backends carry requests to humans and bring decisions back (httpx calls these transports)."""

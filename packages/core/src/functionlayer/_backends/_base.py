@@ -1,0 +1,72 @@
+"""The one interface every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from functionlayer._models import FunctionCall, HumanContact
+
+__all__ = ["Backend"]
+
+
+class Backend(ABC):
+    """Stores requests and waits for decisions.
+
+    ``create_*`` is idempotent per ``call_id``: creating the same request twice returns the
+    existing one (a different spec under the same id raises :class:`ConflictError`).
+
+    ``wait_*`` returns as soon as the request is decided, or the current (pending) state once
+    ``timeout`` seconds have passed; it never decides anything itself. Errors that cannot be
+    retried away raise a :class:`~functionlayer.FunctionLayerError`.
+
+    Async twins default to running the sync method in a worker thread; backends with native
+    async I/O override them.
+    """
+
+    @abstractmethod
+    def create_function_call(self, call: FunctionCall) -> FunctionCall: ...
+
+    @abstractmethod
+    def get_function_call(self, call_id: str) -> FunctionCall: ...
+
+    @abstractmethod
+    def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall: ...
+
+    @abstractmethod
+    def create_human_contact(self, contact: HumanContact) -> HumanContact: ...
+
+    @abstractmethod
+    def get_human_contact(self, call_id: str) -> HumanContact: ...
+
+    @abstractmethod
+    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact: ...
+
+    async def acreate_function_call(self, call: FunctionCall) -> FunctionCall:
+        return await _to_thread(self.create_function_call, call)
+
+    async def aget_function_call(self, call_id: str) -> FunctionCall:
+        return await _to_thread(self.get_function_call, call_id)
+
+    async def await_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
+        return await _to_thread(self.wait_function_call, call_id, timeout)
+
+    async def acreate_human_contact(self, contact: HumanContact) -> HumanContact:
+        return await _to_thread(self.create_human_contact, contact)
+
+    async def aget_human_contact(self, call_id: str) -> HumanContact:
+        return await _to_thread(self.get_human_contact, call_id)
+
+    async def await_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
+        return await _to_thread(self.wait_human_contact, call_id, timeout)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default holds none."""
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+async def _to_thread(fn, *args):  # type: ignore[no-untyped-def]
+    import asyncio  # not at import time: asyncio costs ~100 modules
+
+    return await asyncio.to_thread(fn, *args)

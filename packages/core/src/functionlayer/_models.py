@@ -1,0 +1,295 @@
+"""Wire models of the FunctionLayer open protocol.
+
+Field names and shapes stay JSON-compatible with the predecessor SDK (``functionlayer-ai`` /
+``humanlayer``) so its clients keep working against our server. Fields FunctionLayer adds are
+all optional with ``None``/empty defaults, so old payloads still validate.
+
+Models use ``defer_build`` so importing :mod:`functionlayer` does not pay for building every
+validator up front (see ``bench/core_overhead.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ApprovalPolicy",
+    "CompletedFunctionCall",
+    "CompletedHumanContact",
+    "ContactChannel",
+    "EmailContactChannel",
+    "EmailRecipient",
+    "FunctionCall",
+    "FunctionCallSpec",
+    "FunctionCallStatus",
+    "HumanContact",
+    "HumanContactSpec",
+    "HumanContactStatus",
+    "ResponseOption",
+    "SlackContactChannel",
+    "SMSContactChannel",
+    "WhatsAppContactChannel",
+]
+
+_CONFIG = ConfigDict(defer_build=True, extra="ignore")
+
+
+class _Model(BaseModel):
+    model_config = _CONFIG
+
+
+class SlackContactChannel(_Model):
+    """Route a request to a Slack channel or user."""
+
+    channel_or_user_id: str
+    context_about_channel_or_user: str | None = None
+    bot_token: str | None = None
+    """Overrides the server's bot token for this channel."""
+    allowed_responder_ids: list[str] | None = None
+    """Slack user ids allowed to answer; anyone in the channel when unset."""
+    thread_ts: str | None = None
+
+
+class EmailContactChannel(_Model):
+    """Route a request to an email address."""
+
+    address: str
+    context_about_user: str | None = None
+    subject: str | None = None
+    in_reply_to_message_id: str | None = None
+    references_message_id: str | None = None
+    additional_recipients: list[EmailRecipient] | None = None
+
+
+class EmailRecipient(_Model):
+    address: str
+    context_about_user: str | None = None
+    field: Literal["to", "cc", "bcc"] = "to"
+
+
+class SMSContactChannel(_Model):
+    phone_number: str
+    context_about_user: str | None = None
+
+
+class WhatsAppContactChannel(_Model):
+    phone_number: str
+    context_about_user: str | None = None
+
+
+class ContactChannel(_Model):
+    """Where a request goes. Exactly one kind is normally set (``slack=``, ``email=``, ...).
+
+    ``users`` (a FunctionLayer addition) names web-inbox users who may answer: a request with
+    a channel is shown in the inbox only to the users it is routed to.
+    """
+
+    slack: SlackContactChannel | None = None
+    sms: SMSContactChannel | None = None
+    whatsapp: WhatsAppContactChannel | None = None
+    email: EmailContactChannel | None = None
+    users: list[str] | None = None
+
+    def describe(self) -> str:
+        """A short human description, used for tool names and docstrings."""
+        if self.slack is not None:
+            who = self.slack.context_about_channel_or_user or self.slack.channel_or_user_id
+            return f"Slack ({who})"
+        if self.email is not None:
+            who = self.email.context_about_user or self.email.address
+            return f"email ({who})"
+        if self.sms is not None:
+            return f"SMS ({self.sms.context_about_user or self.sms.phone_number})"
+        if self.whatsapp is not None:
+            return f"WhatsApp ({self.whatsapp.context_about_user or self.whatsapp.phone_number})"
+        if self.users:
+            return f"the web inbox ({', '.join(self.users)})"
+        return "a human"
+
+
+class ResponseOption(_Model):
+    """A pre-written answer the human can pick (for example a reason to reject)."""
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    prompt_fill: str | None = None
+    interactive: bool = False
+
+
+class ApprovalPolicy(_Model):
+    """How a server routes and decides a request (FunctionLayer addition).
+
+    - ``channels`` with ``mode="any_of"``: send to all at once, the first answer wins.
+    - ``mode="escalate"``: send to ``channels[0]``; every ``escalate_after_seconds`` without an
+      answer, also send to the next channel.
+    - ``approvals_required`` > 1: a quorum; that many distinct responders must approve, and any
+      one rejection rejects with that responder's feedback.
+    """
+
+    channels: list[ContactChannel] = Field(default_factory=list)
+    mode: Literal["any_of", "escalate"] = "any_of"
+    escalate_after_seconds: float | None = None
+    approvals_required: int = Field(default=1, ge=1)
+    responders: list[str] | None = None
+    """Who may answer (inbox user names, email addresses or Slack user ids)."""
+
+
+class FunctionCallSpec(_Model):
+    """What the agent wants to run, and how to ask."""
+
+    fn: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    channel: ContactChannel | None = None
+    reject_options: list[ResponseOption] | None = None
+    state: dict[str, Any] | None = None
+    """Opaque to the server; returned untouched."""
+    # FunctionLayer additions.
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    """The request expires this long after it is created; expiry rejects it for good."""
+    policy: ApprovalPolicy | None = None
+    description: str | None = None
+    """The function's docstring, shown to the approver."""
+
+
+class FunctionCallStatus(_Model):
+    requested_at: datetime | None = None
+    responded_at: datetime | None = None
+    approved: bool | None = None
+    """``True`` approved, ``False`` rejected (or answered instead, or expired), ``None`` pending."""
+    comment: str | None = None
+    reject_option_name: str | None = None
+    # FunctionLayer additions.
+    edited_kwargs: dict[str, Any] | None = None
+    """Set when the human approved with edited arguments: run with exactly these."""
+    response: str | None = None
+    """Set when the human answered instead of running the function (``approved`` is False)."""
+    expires_at: datetime | None = None
+    expired: bool = False
+    """True when nobody answered before ``expires_at``: a fail-closed rejection."""
+    responded_by: str | None = None
+    responded_via: str | None = None
+    approvals: list[str] | None = None
+    """Quorum progress: who approved so far."""
+
+    @property
+    def completed(self) -> bool:
+        return self.approved is not None
+
+
+class CompletedFunctionCall(_Model):
+    """A decided call, as returned by :meth:`FunctionCall.as_completed`."""
+
+    call_id: str
+    fn: str
+    kwargs: dict[str, Any]
+    approved: bool
+    comment: str | None = None
+    reject_option_name: str | None = None
+    edited_kwargs: dict[str, Any] | None = None
+    response: str | None = None
+    expired: bool = False
+    responded_by: str | None = None
+
+    @property
+    def approved_kwargs(self) -> dict[str, Any]:
+        """The arguments the human approved: the edits if any, else the proposal."""
+        return self.edited_kwargs if self.edited_kwargs is not None else self.kwargs
+
+
+class FunctionCall(_Model):
+    run_id: str
+    call_id: str
+    spec: FunctionCallSpec
+    status: FunctionCallStatus | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status is not None and self.status.approved is not None
+
+    def as_completed(self) -> CompletedFunctionCall:
+        """The decision; raises :class:`~functionlayer.ApprovalPendingError` while pending."""
+        from functionlayer._errors import ApprovalPendingError
+
+        status = self.status
+        if status is None or status.approved is None:
+            raise ApprovalPendingError(f"function call {self.call_id!r} has no decision yet")
+        return CompletedFunctionCall(
+            call_id=self.call_id,
+            fn=self.spec.fn,
+            kwargs=self.spec.kwargs,
+            approved=status.approved,
+            comment=status.comment,
+            reject_option_name=status.reject_option_name,
+            edited_kwargs=status.edited_kwargs,
+            response=status.response,
+            expired=status.expired,
+            responded_by=status.responded_by,
+        )
+
+
+class HumanContactSpec(_Model):
+    """A question for a human."""
+
+    msg: str
+    subject: str | None = None
+    channel: ContactChannel | None = None
+    response_options: list[ResponseOption] | None = None
+    state: dict[str, Any] | None = None
+    # FunctionLayer additions.
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    policy: ApprovalPolicy | None = None
+
+
+class HumanContactStatus(_Model):
+    requested_at: datetime | None = None
+    responded_at: datetime | None = None
+    response: str | None = None
+    response_option_name: str | None = None
+    # FunctionLayer additions.
+    expires_at: datetime | None = None
+    expired: bool = False
+    responded_by: str | None = None
+    responded_via: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.response is not None or self.expired
+
+
+class CompletedHumanContact(_Model):
+    call_id: str
+    msg: str
+    response: str | None
+    response_option_name: str | None = None
+    expired: bool = False
+    responded_by: str | None = None
+
+
+class HumanContact(_Model):
+    run_id: str
+    call_id: str
+    spec: HumanContactSpec
+    status: HumanContactStatus | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status is not None and self.status.completed
+
+    def as_completed(self) -> CompletedHumanContact:
+        from functionlayer._errors import ApprovalPendingError
+
+        status = self.status
+        if status is None or not status.completed:
+            raise ApprovalPendingError(f"human contact {self.call_id!r} has no answer yet")
+        return CompletedHumanContact(
+            call_id=self.call_id,
+            msg=self.spec.msg,
+            response=status.response,
+            response_option_name=status.response_option_name,
+            expired=status.expired,
+            responded_by=status.responded_by,
+        )
