@@ -1,0 +1,628 @@
+"""Routes of the web inbox (mounted under ``/inbox``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
+
+from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError
+from . import _views as views
+from ._session import COOKIE_NAME, Session, SessionCodec
+
+__all__ = ["create_inbox_router"]
+
+PREFIX = "/inbox"
+VIA = "web"
+RECENT_LIMIT = 20
+LONG_POLL_SECONDS = 25.0
+MAX_TEXT = 20_000  # characters of feedback / answer / edited JSON accepted from a form
+
+# No inline script or style at all: LLM-written text can never become code on these pages.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATIC_TYPES = {
+    "inbox.css": "text/css; charset=utf-8",
+    "inbox.js": "text/javascript; charset=utf-8",
+}
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("functionlayer_server._inbox", "templates"),
+        autoescape=True,  # on for every template, whatever its file name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["option_label"] = views.option_label
+    return env
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    """Static files by name: (content, short content hash for cache busting)."""
+    files = resources.files("functionlayer_server._inbox") / "static"
+    loaded: dict[str, tuple[bytes, str]] = {}
+    for name in STATIC_TYPES:
+        data = (files / name).read_bytes()
+        loaded[name] = (data, hashlib.sha256(data).hexdigest()[:12])
+    return loaded
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site inbox paths after login: no open redirect."""
+    if not target or not target.startswith(PREFIX) or target.startswith("//"):
+        return PREFIX
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return PREFIX
+    return target
+
+
+def create_inbox_router(service: Any, settings: Any) -> APIRouter:
+    """Return the inbox router: pages under ``/inbox``, decisions recorded via ``service``."""
+    router = APIRouter(include_in_schema=False)
+    env = _environment()
+    static = _load_static()
+    secret = getattr(settings, "secret_key", None)
+    public_url = str(getattr(settings, "public_url", "") or "")
+    secure_cookie = public_url.startswith("https://")
+    codec_cache: dict[str, SessionCodec] = {}
+
+    def codec() -> SessionCodec:
+        # The secret may be generated and persisted by the app's lifespan after the router is
+        # built, so read it when the first request arrives rather than at construction.
+        key = str(getattr(settings, "secret_key", None) or secret or "")
+        if key not in codec_cache:
+            codec_cache.clear()
+            codec_cache[key] = SessionCodec(key)
+        return codec_cache[key]
+
+    def static_url(name: str) -> str:
+        return f"{PREFIX}/static/{name}?v={static[name][1]}"
+
+    env.globals["static_url"] = static_url
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def set_session(response: Response, session: Session) -> None:
+        response.set_cookie(
+            COOKIE_NAME,
+            codec().dumps(session),
+            max_age=codec().max_age,
+            path=PREFIX,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookie,
+        )
+
+    def secure(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers[name] = value
+        return response
+
+    def render(
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        status_code: int = 200,
+        session: Session | None = None,
+        new_cookie: bool = False,
+    ) -> Response:
+        html = env.get_template(template).render(**context)
+        response = HTMLResponse(html, status_code=status_code)
+        if session is not None and new_cookie:
+            set_session(response, session)
+        return secure(response)
+
+    def redirect(url: str) -> Response:
+        return secure(RedirectResponse(url, status_code=303))
+
+    def error_page(
+        session: Session | None, user: Any, status_code: int, title: str, message: str
+    ) -> Response:
+        return render(
+            "error.html",
+            {
+                "user": user,
+                "csrf": session.csrf if session else "",
+                "title": title,
+                "message": message,
+            },
+            status_code=status_code,
+        )
+
+    def not_found(session: Session, user: Any) -> Response:
+        return error_page(
+            session, user, 404, "Not found", "There is no request with that id that you may see."
+        )
+
+    # -- session, login and CSRF -------------------------------------------------------------
+
+    def read_session(request: Request) -> Session | None:
+        return codec().loads(request.cookies.get(COOKIE_NAME))
+
+    async def current_user(request: Request) -> tuple[Session | None, Any]:
+        session = read_session(request)
+        if session is None or session.username is None:
+            return session, None
+        user = await service.get_user(session.username)
+        return session, user
+
+    def login_redirect(request: Request) -> Response:
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return redirect(f"{PREFIX}/login?next={quote(target, safe='')}")
+
+    def cross_site(request: Request) -> bool:
+        # Browsers send these on POST; a value naming another site is refused even before the
+        # token is checked. The token below is the real protection.
+        if request.headers.get("sec-fetch-site", "") == "cross-site":
+            return True
+        origin = request.headers.get("origin")
+        if origin is None:
+            return False
+        allowed = {request.headers.get("host", "")}
+        if public_url:
+            allowed.add(urlsplit(public_url).netloc)  # behind a proxy that rewrites Host
+        return urlsplit(origin).netloc not in allowed
+
+    def csrf_ok(request: Request, session: Session | None, form: Mapping[str, Any]) -> bool:
+        if session is None or cross_site(request):
+            return False
+        token = form.get("csrf_token")
+        if not isinstance(token, str) or not token:
+            return False
+        return hmac.compare_digest(token.encode(), session.csrf.encode())
+
+    def csrf_refused(session: Session | None, user: Any) -> Response:
+        return error_page(
+            session,
+            user,
+            403,
+            "Form refused",
+            "This form was refused because its security token was missing or wrong, or it was "
+            "sent from another site. Go back, reload the page and try again.",
+        )
+
+    @router.get(PREFIX + "/login")
+    async def login_page(request: Request, next: str | None = None) -> Response:
+        session, user = await current_user(request)
+        if user is not None:
+            return redirect(_safe_next(next))
+        fresh = session is None
+        if session is None:
+            session = Session.fresh()
+        return render(
+            "login.html",
+            {"user": None, "csrf": session.csrf, "next": _safe_next(next), "error": None},
+            session=session,
+            new_cookie=fresh,
+        )
+
+    @router.post(PREFIX + "/login")
+    async def login_submit(request: Request) -> Response:
+        session = read_session(request)
+        form = await request.form()
+        if not csrf_ok(request, session, form):
+            return csrf_refused(session, None)
+        assert session is not None
+        username = str(form.get("username") or "").strip()
+        password = str(form.get("password") or "")
+        next_url = _safe_next(str(form.get("next") or ""))
+        user = None
+        if username and password:
+            user = await service.authenticate_user(username, password)
+        if user is None:
+            return render(
+                "login.html",
+                {
+                    "user": None,
+                    "csrf": session.csrf,
+                    "next": next_url,
+                    "error": "Wrong username or password.",
+                    "username": username,
+                },
+                status_code=401,
+            )
+        response = redirect(next_url)
+        set_session(response, Session.fresh(user.username))
+        return response
+
+    @router.post(PREFIX + "/logout")
+    async def logout(request: Request) -> Response:
+        session, user = await current_user(request)
+        form = await request.form()
+        if not csrf_ok(request, session, form):
+            return csrf_refused(session, user)
+        response = redirect(f"{PREFIX}/login")
+        response.delete_cookie(COOKIE_NAME, path=PREFIX)
+        return response
+
+    # -- static ------------------------------------------------------------------------------
+
+    @router.get(PREFIX + "/static/{name}")
+    async def static_file(name: str) -> Response:
+        if name not in static:
+            return Response("not found", status_code=404, media_type="text/plain")
+        response = Response(static[name][0], media_type=STATIC_TYPES[name])
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    # -- the list ----------------------------------------------------------------------------
+
+    async def list_context(user: Any) -> dict[str, Any]:
+        now = views.now_utc()
+        pending_calls, pending_contacts, done_calls, done_contacts = await asyncio.gather(
+            service.list_function_calls(pending=True, visible_to=user),
+            service.list_human_contacts(pending=True, visible_to=user),
+            service.list_function_calls(pending=False, visible_to=user, limit=RECENT_LIMIT),
+            service.list_human_contacts(pending=False, visible_to=user, limit=RECENT_LIMIT),
+        )
+        pending = [views.row_for_call(c, now) for c in pending_calls] + [
+            views.row_for_contact(c, now) for c in pending_contacts
+        ]
+        # Longest-waiting first: that is the one most likely holding an agent up.
+        pending.sort(key=lambda row: (row.requested_at is None, row.requested_at or now))
+        decided = [views.row_for_call(c, now) for c in done_calls] + [
+            views.row_for_contact(c, now) for c in done_contacts
+        ]
+        decided.sort(key=lambda row: row.decided_at or row.requested_at or now, reverse=True)
+        return {"pending": pending, "decided": decided[:RECENT_LIMIT]}
+
+    async def current_version() -> int:
+        return int(await service.wait_for_change(-1, 0))
+
+    @router.get(PREFIX)
+    @router.get(PREFIX + "/")
+    async def inbox_list(request: Request) -> Response:
+        session, user = await current_user(request)
+        if user is None or session is None:
+            return login_redirect(request)
+        # Read the counter before the lists: a change in between triggers one more refresh.
+        version = await current_version()
+        context = await list_context(user)
+        return render(
+            "list.html", {"user": user, "csrf": session.csrf, "version": version, **context}
+        )
+
+    @router.get(PREFIX + "/fragment")
+    async def inbox_fragment(request: Request) -> Response:
+        _session, user = await current_user(request)
+        if user is None:
+            return secure(JSONResponse({"detail": "login required"}, status_code=401))
+        return render("_rows.html", await list_context(user))
+
+    @router.get(PREFIX + "/changes")
+    async def inbox_changes(request: Request, since: int = -1) -> Response:
+        """Long-poll: answers as soon as anything changed after ``since``, or after ~25 s."""
+        _session, user = await current_user(request)
+        if user is None:
+            return secure(JSONResponse({"detail": "login required"}, status_code=401))
+        cap = float(getattr(settings, "long_poll_max_seconds", LONG_POLL_SECONDS) or 0)
+        timeout = min(LONG_POLL_SECONDS, cap) if cap > 0 else LONG_POLL_SECONDS
+        version = await service.wait_for_change(since, timeout)
+        return secure(JSONResponse({"version": int(version)}))
+
+    # -- function calls ----------------------------------------------------------------------
+
+    async def visible_call(call_id: str, user: Any) -> FunctionCall | None:
+        try:
+            call = await service.get_function_call(call_id)
+        except NotFoundError:
+            return None
+        if not service.is_visible_to(call, user):
+            return None
+        return call
+
+    async def audit(call_id: str) -> list[dict[str, Any]]:
+        entries = await service.audit_trail(call_id)
+        rows = []
+        for entry in entries:
+            details = getattr(entry, "details", None)
+            if details is not None and not isinstance(details, str):
+                details = json.dumps(details, ensure_ascii=False, default=str)
+            when = getattr(entry, "when", None)
+            rows.append(
+                {
+                    "when": views.format_time(when) if when is not None else "",
+                    "who": getattr(entry, "who", None) or "",
+                    "via": getattr(entry, "via", None) or "",
+                    "action": getattr(entry, "action", None) or "",
+                    "details": details or "",
+                }
+            )
+        return rows
+
+    async def render_call(
+        call: FunctionCall,
+        session: Session,
+        user: Any,
+        *,
+        error: str | None = None,
+        notice: str | None = None,
+        status_code: int = 200,
+        form: Mapping[str, str] | None = None,
+    ) -> Response:
+        now = views.now_utc()
+        status = call.status
+        requested = status.requested_at if status else None
+        expires = status.expires_at if status else None
+        outcome = views.call_outcome(call)
+        values = dict(form or {})
+        return render(
+            "call.html",
+            {
+                "user": user,
+                "csrf": session.csrf,
+                "call": call,
+                "spec": call.spec,
+                "row": views.row_for_call(call, now),
+                "outcome": outcome,
+                "kwargs_json": views.pretty_json(call.spec.kwargs),
+                "edited_text": values.get("edited_kwargs", views.pretty_json(call.spec.kwargs)),
+                "feedback_text": values.get("feedback", ""),
+                "response_text": values.get("response", ""),
+                "open_section": values.get("action", ""),
+                "requested_at": views.format_time(requested),
+                "waiting": views.since(requested, now),
+                "expires_at": views.format_time(expires),
+                "expires_in": views.row_for_call(call, now).expires_in,
+                "channel": views.channel_context(call.spec.channel, call.spec.policy),
+                "audit": await audit(call.call_id),
+                "error": error,
+                "notice": notice,
+                "approvals_required": call.spec.policy.approvals_required
+                if call.spec.policy
+                else 1,
+            },
+            status_code=status_code,
+        )
+
+    @router.get(PREFIX + "/calls/{call_id:path}")
+    async def call_detail(request: Request, call_id: str, decided: str | None = None) -> Response:
+        session, user = await current_user(request)
+        if user is None or session is None:
+            return login_redirect(request)
+        call = await visible_call(call_id, user)
+        if call is None:
+            return not_found(session, user)
+        notice = "Your decision was recorded." if decided else None
+        return await render_call(call, session, user, notice=notice)
+
+    def _text(form: Mapping[str, Any], name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    def decision_from_form(
+        call: FunctionCall, form: Mapping[str, Any]
+    ) -> tuple[FunctionCallStatus | None, str | None]:
+        """The decision a submitted form asks for, or an error message for the page."""
+        action = _text(form, "action")
+        for name in ("feedback", "response", "edited_kwargs", "comment"):
+            if len(_text(form, name)) > MAX_TEXT:
+                return (
+                    None,
+                    f"The {name.replace('_', ' ')} is too long (over {MAX_TEXT} characters).",
+                )
+        if action == "approve":
+            return FunctionCallStatus(approved=True, comment=_text(form, "comment") or None), None
+        if action == "reject":
+            feedback = _text(form, "feedback")
+            option_name = _text(form, "reject_option_name") or None
+            options = {o.name: o for o in call.spec.reject_options or []}
+            if option_name is not None and option_name not in options:
+                return None, "That reject option does not exist for this request."
+            if not feedback and option_name is not None:
+                option = options[option_name]
+                feedback = option.prompt_fill or option.description or option.title or option.name
+            if not feedback:
+                return None, "Write the feedback for the agent: it is required to reject."
+            return (
+                FunctionCallStatus(
+                    approved=False, comment=feedback, reject_option_name=option_name
+                ),
+                None,
+            )
+        if action == "edit":
+            raw = _text(form, "edited_kwargs")
+            try:
+                edited = json.loads(raw)
+            except ValueError as exc:
+                return None, f"The edited arguments are not valid JSON: {exc}."
+            if not isinstance(edited, dict):
+                return None, (
+                    "The edited arguments must be a JSON object of argument names to values, "
+                    'like {"x": 1}.'
+                )
+            if edited == call.spec.kwargs:
+                # Nothing changed: a plain approval, so the agent is not told of phantom edits.
+                return FunctionCallStatus(
+                    approved=True, comment=_text(form, "comment") or None
+                ), None
+            return (
+                FunctionCallStatus(
+                    approved=True, edited_kwargs=edited, comment=_text(form, "comment") or None
+                ),
+                None,
+            )
+        if action == "respond":
+            text = _text(form, "response")
+            if not text:
+                return None, "Write the answer the agent should receive instead."
+            return FunctionCallStatus(approved=False, response=text), None
+        return None, "Unknown action."
+
+    @router.post(PREFIX + "/calls/{call_id:path}")
+    async def call_decide(request: Request, call_id: str) -> Response:
+        session, user = await current_user(request)
+        form = await request.form()
+        if not csrf_ok(request, session, form):
+            return csrf_refused(session, user)
+        if user is None or session is None:
+            return login_redirect(request)
+        call = await visible_call(call_id, user)
+        if call is None:
+            return not_found(session, user)
+        values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+        decision, problem = decision_from_form(call, form)
+        if decision is None:
+            return await render_call(
+                call, session, user, error=problem, status_code=422, form=values
+            )
+        try:
+            await service.respond_function_call(call_id, decision, responder=user.username, via=VIA)
+        except NotFoundError:
+            return not_found(session, user)
+        except AlreadyDecidedError as exc:
+            fresh = await visible_call(call_id, user) or call
+            return await render_call(
+                fresh,
+                session,
+                user,
+                error=f"Nothing was changed: this request was already decided. ({exc})",
+                status_code=409,
+            )
+        except InvalidDecisionError as exc:
+            return await render_call(
+                call, session, user, error=f"Not accepted: {exc}", status_code=422, form=values
+            )
+        return redirect(views.call_url(call_id) + "?decided=1")
+
+    # -- human contacts ----------------------------------------------------------------------
+
+    async def visible_contact(call_id: str, user: Any) -> HumanContact | None:
+        try:
+            contact = await service.get_human_contact(call_id)
+        except NotFoundError:
+            return None
+        if not service.is_visible_to(contact, user):
+            return None
+        return contact
+
+    async def render_contact(
+        contact: HumanContact,
+        session: Session,
+        user: Any,
+        *,
+        error: str | None = None,
+        notice: str | None = None,
+        status_code: int = 200,
+        form: Mapping[str, str] | None = None,
+    ) -> Response:
+        now = views.now_utc()
+        status = contact.status
+        requested = status.requested_at if status else None
+        expires = status.expires_at if status else None
+        row = views.row_for_contact(contact, now)
+        return render(
+            "contact.html",
+            {
+                "user": user,
+                "csrf": session.csrf,
+                "contact": contact,
+                "spec": contact.spec,
+                "row": row,
+                "outcome": views.contact_outcome(contact),
+                "answer_text": (form or {}).get("response", ""),
+                "requested_at": views.format_time(requested),
+                "waiting": views.since(requested, now),
+                "expires_at": views.format_time(expires),
+                "expires_in": row.expires_in,
+                "channel": views.channel_context(contact.spec.channel, contact.spec.policy),
+                "audit": await audit(contact.call_id),
+                "error": error,
+                "notice": notice,
+            },
+            status_code=status_code,
+        )
+
+    @router.get(PREFIX + "/contacts/{call_id:path}")
+    async def contact_detail(
+        request: Request, call_id: str, decided: str | None = None
+    ) -> Response:
+        session, user = await current_user(request)
+        if user is None or session is None:
+            return login_redirect(request)
+        contact = await visible_contact(call_id, user)
+        if contact is None:
+            return not_found(session, user)
+        notice = "Your answer was recorded." if decided else None
+        return await render_contact(contact, session, user, notice=notice)
+
+    @router.post(PREFIX + "/contacts/{call_id:path}")
+    async def contact_answer(request: Request, call_id: str) -> Response:
+        session, user = await current_user(request)
+        form = await request.form()
+        if not csrf_ok(request, session, form):
+            return csrf_refused(session, user)
+        if user is None or session is None:
+            return login_redirect(request)
+        contact = await visible_contact(call_id, user)
+        if contact is None:
+            return not_found(session, user)
+        values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+        text = _text(form, "response")
+        option_name = _text(form, "response_option_name") or None
+        options = {o.name: o for o in contact.spec.response_options or []}
+        problem = None
+        if len(text) > MAX_TEXT:
+            problem = f"The answer is too long (over {MAX_TEXT} characters)."
+        elif option_name is not None and option_name not in options:
+            problem = "That response option does not exist for this request."
+        elif not text and option_name is not None:
+            option = options[option_name]
+            text = option.prompt_fill or option.description or option.title or option.name
+        if not problem and not text:
+            problem = "Write an answer (or pick one of the options)."
+        if problem:
+            return await render_contact(
+                contact, session, user, error=problem, status_code=422, form=values
+            )
+        try:
+            await service.respond_human_contact(
+                call_id,
+                response=text,
+                response_option_name=option_name,
+                responder=user.username,
+                via=VIA,
+            )
+        except NotFoundError:
+            return not_found(session, user)
+        except AlreadyDecidedError as exc:
+            fresh = await visible_contact(call_id, user) or contact
+            return await render_contact(
+                fresh,
+                session,
+                user,
+                error=f"Nothing was changed: this request was already answered. ({exc})",
+                status_code=409,
+            )
+        except InvalidDecisionError as exc:
+            return await render_contact(
+                contact, session, user, error=f"Not accepted: {exc}", status_code=422, form=values
+            )
+        return redirect(views.contact_url(call_id) + "?decided=1")
+
+    return router

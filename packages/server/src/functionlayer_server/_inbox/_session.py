@@ -1,0 +1,87 @@
+"""Signed session cookies and CSRF tokens for the inbox.
+
+The cookie holds ``{"u": username | None, "csrf": token, "iat": unix}`` as base64 JSON plus an
+HMAC-SHA256 over it keyed by ``settings.secret_key``: the server keeps no session table, and a
+forged or altered cookie is simply ignored (the visitor is logged out).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+__all__ = ["COOKIE_NAME", "Session", "SessionCodec"]
+
+COOKIE_NAME = "functionlayer_session"
+SESSION_MAX_AGE = 12 * 3600
+
+
+@dataclass
+class Session:
+    username: str | None
+    csrf: str
+    issued_at: int
+
+    @classmethod
+    def fresh(cls, username: str | None = None) -> Session:
+        # A new CSRF token on every login too, so a token seen before login is useless after.
+        return cls(username=username, csrf=secrets.token_urlsafe(32), issued_at=int(time.time()))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionCodec:
+    def __init__(self, secret_key: str, *, max_age: int = SESSION_MAX_AGE) -> None:
+        if not secret_key:
+            raise ValueError("the inbox needs settings.secret_key to sign session cookies")
+        # Derive a key for this purpose only, so the same secret can sign other things safely.
+        self._key = hashlib.sha256(
+            b"functionlayer-inbox-session\x00" + secret_key.encode()
+        ).digest()
+        self.max_age = max_age
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+
+    def dumps(self, session: Session) -> str:
+        body = json.dumps(
+            {"u": session.username, "csrf": session.csrf, "iat": session.issued_at},
+            separators=(",", ":"),
+        )
+        payload = _b64(body.encode())
+        return f"{payload}.{self._sign(payload)}"
+
+    def loads(self, cookie: str | None) -> Session | None:
+        """The session in ``cookie``, or None when missing, forged, malformed or too old."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        payload, signature = cookie.split(".")
+        try:
+            expected = self._sign(payload)
+        except UnicodeEncodeError:
+            return None
+        if not hmac.compare_digest(expected, signature):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            username = data["u"]
+            csrf = data["csrf"]
+            issued_at = int(data["iat"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(csrf, str) or not (username is None or isinstance(username, str)):
+            return None
+        if time.time() - issued_at > self.max_age:
+            return None
+        return Session(username=username, csrf=csrf, issued_at=issued_at)

@@ -1,0 +1,281 @@
+"""Plain view data for the inbox templates, built from the wire models.
+
+Templates only format what is computed here; every string from a request (written by the LLM)
+stays a plain ``str`` and is escaped by Jinja2's autoescape when rendered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from functionlayer._models import (
+    ApprovalPolicy,
+    ContactChannel,
+    FunctionCall,
+    HumanContact,
+    ResponseOption,
+)
+
+__all__ = [
+    "Outcome",
+    "RequestRow",
+    "call_outcome",
+    "channel_context",
+    "contact_outcome",
+    "format_duration",
+    "format_time",
+    "pretty_json",
+    "row_for_call",
+    "row_for_contact",
+    "short_args",
+]
+
+SHORT_ARGS_LIMIT = 120
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m 05s``, ``2h 10m``, ``4d 3h``."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def format_time(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def since(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return ""
+    return format_duration((now - _aware(moment)).total_seconds())
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def short_args(kwargs: dict[str, Any], limit: int = SHORT_ARGS_LIMIT) -> str:
+    text = ", ".join(f"{name}={_compact(value)}" for name, value in kwargs.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shorten(text: str, limit: int = SHORT_ARGS_LIMIT) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@dataclass
+class Outcome:
+    """How a request ended (or that it is still open), for the status box."""
+
+    pending: bool
+    label: str  # short badge text: "pending", "approved", "rejected", ...
+    tone: str  # css class: pending / ok / bad / info
+    summary: str = ""
+    who: str | None = None
+    via: str | None = None
+    when: str = ""
+    comment: str | None = None
+    option: str | None = None
+    response: str | None = None
+    edited_json: str | None = None
+    approvals: list[str] = field(default_factory=list)
+
+
+def call_outcome(call: FunctionCall) -> Outcome:
+    status = call.status
+    if status is None or status.approved is None:
+        approvals = list(status.approvals or []) if status else []
+        return Outcome(pending=True, label="pending", tone="pending", approvals=approvals)
+    common: dict[str, Any] = {
+        "pending": False,
+        "who": status.responded_by,
+        "via": status.responded_via,
+        "when": format_time(status.responded_at),
+        "comment": status.comment,
+        "option": status.reject_option_name,
+        "approvals": list(status.approvals or []),
+    }
+    if status.approved:
+        if status.edited_kwargs is not None:
+            return Outcome(
+                label="approved with edits",
+                tone="ok",
+                summary="Approved with edited arguments",
+                edited_json=pretty_json(status.edited_kwargs),
+                **common,
+            )
+        return Outcome(label="approved", tone="ok", summary="Approved", **common)
+    if status.expired:
+        return Outcome(
+            label="expired", tone="bad", summary="Expired without an answer (rejected)", **common
+        )
+    if status.response is not None:
+        return Outcome(
+            label="answered instead",
+            tone="info",
+            summary="Answered instead of running the function",
+            response=status.response,
+            **common,
+        )
+    return Outcome(label="rejected", tone="bad", summary="Rejected", **common)
+
+
+def contact_outcome(contact: HumanContact) -> Outcome:
+    status = contact.status
+    if status is None or not status.completed:
+        return Outcome(pending=True, label="pending", tone="pending")
+    common: dict[str, Any] = {
+        "pending": False,
+        "who": status.responded_by,
+        "via": status.responded_via,
+        "when": format_time(status.responded_at),
+        "option": status.response_option_name,
+    }
+    if status.response is None and status.expired:
+        return Outcome(label="expired", tone="bad", summary="Expired without an answer", **common)
+    return Outcome(
+        label="answered", tone="ok", summary="Answered", response=status.response, **common
+    )
+
+
+@dataclass
+class RequestRow:
+    kind: str  # "call" or "contact"
+    call_id: str
+    run_id: str
+    title: str
+    summary: str
+    url: str
+    requested_at: datetime | None
+    waiting: str
+    expires_in: str
+    outcome: Outcome
+    decided_at: datetime | None
+
+
+def call_url(call_id: str) -> str:
+    return "/inbox/calls/" + quote(call_id, safe="")
+
+
+def contact_url(call_id: str) -> str:
+    return "/inbox/contacts/" + quote(call_id, safe="")
+
+
+def _expires_in(expires_at: datetime | None, now: datetime) -> str:
+    if expires_at is None:
+        return ""
+    left = (_aware(expires_at) - now).total_seconds()
+    return format_duration(left) if left > 0 else "now"
+
+
+def row_for_call(call: FunctionCall, now: datetime) -> RequestRow:
+    status = call.status
+    return RequestRow(
+        kind="call",
+        call_id=call.call_id,
+        run_id=call.run_id,
+        title=call.spec.fn,
+        summary=short_args(call.spec.kwargs),
+        url=call_url(call.call_id),
+        requested_at=status.requested_at if status else None,
+        waiting=since(status.requested_at if status else None, now),
+        expires_in=_expires_in(status.expires_at if status else None, now),
+        outcome=call_outcome(call),
+        decided_at=status.responded_at if status else None,
+    )
+
+
+def row_for_contact(contact: HumanContact, now: datetime) -> RequestRow:
+    status = contact.status
+    spec = contact.spec
+    return RequestRow(
+        kind="contact",
+        call_id=contact.call_id,
+        run_id=contact.run_id,
+        title=spec.subject or "Question from the agent",
+        summary=_shorten(spec.msg),
+        url=contact_url(contact.call_id),
+        requested_at=status.requested_at if status else None,
+        waiting=since(status.requested_at if status else None, now),
+        expires_in=_expires_in(status.expires_at if status else None, now),
+        outcome=contact_outcome(contact),
+        decided_at=status.responded_at if status else None,
+    )
+
+
+def _channel_lines(channel: ContactChannel, prefix: str = "") -> Iterable[tuple[str, str]]:
+    if channel.slack is not None:
+        slack = channel.slack
+        yield f"{prefix}Slack", slack.channel_or_user_id
+        if slack.context_about_channel_or_user:
+            yield f"{prefix}Slack context", slack.context_about_channel_or_user
+        if slack.allowed_responder_ids:
+            yield f"{prefix}Slack responders", ", ".join(slack.allowed_responder_ids)
+    if channel.email is not None:
+        email = channel.email
+        yield f"{prefix}Email", email.address
+        if email.context_about_user:
+            yield f"{prefix}Email context", email.context_about_user
+        if email.subject:
+            yield f"{prefix}Email subject", email.subject
+        for recipient in email.additional_recipients or []:
+            yield f"{prefix}Email {recipient.field}", recipient.address
+    if channel.sms is not None:
+        yield f"{prefix}SMS", channel.sms.phone_number
+    if channel.whatsapp is not None:
+        yield f"{prefix}WhatsApp", channel.whatsapp.phone_number
+    if channel.users:
+        yield f"{prefix}Inbox users", ", ".join(channel.users)
+
+
+def channel_context(
+    channel: ContactChannel | None, policy: ApprovalPolicy | None
+) -> list[tuple[str, str]]:
+    """Label/value pairs describing where a request was routed."""
+    lines: list[tuple[str, str]] = []
+    if channel is not None:
+        lines.extend(_channel_lines(channel))
+    if policy is not None:
+        if policy.responders:
+            lines.append(("Responders", ", ".join(policy.responders)))
+        if policy.approvals_required > 1:
+            lines.append(("Approvals required", str(policy.approvals_required)))
+        if policy.channels:
+            lines.append(("Policy mode", policy.mode))
+            for index, policy_channel in enumerate(policy.channels, start=1):
+                lines.extend(_channel_lines(policy_channel, prefix=f"#{index} "))
+    if not lines:
+        lines.append(("Routing", "not routed: every inbox user may answer"))
+    return lines
+
+
+def option_label(option: ResponseOption) -> str:
+    return option.title or option.name
