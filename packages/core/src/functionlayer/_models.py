@@ -29,8 +29,8 @@ __all__ = [
     "HumanContactSpec",
     "HumanContactStatus",
     "ResponseOption",
-    "SlackContactChannel",
     "SMSContactChannel",
+    "SlackContactChannel",
     "WhatsAppContactChannel",
 ]
 

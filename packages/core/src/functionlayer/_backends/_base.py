@@ -41,6 +41,23 @@ class Backend(ABC):
     @abstractmethod
     def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact: ...
 
+    @abstractmethod
+    def expire_function_call(self, call_id: str, reason: str) -> FunctionCall:
+        """Reject a still-pending call for good (its deadline passed) and return the final state.
+
+        Atomic: if a decision arrived first, that decision is returned unchanged, so a late
+        answer can never resurrect an expired call nor an expiry overwrite an answer.
+        """
+
+    @abstractmethod
+    def expire_human_contact(self, call_id: str, reason: str) -> HumanContact: ...
+
+    async def aexpire_function_call(self, call_id: str, reason: str) -> FunctionCall:
+        return await _to_thread(self.expire_function_call, call_id, reason)
+
+    async def aexpire_human_contact(self, call_id: str, reason: str) -> HumanContact:
+        return await _to_thread(self.expire_human_contact, call_id, reason)
+
     async def acreate_function_call(self, call: FunctionCall) -> FunctionCall:
         return await _to_thread(self.create_function_call, call)
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Reply",
-    "Script",
+    "ModelScript",
     "ScriptedModel",
     "ScriptedToolCall",
     "Step",
@@ -82,7 +82,7 @@ class Reply:
 Step: TypeAlias = Reply | Callable[[Request], Reply]
 """A scripted reply, or a function of the request that builds one."""
 
-Script: TypeAlias = Sequence[Step] | Callable[[Request], "Reply | None"]
+ModelScript: TypeAlias = Sequence[Step] | Callable[[Request], "Reply | None"]
 
 
 def _resolve(step: Step, request: Request) -> Reply:
@@ -242,7 +242,7 @@ class ScriptedModel:
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, script: Script, *, model: str = "scripted-model", port: int = 0) -> None:
+    def __init__(self, script: ModelScript, *, model: str = "scripted-model", port: int = 0) -> None:
         if not callable(script) and not isinstance(script, Sequence):
             raise TypeError("script must be a list of steps or a function (request) -> Reply")
         self._script = script
@@ -607,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--port", type=int, default=0, help="port to listen on (default: a free one)"
     )
     args = parser.parse_args(argv)
-    script: Script = _load_script(args.script) if args.script else math_script()
+    script: ModelScript = _load_script(args.script) if args.script else math_script()
     with ScriptedModel(script, port=args.port) as model:
         print(model.base_url, flush=True)
         try:

@@ -1,0 +1,423 @@
+"""The client of the FunctionLayer open protocol (docs/protocol.md).
+
+Waits are long-polls (``GET ...?wait=S``: the server answers as soon as the status changes);
+against a server that ignores ``wait`` it falls back to polling with capped exponential backoff
+and jitter. Connection errors, timeouts, 429 and 5xx are retried with backoff for ``retry_for``
+seconds; creation is idempotent by call id, so retrying it never makes a second request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import weakref
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from functionlayer._backends._base import Backend
+from functionlayer._errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConflictError,
+    FunctionLayerError,
+    MalformedResponseError,
+    NotFoundError,
+)
+from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact, HumanContactStatus
+
+__all__ = ["HttpBackend"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_USER_AGENT = "functionlayer-python/0.1"
+
+
+class _Backoff:
+    """Capped exponential backoff with jitter, bounded by an overall deadline."""
+
+    def __init__(self, initial: float, cap: float, give_up_at: float) -> None:
+        self.initial, self.cap, self.give_up_at = initial, cap, give_up_at
+        self.attempt = 0
+
+    def next_delay(self, retry_after: float | None = None) -> float | None:
+        """Seconds to sleep before the next try, or ``None`` when it is time to give up."""
+        delay = min(self.cap, self.initial * (2**self.attempt)) * random.uniform(0.5, 1.0)
+        self.attempt += 1
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.cap * 4))
+        if time.monotonic() + delay > self.give_up_at:
+            return None
+        return delay
+
+
+class HttpBackend(Backend):
+    """Talks to a FunctionLayer server (or any server of the open protocol).
+
+    ``base_url`` defaults to ``FUNCTIONLAYER_API_BASE`` and ``token`` to
+    ``FUNCTIONLAYER_API_TOKEN``. ``transport``/``async_transport`` plug in custom httpx
+    transports.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        request_timeout: float = 10.0,
+        long_poll: float = 25.0,
+        retry_for: float = 60.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        base_url = base_url or os.environ.get("FUNCTIONLAYER_API_BASE")
+        if not base_url:
+            raise ValueError(
+                "no FunctionLayer server configured: pass base_url= or set FUNCTIONLAYER_API_BASE "
+                "(e.g. http://127.0.0.1:8080/functionlayer/v1)"
+            )
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"FUNCTIONLAYER_API_BASE must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        token = token if token is not None else os.environ.get("FUNCTIONLAYER_API_TOKEN")
+        self._headers = {"User-Agent": _USER_AGENT, "Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self.request_timeout = request_timeout
+        self.long_poll = long_poll
+        self.retry_for = retry_for
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        # Long-polls hold a connection each: no pool cap, or thousands of waits would queue.
+        self._limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        self._transport = transport
+        self._async_transport = async_transport
+        self._client: httpx.Client | None = None
+        # One AsyncClient per event loop: an httpx AsyncClient cannot cross loops.
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpBackend(base_url={self.base_url!r})"
+
+    # ------------------------------------------------------------------ protocol
+
+    def create_function_call(self, call: FunctionCall) -> FunctionCall:
+        return self._send(FunctionCall, "POST", "/function_calls", body=call)
+
+    def get_function_call(self, call_id: str) -> FunctionCall:
+        return self._send(FunctionCall, "GET", f"/function_calls/{quote(call_id, safe='')}")
+
+    def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
+        return self._wait(FunctionCall, f"/function_calls/{quote(call_id, safe='')}", timeout)
+
+    def expire_function_call(self, call_id: str, reason: str) -> FunctionCall:
+        status = FunctionCallStatus(approved=False, comment=reason, expired=True)
+        path = f"/agent/function_calls/{quote(call_id, safe='')}/respond"
+        try:
+            return self._send(FunctionCall, "POST", path, body=status)
+        except ConflictError:  # decided first: that decision stands
+            return self.get_function_call(call_id)
+        except BackendError:  # a server that refuses agent-side expiry: still reject locally
+            return _expired_locally(self.get_function_call(call_id), reason)
+
+    def create_human_contact(self, contact: HumanContact) -> HumanContact:
+        return self._send(HumanContact, "POST", "/contact_requests", body=contact)
+
+    def get_human_contact(self, call_id: str) -> HumanContact:
+        return self._send(HumanContact, "GET", f"/contact_requests/{quote(call_id, safe='')}")
+
+    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
+        return self._wait(HumanContact, f"/contact_requests/{quote(call_id, safe='')}", timeout)
+
+    def expire_human_contact(self, call_id: str, reason: str) -> HumanContact:
+        path = f"/agent/human_contacts/{quote(call_id, safe='')}/respond"
+        try:
+            return self._send(HumanContact, "POST", path, body=HumanContactStatus(expired=True))
+        except ConflictError:
+            return self.get_human_contact(call_id)
+        except BackendError:
+            return _expired_locally(self.get_human_contact(call_id), reason)
+
+    async def acreate_function_call(self, call: FunctionCall) -> FunctionCall:
+        return await self._asend(FunctionCall, "POST", "/function_calls", body=call)
+
+    async def aget_function_call(self, call_id: str) -> FunctionCall:
+        return await self._asend(FunctionCall, "GET", f"/function_calls/{quote(call_id, safe='')}")
+
+    async def await_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
+        return await self._await(
+            FunctionCall, f"/function_calls/{quote(call_id, safe='')}", timeout
+        )
+
+    async def aexpire_function_call(self, call_id: str, reason: str) -> FunctionCall:
+        status = FunctionCallStatus(approved=False, comment=reason, expired=True)
+        path = f"/agent/function_calls/{quote(call_id, safe='')}/respond"
+        try:
+            return await self._asend(FunctionCall, "POST", path, body=status)
+        except ConflictError:
+            return await self.aget_function_call(call_id)
+        except BackendError:
+            return _expired_locally(await self.aget_function_call(call_id), reason)
+
+    async def acreate_human_contact(self, contact: HumanContact) -> HumanContact:
+        return await self._asend(HumanContact, "POST", "/contact_requests", body=contact)
+
+    async def aget_human_contact(self, call_id: str) -> HumanContact:
+        return await self._asend(
+            HumanContact, "GET", f"/contact_requests/{quote(call_id, safe='')}"
+        )
+
+    async def await_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
+        return await self._await(
+            HumanContact, f"/contact_requests/{quote(call_id, safe='')}", timeout
+        )
+
+    async def aexpire_human_contact(self, call_id: str, reason: str) -> HumanContact:
+        path = f"/agent/human_contacts/{quote(call_id, safe='')}/respond"
+        try:
+            return await self._asend(
+                HumanContact, "POST", path, body=HumanContactStatus(expired=True)
+            )
+        except ConflictError:
+            return await self.aget_human_contact(call_id)
+        except BackendError:
+            return _expired_locally(await self.aget_human_contact(call_id), reason)
+
+    # ------------------------------------------------------------------- waiting
+
+    def _wait(self, model: type[M], path: str, timeout: float | None) -> M:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poll = _PollPacing(self.backoff_initial, self.backoff_max)
+        while True:
+            wait = self._wait_seconds(deadline)
+            started = time.monotonic()
+            item = self._send(model, "GET", path, wait=wait, deadline=deadline)
+            if _completed(item) or _remaining(deadline) == 0:
+                return item
+            pause = poll.after(time.monotonic() - started, wait, _remaining(deadline))
+            if pause:
+                time.sleep(pause)
+
+    async def _await(self, model: type[M], path: str, timeout: float | None) -> M:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poll = _PollPacing(self.backoff_initial, self.backoff_max)
+        while True:
+            wait = self._wait_seconds(deadline)
+            started = time.monotonic()
+            item = await self._asend(model, "GET", path, wait=wait, deadline=deadline)
+            if _completed(item) or _remaining(deadline) == 0:
+                return item
+            pause = poll.after(time.monotonic() - started, wait, _remaining(deadline))
+            if pause:
+                await asyncio.sleep(pause)
+
+    def _wait_seconds(self, deadline: float | None) -> float:
+        remaining = _remaining(deadline)
+        wait = self.long_poll if remaining is None else min(self.long_poll, remaining)
+        return round(wait, 3) if wait >= 0.05 else 0.0
+
+    # --------------------------------------------------------------- the request
+
+    def _request_args(
+        self, method: str, path: str, body: BaseModel | None, wait: float | None
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "method": method,
+            "url": self.base_url + path,
+            "headers": self._headers,
+            "timeout": httpx.Timeout(
+                self.request_timeout, read=self.request_timeout + (wait or 0.0)
+            ),
+        }
+        if wait:
+            args["params"] = {"wait": f"{wait:g}"}
+        if body is not None:
+            # Null fields included, as the predecessor's clients and servers expect.
+            args["content"] = body.model_dump_json()
+            args["headers"] = {**self._headers, "Content-Type": "application/json"}
+        return args
+
+    def _give_up_at(self, deadline: float | None) -> float:
+        give_up = time.monotonic() + self.retry_for
+        return give_up if deadline is None else min(give_up, max(deadline, time.monotonic() + 1.0))
+
+    def _send(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        wait: float | None = None,
+        deadline: float | None = None,
+    ) -> M:
+        backoff = _Backoff(self.backoff_initial, self.backoff_max, self._give_up_at(deadline))
+        args = self._request_args(method, path, body, wait)
+        while True:
+            try:
+                response = self._sync_client().request(**args)
+            except httpx.TransportError as exc:
+                failure: FunctionLayerError = BackendUnavailableError(
+                    f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
+                )
+                retry_after = None
+            else:
+                outcome = _interpret(model, response)
+                if not isinstance(outcome, _Retry):
+                    return outcome
+                failure, retry_after = outcome.error, outcome.retry_after
+            delay = backoff.next_delay(retry_after)
+            if delay is None:
+                raise failure
+            time.sleep(delay)
+
+    async def _asend(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        wait: float | None = None,
+        deadline: float | None = None,
+    ) -> M:
+        backoff = _Backoff(self.backoff_initial, self.backoff_max, self._give_up_at(deadline))
+        args = self._request_args(method, path, body, wait)
+        while True:
+            try:
+                response = await self._async_client().request(**args)
+            except httpx.TransportError as exc:
+                failure: FunctionLayerError = BackendUnavailableError(
+                    f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
+                )
+                retry_after = None
+            else:
+                outcome = _interpret(model, response)
+                if not isinstance(outcome, _Retry):
+                    return outcome
+                failure, retry_after = outcome.error, outcome.retry_after
+            delay = backoff.next_delay(retry_after)
+            if delay is None:
+                raise failure
+            await asyncio.sleep(delay)
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(transport=self._transport, limits=self._limits)
+        return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(transport=self._async_transport, limits=self._limits)
+            self._aclients[loop] = client
+        return client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        self.close()
+        client = self._aclients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+class _Retry:
+    def __init__(self, error: FunctionLayerError, retry_after: float | None) -> None:
+        self.error, self.retry_after = error, retry_after
+
+
+def _interpret(model: type[M], response: httpx.Response) -> M | _Retry:
+    """A parsed model, a transient failure to retry, or a raised permanent error."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        return _Retry(
+            BackendUnavailableError(
+                f"the FunctionLayer server answered {status}: {_detail(response)}"
+            ),
+            _retry_after(response),
+        )
+    if status >= 400:
+        message = f"the FunctionLayer server refused the request ({status}): {_detail(response)}"
+        if status == 404:
+            raise NotFoundError(message, status_code=status)
+        if status == 409:
+            raise ConflictError(message, status_code=status)
+        if status in (401, 403):
+            message += " (check FUNCTIONLAYER_API_TOKEN)"
+        raise BackendError(message, status_code=status)
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise MalformedResponseError(
+            f"the FunctionLayer server's answer ({status}) is not a valid {model.__name__}: "
+            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}; body starts {response.text[:120]!r}"
+        ) from exc
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:500]
+    return str(body)[:200]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _completed(item: FunctionCall | HumanContact | BaseModel) -> bool:
+    return bool(getattr(item, "completed", False))
+
+
+class _PollPacing:
+    """Detects a server that ignores ``?wait=`` and paces the polls it then needs."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self.initial, self.cap, self.delay = initial, cap, initial
+
+    def after(self, elapsed: float, asked: float, remaining: float | None) -> float:
+        if asked >= 0.2 and elapsed >= asked * 0.5:
+            self.delay = self.initial  # the server held the request: long-polling works
+            return 0.0
+        pause = self.delay * random.uniform(0.5, 1.0)
+        self.delay = min(self.cap, self.delay * 2)
+        return pause if remaining is None else min(pause, remaining)
+
+
+_Decided = TypeVar("_Decided", FunctionCall, HumanContact)
+
+
+def _expired_locally(item: _Decided, reason: str) -> _Decided:
+    if item.completed:
+        return item
+    if isinstance(item, FunctionCall):
+        status = (item.status or FunctionCallStatus()).model_copy(
+            update={"approved": False, "expired": True, "comment": reason}
+        )
+    else:
+        status = (item.status or HumanContactStatus()).model_copy(update={"expired": True})
+    return item.model_copy(update={"status": status})

@@ -1,0 +1,566 @@
+"""The FunctionLayer client: guarded functions, human contact, and the lower-level request API."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import os
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from functionlayer import _feedback
+from functionlayer._backends._base import Backend
+from functionlayer._context import current_call_id
+from functionlayer._errors import (
+    ApprovalTimeoutError,
+    ConflictError,
+    FunctionLayerError,
+    InvalidEditError,
+    MalformedResponseError,
+)
+from functionlayer._models import (
+    CompletedFunctionCall,
+    ContactChannel,
+    FunctionCall,
+    FunctionCallSpec,
+    HumanContact,
+    HumanContactSpec,
+    ResponseOption,
+)
+
+__all__ = ["ApprovalMethod", "FunctionLayer"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_UNSET: Any = object()
+
+
+class ApprovalMethod(str, enum.Enum):
+    """Where approvals go when no ``backend`` is given."""
+
+    TERMINAL = "terminal"
+    CLOUD = "cloud"
+    # The predecessor's names.
+    CLI = "terminal"
+    BACKEND = "cloud"
+
+
+class FunctionLayer:
+    """Ask humans before functions run, and ask humans questions.
+
+    ``FunctionLayer()`` uses the terminal unless ``FUNCTIONLAYER_API_BASE`` is set, in which case
+    it talks to that server (token from ``FUNCTIONLAYER_API_TOKEN``). Pass ``backend=`` to use any
+    other backend, e.g. :class:`functionlayer.testing.ScriptedHuman` in tests.
+
+    ``timeout`` (seconds) bounds every wait for a human; a decorator's own ``timeout`` overrides it.
+    On expiry the request is rejected for good.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        approval_method: ApprovalMethod | str | None = None,
+        api_base: str | None = None,
+        api_token: str | None = None,
+        run_id: str | None = None,
+        agent_name: str | None = None,
+        timeout: float | None = None,
+        contact_channel: ContactChannel | None = None,
+    ) -> None:
+        if backend is None:
+            backend = _default_backend(approval_method, api_base, api_token)
+        self.backend = backend
+        self.run_id = run_id or f"{agent_name or 'agent'}-{uuid.uuid4().hex[:12]}"
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        self.timeout = timeout
+        self.contact_channel = contact_channel
+
+    def __repr__(self) -> str:
+        return f"FunctionLayer(backend={self.backend!r}, run_id={self.run_id!r})"
+
+    # ----------------------------------------------------------------- decorator
+
+    def require_approval(
+        self,
+        contact_channel: ContactChannel | None = None,
+        *,
+        reject_options: Sequence[ResponseOption] | None = None,
+        timeout: float | None = _UNSET,
+        when: Callable[..., bool | Awaitable[bool]] | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R | str]]:
+        """Guard a function: it runs only after a human approves that exact call.
+
+        Rejected, expired or undecidable calls return a message for the LLM instead of running.
+        ``when`` gets the call's named arguments; when it returns false the function runs
+        without asking.
+        """
+        if timeout is not _UNSET and timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+
+        def decorator(fn: Callable[P, R]) -> Callable[P, R | str]:
+            guard = _Guard(
+                self,
+                fn,
+                channel=contact_channel,
+                reject_options=list(reject_options) if reject_options else None,
+                timeout=timeout,
+                when=when,
+            )
+            return guard.wrapper()
+
+        return decorator
+
+    # ------------------------------------------------------------- human as tool
+
+    def human_as_tool(
+        self,
+        contact_channel: ContactChannel | None = None,
+        response_options: Sequence[ResponseOption] | None = None,
+        *,
+        timeout: float | None = _UNSET,
+    ) -> Callable[[str], str]:
+        """A tool function ``(message) -> answer`` that asks a human and returns their answer."""
+        channel = contact_channel or self.contact_channel
+        options = list(response_options) if response_options else None
+        wait = self.timeout if timeout is _UNSET else timeout
+
+        def contact_human(message: str) -> str:
+            spec = HumanContactSpec(
+                msg=message, channel=channel, response_options=options, timeout_seconds=wait
+            )
+            try:
+                contact = self.fetch_human_response(spec, call_id=current_call_id())
+            except FunctionLayerError as exc:
+                return _feedback.contact_failed_message(str(exc))
+            return _contact_answer(contact)
+
+        _describe_contact_tool(contact_human, channel)
+        return contact_human
+
+    def ahuman_as_tool(
+        self,
+        contact_channel: ContactChannel | None = None,
+        response_options: Sequence[ResponseOption] | None = None,
+        *,
+        timeout: float | None = _UNSET,
+    ) -> Callable[[str], Awaitable[str]]:
+        """The async twin of :meth:`human_as_tool`."""
+        channel = contact_channel or self.contact_channel
+        options = list(response_options) if response_options else None
+        wait = self.timeout if timeout is _UNSET else timeout
+
+        async def contact_human(message: str) -> str:
+            spec = HumanContactSpec(
+                msg=message, channel=channel, response_options=options, timeout_seconds=wait
+            )
+            try:
+                contact = await self.afetch_human_response(spec, call_id=current_call_id())
+            except FunctionLayerError as exc:
+                return _feedback.contact_failed_message(str(exc))
+            return _contact_answer(contact)
+
+        _describe_contact_tool(contact_human, channel)
+        return contact_human
+
+    # ------------------------------------------------------- function calls, sync
+
+    def create_function_call(
+        self, spec: FunctionCallSpec, call_id: str | None = None, *, run_id: str | None = None
+    ) -> FunctionCall:
+        """Send a request without waiting. Idempotent per ``call_id``."""
+        call = FunctionCall(run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec)
+        return _check_same_request(call, self.backend.create_function_call(call))
+
+    def get_function_call(self, call_id: str) -> FunctionCall:
+        return self.backend.get_function_call(call_id)
+
+    def fetch_approval(
+        self,
+        spec: FunctionCallSpec,
+        call_id: str | None = None,
+        *,
+        timeout: float | None = _UNSET,
+    ) -> FunctionCall:
+        """Send a request and block until it is decided (or expires: then it is rejected).
+
+        Raises a :class:`~functionlayer.FunctionLayerError` when no decision can be had.
+        """
+        wait = self._timeout_for(spec, timeout)
+        call = self.create_function_call(spec, call_id or current_call_id())
+        deadline = None if wait is None else time.monotonic() + wait
+        while not call.completed:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                call = self.backend.expire_function_call(call.call_id, _expiry_reason(wait))
+                break
+            call = _check_same_request(
+                call, self.backend.wait_function_call(call.call_id, remaining)
+            )
+        return call
+
+    # ------------------------------------------------------ function calls, async
+
+    async def acreate_function_call(
+        self, spec: FunctionCallSpec, call_id: str | None = None, *, run_id: str | None = None
+    ) -> FunctionCall:
+        call = FunctionCall(run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec)
+        return _check_same_request(call, await self.backend.acreate_function_call(call))
+
+    async def aget_function_call(self, call_id: str) -> FunctionCall:
+        return await self.backend.aget_function_call(call_id)
+
+    async def afetch_approval(
+        self,
+        spec: FunctionCallSpec,
+        call_id: str | None = None,
+        *,
+        timeout: float | None = _UNSET,
+    ) -> FunctionCall:
+        wait = self._timeout_for(spec, timeout)
+        call = await self.acreate_function_call(spec, call_id or current_call_id())
+        deadline = None if wait is None else time.monotonic() + wait
+        while not call.completed:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                call = await self.backend.aexpire_function_call(call.call_id, _expiry_reason(wait))
+                break
+            call = _check_same_request(
+                call, await self.backend.await_function_call(call.call_id, remaining)
+            )
+        return call
+
+    # ------------------------------------------------------------ human contacts
+
+    def create_human_contact(
+        self, spec: HumanContactSpec, call_id: str | None = None, *, run_id: str | None = None
+    ) -> HumanContact:
+        contact = HumanContact(
+            run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec
+        )
+        return _check_same_contact(contact, self.backend.create_human_contact(contact))
+
+    def get_human_contact(self, call_id: str) -> HumanContact:
+        return self.backend.get_human_contact(call_id)
+
+    def fetch_human_response(
+        self, spec: HumanContactSpec, call_id: str | None = None, *, timeout: float | None = _UNSET
+    ) -> HumanContact:
+        """Ask a human and block until they answer (or the request expires)."""
+        wait = self._timeout_for(spec, timeout)
+        contact = self.create_human_contact(spec, call_id or current_call_id())
+        deadline = None if wait is None else time.monotonic() + wait
+        while not contact.completed:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                contact = self.backend.expire_human_contact(contact.call_id, _expiry_reason(wait))
+                break
+            contact = self.backend.wait_human_contact(contact.call_id, remaining)
+        return contact
+
+    async def acreate_human_contact(
+        self, spec: HumanContactSpec, call_id: str | None = None, *, run_id: str | None = None
+    ) -> HumanContact:
+        contact = HumanContact(
+            run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec
+        )
+        return _check_same_contact(contact, await self.backend.acreate_human_contact(contact))
+
+    async def aget_human_contact(self, call_id: str) -> HumanContact:
+        return await self.backend.aget_human_contact(call_id)
+
+    async def afetch_human_response(
+        self, spec: HumanContactSpec, call_id: str | None = None, *, timeout: float | None = _UNSET
+    ) -> HumanContact:
+        wait = self._timeout_for(spec, timeout)
+        contact = await self.acreate_human_contact(spec, call_id or current_call_id())
+        deadline = None if wait is None else time.monotonic() + wait
+        while not contact.completed:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                contact = await self.backend.aexpire_human_contact(
+                    contact.call_id, _expiry_reason(wait)
+                )
+                break
+            contact = await self.backend.await_human_contact(contact.call_id, remaining)
+        return contact
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _timeout_for(
+        self, spec: FunctionCallSpec | HumanContactSpec, timeout: float | None
+    ) -> float | None:
+        if timeout is not _UNSET:
+            return timeout
+        if spec.timeout_seconds is not None:
+            return spec.timeout_seconds
+        return self.timeout
+
+    def close(self) -> None:
+        self.backend.close()
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+# ---------------------------------------------------------------------- the guard
+
+
+class _Guard:
+    """One guarded function: builds the request, interprets the decision, runs the body."""
+
+    def __init__(
+        self,
+        client: FunctionLayer,
+        fn: Callable[..., Any],
+        *,
+        channel: ContactChannel | None,
+        reject_options: list[ResponseOption] | None,
+        timeout: float | None,
+        when: Callable[..., Any] | None,
+    ) -> None:
+        self.client = client
+        self.fn = fn
+        self.name: str = getattr(fn, "__name__", type(fn).__name__)
+        self.signature = inspect.signature(fn)
+        self.channel = channel
+        self.reject_options = reject_options
+        self.timeout = timeout
+        self.when = when
+        self.description = inspect.getdoc(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._accepts_var_positional = any(
+            p.kind is p.VAR_POSITIONAL for p in self.signature.parameters.values()
+        )
+
+    def wrapper(self) -> Callable[..., Any]:
+        fn = self.fn
+        if self.is_async:
+
+            @functools.wraps(fn)
+            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                if self.when is not None:
+                    verdict = self.when(**self.named(args, kwargs))
+                    if inspect.isawaitable(verdict):
+                        verdict = await verdict
+                    if not verdict:
+                        return await fn(*args, **kwargs)
+                return await self.acall(args, kwargs)
+
+            guarded_async.__functionlayer_guard__ = self  # type: ignore[attr-defined]
+            return guarded_async
+
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self.when is not None:
+                verdict = self.when(**self.named(args, kwargs))
+                if inspect.isawaitable(verdict):
+                    close = getattr(verdict, "close", None)
+                    if close is not None:
+                        close()
+                    raise TypeError(
+                        f"the when= predicate of sync function {self.name} must not be async"
+                    )
+                if not verdict:
+                    return fn(*args, **kwargs)
+            return self.call(args, kwargs)
+
+        guarded.__functionlayer_guard__ = self  # type: ignore[attr-defined]
+        return guarded
+
+    def named(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name, defaults applied: what the human is shown."""
+        bound = self.signature.bind(*args, **kwargs)  # a malformed call raises TypeError here
+        bound.apply_defaults()
+        named: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                named.update(value)
+            else:
+                named[name] = list(value) if kind is inspect.Parameter.VAR_POSITIONAL else value
+        return named
+
+    def spec(self, named: dict[str, Any]) -> FunctionCallSpec:
+        from pydantic_core import to_jsonable_python
+
+        return FunctionCallSpec(
+            fn=self.name,
+            kwargs=to_jsonable_python(named, fallback=repr),
+            channel=self.channel or self.client.contact_channel,
+            reject_options=self.reject_options,
+            timeout_seconds=self.effective_timeout(),
+            description=self.description,
+        )
+
+    def effective_timeout(self) -> float | None:
+        return self.client.timeout if self.timeout is _UNSET else self.timeout
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        named = self.named(args, kwargs)
+        spec = self.spec(named)
+        call_id = current_call_id() or _new_id()
+        try:
+            decided = self.client.fetch_approval(spec, call_id, timeout=spec.timeout_seconds)
+            outcome = self.interpret(decided)
+        except FunctionLayerError as exc:
+            return self.failure_message(exc, call_id)
+        if isinstance(outcome, str):
+            return outcome
+        if outcome is None:
+            return self.fn(*args, **kwargs)  # exactly the approved call; its exceptions propagate
+        edited = outcome
+        result = self.fn(**edited)
+        return _feedback.edited_message(
+            self.name, spec.kwargs, decided.as_completed().approved_kwargs, result
+        )
+
+    async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        named = self.named(args, kwargs)
+        spec = self.spec(named)
+        call_id = current_call_id() or _new_id()
+        try:
+            decided = await self.client.afetch_approval(spec, call_id, timeout=spec.timeout_seconds)
+            outcome = self.interpret(decided)
+        except FunctionLayerError as exc:
+            return self.failure_message(exc, call_id)
+        if isinstance(outcome, str):
+            return outcome
+        if outcome is None:
+            return await self.fn(*args, **kwargs)
+        result = await self.fn(**outcome)
+        return _feedback.edited_message(
+            self.name, spec.kwargs, decided.as_completed().approved_kwargs, result
+        )
+
+    def interpret(self, call: FunctionCall) -> str | dict[str, Any] | None:
+        """``None``: run as proposed; a dict: run with these validated edits; a str: the tool result."""
+        try:
+            decision = call.as_completed()
+        except FunctionLayerError:
+            raise
+        except Exception as exc:  # a decision we cannot read must never run anything
+            raise MalformedResponseError(f"unreadable decision: {exc}") from exc
+        if decision.approved is True:
+            if decision.edited_kwargs is None or decision.edited_kwargs == call.spec.kwargs:
+                return None
+            return self.validate_edits(decision.edited_kwargs)
+        if decision.expired:
+            return _feedback.expired_message(self.name, call.spec.timeout_seconds)
+        if decision.response is not None:
+            return decision.response
+        return _feedback.rejection_message(self.name, decision.comment, self.option_label(decision))
+
+    def validate_edits(self, edits: dict[str, Any]) -> dict[str, Any]:
+        if self._accepts_var_positional:
+            raise InvalidEditError(
+                f"{self.name} takes *args, so its arguments cannot be edited by name"
+            )
+        from pydantic import ValidationError
+
+        from functionlayer._tools import args_model_for
+
+        try:
+            model = args_model_for(self.fn, self.name).model_validate(edits)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InvalidEditError(problems) from exc
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def option_label(self, decision: CompletedFunctionCall) -> str | None:
+        name = decision.reject_option_name
+        if not name:
+            return None
+        for option in self.reject_options or ():
+            if option.name == name:
+                return option.title or option.name
+        return name
+
+    def failure_message(self, exc: FunctionLayerError, call_id: str) -> str:
+        if isinstance(exc, InvalidEditError):
+            return _feedback.invalid_edit_message(self.name, str(exc))
+        if isinstance(exc, ApprovalTimeoutError):
+            return _feedback.expired_message(self.name, self.effective_timeout())
+        return _feedback.not_run_message(self.name, f"{type(exc).__name__}: {exc}", call_id)
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _expiry_reason(timeout: float | None) -> str:
+    return f"no human answered within {timeout:g} seconds" if timeout else "the request expired"
+
+
+def _check_same_request(sent: FunctionCall, got: FunctionCall) -> FunctionCall:
+    """Refuse to act on a decision about a different call than the one we asked about."""
+    if (
+        got.call_id != sent.call_id
+        or got.spec.fn != sent.spec.fn
+        or got.spec.kwargs != sent.spec.kwargs
+    ):
+        raise ConflictError(
+            f"the backend holds a different request under call id {sent.call_id!r} "
+            f"({got.spec.fn} {got.spec.kwargs!r}); refusing to use its decision"
+        )
+    return got
+
+
+def _check_same_contact(sent: HumanContact, got: HumanContact) -> HumanContact:
+    if got.call_id != sent.call_id or got.spec.msg != sent.spec.msg:
+        raise ConflictError(
+            f"the backend holds a different contact request under call id {sent.call_id!r}"
+        )
+    return got
+
+
+def _contact_answer(contact: HumanContact) -> str:
+    status = contact.status
+    if status is None or not status.completed:
+        return _feedback.contact_failed_message("the human has not answered")
+    if status.expired or status.response is None:
+        return _feedback.contact_failed_message(status.response or "the request expired unanswered")
+    return status.response
+
+
+def _describe_contact_tool(fn: Callable[..., Any], channel: ContactChannel | None) -> None:
+    where = channel.describe() if channel is not None else "a human"
+    if channel is None:
+        fn.__name__ = "contact_human"
+    else:
+        slug = re.sub(r"[^a-z0-9]+", "_", where.lower()).strip("_")[:48]
+        fn.__name__ = f"contact_human_via_{slug}"
+    fn.__qualname__ = fn.__name__
+    fn.__doc__ = (
+        f"Contact {where} and wait for their answer. Use this to ask for a decision, a "
+        "clarification or information only a human has. The message must be self-contained: "
+        "say what you need and why. Returns the human's answer as text."
+    )
+
+
+def _default_backend(
+    method: ApprovalMethod | str | None, api_base: str | None, api_token: str | None
+) -> Backend:
+    base = api_base or os.environ.get("FUNCTIONLAYER_API_BASE")
+    if method is None:
+        method = ApprovalMethod.CLOUD if base else ApprovalMethod.TERMINAL
+    method = ApprovalMethod(method)
+    if method is ApprovalMethod.CLOUD:
+        from functionlayer._backends._http import HttpBackend
+
+        return HttpBackend(base_url=base, token=api_token)
+    from functionlayer._backends._terminal import TerminalBackend
+
+    return TerminalBackend()

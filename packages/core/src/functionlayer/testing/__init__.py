@@ -1,0 +1,62 @@
+"""Test FunctionLayer flows offline: a scripted human and a scripted OpenAI-compatible model.
+
+- :class:`ScriptedHuman` is a backend whose human answers from a script
+  (:func:`approve`, :func:`reject`, :func:`edit`, :func:`respond`, :func:`never`, :func:`fail`)
+  and records every request.
+- The scripted model server (``functionlayer.testing.model``) speaks the OpenAI chat-completions
+  API on localhost so a framework's real agent loop runs end to end without a real LLM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functionlayer._backends._memory import InMemoryBackend
+from functionlayer.testing._human import (
+    Answer,
+    ScriptedHuman,
+    ScriptExhaustedError,
+    approve,
+    edit,
+    fail,
+    never,
+    reject,
+    respond,
+)
+
+_HUMAN = [
+    "Answer",
+    "InMemoryBackend",
+    "ScriptExhaustedError",
+    "ScriptedHuman",
+    "approve",
+    "edit",
+    "fail",
+    "never",
+    "reject",
+    "respond",
+]
+
+
+def _model_names() -> list[str]:
+    try:
+        from functionlayer.testing import model
+    except ImportError:  # pragma: no cover - only while the module is being written
+        return []
+    return list(getattr(model, "__all__", []))
+
+
+def __getattr__(name: str) -> Any:
+    # The model server is only imported when used.
+    from functionlayer.testing import model
+
+    if name in getattr(model, "__all__", ()):
+        return getattr(model, name)
+    raise AttributeError(f"module 'functionlayer.testing' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(_HUMAN + _model_names())
+
+
+__all__ = _HUMAN  # plus the names of functionlayer.testing.model, re-exported lazily
