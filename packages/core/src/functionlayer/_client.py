@@ -40,7 +40,7 @@ R = TypeVar("R")
 _UNSET: Any = object()
 
 
-class ApprovalMethod(str, enum.Enum):
+class ApprovalMethod(enum.StrEnum):
     """Where approvals go when no ``backend`` is given."""
 
     TERMINAL = "terminal"

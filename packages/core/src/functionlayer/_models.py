@@ -138,7 +138,7 @@ class ApprovalPolicy(_Model):
     """Who may answer (inbox user names, email addresses or Slack user ids)."""
 
 
-class FunctionCallSpec(_Model):
+class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: field "kwargs" vs __init__(**kwargs)
     """What the agent wants to run, and how to ask."""
 
     fn: str
@@ -180,7 +180,7 @@ class FunctionCallStatus(_Model):
         return self.approved is not None
 
 
-class CompletedFunctionCall(_Model):
+class CompletedFunctionCall(_Model):  # type: ignore[no-redef]  # pydantic.mypy: field "kwargs" vs __init__(**kwargs)
     """A decided call, as returned by :meth:`FunctionCall.as_completed`."""
 
     call_id: str

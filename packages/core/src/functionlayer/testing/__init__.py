@@ -24,7 +24,7 @@ from functionlayer.testing._human import (
     respond,
 )
 
-_HUMAN = [
+__all__ = [  # plus the names of functionlayer.testing.model, re-exported lazily
     "Answer",
     "InMemoryBackend",
     "ScriptExhaustedError",
@@ -56,7 +56,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(_HUMAN + _model_names())
+    return sorted(__all__ + _model_names())
 
 
-__all__ = _HUMAN  # plus the names of functionlayer.testing.model, re-exported lazily
