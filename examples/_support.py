@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from functionlayer.testing.model import Script, ScriptedModel
+from functionlayer.testing.model import ModelScript, ScriptedModel
 
 __all__ = ["ExampleModel", "approvals_destination", "example_model"]
 
@@ -57,7 +57,7 @@ def approvals_destination() -> str:
 
 
 @contextmanager
-def example_model(script: Script, *, real_model: str | None = None) -> Iterator[ExampleModel]:
+def example_model(script: ModelScript, *, real_model: str | None = None) -> Iterator[ExampleModel]:
     """Use a real model if ``OPENAI_API_KEY`` is set, else serve ``script`` offline.
 
     Prints on its first line which model it uses, then where approvals go. For the scripted

@@ -242,7 +242,9 @@ class ScriptedModel:
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, script: ModelScript, *, model: str = "scripted-model", port: int = 0) -> None:
+    def __init__(
+        self, script: ModelScript, *, model: str = "scripted-model", port: int = 0
+    ) -> None:
         if not callable(script) and not isinstance(script, Sequence):
             raise TypeError("script must be a list of steps or a function (request) -> Reply")
         self._script = script
