@@ -1,1 +1,57 @@
-__all__: list[str] = []
+"""FunctionLayer server: the open protocol, durable storage, push-speed waits and a web inbox.
+
+Run it with ``functionlayer-server serve``, or embed it::
+
+    from functionlayer_server import Settings, create_app
+    app = create_app(Settings(database_url="sqlite:///./functionlayer.sqlite3"))
+"""
+
+from __future__ import annotations
+
+from functionlayer_server._app import create_app
+from functionlayer_server._auth import ApiClient, User
+from functionlayer_server._errors import (
+    AlreadyDecidedError,
+    AuthenticationError,
+    ConflictError,
+    InvalidDecisionError,
+    InvalidRequestError,
+    NotFoundError,
+    ServerError,
+)
+from functionlayer_server._scheduler import Clock, ManualClock, Scheduler, SystemClock
+from functionlayer_server._service import (
+    FUNCTION_CALL,
+    HUMAN_CONTACT,
+    ApprovalService,
+    AuditEntry,
+    ServiceEvent,
+)
+from functionlayer_server._settings import Settings
+from functionlayer_server._webhooks import sign as sign_webhook
+from functionlayer_server._webhooks import verify_signature as verify_webhook_signature
+
+__all__ = [
+    "FUNCTION_CALL",
+    "HUMAN_CONTACT",
+    "AlreadyDecidedError",
+    "ApiClient",
+    "ApprovalService",
+    "AuditEntry",
+    "AuthenticationError",
+    "Clock",
+    "ConflictError",
+    "InvalidDecisionError",
+    "InvalidRequestError",
+    "ManualClock",
+    "NotFoundError",
+    "Scheduler",
+    "ServerError",
+    "ServiceEvent",
+    "Settings",
+    "SystemClock",
+    "User",
+    "create_app",
+    "sign_webhook",
+    "verify_webhook_signature",
+]

@@ -1,0 +1,262 @@
+"""The agent API of the open protocol (docs/protocol.md), mounted under ``/functionlayer/v1``
+and, for the predecessor's clients, ``/humanlayer/v1``."""
+
+# No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import Response
+from functionlayer._models import (
+    FunctionCall,
+    FunctionCallStatus,
+    HumanContact,
+    HumanContactStatus,
+)
+from pydantic import BaseModel
+
+from functionlayer_server._auth import ApiClient
+from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError
+from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
+from functionlayer_server._settings import Settings
+
+__all__ = ["API_PREFIX", "LEGACY_PREFIX", "create_api_router"]
+
+API_PREFIX = "/functionlayer/v1"
+LEGACY_PREFIX = "/humanlayer/v1"
+
+
+class FunctionCallList(BaseModel):
+    items: list[FunctionCall]
+
+
+class HumanContactList(BaseModel):
+    items: list[HumanContact]
+
+
+class AuditEntryModel(BaseModel):
+    call_id: str
+    kind: str
+    at: str
+    who: str
+    via: str
+    action: str
+    details: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    items: list[AuditEntryModel]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    code: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "Malformed JSON",
+        401: "Missing or wrong API token",
+        404: "No such request for this token's project",
+        409: "Conflict: already decided or expired, or another request under this call id",
+        413: "Request body over the server's limit",
+        422: "Wrong types or an invalid decision",
+    }.items()
+}
+
+CallId = Annotated[str, Path(min_length=1, max_length=256, description="The request's call id")]
+Wait = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        allow_inf_nan=False,
+        description="Long-poll: hold the request up to this many seconds (capped at 60) until "
+        "the request is decided",
+    ),
+]
+
+
+def _json(model: BaseModel) -> Response:
+    return Response(content=model.model_dump_json(), media_type="application/json")
+
+
+def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter:
+    async def client(
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> ApiClient:
+        if not authorization:
+            raise AuthenticationError(
+                "missing Authorization header: send 'Authorization: Bearer <token>'"
+            )
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+        found = await service.authenticate_token(token)
+        if found is None:
+            raise AuthenticationError("unknown API token")
+        return found
+
+    Client = Annotated[ApiClient, Depends(client)]
+
+    def cap(wait: float | None) -> float:
+        return 0.0 if wait is None else min(wait, settings.long_poll_max_seconds)
+
+    router = APIRouter(responses=_ERRORS)
+
+    # -- function calls ---------------------------------------------------------------------
+
+    @router.post(
+        "/function_calls",
+        response_model=FunctionCall,
+        tags=["function calls"],
+        summary="Ask for approval of a function call (idempotent per call_id)",
+    )
+    async def create_function_call(call: FunctionCall, who: Client) -> Response:
+        stored, _ = await service.create_function_call(
+            call, project=who.project, actor=f"token:{who.token_name}", via="api"
+        )
+        return _json(stored)
+
+    @router.get(
+        "/function_calls",
+        response_model=FunctionCallList,
+        tags=["function calls"],
+        summary="List this project's function calls, newest first",
+    )
+    async def list_function_calls(
+        who: Client,
+        pending: bool | None = None,
+        run_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> Response:
+        items = await service.list_function_calls(
+            pending=pending, project=who.project, run_id=run_id, limit=limit
+        )
+        return _json(FunctionCallList(items=items))
+
+    @router.get(
+        "/function_calls/{call_id}",
+        response_model=FunctionCall,
+        tags=["function calls"],
+        summary="Get a function call; with ?wait=S, wait until it is decided",
+    )
+    async def get_function_call(call_id: CallId, who: Client, wait: Wait = None) -> Response:
+        call = await service.wait_function_call(call_id, cap(wait), project=who.project)
+        return _json(call)
+
+    @router.get(
+        "/function_calls/{call_id}/audit",
+        response_model=AuditList,
+        tags=["function calls"],
+        summary="Who did what to this call, oldest first",
+    )
+    async def function_call_audit(call_id: CallId, who: Client) -> Response:
+        await service.get_function_call(call_id, project=who.project)
+        entries = await service.audit_trail(call_id)
+        items = [AuditEntryModel(**e.to_json()) for e in entries if e.kind == FUNCTION_CALL]
+        return _json(AuditList(items=items))
+
+    @router.post(
+        "/agent/function_calls/{call_id}/respond",
+        response_model=FunctionCall,
+        tags=["function calls"],
+        summary="Decide a function call (approve, reject with comment, edit, respond instead; "
+        "expired=true gives up on it)",
+    )
+    async def respond_function_call(
+        call_id: CallId, decision: FunctionCallStatus, who: Client
+    ) -> Response:
+        responder = decision.responded_by or f"token:{who.token_name}"
+        via = decision.responded_via or "api"
+        if decision.expired:
+            await service.get_function_call(call_id, project=who.project)
+            reason = (decision.comment or "").strip() or "The agent stopped waiting for a decision."
+            if not await service.expire(
+                FUNCTION_CALL, call_id, reason=reason, force=True, actor=responder, via=via
+            ):
+                current = await service.get_function_call(call_id, project=who.project)
+                raise AlreadyDecidedError(f"function call {call_id!r} is already decided")
+            current = await service.get_function_call(call_id, project=who.project)
+            return _json(current)
+        call = await service.respond_function_call(
+            call_id, decision, responder=responder, via=via, project=who.project
+        )
+        return _json(call)
+
+    # -- human contacts ---------------------------------------------------------------------
+
+    @router.post(
+        "/contact_requests",
+        response_model=HumanContact,
+        tags=["human contacts"],
+        summary="Ask a human a question (idempotent per call_id)",
+    )
+    async def create_human_contact(contact: HumanContact, who: Client) -> Response:
+        stored, _ = await service.create_human_contact(
+            contact, project=who.project, actor=f"token:{who.token_name}", via="api"
+        )
+        return _json(stored)
+
+    @router.get(
+        "/contact_requests",
+        response_model=HumanContactList,
+        tags=["human contacts"],
+        summary="List this project's human contacts, newest first",
+    )
+    async def list_human_contacts(
+        who: Client,
+        pending: bool | None = None,
+        run_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> Response:
+        items = await service.list_human_contacts(
+            pending=pending, project=who.project, run_id=run_id, limit=limit
+        )
+        return _json(HumanContactList(items=items))
+
+    @router.get(
+        "/contact_requests/{call_id}",
+        response_model=HumanContact,
+        tags=["human contacts"],
+        summary="Get a human contact; with ?wait=S, wait until it is answered",
+    )
+    async def get_human_contact(call_id: CallId, who: Client, wait: Wait = None) -> Response:
+        contact = await service.wait_human_contact(call_id, cap(wait), project=who.project)
+        return _json(contact)
+
+    @router.post(
+        "/agent/human_contacts/{call_id}/respond",
+        response_model=HumanContact,
+        tags=["human contacts"],
+        summary="Answer a human contact (expired=true gives up on it)",
+    )
+    async def respond_human_contact(
+        call_id: CallId, answer: HumanContactStatus, who: Client
+    ) -> Response:
+        responder = answer.responded_by or f"token:{who.token_name}"
+        via = answer.responded_via or "api"
+        if answer.expired and answer.response is None:
+            await service.get_human_contact(call_id, project=who.project)
+            if not await service.expire(
+                HUMAN_CONTACT,
+                call_id,
+                reason="The agent stopped waiting for an answer.",
+                force=True,
+                actor=responder,
+                via=via,
+            ):
+                raise AlreadyDecidedError(f"human contact {call_id!r} is already answered")
+            return _json(await service.get_human_contact(call_id, project=who.project))
+        contact = await service.respond_human_contact(
+            call_id,
+            response=answer.response,
+            response_option_name=answer.response_option_name,
+            responder=responder,
+            via=via,
+            project=who.project,
+        )
+        return _json(contact)
+
+    return router

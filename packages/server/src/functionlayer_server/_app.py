@@ -1,0 +1,221 @@
+"""``create_app(settings) -> FastAPI``: the agent API, the web inbox, error handling, the body
+size limit, and a lifespan that opens the store and starts the scheduler and webhooks."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from functionlayer_server._api import API_PREFIX, LEGACY_PREFIX, create_api_router
+from functionlayer_server._errors import AuthenticationError, ServerError
+from functionlayer_server._inbox import create_inbox_router
+from functionlayer_server._scheduler import Clock
+from functionlayer_server._service import ApprovalService
+from functionlayer_server._settings import Settings
+from functionlayer_server._store import open_store, prepare_database
+from functionlayer_server._webhooks import WebhookDispatcher
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("functionlayer_server")
+
+# pydantic 2.12 warns about the aliases FastAPI 0.150 itself attaches to body parameters.
+warnings.filterwarnings(
+    "ignore", message=r"The 'alias' attribute with value", module=r"pydantic\..*"
+)
+
+VERSION = "0.1.0"
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """Build the server. Creates the database schema (and the secret key, if none is
+    configured) right away; the store opens when the app starts."""
+    settings = settings or Settings.from_env()
+    secret = prepare_database(settings.database_url)
+    if settings.secret_key is None:
+        settings.secret_key = secret
+    service = ApprovalService(open_store(settings.database_url), settings, clock=clock)
+    webhooks = WebhookDispatcher(settings)
+    service.add_listener(webhooks.on_event)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        await webhooks.start()
+        try:
+            yield
+        finally:
+            await webhooks.stop()
+            await service.stop()
+
+    app = FastAPI(
+        title="FunctionLayer server",
+        version=VERSION,
+        description="The FunctionLayer open protocol: agents ask, humans approve. See docs/protocol.md.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.state.webhooks = webhooks
+
+    @app.exception_handler(ServerError)
+    async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        return JSONResponse(
+            {"detail": exc.message, "code": exc.code}, status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        for error in errors:
+            if error.get("type") == "json_invalid":
+                reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+                return JSONResponse(
+                    {
+                        "detail": f"malformed JSON in the request body: {reason}",
+                        "code": "malformed_json",
+                    },
+                    status_code=400,
+                )
+        problems = [
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+            for error in errors
+        ]
+        summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
+        return JSONResponse(
+            {
+                "detail": f"invalid request: {summary}",
+                "code": "validation_error",
+                "errors": problems,
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "error")},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {
+                "detail": "internal server error; the request may be retried",
+                "code": "internal_error",
+            },
+            status_code=500,
+        )
+
+    api = create_api_router(service, settings)
+    app.include_router(api, prefix=API_PREFIX)
+    app.include_router(api, prefix=LEGACY_PREFIX, include_in_schema=False)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"ok": True, "waiting": service.waiting}
+
+    app.include_router(create_inbox_router(service, settings))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """An HTTPException, so that body parsers re-raise it and the 413 handler answers."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body too large: the limit is {max_bytes} bytes")
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(send)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = (
+            b'{"detail":"request body too large: the limit is '
+            + str(self.max_bytes).encode()
+            + b' bytes","code":"payload_too_large"}'
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,69 @@
+"""Server configuration: CLI options override ``FUNCTIONLAYER_SERVER_*`` environment variables,
+which override the defaults below."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ENV_PREFIX", "Settings"]
+
+ENV_PREFIX = "FUNCTIONLAYER_SERVER_"
+
+_LIST_FIELDS = {"webhook_urls"}
+
+
+class Settings(BaseModel):
+    """Everything the server needs to know. Mutable on purpose: ``create_app`` fills in
+    ``secret_key`` from the database when it is not given."""
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+
+    database_url: str = "sqlite:///./functionlayer.sqlite3"
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``postgresql://...``."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    secret_key: str | None = None
+    """Signs sessions, CSRF tokens and links. Generated once and kept in the database if unset."""
+    public_url: str | None = None
+    """How humans reach this server (links in emails and Slack); defaults to http://host:port."""
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_secret: str | None = None
+    """HMAC key for webhook signatures; webhooks are sent unsigned only if this is unset."""
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Request bodies larger than this get ``413`` (default 1 MiB)."""
+    long_poll_max_seconds: float = Field(default=60.0, gt=0)
+    """``?wait=`` values above this are capped."""
+    scheduler_interval_seconds: float = Field(default=1.0, gt=0)
+    """Upper bound on how long the scheduler sleeps between checks for due work."""
+    log_level: str = "info"
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(",", " ").split() if part.strip()]
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``FUNCTIONLAYER_SERVER_<FIELD>`` variables, then ``overrides``
+        (``None`` overrides are ignored, so CLI options that were not given do not count)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"

@@ -1,0 +1,78 @@
+"""Storage backends behind one interface: SQLite (default, embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+
+from functionlayer_server._store._base import (
+    AuditRow,
+    JobRow,
+    RequestRecord,
+    Store,
+    TokenRow,
+    UserRow,
+)
+
+__all__ = [
+    "AuditRow",
+    "JobRow",
+    "RequestRecord",
+    "Store",
+    "TokenRow",
+    "UserRow",
+    "is_postgres_url",
+    "open_store",
+    "prepare_database",
+]
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(url: str) -> Store:
+    """A store for the URL (not yet opened: ``await store.open()``)."""
+    if is_postgres_url(url):
+        from functionlayer_server._store._postgres import PostgresStore
+
+        return PostgresStore(url)
+    if url.startswith("sqlite:///"):
+        from functionlayer_server._store._sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    raise ValueError(
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.sqlite3 or postgresql://..."
+    )
+
+
+def prepare_database(url: str) -> str:
+    """Create the schema if needed and return the server's secret key, generating and storing
+    one on first use. Synchronous: runs once before the app starts serving."""
+    new_key = secrets.token_urlsafe(48)
+    if is_postgres_url(url):
+        from functionlayer_server._store._postgres import postgres_prepare
+
+        pg = postgres_prepare(url)
+        try:
+            pg.execute(
+                "INSERT INTO fl_meta (key, value) VALUES ('secret_key', %s) ON CONFLICT (key) DO NOTHING",
+                (new_key,),
+            )
+            row = pg.execute("SELECT value FROM fl_meta WHERE key = 'secret_key'").fetchone()
+        finally:
+            pg.close()
+    else:
+        from functionlayer_server._store._sqlite import sqlite_prepare
+
+        open_store(url)  # validates the URL
+        lite = sqlite_prepare(url)
+        try:
+            lite.execute(
+                "INSERT INTO fl_meta (key, value) VALUES ('secret_key', ?) ON CONFLICT (key) DO NOTHING",
+                (new_key,),
+            )
+            row = lite.execute("SELECT value FROM fl_meta WHERE key = 'secret_key'").fetchone()
+        finally:
+            lite.close()
+    assert row is not None
+    return str(row[0])

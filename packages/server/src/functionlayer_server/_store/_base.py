@@ -1,0 +1,433 @@
+"""The storage interface and the SQL shared by SQLite and PostgreSQL.
+
+Every method is one short transaction. Requests are stored as JSON text (spec and status), with
+the columns the server filters on (project, run_id, completed, expires_at) kept alongside, and a
+``version`` that makes every status change a compare-and-set: two concurrent answers cannot both
+win, across threads or server processes.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AuditRow",
+    "JobRow",
+    "RequestRecord",
+    "Statement",
+    "Store",
+    "TokenRow",
+    "UserRow",
+]
+
+Statement = tuple[str, Sequence[Any]]
+NotifyCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    kind: str
+    """``function_call`` or ``human_contact``."""
+    call_id: str
+    project: str
+    run_id: str
+    spec: str
+    status: str
+    completed: bool
+    expires_at: float | None
+    created_at: float
+    version: int
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> RequestRecord:
+        return cls(
+            kind=row[0],
+            call_id=row[1],
+            project=row[2],
+            run_id=row[3],
+            spec=row[4],
+            status=row[5],
+            completed=bool(row[6]),
+            expires_at=row[7],
+            created_at=row[8],
+            version=row[9],
+        )
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    kind: str
+    call_id: str
+    at: float
+    actor: str
+    via: str
+    action: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    project: str
+    name: str
+
+
+@dataclass(frozen=True)
+class UserRow:
+    username: str
+    email: str | None
+    slack_user_id: str | None
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    topic: str
+    payload: dict[str, Any]
+    due_at: float
+
+
+_REQ_COLS = (
+    "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version"
+)
+
+NOTIFY_CHANNEL = "functionlayer"
+
+
+class Store(ABC):
+    """Async storage. Subclasses provide the three primitives; the SQL lives here."""
+
+    #: True when other server processes may share the database (then they notify each other).
+    shared = False
+
+    # -- primitives -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    async def _transaction(self, statements: Sequence[Statement], *, guard_first: bool) -> bool:
+        """Run the statements in one transaction. With ``guard_first``, roll back and return
+        False when the first statement changed no row."""
+
+    def _notify_statement(self, payload: str) -> Statement | None:
+        """A statement that tells other server processes about a change (none for SQLite)."""
+        return None
+
+    async def listen(self, callback: NotifyCallback) -> None:  # noqa: B027 - optional hook
+        """Call ``callback(payload)`` for changes made by other processes (PostgreSQL)."""
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def insert_request(
+        self, record: RequestRecord, audit: AuditRow, notify: str | None = None
+    ) -> tuple[RequestRecord, bool]:
+        """Insert unless ``(kind, call_id)`` exists; returns the stored record and whether it
+        was inserted now."""
+        statements: list[Statement] = [
+            (
+                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, call_id) DO NOTHING",
+                (
+                    record.kind,
+                    record.call_id,
+                    record.project,
+                    record.run_id,
+                    record.spec,
+                    record.status,
+                    int(record.completed),
+                    record.expires_at,
+                    record.created_at,
+                    record.version,
+                ),
+            ),
+            _audit_statement(audit),
+        ]
+        if notify is not None and (stmt := self._notify_statement(notify)) is not None:
+            statements.append(stmt)
+        inserted = await self._transaction(statements, guard_first=True)
+        if inserted:
+            return record, True
+        existing = await self.get_request(record.kind, record.call_id)
+        if existing is None:  # deleted in between: cannot happen (nothing deletes requests)
+            raise RuntimeError(f"request {record.call_id!r} vanished")
+        return existing, False
+
+    async def get_request(self, kind: str, call_id: str) -> RequestRecord | None:
+        rows = await self._fetch(
+            f"SELECT {_REQ_COLS} FROM fl_requests WHERE kind = ? AND call_id = ?", (kind, call_id)
+        )
+        return RequestRecord.from_row(rows[0]) if rows else None
+
+    async def list_requests(
+        self,
+        kind: str,
+        *,
+        project: str | None = None,
+        pending: bool | None = None,
+        run_id: str | None = None,
+        limit: int = 200,
+    ) -> list[RequestRecord]:
+        where = ["kind = ?"]
+        params: list[Any] = [kind]
+        if project is not None:
+            where.append("project = ?")
+            params.append(project)
+        if pending is not None:
+            where.append("completed = ?")
+            params.append(0 if pending else 1)
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        params.append(limit)
+        rows = await self._fetch(
+            f"SELECT {_REQ_COLS} FROM fl_requests WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, call_id LIMIT ?",
+            params,
+        )
+        return [RequestRecord.from_row(r) for r in rows]
+
+    async def update_request(
+        self,
+        kind: str,
+        call_id: str,
+        *,
+        status: str,
+        completed: bool,
+        expected_version: int,
+        audit: AuditRow,
+        notify: str | None = None,
+    ) -> bool:
+        """Compare-and-set the status; False when someone else changed it first."""
+        statements: list[Statement] = [
+            (
+                "UPDATE fl_requests SET status = ?, completed = ?, version = version + 1 "
+                "WHERE kind = ? AND call_id = ? AND version = ?",
+                (status, int(completed), kind, call_id, expected_version),
+            ),
+            _audit_statement(audit),
+        ]
+        if notify is not None and (stmt := self._notify_statement(notify)) is not None:
+            statements.append(stmt)
+        return await self._transaction(statements, guard_first=True)
+
+    async def due_expiries(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
+        rows = await self._fetch(
+            "SELECT kind, call_id FROM fl_requests WHERE completed = 0 AND expires_at IS NOT NULL "
+            "AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            (now, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def next_due(self) -> float | None:
+        """The earliest pending expiry or unclaimed job, as a unix time."""
+        rows = await self._fetch(
+            "SELECT MIN(expires_at) FROM fl_requests WHERE completed = 0 AND expires_at IS NOT NULL"
+        )
+        jobs = await self._fetch("SELECT MIN(due_at) FROM fl_jobs WHERE claimed_at IS NULL")
+        candidates = [v for v in (rows[0][0], jobs[0][0]) if v is not None]
+        return min(candidates) if candidates else None
+
+    async def count_requests(self, *, pending: bool | None = None) -> int:
+        if pending is None:
+            rows = await self._fetch("SELECT COUNT(*) FROM fl_requests")
+        else:
+            rows = await self._fetch(
+                "SELECT COUNT(*) FROM fl_requests WHERE completed = ?", (0 if pending else 1,)
+            )
+        return int(rows[0][0])
+
+    # -- audit ------------------------------------------------------------------------------
+
+    async def add_audit(self, audit: AuditRow) -> None:
+        await self._transaction([_audit_statement(audit)], guard_first=False)
+
+    async def list_audit(
+        self, call_id: str | None = None, *, kind: str | None = None
+    ) -> list[AuditRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        if call_id is not None:
+            where.append("call_id = ?")
+            params.append(call_id)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = await self._fetch(
+            f"SELECT kind, call_id, at, actor, via, action, details FROM fl_audit {clause}ORDER BY id",
+            params,
+        )
+        return [
+            AuditRow(
+                kind=r[0],
+                call_id=r[1],
+                at=r[2],
+                actor=r[3],
+                via=r[4],
+                action=r[5],
+                details=json.loads(r[6]),
+            )
+            for r in rows
+        ]
+
+    # -- scheduled jobs (escalation and other timed work; they survive restarts) -------------
+
+    async def add_job(self, topic: str, payload: dict[str, Any], due_at: float) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO fl_jobs (topic, payload, due_at) VALUES (?, ?, ?)",
+                    (topic, json.dumps(payload, sort_keys=True), due_at),
+                )
+            ],
+            guard_first=False,
+        )
+
+    async def due_jobs(self, now: float, *, stale_before: float, limit: int = 100) -> list[JobRow]:
+        """Jobs due now that nobody holds (or whose holder died before ``stale_before``)."""
+        rows = await self._fetch(
+            "SELECT id, topic, payload, due_at FROM fl_jobs WHERE due_at <= ? AND "
+            "(claimed_at IS NULL OR claimed_at < ?) ORDER BY due_at LIMIT ?",
+            (now, stale_before, limit),
+        )
+        return [JobRow(id=r[0], topic=r[1], payload=json.loads(r[2]), due_at=r[3]) for r in rows]
+
+    async def claim_job(self, job_id: int, now: float, *, stale_before: float) -> bool:
+        return await self._transaction(
+            [
+                (
+                    "UPDATE fl_jobs SET claimed_at = ? WHERE id = ? AND "
+                    "(claimed_at IS NULL OR claimed_at < ?)",
+                    (now, job_id, stale_before),
+                )
+            ],
+            guard_first=True,
+        )
+
+    async def finish_job(self, job_id: int) -> None:
+        await self._transaction(
+            [("DELETE FROM fl_jobs WHERE id = ?", (job_id,))], guard_first=False
+        )
+
+    # -- tokens and users -------------------------------------------------------------------
+
+    async def add_token(self, project: str, name: str, token_hash: str, now: float) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO fl_tokens (token_hash, project, name, created_at) VALUES (?, ?, ?, ?)",
+                    (token_hash, project, name, now),
+                )
+            ],
+            guard_first=False,
+        )
+
+    async def find_token(self, token_hash: str) -> TokenRow | None:
+        rows = await self._fetch(
+            "SELECT project, name FROM fl_tokens WHERE token_hash = ?", (token_hash,)
+        )
+        return TokenRow(project=rows[0][0], name=rows[0][1]) if rows else None
+
+    async def add_user(
+        self,
+        username: str,
+        *,
+        email: str | None,
+        slack_user_id: str | None,
+        password_hash: str,
+        now: float,
+    ) -> bool:
+        """Insert or replace the user's details; True when the user is new."""
+        existing = await self.get_user(username)
+        if existing is None:
+            return await self._transaction(
+                [
+                    (
+                        "INSERT INTO fl_users (username, email, slack_user_id, password_hash, created_at) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
+                        (username, email, slack_user_id, password_hash, now),
+                    )
+                ],
+                guard_first=True,
+            )
+        await self._transaction(
+            [
+                (
+                    "UPDATE fl_users SET email = ?, slack_user_id = ?, password_hash = ? WHERE username = ?",
+                    (email, slack_user_id, password_hash, username),
+                )
+            ],
+            guard_first=False,
+        )
+        return False
+
+    async def get_user(self, username: str) -> UserRow | None:
+        rows = await self._fetch(
+            "SELECT username, email, slack_user_id, password_hash FROM fl_users WHERE username = ?",
+            (username,),
+        )
+        return UserRow(*rows[0]) if rows else None
+
+    async def list_users(self) -> list[UserRow]:
+        rows = await self._fetch(
+            "SELECT username, email, slack_user_id, password_hash FROM fl_users ORDER BY username"
+        )
+        return [UserRow(*r) for r in rows]
+
+
+def _audit_statement(audit: AuditRow) -> Statement:
+    return (
+        "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            audit.kind,
+            audit.call_id,
+            audit.at,
+            audit.actor,
+            audit.via,
+            audit.action,
+            json.dumps(audit.details, sort_keys=True, default=str),
+        ),
+    )
+
+
+def schema(dialect: str) -> list[str]:
+    """DDL for ``sqlite`` or ``postgresql``; idempotent."""
+    real = "DOUBLE PRECISION" if dialect == "postgresql" else "REAL"
+    serial = (
+        "BIGSERIAL PRIMARY KEY" if dialect == "postgresql" else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    )
+    return [
+        f"""CREATE TABLE IF NOT EXISTS fl_requests (
+            kind TEXT NOT NULL, call_id TEXT NOT NULL, project TEXT NOT NULL, run_id TEXT NOT NULL,
+            spec TEXT NOT NULL, status TEXT NOT NULL, completed INTEGER NOT NULL,
+            expires_at {real}, created_at {real} NOT NULL, version INTEGER NOT NULL,
+            PRIMARY KEY (kind, call_id))""",
+        "CREATE INDEX IF NOT EXISTS fl_requests_pending ON fl_requests (completed, expires_at)",
+        "CREATE INDEX IF NOT EXISTS fl_requests_project ON fl_requests (kind, project, created_at)",
+        f"""CREATE TABLE IF NOT EXISTS fl_audit (
+            id {serial}, kind TEXT NOT NULL, call_id TEXT NOT NULL, at {real} NOT NULL,
+            actor TEXT NOT NULL, via TEXT NOT NULL, action TEXT NOT NULL, details TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS fl_audit_call ON fl_audit (call_id)",
+        f"""CREATE TABLE IF NOT EXISTS fl_jobs (
+            id {serial}, topic TEXT NOT NULL, payload TEXT NOT NULL, due_at {real} NOT NULL,
+            claimed_at {real})""",
+        "CREATE INDEX IF NOT EXISTS fl_jobs_due ON fl_jobs (due_at)",
+        f"""CREATE TABLE IF NOT EXISTS fl_tokens (
+            token_hash TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,
+            created_at {real} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS fl_users (
+            username TEXT PRIMARY KEY, email TEXT, slack_user_id TEXT, password_hash TEXT NOT NULL,
+            created_at {real} NOT NULL)""",
+        "CREATE TABLE IF NOT EXISTS fl_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ]

@@ -1,0 +1,167 @@
+"""Fixtures that run the real server: ``server_factory`` starts ``functionlayer-server serve``
+(uvicorn) in a subprocess on a free port with a fresh SQLite database in ``tmp_path`` (or any
+database URL), so tests can kill -9 and restart it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from functionlayer_server._cli import create_token, create_user
+from functionlayer_server._settings import ENV_PREFIX, Settings
+
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A running ``functionlayer-server serve``."""
+
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_base = f"{self.base_url}/functionlayer/v1"
+        self.log_path = log_path
+        self.env = dict(env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.settings = Settings(database_url=database_url)
+        self.token = token or self.create_token("test-agent")
+
+    # -- admin, straight on the database (what the CLI does) ---------------------------------
+
+    def create_token(self, name: str, project: str = "default") -> str:
+        return asyncio.run(create_token(self.settings, name, project))
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        email: str | None = None,
+        slack_user_id: str | None = None,
+    ) -> None:
+        asyncio.run(
+            create_user(self.settings, username, password, email=email, slack_user_id=slack_user_id)
+        )
+
+    # -- process control ----------------------------------------------------------------------
+
+    def start(self) -> ServerProcess:
+        env = {**os.environ, **self.env}
+        env[ENV_PREFIX + "DATABASE_URL"] = self.database_url
+        env[ENV_PREFIX + "PORT"] = str(self.port)
+        env[ENV_PREFIX + "HOST"] = "127.0.0.1"
+        env.setdefault(ENV_PREFIX + "LOG_LEVEL", "warning")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "functionlayer_server._cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server did not start within {STARTUP_TIMEOUT}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> ServerProcess:
+        self.stop()
+        return self.start()
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.api_base, headers=self.headers(token), timeout=30, **kwargs
+        )
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """``server_factory(database_url=None, env=None, start=True)`` -> a running server; a fresh
+    SQLite file in tmp_path by default. Every server is stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def factory(
+        database_url: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        start: bool = True,
+        token: str | None = None,
+    ) -> ServerProcess:
+        index = len(started)
+        url = database_url or f"sqlite:///{tmp_path / f'server{index}.sqlite3'}"
+        server = ServerProcess(url, tmp_path / f"server{index}.log", env=env, token=token)
+        started.append(server)
+        return server.start() if start else server
+
+    yield factory
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> ServerProcess:
+    return server_factory()
