@@ -1,0 +1,102 @@
+"""FunctionLayer functions as native ControlFlow tools.
+
+All approval logic lives in ``functionlayer``; this module only maps a
+``functionlayer.ToolSpec`` onto ``controlflow.tools.Tool`` (built directly:
+ControlFlow's LangChain-tool conversion is broken with langchain-core 1.x) and
+finds the model's tool call id so it becomes the approval's call id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterable
+from types import CodeType
+from typing import Any
+
+from controlflow.tools import Tool
+from controlflow.tools import tools as _cf_tools
+
+from functionlayer import ToolSpec, tool_spec
+
+__all__ = ["tool", "tools"]
+
+# Deepest frame walk when looking for ControlFlow's tool-call handler.
+_MAX_FRAMES = 40
+
+# ControlFlow hands a tool only the arguments; the model's call (with its id)
+# is the local ``tool_call`` of these two functions while the tool runs.
+_HANDLER_CODES: frozenset[CodeType] = frozenset(
+    {_cf_tools.handle_tool_call.__code__, _cf_tools.handle_tool_call_async.__code__}
+)
+
+
+def model_call_id() -> str | None:
+    """The tool call id the model gave the call ControlFlow is running now, if any."""
+    frame = sys._getframe(1)
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            return None
+        if frame.f_code in _HANDLER_CODES:
+            tool_call = frame.f_locals.get("tool_call")
+            call_id = tool_call.get("id") if isinstance(tool_call, dict) else None
+            return call_id if isinstance(call_id, str) and call_id else None
+        frame = frame.f_back
+    return None
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _Invoke:
+    """The ``fn`` of a ControlFlow tool: validates and runs the call through the spec.
+
+    Returns an awaitable when called inside an event loop (or for an async
+    function), which ControlFlow awaits, so waiting for a human never blocks
+    the loop of an async ControlFlow run.
+    """
+
+    def __init__(self, spec: ToolSpec) -> None:
+        self.spec = spec
+        self.__name__ = spec.name
+        self.__doc__ = spec.description
+
+    def __call__(self, **arguments: Any) -> Any:
+        call_id = model_call_id()
+        if self.spec.is_async or _loop_running():
+            return self.spec.arun(arguments, call_id=call_id)
+        return self.spec.run(arguments, call_id=call_id)
+
+    def __repr__(self) -> str:
+        return f"<functionlayer tool {self.spec.name}>"
+
+
+def tool(fn: Callable[..., Any], **tool_options: Any) -> Tool:
+    """Turn a function (guarded by ``require_approval`` or plain) into a ControlFlow ``Tool``.
+
+    Arguments from the model are validated against the function's signature
+    (a validation error reaches the model as ControlFlow's tool error);
+    ``tool_options`` (for example ``instructions=``) go to ``Tool``.
+    """
+    if isinstance(fn, Tool):
+        raise TypeError(f"{fn.name!r} is already a ControlFlow tool; pass the plain function")
+    if not callable(fn):
+        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    spec = tool_spec(fn)
+    return Tool(
+        name=spec.name,
+        description=spec.description,
+        parameters=spec.parameters,
+        fn=_Invoke(spec),
+        **tool_options,
+    )
+
+
+def tools(fns: Iterable[Callable[..., Any]]) -> list[Tool]:
+    """Turn each function into a ControlFlow tool, in order."""
+    return [tool(fn) for fn in fns]

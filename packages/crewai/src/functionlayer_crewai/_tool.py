@@ -1,0 +1,139 @@
+"""FunctionLayer functions as native CrewAI tools.
+
+All approval logic lives in ``functionlayer``; this module only maps a
+``functionlayer.ToolSpec`` onto CrewAI's ``BaseTool`` and finds the model's
+tool call id so it becomes the approval's call id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import CodeType
+from typing import Any, TypeVar
+
+from crewai.tools import BaseTool
+from pydantic import ConfigDict, Field
+
+from functionlayer import ToolSpec, tool_spec
+
+__all__ = ["FunctionLayerTool", "tool", "tools"]
+
+_T = TypeVar("_T")
+
+# Deepest frame walk when looking for CrewAI's tool-call executor.
+_MAX_FRAMES = 40
+
+
+def _executor_codes() -> frozenset[CodeType]:
+    """Code objects of the CrewAI functions that run one native tool call.
+
+    Both hold the model's tool call id in a local named ``call_id`` while they
+    call the tool; CrewAI passes only the arguments to the tool itself.
+    """
+    codes: set[CodeType] = set()
+    try:
+        from crewai.agents.agent_executor import AgentExecutor
+
+        codes.add(AgentExecutor._execute_single_native_tool_call.__code__)
+    except (ImportError, AttributeError):  # pragma: no cover - other crewai versions
+        pass
+    try:
+        from crewai.utilities import agent_utils
+
+        codes.add(agent_utils.execute_single_native_tool_call.__code__)
+    except (ImportError, AttributeError):  # pragma: no cover - other crewai versions
+        pass
+    return frozenset(codes)
+
+
+_EXECUTOR_CODES = _executor_codes()
+
+
+def model_call_id() -> str | None:
+    """The tool call id the model gave the call CrewAI is running now, if any.
+
+    ``None`` outside CrewAI's native tool-calling loop (direct ``tool.run``,
+    text-based ReAct tools); the core then uses a fresh id.
+    """
+    frame = sys._getframe(1)
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            return None
+        if frame.f_code in _EXECUTOR_CODES:
+            call_id = frame.f_locals.get("call_id")
+            return call_id if isinstance(call_id, str) and call_id else None
+        frame = frame.f_back
+    return None
+
+
+def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine from synchronous CrewAI code, loop or no loop in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # asyncio.run cannot nest in a running loop: give the coroutine a thread and loop of its own.
+    ctx = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(ctx.run, asyncio.run, coro).result()
+
+
+def _never_cache(_args: Any = None, _result: Any = None) -> bool:
+    # Each call is its own decision: a cached rejection would answer a retry
+    # without asking, and a cached result would pretend a guarded action ran again.
+    return False
+
+
+class FunctionLayerTool(BaseTool):
+    """A CrewAI tool that calls a function through FunctionLayer.
+
+    Build it with :func:`tool`. The function's name, description and argument
+    schema come from ``functionlayer.tool_spec``; a guarded function asks its
+    human on every call, with the model's tool call id as the approval call id.
+    A rejection or a failure to get a decision reaches the model as the tool
+    result; an exception raised by an approved function propagates, and CrewAI
+    reports it to the model as ``Error executing tool: ...``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    spec: ToolSpec = Field(exclude=True, repr=False)
+    cache_function: Callable[..., bool] = _never_cache
+
+    def _run(self, **kwargs: Any) -> Any:
+        call_id = model_call_id()
+        if self.spec.is_async:
+            return _run_to_completion(self.spec.arun(kwargs, call_id=call_id))
+        return self.spec.run(kwargs, call_id=call_id)
+
+    async def _arun(self, **kwargs: Any) -> Any:
+        return await self.spec.arun(kwargs, call_id=model_call_id())
+
+
+def tool(fn: Callable[..., Any], **tool_options: Any) -> FunctionLayerTool:
+    """Turn a function (guarded by ``require_approval`` or plain) into a CrewAI tool.
+
+    ``tool_options`` are passed on to CrewAI's ``BaseTool`` (for example
+    ``result_as_answer=True`` or ``max_usage_count=3``).
+    """
+    if isinstance(fn, BaseTool):
+        raise TypeError(f"{fn.name!r} is already a CrewAI tool; pass the plain function")
+    if not callable(fn):
+        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    spec = tool_spec(fn)
+    return FunctionLayerTool(
+        name=spec.name,
+        description=spec.description,
+        args_schema=spec.args_model,
+        spec=spec,
+        **tool_options,
+    )
+
+
+def tools(fns: Iterable[Callable[..., Any]]) -> list[FunctionLayerTool]:
+    """Turn each function into a CrewAI tool, in order."""
+    return [tool(fn) for fn in fns]
