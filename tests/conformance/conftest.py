@@ -1,0 +1,1 @@
+"""Conformance suite: every adapter's test module subclasses ``suite.AdapterConformance``."""
