@@ -1,0 +1,167 @@
+"""CrewAI's real agent loop (Crew/Agent/Task, native tool calls) against the scripted model over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from crewai import LLM, Agent, Crew, Task
+
+from functionlayer import FunctionLayer
+from functionlayer.testing import ScriptedHuman, approve, reject
+from functionlayer.testing.model import (
+    ScriptedModel,
+    math_script,
+    text,
+    tool_call,
+    tool_calls,
+    tool_results,
+)
+from functionlayer_crewai import tools
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "crewai" / "crewai_math.py"
+
+
+class Calculator:
+    """A guarded multiply and a plain add that record every time their bodies run."""
+
+    def __init__(self, human: ScriptedHuman) -> None:
+        self.fl = FunctionLayer(backend=human, run_id="crewai-e2e")
+        self.multiplied: list[tuple[int, int]] = []
+
+        @self.fl.require_approval()
+        def multiply(x: int, y: int) -> int:
+            """Multiply two integers."""
+            self.multiplied.append((x, y))
+            return x * y
+
+        def add(x: int, y: int) -> int:
+            """Add two integers."""
+            return x + y
+
+        self.tools = tools([multiply, add])
+
+
+def kickoff(model: ScriptedModel, calculator: Calculator) -> Any:
+    llm = LLM(model="openai/gpt-4o", base_url=model.base_url, api_key="x")
+    agent = Agent(
+        role="Mathematician",
+        goal="Solve arithmetic with tools.",
+        backstory="You always use your tools.",
+        tools=calculator.tools,
+        llm=llm,
+        max_iter=6,
+    )
+    task = Task(
+        description="multiply 2 and 5, then add 32 to the result",
+        expected_output="a number",
+        agent=agent,
+    )
+    return Crew(agents=[agent], tasks=[task]).kickoff()
+
+
+def test_approved_call_runs_once_and_the_answer_uses_its_result() -> None:
+    human = ScriptedHuman([approve()])
+    calculator = Calculator(human)
+    with ScriptedModel(math_script()) as model:
+        result = kickoff(model, calculator)
+
+    assert calculator.multiplied == [(2, 5)]
+    assert model.errors == []
+    # The model saw multiply's real result and added 32 to it.
+    after_multiply = tool_results(model.requests[1])
+    assert [(r.name, r.content) for r in after_multiply] == [("multiply", "10")]
+    assert "42" in result.raw
+    # The approval was keyed by the model's own tool call id.
+    (request,) = human.function_call_requests
+    assert request.call_id == after_multiply[0].call_id
+    assert request.spec.fn == "multiply" and request.spec.kwargs == {"x": 2, "y": 5}
+
+
+def test_rejected_call_never_runs_and_the_model_gets_the_feedback() -> None:
+    human = ScriptedHuman([reject("use 3 and 5 instead")])
+    calculator = Calculator(human)
+    with ScriptedModel(math_script()) as model:
+        result = kickoff(model, calculator)
+
+    assert calculator.multiplied == []
+    (result_shown,) = tool_results(model.requests[1])
+    assert result_shown.name == "multiply"
+    assert result_shown.content == "User denied multiply with feedback: use 3 and 5 instead"
+    assert "use 3 and 5 instead" in result.raw
+    assert "42" not in result.raw
+
+
+def test_several_calls_in_one_turn_are_decided_by_call_id() -> None:
+    # CrewAI runs these two calls in parallel threads: the decisions must follow the ids.
+    human = ScriptedHuman({"call_b": approve(), "call_a": reject("not this one")})
+    calculator = Calculator(human)
+    script = [
+        tool_calls(
+            tool_call("multiply", {"x": 2, "y": 5}, id="call_a"),
+            tool_call("multiply", {"x": 3, "y": 7}, id="call_b"),
+        ),
+        text("done"),
+    ]
+    with ScriptedModel(script) as model:
+        kickoff(model, calculator)
+
+    assert calculator.multiplied == [(3, 7)]
+    shown = {r.call_id: r.content for r in tool_results(model.requests[1])}
+    assert shown == {"call_a": "User denied multiply with feedback: not this one", "call_b": "21"}
+
+
+def test_exception_from_an_approved_function_follows_crewai_convention() -> None:
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human)
+
+    @fl.require_approval()
+    def divide(x: int, y: int) -> float:
+        """Divide x by y."""
+        return x / y
+
+    llm_tools = tools([divide])
+    with ScriptedModel([tool_call("divide", {"x": 1, "y": 0}), text("cannot")]) as model:
+        llm = LLM(model="openai/gpt-4o", base_url=model.base_url, api_key="x")
+        agent = Agent(role="r", goal="g", backstory="b", tools=llm_tools, llm=llm, max_iter=3)
+        task = Task(description="divide 1 by 0", expected_output="a number", agent=agent)
+        Crew(agents=[agent], tasks=[task]).kickoff()
+
+    (shown,) = tool_results(model.requests[1])
+    # Not disguised as an approval failure: CrewAI's own tool-error text with the real error.
+    assert shown.content == "Error executing tool: division by zero"
+
+
+def run_example(answers: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FUNCTIONLAYER_"))}
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        input=answers,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_example_in_the_terminal_approved() -> None:
+    done = run_example("y\n")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Using the scripted offline model")
+    assert "multiply" in done.stdout and '"x": 2' in done.stdout
+    assert lines[-1] == "Result: 2 multiplied by 5 is 10, and adding 32 gives 42."
+
+
+def test_example_in_the_terminal_rejected_with_feedback() -> None:
+    done = run_example("n\nplease use 3 and 5\n")
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("Result: ")
+    assert "User denied multiply with feedback: please use 3 and 5" in last
+    assert "42" not in last
