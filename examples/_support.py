@@ -52,8 +52,8 @@ def approvals_destination() -> str:
     """Where ``FunctionLayer()`` will send approval requests, for the examples' banner."""
     server = os.environ.get("FUNCTIONLAYER_API_BASE")
     if server:
-        return f"Approvals go to the FunctionLayer server at {server}."
-    return "Approvals are asked in this terminal: answer y to approve, anything else to reject."
+        return f"Approvals and questions go to the FunctionLayer server at {server}."
+    return "Approvals and questions are asked in this terminal (y approves; anything else rejects)."
 
 
 @contextmanager
