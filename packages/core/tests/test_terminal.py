@@ -1,0 +1,125 @@
+"""The terminal backend, driven through a real subprocess with piped standard input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PROGRAM = textwrap.dedent(
+    """
+    import json, sys
+    from functionlayer import FunctionLayer, TerminalBackend, ResponseOption
+
+    timeout = float(sys.argv[1]) if len(sys.argv) > 1 else None
+    fl = FunctionLayer(backend=TerminalBackend(), run_id="term-run", timeout=timeout)
+    ran = []
+
+    @fl.require_approval(reject_options=[ResponseOption(name="too_big", title="Too big")])
+    def multiply(x: int, y: int) -> int:
+        ran.append([x, y])
+        return x * y
+
+    result = multiply(2, 5)
+    print("\\nRESULT " + json.dumps({"result": result, "ran": ran}))
+    """
+)
+
+
+def run(stdin: str | None, *args: str, timeout: float = 30) -> tuple[dict[str, object], str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROGRAM, *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    import json
+
+    return json.loads(line[len("RESULT ") :]), proc.stdout
+
+
+@pytest.mark.parametrize("answer", ["y", "YES", " yes "])
+def test_y_or_yes_approves(answer: str) -> None:
+    outcome, shown = run(answer + "\n")
+    assert outcome == {"result": 10, "ran": [[2, 5]]}
+    assert "multiply" in shown and '"x": 2' in shown and "term-run" in shown
+
+
+@pytest.mark.parametrize("answer", ["n", "No", ""])
+def test_no_or_empty_then_reads_feedback(answer: str) -> None:
+    outcome, _ = run(f"{answer}\nuse smaller numbers\n")
+    assert outcome == {
+        "result": "User denied multiply with feedback: use smaller numbers",
+        "ran": [],
+    }
+
+
+def test_no_then_empty_feedback_rejects_without_feedback() -> None:
+    outcome, _ = run("n\n\n")
+    assert outcome == {"result": "User denied multiply without feedback.", "ran": []}
+
+
+def test_any_other_text_is_itself_the_feedback() -> None:
+    outcome, _ = run("only if x is 3\n")
+    assert outcome == {"result": "User denied multiply with feedback: only if x is 3", "ran": []}
+
+
+def test_reject_option_by_name() -> None:
+    outcome, _ = run("too_big\n")
+    assert outcome["result"] == "User denied multiply (Too big) with feedback: too_big"
+
+
+def test_end_of_input_rejects_clearly_and_never_hangs() -> None:
+    for stdin in ("", None):
+        outcome, _ = run(stdin, timeout=20)
+        assert outcome["ran"] == []
+        assert str(outcome["result"]).startswith("multiply was not run")
+        assert "no terminal input" in str(outcome["result"])
+
+
+def test_end_of_input_while_reading_feedback_still_rejects() -> None:
+    outcome, _ = run("n\n")
+    assert outcome == {"result": "User denied multiply without feedback.", "ran": []}
+
+
+def test_timeout_at_the_terminal_rejects() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROGRAM, "0.5"],
+        stdin=subprocess.PIPE,  # kept open and silent: nobody answers
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.wait(timeout=20) == 0
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+    finally:
+        proc.kill()
+        assert proc.stdin is not None
+        proc.stdin.close()
+    assert "no human answered within 0.5 seconds" in out
+    assert '"ran": []' in out
+
+
+def test_human_as_tool_in_the_terminal() -> None:
+    program = textwrap.dedent(
+        """
+        from functionlayer import FunctionLayer, TerminalBackend
+        fl = FunctionLayer(backend=TerminalBackend())
+        ask = fl.human_as_tool()
+        print("\\nANSWER " + ask("What colour should the logo be?"))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program], input="teal\n", capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "What colour should the logo be?" in proc.stdout
+    assert "ANSWER teal" in proc.stdout
