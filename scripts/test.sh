@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run the whole test suite: installs what the tests need (Debian chromium and PostgreSQL when
+# missing), starts a throwaway PostgreSQL cluster, then runs pytest through uv.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k terminal`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "Installing ${need[*]} (needed by the browser and PostgreSQL tests)..."
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+FUNCTIONLAYER_TEST_POSTGRES_URL=${FUNCTIONLAYER_TEST_POSTGRES_URL:-$(bash .ci/start-postgres.sh)}
+export FUNCTIONLAYER_TEST_POSTGRES_URL
+exec uv run --all-packages pytest "$@"
