@@ -343,7 +343,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             details = getattr(entry, "details", None)
             if details is not None and not isinstance(details, str):
                 details = json.dumps(details, ensure_ascii=False, default=str)
-            when = getattr(entry, "when", None)
+            when = getattr(entry, "at", None) or getattr(entry, "when", None)
             rows.append(
                 {
                     "when": views.format_time(when) if when is not None else "",
