@@ -5,6 +5,7 @@ database URL), so tests can kill -9 and restart it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -138,10 +139,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    """``server_factory(database_url=None, env=None, start=True)`` -> a running server; a fresh
-    SQLite file in tmp_path by default. Every server is stopped at teardown."""
+@contextlib.contextmanager
+def _factory(directory: Path) -> Iterator[ServerFactory]:
     started: list[ServerProcess] = []
 
     def factory(
@@ -152,16 +151,86 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         token: str | None = None,
     ) -> ServerProcess:
         index = len(started)
-        url = database_url or f"sqlite:///{tmp_path / f'server{index}.sqlite3'}"
-        server = ServerProcess(url, tmp_path / f"server{index}.log", env=env, token=token)
+        url = database_url or f"sqlite:///{directory / f'server{index}.sqlite3'}"
+        server = ServerProcess(url, directory / f"server{index}.log", env=env, token=token)
         started.append(server)
         return server.start() if start else server
 
-    yield factory
-    for server in started:
-        server.kill()
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """``server_factory(database_url=None, env=None, start=True)`` -> a running server; a fresh
+    SQLite file in tmp_path by default. Every server is killed at teardown."""
+    with _factory(tmp_path) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Like ``server_factory``, shared by a module's tests (starting a server takes seconds)."""
+    with _factory(tmp_path_factory.mktemp("servers")) as factory:
+        yield factory
 
 
 @pytest.fixture
 def server(server_factory: ServerFactory) -> ServerProcess:
     return server_factory()
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+POSTGRES_ENV = "FUNCTIONLAYER_TEST_POSTGRES_URL"
+POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:55432/postgres"
+
+
+def _admin_url() -> tuple[str, bool]:
+    url = os.environ.get(POSTGRES_ENV)
+    return (url, True) if url else (POSTGRES_DEFAULT, False)
+
+
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL server, dropped afterwards.
+
+    With FUNCTIONLAYER_TEST_POSTGRES_URL set (CI), an unreachable server fails the test; without
+    it, the default local server is tried and the test is skipped, saying why, if it is absent."""
+    import uuid
+
+    import psycopg
+
+    admin, configured = _admin_url()
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if configured:
+            pytest.fail(f"{POSTGRES_ENV}={admin} is set but the server is unreachable: {exc}")
+        pytest.skip(
+            f"no PostgreSQL at {admin} and {POSTGRES_ENV} is unset (.ci/start-postgres.sh starts one)"
+        )
+    name = f"fl_test_{uuid.uuid4().hex[:12]}"
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    base, _, _ = admin.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url

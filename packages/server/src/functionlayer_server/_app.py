@@ -3,6 +3,7 @@ size limit, and a lifespan that opens the store and starts the scheduler and web
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import AsyncIterator
@@ -99,6 +100,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                         "code": "malformed_json",
                     },
                     status_code=400,
+                )
+            if tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes):
+                # FastAPI hands over raw bytes when the Content-Type is not JSON.
+                try:
+                    json.loads(error["input"])
+                except ValueError as bad:
+                    return JSONResponse(
+                        {
+                            "detail": f"malformed JSON in the request body: {bad}",
+                            "code": "malformed_json",
+                        },
+                        status_code=400,
+                    )
+                return JSONResponse(
+                    {
+                        "detail": "the request body must be JSON sent with Content-Type: application/json",
+                        "code": "unsupported_media_type",
+                    },
+                    status_code=415,
                 )
         problems = [
             {
