@@ -1,0 +1,236 @@
+"""What the email channel shows: the request email (text and HTML), the confirmation email after
+a decision, and the pages behind the links. Everything the LLM wrote is untrusted, so every
+template is rendered with autoescaping on (the text part goes out as text/plain, never HTML)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from functionlayer._models import FunctionCall, HumanContact
+
+__all__ = ["EmailContent", "LinkPage", "render_decision", "render_page", "render_request"]
+
+_BASE_STYLE = (
+    "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2328;"
+    "max-width:640px;margin:0 auto;padding:16px"
+)
+_BUTTON = (
+    "display:inline-block;padding:10px 18px;border-radius:6px;text-decoration:none;"
+    "font-weight:600;margin-right:8px"
+)
+
+_TEMPLATES = {
+    "request.html": """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{{ title }}</title></head>
+<body style="{{ style }}">
+<h2 style="margin-top:0">{{ title }}</h2>
+{% if context %}<p style="color:#59636e">{{ context }}</p>{% endif %}
+{% if call %}
+<p>An agent wants to run <strong><code>{{ function }}</code></strong> with these arguments:</p>
+<pre style="background:#f6f8fa;padding:12px;border-radius:6px;white-space:pre-wrap;word-break:break-word">{{ arguments }}</pre>
+{% else %}
+<p>An agent asks:</p>
+<blockquote style="border-left:4px solid #d1d9e0;margin:0;padding:4px 12px;white-space:pre-wrap">{{ message }}</blockquote>
+{% endif %}
+<table style="color:#59636e;font-size:13px;margin:12px 0">
+<tr><td>Run</td><td><code>{{ run_id }}</code></td></tr>
+<tr><td>Call id</td><td><code>{{ call_id }}</code></td></tr>
+</table>
+<p>
+{% if approve_url %}<a href="{{ approve_url }}" style="{{ button }};background:#1f883d;color:#ffffff">Approve</a>{% endif %}
+<a href="{{ open_url }}" style="{{ button }};background:#f6f8fa;color:#1f2328;border:1px solid #d1d9e0">Open in the inbox</a>
+</p>
+<p style="color:#59636e;font-size:13px">{{ instructions }}</p>
+<p style="color:#59636e;font-size:12px">The links work once and expire {{ expires }}. Sent by FunctionLayer.</p>
+</body></html>
+""",
+    "request.txt": """{{ title }}
+{% if context %}
+{{ context }}
+{% endif %}
+{% if call %}
+An agent wants to run {{ function }} with these arguments:
+
+{{ arguments }}
+{% else %}
+An agent asks:
+
+{{ message }}
+{% endif %}
+
+Run: {{ run_id }}
+Call id: {{ call_id }}
+
+{% if approve_url %}Approve: {{ approve_url }}
+{% endif %}Open in the inbox: {{ open_url }}
+
+{{ instructions }}
+The links work once and expire {{ expires }}.
+""",
+    "page.html": """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{{ title }} - FunctionLayer</title></head>
+<body style="{{ style }}">
+<h2>{{ title }}</h2>
+<p>{{ message }}</p>
+{% if function %}
+<p>Function: <strong><code>{{ function }}</code></strong></p>
+<pre style="background:#f6f8fa;padding:12px;border-radius:6px;white-space:pre-wrap;word-break:break-word">{{ arguments }}</pre>
+{% if run_id %}<p style="color:#59636e;font-size:13px">Run <code>{{ run_id }}</code>, call <code>{{ call_id }}</code></p>{% endif %}
+{% endif %}
+{% if form_action %}
+<form method="post" action="{{ form_action }}">
+<button type="submit" style="{{ button }};background:#1f883d;color:#ffffff;border:0;cursor:pointer">{{ button_label }}</button>
+</form>
+{% endif %}
+{% if open_url %}<p><a href="{{ open_url }}">Open the request in the inbox</a> to reject it with feedback.</p>{% endif %}
+</body></html>
+""",
+}
+
+_html = jinja2.Environment(
+    loader=jinja2.DictLoader({k: v for k, v in _TEMPLATES.items() if k.endswith(".html")}),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+# text/plain: nothing is interpreted by the reader, so no escaping (and none is wanted).
+_text = jinja2.Environment(
+    loader=jinja2.DictLoader({k: v for k, v in _TEMPLATES.items() if k.endswith(".txt")}),
+    autoescape=False,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class LinkPage:
+    title: str
+    message: str
+    status_code: int = 200
+    request: FunctionCall | HumanContact | None = None
+    form_action: str | None = None
+    button_label: str = "Approve"
+    open_url: str | None = None
+
+
+def pretty_arguments(kwargs: Any) -> str:
+    return json.dumps(kwargs, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def one_line(text: str, limit: int = 180) -> str:
+    """For headers: no line breaks (header injection) and a sane length."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def render_request(
+    request: FunctionCall | HumanContact,
+    *,
+    subject: str | None,
+    context: str | None,
+    approve_url: str | None,
+    open_url: str,
+    expires: str,
+) -> EmailContent:
+    is_call = isinstance(request, FunctionCall)
+    if isinstance(request, FunctionCall):
+        title = f"Approval needed: {request.spec.fn}"
+        function, arguments, message = request.spec.fn, pretty_arguments(request.spec.kwargs), ""
+        instructions = (
+            "Reply to this email: a first line of 'approve' (or 'yes') approves the call; "
+            "any other reply rejects it and your text goes back to the agent as feedback."
+        )
+    else:
+        title = "An agent has a question for you"
+        function, arguments, message = "", "", request.spec.msg
+        instructions = (
+            "Reply to this email with your answer; the text of your reply goes back to the agent."
+        )
+    values = {
+        "title": title,
+        "context": context,
+        "call": is_call,
+        "function": function,
+        "arguments": arguments,
+        "message": message,
+        "run_id": request.run_id,
+        "call_id": request.call_id,
+        "approve_url": approve_url,
+        "open_url": open_url,
+        "instructions": instructions,
+        "expires": expires,
+        "style": _BASE_STYLE,
+        "button": _BUTTON,
+    }
+    return EmailContent(
+        subject=one_line(subject or title),
+        text=_text.get_template("request.txt").render(values),
+        html=_html.get_template("request.html").render(values),
+    )
+
+
+def describe_decision(request: FunctionCall | HumanContact) -> str:
+    status = request.status
+    if status is None:
+        return "The request is still waiting for an answer."
+    by = status.responded_by or "someone"
+    via = f" via {status.responded_via}" if status.responded_via else ""
+    if status.expired:
+        return "The request expired before anyone answered; nothing was run."
+    if isinstance(request, FunctionCall) and request.status is not None:
+        call_status = request.status
+        if call_status.response is not None:
+            return f"Answered by {by}{via} instead of running it: {call_status.response}"
+        if call_status.approved:
+            return f"Approved by {by}{via}."
+        return f"Rejected by {by}{via} with feedback: {call_status.comment or ''}"
+    if isinstance(request, HumanContact) and request.status is not None:
+        return f"Answered by {by}{via}: {request.status.response or ''}"
+    return f"Decided by {by}{via}."
+
+
+def render_decision(request: FunctionCall | HumanContact) -> str:
+    """The text of the confirmation email sent in the thread after a decision."""
+    what = request.spec.fn if isinstance(request, FunctionCall) else "the agent's question"
+    return (
+        f"{describe_decision(request)}\n\n"
+        f"Request: {what} (call id {request.call_id}, run {request.run_id}).\n"
+        "This request is closed; further replies are ignored.\n"
+    )
+
+
+def render_page(page: LinkPage) -> str:
+    request = page.request
+    values: dict[str, Any] = {
+        "title": page.title,
+        "message": page.message,
+        "function": "",
+        "arguments": "",
+        "run_id": "",
+        "call_id": "",
+        "form_action": page.form_action,
+        "button_label": page.button_label,
+        "open_url": page.open_url,
+        "style": _BASE_STYLE,
+        "button": _BUTTON,
+    }
+    if isinstance(request, FunctionCall):
+        values.update(
+            function=request.spec.fn,
+            arguments=pretty_arguments(request.spec.kwargs),
+            run_id=request.run_id,
+            call_id=request.call_id,
+        )
+    return _html.get_template("page.html").render(values)
