@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functionlayer_server._api import API_PREFIX, LEGACY_PREFIX, create_api_router
+from functionlayer_server._channels import install_channels
 from functionlayer_server._errors import AuthenticationError, ServerError
 from functionlayer_server._inbox import create_inbox_router
 from functionlayer_server._scheduler import Clock
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return {"ok": True, "waiting": service.waiting}
 
     app.include_router(create_inbox_router(service, settings))
+    install_channels(app, service, settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 

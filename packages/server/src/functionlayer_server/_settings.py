@@ -41,6 +41,22 @@ class Settings(BaseModel):
     scheduler_interval_seconds: float = Field(default=1.0, gt=0)
     """Upper bound on how long the scheduler sleeps between checks for due work."""
     log_level: str = "info"
+    # Contact channels (see _channels/). Slack is on when a bot token (or Socket Mode) is set.
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    """Verifies Slack interaction requests; they are all refused while it is unset."""
+    slack_api_url: str = "https://slack.com/api/"
+    slack_socket_mode_app_token: str | None = None
+    """An ``xapp-`` token: receive interactions over Socket Mode instead of the HTTP endpoint."""
+    # Email is on when smtp_host is set.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    email_from: str | None = None
+    email_link_ttl_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    email_inbound_secret: str | None = None
 
     @field_validator("webhook_urls", mode="before")
     @classmethod

@@ -1,0 +1,71 @@
+"""The contract every contact channel (Slack, email, ...) implements.
+
+A channel turns a request into a message somewhere humans are, and turns their answers back into
+decisions through the :class:`~functionlayer_server.ApprovalService` (``respond_function_call`` /
+``respond_human_contact`` with ``via=channel.name``), so quorum, expiry, audit and webhooks stay in
+one place. The :class:`~functionlayer_server._channels._dispatch.Dispatcher` decides *when* and
+*where* a request goes (routing, escalation tiers, retries); a channel only knows *how*.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from fastapi import APIRouter
+from functionlayer._models import ContactChannel, FunctionCall, HumanContact
+
+__all__ = ["Channel", "ChannelRequest", "DeliveryStore"]
+
+ChannelRequest = FunctionCall | HumanContact
+
+
+class DeliveryStore(Protocol):
+    """What the dispatcher offers channels for remembering their deliveries (durably, in the
+    audit trail: each saved delivery *is* the request's ``delivered`` audit entry)."""
+
+    async def save_delivery(
+        self, call_id: str, channel: str, data: dict[str, Any], *, kind: str | None = None
+    ) -> None: ...
+
+    async def load_deliveries(
+        self, call_id: str, *, channel: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class Channel(Protocol):
+    name: str
+    """``"slack"``, ``"email"``: used as ``via`` in audit entries and decisions."""
+
+    def handles(self, target: ContactChannel) -> bool:
+        """True when this channel can deliver to ``target`` (e.g. ``target.slack is not None``)."""
+        ...
+
+    async def deliver(self, request: ChannelRequest, target: ContactChannel, *, tier: int) -> None:
+        """Send the request to ``target``. Raise on failure (the dispatcher audits the error and
+        retries with backoff). On success call ``dispatcher.save_delivery(call_id, name, data)``
+        with whatever :meth:`update` will need (Slack channel and ts, email Message-ID); that
+        call also records the ``delivered`` audit entry, so do not record a second one."""
+        ...
+
+    async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
+        """The request was decided (approved, rejected, answered or expired): show who decided
+        what wherever it was delivered. ``deliveries`` are this channel's saved ``data`` dicts."""
+        ...
+
+    def router(self) -> APIRouter | None:
+        """Inbound endpoints (Slack interactions, email replies and links), or None."""
+        ...
+
+
+async def start_channel(channel: Channel) -> None:
+    """Optional hook: a channel may define ``async start()`` (e.g. a Socket Mode connection)."""
+    start = getattr(channel, "start", None)
+    if start is not None:
+        await start()
+
+
+async def stop_channel(channel: Channel) -> None:
+    stop = getattr(channel, "stop", None)
+    if stop is not None:
+        await stop()

@@ -1,0 +1,286 @@
+"""Routing: which channels a request goes to, when, and what happens after the decision.
+
+Targets come from ``spec.channel`` and ``spec.policy.channels``:
+
+- ``any_of`` (the default): every target at once (tier 0); the first answer wins, since the
+  service decides each request at most once.
+- ``escalate``: tier 0 is ``spec.channel`` (if any) plus ``policy.channels[0]``; tier *n* is
+  ``policy.channels[n]``, added ``n * escalate_after_seconds`` after the request was created if
+  nobody has answered by then (audit ``escalated``). Without ``escalate_after_seconds`` only
+  tier 0 is used.
+
+Every delivery runs as a persisted scheduler job (topic ``channels.deliver``), so a request
+created just before a crash is still delivered after the restart, escalations fire on time
+across restarts, and failed deliveries are retried with backoff. Deliveries are idempotent per
+(tier, target): a job that runs twice does not post twice. Delivery records live in the audit
+trail (action ``delivered``, details ``{"channel", "tier", "target", "data"}``), which is durable
+and shared by every server process on the database.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+from functionlayer._models import ContactChannel, FunctionCall, HumanContact
+
+from functionlayer_server._channels._base import Channel, ChannelRequest
+from functionlayer_server._errors import NotFoundError
+from functionlayer_server._service import (
+    FUNCTION_CALL,
+    HUMAN_CONTACT,
+    ApprovalService,
+    ServiceEvent,
+)
+
+__all__ = ["DELIVER_TOPIC", "SERVER_ACTOR", "Dispatcher", "delivery_tiers"]
+
+log = logging.getLogger("functionlayer_server.channels")
+
+DELIVER_TOPIC = "channels.deliver"
+SERVER_ACTOR = "functionlayer-server"
+MAX_ATTEMPTS = 6
+RETRY_BASE_SECONDS = 5.0
+
+# Which (tier, target) the running delivery is for, so save_delivery can record it.
+_current: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "fl_channel_delivery", default=None
+)
+
+
+def _kind(request: ChannelRequest) -> str:
+    return FUNCTION_CALL if isinstance(request, FunctionCall) else HUMAN_CONTACT
+
+
+def delivery_tiers(request: ChannelRequest) -> list[list[ContactChannel]]:
+    """The request's targets grouped by escalation tier (see the module docstring)."""
+    spec = request.spec
+    first: list[ContactChannel] = [spec.channel] if spec.channel is not None else []
+    policy = spec.policy
+    if policy is None:
+        return [first] if first else []
+    if policy.mode == "escalate" and policy.channels:
+        tiers = [first + policy.channels[:1]]
+        if policy.escalate_after_seconds is not None:
+            tiers.extend([c] for c in policy.channels[1:])
+        return tiers
+    every = first + list(policy.channels)
+    return [every] if every else []
+
+
+class Dispatcher:
+    """Listens to the service, delivers requests to channels and updates them after decisions.
+    Also the channels' :class:`~functionlayer_server._channels._base.DeliveryStore`."""
+
+    def __init__(self, service: ApprovalService) -> None:
+        self.service = service
+        self.channels: list[Channel] = []
+
+    def add_channel(self, channel: Channel) -> None:
+        self.channels.append(channel)
+
+    def install(self) -> None:
+        self.service.add_listener(self.on_event)
+        self.service.register_job_handler(DELIVER_TOPIC, self.run_job)
+
+    def channel_for(self, target: ContactChannel) -> Channel | None:
+        for channel in self.channels:
+            if channel.handles(target):
+                return channel
+        return None
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def on_event(self, event: ServiceEvent) -> None:
+        if event.type == "created":
+            if delivery_tiers(event.request):
+                await self.service.schedule(
+                    DELIVER_TOPIC,
+                    {"kind": event.kind, "call_id": event.request.call_id, "tier": 0},
+                )
+        elif event.type == "decided":
+            await self.update(event.request)
+
+    async def update(self, request: ChannelRequest) -> None:
+        """Tell every channel that delivered the request how it was decided."""
+        kind = _kind(request)
+        for channel in self.channels:
+            deliveries = await self.load_deliveries(
+                request.call_id, channel=channel.name, kind=kind
+            )
+            if not deliveries:
+                continue
+            try:
+                await channel.update(request, deliveries)
+            except Exception as exc:
+                log.exception("%s: updating %s failed", channel.name, request.call_id)
+                await self.service.record_audit(
+                    kind,
+                    request.call_id,
+                    who=SERVER_ACTOR,
+                    via=channel.name,
+                    action="update_failed",
+                    details={"error": _describe(exc)},
+                )
+
+    # -- delivery jobs ----------------------------------------------------------------------
+
+    async def _load(self, kind: str, call_id: str) -> ChannelRequest | None:
+        try:
+            if kind == FUNCTION_CALL:
+                return await self.service.get_function_call(call_id)
+            return await self.service.get_human_contact(call_id)
+        except NotFoundError:
+            return None
+
+    async def run_job(self, payload: dict[str, Any]) -> None:
+        kind = str(payload["kind"])
+        call_id = str(payload["call_id"])
+        tier = int(payload.get("tier", 0))
+        attempt = int(payload.get("attempt", 0))
+        request = await self._load(kind, call_id)
+        if request is None or request.completed:
+            return  # decided (or expired) before this tier was due: nothing to send
+        tiers = delivery_tiers(request)
+        if tier >= len(tiers):
+            return
+        if tier > 0 and attempt == 0:
+            await self.service.record_audit(
+                kind,
+                call_id,
+                who=SERVER_ACTOR,
+                via="scheduler",
+                action="escalated",
+                details={"tier": tier, "to": [t.describe() for t in tiers[tier]]},
+            )
+        if attempt == 0 and tier + 1 < len(tiers):
+            await self._schedule_next_tier(request, kind, tier + 1)
+        done = {
+            (d["tier"], d["target"])
+            for d in await self._records(call_id, kind=kind)
+            if isinstance(d.get("tier"), int) and isinstance(d.get("target"), int)
+        }
+        failed = False
+        for index, target in enumerate(tiers[tier]):
+            if (tier, index) in done:
+                continue
+            channel = self.channel_for(target)
+            if channel is None:
+                if attempt == 0 and not _inbox_only(target):
+                    await self.service.record_audit(
+                        kind,
+                        call_id,
+                        who=SERVER_ACTOR,
+                        via="channels",
+                        action="not_delivered",
+                        details={
+                            "tier": tier,
+                            "target": index,
+                            "reason": f"no channel is configured for {target.describe()}",
+                        },
+                    )
+                continue
+            token = _current.set((tier, index))
+            try:
+                await channel.deliver(request, target, tier=tier)
+            except Exception as exc:
+                failed = True
+                log.warning("%s: delivering %s failed: %s", channel.name, call_id, exc)
+                await self.service.record_audit(
+                    kind,
+                    call_id,
+                    who=SERVER_ACTOR,
+                    via=channel.name,
+                    action="delivery_failed",
+                    details={
+                        "tier": tier,
+                        "target": index,
+                        "attempt": attempt + 1,
+                        "error": _describe(exc),
+                    },
+                )
+            finally:
+                _current.reset(token)
+        if failed and attempt + 1 < MAX_ATTEMPTS:
+            await self.service.schedule(
+                DELIVER_TOPIC,
+                {"kind": kind, "call_id": call_id, "tier": tier, "attempt": attempt + 1},
+                delay=RETRY_BASE_SECONDS * 2**attempt,
+            )
+
+    async def _schedule_next_tier(self, request: ChannelRequest, kind: str, tier: int) -> None:
+        policy = request.spec.policy
+        assert policy is not None and policy.escalate_after_seconds is not None
+        status = request.status
+        base = (
+            status.requested_at.timestamp()
+            if status is not None and status.requested_at is not None
+            else self.service.clock.now()
+        )
+        await self.service.schedule(
+            DELIVER_TOPIC,
+            {"kind": kind, "call_id": request.call_id, "tier": tier},
+            at=base + tier * policy.escalate_after_seconds,
+        )
+
+    # -- delivery records (DeliveryStore) ----------------------------------------------------
+
+    async def _kind_of(self, call_id: str) -> str:
+        if await self.service.get_project(FUNCTION_CALL, call_id) is not None:
+            return FUNCTION_CALL
+        return HUMAN_CONTACT
+
+    async def save_delivery(
+        self, call_id: str, channel: str, data: dict[str, Any], *, kind: str | None = None
+    ) -> None:
+        """Remember a delivery (and audit it as ``delivered``)."""
+        where = _current.get()
+        details: dict[str, Any] = {"channel": channel, "data": data}
+        if where is not None:
+            details["tier"], details["target"] = where
+        await self.service.record_audit(
+            kind or await self._kind_of(call_id),
+            call_id,
+            who=SERVER_ACTOR,
+            via=channel,
+            action="delivered",
+            details=details,
+        )
+
+    async def _records(self, call_id: str, *, kind: str) -> list[dict[str, Any]]:
+        return [
+            e.details
+            for e in await self.service.audit_trail(call_id)
+            if e.kind == kind and e.action == "delivered" and isinstance(e.details, dict)
+        ]
+
+    async def load_deliveries(
+        self, call_id: str, *, channel: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``data`` dicts saved for the request, oldest first (only ``channel``'s if given)."""
+        records = await self._records(call_id, kind=kind or await self._kind_of(call_id))
+        return [
+            dict(r.get("data") or {})
+            for r in records
+            if channel is None or r.get("channel") == channel
+        ]
+
+
+def _inbox_only(target: ContactChannel) -> bool:
+    """A target that only names inbox users needs no delivery: the inbox shows it."""
+    return (
+        target.slack is None
+        and target.email is None
+        and target.sms is None
+        and target.whatsapp is None
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:500]
+
+
+def request_kind(request: HumanContact | FunctionCall) -> str:
+    return _kind(request)
