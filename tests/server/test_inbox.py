@@ -40,19 +40,19 @@ class Inbox:
         spec.setdefault("kwargs", {"amount": 10})
         call = FunctionCall(run_id="run-1", call_id=call_id, spec=FunctionCallSpec(fn=fn, **spec))
         stored, _ = self.run(self.service.create_function_call, call)
-        return stored  # type: ignore[no-any-return]
+        return stored
 
     def add_contact(self, call_id: str, **spec: Any) -> HumanContact:
         spec.setdefault("msg", "Which one?")
         contact = HumanContact(run_id="run-1", call_id=call_id, spec=HumanContactSpec(**spec))
         stored, _ = self.run(self.service.create_human_contact, contact)
-        return stored  # type: ignore[no-any-return]
+        return stored
 
     def call(self, call_id: str) -> FunctionCall:
-        return self.run(self.service.get_function_call, call_id)  # type: ignore[no-any-return]
+        return self.run(self.service.get_function_call, call_id)
 
     def contact(self, call_id: str) -> HumanContact:
-        return self.run(self.service.get_human_contact, call_id)  # type: ignore[no-any-return]
+        return self.run(self.service.get_human_contact, call_id)
 
     def login(self, username: str = "alice") -> str:
         """Log in through the form; returns the session's CSRF token."""

@@ -1,4 +1,7 @@
-"""Playwright fixtures: one Debian chromium per test session, a fresh context per test."""
+"""Playwright fixtures: one Debian chromium per test module, a fresh context per test.
+
+Module scope, not session: Playwright's sync API keeps an asyncio loop marked running in the
+test thread while it is open, which would break later tests that call ``asyncio.run``."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(
@@ -61,7 +64,7 @@ class BrowserServer:
         return str(_off_loop(self._inner.create_token, *args, **kwargs))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _session_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserServer]:
     # One server for all browser tests: starting one costs seconds on a busy 2-core machine.
     # Tests tell their requests apart by function name and never assume an empty inbox.
