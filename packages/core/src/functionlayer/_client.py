@@ -8,7 +8,6 @@ import inspect
 import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -76,7 +75,7 @@ class FunctionLayer:
         if backend is None:
             backend = _default_backend(approval_method, api_base, api_token)
         self.backend = backend
-        self.run_id = run_id or f"{agent_name or 'agent'}-{uuid.uuid4().hex[:12]}"
+        self.run_id = run_id or f"{agent_name or 'agent'}-{_new_id()[:12]}"
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
         self.timeout = timeout
@@ -497,6 +496,8 @@ class _Guard:
 
 
 def _new_id() -> str:
+    import uuid  # deferred: uuid pulls in platform, a measurable share of the import cost
+
     return uuid.uuid4().hex
 
 

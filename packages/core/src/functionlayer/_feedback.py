@@ -5,7 +5,6 @@ They name the function, carry the human's own words, and say plainly whether any
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 __all__ = [
@@ -19,6 +18,8 @@ __all__ = [
 
 
 def _json(value: Any) -> str:
+    import json  # only needed on the edit path; keeps `import functionlayer` light
+
     return json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
 
 
