@@ -202,6 +202,8 @@ def tools(fns: Iterable[Callable[..., Any] | FunctionTool], *, strict: bool = Fa
 
 # -- helpers ---------------------------------------------------------------------------------------
 def _field(obj: Any, name: str) -> Any:
+    if type(obj) is dict:  # the common case, without the slower Mapping ABC check
+        return obj.get(name)
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
