@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -132,6 +133,29 @@ class ServerProcess:
 
 
 ServerFactory = Callable[..., ServerProcess]
+
+
+def in_thread(fn: Callable[[], Any]) -> Callable[..., Any]:
+    """Run ``fn`` (an agent) in a thread; the returned ``join(timeout=20)`` gives its result."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join(timeout: float = 20.0) -> Any:
+        thread.join(timeout)
+        assert not thread.is_alive(), "the agent is still waiting"
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    return join
 
 
 @pytest.fixture

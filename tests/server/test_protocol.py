@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ from functionlayer import (
     call_id_scope,
 )
 
-from .conftest import ServerFactory, ServerProcess
+from .conftest import ServerFactory, ServerProcess, in_thread
 
 
 @pytest.fixture(
@@ -64,29 +64,6 @@ class Human:
 
     def decide(self, call_id: str, **decision: Any) -> httpx.Response:
         return self.client.post(f"/agent/function_calls/{call_id}/respond", json=decision)
-
-
-def in_thread(fn: Callable[[], Any]) -> Callable[[float], Any]:
-    """Run ``fn`` in a thread; the returned function joins it and gives its result."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def join(timeout: float = 20.0) -> Any:
-        thread.join(timeout)
-        assert not thread.is_alive(), "the agent is still waiting"
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
-
-    return join
 
 
 def test_approved_call_runs_after_the_answer(live: ServerProcess, fl: FunctionLayer) -> None:
