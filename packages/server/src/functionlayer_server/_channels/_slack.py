@@ -1,0 +1,508 @@
+"""Slack: post requests as Block Kit messages and take the answers from their buttons.
+
+Answers arrive on ``POST /slack/interactions`` (signed by Slack: ``v0=`` HMAC-SHA256 of
+``v0:{timestamp}:{body}`` with the signing secret, at most 5 minutes old) or, when
+``slack_socket_mode_app_token`` is set, over Socket Mode; both go through
+:meth:`SlackChannel.handle_payload`. Only responders allowed by the target's
+``allowed_responder_ids`` (and the policy's ``responders``) can decide; refusals are audited.
+Decisions go through the service, so a second click can never decide twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from functionlayer._models import (
+    ContactChannel,
+    FunctionCall,
+    FunctionCallStatus,
+    HumanContact,
+    SlackContactChannel,
+)
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
+from functionlayer_server._channels._dispatch import delivery_tiers, request_kind
+from functionlayer_server._channels._slack_blocks import (
+    ACTION_APPROVE,
+    ACTION_REJECT,
+    ACTION_REJECT_OPTION,
+    ACTION_REPLY,
+    ACTION_RESPOND_OPTION,
+    INPUT_ACTION,
+    INPUT_BLOCK,
+    VIEW_REJECT,
+    VIEW_REPLY,
+    decided_blocks,
+    escape,
+    outcome_text,
+    reject_modal,
+    reply_modal,
+    request_blocks,
+)
+from functionlayer_server._errors import (
+    AlreadyDecidedError,
+    InvalidDecisionError,
+    NotFoundError,
+    ServerError,
+)
+from functionlayer_server._service import FUNCTION_CALL, ApprovalService
+from functionlayer_server._settings import Settings
+
+__all__ = ["INTERACTIONS_PATH", "SlackChannel", "create_channel"]
+
+log = logging.getLogger("functionlayer_server.channels.slack")
+
+INTERACTIONS_PATH = "/slack/interactions"
+VIA = "slack"
+
+
+class _Refused(Exception):
+    """An answer that must not decide anything; the message is shown to the clicker."""
+
+
+def create_channel(
+    service: ApprovalService, settings: Settings, deliveries: DeliveryStore
+) -> SlackChannel | None:
+    """Slack is on when the server has a bot token or Socket Mode is configured. (A request may
+    still carry its own ``bot_token``; without a server token it is delivered with that.)"""
+    if not (settings.slack_bot_token or settings.slack_socket_mode_app_token):
+        return None
+    return SlackChannel(service, settings, deliveries)
+
+
+class SlackChannel:
+    name = VIA
+
+    def __init__(
+        self, service: ApprovalService, settings: Settings, deliveries: DeliveryStore
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.deliveries = deliveries
+        self.verifier = (
+            SignatureVerifier(settings.slack_signing_secret)
+            if settings.slack_signing_secret
+            else None
+        )
+        self._socket: Any = None
+
+    # -- the Channel protocol ---------------------------------------------------------------
+
+    def handles(self, target: ContactChannel) -> bool:
+        return target.slack is not None
+
+    def client(self, token: str | None = None) -> AsyncWebClient:
+        token = token or self.settings.slack_bot_token
+        if not token:
+            raise RuntimeError(
+                "no Slack bot token: set FUNCTIONLAYER_SERVER_SLACK_BOT_TOKEN or the channel's bot_token"
+            )
+        return AsyncWebClient(token=token, base_url=self.settings.slack_api_url, timeout=15)
+
+    async def deliver(self, request: ChannelRequest, target: ContactChannel, *, tier: int) -> None:
+        slack = target.slack
+        assert slack is not None
+        blocks = request_blocks(
+            request,
+            context=slack.context_about_channel_or_user,
+            base_url=self.settings.base_url,
+            progress=_progress(request),
+        )
+        response = await self.client(slack.bot_token).chat_postMessage(
+            channel=slack.channel_or_user_id,
+            text=_fallback(request),
+            blocks=blocks,
+            thread_ts=slack.thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        await self.deliveries.save_delivery(
+            request.call_id,
+            VIA,
+            {
+                "target": slack.channel_or_user_id,
+                "channel": response.get("channel") or slack.channel_or_user_id,
+                "ts": response.get("ts"),
+            },
+            kind=request_kind(request),
+        )
+
+    async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
+        """Replace each delivered message with who decided what, without buttons."""
+        await self._rewrite(request, deliveries, decided=True)
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+
+        @router.post(INTERACTIONS_PATH, include_in_schema=False)
+        async def interactions(request: Request) -> Response:
+            body = await request.body()
+            if self.verifier is None:
+                return JSONResponse(
+                    {
+                        "detail": "Slack interactions are disabled: no signing secret is configured",
+                        "code": "unauthorized",
+                    },
+                    status_code=401,
+                )
+            if not self.verifier.is_valid_request(body, dict(request.headers)):
+                return JSONResponse(
+                    {
+                        "detail": "invalid or stale Slack signature",
+                        "code": "unauthorized",
+                    },
+                    status_code=401,
+                )
+            try:
+                raw = parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0]
+                payload = json.loads(raw)
+                if not isinstance(payload, dict):
+                    raise ValueError("payload is not an object")
+            except (KeyError, IndexError, ValueError, UnicodeDecodeError) as exc:
+                return JSONResponse(
+                    {"detail": f"malformed Slack payload: {exc}", "code": "bad_request"},
+                    status_code=400,
+                )
+            answer = await self.handle_payload(payload)
+            return JSONResponse(answer) if answer else Response(status_code=200)
+
+        return router
+
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app_token = self.settings.slack_socket_mode_app_token
+        if not app_token:
+            return
+        from slack_sdk.socket_mode.aiohttp import SocketModeClient
+        from slack_sdk.socket_mode.request import SocketModeRequest
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        socket = SocketModeClient(
+            app_token=app_token,
+            web_client=AsyncWebClient(base_url=self.settings.slack_api_url),
+        )
+
+        async def on_request(client: Any, req: SocketModeRequest) -> None:
+            if req.type != "interactive":
+                await client.send_socket_mode_response(
+                    SocketModeResponse(envelope_id=req.envelope_id)
+                )
+                return
+            # Socket Mode messages come over an authenticated connection: no signature.
+            answer = await self.handle_payload(req.payload)
+            await client.send_socket_mode_response(
+                SocketModeResponse(envelope_id=req.envelope_id, payload=answer or None)
+            )
+
+        socket.socket_mode_request_listeners.append(on_request)
+        await socket.connect()
+        self._socket = socket
+
+    async def stop(self) -> None:
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close()
+
+    # -- interactions ------------------------------------------------------------------------
+
+    async def handle_payload(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Act on a verified interaction; the return value is the HTTP/Socket Mode answer."""
+        kind = payload.get("type")
+        try:
+            if kind == "block_actions":
+                await self._block_actions(payload)
+                return None
+            if kind == "view_submission":
+                return await self._view_submission(payload)
+        except Exception:
+            log.exception("Slack interaction failed")
+            return None
+        return None  # other interaction types (view_closed, shortcuts) need nothing
+
+    async def _block_actions(self, payload: dict[str, Any]) -> None:
+        user = str((payload.get("user") or {}).get("id") or "")
+        container = payload.get("container") or {}
+        channel_id = str(
+            container.get("channel_id") or (payload.get("channel") or {}).get("id") or ""
+        )
+        message_ts = str(
+            container.get("message_ts") or (payload.get("message") or {}).get("ts") or ""
+        )
+        for action in payload.get("actions") or []:
+            action_id = str(action.get("action_id") or "")
+            if not action_id.startswith("fl_") or action_id == "fl_open":
+                continue
+            try:
+                value = json.loads(action.get("value") or "{}")
+                call_id = str(value["call_id"])
+                request = await self._load(str(value.get("kind")), call_id)
+                target = await self._authorize(request, user, channel_id, message_ts)
+                await self._act(
+                    payload, request, target, action_id, value, user, channel_id, message_ts
+                )
+            except _Refused as refused:
+                await self._ephemeral(channel_id, user, str(refused), None)
+            except (ValueError, KeyError, TypeError):
+                await self._ephemeral(
+                    channel_id, user, "This button is not a FunctionLayer request.", None
+                )
+
+    async def _act(
+        self,
+        payload: dict[str, Any],
+        request: ChannelRequest,
+        target: SlackContactChannel,
+        action_id: str,
+        value: dict[str, Any],
+        user: str,
+        channel_id: str,
+        message_ts: str,
+    ) -> None:
+        token = target.bot_token
+        metadata = {
+            "kind": request_kind(request),
+            "call_id": request.call_id,
+            "channel": channel_id,
+            "ts": message_ts,
+        }
+        if request.completed:
+            raise _Refused(_already(request))
+        if isinstance(request, FunctionCall):
+            if action_id == ACTION_APPROVE:
+                await self._decide(
+                    request, FunctionCallStatus(approved=True), user, channel_id, token
+                )
+            elif action_id == ACTION_REJECT:
+                await self.client(token).views_open(
+                    trigger_id=payload.get("trigger_id"), view=reject_modal(request, metadata)
+                )
+            elif action_id.startswith(ACTION_REJECT_OPTION + ":"):
+                await self._decide(
+                    request,
+                    FunctionCallStatus(approved=False, reject_option_name=str(value["option"])),
+                    user,
+                    channel_id,
+                    token,
+                )
+        else:
+            if action_id == ACTION_REPLY:
+                await self.client(token).views_open(
+                    trigger_id=payload.get("trigger_id"), view=reply_modal(request, metadata)
+                )
+            elif action_id.startswith(ACTION_RESPOND_OPTION + ":"):
+                try:
+                    await self.service.respond_human_contact(
+                        request.call_id,
+                        response=None,
+                        response_option_name=str(value["option"]),
+                        responder=user,
+                        via=VIA,
+                    )
+                except (AlreadyDecidedError, InvalidDecisionError) as exc:
+                    raise _Refused(exc.message) from exc
+
+    async def _decide(
+        self,
+        call: FunctionCall,
+        decision: FunctionCallStatus,
+        user: str,
+        channel_id: str,
+        token: str | None,
+    ) -> FunctionCall:
+        try:
+            result = await self.service.respond_function_call(
+                call.call_id, decision, responder=user, via=VIA
+            )
+        except AlreadyDecidedError as exc:
+            raise _Refused(f"Already decided: {exc.message}") from exc
+        except InvalidDecisionError as exc:
+            raise _Refused(exc.message) from exc
+        if not result.completed:  # quorum: recorded, more approvals needed
+            await self._ephemeral(
+                channel_id, user, f"Your approval is recorded. {_progress(result)}", token
+            )
+            await self._rewrite(result, await self._deliveries(result), decided=False)
+        return result
+
+    async def _view_submission(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        view = payload.get("view") or {}
+        callback = view.get("callback_id")
+        if callback not in (VIEW_REJECT, VIEW_REPLY):
+            return None
+        user = str((payload.get("user") or {}).get("id") or "")
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            text = str(
+                view["state"]["values"][INPUT_BLOCK][INPUT_ACTION].get("value") or ""
+            ).strip()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _input_error("This form is not a FunctionLayer request.")
+        if not text:
+            return _input_error("Please write something: it is what the agent gets back.")
+        try:
+            request = await self._load(str(metadata.get("kind")), str(metadata.get("call_id")))
+            await self._authorize(
+                request, user, str(metadata.get("channel")), str(metadata.get("ts"))
+            )
+            if callback == VIEW_REJECT and isinstance(request, FunctionCall):
+                await self.service.respond_function_call(
+                    request.call_id,
+                    FunctionCallStatus(approved=False, comment=text),
+                    responder=user,
+                    via=VIA,
+                )
+            elif callback == VIEW_REPLY and isinstance(request, HumanContact):
+                await self.service.respond_human_contact(
+                    request.call_id, response=text, responder=user, via=VIA
+                )
+            else:
+                return _input_error("This form does not match the request.")
+        except _Refused as refused:
+            return _input_error(str(refused))
+        except AlreadyDecidedError as exc:
+            return _input_error(f"Already decided: {exc.message}")
+        except ServerError as exc:
+            return _input_error(exc.message)
+        return None  # closes the modal
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _load(self, kind: str, call_id: str) -> ChannelRequest:
+        try:
+            if kind == FUNCTION_CALL:
+                return await self.service.get_function_call(call_id)
+            if kind == "human_contact":
+                return await self.service.get_human_contact(call_id)
+        except NotFoundError as exc:
+            raise _Refused("This request no longer exists on the FunctionLayer server.") from exc
+        raise _Refused("This button is not a FunctionLayer request.")
+
+    async def _deliveries(self, request: ChannelRequest) -> list[dict[str, Any]]:
+        return await self.deliveries.load_deliveries(
+            request.call_id, channel=VIA, kind=request_kind(request)
+        )
+
+    async def _authorize(
+        self, request: ChannelRequest, user: str, channel_id: str, message_ts: str
+    ) -> SlackContactChannel:
+        """The target this message was delivered to, if ``user`` may answer there; else the
+        refusal is audited and raised."""
+        target: SlackContactChannel | None = None
+        for delivery in await self._deliveries(request):
+            if delivery.get("channel") == channel_id and delivery.get("ts") == message_ts:
+                target = _target(request, str(delivery.get("target")))
+                break
+        reason: str | None = None
+        if not user:
+            reason = "no Slack user in the interaction"
+        elif target is None:
+            reason = "the message is not a delivery of this request"
+        elif target.allowed_responder_ids is not None and user not in target.allowed_responder_ids:
+            reason = "not in allowed_responder_ids"
+        elif not await self._in_policy(request, user):
+            reason = "not in the policy's responders"
+        if reason is None and target is not None:
+            return target
+        await self.service.record_audit(
+            request_kind(request),
+            request.call_id,
+            who=user or "unknown",
+            via=VIA,
+            action="refused",
+            details={"reason": reason, "channel": channel_id, "ts": message_ts},
+        )
+        raise _Refused("You are not allowed to answer this request.")
+
+    async def _in_policy(self, request: ChannelRequest, user: str) -> bool:
+        policy = request.spec.policy
+        if policy is None or not policy.responders:
+            return True
+        if user in policy.responders:
+            return True
+        for known in await self.service.list_users():
+            if known.slack_user_id == user and (
+                known.username in policy.responders
+                or (known.email is not None and known.email in policy.responders)
+            ):
+                return True
+        return False
+
+    async def _ephemeral(self, channel: str, user: str, text: str, token: str | None) -> None:
+        if not channel or not user:
+            return
+        try:
+            await self.client(token).chat_postEphemeral(
+                channel=channel, user=user, text=escape(text)
+            )
+        except (SlackApiError, RuntimeError, OSError) as exc:
+            log.warning("Slack ephemeral message failed: %s", exc)
+
+    async def _rewrite(
+        self, request: ChannelRequest, deliveries: list[dict[str, Any]], *, decided: bool
+    ) -> None:
+        errors: list[str] = []
+        for delivery in deliveries:
+            target = _target(request, str(delivery.get("target")))
+            context = target.context_about_channel_or_user if target else None
+            blocks = (
+                decided_blocks(request, context=context)
+                if decided
+                else request_blocks(
+                    request,
+                    context=context,
+                    base_url=self.settings.base_url,
+                    progress=_progress(request),
+                )
+            )
+            try:
+                await self.client(target.bot_token if target else None).chat_update(
+                    channel=str(delivery.get("channel")),
+                    ts=str(delivery.get("ts")),
+                    text=outcome_text(request) if decided else _fallback(request),
+                    blocks=blocks,
+                )
+            except (SlackApiError, RuntimeError, OSError) as exc:
+                errors.append(str(exc))
+        if errors:
+            raise RuntimeError("; ".join(errors))
+
+
+def _target(request: ChannelRequest, channel_or_user_id: str) -> SlackContactChannel | None:
+    for tier in delivery_tiers(request):
+        for target in tier:
+            if target.slack is not None and target.slack.channel_or_user_id == channel_or_user_id:
+                return target.slack
+    return None
+
+
+def _fallback(request: ChannelRequest) -> str:
+    if isinstance(request, FunctionCall):
+        return f"Approval requested: {escape(request.spec.fn)}"
+    return f"Question: {escape(request.spec.subject or 'a human contact request')}"
+
+
+def _progress(request: ChannelRequest) -> str | None:
+    if not isinstance(request, FunctionCall) or request.spec.policy is None:
+        return None
+    required = request.spec.policy.approvals_required
+    if required <= 1:
+        return None
+    have = len(request.status.approvals or []) if request.status else 0
+    return f"{have} of {required} approvals so far."
+
+
+def _already(request: ChannelRequest) -> str:
+    return "Already decided: " + outcome_text(request).replace("*", "")
+
+
+def _input_error(message: str) -> dict[str, Any]:
+    return {"response_action": "errors", "errors": {INPUT_BLOCK: message[:1000]}}

@@ -1,0 +1,266 @@
+"""Block Kit for requests. Everything an LLM wrote is escaped for Slack's mrkdwn (``&``, ``<``,
+``>``) and shown in code blocks or ``plain_text``, so arguments cannot ping ``@channel``, mention
+users, forge links or add blocks: blocks are built here from fixed templates only."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import quote
+
+from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+
+__all__ = [
+    "ACTION_APPROVE",
+    "ACTION_REJECT",
+    "ACTION_REJECT_OPTION",
+    "ACTION_REPLY",
+    "ACTION_RESPOND_OPTION",
+    "VIEW_REJECT",
+    "VIEW_REPLY",
+    "code_block",
+    "escape",
+    "outcome_text",
+    "reject_modal",
+    "reply_modal",
+    "request_blocks",
+]
+
+ACTION_APPROVE = "fl_approve"
+ACTION_REJECT = "fl_reject"
+ACTION_REJECT_OPTION = "fl_reject_option"
+ACTION_REPLY = "fl_reply"
+ACTION_RESPOND_OPTION = "fl_respond_option"
+ACTION_OPEN = "fl_open"
+VIEW_REJECT = "fl_reject"
+VIEW_REPLY = "fl_reply"
+INPUT_BLOCK = "fl_input"
+INPUT_ACTION = "text"
+
+_SECTION_LIMIT = 3000
+_MAX_OPTION_BUTTONS = 20
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters: nothing in ``text`` can become a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain(text: str, limit: int = _SECTION_LIMIT) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _clip(text, limit) or " ", "emoji": False}
+
+
+def code_block(text: str, limit: int = _SECTION_LIMIT) -> str:
+    """``text`` as a mrkdwn code block it cannot break out of."""
+    body = escape(text).replace("```", "`\u200b`\u200b`")
+    room = limit - 8
+    if len(body) > room:
+        body = body[: room - 16] + "\n… (truncated)"
+    return f"```\n{body}\n```"
+
+
+def _section(mrkdwn: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(mrkdwn, _SECTION_LIMIT)}}
+
+
+def _context(parts: list[str]) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": _clip(p, 2000)} for p in parts[:10]],
+    }
+
+
+def _value(request: FunctionCall | HumanContact, option: str | None = None) -> str:
+    data: dict[str, Any] = {
+        "kind": "function_call" if isinstance(request, FunctionCall) else "human_contact",
+        "call_id": request.call_id,
+    }
+    if option is not None:
+        data["option"] = option
+    return _clip(json.dumps(data, separators=(",", ":")), 2000)
+
+
+def _button(
+    text: str, action_id: str, value: str, style: str | None = None, url: str | None = None
+) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": plain(text, 75),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    if url:
+        button["url"] = url
+    return button
+
+
+def _option_label(option: ResponseOption) -> str:
+    return option.title or option.name
+
+
+def inbox_url(base_url: str, request: FunctionCall | HumanContact) -> str:
+    path = "calls" if isinstance(request, FunctionCall) else "contacts"
+    return f"{base_url.rstrip('/')}/inbox/{path}/{quote(request.call_id, safe='')}"
+
+
+def _describe_request(
+    request: FunctionCall | HumanContact, context: str | None
+) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    meta = [f"run `{escape(request.run_id)}`", f"call `{escape(request.call_id)}`"]
+    if context:
+        meta.append(escape(context))
+    if isinstance(request, FunctionCall):
+        spec = request.spec
+        blocks.append({"type": "header", "text": plain(f"Approve {spec.fn}?", 150)})
+        if spec.description:
+            blocks.append({"type": "section", "text": plain(spec.description)})
+        arguments = json.dumps(
+            spec.kwargs, indent=2, sort_keys=True, ensure_ascii=False, default=str
+        )
+        blocks.append(_section("*Arguments*\n" + code_block(arguments, _SECTION_LIMIT - 20)))
+        status = request.status
+        if status is not None and status.edited_kwargs is not None:
+            edited = json.dumps(status.edited_kwargs, indent=2, sort_keys=True, default=str)
+            blocks.append(_section("*Approved with these arguments*\n" + code_block(edited, 2900)))
+    else:
+        contact = request.spec
+        blocks.append(
+            {"type": "header", "text": plain(contact.subject or "A question for you", 150)}
+        )
+        blocks.append(_section(code_block(contact.msg)))
+    blocks.append(_context(meta))
+    return blocks
+
+
+def request_blocks(
+    request: FunctionCall | HumanContact,
+    *,
+    context: str | None,
+    base_url: str,
+    progress: str | None = None,
+) -> list[dict[str, Any]]:
+    """The message for a pending request, with its buttons."""
+    blocks = _describe_request(request, context)
+    if progress:
+        blocks.append(_context([progress]))
+    buttons: list[dict[str, Any]]
+    if isinstance(request, FunctionCall):
+        buttons = [
+            _button("Approve", ACTION_APPROVE, _value(request), "primary"),
+            _button("Reject…", ACTION_REJECT, _value(request), "danger"),
+        ]
+        options = request.spec.reject_options or []
+        option_action = ACTION_REJECT_OPTION
+    else:
+        buttons = [_button("Reply…", ACTION_REPLY, _value(request), "primary")]
+        options = request.spec.response_options or []
+        option_action = ACTION_RESPOND_OPTION
+    buttons.append(_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url(base_url, request)))
+    blocks.append({"type": "actions", "block_id": "fl_actions", "elements": buttons})
+    if options:
+        elements = [
+            _button(_option_label(o), f"{option_action}:{i}", _value(request, o.name))
+            for i, o in enumerate(options[:_MAX_OPTION_BUTTONS])
+        ]
+        blocks.append({"type": "actions", "block_id": "fl_options", "elements": elements})
+    return blocks
+
+
+def _who(responder: str | None, via: str | None) -> str:
+    if responder and via == "slack" and _SLACK_USER.match(responder):
+        return f"<@{responder}>"
+    return f"*{escape(responder or 'someone')}*" + (f" via {escape(via)}" if via else "")
+
+
+def outcome_text(request: FunctionCall | HumanContact) -> str:
+    """One line: who decided what (used in the updated message and its fallback text)."""
+    if isinstance(request, HumanContact):
+        contact = request.status
+        if contact is None or not contact.completed:
+            return "Pending"
+        if contact.expired:
+            return ":hourglass: *Expired*: nobody answered before the deadline"
+        who = _who(contact.responded_by, contact.responded_via)
+        return f":speech_balloon: *Answered* by {who}: {escape(contact.response or '')}"
+    status = request.status
+    if status is None or status.approved is None:
+        return "Pending"
+    if status.expired:
+        return ":hourglass: *Expired*" + (f": {escape(status.comment)}" if status.comment else "")
+    who = _who(status.responded_by, status.responded_via)
+    if status.response is not None:
+        return f":speech_balloon: *Answered instead* by {who}: {escape(status.response)}"
+    if status.approved:
+        line = f":white_check_mark: *Approved* by {who}"
+        if status.edited_kwargs is not None:
+            line += " (with edited arguments)"
+        if status.approvals and len(status.approvals) > 1:
+            line += " (approvals: " + ", ".join(_who(a, "slack") for a in status.approvals) + ")"
+        return line + (f": {escape(status.comment)}" if status.comment else "")
+    option = f" ({escape(status.reject_option_name)})" if status.reject_option_name else ""
+    return f":x: *Rejected*{option} by {who}: {escape(status.comment or '')}"
+
+
+def decided_blocks(
+    request: FunctionCall | HumanContact, *, context: str | None
+) -> list[dict[str, Any]]:
+    """The message after the decision: the request as before, who decided what, no buttons."""
+    return [*_describe_request(request, context), _section(outcome_text(request))]
+
+
+def _modal(
+    callback_id: str, title: str, label: str, submit: str, metadata: dict[str, Any], intro: str
+) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title, 24),
+        "submit": plain(submit, 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps(metadata, separators=(",", ":")),
+        "blocks": [
+            _section(intro),
+            {
+                "type": "input",
+                "block_id": INPUT_BLOCK,
+                "label": plain(label, 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": INPUT_ACTION,
+                    "multiline": True,
+                    "max_length": 3000,
+                },
+            },
+        ],
+    }
+
+
+def reject_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
+    return _modal(
+        VIEW_REJECT,
+        "Reject",
+        "Feedback for the agent (why not, what to do instead)",
+        "Reject",
+        metadata,
+        f"Reject `{escape(call.spec.fn)}` (call `{escape(call.call_id)}`)",
+    )
+
+
+def reply_modal(contact: HumanContact, metadata: dict[str, Any]) -> dict[str, Any]:
+    return _modal(
+        VIEW_REPLY,
+        "Reply",
+        "Your answer",
+        "Send",
+        metadata,
+        code_block(contact.spec.msg, 2900),
+    )
