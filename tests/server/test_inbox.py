@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from functionlayer import (
+    ApprovalPolicy,
     ContactChannel,
     FunctionCall,
     FunctionCallSpec,
@@ -423,3 +425,34 @@ def test_changes_endpoint_reports_new_requests(inbox: Inbox) -> None:
     changed = inbox.client.get(f"/inbox/changes?since={version}").json()["version"]
     assert changed != version
     assert "fresh_fn" in inbox.client.get("/inbox/fragment").text
+
+
+def test_quorum_progress_and_a_second_approval_by_the_same_person(inbox: Inbox) -> None:
+    inbox.add_call("q1", policy=ApprovalPolicy(approvals_required=2, responders=["alice", "bob"]))
+    token = inbox.login("alice")
+    inbox.client.post("/inbox/calls/q1", data={"action": "approve", "csrf_token": token})
+    page = inbox.client.get("/inbox/calls/q1")
+    assert "Needs 2 approvals; approved so far by alice" in page.text
+    assert 'id="decide"' in page.text  # still open for the second approver
+    again = inbox.client.post("/inbox/calls/q1", data={"action": "approve", "csrf_token": token})
+    assert again.status_code == 409
+    assert "alice already approved" in again.text
+
+    inbox.client.cookies.clear()
+    token = inbox.login("bob")
+    inbox.client.post("/inbox/calls/q1", data={"action": "approve", "csrf_token": token})
+    status = inbox.call("q1").status
+    assert status is not None and status.approved is True and status.approvals == ["alice", "bob"]
+
+
+def test_an_expired_request_cannot_be_decided(inbox: Inbox) -> None:
+    inbox.add_call("e1", timeout_seconds=0.2)
+    token = inbox.login()
+    time.sleep(0.4)
+    page = inbox.client.get("/inbox/calls/e1")
+    assert "Expired without an answer" in page.text
+    assert 'id="decide"' not in page.text
+    response = inbox.client.post("/inbox/calls/e1", data={"action": "approve", "csrf_token": token})
+    assert response.status_code == 409
+    status = inbox.call("e1").status
+    assert status is not None and status.approved is False and status.expired

@@ -249,3 +249,24 @@ def test_llm_payloads_render_as_text(
     assert page.locator("main img, main script").count() == 0
     page.wait_for_timeout(200)  # give any injected handler (onerror) time to fire
     assert dialogs.messages == []
+
+
+def test_open_detail_page_notices_a_decision_made_elsewhere(
+    server: Any, page: Any, login: Any, alice: str
+) -> None:
+    call = {"run_id": "r", "call_id": "elsewhere-1", "spec": {"fn": "decided_elsewhere"}}
+    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as client:
+        assert client.post("/function_calls", json=call).status_code in (200, 201)
+        login(page, server.base_url, alice, PASSWORD)
+        open_request(page, "decided_elsewhere")
+        banner = page.locator("#changed-elsewhere")
+        assert banner.is_hidden()
+        page.wait_for_timeout(300)  # let the page's watcher start its long-poll
+        decided = client.post(
+            "/agent/function_calls/elsewhere-1/respond",
+            json={"approved": False, "comment": "no"},
+        )
+        assert decided.status_code == 200, decided.text
+    banner.wait_for(state="visible")
+    page.locator("#changed-elsewhere a").click()
+    assert "rejected" in page.locator("#outcome").inner_text().lower()

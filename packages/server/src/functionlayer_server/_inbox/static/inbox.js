@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var root = document.getElementById("live-list");
-  if (!root) { return; }
+  if (!root) { watchDetail(); return; }
   var version = root.getAttribute("data-version");
   var changesUrl = root.getAttribute("data-changes-url");
   var fragmentUrl = root.getAttribute("data-fragment-url");
@@ -51,3 +51,39 @@
   setInterval(function () { refresh().catch(function () {}); }, 30000);
   loop();
 })();
+
+// A detail page with open forms: tell the user when someone else decided meanwhile. The page is
+// re-fetched and parsed with DOMParser (which runs no scripts); only a data attribute is read.
+function watchDetail() {
+  "use strict";
+  var decide = document.getElementById("decide");
+  var banner = document.getElementById("changed-elsewhere");
+  if (!decide || !banner || !decide.getAttribute("data-watch")) { return; }
+  var url = decide.getAttribute("data-watch");
+  var state = decide.getAttribute("data-state");
+  var version = "-1";
+  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+  (async function () {
+    for (;;) {
+      try {
+        var response = await fetch("/inbox/changes?since=" + encodeURIComponent(version),
+          { credentials: "same-origin", headers: { "Accept": "application/json" } });
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        var data = await response.json();
+        var first = version === "-1";
+        version = String(data.version);
+        if (first) { continue; }
+        var page = await fetch(url, { credentials: "same-origin" });
+        if (!page.ok) { continue; }
+        var doc = new DOMParser().parseFromString(await page.text(), "text/html");
+        var fresh = doc.getElementById("decide");
+        if (!fresh || fresh.getAttribute("data-state") !== state) {
+          banner.hidden = false;
+          return;
+        }
+      } catch (err) {
+        await sleep(2000);
+      }
+    }
+  })();
+}
