@@ -67,7 +67,7 @@ def openai_client(calls: int) -> tuple[float, float]:
 
     functions = {"add": add}
     toolset = tools([guarded_add])
-    batch = [
+    batch: list[dict[str, Any]] = [
         {
             "id": "call_1",
             "type": "function",

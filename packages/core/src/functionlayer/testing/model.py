@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
 
 __all__ = [
-    "Reply",
     "ModelScript",
+    "Reply",
     "ScriptedModel",
     "ScriptedToolCall",
     "Step",
