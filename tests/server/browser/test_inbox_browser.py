@@ -206,7 +206,7 @@ XSS_IMG = "<img src=x onerror=alert('xss-img')>"
 
 
 def test_llm_payloads_render_as_text(
-    server: Any, page: Any, login: Any, dialogs: Any, alice: str
+    server: Any, page: Any, login: Any, dialogs: Any, alice: str, tmp_path: Path
 ) -> None:
     login(page, server.base_url, alice, PASSWORD)
     headers = {"Authorization": f"Bearer {server.token}"}
@@ -242,11 +242,13 @@ def test_llm_payloads_render_as_text(
     assert page.locator("#docstring").inner_text() == XSS_SCRIPT
     assert XSS_IMG in page.locator("#edited-kwargs").input_value()
     assert page.locator("main img, main script").count() == 0
+    page.screenshot(path=str(tmp_path / "xss-detail.png"), full_page=True)
 
     page.goto(f"{server.base_url}/inbox/contacts/xss-contact")
     assert page.locator("#message").inner_text() == XSS_IMG
     assert XSS_SCRIPT in page.locator("h1").inner_text()
     assert page.locator("main img, main script").count() == 0
+    page.screenshot(path=str(tmp_path / "xss-contact.png"), full_page=True)
     page.wait_for_timeout(200)  # give any injected handler (onerror) time to fire
     assert dialogs.messages == []
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
 
-from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError
+from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
 from . import _views as views
 from ._session import COOKIE_NAME, Session, SessionCodec
 
@@ -504,9 +504,10 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 error=f"Nothing was changed: this request was already decided. ({exc})",
                 status_code=409,
             )
-        except InvalidDecisionError as exc:
+        except (InvalidDecisionError, ServerError) as exc:
+            code = exc.status_code if 400 <= exc.status_code < 500 else 422
             return await render_call(
-                call, session, user, error=f"Not accepted: {exc}", status_code=422, form=values
+                call, session, user, error=f"Not accepted: {exc}", status_code=code, form=values
             )
         return redirect(views.call_url(call_id) + "?decided=1")
 
@@ -619,9 +620,10 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 error=f"Nothing was changed: this request was already answered. ({exc})",
                 status_code=409,
             )
-        except InvalidDecisionError as exc:
+        except (InvalidDecisionError, ServerError) as exc:
+            code = exc.status_code if 400 <= exc.status_code < 500 else 422
             return await render_contact(
-                contact, session, user, error=f"Not accepted: {exc}", status_code=422, form=values
+                contact, session, user, error=f"Not accepted: {exc}", status_code=code, form=values
             )
         return redirect(views.contact_url(call_id) + "?decided=1")
 
