@@ -104,6 +104,7 @@ _text = jinja2.Environment(
     autoescape=False,
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
+    trim_blocks=True,
 )
 
 
