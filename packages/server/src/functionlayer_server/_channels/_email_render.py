@@ -27,7 +27,7 @@ _TEMPLATES = {
 <html><head><meta charset="utf-8"><title>{{ title }}</title></head>
 <body style="{{ style }}">
 <h2 style="margin-top:0">{{ title }}</h2>
-{% if context %}<p style="color:#59636e">{{ context }}</p>{% endif %}
+{% if context %}<p style="color:#59636e">For {{ context }}.</p>{% endif %}
 {% if call %}
 <p>An agent wants to run <strong><code>{{ function }}</code></strong> with these arguments:</p>
 <pre style="background:#f6f8fa;padding:12px;border-radius:6px;white-space:pre-wrap;word-break:break-word">{{ arguments }}</pre>
@@ -44,12 +44,14 @@ _TEMPLATES = {
 <a href="{{ open_url }}" style="{{ button }};background:#f6f8fa;color:#1f2328;border:1px solid #d1d9e0">Open in the inbox</a>
 </p>
 <p style="color:#59636e;font-size:13px">{{ instructions }}</p>
-<p style="color:#59636e;font-size:12px">The links work once and expire {{ expires }}. Sent by FunctionLayer.</p>
+<p style="color:#59636e;font-size:12px">{% if approve_url %}The Approve link works once. {% endif %}The links expire {{ expires }}. Sent by FunctionLayer.</p>
 </body></html>
 """,
     "request.txt": """{{ title }}
+
 {% if context %}
-{{ context }}
+For {{ context }}.
+
 {% endif %}
 {% if call %}
 An agent wants to run {{ function }} with these arguments:
@@ -64,11 +66,13 @@ An agent asks:
 Run: {{ run_id }}
 Call id: {{ call_id }}
 
-{% if approve_url %}Approve: {{ approve_url }}
-{% endif %}Open in the inbox: {{ open_url }}
+{% if approve_url %}
+Approve: {{ approve_url }}
+{% endif %}
+Open in the inbox: {{ open_url }}
 
 {{ instructions }}
-The links work once and expire {{ expires }}.
+{% if approve_url %}The Approve link works once. {% endif %}The links expire {{ expires }}.
 """,
     "page.html": """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
