@@ -457,3 +457,19 @@ def test_replies_that_match_nothing_are_refused(live: ServerProcess, mailbox: Ma
     stray.set_content("yes")
     assert post_reply(live, stray.as_bytes()).status_code == 404
     assert post_reply(live, b"").status_code == 400
+
+
+def test_an_address_that_smuggles_recipients_is_never_sent_to(
+    live: ServerProcess, mailbox: Mailbox
+) -> None:
+    alice, evil = unique("alice"), unique("evil")
+    call_id = create_call(live, EmailContactChannel(address=f"{alice}, {evil}"), fn="pay")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        failed = [e for e in audit(live, call_id) if e["action"] == "delivery_failed"]
+        if failed:
+            break
+        time.sleep(0.1)
+    assert failed and "not a plain email address" in failed[0]["details"]["error"]
+    assert mailbox.to(alice) == [] and mailbox.to(evil) == []
+    assert status(live, call_id).get("approved") is None  # still pending: fail closed

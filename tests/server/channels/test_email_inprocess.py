@@ -201,3 +201,12 @@ def test_html_only_reply_drops_the_quoted_block() -> None:
     assert parsed.sender == "alice@example.com"
     assert parsed.message_ids == ["fl-abc@fl.example", "root@x"]
     assert parsed.text == "Not this one&that"
+
+
+def test_email_from_defaults_and_channel_is_off_without_smtp(tmp_path: Path) -> None:
+    on = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", smtp_host="127.0.0.1"))
+    assert [c.name for c in on.state.channels.channels if c.name == "email"] == ["email"]
+    off = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'b.db'}"))
+    assert all(c.name != "email" for c in off.state.channels.channels)
+    paths = {getattr(r, "path", "") for r in off.routes}
+    assert "/email/inbound" not in paths

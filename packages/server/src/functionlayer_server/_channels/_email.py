@@ -133,7 +133,7 @@ def _address(value: str) -> str:
     ):
         raise ValueError(f"not a plain email address: {value!r}")
     local, _, domain = addr.partition("@")
-    if not local or "." not in domain:
+    if not local or not domain:
         raise ValueError(f"not a plain email address: {value!r}")
     return addr.lower()
 
