@@ -481,3 +481,31 @@ def test_invalid_timeouts_are_refused() -> None:
         FunctionLayer(backend=InMemoryBackend(), timeout=0)
     with pytest.raises(ValueError):
         FunctionLayer(backend=InMemoryBackend()).require_approval(timeout=-1)
+
+
+def test_a_crashing_backend_fails_closed_too() -> None:
+    class Broken(InMemoryBackend):
+        def create_function_call(self, call: typing.Any) -> typing.Any:
+            raise RuntimeError("bug in a backend")
+
+    fl = FunctionLayer(backend=Broken())
+    ran: list[int] = []
+
+    @fl.require_approval()
+    def act() -> int:
+        ran.append(1)
+        return 1
+
+    message = act()
+    assert message.startswith("act was not run") and "RuntimeError: bug in a backend" in message
+    assert ran == []
+
+
+def test_testing_reexports_the_model_server_in_a_fresh_process() -> None:
+    import subprocess
+    import sys
+
+    code = "from functionlayer.testing import ScriptedModel, math_script; print(ScriptedModel.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ScriptedModel"

@@ -17,9 +17,7 @@ from functionlayer._context import current_call_id
 from functionlayer._errors import (
     ApprovalTimeoutError,
     ConflictError,
-    FunctionLayerError,
     InvalidEditError,
-    MalformedResponseError,
 )
 from functionlayer._models import (
     CompletedFunctionCall,
@@ -136,7 +134,7 @@ class FunctionLayer:
             )
             try:
                 contact = self.fetch_human_response(spec, call_id=current_call_id())
-            except FunctionLayerError as exc:
+            except Exception as exc:  # fail closed: the model hears that nobody answered
                 return _feedback.contact_failed_message(str(exc))
             return _contact_answer(contact)
 
@@ -161,7 +159,7 @@ class FunctionLayer:
             )
             try:
                 contact = await self.afetch_human_response(spec, call_id=current_call_id())
-            except FunctionLayerError as exc:
+            except Exception as exc:  # fail closed, as above
                 return _feedback.contact_failed_message(str(exc))
             return _contact_answer(contact)
 
@@ -408,7 +406,7 @@ class _Guard:
         try:
             decided = self.client.fetch_approval(spec, call_id, timeout=spec.timeout_seconds)
             outcome = self.interpret(decided)
-        except FunctionLayerError as exc:
+        except Exception as exc:  # any failure to get a decision, even a backend bug: fail closed
             return self.failure_message(exc, call_id)
         if isinstance(outcome, str):
             return outcome
@@ -427,7 +425,7 @@ class _Guard:
         try:
             decided = await self.client.afetch_approval(spec, call_id, timeout=spec.timeout_seconds)
             outcome = self.interpret(decided)
-        except FunctionLayerError as exc:
+        except Exception as exc:  # fail closed, as above
             return self.failure_message(exc, call_id)
         if isinstance(outcome, str):
             return outcome
@@ -440,12 +438,7 @@ class _Guard:
 
     def interpret(self, call: FunctionCall) -> str | dict[str, Any] | None:
         """``None``: run as proposed; a dict: run with these validated edits; a str: the tool result."""
-        try:
-            decision = call.as_completed()
-        except FunctionLayerError:
-            raise
-        except Exception as exc:  # a decision we cannot read must never run anything
-            raise MalformedResponseError(f"unreadable decision: {exc}") from exc
+        decision = call.as_completed()
         if decision.approved is True:
             if decision.edited_kwargs is None or decision.edited_kwargs == call.spec.kwargs:
                 return None
@@ -484,7 +477,7 @@ class _Guard:
                 return option.title or option.name
         return name
 
-    def failure_message(self, exc: FunctionLayerError, call_id: str) -> str:
+    def failure_message(self, exc: Exception, call_id: str) -> str:
         if isinstance(exc, InvalidEditError):
             return _feedback.invalid_edit_message(self.name, str(exc))
         if isinstance(exc, ApprovalTimeoutError):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from functionlayer._backends._memory import InMemoryBackend
@@ -38,19 +39,22 @@ __all__ = [  # plus the names of functionlayer.testing.model, re-exported lazily
 ]
 
 
+def _model_module() -> Any:
+    # import_module, not `from functionlayer.testing import model`: that form would look the
+    # submodule up through this very __getattr__ before importing it, recursing forever.
+    return importlib.import_module("functionlayer.testing.model")
+
+
 def _model_names() -> list[str]:
-    try:
-        from functionlayer.testing import model
-    except ImportError:  # pragma: no cover - only while the module is being written
-        return []
-    return list(getattr(model, "__all__", []))
+    return list(_model_module().__all__)
 
 
 def __getattr__(name: str) -> Any:
     # The model server is only imported when used.
-    from functionlayer.testing import model
-
-    if name in getattr(model, "__all__", ()):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    model = _model_module()
+    if name in model.__all__:
         return getattr(model, name)
     raise AttributeError(f"module 'functionlayer.testing' has no attribute {name!r}")
 
