@@ -10,6 +10,7 @@ Decisions go through the service, so a second click can never decide twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -397,10 +398,15 @@ class SlackChannel:
         """The target this message was delivered to, if ``user`` may answer there; else the
         refusal is audited and raised."""
         target: SlackContactChannel | None = None
-        for delivery in await self._deliveries(request):
-            if delivery.get("channel") == channel_id and delivery.get("ts") == message_ts:
-                target = _target(request, str(delivery.get("target")))
+        for attempt in range(4):
+            for delivery in await self._deliveries(request):
+                if delivery.get("channel") == channel_id and delivery.get("ts") == message_ts:
+                    target = _target(request, str(delivery.get("target")))
+                    break
+            if target is not None or attempt == 3:
                 break
+            # The record is saved just after chat.postMessage returns: a click can beat it.
+            await asyncio.sleep(0.1 * (attempt + 1))
         reason: str | None = None
         if not user:
             reason = "no Slack user in the interaction"
