@@ -65,11 +65,18 @@ class App:
         return dict(response.json()["status"] or {})
 
 
-@pytest.fixture
-async def app(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> AsyncIterator[App]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def app(
+    request: pytest.FixtureRequest, tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> AsyncIterator[App]:
+    """The app on SQLite, and on PostgreSQL (single use and reply mapping are SQL upserts)."""
     _, port = mailbox
+    if request.param == "postgres":
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        database_url=database_url,
         public_url="http://testserver",
         smtp_host="127.0.0.1",
         smtp_port=port,
@@ -150,6 +157,29 @@ async def test_quorum_counts_each_recipients_link(app: App, mailbox: tuple[Mailb
     assert second.status_code == 200
     final = await app.status(call_id)
     assert final["approved"] is True and sorted(final["approvals"]) == sorted([alice, bob])
+
+
+@pytest.mark.anyio
+async def test_reply_is_matched_by_its_message_id(app: App, mailbox: tuple[Mailbox, int]) -> None:
+    box, _ = mailbox
+    alice = f"alice-{uuid.uuid4().hex[:6]}@example.com"
+    call_id = await app.create_call(
+        {"fn": "rotate_keys", "kwargs": {}, "channel": {"email": {"address": alice}}}
+    )
+    sent = await received(box, alice, call_id)
+    reply = EmailMessage()
+    reply["From"] = alice.upper()  # addresses compare case-insensitively
+    reply["References"] = f"<other@x.example> {sent['Message-ID']}"
+    reply.set_content("not during business hours\n\n> Approval needed: rotate_keys\n")
+    response = await app.client.post(
+        "/email/inbound",
+        content=reply.as_bytes(),
+        headers={"Authorization": "Bearer s3cret"},
+    )
+    assert response.status_code == 200 and response.json()["code"] == "rejected"
+    final = await app.status(call_id)
+    assert final["approved"] is False and final["comment"] == "not during business hours"
+    assert final["responded_by"] == alice and final["responded_via"] == "email"
 
 
 @pytest.mark.anyio

@@ -296,7 +296,7 @@ class EmailChannel:
             message.add_alternative(content.html, subtype="html")
             batch.append((message, [recipient]))
         # The reply mapping goes first: a reply can never arrive for a message we cannot match.
-        await self._remember_message_ids(kind, request.call_id, message_ids.values())
+        await self._remember_message_ids(kind, request.call_id, message_ids.values(), recipients)
         await self.send(batch)
         await self.deliveries.save_delivery(
             request.call_id,
@@ -361,8 +361,12 @@ class EmailChannel:
 
     # -- durable records (the server's key-value table) --------------------------------------
 
-    async def _remember_message_ids(self, kind: str, call_id: str, ids: Any) -> None:
-        value = json.dumps({"kind": kind, "call_id": call_id})
+    async def _remember_message_ids(
+        self, kind: str, call_id: str, ids: Any, recipients: list[str]
+    ) -> None:
+        """Message-ID -> request and its addressees, written before sending: a reply (even an
+        instant one) can always be matched and its sender checked."""
+        value = json.dumps({"kind": kind, "call_id": call_id, "recipients": recipients})
         for msgid in ids:
             await self.service.store._transaction(
                 [
@@ -374,14 +378,16 @@ class EmailChannel:
                 guard_first=False,
             )
 
-    async def _find_request(self, message_ids: list[str]) -> tuple[str, str] | None:
+    async def _find_request(self, message_ids: list[str]) -> tuple[str, str, set[str]] | None:
+        """(kind, call id, addressees of that message) for the first known Message-ID."""
         for msgid in message_ids:
             rows = await self.service.store._fetch(
                 "SELECT value FROM fl_meta WHERE key = ?", (_MSGID_KEY + msgid,)
             )
             if rows:
                 found = json.loads(rows[0][0])
-                return str(found["kind"]), str(found["call_id"])
+                recipients = {str(r).lower() for r in found.get("recipients") or ()}
+                return str(found["kind"]), str(found["call_id"]), recipients
         return None
 
     async def _link_used(self, token: str) -> bool:
@@ -592,12 +598,12 @@ class EmailChannel:
                 "this message is not a reply to a request from this server "
                 "(no known Message-ID in In-Reply-To or References)",
             )
-        kind, call_id = found
+        kind, call_id, allowed = found
         if reply.auto_reply:
             await self._refuse(kind, call_id, reply.sender, "automatic reply (not a decision)")
             return answer(200, "ignored", "automatic replies never decide", call_id=call_id)
         deliveries = await self.deliveries.load_deliveries(call_id, channel=self.name, kind=kind)
-        allowed = {
+        allowed |= {
             str(r).lower()
             for d in deliveries
             for r in (d.get("recipients") or ())
