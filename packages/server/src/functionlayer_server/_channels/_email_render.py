@@ -88,7 +88,7 @@ Open in the inbox: {{ open_url }}
 {% if run_id %}<p style="color:#59636e;font-size:13px">Run <code>{{ run_id }}</code>, call <code>{{ call_id }}</code></p>{% endif %}
 {% endif %}
 {% if form_action %}
-<form method="post" action="{{ form_action }}">
+<form method="post">
 <button type="submit" style="{{ button }};background:#1f883d;color:#ffffff;border:0;cursor:pointer">{{ button_label }}</button>
 </form>
 {% endif %}
@@ -126,6 +126,7 @@ class LinkPage:
     status_code: int = 200
     request: FunctionCall | HumanContact | None = None
     form_action: str | None = None
+    """Set to show the approve button; the form posts back to the page's own URL."""
     button_label: str = "Approve"
     open_url: str | None = None
 
