@@ -314,3 +314,28 @@ def test_escalation_fires_after_a_kill_9_restart(
     assert len(escalated) == 1
     # Fired by the restarted process, not before the kill.
     assert datetime.fromisoformat(escalated[0]["at"]).timestamp() >= restarted_at
+
+
+async def test_cli_audit_export(
+    server: Server, slack_double: SlackDouble, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from functionlayer_server._cli import main
+
+    await create(server, "cli-1", channel=slack("C-CLI"))
+    message = await posted(slack_double, "C-CLI")
+    await server.click(block_actions(message, "U0CLI", "fl_approve"))
+    url = f"sqlite:///{tmp_path / 'routing.sqlite3'}"
+    code = await asyncio.to_thread(
+        main, ["audit", "export", "--database-url", url, "--project", "default"]
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["action"], e["who"], e["via"]) for e in lines if e["call_id"] == "cli-1"][-1] == (
+        "approved",
+        "U0CLI",
+        "slack",
+    )
+    code = await asyncio.to_thread(
+        main, ["audit", "export", "--database-url", url, "--project", "nobody"]
+    )
+    assert code == 0 and capsys.readouterr().out == ""

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from functionlayer_server._settings import Settings
 
@@ -110,6 +111,31 @@ def _users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def export_audit(
+    settings: Settings, out: TextIO, *, project: str | None, since: float | None
+) -> int:
+    """Write the audit trail as JSON lines; returns how many lines."""
+    from functionlayer_server._channels import audit_lines
+
+    service = await _with_service(settings)
+    count = 0
+    try:
+        async for line in audit_lines(service, project=project, since=since):
+            out.write(line)
+            count += 1
+    finally:
+        await service.stop()
+    return count
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    count = asyncio.run(
+        export_audit(_settings(args), sys.stdout, project=args.project, since=args.since)
+    )
+    print(f"# {count} audit entries", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="functionlayer-server",
@@ -156,6 +182,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     db(ucreate)
     ucreate.set_defaults(func=_users_create)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    aexport = audit.add_parser("export", help="print every audit entry as JSON lines")
+    aexport.add_argument("--project", help="only this project's requests (default: all)")
+    aexport.add_argument("--since", type=float, help="only entries at or after this unix time")
+    db(aexport)
+    aexport.set_defaults(func=_audit_export)
     return parser
 
 
