@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version=VERSION,
         description="The FunctionLayer open protocol: agents ask, humans approve. See docs/protocol.md.",
         lifespan=lifespan,
+        # One schema per wire model (FunctionCall, not FunctionCall-Input/-Output).
+        separate_input_output_schemas=False,
     )
     app.state.service = service
     app.state.settings = settings
