@@ -25,11 +25,10 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 import controlflow as cf  # noqa: E402
-from langchain_openai import ChatOpenAI  # noqa: E402
-
 from functionlayer import FunctionLayer  # noqa: E402
 from functionlayer.testing.model import mark_task_successful, math_script  # noqa: E402
 from functionlayer_controlflow import tools  # noqa: E402
+from langchain_openai import ChatOpenAI  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _support import example_model  # noqa: E402

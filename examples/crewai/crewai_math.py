@@ -22,7 +22,6 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 from crewai import LLM, Agent, Crew, Task  # noqa: E402
-
 from functionlayer import FunctionLayer  # noqa: E402
 from functionlayer.testing.model import math_script  # noqa: E402
 from functionlayer_crewai import tools  # noqa: E402

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from controlflow.tools import Tool
 from controlflow.tools.tools import handle_tool_call, handle_tool_call_async
-
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
 from functionlayer_controlflow import tool, tools
+
 from tests.conformance.suite import AdapterConformance
 
 pytestmark = pytest.mark.controlflow
@@ -59,7 +59,9 @@ def test_invalid_arguments_reach_the_model_as_a_tool_error() -> None:
         ran.append(x * y)
         return x * y
 
-    result = handle_tool_call(_tool_call(tool(multiply), {"x": "two", "y": 5}, "c1"), tools([multiply]))
+    result = handle_tool_call(
+        _tool_call(tool(multiply), {"x": "two", "y": 5}, "c1"), tools([multiply])
+    )
     assert result.is_error
     assert result.str_result.startswith('Error calling function "multiply":')
     assert "valid integer" in result.str_result

@@ -19,10 +19,10 @@ from crewai.utilities.agent_utils import (
     convert_tools_to_openai_schema,
     execute_single_native_tool_call,
 )
-
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer_crewai import FunctionLayerTool, tool, tools
+
 from tests.conformance.suite import AdapterConformance, ToolCall
 
 

@@ -6,6 +6,7 @@ runs in this one pytest process and shares it; the example runs in one subproces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer.testing.model import (
@@ -160,10 +160,8 @@ def test_example_in_the_terminal_approved(tmp_path: Path) -> None:
         try:
             process.communicate("y\n", timeout=240)
         finally:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait()
     stdout_text = out.read_text()
     assert process.returncode == 0, err.read_text()[-3000:]
@@ -172,4 +170,3 @@ def test_example_in_the_terminal_approved(tmp_path: Path) -> None:
     assert '"x": 2' in stdout_text
     assert lines[-1] == "Result: 2 multiplied by 5 is 10, and adding 32 gives 42."
     assert (tmp_path / "functionlayer-tiktoken-cache" / CL100K_CACHE_NAME).exists()
-

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from crewai import LLM, Agent, Crew, Task
-
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer.testing.model import (

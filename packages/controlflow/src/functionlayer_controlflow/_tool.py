@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Iterable
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any
 
 from controlflow.tools import Tool
 from controlflow.tools import tools as _cf_tools
-
 from functionlayer import ToolSpec, tool_spec
 
 __all__ = ["tool", "tools"]
@@ -33,7 +32,7 @@ _HANDLER_CODES: frozenset[CodeType] = frozenset(
 
 def model_call_id() -> str | None:
     """The tool call id the model gave the call ControlFlow is running now, if any."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             return None

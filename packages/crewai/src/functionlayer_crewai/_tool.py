@@ -12,13 +12,12 @@ import contextvars
 import sys
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any, TypeVar
 
 from crewai.tools import BaseTool
-from pydantic import ConfigDict, Field
-
 from functionlayer import ToolSpec, tool_spec
+from pydantic import ConfigDict, Field
 
 __all__ = ["FunctionLayerTool", "tool", "tools"]
 
@@ -59,7 +58,7 @@ def model_call_id() -> str | None:
     ``None`` outside CrewAI's native tool-calling loop (direct ``tool.run``,
     text-based ReAct tools); the core then uses a fresh id.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             return None
