@@ -3,9 +3,12 @@ and, for the predecessor's clients, ``/humanlayer/v1``."""
 
 # No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
 
-from typing import Annotated, Any
+import math
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from functionlayer._models import (
     FunctionCall,
@@ -13,14 +16,14 @@ from functionlayer._models import (
     HumanContact,
     HumanContactStatus,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
 
-__all__ = ["API_PREFIX", "LEGACY_PREFIX", "create_api_router"]
+__all__ = ["API_PREFIX", "LEGACY_PREFIX", "create_api_router", "fast_path", "is_fast_path"]
 
 API_PREFIX = "/functionlayer/v1"
 LEGACY_PREFIX = "/humanlayer/v1"
@@ -66,25 +69,101 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 CallId = Annotated[str, Path(min_length=1, max_length=256, description="The request's call id")]
-Wait = Annotated[
-    float | None,
-    Query(
-        ge=0,
-        allow_inf_nan=False,
-        description="Long-poll: hold the request up to this many seconds (capped at 60) until "
-        "the request is decided",
-    ),
-]
 
 
 def _json(model: BaseModel) -> Response:
     return Response(content=model.model_dump_json(), media_type="application/json")
 
 
+# The hot endpoints (create, get/long-poll, respond) parse their inputs by hand: FastAPI's
+# parameter and body machinery cost more CPU than the whole request otherwise. The OpenAPI
+# document still describes them (``openapi_extra``), and errors keep the same JSON shape.
+
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Awaitable[Response]])
+
+
+def fast_path(endpoint: F) -> F:
+    """Mark an endpoint that takes only the request: ``_app.FastPathMiddleware`` calls it
+    directly, bypassing FastAPI's routing and dependency layers."""
+    endpoint._fl_fast_path = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def is_fast_path(endpoint: Any) -> bool:
+    return bool(getattr(endpoint, "_fl_fast_path", False))
+
+
+_CALL_ID_PARAM = {
+    "name": "call_id",
+    "in": "path",
+    "required": True,
+    "description": "The request's call id",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+}
+_WAIT_PARAM = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "Long-poll: hold the request up to this many seconds (capped at 60) until "
+    "the request is decided",
+    "schema": {"type": "number", "minimum": 0},
+}
+
+
+def _body_doc(model: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+    }
+
+
+def _invalid(loc: tuple[str, ...], msg: str, kind: str, value: Any) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": kind, "input": value}])
+
+
+async def _parse_body(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        for error in errors:
+            error["loc"] = ("body", *error["loc"])
+        raise RequestValidationError(errors) from None
+
+
+def _call_id(request: Request) -> str:
+    call_id = str(request.path_params["call_id"])
+    if not 1 <= len(call_id) <= 256:
+        raise _invalid(
+            ("path", "call_id"), "call_id must be 1-256 characters", "string_length", call_id
+        )
+    return call_id
+
+
+def _wait_seconds(request: Request, cap: float) -> float:
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _invalid(
+            ("query", "wait"), "Input should be a valid number", "float_parsing", raw
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise _invalid(
+            ("query", "wait"), "wait must be a finite number >= 0", "greater_than_equal", raw
+        )
+    return min(value, cap)
+
+
 def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter:
-    async def client(
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    ) -> ApiClient:
+    async def client(request: Request) -> ApiClient:
+        # Read the header straight from the request: FastAPI's Header() parameter machinery
+        # costs more than the whole token check on this hot path.
+        authorization = request.headers.get("authorization")
         if not authorization:
             raise AuthenticationError(
                 "missing Authorization header: send 'Authorization: Bearer <token>'"
@@ -99,9 +178,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         return found
 
     Client = Annotated[ApiClient, Depends(client)]
-
-    def cap(wait: float | None) -> float:
-        return 0.0 if wait is None else min(wait, settings.long_poll_max_seconds)
+    cap = settings.long_poll_max_seconds
 
     router = APIRouter(responses=_ERRORS)
 
@@ -112,8 +189,12 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         response_model=FunctionCall,
         tags=["function calls"],
         summary="Ask for approval of a function call (idempotent per call_id)",
+        openapi_extra={"requestBody": _body_doc("FunctionCall")},
     )
-    async def create_function_call(call: FunctionCall, who: Client) -> Response:
+    @fast_path
+    async def create_function_call(request: Request) -> Response:
+        who = await client(request)
+        call = await _parse_body(request, FunctionCall)
         stored, _ = await service.create_function_call(
             call, project=who.project, actor=f"token:{who.token_name}", via="api"
         )
@@ -141,9 +222,13 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         response_model=FunctionCall,
         tags=["function calls"],
         summary="Get a function call; with ?wait=S, wait until it is decided",
+        openapi_extra={"parameters": [_CALL_ID_PARAM, _WAIT_PARAM]},
     )
-    async def get_function_call(call_id: CallId, who: Client, wait: Wait = None) -> Response:
-        call = await service.wait_function_call(call_id, cap(wait), project=who.project)
+    @fast_path
+    async def get_function_call(request: Request) -> Response:
+        who = await client(request)
+        call_id, wait = _call_id(request), _wait_seconds(request, cap)
+        call = await service.wait_function_call(call_id, wait, project=who.project)
         return _json(call)
 
     @router.get(
@@ -164,10 +249,16 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         tags=["function calls"],
         summary="Decide a function call (approve, reject with comment, edit, respond instead; "
         "expired=true gives up on it)",
+        openapi_extra={
+            "parameters": [_CALL_ID_PARAM],
+            "requestBody": _body_doc("FunctionCallStatus"),
+        },
     )
-    async def respond_function_call(
-        call_id: CallId, decision: FunctionCallStatus, who: Client
-    ) -> Response:
+    @fast_path
+    async def respond_function_call(request: Request) -> Response:
+        who = await client(request)
+        call_id = _call_id(request)
+        decision = await _parse_body(request, FunctionCallStatus)
         responder = decision.responded_by or f"token:{who.token_name}"
         via = decision.responded_via or "api"
         if decision.expired:
@@ -176,7 +267,6 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             if not await service.expire(
                 FUNCTION_CALL, call_id, reason=reason, force=True, actor=responder, via=via
             ):
-                current = await service.get_function_call(call_id, project=who.project)
                 raise AlreadyDecidedError(f"function call {call_id!r} is already decided")
             current = await service.get_function_call(call_id, project=who.project)
             return _json(current)
@@ -192,8 +282,12 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         response_model=HumanContact,
         tags=["human contacts"],
         summary="Ask a human a question (idempotent per call_id)",
+        openapi_extra={"requestBody": _body_doc("HumanContact")},
     )
-    async def create_human_contact(contact: HumanContact, who: Client) -> Response:
+    @fast_path
+    async def create_human_contact(request: Request) -> Response:
+        who = await client(request)
+        contact = await _parse_body(request, HumanContact)
         stored, _ = await service.create_human_contact(
             contact, project=who.project, actor=f"token:{who.token_name}", via="api"
         )
@@ -221,9 +315,13 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         response_model=HumanContact,
         tags=["human contacts"],
         summary="Get a human contact; with ?wait=S, wait until it is answered",
+        openapi_extra={"parameters": [_CALL_ID_PARAM, _WAIT_PARAM]},
     )
-    async def get_human_contact(call_id: CallId, who: Client, wait: Wait = None) -> Response:
-        contact = await service.wait_human_contact(call_id, cap(wait), project=who.project)
+    @fast_path
+    async def get_human_contact(request: Request) -> Response:
+        who = await client(request)
+        call_id, wait = _call_id(request), _wait_seconds(request, cap)
+        contact = await service.wait_human_contact(call_id, wait, project=who.project)
         return _json(contact)
 
     @router.post(
@@ -231,10 +329,16 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         response_model=HumanContact,
         tags=["human contacts"],
         summary="Answer a human contact (expired=true gives up on it)",
+        openapi_extra={
+            "parameters": [_CALL_ID_PARAM],
+            "requestBody": _body_doc("HumanContactStatus"),
+        },
     )
-    async def respond_human_contact(
-        call_id: CallId, answer: HumanContactStatus, who: Client
-    ) -> Response:
+    @fast_path
+    async def respond_human_contact(request: Request) -> Response:
+        who = await client(request)
+        call_id = _call_id(request)
+        answer = await _parse_body(request, HumanContactStatus)
         responder = answer.responded_by or f"token:{who.token_name}"
         via = answer.responded_via or "api"
         if answer.expired and answer.response is None:

@@ -151,7 +151,7 @@ class ApprovalService:
         self.clock: Clock = clock or SystemClock()
         self.scheduler = Scheduler(self, self.clock, max_sleep=settings.scheduler_interval_seconds)
         self._listeners: list[Listener] = []
-        self._waiters: dict[tuple[str, str], list[asyncio.Future[None]]] = {}
+        self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self._tokens: dict[str, ApiClient] = {}
         self._changes = 0
         self._change_event = asyncio.Event()
@@ -238,10 +238,11 @@ class ApprovalService:
         event, self._change_event = self._change_event, asyncio.Event()
         event.set()
 
-    def _wake(self, kind: str, call_id: str) -> None:
+    def _wake(self, kind: str, call_id: str, record: RequestRecord | None = None) -> None:
+        """Release the long-polls on this request, handing them the new record if known."""
         for fut in self._waiters.pop((kind, call_id), ()):
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(record)
 
     def _on_notify(self, payload: str) -> None:
         """A change made by another server process (PostgreSQL NOTIFY)."""
@@ -531,13 +532,17 @@ class ApprovalService:
         if record.completed or timeout <= 0:
             return record
         key = (kind, call_id)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[RequestRecord | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, []).append(fut)
         try:
-            # Re-read after registering: a decision between the two reads is not missed.
-            record = await self._record(kind, call_id, project)
-            if record.completed:
-                return record
+            if not self.store.ordered:
+                # Re-read after registering, so a decision made between the first read and
+                # the registration is not missed. A store that runs every statement in order
+                # on one thread (SQLite) does not need this: a decision committed after our
+                # read resumes its coroutine after ours, i.e. after we registered.
+                record = await self._record(kind, call_id, project)
+                if record.completed:
+                    return record
             await asyncio.wait({fut}, timeout=timeout)
         finally:
             waiters = self._waiters.get(key)
@@ -546,6 +551,10 @@ class ApprovalService:
                     waiters.remove(fut)
                 if not waiters:
                     self._waiters.pop(key, None)
+        if fut.done() and not fut.cancelled():
+            decided = fut.result()
+            if decided is not None:
+                return decided
         return await self._record(kind, call_id, project)
 
     async def wait_function_call(
@@ -883,7 +892,7 @@ class ApprovalService:
             version=record.version + 1,
         )
         if completed:
-            self._wake(record.kind, record.call_id)
+            self._wake(record.kind, record.call_id, new)
         self._bump()
         self._emit(
             ServiceEvent(

@@ -103,6 +103,9 @@ class Store(ABC):
 
     #: True when other server processes may share the database (then they notify each other).
     shared = False
+    #: True when every statement runs in submission order on one thread, so results come back
+    #: in the order the statements were issued (see ``ApprovalService._wait``).
+    ordered = False
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -114,6 +117,10 @@ class Store(ABC):
 
     @abstractmethod
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def _fetch_many(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """For queries that may return many rows (listings, exports)."""
+        return await self._fetch(sql, params)
 
     @abstractmethod
     async def _transaction(self, statements: Sequence[Statement], *, guard_first: bool) -> bool:
@@ -190,7 +197,7 @@ class Store(ABC):
             where.append("run_id = ?")
             params.append(run_id)
         params.append(limit)
-        rows = await self._fetch(
+        rows = await self._fetch_many(
             f"SELECT {_REQ_COLS} FROM fl_requests WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, call_id LIMIT ?",
             params,
@@ -264,7 +271,7 @@ class Store(ABC):
             where.append("kind = ?")
             params.append(kind)
         clause = f"WHERE {' AND '.join(where)} " if where else ""
-        rows = await self._fetch(
+        rows = await self._fetch_many(
             f"SELECT kind, call_id, at, actor, via, action, details FROM fl_audit {clause}ORDER BY id",
             params,
         )
