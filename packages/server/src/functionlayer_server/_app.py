@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.service = service
     app.state.settings = settings
     app.state.webhooks = webhooks
+    _document_bearer_auth(app)
 
     @app.exception_handler(ServerError)
     async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
@@ -178,6 +179,29 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # outermost
     return app
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Declare the agent API's bearer token in /openapi.json (the check itself is in _api)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            schemes = spec.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["bearerAuth"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API token from `functionlayer-server tokens create`",
+            }
+            for path, operations in spec.get("paths", {}).items():
+                if path.startswith(API_PREFIX):
+                    for operation in operations.values():
+                        operation.setdefault("security", [{"bearerAuth": []}])
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class FastPathMiddleware:
