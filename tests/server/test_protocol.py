@@ -453,3 +453,32 @@ def test_fresh_ids_do_not_collide(live: ServerProcess) -> None:
     ).json()["items"]
     assert len(listed) == 5
     assert {i["call_id"] for i in listed} <= set(ids)
+
+
+def test_control_characters_and_absurd_values(live: ServerProcess) -> None:
+    """Refused with a 422 (or stored escaped), on SQLite and PostgreSQL alike: PostgreSQL text
+    cannot hold NUL, and a ten-thousand-year deadline is no deadline."""
+    client = live.client()
+    stored = client.post(
+        "/function_calls",
+        json=_call("nul-kwargs", run_id="ctl", kwargs={"note": "a\u0000b<script>"}),
+    )
+    assert stored.status_code == 200, stored.text
+    assert client.get("/function_calls/nul-kwargs").json()["spec"]["kwargs"] == {
+        "note": "a\u0000b<script>"
+    }
+    for body in [
+        {"run_id": "r\u0000", "call_id": "nul-run", "spec": {"fn": "f"}},
+        {"run_id": "r", "call_id": "nul\u0000id", "spec": {"fn": "f"}},
+        {"run_id": "r", "call_id": "huge-timeout", "spec": {"fn": "f", "timeout_seconds": 1e300}},
+    ]:
+        response = client.post("/function_calls", json=body)
+        assert response.status_code == 422 and response.json()["code"] == "invalid_request", (
+            response.text
+        )
+    bad_who = client.post(
+        "/agent/function_calls/nul-kwargs/respond",
+        json={"approved": True, "responded_by": "x\u0000"},
+    )
+    assert bad_who.status_code == 422
+    assert client.get("/function_calls/nul-kwargs").json()["status"]["approved"] is None

@@ -65,6 +65,24 @@ Request = FunctionCall | HumanContact
 _R = TypeVar("_R", FunctionCall, HumanContact)
 
 MAX_CALL_ID_LENGTH = 256
+MAX_TIMEOUT_SECONDS = 10 * 365 * 24 * 3600.0
+
+
+def _is_name(value: str) -> bool:
+    """Identifiers stored in their own columns: 1-256 printable characters (no NUL, which
+    PostgreSQL text cannot hold, and no control characters)."""
+    return 0 < len(value) <= MAX_CALL_ID_LENGTH and value.isprintable()
+
+
+def _check_responder(responder: str, via: str) -> None:
+    if not _is_name(responder):
+        raise InvalidRequestError(
+            f"responded_by must be 1-{MAX_CALL_ID_LENGTH} printable characters"
+        )
+    if not _is_name(via):
+        raise InvalidRequestError(
+            f"responded_via must be 1-{MAX_CALL_ID_LENGTH} printable characters"
+        )
 
 
 @dataclass(frozen=True)
@@ -428,9 +446,18 @@ class ApprovalService:
             raise InvalidRequestError(
                 f"call_id must be 1-{MAX_CALL_ID_LENGTH} printable characters without '/'"
             )
-        if not request.run_id or len(request.run_id) > MAX_CALL_ID_LENGTH:
-            raise InvalidRequestError(f"run_id must be 1-{MAX_CALL_ID_LENGTH} characters")
+        if not _is_name(request.run_id):
+            raise InvalidRequestError(f"run_id must be 1-{MAX_CALL_ID_LENGTH} printable characters")
         spec = request.spec
+        if spec.timeout_seconds is not None and spec.timeout_seconds > MAX_TIMEOUT_SECONDS:
+            raise InvalidRequestError(
+                f"timeout_seconds must be at most {MAX_TIMEOUT_SECONDS:.0f} seconds (ten years); omit it for no expiry"
+            )
+        escalate = spec.policy.escalate_after_seconds if spec.policy is not None else None
+        if escalate is not None and not 0 < escalate <= MAX_TIMEOUT_SECONDS:
+            raise InvalidRequestError(
+                "policy.escalate_after_seconds must be a positive number of seconds"
+            )
         if spec.policy is not None and spec.policy.mode == "escalate" and not spec.policy.channels:
             raise InvalidRequestError(
                 "policy.mode 'escalate' needs at least one entry in policy.channels"
@@ -658,6 +685,7 @@ class ApprovalService:
         responder is recorded; the call is approved once M have approved; any rejection
         rejects at once with that responder's feedback.
         """
+        _check_responder(responder, via)
         for _ in range(20):  # retries only when a concurrent quorum approval won the race
             record = await self._record(FUNCTION_CALL, call_id, project)
             call = self._call_from(record)
@@ -780,6 +808,7 @@ class ApprovalService:
         via: str,
         project: str | None = None,
     ) -> HumanContact:
+        _check_responder(responder, via)
         record = await self._record(HUMAN_CONTACT, call_id, project)
         contact = self._contact_from(record)
         current = contact.status or HumanContactStatus()
@@ -825,6 +854,7 @@ class ApprovalService:
         """Fail closed: a pending request past its deadline (or any pending one with
         ``force``, when the agent gives up waiting) becomes a rejection (function call) or an
         unanswered, expired contact. False if it was already decided or is not due."""
+        _check_responder(actor, via)
         for _ in range(5):
             record = await self.store.get_request(kind, call_id)
             if record is None or record.completed:
