@@ -7,29 +7,37 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
 
 from .conftest import ServerFactory, ServerProcess
 
 
-@pytest.fixture(scope="module")
-def fuzzed_server(module_server_factory: ServerFactory) -> ServerProcess:
-    srv = module_server_factory(env={"FUNCTIONLAYER_SERVER_LONG_POLL_MAX_SECONDS": "0.2"})
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def fuzzed_server(
+    request: pytest.FixtureRequest, module_server_factory: ServerFactory
+) -> ServerProcess:
+    url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else None
+    srv = module_server_factory(url, env={"FUNCTIONLAYER_SERVER_LONG_POLL_MAX_SECONDS": "0.2"})
     # A request that exists, so generated call ids sometimes hit real rows.
     srv.client().post("/function_calls", json={"run_id": "r", "call_id": "x", "spec": {"fn": "f"}})
     return srv
 
 
-MAX_EXAMPLES = 40  # per operation; keeps the run to seconds
+MAX_EXAMPLES = 30  # per operation and mode; keeps the run to seconds
 
 
-def test_no_server_errors(fuzzed_server: ServerProcess) -> None:
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_server_errors(fuzzed_server: ServerProcess, mode: GenerationMode) -> None:
+    """Valid inputs (positive) and inputs that break the schema (negative): never a 5xx."""
     schema = schemathesis.openapi.from_url(f"{fuzzed_server.base_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 7
     checked: list[str] = []
     for operation in operations:
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
             max_examples=MAX_EXAMPLES,
             deadline=None,
