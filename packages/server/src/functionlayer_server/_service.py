@@ -212,18 +212,21 @@ class ApprovalService:
             self._listeners.remove(listener)
 
     def _emit(self, event: ServiceEvent) -> None:
-        for listener in self._listeners:
-            self._spawn(self._call_listener(listener, event))
+        # One task per event, listeners in order: they should return quickly and leave long
+        # work to their own tasks or to scheduled jobs.
+        if self._listeners:
+            self._spawn(self._call_listeners(list(self._listeners), event))
 
-    async def _call_listener(self, listener: Listener, event: ServiceEvent) -> None:
-        try:
-            result = listener(event)
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                await result
-        except Exception:
-            log.exception(
-                "listener %r failed on %s %s", listener, event.type, event.request.call_id
-            )
+    async def _call_listeners(self, listeners: list[Listener], event: ServiceEvent) -> None:
+        for listener in listeners:
+            try:
+                result = listener(event)
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await result
+            except Exception:
+                log.exception(
+                    "listener %r failed on %s %s", listener, event.type, event.request.call_id
+                )
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -381,26 +384,20 @@ class ApprovalService:
     # -- records <-> models -----------------------------------------------------------------
 
     @staticmethod
-    def _call_from(record: RequestRecord) -> FunctionCall:
-        return FunctionCall.model_validate(
-            {
-                "run_id": record.run_id,
-                "call_id": record.call_id,
-                "spec": json.loads(record.spec),
-                "status": json.loads(record.status),
-            }
+    def _record_json(record: RequestRecord) -> str:
+        # spec and status are stored as JSON text: splice them rather than decode and re-encode.
+        return (
+            f'{{"run_id":{json.dumps(record.run_id)},"call_id":{json.dumps(record.call_id)},'
+            f'"spec":{record.spec},"status":{record.status}}}'
         )
 
-    @staticmethod
-    def _contact_from(record: RequestRecord) -> HumanContact:
-        return HumanContact.model_validate(
-            {
-                "run_id": record.run_id,
-                "call_id": record.call_id,
-                "spec": json.loads(record.spec),
-                "status": json.loads(record.status),
-            }
-        )
+    @classmethod
+    def _call_from(cls, record: RequestRecord) -> FunctionCall:
+        return FunctionCall.model_validate_json(cls._record_json(record))
+
+    @classmethod
+    def _contact_from(cls, record: RequestRecord) -> HumanContact:
+        return HumanContact.model_validate_json(cls._record_json(record))
 
     def _model(self, record: RequestRecord) -> Request:
         return (
@@ -715,7 +712,7 @@ class ApprovalService:
         current = call.status or FunctionCallStatus()
         if current.approved is not None:
             raise AlreadyDecidedError(_decided_message(call))
-        status = current.model_copy(deep=True)
+        status = current.model_copy()  # fields are replaced, never mutated in place
         policy = call.spec.policy
         required = policy.approvals_required if policy is not None else 1
         comment = (
@@ -821,7 +818,7 @@ class ApprovalService:
         if response is None or not response.strip():
             raise InvalidDecisionError("response must not be empty")
         now = self.clock.now()
-        status = current.model_copy(deep=True)
+        status = current.model_copy()  # fields are replaced, never mutated in place
         status.response = response
         status.response_option_name = response_option_name
         status.responded_at = _dt(now)
