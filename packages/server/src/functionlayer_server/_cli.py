@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import re
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -64,7 +65,12 @@ def _serve(args: argparse.Namespace) -> int:
     from functionlayer_server._app import create_app
 
     settings = _settings(args)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except Exception as exc:  # an unreachable database, a bad URL, a read-only file, ...
+        where = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", settings.database_url)
+        print(f"error: cannot open the database {where!r}: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(
         app,
         host=settings.host,
