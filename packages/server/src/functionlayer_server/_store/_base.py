@@ -247,9 +247,9 @@ class Store(ABC):
 
     async def count_requests(self, *, pending: bool | None = None) -> int:
         if pending is None:
-            rows = await self._fetch("SELECT COUNT(*) FROM fl_requests")
+            rows = await self._fetch_many("SELECT COUNT(*) FROM fl_requests")
         else:
-            rows = await self._fetch(
+            rows = await self._fetch_many(
                 "SELECT COUNT(*) FROM fl_requests WHERE completed = ?", (0 if pending else 1,)
             )
         return int(rows[0][0])
