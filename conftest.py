@@ -26,7 +26,12 @@ _OFFLINE_ENV = {
 }
 os.environ.update(_OFFLINE_ENV)
 # Tests choose their backend explicitly; a developer's own server settings must not leak in.
-for _name in ("FUNCTIONLAYER_API_BASE", "FUNCTIONLAYER_API_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+for _name in (
+    "FUNCTIONLAYER_API_BASE",
+    "FUNCTIONLAYER_API_TOKEN",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+):
     os.environ.pop(_name, None)
 
 

@@ -40,11 +40,15 @@ def measure_imports(runs: int) -> dict[str, tuple[float, int, str]]:
     for _ in range(runs):
         for name, stmt in CASES.items():  # interleaved, so machine noise hits every case alike
             out = subprocess.run(
-                [sys.executable, "-c", PROBE.format(stmt=stmt)], capture_output=True, text=True, check=True
+                [sys.executable, "-c", PROBE.format(stmt=stmt)],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.split(" ")
             results[name].append((float(out[0]), int(out[1]), out[2].strip()))
     return {
-        name: (statistics.median(r[0] for r in rows), rows[0][1], rows[0][2]) for name, rows in results.items()
+        name: (statistics.median(r[0] for r in rows), rows[0][1], rows[0][2])
+        for name, rows in results.items()
     }
 
 
@@ -72,7 +76,9 @@ def main() -> None:
     args = parser.parse_args()
 
     imports = measure_imports(args.runs)
-    print(f"Import cost (median of {args.runs} fresh interpreters, Python {sys.version.split()[0]})")
+    print(
+        f"Import cost (median of {args.runs} fresh interpreters, Python {sys.version.split()[0]})"
+    )
     print(f"  {'case':34s} {'time':>9s} {'modules':>8s}  heavy modules loaded")
     for name, (seconds, modules, heavy) in imports.items():
         print(f"  {name:34s} {seconds * 1000:7.1f} ms {modules:8d}  {heavy or '-'}")

@@ -456,3 +456,8 @@ def test_an_expired_request_cannot_be_decided(inbox: Inbox) -> None:
     assert response.status_code == 409
     status = inbox.call("e1").status
     assert status is not None and status.approved is False and status.expired
+
+
+def test_the_root_opens_the_inbox(inbox: Inbox) -> None:
+    response = inbox.client.get("/", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/inbox"
