@@ -12,6 +12,7 @@ Run: ``uv run python bench/core_overhead.py [--runs 15]``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -21,30 +22,43 @@ PROBE = """
 import sys, time
 before = set(sys.modules)
 t = time.perf_counter()
-{stmt}
+exec({stmt!r})
 elapsed = time.perf_counter() - t
 heavy = sorted(m for m in ("httpx", "requests", "asyncio", "aiohttp") if m in sys.modules)
 print(elapsed, len(set(sys.modules) - before), ",".join(heavy))
 """
 
+# The first pydantic model defined in a process imports pydantic.fields and pydantic.types (~50 ms
+# here): a cost of pydantic itself that any package with a model pays, hence the third baseline.
+ONE_MODEL = (
+    "from pydantic import BaseModel, ConfigDict\n"
+    "class M(BaseModel):\n    model_config = ConfigDict(defer_build=True)\n    x: int = 0"
+)
 CASES = {
     "bare interpreter": "pass",
     "import pydantic": "import pydantic",
     "from pydantic import BaseModel": "from pydantic import BaseModel",
+    "pydantic + one (deferred) model": ONE_MODEL,
     "import functionlayer": "import functionlayer",
 }
 
 
 def measure_imports(runs: int) -> dict[str, tuple[float, int, str]]:
+    # Measure imports as users get them: from bytecode caches. (Some machines set
+    # PYTHONDONTWRITEBYTECODE, which makes every interpreter recompile every module.)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results: dict[str, list[tuple[float, int, str]]] = {name: [] for name in CASES}
-    for _ in range(runs):
+    for warm_up in [True] + [False] * runs:
         for name, stmt in CASES.items():  # interleaved, so machine noise hits every case alike
             out = subprocess.run(
                 [sys.executable, "-c", PROBE.format(stmt=stmt)],
                 capture_output=True,
                 text=True,
                 check=True,
+                env=env,
             ).stdout.split(" ")
+            if warm_up:  # writes the bytecode caches
+                continue
             results[name].append((float(out[0]), int(out[1]), out[2].strip()))
     return {
         name: (statistics.median(r[0] for r in rows), rows[0][1], rows[0][2])
@@ -83,7 +97,11 @@ def main() -> None:
     for name, (seconds, modules, heavy) in imports.items():
         print(f"  {name:34s} {seconds * 1000:7.1f} ms {modules:8d}  {heavy or '-'}")
     core_t, core_m, _ = imports["import functionlayer"]
-    for base in ("import pydantic", "from pydantic import BaseModel"):
+    for base in (
+        "import pydantic",
+        "from pydantic import BaseModel",
+        "pydantic + one (deferred) model",
+    ):
         base_t, base_m, _ = imports[base]
         print(
             f"  functionlayer on top of `{base}`: +{(core_t - base_t) * 1000:.1f} ms, "
