@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 
@@ -43,3 +45,48 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def test_home() -> Iterator[str]:
     yield _HOME
+
+
+# -- no network: every connection must stay on this machine ----------------------------------
+
+_ATTEMPTS: list[str] = []
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_local(address: object) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths and the like
+        return True
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:  # a host name would need DNS: that is network access
+        return False
+
+
+def _guard(address: object) -> None:
+    if not _is_local(address):
+        _ATTEMPTS.append(repr(address))
+        raise OSError(f"network access is blocked in tests (attempted {address!r})")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _guard(address)
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _guard(address)
+    return _real_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _ATTEMPTS:
+        print(f"\nFAILED: the tests attempted network access: {sorted(set(_ATTEMPTS))}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -23,6 +23,7 @@ from functionlayer_server import (
     AlreadyDecidedError,
     ApprovalService,
     InvalidDecisionError,
+    InvalidRequestError,
     ManualClock,
     NotFoundError,
     ServiceEvent,
@@ -234,6 +235,7 @@ async def test_visibility_and_users(tmp_path: Path) -> None:
                 policy=ApprovalPolicy(
                     mode="escalate",
                     channels=[ContactChannel(users=["carol"]), ContactChannel(users=["bob"])],
+                    escalate_after_seconds=600,
                 ),
             )
         )
@@ -245,5 +247,20 @@ async def test_visibility_and_users(tmp_path: Path) -> None:
         }
         assert for_alice == {"open", "mail", "policy"}
         assert for_bob == {"open", "slack", "named", "escalation"}
+    finally:
+        await service.stop()
+
+
+async def test_an_escalation_policy_that_could_never_escalate_is_refused(tmp_path: Path) -> None:
+    service = _service(tmp_path, ManualClock())
+    await service.start(scheduler=False)
+    try:
+        tiers = [ContactChannel(users=["carol"]), ContactChannel(users=["bob"])]
+        for policy, message in [
+            (ApprovalPolicy(mode="escalate", channels=tiers), "escalate_after_seconds"),
+            (ApprovalPolicy(mode="escalate", escalate_after_seconds=60), "policy.channels"),
+        ]:
+            with pytest.raises(InvalidRequestError, match=message):
+                await service.create_function_call(_call("e", policy=policy))
     finally:
         await service.stop()

@@ -455,10 +455,15 @@ class ApprovalService:
             raise InvalidRequestError(
                 "policy.escalate_after_seconds must be a positive number of seconds"
             )
-        if spec.policy is not None and spec.policy.mode == "escalate" and not spec.policy.channels:
-            raise InvalidRequestError(
-                "policy.mode 'escalate' needs at least one entry in policy.channels"
-            )
+        if spec.policy is not None and spec.policy.mode == "escalate":
+            if not spec.policy.channels:
+                raise InvalidRequestError(
+                    "policy.mode 'escalate' needs at least one entry in policy.channels"
+                )
+            if escalate is None:  # would silently never escalate
+                raise InvalidRequestError(
+                    "policy.mode 'escalate' needs policy.escalate_after_seconds"
+                )
         now = self.clock.now()
         expires_at = now + spec.timeout_seconds if spec.timeout_seconds is not None else None
         status: FunctionCallStatus | HumanContactStatus
