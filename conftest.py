@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import socket
@@ -45,6 +46,20 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def test_home() -> Iterator[str]:
     yield _HOME
+
+
+@pytest.fixture(autouse=True)
+def _collect_framework_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Collect a framework test's garbage while no event loop runs.
+
+    The openai SDK's async HTTP client closes itself in ``__del__`` by scheduling ``aclose()`` on
+    whatever loop is running at that moment. Left to chance, that is a later test's loop, and the
+    close fails there with "Event loop is closed" (its connections belong to a loop long gone).
+    With no loop running, ``__del__`` does nothing and the sockets are simply released.
+    """
+    yield
+    if any(part in request.node.path.parts for part in ("e2e", "conformance")):
+        gc.collect()
 
 
 # -- no network: every connection must stay on this machine ----------------------------------
