@@ -247,6 +247,14 @@ class HttpBackend(Backend):
             args["headers"] = {**self._headers, "Content-Type": "application/json"}
         return args
 
+    def _unreachable(self, exc: httpx.TransportError) -> _Retry:
+        return _Retry(
+            BackendUnavailableError(
+                f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
+            ),
+            retry_after=None,
+        )
+
     def _give_up_at(self, deadline: float | None) -> float:
         give_up = time.monotonic() + self.retry_for
         return give_up if deadline is None else min(give_up, max(deadline, time.monotonic() + 1.0))
@@ -265,20 +273,14 @@ class HttpBackend(Backend):
         args = self._request_args(method, path, body, wait)
         while True:
             try:
-                response = self._sync_client().request(**args)
+                outcome = _interpret(model, self._sync_client().request(**args))
             except httpx.TransportError as exc:
-                failure: FunctionLayerError = BackendUnavailableError(
-                    f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
-                )
-                retry_after = None
-            else:
-                outcome = _interpret(model, response)
-                if not isinstance(outcome, _Retry):
-                    return outcome
-                failure, retry_after = outcome.error, outcome.retry_after
-            delay = backoff.next_delay(retry_after)
+                outcome = self._unreachable(exc)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            delay = backoff.next_delay(outcome.retry_after)
             if delay is None:
-                raise failure
+                raise outcome.error
             time.sleep(delay)
 
     async def _asend(
@@ -295,20 +297,14 @@ class HttpBackend(Backend):
         args = self._request_args(method, path, body, wait)
         while True:
             try:
-                response = await self._async_clients().request(args)
+                outcome = _interpret(model, await self._async_clients().request(args))
             except httpx.TransportError as exc:
-                failure: FunctionLayerError = BackendUnavailableError(
-                    f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
-                )
-                retry_after = None
-            else:
-                outcome = _interpret(model, response)
-                if not isinstance(outcome, _Retry):
-                    return outcome
-                failure, retry_after = outcome.error, outcome.retry_after
-            delay = backoff.next_delay(retry_after)
+                outcome = self._unreachable(exc)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            delay = backoff.next_delay(outcome.retry_after)
             if delay is None:
-                raise failure
+                raise outcome.error
             await asyncio.sleep(delay)
 
     def _sync_client(self) -> httpx.Client:
