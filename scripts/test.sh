@@ -16,4 +16,4 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 FUNCTIONLAYER_TEST_POSTGRES_URL=${FUNCTIONLAYER_TEST_POSTGRES_URL:-$(bash .ci/start-postgres.sh)}
 export FUNCTIONLAYER_TEST_POSTGRES_URL
-exec uv run --all-packages pytest "$@"
+exec uv run --all-packages --all-groups pytest "$@"
