@@ -19,7 +19,7 @@ from functionlayer._models import (
 from pydantic import BaseModel, ValidationError
 
 from functionlayer_server._auth import ApiClient
-from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError
+from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError, ForbiddenError
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
 
@@ -60,11 +60,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         400: "Malformed JSON",
-        401: "Missing or wrong API token",
+        401: "Missing, wrong or revoked API token",
+        403: "This token may not do that (agent tokens cannot decide; a person the policy "
+        "does not allow)",
         404: "No such request for this token's project",
         409: "Conflict: already decided or expired, or another request under this call id",
         413: "Request body over the server's limit",
-        422: "Wrong types or an invalid decision",
+        422: "Wrong types, an invalid decision, or routing outside the operator's rules",
     }.items()
 }
 
@@ -177,6 +179,30 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             raise AuthenticationError("unknown API token")
         return found
 
+    async def agent(request: Request) -> ApiClient:
+        who = await client(request)
+        if not who.is_agent:
+            raise ForbiddenError(
+                "approver tokens decide; they cannot create requests (use an agent token)"
+            )
+        return who
+
+    def person_of(who: ApiClient) -> str:
+        """The identity a decision through the API is made as: the approver token's person.
+        Agent tokens never decide, whatever the body says (responded_by is ignored)."""
+        if who.is_agent or not who.approver:
+            raise ForbiddenError(
+                "agent tokens cannot decide: approving, rejecting, editing or answering takes a "
+                "person (the inbox, Slack, email, or an approver token made with "
+                "'functionlayer-server tokens create NAME --approver USER')"
+            )
+        return f"user:{who.approver}"
+
+    def scope(who: ApiClient) -> str:
+        # Every token belongs to one project; an approver token decides there only if its
+        # person is a member (the policy checks).
+        return who.project
+
     Client = Annotated[ApiClient, Depends(client)]
     cap = settings.long_poll_max_seconds
 
@@ -193,10 +219,14 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     )
     @fast_path
     async def create_function_call(request: Request) -> Response:
-        who = await client(request)
+        who = await agent(request)
         call = await _parse_body(request, FunctionCall)
         stored, _ = await service.create_function_call(
-            call, project=who.project, actor=f"token:{who.token_name}", via="api"
+            call,
+            project=who.project,
+            actor=f"agent:{who.token_name}",
+            via="api",
+            created_by=who.token_name,
         )
         return _json(stored)
 
@@ -228,7 +258,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_function_call(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        call = await service.wait_function_call(call_id, wait, project=who.project)
+        call = await service.wait_function_call(call_id, wait, project=scope(who))
         return _json(call)
 
     @router.get(
@@ -259,19 +289,16 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         who = await client(request)
         call_id = _call_id(request)
         decision = await _parse_body(request, FunctionCallStatus)
-        responder = decision.responded_by or f"token:{who.token_name}"
-        via = decision.responded_via or "api"
         if decision.expired:
-            await service.get_function_call(call_id, project=who.project)
+            if not who.is_agent:
+                raise ForbiddenError("giving up a request is for the agent that created it")
+            # Giving up is always a fail-closed rejection, whatever else the body says.
             reason = (decision.comment or "").strip() or "The agent stopped waiting for a decision."
-            if not await service.expire(
-                FUNCTION_CALL, call_id, reason=reason, force=True, actor=responder, via=via
-            ):
+            if not await service.give_up(FUNCTION_CALL, call_id, who, reason):
                 raise AlreadyDecidedError(f"function call {call_id!r} is already decided")
-            current = await service.get_function_call(call_id, project=who.project)
-            return _json(current)
+            return _json(await service.get_function_call(call_id, project=who.project))
         call = await service.respond_function_call(
-            call_id, decision, responder=responder, via=via, project=who.project
+            call_id, decision, responder=person_of(who), via="api", project=scope(who)
         )
         return _json(call)
 
@@ -286,10 +313,14 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     )
     @fast_path
     async def create_human_contact(request: Request) -> Response:
-        who = await client(request)
+        who = await agent(request)
         contact = await _parse_body(request, HumanContact)
         stored, _ = await service.create_human_contact(
-            contact, project=who.project, actor=f"token:{who.token_name}", via="api"
+            contact,
+            project=who.project,
+            actor=f"agent:{who.token_name}",
+            via="api",
+            created_by=who.token_name,
         )
         return _json(stored)
 
@@ -321,7 +352,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_human_contact(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        contact = await service.wait_human_contact(call_id, wait, project=who.project)
+        contact = await service.wait_human_contact(call_id, wait, project=scope(who))
         return _json(contact)
 
     @router.post(
@@ -339,17 +370,11 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         who = await client(request)
         call_id = _call_id(request)
         answer = await _parse_body(request, HumanContactStatus)
-        responder = answer.responded_by or f"token:{who.token_name}"
-        via = answer.responded_via or "api"
         if answer.expired and answer.response is None:
-            await service.get_human_contact(call_id, project=who.project)
-            if not await service.expire(
-                HUMAN_CONTACT,
-                call_id,
-                reason="The agent stopped waiting for an answer.",
-                force=True,
-                actor=responder,
-                via=via,
+            if not who.is_agent:
+                raise ForbiddenError("giving up a request is for the agent that created it")
+            if not await service.give_up(
+                HUMAN_CONTACT, call_id, who, "The agent stopped waiting for an answer."
             ):
                 raise AlreadyDecidedError(f"human contact {call_id!r} is already answered")
             return _json(await service.get_human_contact(call_id, project=who.project))
@@ -357,9 +382,9 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             call_id,
             response=answer.response,
             response_option_name=answer.response_option_name,
-            responder=responder,
-            via=via,
-            project=who.project,
+            responder=person_of(who),
+            via="api",
+            project=scope(who),
         )
         return _json(contact)
 

@@ -36,10 +36,18 @@ class User:
 
 @dataclass(frozen=True)
 class ApiClient:
-    """Who is calling the agent API: the token's project and name."""
+    """Who is calling the API: the token's project, name and role. An ``agent`` token creates
+    and reads its project's requests and may give up the ones it created; it can never decide.
+    An ``approver`` token acts as the person ``approver`` (through the channel ``api``)."""
 
     project: str
     token_name: str
+    role: str = "agent"
+    approver: str | None = None
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role != "approver"
 
 
 def new_token() -> str:

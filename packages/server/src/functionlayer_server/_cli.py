@@ -8,8 +8,9 @@ import getpass
 import re
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
+from functionlayer_server._errors import ServerError
 from functionlayer_server._settings import Settings
 
 __all__ = ["main"]
@@ -22,6 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", None),
         public_url=getattr(args, "public_url", None),
         log_level=getattr(args, "log_level", None),
+        policy_file=getattr(args, "policy_file", None),
     )
 
 
@@ -35,11 +37,14 @@ async def _with_service(settings: Settings):  # type: ignore[no-untyped-def]
     return service
 
 
-async def create_token(settings: Settings, name: str, project: str = "default") -> str:
-    """Create an API token (also used by tests); returns it in clear, once."""
+async def create_token(
+    settings: Settings, name: str, project: str = "default", *, approver: str | None = None
+) -> str:
+    """Create an API token (also used by tests); returns it in clear, once. With ``approver``
+    the token decides as that person; without, it is an agent token (never decides)."""
     service = await _with_service(settings)
     try:
-        return await service.create_token(name, project=project)
+        return await service.create_token(name, project=project, approver=approver)
     finally:
         await service.stop()
 
@@ -47,14 +52,35 @@ async def create_token(settings: Settings, name: str, project: str = "default") 
 async def create_user(
     settings: Settings,
     username: str,
-    password: str,
+    password: str | None,
     *,
     email: str | None = None,
     slack_user_id: str | None = None,
+    emails: Sequence[str] = (),
+    slack_ids: Sequence[str] = (),
+    discord_ids: Sequence[str] = (),
+    projects: Sequence[str] = (),
 ) -> None:
+    """Create a person of the directory (also used by tests), with an inbox login when a
+    password is given, and link their identities."""
     service = await _with_service(settings)
     try:
-        await service.create_user(username, password, email=email, slack_user_id=slack_user_id)
+        await service.accounts.create_person(
+            username,
+            password=password,
+            emails=[*([email] if email else []), *emails],
+            slack_ids=[*([slack_user_id] if slack_user_id else []), *slack_ids],
+            discord_ids=list(discord_ids),
+            projects=list(projects),
+        )
+    finally:
+        await service.stop()
+
+
+async def _accounts_call(settings: Settings, what: str, *args: Any, **kwargs: Any) -> Any:
+    service = await _with_service(settings)
+    try:
+        return await getattr(service.accounts, what)(*args, **kwargs)
     finally:
         await service.stop()
 
@@ -83,37 +109,106 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
-    token = asyncio.run(create_token(_settings(args), args.name, args.project))
-    print(token)
-    print(
-        f"# API token {args.name!r} for project {args.project!r}. It is shown only once; "
-        "agents use it as FUNCTIONLAYER_API_TOKEN.",
-        file=sys.stderr,
+    token = asyncio.run(
+        create_token(_settings(args), args.name, args.project, approver=args.approver)
     )
+    print(token)
+    role = (
+        f"approver token {args.name!r}: decides as {args.approver!r} in project {args.project!r}"
+        if args.approver
+        else f"agent token {args.name!r} for project {args.project!r} (creates and reads "
+        "requests; cannot decide); agents use it as FUNCTIONLAYER_API_TOKEN"
+    )
+    print(f"# {role}. It is shown only once.", file=sys.stderr)
     return 0
 
 
-def _users_create(args: argparse.Namespace) -> int:
+def _tokens_list(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    rows = asyncio.run(_accounts_call(_settings(args), "list_tokens"))
+    for row in rows:
+        created = datetime.fromtimestamp(row.created_at, UTC).strftime("%Y-%m-%d %H:%M")
+        state = (
+            "revoked " + datetime.fromtimestamp(row.revoked_at, UTC).strftime("%Y-%m-%d %H:%M")
+            if row.revoked_at is not None
+            else "active"
+        )
+        role = f"approver:{row.approver}" if row.role == "approver" else "agent"
+        print(f"{row.name}\t{row.project}\t{role}\t{created}\t{state}")
+    print(f"# {len(rows)} tokens", file=sys.stderr)
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    count = asyncio.run(_accounts_call(_settings(args), "revoke_token", args.name))
+    if not count:
+        print(f"error: no active token named {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {count} token(s) named {args.name!r}; refused from now on", file=sys.stderr)
+    return 0
+
+
+def _read_password(args: argparse.Namespace, name: str) -> str | None:
+    if getattr(args, "no_login", False):
+        return None
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass(f"Password for {args.username}: ")
-        if password != getpass.getpass("Repeat it: "):
-            print("error: the passwords differ", file=sys.stderr)
-            return 2
-    if not password:
-        print("error: the password must not be empty", file=sys.stderr)
-        return 2
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass(f"Password for {name}: ")
+    if password != getpass.getpass("Repeat it: "):
+        raise ValueError("the passwords differ")
+    return password
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    password = _read_password(args, args.username)
     asyncio.run(
         create_user(
             _settings(args),
             args.username,
             password,
-            email=args.email,
-            slack_user_id=args.slack_user_id,
+            emails=args.email or [],
+            slack_ids=args.slack_id or [],
+            discord_ids=args.discord_id or [],
+            projects=args.project or [],
         )
     )
-    print(f"user {args.username!r} saved", file=sys.stderr)
+    login = "without an inbox login" if password is None else "with an inbox login"
+    print(f"person {args.username!r} saved {login}", file=sys.stderr)
+    return 0
+
+
+def _users_link(args: argparse.Namespace) -> int:
+    asyncio.run(
+        _accounts_call(
+            _settings(args),
+            "link",
+            args.username,
+            emails=args.email or [],
+            slack_ids=args.slack_id or [],
+            discord_ids=args.discord_id or [],
+            projects=args.project or [],
+        )
+    )
+    print(f"linked to {args.username!r}", file=sys.stderr)
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    persons = asyncio.run(_accounts_call(_settings(args), "list_persons"))
+    for p in persons:
+        ids = [f"email:{e}" for e in sorted(p.emails)] + [f"slack:{s}" for s in sorted(p.slack_ids)]
+        ids += [f"discord:{d}" for d in sorted(p.discord_ids)]
+        state = "disabled" if p.disabled else "active"
+        print(f"{p.name}\t{state}\tprojects={','.join(sorted(p.projects))}\t{' '.join(ids)}")
+    print(f"# {len(persons)} persons", file=sys.stderr)
+    return 0
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    asyncio.run(_accounts_call(_settings(args), "disable", args.username, not args.enable))
+    what = "enabled" if args.enable else "disabled (sessions ended; cannot decide)"
+    print(f"{args.username!r} {what}", file=sys.stderr)
     return 0
 
 
@@ -162,6 +257,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", help="how humans reach this server (for links)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.add_argument(
+        "--policy-file", help="the operator's routing and policy rules (TOML; docs/security.md)"
+    )
     db(serve)
     serve.set_defaults(func=_serve)
 
@@ -173,21 +271,59 @@ def _parser() -> argparse.ArgumentParser:
     tcreate.add_argument(
         "--project", default="default", help="tokens see only their project's requests"
     )
+    tcreate.add_argument(
+        "--approver",
+        metavar="USER",
+        help="make an approver token that decides as this person (agent tokens never decide)",
+    )
     db(tcreate)
     tcreate.set_defaults(func=_tokens_create)
+    tlist = tokens.add_parser("list", help="every token: name, project, role, created, state")
+    db(tlist)
+    tlist.set_defaults(func=_tokens_list)
+    trevoke = tokens.add_parser("revoke", help="revoke the tokens with this name, at once")
+    trevoke.add_argument("name")
+    db(trevoke)
+    trevoke.set_defaults(func=_tokens_revoke)
 
-    users = sub.add_parser("users", help="people who answer in the web inbox").add_subparsers(
-        dest="users_command", required=True
+    users = sub.add_parser(
+        "users", help="the directory of people who decide, and their identities"
+    ).add_subparsers(dest="users_command", required=True)
+
+    def identities(p: argparse.ArgumentParser) -> None:
+        p.add_argument("username")
+        p.add_argument("--email", action="append", help="an email address (repeatable)")
+        p.add_argument(
+            "--slack-id", "--slack-user-id", action="append", help="a Slack user id (repeatable)"
+        )
+        p.add_argument("--discord-id", action="append", help="a Discord user id (repeatable)")
+        p.add_argument(
+            "--project", action="append", help="a project the person belongs to (repeatable)"
+        )
+        db(p)
+
+    ucreate = users.add_parser(
+        "create", help="create a person, or reset an existing person's password"
     )
-    ucreate = users.add_parser("create", help="create a user, or reset an existing user's password")
-    ucreate.add_argument("username")
-    ucreate.add_argument("--email")
-    ucreate.add_argument("--slack-user-id")
+    identities(ucreate)
     ucreate.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
-    db(ucreate)
+    ucreate.add_argument(
+        "--no-login", action="store_true", help="no inbox login (Slack/email only)"
+    )
     ucreate.set_defaults(func=_users_create)
+    ulink = users.add_parser("link", help="link more identities or projects to a person")
+    identities(ulink)
+    ulink.set_defaults(func=_users_link)
+    ulist = users.add_parser("list", help="every person with their identities")
+    db(ulist)
+    ulist.set_defaults(func=_users_list)
+    udisable = users.add_parser("disable", help="disable a person: sessions end, cannot decide")
+    udisable.add_argument("username")
+    udisable.add_argument("--enable", action="store_true", help="enable again")
+    db(udisable)
+    udisable.set_defaults(func=_users_disable)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="audit_command", required=True
@@ -206,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ServerError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 1
     return result
 

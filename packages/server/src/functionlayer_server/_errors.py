@@ -7,9 +7,11 @@ __all__ = [
     "AlreadyDecidedError",
     "AuthenticationError",
     "ConflictError",
+    "ForbiddenError",
     "InvalidDecisionError",
     "InvalidRequestError",
     "NotFoundError",
+    "RoutingRefusedError",
     "ServerError",
 ]
 
@@ -65,3 +67,19 @@ class InvalidRequestError(ServerError):
 
     status_code = 422
     code = "invalid_request"
+
+
+class ForbiddenError(ServerError):
+    """The credential is valid but may not do this: an agent token deciding, a person the
+    policy does not allow, an agent giving up a request another agent created."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class RoutingRefusedError(ServerError):
+    """The request is routed outside what the operator allows (an address, channel or
+    responder the directory and routing rules do not admit). Nothing was stored or sent."""
+
+    status_code = 422
+    code = "routing_refused"

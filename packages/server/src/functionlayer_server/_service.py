@@ -18,29 +18,26 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from functionlayer._models import (
-    ContactChannel,
     FunctionCall,
     FunctionCallStatus,
     HumanContact,
     HumanContactStatus,
-    ResponseOption,
 )
 
-from functionlayer_server._auth import (
-    ApiClient,
-    User,
-    hash_password,
-    hash_token,
-    new_token,
-    verify_password,
-)
+from functionlayer_server import _policy as policy
+from functionlayer_server._accounts import Accounts
+from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import (
     AlreadyDecidedError,
     ConflictError,
+    ForbiddenError,
     InvalidDecisionError,
     InvalidRequestError,
     NotFoundError,
+    RoutingRefusedError,
+    ServerError,
 )
+from functionlayer_server._policy import Decision, Directory, Identity, Person
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
 from functionlayer_server._settings import Settings
 from functionlayer_server._store import AuditRow, RequestRecord, Store
@@ -74,15 +71,30 @@ def _is_name(value: str) -> bool:
     return 0 < len(value) <= MAX_CALL_ID_LENGTH and value.isprintable()
 
 
-def _check_responder(responder: str, via: str) -> None:
-    if not _is_name(responder):
-        raise InvalidRequestError(
-            f"responded_by must be 1-{MAX_CALL_ID_LENGTH} printable characters"
-        )
+def _check_via(via: str) -> None:
     if not _is_name(via):
-        raise InvalidRequestError(
-            f"responded_via must be 1-{MAX_CALL_ID_LENGTH} printable characters"
-        )
+        raise InvalidRequestError(f"via must be 1-{MAX_CALL_ID_LENGTH} printable characters")
+
+
+def _identity(responder: Identity | str) -> Identity:
+    """``Identity`` as given, or text such as ``slack:U1``, ``email:a@b``, ``user:alice`` or a
+    bare inbox login."""
+    if isinstance(responder, Identity):
+        return responder.normalized()
+    kind, sep, value = responder.partition(":")
+    if sep and kind in ("user", "email", "slack", "discord") and value:
+        return Identity(kind, value).normalized()  # type: ignore[arg-type]
+    return Identity("user", responder)
+
+
+def _policy_error(exc: policy.PolicyError) -> ServerError:
+    if exc.code == "already_decided":
+        return AlreadyDecidedError(exc.message)
+    if exc.code == "forbidden":
+        return ForbiddenError(exc.message)
+    if exc.code == "routing_refused":
+        return RoutingRefusedError(exc.message)
+    return InvalidDecisionError(exc.message)
 
 
 @dataclass(frozen=True)
@@ -134,31 +146,6 @@ def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _option(options: Sequence[ResponseOption] | None, name: str, what: str) -> ResponseOption:
-    for option in options or ():
-        if option.name == name:
-            return option
-    known = ", ".join(repr(o.name) for o in options or ()) or "none"
-    raise InvalidDecisionError(f"unknown {what} {name!r} (this request offers: {known})")
-
-
-def _channel_names(channel: ContactChannel, user: User) -> bool:
-    email = user.email.lower() if user.email else None
-    if channel.users and user.username in channel.users:
-        return True
-    if email and channel.email is not None:
-        addresses = [channel.email.address] + [
-            r.address for r in channel.email.additional_recipients or ()
-        ]
-        if any(a.lower() == email for a in addresses):
-            return True
-    if user.slack_user_id and channel.slack is not None:
-        allowed = channel.slack.allowed_responder_ids or ()
-        if user.slack_user_id in allowed:
-            return True
-    return False
-
-
 class ApprovalService:
     """See the module docstring. Create with a store (not yet opened) and settings, then
     ``await service.start()``; ``await service.stop()`` on shutdown."""
@@ -170,7 +157,8 @@ class ApprovalService:
         self.scheduler = Scheduler(self, self.clock, max_sleep=settings.scheduler_interval_seconds)
         self._listeners: list[Listener] = []
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
-        self._tokens: dict[str, ApiClient] = {}
+        self.accounts = Accounts(store, self.clock)
+        self.rules: policy.OperatorPolicy = settings.operator_policy()
         self._changes = 0
         self._change_event = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -290,96 +278,77 @@ class ApprovalService:
             await asyncio.wait_for(event.wait(), timeout=max(timeout, 0.0))
         return self._changes
 
-    # -- tokens and users -------------------------------------------------------------------
+    # -- credentials and persons (see _accounts) ---------------------------------------------
 
-    async def create_token(self, name: str, *, project: str = "default") -> str:
-        """A new API token for ``project``; only its hash is stored, so show it once."""
-        if not name.strip() or not project.strip():
-            raise InvalidRequestError("token name and project must not be empty")
-        token = new_token()
-        await self.store.add_token(project, name, hash_token(token), self.clock.now())
-        return token
+    async def create_token(
+        self, name: str, *, project: str = "default", approver: str | None = None
+    ) -> str:
+        return await self.accounts.create_token(name, project=project, approver=approver)
 
     async def authenticate_token(self, token: str) -> ApiClient | None:
-        digest = hash_token(token)
-        client = self._tokens.get(digest)
-        if client is not None:
-            return client
-        row = await self.store.find_token(digest)
-        if row is None:
-            return None
-        client = ApiClient(project=row.project, token_name=row.name)
-        self._tokens[digest] = client
-        return client
+        return await self.accounts.authenticate_token(token)
 
     async def create_user(
         self,
         username: str,
-        password: str,
+        password: str | None,
         *,
         email: str | None = None,
         slack_user_id: str | None = None,
-    ) -> User:
-        """Create the user, or update an existing one's password and details."""
-        if not username.strip():
-            raise InvalidRequestError("username must not be empty")
-        if not password:
-            raise InvalidRequestError("password must not be empty")
-        hashed = await asyncio.to_thread(hash_password, password)
-        await self.store.add_user(
+        projects: Sequence[str] = (),
+    ) -> Person:
+        """Create a person with an inbox login (or update their password and identities)."""
+        return await self.accounts.create_person(
             username,
-            email=email,
-            slack_user_id=slack_user_id,
-            password_hash=hashed,
-            now=self.clock.now(),
+            password=password,
+            emails=[email] if email else [],
+            slack_ids=[slack_user_id] if slack_user_id else [],
+            projects=projects,
         )
-        return User(username=username, email=email, slack_user_id=slack_user_id)
 
-    async def authenticate_user(self, username: str, password: str) -> User | None:
-        row = await self.store.get_user(username)
-        if row is None:
-            # Same work as a real check, so timing does not reveal which usernames exist.
-            await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
-            return None
-        if not await asyncio.to_thread(verify_password, password, row.password_hash):
-            return None
-        return User(username=row.username, email=row.email, slack_user_id=row.slack_user_id)
+    async def get_person(self, name: str) -> Person | None:
+        return await self.accounts.get_person(name)
 
-    async def get_user(self, username: str) -> User | None:
-        row = await self.store.get_user(username)
-        if row is None:
-            return None
-        return User(username=row.username, email=row.email, slack_user_id=row.slack_user_id)
+    async def list_persons(self) -> list[Person]:
+        return await self.accounts.list_persons()
 
-    async def list_users(self) -> list[User]:
-        return [
-            User(username=r.username, email=r.email, slack_user_id=r.slack_user_id)
-            for r in await self.store.list_users()
-        ]
+    # -- who may see and decide (rules in _policy) ------------------------------------------
 
-    # -- visibility -------------------------------------------------------------------------
+    async def _directory(
+        self, spec: Any, project: str, extra: Sequence[Identity] = ()
+    ) -> Directory:
+        rules = self.rules.for_project(project)
+        texts: list[str] = list(rules.deciders or ())
+        rule = rules.functions.get(getattr(spec, "fn", "")) if hasattr(spec, "fn") else None
+        if rule is not None and rule.responders:
+            texts.extend(rule.responders)
+        if spec.policy is not None and spec.policy.responders:
+            texts.extend(spec.policy.responders)
+        identities = list(policy.routing_identities(spec)) + list(extra)
+        for channel in policy.channels_of(spec):
+            if channel.slack is not None:
+                identities.append(Identity("slack", channel.slack.channel_or_user_id))
+        return await self.accounts.directory_for(texts, identities)
 
-    def is_visible_to(self, request: Request, user: User) -> bool:
-        """Unrouted requests are visible to every inbox user; routed ones only to the users
-        their channel(s) or responder list name."""
-        spec = request.spec
-        policy = spec.policy
-        channels: list[ContactChannel] = [spec.channel] if spec.channel is not None else []
-        responders: list[str] = []
-        if policy is not None:
-            channels.extend(policy.channels)
-            responders = list(policy.responders or ())
-        if not channels and not responders:
-            return True
-        if any(_channel_names(channel, user) for channel in channels):
-            return True
-        email = user.email.lower() if user.email else None
-        for who in responders:
-            if who == user.username or (email and who.lower() == email):
-                return True
-            if user.slack_user_id and who == user.slack_user_id:
-                return True
-        return False
+    async def _effective(
+        self, request: Request, project: str, extra: Sequence[Identity] = ()
+    ) -> tuple[policy.Effective, Directory]:
+        directory = await self._directory(request.spec, project, extra)
+        fn = request.spec.fn if isinstance(request, FunctionCall) else None
+        effective = policy.effective_policy(
+            request.spec, self.rules.for_project(project), directory, fn=fn
+        )
+        return effective, directory
+
+    async def may_see(self, request: Request, person: Person, project: str) -> bool:
+        effective, directory = await self._effective(
+            request, project, [Identity("user", person.name)]
+        )
+        return policy.may_see(request, project, person, effective, directory)
+
+    async def approvals_required(self, request: Request, project: str) -> int:
+        effective, _ = await self._effective(request, project)
+        return effective.approvals_required
 
     # -- records <-> models -----------------------------------------------------------------
 
@@ -407,12 +376,20 @@ class ApprovalService:
     # -- creating ---------------------------------------------------------------------------
 
     async def create_function_call(
-        self, call: FunctionCall, *, project: str = "default", actor: str = "api", via: str = "api"
+        self,
+        call: FunctionCall,
+        *,
+        project: str = "default",
+        actor: str = "api",
+        via: str = "api",
+        created_by: str = "",
     ) -> tuple[FunctionCall, bool]:
         """Store a new request (the status the caller sent is ignored: the server owns it).
-        Idempotent per call id; returns the stored call and whether it was created now."""
+        Idempotent per call id; returns the stored call and whether it was created now.
+        A request routed outside the operator's rules is refused (``RoutingRefusedError``)
+        before anything is stored or sent."""
         record, created = await self._create(
-            FUNCTION_CALL, call, project=project, actor=actor, via=via
+            FUNCTION_CALL, call, project=project, actor=actor, via=via, created_by=created_by
         )
         model = self._call_from(record)
         return model, created
@@ -424,14 +401,22 @@ class ApprovalService:
         project: str = "default",
         actor: str = "api",
         via: str = "api",
+        created_by: str = "",
     ) -> tuple[HumanContact, bool]:
         record, created = await self._create(
-            HUMAN_CONTACT, contact, project=project, actor=actor, via=via
+            HUMAN_CONTACT, contact, project=project, actor=actor, via=via, created_by=created_by
         )
         return self._contact_from(record), created
 
     async def _create(
-        self, kind: str, request: Request, *, project: str, actor: str, via: str
+        self,
+        kind: str,
+        request: Request,
+        *,
+        project: str,
+        actor: str,
+        via: str,
+        created_by: str = "",
     ) -> tuple[RequestRecord, bool]:
         call_id = request.call_id
         if (
@@ -464,8 +449,17 @@ class ApprovalService:
                 raise InvalidRequestError(
                     "policy.mode 'escalate' needs policy.escalate_after_seconds"
                 )
+        rules = self.rules.for_project(project)
+        if policy.channels_of(spec) or (spec.policy is not None and spec.policy.responders):
+            try:
+                policy.check_routing(spec, project, rules, await self._directory(spec, project))
+            except policy.PolicyError as exc:
+                raise _policy_error(exc) from None
         now = self.clock.now()
-        expires_at = now + spec.timeout_seconds if spec.timeout_seconds is not None else None
+        timeout = spec.timeout_seconds
+        if timeout is None:
+            timeout = rules.default_timeout_seconds
+        expires_at = now + timeout if timeout is not None else None
         status: FunctionCallStatus | HumanContactStatus
         if kind == FUNCTION_CALL:
             status = FunctionCallStatus(
@@ -487,6 +481,7 @@ class ApprovalService:
             expires_at=expires_at,
             created_at=now,
             version=0,
+            created_by=created_by,
         )
         audit = AuditRow(
             kind=kind,
@@ -607,16 +602,32 @@ class ApprovalService:
         kind: str,
         *,
         pending: bool | None,
-        visible_to: User | None,
+        visible_to: Person | None,
         project: str | None,
         run_id: str | None,
         limit: int,
-    ) -> list[RequestRecord]:
+        offset: int = 0,
+    ) -> tuple[list[RequestRecord], int]:
+        """A page of records, newest first, and how many match in all. For a person: every
+        request of their projects the policy lets them see (pending ones without any cap;
+        decided ones from the most recent history)."""
         limit = max(1, min(limit, 1000))
-        fetch = limit if visible_to is None else min(limit * 10, 5000)
-        records = await self.store.list_requests(
-            kind, project=project, pending=pending, run_id=run_id, limit=fetch
-        )
+        offset = max(0, offset)
+        if visible_to is None:
+            records = await self.store.list_requests(
+                kind, project=project, pending=pending, run_id=run_id, limit=offset + limit
+            )
+        else:
+            projects = sorted(visible_to.projects) if project is None else [project]
+            bound = 1_000_000 if pending is True else (offset + limit) * 10
+            records = []
+            for proj in projects:
+                records.extend(
+                    await self.store.list_requests(
+                        kind, project=proj, pending=pending, run_id=run_id, limit=bound
+                    )
+                )
+            records.sort(key=lambda r: (-r.created_at, r.call_id))
         now = self.clock.now()
         result: list[RequestRecord] = []
         for record in records:
@@ -624,30 +635,32 @@ class ApprovalService:
                 record = await self._expire_if_due(record)
                 if pending is True:
                     continue
-            if visible_to is not None and not self.is_visible_to(self._model(record), visible_to):
+            if visible_to is not None and not await self.may_see(
+                self._model(record), visible_to, record.project
+            ):
                 continue
             result.append(record)
-            if len(result) >= limit:
-                break
-        return result
+        return result[offset : offset + limit], len(result)
 
     async def list_function_calls(
         self,
         *,
         pending: bool | None = None,
-        visible_to: User | None = None,
+        visible_to: Person | None = None,
         project: str | None = None,
         run_id: str | None = None,
         limit: int = 200,
+        offset: int = 0,
     ) -> list[FunctionCall]:
         """Newest first."""
-        records = await self._list(
+        records, _ = await self._list(
             FUNCTION_CALL,
             pending=pending,
             visible_to=visible_to,
             project=project,
             run_id=run_id,
             limit=limit,
+            offset=offset,
         )
         return [self._call_from(r) for r in records]
 
@@ -655,150 +668,148 @@ class ApprovalService:
         self,
         *,
         pending: bool | None = None,
-        visible_to: User | None = None,
+        visible_to: Person | None = None,
         project: str | None = None,
         run_id: str | None = None,
         limit: int = 200,
+        offset: int = 0,
     ) -> list[HumanContact]:
-        records = await self._list(
+        records, _ = await self._list(
             HUMAN_CONTACT,
             pending=pending,
             visible_to=visible_to,
             project=project,
             run_id=run_id,
             limit=limit,
+            offset=offset,
         )
         return [self._contact_from(r) for r in records]
 
+    async def inbox_page(
+        self, kind: str, person: Person, *, pending: bool, limit: int, offset: int = 0
+    ) -> tuple[list[Request], int]:
+        """One page of what ``person`` may see, and the total (the inbox pages; nothing is
+        silently dropped)."""
+        records, total = await self._list(
+            kind,
+            pending=pending,
+            visible_to=person,
+            project=None,
+            run_id=None,
+            limit=limit,
+            offset=offset,
+        )
+        return [self._model(r) for r in records], total
+
     # -- deciding ---------------------------------------------------------------------------
+
+    async def _decider(
+        self,
+        request: Request,
+        record: RequestRecord,
+        responder: Identity | str,
+        via_identities: Sequence[Identity] | None,
+    ) -> tuple[Person, policy.Effective]:
+        identity = _identity(responder)
+        effective, directory = await self._effective(request, record.project, [identity])
+        person = directory.resolve(identity)
+        try:
+            policy.may_decide(
+                request,
+                record.project,
+                person,
+                effective,
+                directory,
+                via_identities=[i.normalized() for i in via_identities]
+                if via_identities is not None
+                else None,
+            )
+        except policy.PolicyError as exc:
+            await self._refused(record, str(identity), exc.message)
+            raise _policy_error(exc) from None
+        assert person is not None
+        return person, effective
+
+    async def authorize(
+        self,
+        kind: str,
+        call_id: str,
+        responder: Identity | str,
+        *,
+        via: str,
+        via_identities: Sequence[Identity] | None = None,
+    ) -> Person:
+        """The person behind ``responder`` if the policy lets them decide this request through
+        a target whose own allow-list is ``via_identities``; else ``ForbiddenError`` (audited).
+        Channels call it before showing a form; the decision itself checks again."""
+        _check_via(via)
+        record = await self._record(kind, call_id, None)
+        person, _ = await self._decider(self._model(record), record, responder, via_identities)
+        return person
+
+    async def _refused(self, record: RequestRecord, who: str, reason: str) -> None:
+        await self.store.add_audit(
+            AuditRow(
+                kind=record.kind,
+                call_id=record.call_id,
+                at=self.clock.now(),
+                actor=who,
+                via="policy",
+                action="refused",
+                details={"reason": reason},
+            )
+        )
 
     async def respond_function_call(
         self,
         call_id: str,
-        decision: FunctionCallStatus,
+        decision: FunctionCallStatus | Decision,
         *,
-        responder: str,
+        responder: Identity | str,
         via: str,
         project: str | None = None,
+        via_identities: Sequence[Identity] | None = None,
     ) -> FunctionCall:
-        """Approve, reject, approve with edits, or answer instead (``decision.response``).
+        """A person's decision: approve, reject, approve with edits, or answer instead.
 
-        Quorum (``spec.policy.approvals_required`` = M > 1): each approval from a distinct
-        responder is recorded; the call is approved once M have approved; any rejection
-        rejects at once with that responder's feedback.
+        ``responder`` is how the channel knows them (an :class:`Identity`, or text such as
+        ``slack:U1``/``email:a@b``/an inbox login); it must resolve to a person of the
+        directory allowed by the policy (``_policy``), else ``ForbiddenError``. The record says
+        that person's name and ``via``, whatever the request body claimed. Quorum counts
+        distinct persons; any rejection rejects at once.
         """
-        _check_responder(responder, via)
+        _check_via(via)
+        wanted = decision if isinstance(decision, Decision) else Decision.from_status(decision)
         for _ in range(20):  # retries only when a concurrent quorum approval won the race
             record = await self._record(FUNCTION_CALL, call_id, project)
             call = self._call_from(record)
-            status, completed, action, details = self._decide_call(call, decision, responder)
+            if call.status is not None and call.status.approved is not None:
+                raise AlreadyDecidedError(policy.decided_message(call))
+            person, effective = await self._decider(call, record, responder, via_identities)
+            try:
+                change = policy.apply_decision(call, effective, person, wanted)
+            except policy.PolicyError as exc:
+                raise _policy_error(exc) from None
+            status = change.status
+            assert isinstance(status, FunctionCallStatus)
             now = self.clock.now()
-            if completed:
+            if change.completed:
                 status.responded_at = _dt(now)
-                status.responded_by = responder
+                status.responded_by = person.name
                 status.responded_via = via
             audit = AuditRow(
                 kind=FUNCTION_CALL,
                 call_id=call_id,
                 at=now,
-                actor=responder,
+                actor=person.name,
                 via=via,
-                action=action,
-                details=details,
+                action=change.action,
+                details={**change.details, "identity": str(_identity(responder))},
             )
-            changed = await self._commit(record, status.model_dump_json(), completed, audit)
+            changed = await self._commit(record, status.model_dump_json(), change.completed, audit)
             if changed:
                 return self._call_from(changed)
         raise AlreadyDecidedError(f"function call {call_id!r} kept changing; try again")
-
-    def _decide_call(
-        self, call: FunctionCall, decision: FunctionCallStatus, responder: str
-    ) -> tuple[FunctionCallStatus, bool, str, dict[str, Any]]:
-        current = call.status or FunctionCallStatus()
-        if current.approved is not None:
-            raise AlreadyDecidedError(_decided_message(call))
-        status = current.model_copy()  # fields are replaced, never mutated in place
-        policy = call.spec.policy
-        required = policy.approvals_required if policy is not None else 1
-        comment = (
-            decision.comment.strip() if decision.comment and decision.comment.strip() else None
-        )
-        if decision.response is not None:
-            if decision.approved is True:
-                raise InvalidDecisionError(
-                    "a response in place of running the function cannot also approve it"
-                )
-            if decision.edited_kwargs is not None:
-                raise InvalidDecisionError(
-                    "give either edited_kwargs (approve with edits) or response, not both"
-                )
-            if not decision.response.strip():
-                raise InvalidDecisionError("response must not be empty")
-            status.approved = False
-            status.response = decision.response
-            status.comment = comment
-            return status, True, "responded", {"response": decision.response}
-        if decision.approved is None:
-            raise InvalidDecisionError(
-                "approved must be true or false (or give a response to answer instead of running)"
-            )
-        if decision.approved is False:
-            if decision.edited_kwargs is not None:
-                raise InvalidDecisionError("edited_kwargs only make sense with approved=true")
-            option_name = decision.reject_option_name
-            if option_name is not None:
-                option = _option(call.spec.reject_options, option_name, "reject option")
-                comment = (
-                    comment
-                    or option.prompt_fill
-                    or option.description
-                    or option.title
-                    or option.name
-                )
-            if comment is None:
-                raise InvalidDecisionError(
-                    "a rejection needs a comment: it is the feedback the agent gets"
-                )
-            status.approved = False
-            status.comment = comment
-            status.reject_option_name = option_name
-            return status, True, "rejected", {"comment": comment, "reject_option_name": option_name}
-        if decision.reject_option_name is not None:
-            raise InvalidDecisionError("reject_option_name only makes sense with approved=false")
-        if required > 1:
-            if decision.edited_kwargs is not None:
-                raise InvalidDecisionError(
-                    "this call needs several approvals; approving with edited arguments is not possible"
-                )
-            approvals = list(status.approvals or [])
-            if responder in approvals:
-                raise AlreadyDecidedError(
-                    f"{responder} already approved function call {call.call_id!r} "
-                    f"({len(approvals)} of {required} approvals)"
-                )
-            approvals.append(responder)
-            status.approvals = approvals
-            details: dict[str, Any] = {
-                "approvals": len(approvals),
-                "required": required,
-                "comment": comment,
-            }
-            if len(approvals) < required:
-                return status, False, "approval_recorded", details
-            status.approved = True
-            status.comment = comment
-            return status, True, "approved", details
-        if decision.edited_kwargs is not None and not isinstance(decision.edited_kwargs, dict):
-            raise InvalidDecisionError("edited_kwargs must be an object")
-        status.approved = True
-        status.comment = comment
-        status.edited_kwargs = decision.edited_kwargs
-        return (
-            status,
-            True,
-            "approved",
-            {"comment": comment, "edited_kwargs": decision.edited_kwargs},
-        )
 
     async def respond_human_contact(
         self,
@@ -806,42 +817,54 @@ class ApprovalService:
         *,
         response: str | None,
         response_option_name: str | None = None,
-        responder: str,
+        responder: Identity | str,
         via: str,
         project: str | None = None,
+        via_identities: Sequence[Identity] | None = None,
     ) -> HumanContact:
-        _check_responder(responder, via)
+        """A person's answer to a human contact (same authority rules as decisions)."""
+        _check_via(via)
         record = await self._record(HUMAN_CONTACT, call_id, project)
         contact = self._contact_from(record)
-        current = contact.status or HumanContactStatus()
-        if current.completed:
-            raise AlreadyDecidedError(_decided_message(contact))
-        if response_option_name is not None:
-            option = _option(contact.spec.response_options, response_option_name, "response option")
-            if response is None or not response.strip():
-                response = option.prompt_fill or option.title or option.name
-        if response is None or not response.strip():
-            raise InvalidDecisionError("response must not be empty")
+        if contact.status is not None and contact.status.completed:
+            raise AlreadyDecidedError(policy.decided_message(contact))
+        person, _ = await self._decider(contact, record, responder, via_identities)
+        try:
+            change = policy.answer_contact(contact, response, response_option_name)
+        except policy.PolicyError as exc:
+            raise _policy_error(exc) from None
         now = self.clock.now()
-        status = current.model_copy()  # fields are replaced, never mutated in place
-        status.response = response
-        status.response_option_name = response_option_name
+        status = change.status
+        assert isinstance(status, HumanContactStatus)
         status.responded_at = _dt(now)
-        status.responded_by = responder
+        status.responded_by = person.name
         status.responded_via = via
         audit = AuditRow(
             kind=HUMAN_CONTACT,
             call_id=call_id,
             at=now,
-            actor=responder,
+            actor=person.name,
             via=via,
-            action="responded",
-            details={"response": response, "response_option_name": response_option_name},
+            action=change.action,
+            details={**change.details, "identity": str(_identity(responder))},
         )
         changed = await self._commit(record, status.model_dump_json(), True, audit)
         if changed is None:
-            raise AlreadyDecidedError(_decided_message(await self.get_human_contact(call_id)))
+            raise AlreadyDecidedError(policy.decided_message(await self.get_human_contact(call_id)))
         return self._contact_from(changed)
+
+    async def give_up(self, kind: str, call_id: str, client: ApiClient, reason: str) -> bool:
+        """An agent stops waiting: only the token that created the request may expire it, and
+        expiry is always a rejection (fail closed)."""
+        record = await self._record(kind, call_id, client.project)
+        if record.created_by and record.created_by != client.token_name:
+            raise ForbiddenError(
+                "only the agent token that created this request may give it up; "
+                "agent tokens cannot decide"
+            )
+        return await self.expire(
+            kind, call_id, reason=reason, force=True, actor=f"agent:{client.token_name}", via="api"
+        )
 
     async def expire(
         self,
@@ -856,7 +879,7 @@ class ApprovalService:
         """Fail closed: a pending request past its deadline (or any pending one with
         ``force``, when the agent gives up waiting) becomes a rejection (function call) or an
         unanswered, expired contact. False if it was already decided or is not due."""
-        _check_responder(actor, via)
+        _check_via(via)
         for _ in range(5):
             record = await self.store.get_request(kind, call_id)
             if record is None or record.completed:
@@ -922,6 +945,7 @@ class ApprovalService:
             expires_at=record.expires_at,
             created_at=record.created_at,
             version=record.version + 1,
+            created_by=record.created_by,
         )
         if completed:
             self._wake(record.kind, record.call_id, new)
@@ -977,22 +1001,3 @@ class ApprovalService:
     async def audit_trail(self, call_id: str | None = None) -> list[AuditEntry]:
         """Oldest first; every request when ``call_id`` is None (for export)."""
         return [self._entry(r) for r in await self.store.list_audit(call_id)]
-
-
-def _decided_message(request: Request) -> str:
-    status = request.status
-    noun = "function call" if isinstance(request, FunctionCall) else "human contact"
-    if status is not None and status.expired:
-        return f"{noun} {request.call_id!r} has expired; it can no longer be answered"
-    by = f" by {status.responded_by}" if status is not None and status.responded_by else ""
-    if isinstance(request, FunctionCall) and request.status is not None:
-        if request.status.response is not None:
-            what = "answered"
-        else:
-            what = "approved" if request.status.approved else "rejected"
-    else:
-        what = "answered"
-    return f"{noun} {request.call_id!r} was already {what}{by}"
-
-
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from functionlayer_server._policy import OperatorPolicy
 
 __all__ = ["ENV_PREFIX", "Settings"]
 
@@ -41,6 +44,9 @@ class Settings(BaseModel):
     scheduler_interval_seconds: float = Field(default=1.0, gt=0)
     """Upper bound on how long the scheduler sleeps between checks for due work."""
     log_level: str = "info"
+    policy_file: str | None = None
+    """The operator's routing and policy rules (TOML, see docs/security.md). Unset: requests
+    may be routed only to directory members, and every member of a project may decide."""
     # Contact channels (see _channels/). Slack is on when a bot token (or Socket Mode) is set.
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
@@ -77,6 +83,21 @@ class Settings(BaseModel):
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def operator_policy(self) -> OperatorPolicy:
+        """The rules in ``policy_file`` (read now; a broken file is a startup error)."""
+        from functionlayer_server._policy import OperatorPolicy
+
+        if not self.policy_file:
+            return OperatorPolicy()
+        import tomllib
+
+        try:
+            with open(self.policy_file, "rb") as fh:
+                data = tomllib.load(fh)
+            return OperatorPolicy.from_mapping(data)
+        except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+            raise ValueError(f"cannot use the policy file {self.policy_file}: {exc}") from exc
 
     @property
     def base_url(self) -> str:

@@ -27,7 +27,6 @@ import asyncio
 import email.utils
 import hashlib
 import hmac
-import json
 import logging
 import smtplib
 import ssl
@@ -60,10 +59,15 @@ from functionlayer_server._channels._email_render import (
     render_page,
     render_request,
 )
-from functionlayer_server._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError
+from functionlayer_server._errors import (
+    AlreadyDecidedError,
+    ForbiddenError,
+    InvalidDecisionError,
+    NotFoundError,
+)
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
-from functionlayer_server._store._base import AuditRow, _audit_statement
+from functionlayer_server._store._base import AuditRow
 
 __all__ = ["INBOUND_PATH", "LINK_PREFIX", "SECRET_HEADER", "EmailChannel", "create_channel"]
 
@@ -296,7 +300,7 @@ class EmailChannel:
             message.add_alternative(content.html, subtype="html")
             batch.append((message, [recipient]))
         # The reply mapping goes first: a reply can never arrive for a message we cannot match.
-        await self._remember_message_ids(kind, request.call_id, message_ids.values(), recipients)
+        await self._remember_message_ids(kind, request.call_id, message_ids)
         await self.send(batch)
         await self.deliveries.save_delivery(
             request.call_id,
@@ -361,40 +365,30 @@ class EmailChannel:
 
     # -- durable records (the server's key-value table) --------------------------------------
 
-    async def _remember_message_ids(
-        self, kind: str, call_id: str, ids: Any, recipients: list[str]
-    ) -> None:
-        """Message-ID -> request and its addressees, written before sending: a reply (even an
-        instant one) can always be matched and its sender checked."""
-        value = json.dumps({"kind": kind, "call_id": call_id, "recipients": recipients})
-        for msgid in ids:
-            await self.service.store._transaction(
-                [
-                    (
-                        "INSERT INTO fl_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                        (_MSGID_KEY + msgid.strip("<>"), value),
-                    )
-                ],
-                guard_first=False,
+    async def _remember_message_ids(self, kind: str, call_id: str, ids: dict[str, str]) -> None:
+        """Message-ID -> request and the one recipient of that copy, written before sending:
+        a reply (even an instant one) can always be matched to whose copy it answers."""
+        for recipient, msgid in ids.items():
+            await self.service.store.remember(
+                _MSGID_KEY + msgid.strip("<>"),
+                {"kind": kind, "call_id": call_id, "recipient": recipient.lower()},
             )
 
-    async def _find_request(self, message_ids: list[str]) -> tuple[str, str, set[str]] | None:
-        """(kind, call id, addressees of that message) for the first known Message-ID."""
+    async def _find_request(self, message_ids: list[str]) -> tuple[str, str, str | None] | None:
+        """(kind, call id, the recipient of the copy replied to) for the first known
+        Message-ID; the recipient is None for a record that cannot say whose copy it was."""
         for msgid in message_ids:
-            rows = await self.service.store._fetch(
-                "SELECT value FROM fl_meta WHERE key = ?", (_MSGID_KEY + msgid,)
-            )
-            if rows:
-                found = json.loads(rows[0][0])
-                recipients = {str(r).lower() for r in found.get("recipients") or ()}
-                return str(found["kind"]), str(found["call_id"]), recipients
+            found = await self.service.store.recall(_MSGID_KEY + msgid)
+            if found is not None:
+                recipient = found.get("recipient")
+                if recipient is None:  # written before per-recipient records
+                    legacy = [str(r).lower() for r in found.get("recipients") or ()]
+                    recipient = legacy[0] if len(legacy) == 1 else None
+                return str(found["kind"]), str(found["call_id"]), recipient
         return None
 
     async def _link_used(self, token: str) -> bool:
-        rows = await self.service.store._fetch(
-            "SELECT value FROM fl_meta WHERE key = ?", (use_key(token),)
-        )
-        return bool(rows)
+        return await self.service.store.recall(use_key(token)) is not None
 
     async def _claim_link(self, token: str, link: LinkToken) -> bool:
         """Mark the link used, atomically with its audit entry; False if it already was."""
@@ -408,15 +402,8 @@ class EmailChannel:
             action="link_used",
             details={"action": link.action, "nonce": link.nonce},
         )
-        return await self.service.store._transaction(
-            [
-                (
-                    "INSERT INTO fl_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                    (use_key(token), json.dumps({"at": now, "call_id": link.call_id})),
-                ),
-                _audit_statement(audit),
-            ],
-            guard_first=True,
+        return await self.service.store.claim_once(
+            use_key(token), {"at": now, "call_id": link.call_id}, audit
         )
 
     async def _refuse(self, kind: str, call_id: str, who: str, reason: str) -> None:
@@ -510,6 +497,19 @@ class EmailChannel:
             )
         if request.completed:
             return self._decided_page(request)
+        try:  # before the link is used up: a recipient the policy refuses keeps nothing
+            await self.service.authorize(
+                link.kind, link.call_id, f"email:{link.recipient}", via=VIA
+            )
+        except ForbiddenError:
+            return self._page(
+                LinkPage(
+                    "Not allowed",
+                    "You are not allowed to decide this request. Nothing was changed.",
+                    status_code=403,
+                    request=request,
+                )
+            )
         if not await self._claim_link(token, link):
             return self._page(
                 LinkPage(
@@ -523,11 +523,17 @@ class EmailChannel:
             decided = await self.service.respond_function_call(
                 link.call_id,
                 FunctionCallStatus(approved=True),
-                responder=link.recipient,
+                responder=f"email:{link.recipient}",
                 via=VIA,
             )
         except AlreadyDecidedError as exc:
             return self._page(LinkPage("Already decided", exc.message, status_code=409))
+        except ForbiddenError:
+            return self._page(
+                LinkPage(
+                    "Not allowed", "You are not allowed to decide this request.", status_code=403
+                )
+            )
         except InvalidDecisionError as exc:
             return self._page(LinkPage("Not possible", exc.message, status_code=422))
         except NotFoundError:
@@ -598,25 +604,24 @@ class EmailChannel:
                 "this message is not a reply to a request from this server "
                 "(no known Message-ID in In-Reply-To or References)",
             )
-        kind, call_id, allowed = found
+        kind, call_id, recipient = found
         if reply.auto_reply:
             await self._refuse(kind, call_id, reply.sender, "automatic reply (not a decision)")
             return answer(200, "ignored", "automatic replies never decide", call_id=call_id)
-        deliveries = await self.deliveries.load_deliveries(call_id, channel=self.name, kind=kind)
-        allowed |= {
-            str(r).lower()
-            for d in deliveries
-            for r in (d.get("recipients") or ())
-            if isinstance(d.get("recipients"), list)
-        }
-        if reply.sender not in allowed:
+        # A reply counts only from the recipient of the copy it threads to: another addressee
+        # replying on their own copy "as" someone else, or a forged From on someone else's
+        # copy, decides nothing.
+        if recipient is None or reply.sender != recipient:
             await self._refuse(
-                kind, call_id, reply.sender, "sender is not an addressed recipient of this request"
+                kind,
+                call_id,
+                reply.sender,
+                "sender is not the recipient of the message replied to",
             )
             return answer(
                 403,
                 "forbidden",
-                "the sender is not one of the addressed recipients of this request; nothing was decided",
+                "a reply counts only from the address its message was sent to; nothing was decided",
                 call_id=call_id,
             )
         if not reply.text.strip():
@@ -636,7 +641,7 @@ class EmailChannel:
                     else FunctionCallStatus(approved=False, comment=reply.text)
                 )
                 call = await self.service.respond_function_call(
-                    call_id, decision, responder=reply.sender, via=VIA
+                    call_id, decision, responder=f"email:{reply.sender}", via=VIA
                 )
                 status = call.status
                 if status is not None and status.approved is None:
@@ -645,11 +650,13 @@ class EmailChannel:
                     outcome = "approved" if approves else "rejected"
             else:
                 await self.service.respond_human_contact(
-                    call_id, response=reply.text, responder=reply.sender, via=VIA
+                    call_id, response=reply.text, responder=f"email:{reply.sender}", via=VIA
                 )
                 outcome = "responded"
         except AlreadyDecidedError as exc:
             return answer(409, "already_decided", exc.message, call_id=call_id)
+        except ForbiddenError as exc:
+            return answer(403, "forbidden", exc.message, call_id=call_id)
         except InvalidDecisionError as exc:
             return answer(422, "invalid_decision", exc.message, call_id=call_id)
         except NotFoundError as exc:

@@ -50,10 +50,12 @@ from functionlayer_server._channels._slack_blocks import (
 )
 from functionlayer_server._errors import (
     AlreadyDecidedError,
+    ForbiddenError,
     InvalidDecisionError,
     NotFoundError,
     ServerError,
 )
+from functionlayer_server._policy import Identity
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
 
@@ -305,10 +307,10 @@ class SlackChannel:
                         request.call_id,
                         response=None,
                         response_option_name=str(value["option"]),
-                        responder=user,
+                        responder=f"slack:{user}",
                         via=VIA,
                     )
-                except (AlreadyDecidedError, InvalidDecisionError) as exc:
+                except (AlreadyDecidedError, InvalidDecisionError, ForbiddenError) as exc:
                     raise _Refused(exc.message) from exc
 
     async def _decide(
@@ -321,10 +323,12 @@ class SlackChannel:
     ) -> FunctionCall:
         try:
             result = await self.service.respond_function_call(
-                call.call_id, decision, responder=user, via=VIA
+                call.call_id, decision, responder=f"slack:{user}", via=VIA
             )
         except AlreadyDecidedError as exc:
             raise _Refused(f"Already decided: {exc.message}") from exc
+        except ForbiddenError as exc:
+            raise _Refused("You are not allowed to answer this request.") from exc
         except InvalidDecisionError as exc:
             raise _Refused(exc.message) from exc
         if not result.completed:  # quorum: recorded, more approvals needed
@@ -358,12 +362,12 @@ class SlackChannel:
                 await self.service.respond_function_call(
                     request.call_id,
                     FunctionCallStatus(approved=False, comment=text),
-                    responder=user,
+                    responder=f"slack:{user}",
                     via=VIA,
                 )
             elif callback == VIEW_REPLY and isinstance(request, HumanContact):
                 await self.service.respond_human_contact(
-                    request.call_id, response=text, responder=user, via=VIA
+                    request.call_id, response=text, responder=f"slack:{user}", via=VIA
                 )
             else:
                 return _input_error("This form does not match the request.")
@@ -412,11 +416,22 @@ class SlackChannel:
             reason = "no Slack user in the interaction"
         elif target is None:
             reason = "the message is not a delivery of this request"
-        elif target.allowed_responder_ids is not None and user not in target.allowed_responder_ids:
-            reason = "not in allowed_responder_ids"
-        elif not await self._in_policy(request, user):
-            reason = "not in the policy's responders"
         if reason is None and target is not None:
+            allowed = target.allowed_responder_ids
+            try:
+                # Who may decide is the policy's call (the directory, the operator's rules,
+                # the request's responders, and this target's allowed_responder_ids).
+                await self.service.authorize(
+                    request_kind(request),
+                    request.call_id,
+                    Identity("slack", user),
+                    via=VIA,
+                    via_identities=None
+                    if allowed is None
+                    else [Identity("slack", rid) for rid in allowed],
+                )
+            except ForbiddenError as exc:
+                raise _Refused("You are not allowed to answer this request.") from exc
             return target
         await self.service.record_audit(
             request_kind(request),
@@ -427,20 +442,6 @@ class SlackChannel:
             details={"reason": reason, "channel": channel_id, "ts": message_ts},
         )
         raise _Refused("You are not allowed to answer this request.")
-
-    async def _in_policy(self, request: ChannelRequest, user: str) -> bool:
-        policy = request.spec.policy
-        if policy is None or not policy.responders:
-            return True
-        if user in policy.responders:
-            return True
-        for known in await self.service.list_users():
-            if known.slack_user_id == user and (
-                known.username in policy.responders
-                or (known.email is not None and known.email in policy.responders)
-            ):
-                return True
-        return False
 
     async def _ephemeral(self, channel: str, user: str, text: str, token: str | None) -> None:
         if not channel or not user:

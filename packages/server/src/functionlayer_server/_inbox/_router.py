@@ -16,7 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
 
+from .._accounts import LoginThrottled
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
+from .._service import FUNCTION_CALL, HUMAN_CONTACT
 from . import _views as views
 from ._session import COOKIE_NAME, Session, SessionCodec
 
@@ -25,6 +27,16 @@ __all__ = ["create_inbox_router"]
 PREFIX = "/inbox"
 VIA = "web"
 RECENT_LIMIT = 20
+PAGE_SIZE = 50
+
+
+def _page(request: Request) -> int:
+    try:
+        return max(1, int(request.query_params.get("page") or 1))
+    except ValueError:
+        return 1
+
+
 LONG_POLL_SECONDS = 25.0
 MAX_TEXT = 20_000  # characters of feedback / answer / edited JSON accepted from a form
 
@@ -163,10 +175,10 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
 
     async def current_user(request: Request) -> tuple[Session | None, Any]:
         session = read_session(request)
-        if session is None or session.username is None:
+        if session is None or session.sid is None:
             return session, None
-        user = await service.get_user(session.username)
-        return session, user
+        person = await service.accounts.session_person(session.sid)
+        return session, person
 
     def login_redirect(request: Request) -> Response:
         target = request.url.path
@@ -231,8 +243,24 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         password = str(form.get("password") or "")
         next_url = _safe_next(str(form.get("next") or ""))
         user = None
+        address = request.client.host if request.client else "unknown"
         if username and password:
-            user = await service.authenticate_user(username, password)
+            try:
+                user = await service.accounts.login(username, password, address)
+            except LoginThrottled as exc:
+                response = render(
+                    "login.html",
+                    {
+                        "user": None,
+                        "csrf": session.csrf,
+                        "next": next_url,
+                        "error": f"Too many failed attempts. Try again in {exc.retry_after} seconds.",
+                        "username": username,
+                    },
+                    status_code=429,
+                )
+                response.headers["Retry-After"] = str(exc.retry_after)
+                return response
         if user is None:
             return render(
                 "login.html",
@@ -246,7 +274,8 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 status_code=401,
             )
         response = redirect(next_url)
-        set_session(response, Session.fresh(user.username))
+        started = await service.accounts.start_session(user.name, codec().max_age)
+        set_session(response, Session.fresh(started.session_id))
         return response
 
     @router.post(PREFIX + "/logout")
@@ -255,6 +284,9 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         form = await request.form()
         if not csrf_ok(request, session, form):
             return csrf_refused(session, user)
+        if user is not None:
+            # Ends every session of this person: a copied cookie stops working too.
+            await service.accounts.end_sessions(user.name)
         response = redirect(f"{PREFIX}/login")
         response.delete_cookie(COOKIE_NAME, path=PREFIX)
         return response
@@ -272,24 +304,54 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
 
     # -- the list ----------------------------------------------------------------------------
 
-    async def list_context(user: Any) -> dict[str, Any]:
+    async def list_context(user: Any, page: int = 1) -> dict[str, Any]:
         now = views.now_utc()
-        pending_calls, pending_contacts, done_calls, done_contacts = await asyncio.gather(
-            service.list_function_calls(pending=True, visible_to=user),
-            service.list_human_contacts(pending=True, visible_to=user),
-            service.list_function_calls(pending=False, visible_to=user, limit=RECENT_LIMIT),
-            service.list_human_contacts(pending=False, visible_to=user, limit=RECENT_LIMIT),
+        (
+            (pending_calls, _),
+            (pending_contacts, _),
+            (done_calls, _),
+            (done_contacts, _),
+        ) = await asyncio.gather(
+            service.inbox_page(FUNCTION_CALL, user, pending=True, limit=1000, offset=0),
+            service.inbox_page(HUMAN_CONTACT, user, pending=True, limit=1000, offset=0),
+            service.inbox_page(FUNCTION_CALL, user, pending=False, limit=RECENT_LIMIT),
+            service.inbox_page(HUMAN_CONTACT, user, pending=False, limit=RECENT_LIMIT),
         )
-        pending = [views.row_for_call(c, now) for c in pending_calls] + [
-            views.row_for_contact(c, now) for c in pending_contacts
+        # Every pending request this person may decide, paged (never silently capped).
+        more_calls = await _rest(FUNCTION_CALL, user, len(pending_calls))
+        more_contacts = await _rest(HUMAN_CONTACT, user, len(pending_contacts))
+        pending = [views.row_for_call(c, now) for c in [*pending_calls, *more_calls]] + [
+            views.row_for_contact(c, now) for c in [*pending_contacts, *more_contacts]
         ]
         # Longest-waiting first: that is the one most likely holding an agent up.
         pending.sort(key=lambda row: (row.requested_at is None, row.requested_at or now))
+        total = len(pending)
+        pages = max(1, -(-total // PAGE_SIZE))
+        page = min(max(1, page), pages)
         decided = [views.row_for_call(c, now) for c in done_calls] + [
             views.row_for_contact(c, now) for c in done_contacts
         ]
         decided.sort(key=lambda row: row.decided_at or row.requested_at or now, reverse=True)
-        return {"pending": pending, "decided": decided[:RECENT_LIMIT]}
+        return {
+            "pending": pending[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+            "pending_total": total,
+            "page": page,
+            "pages": pages,
+            "decided": decided[:RECENT_LIMIT],
+        }
+
+    async def _rest(kind: str, user: Any, have: int) -> list[Any]:
+        items: list[Any] = []
+        offset = have
+        while have and offset % 1000 == 0:
+            batch, total = await service.inbox_page(
+                kind, user, pending=True, limit=1000, offset=offset
+            )
+            items.extend(batch)
+            offset += len(batch)
+            if not batch or offset >= total:
+                break
+        return items
 
     async def current_version() -> int:
         return int(await service.wait_for_change(-1, 0))
@@ -302,7 +364,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             return login_redirect(request)
         # Read the counter before the lists: a change in between triggers one more refresh.
         version = await current_version()
-        context = await list_context(user)
+        context = await list_context(user, _page(request))
         return render(
             "list.html", {"user": user, "csrf": session.csrf, "version": version, **context}
         )
@@ -312,7 +374,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         _session, user = await current_user(request)
         if user is None:
             return secure(JSONResponse({"detail": "login required"}, status_code=401))
-        return render("_rows.html", await list_context(user))
+        return render("_rows.html", await list_context(user, _page(request)))
 
     @router.get(PREFIX + "/changes")
     async def inbox_changes(request: Request, since: int = -1) -> Response:
@@ -332,7 +394,8 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             call = await service.get_function_call(call_id)
         except NotFoundError:
             return None
-        if not service.is_visible_to(call, user):
+        project = await service.get_project(FUNCTION_CALL, call_id)
+        if project is None or not await service.may_see(call, user, project):
             return None
         return call
 
@@ -492,7 +555,9 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 call, session, user, error=problem, status_code=422, form=values
             )
         try:
-            await service.respond_function_call(call_id, decision, responder=user.username, via=VIA)
+            await service.respond_function_call(
+                call_id, decision, responder=f"user:{user.name}", via=VIA
+            )
         except NotFoundError:
             return not_found(session, user)
         except AlreadyDecidedError as exc:
@@ -518,7 +583,8 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             contact = await service.get_human_contact(call_id)
         except NotFoundError:
             return None
-        if not service.is_visible_to(contact, user):
+        project = await service.get_project(HUMAN_CONTACT, call_id)
+        if project is None or not await service.may_see(contact, user, project):
             return None
         return contact
 
@@ -606,7 +672,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 call_id,
                 response=text,
                 response_option_name=option_name,
-                responder=user.username,
+                responder=f"user:{user.name}",
                 via=VIA,
             )
         except NotFoundError:

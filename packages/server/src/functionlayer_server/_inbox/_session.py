@@ -1,8 +1,10 @@
 """Signed session cookies and CSRF tokens for the inbox.
 
-The cookie holds ``{"u": username | None, "csrf": token, "iat": unix}`` as base64 JSON plus an
-HMAC-SHA256 over it keyed by ``settings.secret_key``: the server keeps no session table, and a
-forged or altered cookie is simply ignored (the visitor is logged out).
+The cookie holds ``{"u": session id | None, "csrf": token, "iat": unix}`` as base64 JSON plus an
+HMAC-SHA256 over it keyed by ``settings.secret_key``; a forged or altered cookie is ignored. The
+session id names a server-side session (``fl_sessions``, see ``_accounts``): logout, a password
+change or disabling the person ends it at once, and its expiry is enforced by the server, not
+by the cookie's max-age.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ SESSION_MAX_AGE = 12 * 3600
 
 @dataclass
 class Session:
-    username: str | None
+    sid: str | None
+    """The server-side session id once logged in; None before."""
     csrf: str
     issued_at: int
 
     @classmethod
-    def fresh(cls, username: str | None = None) -> Session:
+    def fresh(cls, sid: str | None = None) -> Session:
         # A new CSRF token on every login too, so a token seen before login is useless after.
-        return cls(username=username, csrf=secrets.token_urlsafe(32), issued_at=int(time.time()))
+        return cls(sid=sid, csrf=secrets.token_urlsafe(32), issued_at=int(time.time()))
 
 
 def _b64(data: bytes) -> str:
@@ -56,7 +59,7 @@ class SessionCodec:
 
     def dumps(self, session: Session) -> str:
         body = json.dumps(
-            {"u": session.username, "csrf": session.csrf, "iat": session.issued_at},
+            {"u": session.sid, "csrf": session.csrf, "iat": session.issued_at},
             separators=(",", ":"),
         )
         payload = _b64(body.encode())
@@ -84,4 +87,4 @@ class SessionCodec:
             return None
         if time.time() - issued_at > self.max_age:
             return None
-        return Session(username=username, csrf=csrf, issued_at=issued_at)
+        return Session(sid=username, csrf=csrf, issued_at=issued_at)

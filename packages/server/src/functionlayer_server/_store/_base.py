@@ -16,8 +16,11 @@ from typing import Any
 
 __all__ = [
     "AuditRow",
+    "IdentityTakenError",
     "JobRow",
+    "PersonRow",
     "RequestRecord",
+    "SessionRow",
     "Statement",
     "Store",
     "TokenRow",
@@ -41,6 +44,8 @@ class RequestRecord:
     expires_at: float | None
     created_at: float
     version: int
+    created_by: str = ""
+    """The agent token (its name) that created the request: only it may give the request up."""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RequestRecord:
@@ -55,6 +60,7 @@ class RequestRecord:
             expires_at=row[7],
             created_at=row[8],
             version=row[9],
+            created_by=row[10] or "",
         )
 
 
@@ -73,6 +79,12 @@ class AuditRow:
 class TokenRow:
     project: str
     name: str
+    role: str = "agent"
+    """``agent`` (creates and reads requests, gives up its own) or ``approver`` (decides as
+    the person ``approver``)."""
+    approver: str | None = None
+    created_at: float = 0.0
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,27 @@ class UserRow:
     email: str | None
     slack_user_id: str | None
     password_hash: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    """A person of the directory with every linked identity and project."""
+
+    name: str
+    password_hash: str
+    """Empty when the person has no inbox login."""
+    disabled: bool
+    identities: tuple[tuple[str, str], ...]
+    """``(kind, value)``: ``email``, ``slack``, ``discord``."""
+    projects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    username: str
+    created_at: float
+    expires_at: float
 
 
 @dataclass(frozen=True)
@@ -92,7 +125,8 @@ class JobRow:
 
 
 _REQ_COLS = (
-    "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version"
+    "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version, "
+    "created_by"
 )
 
 NOTIFY_CHANNEL = "functionlayer"
@@ -143,7 +177,7 @@ class Store(ABC):
         was inserted now."""
         statements: list[Statement] = [
             (
-                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (kind, call_id) DO NOTHING",
                 (
                     record.kind,
@@ -156,6 +190,7 @@ class Store(ABC):
                     record.expires_at,
                     record.created_at,
                     record.version,
+                    record.created_by,
                 ),
             ),
             _audit_statement(audit),
@@ -327,70 +362,257 @@ class Store(ABC):
             [("DELETE FROM fl_jobs WHERE id = ?", (job_id,))], guard_first=False
         )
 
-    # -- tokens and users -------------------------------------------------------------------
+    # -- tokens ---------------------------------------------------------------------------
 
-    async def add_token(self, project: str, name: str, token_hash: str, now: float) -> None:
+    async def add_token(
+        self,
+        project: str,
+        name: str,
+        token_hash: str,
+        now: float,
+        *,
+        role: str = "agent",
+        approver: str | None = None,
+    ) -> None:
         await self._transaction(
             [
                 (
-                    "INSERT INTO fl_tokens (token_hash, project, name, created_at) VALUES (?, ?, ?, ?)",
-                    (token_hash, project, name, now),
+                    "INSERT INTO fl_tokens (token_hash, project, name, created_at, role, approver) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (token_hash, project, name, now, role, approver),
                 )
             ],
             guard_first=False,
         )
 
     async def find_token(self, token_hash: str) -> TokenRow | None:
+        """The live (not revoked) token with this hash. Read on every request, never cached:
+        a revocation by any process is effective at once."""
         rows = await self._fetch(
-            "SELECT project, name FROM fl_tokens WHERE token_hash = ?", (token_hash,)
+            "SELECT project, name, role, approver, created_at FROM fl_tokens "
+            "WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
         )
-        return TokenRow(project=rows[0][0], name=rows[0][1]) if rows else None
+        if not rows:
+            return None
+        r = rows[0]
+        return TokenRow(
+            project=r[0], name=r[1], role=r[2] or "agent", approver=r[3], created_at=r[4]
+        )
 
-    async def add_user(
-        self,
-        username: str,
-        *,
-        email: str | None,
-        slack_user_id: str | None,
-        password_hash: str,
-        now: float,
-    ) -> bool:
-        """Insert or replace the user's details; True when the user is new."""
-        existing = await self.get_user(username)
+    async def list_tokens(self) -> list[TokenRow]:
+        rows = await self._fetch_many(
+            "SELECT project, name, role, approver, created_at, revoked_at FROM fl_tokens "
+            "ORDER BY created_at, name"
+        )
+        return [
+            TokenRow(
+                project=r[0],
+                name=r[1],
+                role=r[2] or "agent",
+                approver=r[3],
+                created_at=r[4],
+                revoked_at=r[5],
+            )
+            for r in rows
+        ]
+
+    async def revoke_tokens(self, name: str, now: float) -> int:
+        """Revoke every live token called ``name``; how many were revoked."""
+        before = [t for t in await self.list_tokens() if t.name == name and t.revoked_at is None]
+        if before:
+            await self._transaction(
+                [
+                    (
+                        "UPDATE fl_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                        (now, name),
+                    )
+                ],
+                guard_first=False,
+            )
+        return len(before)
+
+    # -- persons (the directory) and their inbox logins -------------------------------------
+
+    async def upsert_person(self, name: str, *, password_hash: str | None, now: float) -> bool:
+        """Create the person, or update the password when one is given. True when new."""
+        existing = await self.get_user(name)
         if existing is None:
             return await self._transaction(
                 [
                     (
-                        "INSERT INTO fl_users (username, email, slack_user_id, password_hash, created_at) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
-                        (username, email, slack_user_id, password_hash, now),
+                        "INSERT INTO fl_users (username, email, slack_user_id, password_hash, "
+                        "created_at, disabled) VALUES (?, NULL, NULL, ?, ?, 0) "
+                        "ON CONFLICT (username) DO NOTHING",
+                        (name, password_hash or "", now),
                     )
                 ],
                 guard_first=True,
             )
+        if password_hash is not None:
+            await self._transaction(
+                [
+                    (
+                        "UPDATE fl_users SET password_hash = ? WHERE username = ?",
+                        (password_hash, name),
+                    ),
+                    ("DELETE FROM fl_sessions WHERE username = ?", (name,)),
+                ],
+                guard_first=False,
+            )
+        return False
+
+    async def set_person_disabled(self, name: str, disabled: bool) -> bool:
+        statements: list[Statement] = [
+            ("UPDATE fl_users SET disabled = ? WHERE username = ?", (int(disabled), name))
+        ]
+        if disabled:
+            statements.append(("DELETE FROM fl_sessions WHERE username = ?", (name,)))
+        return await self._transaction(statements, guard_first=True)
+
+    async def link_identity(self, name: str, kind: str, value: str) -> None:
+        """Link an identity to a person; an identity belongs to one person only."""
+        owner = await self.find_identity(kind, value)
+        if owner is not None and owner != name:
+            raise IdentityTakenError(f"{kind} {value!r} already belongs to {owner!r}")
+        if owner is None:
+            await self._transaction(
+                [
+                    (
+                        "INSERT INTO fl_identities (kind, value, username) VALUES (?, ?, ?) "
+                        "ON CONFLICT (kind, value) DO NOTHING",
+                        (kind, value, name),
+                    )
+                ],
+                guard_first=False,
+            )
+
+    async def add_membership(self, name: str, project: str) -> None:
         await self._transaction(
             [
                 (
-                    "UPDATE fl_users SET email = ?, slack_user_id = ?, password_hash = ? WHERE username = ?",
-                    (email, slack_user_id, password_hash, username),
+                    "INSERT INTO fl_memberships (username, project) VALUES (?, ?) "
+                    "ON CONFLICT (username, project) DO NOTHING",
+                    (name, project),
                 )
             ],
             guard_first=False,
         )
-        return False
+
+    async def find_identity(self, kind: str, value: str) -> str | None:
+        rows = await self._fetch(
+            "SELECT username FROM fl_identities WHERE kind = ? AND value = ?", (kind, value)
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def get_person(self, name: str) -> PersonRow | None:
+        rows = await self._fetch(
+            "SELECT username, password_hash, disabled FROM fl_users WHERE username = ?", (name,)
+        )
+        if not rows:
+            return None
+        ids = await self._fetch(
+            "SELECT kind, value FROM fl_identities WHERE username = ? ORDER BY kind, value",
+            (name,),
+        )
+        projects = await self._fetch(
+            "SELECT project FROM fl_memberships WHERE username = ? ORDER BY project", (name,)
+        )
+        return PersonRow(
+            name=rows[0][0],
+            password_hash=rows[0][1] or "",
+            disabled=bool(rows[0][2]),
+            identities=tuple((str(k), str(v)) for k, v in ids),
+            projects=tuple(str(p[0]) for p in projects),
+        )
+
+    async def list_person_names(self) -> list[str]:
+        rows = await self._fetch_many("SELECT username FROM fl_users ORDER BY username")
+        return [str(r[0]) for r in rows]
 
     async def get_user(self, username: str) -> UserRow | None:
         rows = await self._fetch(
-            "SELECT username, email, slack_user_id, password_hash FROM fl_users WHERE username = ?",
+            "SELECT username, email, slack_user_id, password_hash, disabled FROM fl_users "
+            "WHERE username = ?",
             (username,),
         )
-        return UserRow(*rows[0]) if rows else None
+        if not rows:
+            return None
+        r = rows[0]
+        return UserRow(r[0], r[1], r[2], r[3] or "", bool(r[4]))
 
-    async def list_users(self) -> list[UserRow]:
-        rows = await self._fetch(
-            "SELECT username, email, slack_user_id, password_hash FROM fl_users ORDER BY username"
+    # -- inbox sessions (server-side, so logout and revocation are effective at once) ---------
+
+    async def add_session(
+        self, session_hash: str, username: str, now: float, expires_at: float
+    ) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO fl_sessions (session_hash, username, created_at, expires_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (session_hash, username, now, expires_at),
+                )
+            ],
+            guard_first=False,
         )
-        return [UserRow(*r) for r in rows]
+
+    async def get_session(self, session_hash: str) -> SessionRow | None:
+        rows = await self._fetch(
+            "SELECT username, created_at, expires_at FROM fl_sessions WHERE session_hash = ?",
+            (session_hash,),
+        )
+        return SessionRow(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    async def delete_sessions(
+        self, *, username: str | None = None, session_hash: str | None = None
+    ) -> None:
+        if username is not None:
+            stmt: Statement = ("DELETE FROM fl_sessions WHERE username = ?", (username,))
+        elif session_hash is not None:
+            stmt = ("DELETE FROM fl_sessions WHERE session_hash = ?", (session_hash,))
+        else:
+            raise ValueError("give username or session_hash")
+        await self._transaction([stmt], guard_first=False)
+
+    # -- a small durable key-value table (channels' records: email Message-IDs, used links) ---
+
+    async def remember(self, key: str, value: dict[str, Any]) -> None:
+        """Store ``value`` under ``key`` unless the key exists (first write wins)."""
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO fl_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                    (key, json.dumps(value, sort_keys=True)),
+                )
+            ],
+            guard_first=False,
+        )
+
+    async def recall(self, key: str) -> dict[str, Any] | None:
+        rows = await self._fetch("SELECT value FROM fl_meta WHERE key = ?", (key,))
+        if not rows:
+            return None
+        value = json.loads(rows[0][0])
+        return value if isinstance(value, dict) else {"value": value}
+
+    async def claim_once(self, key: str, value: dict[str, Any], audit: AuditRow) -> bool:
+        """Store ``value`` under ``key`` together with ``audit``, atomically; False (and no
+        audit entry) when the key was already taken: a single-use claim."""
+        return await self._transaction(
+            [
+                (
+                    "INSERT INTO fl_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                    (key, json.dumps(value, sort_keys=True)),
+                ),
+                _audit_statement(audit),
+            ],
+            guard_first=True,
+        )
+
+
+class IdentityTakenError(ValueError):
+    """The identity is already linked to another person."""
 
 
 def _audit_statement(audit: AuditRow) -> Statement:
@@ -437,4 +659,40 @@ def schema(dialect: str) -> list[str]:
             username TEXT PRIMARY KEY, email TEXT, slack_user_id TEXT, password_hash TEXT NOT NULL,
             created_at {real} NOT NULL)""",
         "CREATE TABLE IF NOT EXISTS fl_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS fl_identities (
+            kind TEXT NOT NULL, value TEXT NOT NULL, username TEXT NOT NULL,
+            PRIMARY KEY (kind, value))""",
+        "CREATE INDEX IF NOT EXISTS fl_identities_user ON fl_identities (username)",
+        """CREATE TABLE IF NOT EXISTS fl_memberships (
+            username TEXT NOT NULL, project TEXT NOT NULL, PRIMARY KEY (username, project))""",
+        f"""CREATE TABLE IF NOT EXISTS fl_sessions (
+            session_hash TEXT PRIMARY KEY, username TEXT NOT NULL, created_at {real} NOT NULL,
+            expires_at {real} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS fl_sessions_user ON fl_sessions (username)",
     ]
+
+
+def migrations(dialect: str) -> list[tuple[str, str, str]]:
+    """Columns added since the first schema: ``(table, column, definition)``, added to an
+    existing database when missing."""
+    real = "DOUBLE PRECISION" if dialect == "postgresql" else "REAL"
+    return [
+        ("fl_requests", "created_by", "TEXT NOT NULL DEFAULT ''"),
+        ("fl_tokens", "role", "TEXT NOT NULL DEFAULT 'agent'"),
+        ("fl_tokens", "approver", "TEXT"),
+        ("fl_tokens", "revoked_at", real),
+        ("fl_users", "disabled", "INTEGER NOT NULL DEFAULT 0"),
+    ]
+
+
+# Identities and memberships of persons created before the directory existed.
+BACKFILL = [
+    "INSERT INTO fl_identities (kind, value, username) SELECT 'email', LOWER(email), username "
+    "FROM fl_users WHERE email IS NOT NULL AND email <> '' ON CONFLICT (kind, value) DO NOTHING",
+    "INSERT INTO fl_identities (kind, value, username) SELECT 'slack', slack_user_id, username "
+    "FROM fl_users WHERE slack_user_id IS NOT NULL AND slack_user_id <> '' "
+    "ON CONFLICT (kind, value) DO NOTHING",
+    "INSERT INTO fl_memberships (username, project) SELECT u.username, 'default' FROM fl_users u "
+    "WHERE NOT EXISTS (SELECT 1 FROM fl_memberships m WHERE m.username = u.username) "
+    "ON CONFLICT (username, project) DO NOTHING",
+]

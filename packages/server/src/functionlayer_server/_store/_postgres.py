@@ -13,10 +13,12 @@ from typing import Any
 import psycopg
 
 from functionlayer_server._store._base import (
+    BACKFILL,
     NOTIFY_CHANNEL,
     NotifyCallback,
     Statement,
     Store,
+    migrations,
     schema,
 )
 
@@ -38,6 +40,10 @@ def postgres_prepare(url: str) -> psycopg.Connection[Any]:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         for ddl in schema("postgresql"):
             conn.execute(ddl)
+        for table, column, definition in migrations("postgresql"):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}")
+        for statement in BACKFILL:
+            conn.execute(statement)
     return conn
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from functionlayer_server._store._base import Statement, Store, schema
+from functionlayer_server._store._base import BACKFILL, Statement, Store, migrations, schema
 
 __all__ = ["SQLiteStore", "sqlite_path", "sqlite_prepare"]
 
@@ -59,6 +59,12 @@ def sqlite_prepare(url: str) -> sqlite3.Connection:
     try:
         for ddl in schema("sqlite"):
             conn.execute(ddl)
+        for table, column, definition in migrations("sqlite"):
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        for statement in BACKFILL:
+            conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
