@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ import httpx
 import pytest
 from functionlayer_server._cli import create_token, create_user
 from functionlayer_server._settings import ENV_PREFIX, Settings
+
+APPROVER = "approver"
+"""The person behind ``ServerProcess.approver_token``: decides through the API (only persons
+decide; the agent token ``server.token`` never can)."""
 
 STARTUP_TIMEOUT = 30.0
 
@@ -52,22 +56,89 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.settings = Settings(database_url=database_url)
         self.token = token or self.create_token("test-agent")
+        self._approver_tokens: dict[tuple[str, str], str] = {}
 
     # -- admin, straight on the database (what the CLI does) ---------------------------------
 
-    def create_token(self, name: str, project: str = "default") -> str:
-        return asyncio.run(create_token(self.settings, name, project))
+    def create_token(
+        self, name: str, project: str = "default", *, approver: str | None = None
+    ) -> str:
+        """An agent token (creates and reads requests, never decides), or with ``approver``
+        a token that decides as that person."""
+        return asyncio.run(create_token(self.settings, name, project, approver=approver))
 
     def create_user(
         self,
         username: str,
-        password: str,
+        password: str | None,
         email: str | None = None,
         slack_user_id: str | None = None,
+        *,
+        emails: Sequence[str] = (),
+        slack_ids: Sequence[str] = (),
+        projects: Sequence[str] = (),
     ) -> None:
         asyncio.run(
-            create_user(self.settings, username, password, email=email, slack_user_id=slack_user_id)
+            create_user(
+                self.settings,
+                username,
+                password,
+                email=email,
+                slack_user_id=slack_user_id,
+                emails=emails,
+                slack_ids=slack_ids,
+                projects=projects,
+            )
         )
+
+    def add_person(
+        self,
+        name: str,
+        *,
+        emails: Sequence[str] = (),
+        slack_ids: Sequence[str] = (),
+        password: str | None = None,
+        projects: Sequence[str] = (),
+    ) -> str:
+        """A person of the directory (no inbox login unless ``password``), with the email
+        addresses and Slack ids a request may route to; a new person without ``projects``
+        joins ``default``. Returns the name."""
+        self.create_user(name, password, emails=emails, slack_ids=slack_ids, projects=projects)
+        return name
+
+    def approver_token_for(self, name: str, project: str = "default") -> str:
+        """A token that decides as person ``name`` (created, in ``project``, if missing),
+        made once per server and project."""
+        key = (name, project)
+        if key not in self._approver_tokens:
+
+            async def make() -> str:
+                from functionlayer_server._cli import _with_service
+
+                service = await _with_service(self.settings)
+                try:
+                    person = await service.accounts.get_person(name)
+                    if person is None or project not in person.projects:
+                        await service.accounts.create_person(name, projects=[project])
+                    return await service.create_token(
+                        f"approver-{name}-{project}", project=project, approver=name
+                    )
+                finally:
+                    await service.stop()
+
+            self._approver_tokens[key] = asyncio.run(make())
+        return self._approver_tokens[key]
+
+    @property
+    def approver_token(self) -> str:
+        """Decides as the person ``approver`` (see ``APPROVER``) in project ``default``."""
+        return self.approver_token_for(APPROVER)
+
+    def approver_client(
+        self, name: str = APPROVER, project: str = "default", **kwargs: Any
+    ) -> httpx.Client:
+        """An API client that decides as person ``name``."""
+        return self.client(self.approver_token_for(name, project), **kwargs)
 
     # -- process control ----------------------------------------------------------------------
 

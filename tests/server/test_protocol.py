@@ -47,10 +47,11 @@ def fl(live: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Functio
 
 
 class Human:
-    """Answers through the agent API's respond endpoints, as a trusted backend would."""
+    """Answers through the API's respond endpoints with an approver token: a person
+    (``approver``) deciding through an integration. Agent tokens cannot decide."""
 
     def __init__(self, server: ServerProcess) -> None:
-        self.client = server.client()
+        self.client = server.approver_client()
 
     def pending(self, fn: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -91,8 +92,42 @@ def test_approved_call_runs_after_the_answer(live: ServerProcess, fl: FunctionLa
     assert ran == [(6, 7)]
     stored = human.client.get(f"/function_calls/{pending['call_id']}").json()
     assert stored["status"]["approved"] is True
-    assert stored["status"]["responded_by"] == "token:test-agent"
+    # The record names the person behind the approver token, whatever the body says.
+    assert stored["status"]["responded_by"] == "approver"
     assert stored["status"]["responded_via"] == "api"
+
+
+def test_agent_token_cannot_decide_and_body_identity_is_ignored(live: ServerProcess) -> None:
+    agent = live.client()
+    assert (
+        agent.post("/function_calls", json=_call("agent-decides", run_id="who")).status_code == 200
+    )
+    for decision in (
+        {"approved": True},
+        {"approved": False, "comment": "no"},
+        {"approved": True, "edited_kwargs": {"a": 2}},
+        {"response": "done already"},
+        {"approved": True, "responded_by": "approver", "responded_via": "web"},
+    ):
+        refused = agent.post("/agent/function_calls/agent-decides/respond", json=decision)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "forbidden"
+    assert agent.get("/function_calls/agent-decides").json()["status"]["approved"] is None
+    contact = {"run_id": "who", "call_id": "agent-answers", "spec": {"msg": "which?"}}
+    assert agent.post("/contact_requests", json=contact).status_code == 200
+    answer = agent.post("/agent/human_contacts/agent-answers/respond", json={"response": "eu"})
+    assert answer.status_code == 403 and answer.json()["code"] == "forbidden"
+    # An approver token decides as its person: responded_by/responded_via in the body are ignored.
+    human = live.approver_client()
+    decided = human.post(
+        "/agent/function_calls/agent-decides/respond",
+        json={"approved": True, "responded_by": "mallory", "responded_via": "slack"},
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"]["responded_by"] == "approver"
+    assert decided.json()["status"]["responded_via"] == "api"
+    # ... and cannot create requests (those are the agent's).
+    assert human.post("/function_calls", json=_call("by-approver")).status_code == 403
 
 
 def test_rejection_feedback_reaches_the_agent_and_nothing_runs(
@@ -176,19 +211,22 @@ def test_human_contact_round_trip(live: ServerProcess, fl: FunctionLayer) -> Non
     assert items and items[0]["spec"]["msg"] == "Which region should I deploy to?"
     assert items[0]["status"]["requested_at"]
     call_id = items[0]["call_id"]
-    answered = client.post(
+    human = live.approver_client()
+    answered = human.post(
         f"/agent/human_contacts/{call_id}/respond", json={"response": "eu-west-1"}
     )
     assert answered.status_code == 200, answered.text
+    assert answered.json()["status"]["responded_by"] == "approver"
     assert join() == "eu-west-1"
     assert (
-        client.post(f"/agent/human_contacts/{call_id}/respond", json={"response": "x"}).status_code
+        human.post(f"/agent/human_contacts/{call_id}/respond", json={"response": "x"}).status_code
         == 409
     )
 
 
 def test_reject_options_and_invalid_decisions(live: ServerProcess) -> None:
-    client = live.client()
+    agent = live.client()
+    client = live.approver_client()
     body = {
         "run_id": "r",
         "call_id": "opt-1",
@@ -200,7 +238,7 @@ def test_reject_options_and_invalid_decisions(live: ServerProcess) -> None:
             ],
         },
     }
-    assert client.post("/function_calls", json=body).status_code == 200
+    assert agent.post("/function_calls", json=body).status_code == 200
     no_comment = client.post("/agent/function_calls/opt-1/respond", json={"approved": False})
     assert no_comment.status_code == 422 and "comment" in no_comment.json()["detail"]
     no_verdict = client.post("/agent/function_calls/opt-1/respond", json={})
@@ -266,10 +304,24 @@ def test_projects_and_tokens(live: ServerProcess) -> None:
     other_token = live.create_token("intruder", project="other")
     other = live.client(other_token)
     assert other.get("/function_calls/secret-call").status_code == 404
+    # A person deciding in another project does not see this one's requests either.
+    other_human = live.approver_client("outsider", project="other")
     assert (
-        other.post("/agent/function_calls/secret-call/respond", json={"approved": True}).status_code
+        other_human.post(
+            "/agent/function_calls/secret-call/respond", json={"approved": True}
+        ).status_code
         == 404
     )
+    assert other_human.get("/function_calls/secret-call").status_code == 404
+    # Giving up (expired=true) is for the agent token that created the request only.
+    sibling = live.client(live.create_token("sibling-agent"))
+    give_up = {"expired": True, "comment": "stop"}
+    assert (
+        sibling.post("/agent/function_calls/secret-call/respond", json=give_up).status_code == 403
+    )
+    human = live.approver_client()
+    assert human.post("/agent/function_calls/secret-call/respond", json=give_up).status_code == 403
+    assert mine.get("/function_calls/secret-call").json()["status"]["approved"] is None
     assert other.get("/function_calls").json()["items"] == []
     # Its own call ids cannot take over mine either.
     assert other.post("/function_calls", json=_call("secret-call")).status_code == 409
@@ -296,7 +348,10 @@ def test_legacy_prefix_serves_predecessor_clients(live: ServerProcess) -> None:
     assert got["status"]["requested_at"] and got["status"]["approved"] is None
     # null fields included, as the predecessor's clients expect
     assert "comment" in got["status"] and got["status"]["comment"] is None
-    decided = legacy.post(
+    human = httpx.Client(
+        base_url=f"{live.base_url}/humanlayer/v1", headers=live.headers(live.approver_token)
+    )
+    decided = human.post(
         "/agent/function_calls/legacy-1/respond", json={"approved": False, "comment": "no"}
     )
     assert decided.json()["status"]["approved"] is False
@@ -319,7 +374,7 @@ def test_long_poll_returns_at_the_answer_not_before(live: ServerProcess) -> None
 
     def answer() -> None:
         time.sleep(0.3)
-        live.client().post("/agent/function_calls/poll-1/respond", json={"approved": True})
+        live.approver_client().post("/agent/function_calls/poll-1/respond", json={"approved": True})
         answered_at.append(time.monotonic())
 
     thread = threading.Thread(target=answer)
@@ -352,7 +407,7 @@ def test_expiry_is_a_fail_closed_rejection(live: ServerProcess, fl: FunctionLaye
     assert status["approved"] is False and status["expired"] is True
     assert status["expires_at"]
     # A late answer is refused.
-    late = client.post(
+    late = live.approver_client().post(
         f"/agent/function_calls/{calls[0]['call_id']}/respond", json={"approved": True}
     )
     assert late.status_code == 409
@@ -368,37 +423,36 @@ def test_expiry_is_a_fail_closed_rejection(live: ServerProcess, fl: FunctionLaye
 
 def test_quorum_needs_distinct_approvals_and_one_rejection_rejects(live: ServerProcess) -> None:
     client = live.client()
+    alice, bob, carol = (live.approver_client(name) for name in ("alice", "bob", "carol"))
     client.post("/function_calls", json=_call("q-1", policy={"approvals_required": 2}))
-    first = client.post(
-        "/agent/function_calls/q-1/respond", json={"approved": True, "responded_by": "alice"}
-    )
+    first = alice.post("/agent/function_calls/q-1/respond", json={"approved": True})
     assert first.status_code == 200
     assert first.json()["status"]["approved"] is None
     assert first.json()["status"]["approvals"] == ["alice"]
-    twice = client.post(
-        "/agent/function_calls/q-1/respond", json={"approved": True, "responded_by": "alice"}
-    )
+    twice = alice.post("/agent/function_calls/q-1/respond", json={"approved": True})
     assert twice.status_code == 409
-    second = client.post(
+    # Naming someone else in the body does not make alice count twice.
+    disguised = alice.post(
         "/agent/function_calls/q-1/respond", json={"approved": True, "responded_by": "bob"}
     )
+    assert disguised.status_code == 409
+    assert client.get("/function_calls/q-1").json()["status"]["approvals"] == ["alice"]
+    second = bob.post("/agent/function_calls/q-1/respond", json={"approved": True})
     assert second.json()["status"]["approved"] is True
     assert second.json()["status"]["approvals"] == ["alice", "bob"]
 
     client.post("/function_calls", json=_call("q-2", policy={"approvals_required": 3}))
-    client.post(
-        "/agent/function_calls/q-2/respond", json={"approved": True, "responded_by": "alice"}
-    )
-    veto = client.post(
+    alice.post("/agent/function_calls/q-2/respond", json={"approved": True})
+    veto = carol.post(
         "/agent/function_calls/q-2/respond",
-        json={"approved": False, "comment": "not on a Friday", "responded_by": "carol"},
+        json={"approved": False, "comment": "not on a Friday", "responded_by": "dave"},
     )
     status = veto.json()["status"]
     assert status["approved"] is False and status["comment"] == "not on a Friday"
     assert status["responded_by"] == "carol"
     audit = client.get("/function_calls/q-2/audit").json()["items"]
     assert [(e["action"], e["who"]) for e in audit] == [
-        ("created", "token:test-agent"),
+        ("created", "agent:test-agent"),
         ("approval_recorded", "alice"),
         ("rejected", "carol"),
     ]
@@ -425,8 +479,10 @@ def test_unique_ids_under_concurrency(live: ServerProcess) -> None:
     client.post("/function_calls", json=_call("race"))
     results: list[int] = []
 
+    token = live.approver_token
+
     def answer(i: int) -> None:
-        with live.client() as c:
+        with live.client(token) as c:
             r = c.post(
                 "/agent/function_calls/race/respond",
                 json={"approved": i % 2 == 0, "comment": f"#{i}"},
@@ -476,9 +532,12 @@ def test_control_characters_and_absurd_values(live: ServerProcess) -> None:
         assert response.status_code == 422 and response.json()["code"] == "invalid_request", (
             response.text
         )
-    bad_who = client.post(
+    # A NUL in responded_by cannot reach the database: the body's responded_by is ignored and
+    # the record names the approver token's person.
+    bad_who = live.approver_client().post(
         "/agent/function_calls/nul-kwargs/respond",
         json={"approved": True, "responded_by": "x\u0000"},
     )
-    assert bad_who.status_code == 422
-    assert client.get("/function_calls/nul-kwargs").json()["status"]["approved"] is None
+    assert bad_who.status_code == 200, bad_who.text
+    stored_status = client.get("/function_calls/nul-kwargs").json()["status"]
+    assert stored_status["approved"] is True and stored_status["responded_by"] == "approver"

@@ -63,6 +63,21 @@ class BrowserServer:
     def create_token(self, *args: Any, **kwargs: Any) -> str:
         return str(_off_loop(self._inner.create_token, *args, **kwargs))
 
+    def add_person(self, *args: Any, **kwargs: Any) -> str:
+        return str(_off_loop(self._inner.add_person, *args, **kwargs))
+
+    def approver_token_for(self, *args: Any, **kwargs: Any) -> str:
+        return str(_off_loop(self._inner.approver_token_for, *args, **kwargs))
+
+    @property
+    def approver_token(self) -> str:
+        return self.approver_token_for("approver")
+
+    def approver_client(
+        self, name: str = "approver", project: str = "default", **kwargs: Any
+    ) -> Any:
+        return self._inner.client(self.approver_token_for(name, project), **kwargs)
+
 
 @pytest.fixture(scope="module")
 def _session_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserServer]:
