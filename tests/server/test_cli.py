@@ -21,16 +21,21 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
     )
 
 
-async def _check(url: str, token: str, password: str) -> None:
+async def _check(url: str, token: str, approver_token: str, password: str) -> None:
     service = ApprovalService(open_store(url), Settings(database_url=url))
     await service.start(scheduler=False)
     try:
         client = await service.authenticate_token(token)
         assert client is not None and client.project == "billing" and client.token_name == "agent-1"
+        assert client.is_agent and client.approver is None
         assert await service.authenticate_token(token + "x") is None
-        user = await service.authenticate_user("alice", password)
-        assert user is not None and user.email == "alice@example.com"
-        assert await service.authenticate_user("alice", "not it") is None
+        approver = await service.authenticate_token(approver_token)
+        assert approver is not None and not approver.is_agent
+        assert approver.approver == "alice" and approver.project == "billing"
+        user = await service.accounts.login("alice", password, "127.0.0.1")
+        assert user is not None and user.emails == frozenset({"alice@example.com"})
+        assert user.projects == frozenset({"billing"})
+        assert await service.accounts.login("alice", "not it at all", "127.0.0.1") is None
     finally:
         await service.stop()
 
@@ -51,19 +56,59 @@ def test_tokens_and_users_from_the_command_line(tmp_path: Path) -> None:
         "alice",
         "--email",
         "alice@example.com",
+        "--project",
+        "billing",
         "--password-stdin",
         "--database-url",
         url,
         stdin=password + "\n",
     )
     assert user.returncode == 0, user.stderr
+    # An approver token decides as a person of the directory, who must exist.
+    nobody = _cli(
+        "tokens",
+        "create",
+        "ci",
+        "--approver",
+        "nobody",
+        "--project",
+        "billing",
+        "--database-url",
+        url,
+    )
+    assert nobody.returncode == 1 and "nobody" in nobody.stderr
+    approver = _cli(
+        "tokens",
+        "create",
+        "ci",
+        "--approver",
+        "alice",
+        "--project",
+        "billing",
+        "--database-url",
+        url,
+    )
+    assert approver.returncode == 0, approver.stderr
+    approver_token = approver.stdout.strip()
+    assert approver_token.startswith("fl_") and "decides as 'alice'" in approver.stderr
+    listed = _cli("tokens", "list", "--database-url", url)
+    assert listed.returncode == 0, listed.stderr
+    rows = sorted(line.split("\t")[:3] for line in listed.stdout.splitlines())
+    assert rows == [["agent-1", "billing", "agent"], ["ci", "billing", "approver:alice"]]
 
-    asyncio.run(_check(url, token, password))
+    asyncio.run(_check(url, token, approver_token, password))
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("cli.sqlite3"))
     assert token.encode() not in raw, "the token is stored in clear"
+    assert approver_token.encode() not in raw, "the approver token is stored in clear"
     assert password.encode() not in raw, "the password is stored in clear"
 
-    empty = _cli("users", "create", "bob", "--password-stdin", "--database-url", url, stdin="\n")
-    assert empty.returncode == 2 and "empty" in empty.stderr
+    # Inbox passwords are at least 12 characters: an empty or short one creates nobody.
+    for short in ("", "only-11char"):
+        refused = _cli(
+            "users", "create", "bob", "--password-stdin", "--database-url", url, stdin=short + "\n"
+        )
+        assert refused.returncode == 1 and "12 characters" in refused.stderr, refused.stderr
+    persons = _cli("users", "list", "--database-url", url)
+    assert [line.split("\t")[0] for line in persons.stdout.splitlines()] == ["alice"]
     bad = _cli("tokens", "create", "x", "--database-url", "mysql://nope")
     assert bad.returncode == 1 and "unsupported database URL" in bad.stderr

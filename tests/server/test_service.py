@@ -28,17 +28,17 @@ from functionlayer_server import (
     NotFoundError,
     ServiceEvent,
     Settings,
-    User,
 )
+from functionlayer_server._errors import ForbiddenError
 from functionlayer_server._store import open_store, prepare_database
 
 pytestmark = pytest.mark.anyio
 
 
-def _service(path: Path, clock: ManualClock) -> ApprovalService:
+def _service(path: Path, clock: ManualClock, **settings: Any) -> ApprovalService:
     url = f"sqlite:///{path / 'svc.sqlite3'}"
     prepare_database(url)
-    return ApprovalService(open_store(url), Settings(database_url=url), clock=clock)
+    return ApprovalService(open_store(url), Settings(database_url=url, **settings), clock=clock)
 
 
 def _call(call_id: str, **spec: Any) -> FunctionCall:
@@ -141,6 +141,8 @@ async def test_listeners_see_created_updated_decided(tmp_path: Path) -> None:
     service.add_listener(broken)
     service.add_listener(listener)
     try:
+        await service.accounts.create_person("a")
+        await service.accounts.create_person("b")
         since = service.change_counter
         await service.create_function_call(_call("l1", policy=ApprovalPolicy(approvals_required=2)))
         assert await service.wait_for_change(since, 1) > since
@@ -165,7 +167,17 @@ async def test_decision_rules(tmp_path: Path) -> None:
     service = _service(tmp_path, ManualClock())
     await service.start(scheduler=False)
     try:
+        await service.accounts.create_person("u")
         await service.create_function_call(_call("d1"))
+        # Only a person of the directory decides: an unknown name, an agent's name or an
+        # address nobody owns is refused (403), and the call stays pending.
+        for stranger in ["nobody", "token:test-agent", "email:x@example.com", "slack:U0NONE"]:
+            with pytest.raises(ForbiddenError):
+                await service.respond_function_call(
+                    "d1", FunctionCallStatus(approved=True), responder=stranger, via="web"
+                )
+        pending = await service.get_function_call("d1")
+        assert pending.status is not None and pending.status.approved is None
         for bad in [
             FunctionCallStatus(),
             FunctionCallStatus(approved=False),
@@ -189,24 +201,36 @@ async def test_decision_rules(tmp_path: Path) -> None:
             via="web",
         )
         assert call.status is not None and call.status.edited_kwargs == {"a": 5}
+        assert call.status.responded_by == "u" and call.status.responded_via == "web"
     finally:
         await service.stop()
 
 
 async def test_visibility_and_users(tmp_path: Path) -> None:
-    service = _service(tmp_path, ManualClock())
+    # The operator's policy lets requests go to the Slack channel C1 (a channel names nobody).
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text('[projects.default]\nslack_channels = ["C1"]\n')
+    service = _service(tmp_path, ManualClock(), policy_file=str(policy_file))
     await service.start(scheduler=False)
     try:
-        await service.create_user("alice", "pw-a", email="Alice@Example.com")
-        await service.create_user("bob", "pw-b", slack_user_id="U42")
-        assert await service.authenticate_user("alice", "pw-a") == User(
-            "alice", "Alice@Example.com", None
-        )
-        assert await service.authenticate_user("alice", "wrong") is None
-        assert await service.authenticate_user("nobody", "pw-a") is None
-        alice = await service.get_user("alice")
-        bob = await service.get_user("bob")
-        assert alice is not None and bob is not None
+        await service.create_user("alice", "pw-a-long-enough", email="Alice@Example.com")
+        await service.create_user("bob", "pw-b-long-enough", slack_user_id="U42")
+        await service.accounts.create_person("carol")
+        await service.accounts.create_person("zed", projects=["elsewhere"])
+        with pytest.raises(InvalidRequestError, match="12 characters"):
+            await service.create_user("dave", "short")
+        alice = await service.accounts.login("alice", "pw-a-long-enough", "127.0.0.1")
+        assert alice is not None and alice.name == "alice"
+        assert alice.emails == frozenset({"alice@example.com"})
+        assert alice.projects == frozenset({"default"})
+        assert await service.accounts.login("alice", "wrong-password", "127.0.0.1") is None
+        assert await service.accounts.login("nobody", "pw-a-long-enough", "127.0.0.1") is None
+        assert await service.accounts.login("carol", "", "127.0.0.1") is None  # no inbox login
+        bob = await service.accounts.get_person("bob")
+        carol = await service.accounts.get_person("carol")
+        zed = await service.accounts.get_person("zed")
+        assert bob is not None and bob.slack_ids == frozenset({"U42"})
+        assert carol is not None and zed is not None
 
         await service.create_function_call(_call("open"))
         await service.create_function_call(
@@ -239,14 +263,22 @@ async def test_visibility_and_users(tmp_path: Path) -> None:
                 ),
             )
         )
-        for_alice = {
-            c.call_id for c in await service.list_function_calls(pending=True, visible_to=alice)
-        }
-        for_bob = {
-            c.call_id for c in await service.list_function_calls(pending=True, visible_to=bob)
-        }
-        assert for_alice == {"open", "mail", "policy"}
-        assert for_bob == {"open", "slack", "named", "escalation"}
+
+        async def visible(person: Any) -> set[str]:
+            return {
+                c.call_id
+                for c in await service.list_function_calls(pending=True, visible_to=person)
+            }
+
+        assert await visible(alice) == {"open", "mail", "policy"}
+        assert await visible(bob) == {"open", "slack", "named", "escalation"}
+        assert await visible(carol) == {"open", "escalation"}
+        assert await visible(zed) == set()  # another project's member sees none of these
+        mail = await service.get_function_call("mail")
+        assert await service.may_see(mail, alice, "default")
+        assert not await service.may_see(mail, bob, "default")
+        page, total = await service.inbox_page("function_call", bob, pending=True, limit=2)
+        assert total == 4 and len(page) == 2
     finally:
         await service.stop()
 
