@@ -84,8 +84,9 @@ def test_wrong_types_are_422_naming_the_field(srv: ServerProcess, body: object, 
 
 
 def test_decision_with_wrong_types(srv: ServerProcess) -> None:
-    client = srv.client()
-    client.post("/function_calls", json={"run_id": "r", "call_id": "dt", "spec": {"fn": "f"}})
+    agent = srv.client()
+    client = srv.approver_client()
+    agent.post("/function_calls", json={"run_id": "r", "call_id": "dt", "spec": {"fn": "f"}})
     response = client.post("/agent/function_calls/dt/respond", json={"approved": "perhaps"})
     _error(response, 422, "validation_error")
     response = client.post(
@@ -124,13 +125,18 @@ def test_oversize_bodies_are_413(srv: ServerProcess) -> None:
 
 def test_unknown_ids_and_paths(srv: ServerProcess) -> None:
     client = srv.client()
+    human = srv.approver_client()
     assert "nope" in _error(client.get("/function_calls/nope"), 404, "not_found")
     _error(client.get("/contact_requests/nope"), 404, "not_found")
     _error(
-        client.post("/agent/function_calls/nope/respond", json={"approved": True}), 404, "not_found"
+        human.post("/agent/function_calls/nope/respond", json={"approved": True}), 404, "not_found"
     )
     _error(
-        client.post("/agent/human_contacts/nope/respond", json={"response": "x"}), 404, "not_found"
+        human.post("/agent/human_contacts/nope/respond", json={"response": "x"}), 404, "not_found"
+    )
+    # An agent token is refused a decision before anything is looked up.
+    _error(
+        client.post("/agent/function_calls/nope/respond", json={"approved": True}), 403, "forbidden"
     )
     _error(client.get("/no/such/route"), 404, "not_found")
     _error(client.delete("/function_calls/nope"), 405, "method_not_allowed")

@@ -41,28 +41,29 @@ def test_agents_survive_kill_9_and_restart(server_factory: ServerFactory) -> Non
         raise AssertionError(f"expected {expected} pending calls")
 
     ids = pending_by_i(6)
+    human = srv.approver_client()  # a person decides; the agent token cannot
     for i in (0, 1):
-        answered = client.post(f"/agent/function_calls/{ids[i]}/respond", json={"approved": True})
+        answered = human.post(f"/agent/function_calls/{ids[i]}/respond", json={"approved": True})
         assert answered.status_code == 200
     srv.kill()  # SIGKILL right after the approvals were acknowledged
     time.sleep(0.5)  # the agents see connection errors meanwhile
     srv.start()
     client = srv.client()
+    human = srv.approver_client()
 
     still = pending_by_i(4)
     assert sorted(still) == [2, 3, 4, 5]
     for i in (0, 1):
         status: dict[str, Any] = client.get(f"/function_calls/{ids[i]}").json()["status"]
         assert status["approved"] is True, "an approval acknowledged before kill -9 was lost"
-    client.post(f"/agent/function_calls/{ids[2]}/respond", json={"approved": True})
-    client.post(
-        f"/agent/function_calls/{ids[3]}/respond",
-        json={"approved": True, "edited_kwargs": {"i": 33}},
-    )
-    client.post(
-        f"/agent/function_calls/{ids[4]}/respond", json={"approved": False, "comment": "no"}
-    )
-    client.post(f"/agent/function_calls/{ids[5]}/respond", json={"response": "done by hand"})
+    for call_id, decision in [
+        (ids[2], {"approved": True}),
+        (ids[3], {"approved": True, "edited_kwargs": {"i": 33}}),
+        (ids[4], {"approved": False, "comment": "no"}),
+        (ids[5], {"response": "done by hand"}),
+    ]:
+        answered = human.post(f"/agent/function_calls/{call_id}/respond", json=decision)
+        assert answered.status_code == 200, answered.text
 
     results = [join(60) for join in agents]
     assert results[0] == "did 0" and results[1] == "did 1" and results[2] == "did 2"

@@ -19,7 +19,8 @@ def test_answer_on_one_process_wakes_a_waiter_on_the_other(
 ) -> None:
     first = server_factory(postgres_url)
     second = server_factory(postgres_url, token=first.token)  # same database, same tokens
-    on_first, on_second = first.client(), second.client()
+    on_first = first.client()
+    on_second = second.client(first.approver_token)  # a person answers on the other process
     delays: list[float] = []  # from the answer's HTTP response to the waiter's wake-up
     for n in range(5):
         call_id = f"cluster-{n}"
@@ -55,7 +56,7 @@ def test_answer_on_one_process_wakes_a_waiter_on_the_other(
         f"cross-process wake-up after the answer: median {statistics.median(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms"
     )
     # ... and a decision on one process is final on both.
-    late = on_first.post(
+    late = first.client(first.approver_token).post(
         "/agent/function_calls/cluster-0/respond", json={"approved": False, "comment": "x"}
     )
     assert late.status_code == 409

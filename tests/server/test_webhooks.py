@@ -67,8 +67,9 @@ def test_signed_webhook_with_retry(server_factory: ServerFactory) -> None:
             "/function_calls",
             json={"run_id": "r", "call_id": "wh-1", "spec": {"fn": "pay", "kwargs": {"n": 1}}},
         )
+        human = srv.approver_client()
         started = time.monotonic()
-        answer = client.post(
+        answer = human.post(
             "/agent/function_calls/wh-1/respond", json={"approved": False, "comment": "no"}
         )
         assert answer.status_code == 200
@@ -99,12 +100,13 @@ def test_signed_webhook_with_retry(server_factory: ServerFactory) -> None:
         assert payload["event"]["call_id"] == "wh-1"
         assert payload["event"]["status"]["approved"] is False
         assert payload["event"]["status"]["comment"] == "no"
+        assert payload["event"]["status"]["responded_by"] == "approver"
 
         client.post(
             "/contact_requests", json={"run_id": "r", "call_id": "wh-c", "spec": {"msg": "?"}}
         )
         receiver.event.clear()
-        client.post("/agent/human_contacts/wh-c/respond", json={"response": "yes"})
+        human.post("/agent/human_contacts/wh-c/respond", json={"response": "yes"})
         assert receiver.event.wait(20)
         payload = json.loads(receiver.deliveries[-1][1])
         assert payload["type"] == "human_contact.completed"
