@@ -2,8 +2,10 @@
 
 Both speak MCP over stdio, so this process's stdin and stdout *are* the MCP stream: a terminal
 prompt on them would corrupt the protocol and read JSON-RPC as answers. The terminal backend
-therefore talks to the controlling terminal, ``/dev/tty``, and start-up fails with a clear
-message when there is none (a client that starts its servers detached, CI, a service).
+therefore talks to the controlling terminal, ``/dev/tty``, or to the terminal device named with
+``--tty`` / ``tty =``. Start-up fails with a clear message when it cannot be opened: CI, a
+service, or a client that starts its servers in a new session without a terminal (the Python
+``mcp`` SDK's ``stdio_client`` does), unless a device is named.
 
 Every outcome is turned into one :class:`Verdict`; every text the LLM sees comes from
 :mod:`functionlayer._feedback`.

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     proxy.add_argument("--config", help="the gateway's TOML file (see the README)")
     proxy.add_argument("--url", help="a streamable-HTTP upstream instead of a command")
+    proxy.add_argument("--tty", help="the terminal device to prompt on (default /dev/tty)")
     proxy.add_argument(
         "--header",
         action="append",
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     prompt.add_argument("--config", help="a TOML file whose [approval] table is used")
     prompt.add_argument("--backend", choices=["auto", "server", "terminal"])
     prompt.add_argument("--timeout", type=float, help="seconds before a request expires")
+    prompt.add_argument("--tty", help="the terminal device to prompt on (default /dev/tty)")
     prompt.add_argument("--users", help="comma-separated web-inbox users to route the requests to")
     return parser
 
@@ -70,6 +72,9 @@ def _proxy_config(args: argparse.Namespace, command: list[str]) -> GatewayConfig
             headers=headers,
         )
         config = config.model_copy(update={"upstream": upstream})
+    if args.tty:
+        approval = config.approval.model_copy(update={"tty": args.tty})
+        config = config.model_copy(update={"approval": approval})
     if not config.upstream.configured:
         raise ConfigError(
             "no upstream MCP server: put its command after -- (functionlayer-mcp proxy "
@@ -109,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 backend=args.backend or approval.backend,
                 timeout=timeout,
                 users=users or approval.users,
+                tty=args.tty or approval.tty,
             )
         )
         return 0

@@ -160,6 +160,8 @@ class ApprovalConfig(_Strict):
     backend: Literal["auto", "server", "terminal"] = "auto"
     timeout_seconds: float = Field(default=600.0, gt=0)
     users: list[str] | None = None
+    tty: str = "/dev/tty"
+    """The terminal device the terminal backend prompts on (stdin/stdout carry MCP)."""
 
 
 class UpstreamConfig(_Strict):

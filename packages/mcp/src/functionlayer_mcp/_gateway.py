@@ -231,7 +231,9 @@ async def run_gateway(
     streams: tuple[Any, Any] | None = None,
 ) -> None:
     """Serve the gateway on stdio (or on ``streams``) until the client disconnects."""
-    backend = make_backend(config.approval.backend)  # fail before starting anything else
+    backend = make_backend(
+        config.approval.backend, tty_path=config.approval.tty
+    )  # fail before starting anything else
     tag = secrets.token_hex(8)
     client = FunctionLayer(backend=backend, run_id=f"mcp-{tag}")
     try:

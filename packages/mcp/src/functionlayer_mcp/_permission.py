@@ -96,12 +96,13 @@ async def run_permission_prompt(
     backend: BackendChoice = "auto",
     timeout: float | None = 600.0,
     users: list[str] | None = None,
+    tty: str = "/dev/tty",
 ) -> None:
     """Serve the permission-prompt tool on stdio until the client disconnects."""
     from mcp.server.stdio import stdio_server
 
     client = FunctionLayer(
-        backend=make_backend(backend), run_id=f"mcp-permission-{secrets.token_hex(6)}"
+        backend=make_backend(backend, tty_path=tty), run_id=f"mcp-permission-{secrets.token_hex(6)}"
     )
     server = permission_server(client, timeout=timeout, users=users)
     try:
