@@ -328,3 +328,41 @@ def test_a_bad_configuration_is_refused_before_anything_starts(tmp_path: Path) -
     )
     assert done.returncode == 2
     assert "gate.0.when.amount.gtt" in done.stderr
+
+
+async def test_a_cancelled_call_is_withdrawn_and_never_runs(
+    fl_server: ServerProcess, config: Path, bank_log: Path, tmp_path: Path
+) -> None:
+    from mcp.shared.exceptions import McpError
+
+    outcome: dict[str, Any] = {}
+    async with gateway(config, server_env(fl_server, bank_log), tmp_path / "gw.log") as session:
+
+        async def call() -> None:
+            try:
+                outcome["result"] = await session.call_tool(
+                    "transfer_money", {"to": "bob", "amount": 900}
+                )
+            except McpError as exc:
+                outcome["error"] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            with anyio.fail_after(30):
+                while not (waiting := pending_ids(fl_server)):
+                    await anyio.sleep(0.1)
+            # The client withdraws request 1 (initialize was 0) while a person is being asked.
+            await session.send_notification(
+                types.ClientNotification(
+                    types.CancelledNotification(
+                        params=types.CancelledNotificationParams(requestId=1, reason="user stop")
+                    )
+                )
+            )
+        assert "error" in outcome and "cancelled" in str(outcome["error"]).lower()
+        with anyio.fail_after(30):
+            while not stored_call(fl_server, waiting[0])["status"]["expired"]:
+                await anyio.sleep(0.1)
+    assert stored_call(fl_server, waiting[0])["status"]["approved"] is False
+    assert pending_ids(fl_server) == []
+    assert received(bank_log) == []
