@@ -1,0 +1,23 @@
+"""A demo upstream MCP server: a bank with one harmless and one dangerous tool (FastMCP, stdio)."""
+
+from __future__ import annotations
+
+from mcp.server.fastmcp import FastMCP
+
+bank = FastMCP("demo-bank", log_level="WARNING")
+
+
+@bank.tool()
+def read_balance(account: str) -> str:
+    """Read an account's balance."""
+    return f"{account}: 1000 EUR"
+
+
+@bank.tool()
+def transfer_money(to: str, amount: float) -> str:
+    """Transfer money to an account."""
+    return f"Transferred {amount:g} EUR to {to}."
+
+
+if __name__ == "__main__":
+    bank.run("stdio")

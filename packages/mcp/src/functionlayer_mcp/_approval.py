@@ -1,0 +1,161 @@
+"""Asking a human through FunctionLayer, shared by the gateway and the permission-prompt tool.
+
+Both speak MCP over stdio, so this process's stdin and stdout *are* the MCP stream: a terminal
+prompt on them would corrupt the protocol and read JSON-RPC as answers. The terminal backend
+therefore talks to the controlling terminal, ``/dev/tty``, or to the terminal device named with
+``--tty`` / ``tty =``. Start-up fails with a clear message when it cannot be opened: CI, a
+service, or a client that starts its servers in a new session without a terminal (the Python
+``mcp`` SDK's ``stdio_client`` does), unless a device is named.
+
+Every outcome is turned into one :class:`Verdict`; every text the LLM sees comes from
+:mod:`functionlayer._feedback`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from functionlayer import (
+    ApprovalTimeoutError,
+    ContactChannel,
+    FunctionCall,
+    FunctionCallSpec,
+    FunctionLayer,
+    InvalidEditError,
+    _feedback,
+)
+
+if TYPE_CHECKING:
+    from functionlayer import Backend
+
+__all__ = ["BackendChoice", "TerminalUnavailableError", "Verdict", "ask", "make_backend"]
+
+BackendChoice = Literal["auto", "server", "terminal"]
+
+TTY_PATH = "/dev/tty"
+
+
+class TerminalUnavailableError(RuntimeError):
+    """The terminal backend was chosen but this process has no controlling terminal."""
+
+
+def make_backend(choice: BackendChoice, *, tty_path: str = TTY_PATH) -> Backend:
+    """The backend for ``choice``; ``auto`` is the server when ``FUNCTIONLAYER_API_BASE`` is set.
+
+    Raises :class:`TerminalUnavailableError` or ``ValueError`` with a message for the user.
+    """
+    if choice == "auto":
+        choice = "server" if os.environ.get("FUNCTIONLAYER_API_BASE") else "terminal"
+    if choice == "server":
+        from functionlayer import HttpBackend
+
+        return HttpBackend()  # ValueError when FUNCTIONLAYER_API_BASE is unset
+    from functionlayer import TerminalBackend
+
+    try:
+        tty_in: IO[str] = open(tty_path, encoding="utf-8")  # noqa: SIM115 - lives with the process
+        tty_out: IO[str] = open(tty_path, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise TerminalUnavailableError(
+            f"the terminal backend needs a terminal, but {tty_path} cannot be opened ({exc}). "
+            "stdin and stdout carry the MCP stream, so approvals cannot be asked there. Run the "
+            "MCP client from a terminal, or use a FunctionLayer server: set "
+            'FUNCTIONLAYER_API_BASE and FUNCTIONLAYER_API_TOKEN (backend = "server").'
+        ) from exc
+    return TerminalBackend(input=tty_in, output=tty_out)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a call after asking.
+
+    ``run``: call the tool with ``arguments`` (``edited`` when the human changed them).
+    ``refuse``: do not call it; ``text`` tells the LLM why (rejection, expiry, failure).
+    ``answer``: do not call it; the human answered instead, ``text`` is their answer.
+    """
+
+    kind: Literal["run", "refuse", "answer"]
+    arguments: dict[str, Any] = field(default_factory=dict)
+    proposed: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+    edited: bool = False
+    call_id: str = ""
+
+    def edited_text(self, name: str, result: str) -> str:
+        return _feedback.edited_message(name, self.proposed, self.arguments, result)
+
+
+async def ask(
+    client: FunctionLayer,
+    *,
+    name: str,
+    arguments: Mapping[str, Any],
+    call_id: str,
+    timeout: float | None,
+    description: str | None = None,
+    users: list[str] | None = None,
+    validate_edits: Callable[[dict[str, Any]], None] | None = None,
+) -> Verdict:
+    """Ask for approval of ``name(**arguments)`` under ``call_id`` and interpret the decision.
+
+    Never raises for a failure to get a decision: that is a ``refuse`` verdict (fail closed).
+    ``validate_edits`` raises ``InvalidEditError`` for edited arguments the tool cannot take.
+    """
+    proposed = dict(arguments)
+    spec = FunctionCallSpec(
+        fn=name,
+        kwargs=proposed,
+        timeout_seconds=timeout,
+        description=description,
+        channel=ContactChannel(users=users) if users else None,
+    )
+    try:
+        decided = await client.afetch_approval(spec, call_id, timeout=timeout)
+        return _interpret(decided, name, proposed, timeout, validate_edits)
+    except InvalidEditError as exc:
+        return Verdict(
+            "refuse", text=_feedback.invalid_edit_message(name, str(exc)), call_id=call_id
+        )
+    except ApprovalTimeoutError:
+        return Verdict("refuse", text=_feedback.expired_message(name, timeout), call_id=call_id)
+    except Exception as exc:  # no decision could be had, even through a bug: fail closed
+        reason = f"{type(exc).__name__}: {exc}"
+        return Verdict(
+            "refuse", text=_feedback.not_run_message(name, reason, call_id), call_id=call_id
+        )
+
+
+def _interpret(
+    call: FunctionCall,
+    name: str,
+    proposed: dict[str, Any],
+    timeout: float | None,
+    validate_edits: Callable[[dict[str, Any]], None] | None,
+) -> Verdict:
+    decision = call.as_completed()
+    if decision.approved is True:
+        edits = decision.edited_kwargs
+        if edits is None or edits == proposed:
+            return Verdict("run", arguments=proposed, proposed=proposed, call_id=call.call_id)
+        if validate_edits is not None:
+            validate_edits(edits)
+        return Verdict(
+            "run", arguments=dict(edits), proposed=proposed, edited=True, call_id=call.call_id
+        )
+    if decision.expired:
+        text = _feedback.expired_message(name, call.spec.timeout_seconds or timeout)
+        return Verdict("refuse", text=text, call_id=call.call_id)
+    if decision.response is not None:
+        return Verdict("answer", text=decision.response, call_id=call.call_id)
+    option = decision.reject_option_name
+    text = _feedback.rejection_message(name, decision.comment, option)
+    return Verdict("refuse", text=text, call_id=call.call_id)
+
+
+def warn(message: str) -> None:
+    """A line for the operator on stderr (stdout is the MCP stream)."""
+    print(f"functionlayer-mcp: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,252 @@
+"""The gateway's TOML configuration: which upstream, which backend, and which tool calls to gate.
+
+The file is validated strictly at start-up (unknown keys, empty tool lists and bad regular
+expressions are errors), so a typo can never silently leave a dangerous tool ungated.
+
+Rule semantics, in one place:
+
+- a tool call is gated when at least one ``[[gate]]`` matches it;
+- a gate matches when one of its ``tools`` patterns matches the tool's name (exact name or an
+  :func:`fnmatch.fnmatchcase` glob) **and** every condition of its ``when`` table holds;
+- a condition names an argument (``"to.iban"`` reaches into nested objects) and one or more
+  operators, all of which must hold;
+- **when in doubt, gate**: a condition on a missing argument, or one that cannot be evaluated
+  (``gt`` on a string, ``glob`` on a number...), counts as holding. Only ``exists = false``
+  is satisfied by a missing argument and ``exists = true`` is not.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ApprovalConfig",
+    "Condition",
+    "ConfigError",
+    "Gate",
+    "GatewayConfig",
+    "UpstreamConfig",
+    "load_config",
+]
+
+_MISSING: Any = object()
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not TOML, or does not describe a valid gateway."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Strict):
+    """Operators on one argument; every operator given must hold."""
+
+    equals: Any = None
+    not_equals: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    not_in: list[Any] | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    glob: str | None = None
+    regex: str | None = None
+    exists: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _has_an_operator(self) -> Condition:
+        if not self.model_fields_set:
+            raise ValueError(
+                "a condition needs at least one operator (equals, not_equals, in, not_in, gt, "
+                "gte, lt, lte, glob, regex, exists)"
+            )
+        return self
+
+    def holds(self, value: Any) -> bool:
+        """Whether the argument ``value`` (``_MISSING`` when absent) meets this condition."""
+        if value is _MISSING:
+            # Only an explicit "exists = false" is met by absence; with "exists = true" it is
+            # not; anything else cannot be judged, so it holds (gate when in doubt).
+            if "exists" in self.model_fields_set:
+                return self.exists is False
+            return True
+        return all(self._check(name, value) for name in self.model_fields_set)
+
+    def _check(self, operator: str, value: Any) -> bool:
+        try:
+            if operator == "exists":
+                return self.exists is True
+            if operator == "equals":
+                return bool(value == self.equals)
+            if operator == "not_equals":
+                return bool(value != self.not_equals)
+            if operator == "in_":
+                return value in (self.in_ or [])
+            if operator == "not_in":
+                return value not in (self.not_in or [])
+            if operator in ("gt", "gte", "lt", "lte"):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    return True  # not a number: cannot be judged, gate
+                bound = getattr(self, operator)
+                return {
+                    "gt": value > bound,
+                    "gte": value >= bound,
+                    "lt": value < bound,
+                    "lte": value <= bound,
+                }[operator]
+            if operator == "glob":
+                return not isinstance(value, str) or fnmatch.fnmatchcase(value, self.glob or "")
+            if operator == "regex":
+                return not isinstance(value, str) or re.search(self.regex or "", value) is not None
+        except Exception:  # an unjudgeable comparison (unhashable, odd types): gate
+            return True
+        return True  # unreachable for validated models; gate if ever reached
+
+
+class Gate(_Strict):
+    """One ``[[gate]]`` table."""
+
+    tools: list[str] = Field(min_length=1)
+    when: dict[str, Condition] = Field(default_factory=dict)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    users: list[str] | None = None
+    """Web-inbox users this gate's requests are routed to (overrides ``[approval] users``)."""
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tools")
+    @classmethod
+    def _not_blank(cls, value: list[str]) -> list[str]:
+        if any(not name.strip() for name in value):
+            raise ValueError("tool names and patterns must not be empty")
+        return value
+
+    def matches_tool(self, name: str) -> bool:
+        return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in self.tools)
+
+    def matches(self, name: str, arguments: Mapping[str, Any]) -> bool:
+        if not self.matches_tool(name):
+            return False
+        return all(cond.holds(_lookup(arguments, path)) for path, cond in self.when.items())
+
+
+class ApprovalConfig(_Strict):
+    """The ``[approval]`` table: how to reach a human."""
+
+    backend: Literal["auto", "server", "terminal"] = "auto"
+    timeout_seconds: float = Field(default=600.0, gt=0)
+    users: list[str] | None = None
+    tty: str = "/dev/tty"
+    """The terminal device the terminal backend prompts on (stdin/stdout carry MCP)."""
+
+
+class UpstreamConfig(_Strict):
+    """The ``[upstream]`` table: exactly one of ``command`` or ``url``."""
+
+    command: list[str] | None = None
+    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import shlex
+
+            return shlex.split(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> UpstreamConfig:
+        if self.command is not None and not self.command:
+            raise ValueError("upstream command must not be empty")
+        if self.command is not None and self.url is not None:
+            raise ValueError("give the upstream either a command or a url, not both")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"upstream url must be http(s), got {self.url!r}")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.command is not None or self.url is not None
+
+
+class GatewayConfig(_Strict):
+    """A whole gateway configuration file."""
+
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    gate: list[Gate] = Field(default_factory=list)
+
+    def gate_for(self, name: str, arguments: Mapping[str, Any]) -> Gate | None:
+        """The first gate that applies to this call, or ``None`` when it passes straight through."""
+        for gate in self.gate:
+            if gate.matches(name, arguments):
+                return gate
+        return None
+
+    def mentions(self, name: str) -> bool:
+        """Whether any gate could apply to the tool, whatever its arguments."""
+        return any(gate.matches_tool(name) for gate in self.gate)
+
+
+def load_config(path: str | Path | None) -> GatewayConfig:
+    """Read and validate a gateway TOML file (``None``: an empty configuration, nothing gated)."""
+    if path is None:
+        return GatewayConfig()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(data, source=str(path))
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = "configuration") -> GatewayConfig:
+    try:
+        return GatewayConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid {source}: {problems}") from exc
+
+
+def _lookup(arguments: Mapping[str, Any], path: str) -> Any:
+    """The argument at ``path``: an exact key first, else a dotted path into nested objects."""
+    if path in arguments:
+        return arguments[path]
+    value: Any = arguments
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value

@@ -1,0 +1,282 @@
+"""The gateway: an MCP server (stdio) in front of an upstream MCP server, gating chosen tools.
+
+Tools, prompts and resources are forwarded unchanged (the upstream's own request and result
+objects pass through). A ``tools/call`` that a ``[[gate]]`` matches is first sent to
+FunctionLayer for approval; the upstream sees it only once a person approved it, with exactly
+the approved (possibly edited) arguments, and at most once per approval.
+
+Call ids. The approval's call id is ``mcp-<session>-<JSON-RPC request id>``. The request id ties
+the approval to the very request in the client's log, but it is only unique within one MCP
+session: clients number their requests from 0 or 1 on every connection. ``<session>`` is 64
+random bits drawn when the gateway starts (each stdio connection is one gateway process, so one
+session). Without it, two sessions' request 7 would share a call id, and since creating a
+request is idempotent per call id, the second session would receive the first one's decision:
+an approval used twice. Process ids and clocks repeat across machines and restarts; random
+bits do not. The run id is ``mcp-<session>``, so the inbox groups one session's calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+from functionlayer import FunctionLayer, InvalidEditError, _feedback
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.server.lowlevel import Server
+
+from functionlayer_mcp._approval import ask, make_backend
+from functionlayer_mcp._config import GatewayConfig, UpstreamConfig
+
+__all__ = ["Gateway", "connect_upstream", "run_gateway"]
+
+Handler = Callable[[Any], Awaitable[types.ServerResult]]
+
+# Requests forwarded as they are when the upstream offers the capability.
+_PASSTHROUGH: dict[str, list[tuple[type[Any], type[Any]]]] = {
+    "prompts": [
+        (types.ListPromptsRequest, types.ListPromptsResult),
+        (types.GetPromptRequest, types.GetPromptResult),
+    ],
+    "resources": [
+        (types.ListResourcesRequest, types.ListResourcesResult),
+        (types.ListResourceTemplatesRequest, types.ListResourceTemplatesResult),
+        (types.ReadResourceRequest, types.ReadResourceResult),
+    ],
+    "completions": [(types.CompleteRequest, types.CompleteResult)],
+}
+
+
+def upstream_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The upstream's environment: ours, minus FunctionLayer's credentials, plus ``extra``.
+
+    The upstream is the thing being guarded: it must not hold the token that talks to the
+    approval server.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_API_")}
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def connect_upstream(
+    upstream: UpstreamConfig,
+) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
+    """An initialized client session with the upstream server (stdio subprocess or HTTP)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if upstream.url is not None:
+            import httpx
+            from mcp.client.streamable_http import streamable_http_client
+
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(headers=upstream.headers, timeout=httpx.Timeout(30.0, read=300.0))
+            )
+            read, write, _ = await stack.enter_async_context(
+                streamable_http_client(upstream.url, http_client=http)
+            )
+        else:
+            from mcp.client.stdio import StdioServerParameters, stdio_client
+
+            if not upstream.command:
+                raise ValueError("no upstream: give a command after -- or --url")
+            params = StdioServerParameters(
+                command=upstream.command[0],
+                args=upstream.command[1:],
+                env=upstream_environment(upstream.env),
+                cwd=upstream.cwd,
+            )
+            read, write = await stack.enter_async_context(stdio_client(params))
+        session = await stack.enter_async_context(ClientSession(read, write))
+        init = await session.initialize()
+        yield session, init
+
+
+class Gateway:
+    """The request handlers of one gateway session."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        upstream: ClientSession,
+        upstream_info: types.InitializeResult,
+        client: FunctionLayer,
+        *,
+        session_tag: str | None = None,
+    ) -> None:
+        self.config = config
+        self.upstream = upstream
+        self.upstream_info = upstream_info
+        self.client = client
+        self.session_tag = session_tag or secrets.token_hex(8)
+        self.tools: dict[str, types.Tool] = {}
+        info = upstream_info.serverInfo
+        self.server: Server[Any, Any] = Server(
+            info.name, version=info.version, instructions=upstream_info.instructions
+        )
+        caps = upstream_info.capabilities
+        handlers = self.server.request_handlers
+        if caps.tools is not None:
+            handlers[types.ListToolsRequest] = self._list_tools
+            handlers[types.CallToolRequest] = self._call_tool
+        for capability, pairs in _PASSTHROUGH.items():
+            if getattr(caps, capability, None) is not None:
+                for request_type, result_type in pairs:
+                    handlers[request_type] = self._forwarder(result_type)
+
+    def call_id(self, request_id: types.RequestId) -> str:
+        return f"mcp-{self.session_tag}-{request_id}"
+
+    # -- forwarding --------------------------------------------------------------------------
+
+    def _forwarder(self, result_type: type[Any]) -> Handler:
+        async def forward(request: Any) -> types.ServerResult:
+            result = await self.upstream.send_request(_outgoing(request), result_type)
+            return types.ServerResult(result)
+
+        return forward
+
+    async def _list_tools(self, request: types.ListToolsRequest | None) -> types.ServerResult:
+        return types.ServerResult(await self._list_page(request or types.ListToolsRequest()))
+
+    async def _list_page(self, request: types.ListToolsRequest) -> types.ListToolsResult:
+        result = await self.upstream.send_request(_outgoing(request), types.ListToolsResult)
+        for tool in result.tools:
+            self.tools[tool.name] = tool
+        return result
+
+    async def _tool(self, name: str) -> types.Tool | None:
+        """The upstream's definition of ``name`` (fetched when this session has not listed it)."""
+        cursor: str | None = None
+        while name not in self.tools:
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            page = await self._list_page(types.ListToolsRequest(params=params))
+            if not page.nextCursor:
+                break
+            cursor = page.nextCursor
+        return self.tools.get(name)
+
+    async def _forward_call(self, params: types.CallToolRequestParams) -> types.CallToolResult:
+        request = types.CallToolRequest(params=params)
+        return await self.upstream.send_request(_outgoing(request), types.CallToolResult)
+
+    # -- the gate ----------------------------------------------------------------------------
+
+    async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
+        params = request.params
+        name = params.name
+        arguments = params.arguments or {}
+        gate = self.config.gate_for(name, arguments)
+        if gate is None:
+            return types.ServerResult(await self._forward_call(params))
+
+        call_id = self.call_id(self.server.request_context.request_id)
+        tool = await self._tool(name)
+        problem = _schema_problem(tool, arguments)
+        if problem is not None:
+            reason = f"the arguments do not match the tool's input schema: {problem}"
+            return _error(_feedback.not_run_message(name, reason))
+
+        def validate_edits(edits: dict[str, Any]) -> None:
+            edit_problem = _schema_problem(tool, edits)
+            if edit_problem is not None:
+                raise InvalidEditError(edit_problem)
+
+        timeout = gate.timeout_seconds or self.config.approval.timeout_seconds
+        try:
+            verdict = await ask(
+                self.client,
+                name=name,
+                arguments=arguments,
+                call_id=call_id,
+                timeout=timeout,
+                description=tool.description if tool is not None else None,
+                users=gate.users or self.config.approval.users,
+                validate_edits=validate_edits,
+            )
+        except anyio.get_cancelled_exc_class():
+            # The client gave up on the call: withdraw the request so nobody approves a call
+            # that can no longer run. Best effort, bounded, and never on the upstream.
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(5),
+                contextlib.suppress(Exception),
+            ):
+                await self.client.backend.aexpire_function_call(
+                    call_id, "the MCP client cancelled the call"
+                )
+            raise
+        if verdict.kind == "refuse":
+            return _error(verdict.text)
+        if verdict.kind == "answer":
+            return types.ServerResult(
+                types.CallToolResult(content=[_text(verdict.text)], isError=False)
+            )
+        approved = params.model_copy(update={"arguments": verdict.arguments})
+        result = await self._forward_call(approved)
+        if verdict.edited:
+            texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+            others = [c for c in result.content if not isinstance(c, types.TextContent)]
+            message = verdict.edited_text(name, "\n".join(texts))
+            result = result.model_copy(update={"content": [_text(message), *others]})
+        return types.ServerResult(result)
+
+
+async def run_gateway(
+    config: GatewayConfig,
+    *,
+    streams: tuple[Any, Any] | None = None,
+) -> None:
+    """Serve the gateway on stdio (or on ``streams``) until the client disconnects."""
+    backend = make_backend(
+        config.approval.backend, tty_path=config.approval.tty
+    )  # fail before starting anything else
+    tag = secrets.token_hex(8)
+    client = FunctionLayer(backend=backend, run_id=f"mcp-{tag}")
+    try:
+        async with connect_upstream(config.upstream) as (session, init):
+            gateway = Gateway(config, session, init, client, session_tag=tag)
+            server = gateway.server
+            options = server.create_initialization_options()
+            if streams is not None:
+                await server.run(streams[0], streams[1], options)
+                return
+            from mcp.server.stdio import stdio_server
+
+            async with stdio_server() as (read, write):
+                await server.run(read, write, options)
+    finally:
+        await client.aclose()
+
+
+def _outgoing(request: Any) -> types.ClientRequest:
+    """A copy of a received request to send on: method and params only (the JSON-RPC envelope of
+    the received message, kept as extra fields, must not travel with it)."""
+    return types.ClientRequest(type(request)(method=request.method, params=request.params))
+
+
+def _text(text: str) -> types.TextContent:
+    return types.TextContent(type="text", text=text)
+
+
+def _error(text: str) -> types.ServerResult:
+    return types.ServerResult(types.CallToolResult(content=[_text(text)], isError=True))
+
+
+def _schema_problem(tool: types.Tool | None, arguments: dict[str, Any]) -> str | None:
+    """Why ``arguments`` do not fit the tool's input schema, or ``None`` when they do."""
+    if tool is None:
+        return None  # unknown to the upstream's list: the upstream will judge
+    import jsonschema
+
+    try:
+        jsonschema.validate(instance=arguments, schema=tool.inputSchema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"{where}: {exc.message}" if where else exc.message
+    except jsonschema.SchemaError as exc:
+        return f"the tool's input schema is invalid: {exc.message}"
+    return None

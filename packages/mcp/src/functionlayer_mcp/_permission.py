@@ -1,0 +1,112 @@
+"""The permission-prompt tool: an MCP server whose one tool asks a person through FunctionLayer.
+
+Clients that delegate permission prompts to an MCP tool (Claude Code's
+``--permission-prompt-tool mcp__<server>__request_permission``, used with ``-p``) call
+``request_permission(tool_name, input, tool_use_id)`` before running one of their own tools,
+and read the answer from the result's one text block, a JSON object:
+
+- allow: ``{"behavior": "allow", "updatedInput": {...}}`` (the input as approved, edits applied);
+- deny: ``{"behavior": "deny", "message": "..."}`` (the text the model reads).
+
+The approval's call id is the ``tool_use_id``, so the request in the inbox carries the id of
+the tool use in the client's transcript; asking twice about the same tool use returns the same
+decision (creation is idempotent per call id).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from functionlayer import FunctionLayer
+from mcp import types
+from mcp.server.lowlevel import Server
+
+from functionlayer_mcp._approval import BackendChoice, Verdict, ask, make_backend
+
+__all__ = ["TOOL_NAME", "permission_payload", "permission_server", "run_permission_prompt"]
+
+TOOL_NAME = "request_permission"
+
+_INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tool_name": {"type": "string", "description": "The tool the agent wants to run."},
+        "input": {"type": "object", "description": "The arguments it wants to run it with."},
+        "tool_use_id": {"type": "string", "description": "The id of that tool use."},
+    },
+    "required": ["tool_name", "input"],
+}
+
+_DESCRIPTION = (
+    "Ask a person, through FunctionLayer, whether the agent may run a tool with this input. "
+    'Answers JSON: {"behavior": "allow", "updatedInput": {...}} or '
+    '{"behavior": "deny", "message": "..."}.'
+)
+
+
+def permission_payload(verdict: Verdict) -> dict[str, Any]:
+    """The permission-prompt contract's answer for a verdict."""
+    if verdict.kind == "run":
+        return {"behavior": "allow", "updatedInput": verdict.arguments}
+    # A refusal carries the LLM-facing text from functionlayer._feedback; an answer given
+    # instead of a decision is the person's own words.
+    return {"behavior": "deny", "message": verdict.text}
+
+
+def permission_server(
+    client: FunctionLayer, *, timeout: float | None, users: list[str] | None = None
+) -> Server[Any, Any]:
+    """A low-level MCP server exposing ``request_permission``."""
+    from functionlayer_mcp import __version__
+
+    server: Server[Any, Any] = Server("functionlayer-permission-prompt", version=__version__)
+    tag = secrets.token_hex(8)
+
+    @server.list_tools()
+    async def list_tools() -> list[types.Tool]:
+        return [types.Tool(name=TOOL_NAME, description=_DESCRIPTION, inputSchema=_INPUT_SCHEMA)]
+
+    @server.call_tool()
+    async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        if name != TOOL_NAME:
+            raise ValueError(f"unknown tool {name!r}; this server has only {TOOL_NAME}")
+        tool_name = str(arguments["tool_name"])
+        tool_input = arguments.get("input") or {}
+        tool_use_id = arguments.get("tool_use_id")
+        if not tool_use_id:
+            tool_use_id = f"permission-{tag}-{server.request_context.request_id}"
+        verdict = await ask(
+            client,
+            name=tool_name,
+            arguments=tool_input,
+            call_id=str(tool_use_id),
+            timeout=timeout,
+            users=users,
+        )
+        text = json.dumps(permission_payload(verdict), ensure_ascii=False)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+
+    return server
+
+
+async def run_permission_prompt(
+    *,
+    backend: BackendChoice = "auto",
+    timeout: float | None = 600.0,
+    users: list[str] | None = None,
+    tty: str = "/dev/tty",
+) -> None:
+    """Serve the permission-prompt tool on stdio until the client disconnects."""
+    from mcp.server.stdio import stdio_server
+
+    client = FunctionLayer(
+        backend=make_backend(backend, tty_path=tty), run_id=f"mcp-permission-{secrets.token_hex(6)}"
+    )
+    server = permission_server(client, timeout=timeout, users=users)
+    try:
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+    finally:
+        await client.aclose()

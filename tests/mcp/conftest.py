@@ -1,0 +1,164 @@
+"""Fixtures for the MCP gateway and permission-prompt tests.
+
+Everything runs for real, across processes: a ``functionlayer-server`` (uvicorn, SQLite), the
+gateway started by the ``mcp`` client SDK as a subprocess, and the gateway's own upstream (the
+FastMCP ``bank_server.py``) as its subprocess. A person decides in the web inbox, logged in
+through the login form, with the form's CSRF token: :func:`person_decides`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.server.conftest import ServerProcess
+
+HERE = Path(__file__).parent
+BANK = HERE / "bank_server.py"
+PERSON = "alice"
+PASSWORD = "correct horse battery staple"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+PENDING_RE = re.compile(r'class="request-row" data-call-id="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def fl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real FunctionLayer server with one inbox user, shared by a module's tests."""
+    directory = tmp_path_factory.mktemp("fl-server")
+    server = ServerProcess(f"sqlite:///{directory / 'fl.sqlite3'}", directory / "server.log")
+    server.create_user(PERSON, PASSWORD)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def bank_log(tmp_path: Path) -> Path:
+    return tmp_path / "bank.jsonl"
+
+
+def received(log: Path) -> list[dict[str, Any]]:
+    """Every call the upstream received, in order."""
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def server_env(server: ServerProcess, bank_log: Path, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "FUNCTIONLAYER_API_BASE": server.api_base,
+        "FUNCTIONLAYER_API_TOKEN": server.token,
+        "BANK_LOG": str(bank_log),
+    }
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(
+    args: list[str], env: dict[str, str], errlog: Path
+) -> AsyncIterator[ClientSession]:
+    """An initialized ``mcp`` client session with ``functionlayer-mcp <args>`` (a subprocess)."""
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "functionlayer_mcp._cli", *args], env=env
+    )
+    with errlog.open("a") as err:
+        async with (
+            stdio_client(params, errlog=err) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
+
+
+@contextlib.asynccontextmanager
+async def gateway(
+    config: Path, env: dict[str, str], errlog: Path, *, upstream: list[str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """The gateway in front of the bank server (or ``upstream`` options, e.g. ``--url``)."""
+    args = ["proxy", "--config", str(config)]
+    args += upstream if upstream is not None else ["--", sys.executable, str(BANK)]
+    async with mcp_session(args, env, errlog) as session:
+        yield session
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- the person ---------------------------------------------------------------------------------
+
+
+def person_decides(
+    server: ServerProcess, action: str, *, timeout: float = 30.0, **form: str
+) -> str:
+    """A person logs in to the web inbox, waits for the one pending request, and decides it.
+
+    ``action`` is the inbox form's: ``approve``, ``reject`` (``feedback=``), ``edit``
+    (``edited_kwargs=`` JSON) or ``respond`` (``response=``). Returns the decided call id. This is
+    the only place where tests decide: adapt it when the inbox changes.
+    """
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as person:
+        login_page = person.get("/inbox/login")
+        response = person.post(
+            "/inbox/login",
+            data={"username": PERSON, "password": PASSWORD, "csrf_token": _csrf(login_page.text)},
+        )
+        assert response.status_code == 303, response.text
+        deadline = time.monotonic() + timeout
+        while True:
+            page = person.get("/inbox")
+            assert page.status_code == 200, page.text
+            pending = [html.unescape(m) for m in PENDING_RE.findall(page.text)]
+            if pending:
+                break
+            assert time.monotonic() < deadline, "no request reached the inbox"
+            time.sleep(0.1)
+        assert len(pending) == 1, f"expected one pending request, found {pending}"
+        call_id = pending[0]
+        decided = person.post(
+            "/inbox/calls/" + quote(call_id, safe=""),
+            data={"action": action, "csrf_token": _csrf(page.text), **form},
+        )
+        assert decided.status_code == 303, decided.text
+        return call_id
+
+
+def _csrf(page: str) -> str:
+    match = CSRF_RE.search(page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def stored_call(server: ServerProcess, call_id: str) -> dict[str, Any]:
+    """The request as the server holds it (read with the agent's token)."""
+    with server.client() as client:
+        response = client.get(f"/function_calls/{quote(call_id, safe='')}")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+
+def pending_ids(server: ServerProcess) -> list[str]:
+    with server.client() as client:
+        response = client.get("/function_calls", params={"pending": "true"})
+        response.raise_for_status()
+        return [item["call_id"] for item in response.json()["items"]]
