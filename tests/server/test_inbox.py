@@ -21,6 +21,7 @@ from functionlayer import (
     ResponseOption,
 )
 from functionlayer_server._app import create_app
+from functionlayer_server._errors import NotFoundError
 from functionlayer_server._settings import Settings
 
 PASSWORD = "s3cret-password"
@@ -157,6 +158,27 @@ def test_logout_ends_the_session(inbox: Inbox) -> None:
     )
     assert response.status_code == 303
     assert inbox.client.get("/inbox", follow_redirects=False).status_code == 303
+
+
+def test_logout_ends_the_session_server_side(inbox: Inbox) -> None:
+    inbox.login()
+    saved = dict(inbox.client.cookies.items())
+    token = csrf_of(inbox.client.get("/inbox").text)
+    inbox.client.post("/inbox/logout", data={"csrf_token": token}, follow_redirects=False)
+    # The old cookie, replayed, no longer opens the inbox: the session ended on the server.
+    inbox.client.cookies.clear()
+    for name, value in saved.items():
+        inbox.client.cookies.set(name, value, path="/inbox")
+    assert inbox.client.get("/inbox", follow_redirects=False).status_code == 303
+
+
+def test_requests_routed_to_a_stranger_are_refused(inbox: Inbox) -> None:
+    from functionlayer_server._errors import RoutingRefusedError
+
+    with pytest.raises(RoutingRefusedError):
+        inbox.add_call("for-mallory", channel=ContactChannel(users=["mallory"]))
+    with pytest.raises(NotFoundError):
+        inbox.call("for-mallory")
 
 
 # -- CSRF -------------------------------------------------------------------------------------
