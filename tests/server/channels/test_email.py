@@ -103,9 +103,22 @@ def smtp_env(mailbox: Mailbox, **extra: str) -> dict[str, str]:
     return env
 
 
+ROUTED_DOMAIN = "routed.example"
+"""The operator's policy lets requests be emailed to any address at this domain, though nobody
+there is in the directory (so they may receive, never decide)."""
+
+
 @pytest.fixture(scope="module")
-def live(module_server_factory: ServerFactory, mailbox: Mailbox) -> ServerProcess:
-    return module_server_factory(env=smtp_env(mailbox))
+def live(
+    module_server_factory: ServerFactory,
+    mailbox: Mailbox,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServerProcess:
+    policy = tmp_path_factory.mktemp("email-policy") / "policy.toml"
+    policy.write_text(f'[projects.default]\nemail_domains = ["{ROUTED_DOMAIN}"]\n')
+    return module_server_factory(
+        env=smtp_env(mailbox, FUNCTIONLAYER_SERVER_POLICY_FILE=str(policy))
+    )
 
 
 @pytest.fixture
@@ -227,8 +240,17 @@ def create_call(
     return call_id
 
 
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+def unique(live: ServerProcess, name: str) -> str:
+    """A fresh address of a fresh person of the directory (named like the address's local
+    part): requests are routed, and replies count, only for directory members."""
+    address = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+    live.add_person(person_of(address), emails=[address])
+    return address
+
+
+def person_of(address: str) -> str:
+    """The name of the person ``unique`` created for ``address``."""
+    return address.partition("@")[0]
 
 
 # -- the tests -------------------------------------------------------------------------------
@@ -237,7 +259,7 @@ def unique(name: str) -> str:
 def test_approve_link_confirms_on_get_and_decides_on_post(
     live: ServerProcess, fl: FunctionLayer, mailbox: Mailbox
 ) -> None:
-    alice = unique("alice")
+    alice = unique(live, "alice")
     ran: list[tuple[str, int]] = []
 
     @fl.require_approval(ContactChannel(email=EmailContactChannel(address=alice)))
@@ -276,7 +298,7 @@ def test_approve_link_confirms_on_get_and_decides_on_post(
     assert ran == [("ACME-1", 250)]
     final = status(live, call_id)
     assert final["approved"] is True
-    assert final["responded_by"] == alice and final["responded_via"] == "email"
+    assert final["responded_by"] == person_of(alice) and final["responded_via"] == "email"
 
     # The link works once: a second POST (or GET) is refused and changes nothing.
     again = httpx.post(approve, timeout=10)
@@ -290,7 +312,7 @@ def test_approve_link_confirms_on_get_and_decides_on_post(
     confirmation = mailbox.wait_for(
         lambda r, m: alice in r and m["In-Reply-To"] == message["Message-ID"]
     )
-    assert "Approved by " + alice in parts_text(confirmation)
+    assert "Approved by " + person_of(alice) in parts_text(confirmation)
 
 
 def parts_text(message: EmailMessage) -> str:
@@ -302,7 +324,7 @@ def parts_text(message: EmailMessage) -> str:
 def test_reply_rejects_with_exactly_that_feedback(
     live: ServerProcess, fl: FunctionLayer, mailbox: Mailbox
 ) -> None:
-    alice = unique("alice")
+    alice = unique(live, "alice")
     ran: list[int] = []
 
     @fl.require_approval(ContactChannel(email=EmailContactChannel(address=alice)))
@@ -333,7 +355,7 @@ def test_reply_rejects_with_exactly_that_feedback(
 def test_reply_from_anyone_else_is_refused_and_audited(
     live: ServerProcess, mailbox: Mailbox
 ) -> None:
-    alice, bob, hidden = unique("alice"), unique("bob"), unique("hidden")
+    alice, bob, hidden = unique(live, "alice"), unique(live, "bob"), unique(live, "hidden")
     channel = EmailContactChannel(
         address=alice,
         additional_recipients=[
@@ -365,19 +387,28 @@ def test_reply_from_anyone_else_is_refused_and_audited(
     assert ooo.status_code == 200 and ooo.json()["code"] == "ignored"
     assert status(live, call_id).get("approved") is None
 
-    # A cc'd recipient may answer: "Yes" approves, by them, via email.
+    # Each recipient has their own copy (own Message-ID): a reply counts only from the
+    # recipient of the copy it threads to, even from another addressee.
     bob_copy = mailbox.request_to(bob, call_id)
+    assert bob_copy["Message-ID"] != message["Message-ID"]
+    as_someone_else = post_reply(live, reply(bob_copy, sender=alice, body="yes"))
+    assert as_someone_else.status_code == 403
+    assert status(live, call_id).get("approved") is None
+    refused = [e for e in audit(live, call_id) if e["action"] == "answer_refused"]
+    assert [e["who"] for e in refused][-1] == alice
+
+    # A cc'd recipient may answer: "Yes" approves, by them, via email.
     ok = post_reply(live, reply(bob_copy, sender=bob, body="Yes\nlooks fine"))
     assert ok.status_code == 200 and ok.json()["code"] == "approved"
     final = status(live, call_id)
-    assert final["approved"] is True and final["responded_by"] == bob
+    assert final["approved"] is True and final["responded_by"] == person_of(bob)
     assert final["comment"] == "looks fine"
 
 
 def test_reply_answers_a_human_contact(
     live: ServerProcess, fl: FunctionLayer, mailbox: Mailbox
 ) -> None:
-    carol = unique("carol")
+    carol = unique(live, "carol")
     ask = fl.human_as_tool(ContactChannel(email=EmailContactChannel(address=carol)))
     join = run_agent(lambda: ask("Which colour should the button be?"))
     message = mailbox.wait_for(lambda r, m: carol in r and "question" in str(m["Subject"]).lower())
@@ -390,8 +421,45 @@ def test_reply_answers_a_human_contact(
     assert join() == "The blue one, please."
 
 
+def test_routing_outside_the_directory(live: ServerProcess, mailbox: Mailbox) -> None:
+    """The operator decides who may be emailed: an address that is neither a directory member
+    of the project nor allowed by the policy file is refused at creation (422, nothing sent);
+    an address the policy allows receives the request but, not being a person of the
+    directory, cannot decide it by link or by reply."""
+    stranger = f"stranger-{uuid.uuid4().hex[:8]}@elsewhere.example"
+    call_id = f"refused-{uuid.uuid4().hex[:8]}"
+    body = {
+        "run_id": "email-test",
+        "call_id": call_id,
+        "spec": {"fn": "wire", "kwargs": {}, "channel": {"email": {"address": stranger}}},
+    }
+    with live.client() as client:
+        refused = client.post("/function_calls", json=body)
+        assert refused.status_code == 422 and refused.json()["code"] == "routing_refused"
+        assert client.get(f"/function_calls/{call_id}").status_code == 404
+    # A directory member in cc does not make a stranger acceptable either.
+    member = unique(live, "member")
+    body["spec"]["channel"] = {  # type: ignore[index]
+        "email": {"address": member, "additional_recipients": [{"address": stranger}]}
+    }
+    with live.client() as client:
+        refused = client.post("/function_calls", json=body)
+        assert refused.status_code == 422 and refused.json()["code"] == "routing_refused"
+
+    outsider = f"outsider-{uuid.uuid4().hex[:8]}@{ROUTED_DOMAIN}"
+    call_id = create_call(live, EmailContactChannel(address=outsider), fn="wire")
+    message = mailbox.request_to(outsider, call_id)
+    approve = link(message, "Approve")
+    assert httpx.post(approve, timeout=10).status_code == 403
+    forbidden = post_reply(live, reply(message, sender=outsider, body="yes"))
+    assert forbidden.status_code == 403
+    assert status(live, call_id).get("approved") is None
+    time.sleep(0.3)
+    assert mailbox.to(stranger) == []
+
+
 def test_tampered_and_foreign_links_are_refused(live: ServerProcess, mailbox: Mailbox) -> None:
-    alice = unique("alice")
+    alice = unique(live, "alice")
     call_id = create_call(live, EmailContactChannel(address=alice), fn="drop_table")
     approve = link(mailbox.request_to(alice, call_id), "Approve")
     base, _, token = approve.rpartition("/")
@@ -411,7 +479,7 @@ def test_tampered_and_foreign_links_are_refused(live: ServerProcess, mailbox: Ma
 def test_llm_text_is_escaped_in_the_html_part_and_pages(
     live: ServerProcess, mailbox: Mailbox
 ) -> None:
-    alice = unique("alice")
+    alice = unique(live, "alice")
     payload = "<script>alert('pwned')</script><img src=x onerror=alert(1)>"
     call_id = create_call(live, EmailContactChannel(address=alice), fn="post_note", note=payload)
     message = mailbox.request_to(alice, call_id)
@@ -425,7 +493,7 @@ def test_llm_text_is_escaped_in_the_html_part_and_pages(
 
 
 def test_threading_headers_subject_and_open_link(live: ServerProcess, mailbox: Mailbox) -> None:
-    alice = unique("alice")
+    alice = unique(live, "alice")
     channel = EmailContactChannel(
         address=alice,
         subject="Deploy approval\r\nBcc: victim@example.com",
@@ -462,7 +530,19 @@ def test_replies_that_match_nothing_are_refused(live: ServerProcess, mailbox: Ma
 def test_an_address_that_smuggles_recipients_is_never_sent_to(
     live: ServerProcess, mailbox: Mailbox
 ) -> None:
-    alice, evil = unique("alice"), unique("evil")
+    alice, evil = unique(live, "alice"), unique(live, "evil")
+    # Routing sees the whole string, which is no member's address: refused at creation.
+    body = {
+        "run_id": "email-test",
+        "call_id": f"smuggle-{uuid.uuid4().hex[:8]}",
+        "spec": {"fn": "pay", "kwargs": {}, "channel": {"email": {"address": f"{alice}, {evil}"}}},
+    }
+    with live.client() as client:
+        refused = client.post("/function_calls", json=body)
+        assert refused.status_code == 422 and refused.json()["code"] == "routing_refused"
+    # Even where the operator's policy allows the domain, delivery refuses the smuggled list.
+    tag = uuid.uuid4().hex[:8]
+    alice, evil = f"alice-{tag}@{ROUTED_DOMAIN}", f"evil-{tag}@{ROUTED_DOMAIN}"
     call_id = create_call(live, EmailContactChannel(address=f"{alice}, {evil}"), fn="pay")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
