@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from functionlayer_server._service import ApprovalService
+    from functionlayer_server._store import Store
 
 __all__ = ["Clock", "JobHandler", "ManualClock", "Scheduler", "SystemClock"]
 
@@ -51,9 +51,19 @@ class ManualClock:
         self._now = now
 
 
+Expire = Callable[[str, str], Awaitable[bool]]
+"""``expire(kind, call_id)``: fail a due request closed; True if it changed."""
+
+
 class Scheduler:
-    def __init__(self, service: ApprovalService, clock: Clock, *, max_sleep: float = 1.0) -> None:
-        self._service = service
+    """Runs due expiries and stored jobs. It knows a store, a clock and a way to expire a
+    request: nothing of the service (no import cycle)."""
+
+    def __init__(
+        self, store: Store, clock: Clock, expire: Expire, *, max_sleep: float = 1.0
+    ) -> None:
+        self._store = store
+        self._expire = expire
         self.clock = clock
         self._max_sleep = max_sleep
         self._handlers: dict[str, JobHandler] = {}
@@ -72,11 +82,11 @@ class Scheduler:
     async def run_due(self) -> int:
         """Expire due requests and run due jobs once; returns how many were handled."""
         async with self._lock:
-            store = self._service.store
+            store = self._store
             now = self.clock.now()
             handled = 0
             for kind, call_id in await store.due_expiries(now):
-                if await self._service.expire(kind, call_id):
+                if await self._expire(kind, call_id):
                     handled += 1
             stale = now - _STALE_CLAIM_SECONDS
             for job in await store.due_jobs(now, stale_before=stale):
@@ -97,7 +107,7 @@ class Scheduler:
         while True:
             try:
                 await self.run_due()
-                due = await self._service.store.next_due()
+                due = await self._store.next_due()
             except asyncio.CancelledError:
                 raise
             except Exception:

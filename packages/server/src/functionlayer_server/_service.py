@@ -154,7 +154,9 @@ class ApprovalService:
         self.store = store
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.scheduler = Scheduler(self, self.clock, max_sleep=settings.scheduler_interval_seconds)
+        self.scheduler = Scheduler(
+            store, self.clock, self._expire_due, max_sleep=settings.scheduler_interval_seconds
+        )
         self._listeners: list[Listener] = []
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
@@ -865,6 +867,9 @@ class ApprovalService:
         return await self.expire(
             kind, call_id, reason=reason, force=True, actor=f"agent:{client.token_name}", via="api"
         )
+
+    async def _expire_due(self, kind: str, call_id: str) -> bool:
+        return await self.expire(kind, call_id)
 
     async def expire(
         self,
