@@ -33,7 +33,7 @@ import httpx
 import psutil
 from functionlayer import FunctionLayer, HttpBackend, call_id_scope
 from functionlayer_server import Settings
-from functionlayer_server._cli import create_token
+from functionlayer_server._cli import create_token, create_user
 
 LATENCY_SAMPLES = 300
 BASELINE_AGENTS = 40
@@ -57,7 +57,11 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.base}/functionlayer/v1"
-        self.token = asyncio.run(create_token(Settings(database_url=self.url), "bench"))
+        settings = Settings(database_url=self.url)
+        self.token = asyncio.run(create_token(settings, "bench"))
+        # Decisions come from a person (agent tokens cannot decide): an approver token.
+        asyncio.run(create_user(settings, "bench-human", None))
+        self.human_token = asyncio.run(create_token(settings, "bench-human", approver="bench-human"))
         env = {
             **os.environ,
             "FUNCTIONLAYER_SERVER_DATABASE_URL": self.url,
@@ -80,6 +84,7 @@ class Server:
         else:
             raise RuntimeError("server did not start")
         self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.human_headers = {"Authorization": f"Bearer {self.human_token}"}
 
     def rss_mb(self) -> float:
         return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
@@ -113,7 +118,7 @@ def long_poll_latency(server: Server) -> list[float]:
         started.append(time.perf_counter())
         return n
 
-    human = httpx.Client(base_url=server.api, headers=server.headers)
+    human = httpx.Client(base_url=server.api, headers=server.human_headers)
     latencies: list[float] = []
     for n in range(LATENCY_SAMPLES):
         call_id = f"lat-{n}-{uuid.uuid4().hex[:8]}"
@@ -155,13 +160,14 @@ def poll_baseline_latency(server: Server) -> list[float]:
                         latencies.append(body_starts - answer_at[0])
                     return
 
-    with httpx.Client(base_url=server.api, headers=server.headers) as human:
+    with httpx.Client(base_url=server.api, headers=server.human_headers) as human:
         threads = []
         answers: list[tuple[str, list[float], float]] = []
         for n in range(BASELINE_AGENTS):
             call_id = f"poll-{n}-{uuid.uuid4().hex[:8]}"
-            human.post(
-                "/function_calls",
+            httpx.post(
+                f"{server.api}/function_calls",
+                headers=server.headers,
                 json={"run_id": "baseline", "call_id": call_id, "spec": {"fn": "act"}},
             )
             answer_at: list[float] = []
@@ -188,11 +194,12 @@ class RawConnection:
     """A minimal keep-alive HTTP/1.1 JSON client. httpx costs ~1 ms of CPU per request, which
     on a 2-core machine shared with the server would measure the client, not the server."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, *, human: bool = False) -> None:
         self.server = server
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
-        self.auth = f"Authorization: Bearer {server.token}\r\n".encode()
+        token = server.human_token if human else server.token
+        self.auth = f"Authorization: Bearer {token}\r\n".encode()
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         if self.writer is None:
@@ -223,7 +230,7 @@ async def raw_cycles(server: Server, agents: int, seconds: float) -> tuple[int, 
 
     async def agent(index: int, stop_at: float) -> None:
         nonlocal done
-        mine, human = RawConnection(server), RawConnection(server)
+        mine, human = RawConnection(server), RawConnection(server, human=True)
         n = 0
         while time.perf_counter() < stop_at:
             call_id = f"raw-{index}-{n}-{uuid.uuid4().hex[:6]}"
@@ -271,7 +278,7 @@ async def backend_cycles(server: Server, agents: int, seconds: float) -> tuple[i
 
     async def agent(index: int, stop_at: float) -> None:
         nonlocal done
-        human = RawConnection(server)
+        human = RawConnection(server, human=True)
         n = 0
         while time.perf_counter() < stop_at:
             call_id = f"hb-{index}-{n}-{uuid.uuid4().hex[:6]}"
@@ -332,7 +339,7 @@ async def many_waiters(server: Server) -> dict[str, Any]:
         await asyncio.sleep(0.5)
         rss_waiting = server.rss_mb()
 
-        humans = [RawConnection(server) for _ in range(50)]
+        humans = [RawConnection(server, human=True) for _ in range(50)]
         began = time.perf_counter()
 
         async def approve(human: RawConnection, call_ids: list[str]) -> None:
