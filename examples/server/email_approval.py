@@ -17,6 +17,11 @@ With your own mail server, start the server like this (every option is also a CL
     export FUNCTIONLAYER_SERVER_EMAIL_INBOUND_SECRET=$(openssl rand -hex 24)  # for replies
     functionlayer-server serve
 
+Only persons of the server's directory decide, and requests are emailed only to them (or to
+addresses the operator's policy file allows): add the approver, with their address, once:
+
+    functionlayer-server users create you --email you@example.com --no-login
+
 and run the agent against it:
 
     FUNCTIONLAYER_API_BASE=https://approvals.example.com/functionlayer/v1 \\
@@ -51,6 +56,10 @@ from typing import Any
 
 import httpx
 from functionlayer import ApprovalMethod, ContactChannel, EmailContactChannel, FunctionLayer
+
+
+APPROVER = "finance@example.com"
+"""The demo's approver: the person ``finance`` of the demo server's directory."""
 
 
 def build_agent(approver: str) -> Any:
@@ -117,6 +126,14 @@ def demo_server() -> Iterator[tuple[_Inbox, str, str]]:
             "FUNCTIONLAYER_SERVER_LOG_LEVEL": "warning",
         }
         cli = [sys.executable, "-m", "functionlayer_server._cli"]
+        # The approver is a person of the directory: the server emails requests only to them.
+        subprocess.run(
+            [*cli, "users", "create", "finance", "--email", APPROVER, "--no-login"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         token = subprocess.run(
             [*cli, "tokens", "create", "email-example"],
             env=env,
@@ -153,14 +170,23 @@ def main() -> None:
     with demo_server() as (inbox, api_base, token):
         os.environ["FUNCTIONLAYER_API_BASE"] = api_base
         os.environ["FUNCTIONLAYER_API_TOKEN"] = token
-        transfer = build_agent("finance@example.com")
-        result: dict[str, str] = {}
-        agent = threading.Thread(
-            target=lambda: result.update(out=transfer("DE89 3704 0044 0532 0130 00", 250))
-        )
+        transfer = build_agent(APPROVER)
+        result: dict[str, Any] = {}
+
+        def run_agent() -> None:
+            try:
+                result["out"] = transfer("DE89 3704 0044 0532 0130 00", 250)
+            except Exception as exc:  # shown below instead of a silent 30 s wait
+                result["error"] = exc
+
+        agent = threading.Thread(target=run_agent)
         agent.start()
-        if not inbox.arrived.wait(30):
-            sys.exit("the server sent no email within 30 s")
+        deadline = time.monotonic() + 30
+        while not inbox.arrived.wait(0.1):
+            if "error" in result:
+                sys.exit(f"the agent failed: {result['error']!r}")
+            if time.monotonic() > deadline:
+                sys.exit("the server sent no email within 30 s")
         message = inbox.messages[0]
         body = message.get_body(preferencelist=("plain",))
         text = str(body.get_content()) if body is not None else ""

@@ -29,3 +29,4 @@ def test_email_example_runs_offline(tmp_path: Path) -> None:
     assert "GET  -> 200 (confirmation page)" in out
     assert "POST -> 200 (approved)" in out
     assert "Agent got: sent 250 EUR to DE89 3704 0044 0532 0130 00" in out
+    assert "email to finance@example.com" in out
