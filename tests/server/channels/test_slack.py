@@ -34,11 +34,32 @@ from tests.server.conftest import ServerFactory, ServerProcess
 pytestmark = pytest.mark.timeout(60)
 
 
+SLACK_PERSONS = {
+    "alice": "U0ALICE",
+    "bob": "U0BOB",
+    "owner": "U0OWNER",
+    "boss": "U0BOSS",
+    "intern": "U0INTERN",
+}
+"""Persons of the directory and their linked Slack user ids: only they can decide in Slack."""
+
+
 @pytest.fixture(scope="module")
 def slack_server(
-    module_server_factory: ServerFactory, module_slack_double: SlackDouble
+    module_server_factory: ServerFactory,
+    module_slack_double: SlackDouble,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> ServerProcess:
-    return module_server_factory(env=slack_env(module_slack_double))
+    # The operator routes requests to these Slack channels (a channel names nobody; its members
+    # decide only as linked persons).
+    policy = tmp_path_factory.mktemp("slack-policy") / "policy.toml"
+    policy.write_text('[projects.default]\nslack_channels = ["C-OPS", "C-HELP", "C1"]\n')
+    server = module_server_factory(
+        env=slack_env(module_slack_double, FUNCTIONLAYER_SERVER_POLICY_FILE=str(policy))
+    )
+    for name, slack_id in SLACK_PERSONS.items():
+        server.add_person(name, slack_ids=[slack_id])
+    return server
 
 
 @pytest.fixture
@@ -138,6 +159,14 @@ def test_approve_in_slack_runs_the_function(
     assert "slack-agent" in blocks and "the ops team" in blocks
     assert call.waiting and not ran
 
+    # A Slack user in the channel who is no person of the directory cannot decide.
+    ephemerals = len(double.calls_to("chat.postEphemeral"))
+    stranger = send(slack_server, block_actions(message, "U0STRANGER", "fl_approve"))
+    assert stranger.status_code == 200
+    note = double.wait_for("chat.postEphemeral", ephemerals + 1)[-1]
+    assert note.params["user"] == "U0STRANGER" and "not allowed" in note.params["text"]
+    assert call.waiting and not ran
+
     response = send(slack_server, block_actions(message, "U0ALICE", "fl_approve"))
     assert response.status_code == 200
     assert call.get() == "moved 100 to 7"
@@ -146,12 +175,15 @@ def test_approve_in_slack_runs_the_function(
     update = double.wait_for(
         "chat.update", where=lambda c: c.params.get("ts") == message.response["ts"]
     )[0]
-    assert "*Approved* by <@U0ALICE>" in update.params["text"]
-    assert "*Approved* by <@U0ALICE>" in update.blocks_json()
+    # The record names the person linked to the Slack user, and the channel.
+    assert "*Approved* by *alice* via slack" in update.params["text"]
+    assert "*Approved* by *alice* via slack" in update.blocks_json()
     assert all(b["type"] != "actions" for b in update.blocks())  # the buttons are gone
     entries = audit(slack_server, "slack-approve-1")
     approved = [e for e in entries if e["action"] == "approved"]
-    assert approved and approved[0]["who"] == "U0ALICE" and approved[0]["via"] == "slack"
+    assert approved and approved[0]["who"] == "alice" and approved[0]["via"] == "slack"
+    assert approved[0]["details"]["identity"] == "slack:U0ALICE"
+    assert status(slack_server, "slack-approve-1")["responded_by"] == "alice"
     assert any(e["action"] == "delivered" and e["via"] == "slack" for e in entries)
 
     # A second click on the (stale) message decides nothing and says so.
@@ -301,8 +333,10 @@ def test_refuses_unsigned_forged_stale_and_unauthorised_answers(
     note = double.wait_for("chat.postEphemeral", before + 1)[-1]
     assert note.params["user"] == "U0INTERN" and "not allowed" in note.params["text"]
     assert call.waiting and ran == []
+    # The policy refused the intern (a person, but not in this target's allowed_responder_ids)
+    # and audited it under the Slack identity that asked.
     refused = [e for e in audit(slack_server, "slack-refuse-1") if e["action"] == "refused"]
-    assert refused[0]["who"] == "U0INTERN" and refused[0]["via"] == "slack"
+    assert refused[0]["who"] == "slack:U0INTERN" and refused[0]["via"] == "policy"
     assert status(slack_server, "slack-refuse-1")["approved"] is None
 
     # The intruder cannot reject through a dialog either.
@@ -393,3 +427,28 @@ def test_failed_delivery_is_retried_and_audited(
     second = slack_double.wait_for("chat.postMessage", 2, where=mine, timeout=15)[1]
     assert second.response["ok"] is True
     assert [e["action"] for e in audit(server, "retry-1")].count("delivered") == 1
+
+
+def test_routing_to_a_channel_or_user_the_operator_did_not_allow_is_refused(
+    slack_server: ServerProcess, module_slack_double: SlackDouble
+) -> None:
+    posts = len(module_slack_double.calls_to("chat.postMessage"))
+    with slack_server.client() as client:
+        for n, slack in enumerate(
+            [
+                {"channel_or_user_id": "C-ELSEWHERE"},  # not in the policy's slack_channels
+                {"channel_or_user_id": "U0NOBODY"},  # a Slack user who is no person
+                {"channel_or_user_id": "C-OPS", "allowed_responder_ids": ["U0NOBODY"]},
+            ]
+        ):
+            body = {
+                "run_id": "r",
+                "call_id": f"slack-routing-{n}",
+                "spec": {"fn": "f", "kwargs": {}, "channel": {"slack": slack}},
+            }
+            refused = client.post("/function_calls", json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["code"] == "routing_refused"
+            assert client.get(f"/function_calls/slack-routing-{n}").status_code == 404
+    time.sleep(0.3)
+    assert len(module_slack_double.calls_to("chat.postMessage")) == posts  # nothing sent

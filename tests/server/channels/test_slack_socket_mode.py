@@ -24,8 +24,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
 async def test_socket_mode_answers_decide(tmp_path: Path, slack_double: SlackDouble) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[projects.default]\nslack_channels = ["C-SOCK"]\n')
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'socket.sqlite3'}",
+        policy_file=str(policy),
         slack_bot_token=BOT_TOKEN,
         slack_api_url=slack_double.api_url,
         slack_socket_mode_app_token="xapp-test-token",
@@ -34,6 +37,9 @@ async def test_socket_mode_answers_decide(tmp_path: Path, slack_double: SlackDou
     app = create_app(settings, clock=ManualClock())
     async with app.router.lifespan_context(app):
         service = app.state.service
+        # Both Slack users are persons of the directory; only U0OK is allowed on this target.
+        await service.accounts.create_person("oskar", slack_ids=["U0OK"])
+        await service.accounts.create_person("nora", slack_ids=["U0NO"])
         opened = await slack_double.await_for("apps.connections.open")
         assert opened[0].token == "xapp-test-token"
         await asyncio.to_thread(slack_double.wait_for_socket)
@@ -58,5 +64,5 @@ async def test_socket_mode_answers_decide(tmp_path: Path, slack_double: SlackDou
         await asyncio.to_thread(slack_double.wait_ack, envelope)
         call = await service.get_function_call("sock-1")
         assert call.status is not None and call.status.approved is True
-        assert call.status.responded_by == "U0OK" and call.status.responded_via == "slack"
+        assert call.status.responded_by == "oskar" and call.status.responded_via == "slack"
         await slack_double.await_for("chat.update")
