@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from functionlayer import FunctionLayer
@@ -53,6 +53,8 @@ def agent_for(
     model: ScriptedModel,
     tools: Tools,
     interrupt_on: dict[str, bool | InterruptOnConfig] | None = None,
+    *,
+    mode: Literal["batched", "per_call"] = "batched",
 ) -> tuple[Any, dict[str, Any]]:
     llm = ChatOpenAI(
         model="gpt-4o-mini",
@@ -63,7 +65,9 @@ def agent_for(
     agent = create_agent(
         llm,
         tools=tools.all,
-        middleware=[HumanInTheLoopMiddleware(interrupt_on or {"multiply": True})],
+        middleware=[
+            HumanInTheLoopMiddleware(interrupt_on or {"multiply": True}, interrupt_mode=mode)
+        ],
         checkpointer=InMemorySaver(),
     )
     return agent, {"configurable": {"thread_id": f"thread-{next(_threads)}"}}
@@ -267,3 +271,49 @@ def test_a_thread_that_is_not_paused_has_nothing_to_decide() -> None:
         assert bridge.pending(agent, config) == []
         with pytest.raises(ValueError, match="not paused by HumanInTheLoopMiddleware"):
             bridge.resume(agent, config)
+
+
+def test_per_call_mode_answers_each_interrupt_by_id() -> None:
+    human = ScriptedHuman({"hitl:call_b": reject("not this one"), "hitl:call_a": edit(x=4, y=5)})
+    tools = Tools()
+    script = [
+        tool_calls(
+            tool_call("multiply", {"x": 2, "y": 5}, id="call_a"),
+            tool_call("multiply", {"x": 3, "y": 7}, id="call_b"),
+        ),
+        text(results_text),
+    ]
+    with ScriptedModel(script) as model:
+        agent, config = agent_for(model, tools, mode="per_call")
+        paused = agent.invoke({"messages": [("user", "two products")]}, config)
+        ids = {i.value["tool_call_id"]: i.id for i in paused["__interrupt__"]}
+        command = HITLBridge(FunctionLayer(backend=human)).resume(agent, config)
+        assert command.resume == {
+            ids["call_a"]: {
+                "type": "edit",
+                "edited_action": {"name": "multiply", "args": {"x": 4, "y": 5}},
+            },
+            ids["call_b"]: {"type": "reject", "message": "not this one"},
+        }
+        agent.invoke(command, config)
+    assert tools.multiplied == [(4, 5)]
+    shown = {r.call_id: r.content for r in tool_results(model.requests[1])}
+    assert shown["call_a"].endswith("20")
+    assert shown["call_b"] == "User rejected the tool call for `multiply` with reason: not this one"
+
+
+def test_per_call_mode_respects_the_response_schema() -> None:
+    human = ScriptedHuman({"hitl:call_m": respond("it is 10")})
+    tools = Tools()
+    only = {"multiply": InterruptOnConfig(allowed_decisions=["approve", "reject"])}
+    with ScriptedModel(one_multiply()) as model:
+        agent, config = agent_for(model, tools, only, mode="per_call")
+        agent.invoke({"messages": [("user", "multiply 2 and 5")]}, config)
+        bridge = HITLBridge(FunctionLayer(backend=human))
+        assert [a.allowed_decisions for a in bridge.pending(agent, config)] == [
+            ("approve", "reject")
+        ]
+        with pytest.raises(DecisionNotAllowedError, match="'respond'"):
+            bridge.resume(agent, config)
+        assert agent.get_state(config).interrupts  # still paused
+    assert tools.multiplied == []

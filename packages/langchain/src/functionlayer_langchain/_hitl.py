@@ -19,6 +19,10 @@ Three facts shape it:
   the same requests and the same decisions.
 - A decision the review config does not allow is never produced: :class:`DecisionNotAllowedError`
   is raised instead and the agent stays paused (fail closed, nothing runs).
+
+``interrupt_mode="per_call"`` is simpler: each ``ToolApprovalRequest`` carries its tool call id,
+its allowed decisions are the interrupt's ``response_schema``, and each is answered with one
+decision keyed by interrupt id.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class _Pause:
     thread_id: str
     interrupt_count: int
     actions: dict[str, list[PendingAction]]  # interrupt id -> its actions, in order
+    per_call: frozenset[str]  # interrupts answered with one decision (interrupt_mode="per_call")
 
 
 class HITLBridge:
@@ -273,10 +278,12 @@ class HITLBridge:
         decided = iter(calls)
         answers: dict[str, dict[str, Any]] = {}
         for interrupt_id, actions in pause.actions.items():
-            answers[interrupt_id] = {
-                "decisions": [_decision(action, next(decided)) for action in actions]
-            }
-        if pause.interrupt_count == 1:
+            decisions = [_decision(action, next(decided)) for action in actions]
+            if interrupt_id in pause.per_call:
+                [answers[interrupt_id]] = decisions  # per call: the decision itself, by id
+            else:
+                answers[interrupt_id] = {"decisions": decisions}
+        if pause.interrupt_count == 1 and not pause.per_call:
             # The only interrupt: the plain form the middleware documents.
             [answer] = answers.values()
             return Command(resume=answer)
@@ -306,21 +313,61 @@ def _read_pause(snapshot: Any, config: Mapping[str, Any]) -> _Pause:
     thread_id = _thread_id(config)
     interrupts = tuple(getattr(snapshot, "interrupts", ()) or ())
     actions: dict[str, list[PendingAction]] = {}
+    per_call: set[str] = set()
     for interrupt in interrupts:
         value = getattr(interrupt, "value", None)
         if not isinstance(value, Mapping):
             continue
-        if value.get("type") == "tool_approval":
-            raise ValueError(
-                "HumanInTheLoopMiddleware(interrupt_mode='per_call') is not supported yet: "
-                "use the default interrupt_mode='batched'"
-            )
+        interrupt_id = str(interrupt.id)
+        if value.get("type") == "tool_approval":  # interrupt_mode="per_call": one call each
+            actions[interrupt_id] = [_per_call_action(interrupt_id, value, interrupt)]
+            per_call.add(interrupt_id)
+            continue
         if "action_requests" not in value or "review_configs" not in value:
             continue  # someone else's interrupt
         values = getattr(snapshot, "values", None)
         messages = values.get("messages", []) if isinstance(values, Mapping) else []
-        actions[str(interrupt.id)] = _actions_of(str(interrupt.id), value, messages)
-    return _Pause(thread_id=thread_id, interrupt_count=len(interrupts), actions=actions)
+        actions[interrupt_id] = _actions_of(interrupt_id, value, messages)
+    return _Pause(
+        thread_id=thread_id,
+        interrupt_count=len(interrupts),
+        actions=actions,
+        per_call=frozenset(per_call),
+    )
+
+
+def _per_call_action(interrupt_id: str, value: Mapping[str, Any], interrupt: Any) -> PendingAction:
+    """A ``ToolApprovalRequest``: the tool call id is in it, the allowed decisions are the
+    interrupt's ``response_schema`` (a JSON schema, kept in the checkpoint)."""
+    tool_call_id = value.get("tool_call_id")
+    if not tool_call_id:
+        raise ValueError(
+            f"the model's tool call {value.get('name')} has no id: a decision could not be tied "
+            "to it"
+        )
+    return PendingAction(
+        interrupt_id=interrupt_id,
+        tool_call_id=str(tool_call_id),
+        name=str(value["name"]),
+        args=dict(value["args"]),
+        description=value.get("description") or None,
+        allowed_decisions=_allowed_in(getattr(interrupt, "response_schema", None), value),
+    )
+
+
+def _allowed_in(schema: Any, value: Mapping[str, Any]) -> tuple[str, ...]:
+    """The decision types a per-call ``response_schema`` accepts; refuses to guess otherwise."""
+    if isinstance(schema, Mapping):
+        mapping = (schema.get("discriminator") or {}).get("mapping")
+        if isinstance(mapping, Mapping) and mapping:
+            return tuple(str(kind) for kind in mapping)
+        const = ((schema.get("properties") or {}).get("type") or {}).get("const")
+        if isinstance(const, str):
+            return (const,)
+    raise ValueError(
+        f"cannot tell which decisions the interrupt for {value.get('name')} "
+        f"(tool call {value.get('tool_call_id')}) allows: its response_schema is {schema!r}"
+    )
 
 
 def _actions_of(
