@@ -113,7 +113,7 @@ def _call_id_or_warn() -> str | None:
                 "know). Approvals use a fresh call id instead, so a retried turn will ask the "
                 "human again. This warning is shown once per process.",
                 CallIdNotFoundWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of BaseTool.run
             )
     return call_id
 
