@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,26 @@ def run_task(model: ScriptedModel, calculator: Calculator) -> Any:
     )
 
 
-def test_approved_call_runs_once_and_the_answer_uses_its_result() -> None:
+@pytest.fixture
+def call_id_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.WarningMessage]]:
+    """Every warning raised during the test, with the adapter's warn-once flag reset."""
+    import functionlayer_controlflow._tool as module
+
+    monkeypatch.setattr(module, "_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def call_id_warnings_in(caught: list[warnings.WarningMessage]) -> list[str]:
+    from functionlayer_controlflow import CallIdNotFoundWarning
+
+    return [str(w.message) for w in caught if issubclass(w.category, CallIdNotFoundWarning)]
+
+
+def test_approved_call_runs_once_and_the_answer_uses_its_result(
+    call_id_warnings: list[warnings.WarningMessage],
+) -> None:
     human = ScriptedHuman([approve()])
     calculator = Calculator(human)
     with ScriptedModel(math_script(finish=mark_task_successful)) as model:
@@ -106,6 +126,23 @@ def test_approved_call_runs_once_and_the_answer_uses_its_result() -> None:
     (request,) = human.function_call_requests
     assert request.call_id == after_multiply[0].call_id
     assert request.spec.fn == "multiply" and request.spec.kwargs == {"x": 2, "y": 5}
+    # Found in ControlFlow's own handle_tool_call: nothing to warn about.
+    assert call_id_warnings_in(call_id_warnings) == []
+
+
+def test_outside_the_agent_loop_a_fresh_id_is_used_and_a_warning_is_shown_once(
+    call_id_warnings: list[warnings.WarningMessage],
+) -> None:
+    human = ScriptedHuman([approve(), approve()])
+    multiply = Calculator(human).tools[0]
+    # The tool's fn, as ControlFlow's Tool.run calls it, but from no handle_tool_call frame.
+    assert multiply.fn(x=2, y=5) == 10
+    assert multiply.fn(x=3, y=5) == 15
+    first, second = human.function_call_requests
+    assert first.call_id and second.call_id and first.call_id != second.call_id
+    [message] = call_id_warnings_in(call_id_warnings)
+    assert "ControlFlow 0.12.1" in message
+    assert "a retried turn will ask the human again" in message
 
 
 def test_rejected_call_never_runs_and_the_model_gets_the_feedback() -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import functionlayer_crewai._tool as crewai_tool_module
+import pytest
 from crewai import LLM, Agent, Crew, Task
+from crewai.utilities.agent_utils import (
+    convert_tools_to_openai_schema,
+    execute_single_native_tool_call,
+)
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer.testing.model import (
@@ -19,7 +28,7 @@ from functionlayer.testing.model import (
     tool_calls,
     tool_results,
 )
-from functionlayer_crewai import tools
+from functionlayer_crewai import CallIdNotFoundWarning, tools
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "crewai" / "crewai_math.py"
@@ -63,11 +72,28 @@ def kickoff(model: ScriptedModel, calculator: Calculator) -> Any:
     return Crew(agents=[agent], tasks=[task]).kickoff()
 
 
-def test_approved_call_runs_once_and_the_answer_uses_its_result() -> None:
+@pytest.fixture
+def call_id_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.WarningMessage]]:
+    """Every CallIdNotFoundWarning raised during the test, with the warn-once flag reset."""
+    monkeypatch.setattr(crewai_tool_module, "_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def call_id_warnings_in(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, CallIdNotFoundWarning)]
+
+
+def test_approved_call_runs_once_and_the_answer_uses_its_result(
+    call_id_warnings: list[warnings.WarningMessage],
+) -> None:
     human = ScriptedHuman([approve()])
     calculator = Calculator(human)
     with ScriptedModel(math_script()) as model:
         result = kickoff(model, calculator)
+    # Found through CrewAI's own executor: nothing to warn about.
+    assert call_id_warnings_in(call_id_warnings) == []
 
     assert calculator.multiplied == [(2, 5)]
     assert model.errors == []
@@ -133,6 +159,78 @@ def test_exception_from_an_approved_function_follows_crewai_convention() -> None
     (shown,) = tool_results(model.requests[1])
     # Not disguised as an approval failure: CrewAI's own tool-error text with the real error.
     assert shown.content == "Error executing tool: division by zero"
+
+
+def test_outside_the_agent_loop_a_fresh_id_is_used_and_a_warning_is_shown_once(
+    call_id_warnings: list[warnings.WarningMessage],
+) -> None:
+    human = ScriptedHuman([approve(), approve()])
+    calculator = Calculator(human)
+    multiply = calculator.tools[0]
+    assert multiply.run(x=2, y=5) == 10
+    assert multiply.run(x=3, y=5) == 15
+
+    [message] = call_id_warnings_in(call_id_warnings)
+    assert "CrewAI 1.15.30" in message
+    assert "a retried turn will ask the human again" in message
+    first, second = human.function_call_requests
+    assert first.call_id and second.call_id and first.call_id != second.call_id
+
+
+def test_an_unknown_executor_warns_once_and_falls_back_to_a_fresh_id(
+    call_id_warnings: list[warnings.WarningMessage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a CrewAI release that renames its executor looks like to the adapter.
+    monkeypatch.setattr(crewai_tool_module, "_EXECUTOR_CODES", frozenset())
+    human = ScriptedHuman([approve(), approve()])
+    multiply = Calculator(human).tools[0]
+    _, available, _ = convert_tools_to_openai_schema([multiply])
+    for call_id in ("call_1", "call_2"):
+        outcome = execute_single_native_tool_call(
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": "multiply", "arguments": json.dumps({"x": 2, "y": 5})},
+            },
+            available_functions=available,
+            original_tools=[multiply],
+            structured_tools=None,
+            tools_handler=None,
+            agent=None,
+            task=None,
+            crew=None,
+            event_source=object(),
+        )
+        assert outcome.result == "10"
+    assert len(call_id_warnings_in(call_id_warnings)) == 1
+    used = [r.call_id for r in human.function_call_requests]
+    assert len(set(used)) == 2 and not set(used) & {"call_1", "call_2"}
+
+
+def test_inside_the_executor_the_model_id_is_used_without_a_warning(
+    call_id_warnings: list[warnings.WarningMessage],
+) -> None:
+    human = ScriptedHuman([approve()])
+    multiply = Calculator(human).tools[0]
+    _, available, _ = convert_tools_to_openai_schema([multiply])
+    outcome = execute_single_native_tool_call(
+        {
+            "id": "call_known",
+            "type": "function",
+            "function": {"name": "multiply", "arguments": json.dumps({"x": 2, "y": 5})},
+        },
+        available_functions=available,
+        original_tools=[multiply],
+        structured_tools=None,
+        tools_handler=None,
+        agent=None,
+        task=None,
+        crew=None,
+        event_source=object(),
+    )
+    assert outcome.result == "10"
+    assert [r.call_id for r in human.function_call_requests] == ["call_known"]
+    assert call_id_warnings_in(call_id_warnings) == []
 
 
 def run_example(answers: str) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,8 @@ cf.run("multiply 2 and 5", tools=tools([multiply]))
 ```
 """
 
-from functionlayer_controlflow._tool import tool, tools
+from functionlayer_controlflow._tool import CallIdNotFoundWarning, tool, tools
 
-__all__ = ["tool", "tools"]
+__all__ = ["CallIdNotFoundWarning", "__version__", "tool", "tools"]
+
+__version__ = "0.4.0"

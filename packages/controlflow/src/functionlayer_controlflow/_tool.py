@@ -4,12 +4,24 @@ All approval logic lives in ``functionlayer``; this module only maps a
 ``functionlayer.ToolSpec`` onto ``controlflow.tools.Tool`` (built directly:
 ControlFlow's LangChain-tool conversion is broken with langchain-core 1.x) and
 finds the model's tool call id so it becomes the approval's call id.
+
+Why a frame walk: ControlFlow 0.12.1 gives a tool only its arguments
+(``Tool.run(input=...)``). Its ``AgentToolCall`` event carries the model's tool
+call, id included, but it goes to the run's handlers, not to the tool, and
+pairing an event with the call that follows could only be done by name and
+arguments: guesswork. The id is the ``tool_call`` local of ControlFlow's
+``handle_tool_call``/``handle_tool_call_async`` while the tool runs, so we read
+it from that frame. When it is not found we warn once
+(:class:`CallIdNotFoundWarning`): the call still works, under a fresh id, but a
+retried turn will ask the human again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Iterable
 from types import CodeType, FrameType
 from typing import Any
@@ -18,7 +30,7 @@ from controlflow.tools import Tool
 from controlflow.tools import tools as _cf_tools
 from functionlayer import ToolSpec, tool_spec
 
-__all__ = ["tool", "tools"]
+__all__ = ["CallIdNotFoundWarning", "tool", "tools"]
 
 # Deepest frame walk when looking for ControlFlow's tool-call handler.
 _MAX_FRAMES = 40
@@ -30,9 +42,12 @@ _HANDLER_CODES: frozenset[CodeType] = frozenset(
 )
 
 
-def model_call_id() -> str | None:
-    """The tool call id the model gave the call ControlFlow is running now, if any."""
-    frame: FrameType | None = sys._getframe(1)
+def model_call_id(depth: int = 1) -> str | None:
+    """The tool call id the model gave the call ControlFlow is running now, if any.
+
+    ``depth`` is the frame to start from (1: the caller).
+    """
+    frame: FrameType | None = sys._getframe(depth)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             return None
@@ -42,6 +57,43 @@ def model_call_id() -> str | None:
             return call_id if isinstance(call_id, str) and call_id else None
         frame = frame.f_back
     return None
+
+
+class CallIdNotFoundWarning(UserWarning):
+    """The model's tool call id could not be found, so the approval uses a fresh id."""
+
+
+_warned = False
+_warn_lock = threading.Lock()
+
+
+def _controlflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("controlflow")
+    except PackageNotFoundError:  # pragma: no cover - controlflow imported from a source tree
+        return "(unknown version)"
+
+
+def _call_id_or_warn() -> str | None:
+    """:func:`model_call_id` seen from the tool, warning once per process when it is missing."""
+    call_id = model_call_id(depth=2)
+    if call_id is None:
+        global _warned
+        with _warn_lock:
+            first, _warned = not _warned, True
+        if first:
+            warnings.warn(
+                f"functionlayer-controlflow could not find the model's tool call id in "
+                f"ControlFlow {_controlflow_version()}'s handle_tool_call (the tool ran outside "
+                "ControlFlow's agent loop, or under a ControlFlow release this adapter does not "
+                "know). Approvals use a fresh call id instead, so a retried turn will ask the "
+                "human again. This warning is shown once per process.",
+                CallIdNotFoundWarning,
+                stacklevel=3,
+            )
+    return call_id
 
 
 def _loop_running() -> bool:
@@ -66,7 +118,7 @@ class _Invoke:
         self.__doc__ = spec.description
 
     def __call__(self, **arguments: Any) -> Any:
-        call_id = model_call_id()
+        call_id = _call_id_or_warn()
         if self.spec.is_async or _loop_running():
             return self.spec.arun(arguments, call_id=call_id)
         return self.spec.run(arguments, call_id=call_id)

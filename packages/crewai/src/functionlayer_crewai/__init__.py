@@ -14,6 +14,8 @@ agent = Agent(role=..., goal=..., backstory=..., tools=tools([multiply]))
 ```
 """
 
-from functionlayer_crewai._tool import FunctionLayerTool, tool, tools
+from functionlayer_crewai._tool import CallIdNotFoundWarning, FunctionLayerTool, tool, tools
 
-__all__ = ["FunctionLayerTool", "tool", "tools"]
+__all__ = ["CallIdNotFoundWarning", "FunctionLayerTool", "__version__", "tool", "tools"]
+
+__version__ = "0.4.0"

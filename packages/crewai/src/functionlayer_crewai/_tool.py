@@ -3,6 +3,15 @@
 All approval logic lives in ``functionlayer``; this module only maps a
 ``functionlayer.ToolSpec`` onto CrewAI's ``BaseTool`` and finds the model's
 tool call id so it becomes the approval's call id.
+
+Why a frame walk: CrewAI 1.15 offers no explicit way for a tool to learn the id
+of the model's tool call. Its ``before_tool_call``/``after_tool_call`` hooks get a
+``ToolCallHookContext`` (tool name, input, agent, task, crew) and its
+``ToolUsage*Event``s carry the tool name and arguments, but neither carries the
+id; the tool itself receives only the arguments. The id is a local of the
+executor function running the call, so we read it from that frame. When it is
+not found we warn once (:class:`CallIdNotFoundWarning`): the call still works,
+under a fresh id, but a retried turn will ask the human again.
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import CodeType, FrameType
@@ -19,7 +30,7 @@ from crewai.tools import BaseTool
 from functionlayer import ToolSpec, tool_spec
 from pydantic import ConfigDict, Field
 
-__all__ = ["FunctionLayerTool", "tool", "tools"]
+__all__ = ["CallIdNotFoundWarning", "FunctionLayerTool", "tool", "tools"]
 
 _T = TypeVar("_T")
 
@@ -52,13 +63,14 @@ def _executor_codes() -> frozenset[CodeType]:
 _EXECUTOR_CODES = _executor_codes()
 
 
-def model_call_id() -> str | None:
+def model_call_id(depth: int = 1) -> str | None:
     """The tool call id the model gave the call CrewAI is running now, if any.
 
     ``None`` outside CrewAI's native tool-calling loop (direct ``tool.run``,
-    text-based ReAct tools); the core then uses a fresh id.
+    text-based ReAct tools); the core then uses a fresh id. ``depth`` is the
+    frame to start from (1: the caller).
     """
-    frame: FrameType | None = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(depth)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             return None
@@ -67,6 +79,43 @@ def model_call_id() -> str | None:
             return call_id if isinstance(call_id, str) and call_id else None
         frame = frame.f_back
     return None
+
+
+class CallIdNotFoundWarning(UserWarning):
+    """The model's tool call id could not be found, so the approval uses a fresh id."""
+
+
+_warned = False
+_warn_lock = threading.Lock()
+
+
+def _crewai_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crewai")
+    except PackageNotFoundError:  # pragma: no cover - crewai imported from a source tree
+        return "(unknown version)"
+
+
+def _call_id_or_warn() -> str | None:
+    """:func:`model_call_id` seen from the tool, warning once per process when it is missing."""
+    call_id = model_call_id(depth=2)
+    if call_id is None:
+        global _warned
+        with _warn_lock:
+            first, _warned = not _warned, True
+        if first:
+            warnings.warn(
+                f"functionlayer-crewai could not find the model's tool call id in CrewAI "
+                f"{_crewai_version()}'s native tool-call executor (the tool ran outside a Crew's "
+                "native tool-calling loop, or under a CrewAI release this adapter does not "
+                "know). Approvals use a fresh call id instead, so a retried turn will ask the "
+                "human again. This warning is shown once per process.",
+                CallIdNotFoundWarning,
+                stacklevel=4,  # the caller of BaseTool.run
+            )
+    return call_id
 
 
 def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -104,13 +153,13 @@ class FunctionLayerTool(BaseTool):
     cache_function: Callable[..., bool] = _never_cache
 
     def _run(self, **kwargs: Any) -> Any:
-        call_id = model_call_id()
+        call_id = _call_id_or_warn()
         if self.spec.is_async:
             return _run_to_completion(self.spec.arun(kwargs, call_id=call_id))
         return self.spec.run(kwargs, call_id=call_id)
 
     async def _arun(self, **kwargs: Any) -> Any:
-        return await self.spec.arun(kwargs, call_id=model_call_id())
+        return await self.spec.arun(kwargs, call_id=_call_id_or_warn())
 
 
 def tool(fn: Callable[..., Any], **tool_options: Any) -> FunctionLayerTool:

@@ -1,4 +1,5 @@
-"""FunctionLayer guarded functions as LangChain tools.
+"""FunctionLayer guarded functions as LangChain tools, and FunctionLayer decisions for
+LangChain's own ``HumanInTheLoopMiddleware`` pauses.
 
 >>> from functionlayer import FunctionLayer
 >>> from functionlayer_langchain import tool
@@ -8,8 +9,23 @@
 ...     "Multiply two numbers."
 ...     return x * y
 >>> multiply_tool = tool(multiply)  # a StructuredTool: pass it to create_agent or bind_tools
+
+With ``create_agent(..., middleware=[HumanInTheLoopMiddleware(...)], checkpointer=...)``,
+``HITLBridge(fl).resume(agent, config)`` asks FunctionLayer's humans about every paused tool
+call and returns the ``Command`` that resumes the agent with their decisions.
 """
 
+from functionlayer_langchain._hitl import DecisionNotAllowedError, HITLBridge, PendingAction
 from functionlayer_langchain._tool import FunctionLayerTool, tool, tools
 
-__all__ = ["FunctionLayerTool", "tool", "tools"]
+__version__ = "0.4.0"
+
+__all__ = [
+    "DecisionNotAllowedError",
+    "FunctionLayerTool",
+    "HITLBridge",
+    "PendingAction",
+    "__version__",
+    "tool",
+    "tools",
+]

@@ -1,0 +1,475 @@
+"""LangChain's own human-in-the-loop pause, answered by FunctionLayer.
+
+``langchain.agents.middleware.HumanInTheLoopMiddleware`` pauses a LangGraph agent with an
+interrupt whose value is a ``HITLRequest``: ``action_requests`` (name, args, description) and
+``review_configs`` (``allowed_decisions`` per action), and waits for
+``Command(resume={"decisions": [...]})``, one decision per action, in order. This module turns
+each action into a FunctionLayer request and each FunctionLayer decision back into a LangChain
+decision. Who may decide, quorums, expiry and the audit trail are FunctionLayer's (core and
+server); nothing here decides anything.
+
+Three facts shape it:
+
+- ``ActionRequest`` carries no tool call id. The ids are on the last ``AIMessage`` of the
+  paused state, and the middleware builds its actions from that message's tool calls in order,
+  so the actions are matched to the tool calls in order by name and arguments. Identical calls
+  the middleware skipped (``when=``) would make that ambiguous: then we refuse.
+- The call id is derived from the tool call id (``hitl:<tool_call_id>``) and the run id from
+  the LangGraph thread id, so another process resuming the same thread from its checkpoint finds
+  the same requests and the same decisions.
+- A decision the review config does not allow is never produced: :class:`DecisionNotAllowedError`
+  is raised instead and the agent stays paused (fail closed, nothing runs).
+
+``interrupt_mode="per_call"`` is simpler: each ``ToolApprovalRequest`` carries its tool call id,
+its allowed decisions are the interrupt's ``response_schema``, and each is answered with one
+decision keyed by interrupt id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from functionlayer import (
+    ConflictError,
+    ContactChannel,
+    FunctionCall,
+    FunctionCallSpec,
+    FunctionLayer,
+    FunctionLayerError,
+    NotFoundError,
+)
+
+if TYPE_CHECKING:
+    from langgraph.types import Command
+
+__all__ = ["DecisionNotAllowedError", "HITLBridge", "PendingAction"]
+
+ALL_DECISIONS = ("approve", "edit", "reject", "respond")
+SOURCE = "langchain.HumanInTheLoopMiddleware"
+
+
+class DecisionNotAllowedError(FunctionLayerError):
+    """The human's decision is not among the ``allowed_decisions`` of the middleware's review
+    config for that action. Nothing was resumed: the agent stays paused and the tool did not run."""
+
+
+class StateGraph(Protocol):
+    """What the bridge needs of a compiled LangGraph graph (``create_agent`` returns one)."""
+
+    def get_state(self, config: Any) -> Any: ...
+
+    async def aget_state(self, config: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """One action of a ``HumanInTheLoopMiddleware`` interrupt, tied to the model's tool call."""
+
+    interrupt_id: str
+    tool_call_id: str
+    name: str
+    args: dict[str, Any]
+    description: str | None
+    allowed_decisions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Pause:
+    thread_id: str
+    interrupt_count: int
+    actions: dict[str, list[PendingAction]]  # interrupt id -> its actions, in order
+    per_call: frozenset[str]  # interrupts answered with one decision (interrupt_mode="per_call")
+
+
+class HITLBridge:
+    """Answer ``HumanInTheLoopMiddleware`` interrupts with FunctionLayer decisions.
+
+    >>> bridge = HITLBridge(fl)
+    >>> result = agent.invoke({"messages": [...]}, config)
+    >>> while agent.get_state(config).interrupts:
+    ...     result = agent.invoke(bridge.resume(agent, config), config)
+
+    - :meth:`resume` sends every pending action and blocks until each is decided.
+    - :meth:`submit` sends them and returns at once; later, maybe in another process with the
+      same checkpointer, :meth:`collect` returns the ``Command`` once all are decided
+      (``None`` while any is pending).
+    - ``a``-prefixed twins for async code.
+
+    ``channel`` and ``timeout`` (seconds; default: the client's) go into every request.
+    """
+
+    def __init__(
+        self,
+        fl: FunctionLayer,
+        *,
+        channel: ContactChannel | None = None,
+        timeout: float | None = None,
+        call_id_prefix: str = "hitl:",
+    ) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        self.fl = fl
+        self.channel = channel
+        self.timeout = timeout if timeout is not None else fl.timeout
+        self.call_id_prefix = call_id_prefix
+
+    def __repr__(self) -> str:
+        return f"HITLBridge({self.fl!r}, call_id_prefix={self.call_id_prefix!r})"
+
+    # -- what is pending -------------------------------------------------------------------
+
+    def pending(self, graph: StateGraph, config: Mapping[str, Any]) -> list[PendingAction]:
+        """The actions the thread is paused on (empty when it is not paused by the middleware)."""
+        pause = _read_pause(graph.get_state(config), config)
+        return [action for actions in pause.actions.values() for action in actions]
+
+    def call_id(self, action: PendingAction) -> str:
+        """The FunctionLayer call id of an action: derived from the model's tool call id."""
+        return f"{self.call_id_prefix}{action.tool_call_id}"
+
+    def spec(self, action: PendingAction, thread_id: str) -> FunctionCallSpec:
+        """The request sent for an action. Deterministic, so a resend is idempotent."""
+        description = action.description or ""
+        if set(action.allowed_decisions) != set(ALL_DECISIONS):
+            allowed = ", ".join(action.allowed_decisions)
+            description = f"{description}\n\nAllowed decisions: {allowed}.".lstrip()
+        return FunctionCallSpec(
+            fn=action.name,
+            kwargs=action.args,
+            channel=self.channel or self.fl.contact_channel,
+            timeout_seconds=self.timeout,
+            description=description or None,
+            state={
+                "source": SOURCE,
+                "thread_id": thread_id,
+                "tool_call_id": action.tool_call_id,
+                "allowed_decisions": list(action.allowed_decisions),
+            },
+        )
+
+    # -- sync ------------------------------------------------------------------------------
+
+    def submit(self, graph: StateGraph, config: Mapping[str, Any]) -> list[FunctionCall]:
+        """Send a request for every pending action (idempotent) and return without waiting."""
+        pause = self._pause(graph.get_state(config), config)
+        client = self._client(pause)
+        return [
+            client.create_function_call(self.spec(action, pause.thread_id), self.call_id(action))
+            for action in _flat(pause)
+        ]
+
+    def collect(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any] | None:
+        """The ``Command`` answering the pause, or ``None`` while a decision is pending.
+
+        Never waits. Sends any request that was not sent yet (a crash between pause and submit).
+        """
+        pause = self._pause(graph.get_state(config), config)
+        client = self._client(pause)
+        calls: list[FunctionCall] = []
+        for action in _flat(pause):
+            try:
+                call = client.get_function_call(self.call_id(action))
+            except NotFoundError:
+                call = client.create_function_call(
+                    self.spec(action, pause.thread_id), self.call_id(action)
+                )
+            calls.append(_same_action(action, call))
+        if not all(call.completed for call in calls):
+            return None
+        return self._command(pause, calls)
+
+    def resume(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any]:
+        """Send every pending action, wait until each is decided, return the ``Command``.
+
+        Raises a :class:`~functionlayer.FunctionLayerError` when no decision can be had, and
+        :class:`DecisionNotAllowedError` for a decision the review config does not allow; the
+        agent then stays paused.
+        """
+        pause = self._pause(graph.get_state(config), config)
+        client = self._client(pause)
+        actions = _flat(pause)
+        for action in actions:  # every question goes out before we wait for the first answer
+            client.create_function_call(self.spec(action, pause.thread_id), self.call_id(action))
+        calls = [
+            client.fetch_approval(
+                self.spec(action, pause.thread_id), self.call_id(action), timeout=self.timeout
+            )
+            for action in actions
+        ]
+        return self._command(pause, calls)
+
+    # -- async -----------------------------------------------------------------------------
+
+    async def apending(self, graph: StateGraph, config: Mapping[str, Any]) -> list[PendingAction]:
+        pause = _read_pause(await graph.aget_state(config), config)
+        return [action for actions in pause.actions.values() for action in actions]
+
+    async def asubmit(self, graph: StateGraph, config: Mapping[str, Any]) -> list[FunctionCall]:
+        pause = self._pause(await graph.aget_state(config), config)
+        client = self._client(pause)
+        return [
+            await client.acreate_function_call(
+                self.spec(action, pause.thread_id), self.call_id(action)
+            )
+            for action in _flat(pause)
+        ]
+
+    async def acollect(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any] | None:
+        pause = self._pause(await graph.aget_state(config), config)
+        client = self._client(pause)
+        calls: list[FunctionCall] = []
+        for action in _flat(pause):
+            try:
+                call = await client.aget_function_call(self.call_id(action))
+            except NotFoundError:
+                call = await client.acreate_function_call(
+                    self.spec(action, pause.thread_id), self.call_id(action)
+                )
+            calls.append(_same_action(action, call))
+        if not all(call.completed for call in calls):
+            return None
+        return self._command(pause, calls)
+
+    async def aresume(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any]:
+        pause = self._pause(await graph.aget_state(config), config)
+        client = self._client(pause)
+        actions = _flat(pause)
+        for action in actions:
+            await client.acreate_function_call(
+                self.spec(action, pause.thread_id), self.call_id(action)
+            )
+        calls = await asyncio.gather(
+            *(
+                client.afetch_approval(
+                    self.spec(action, pause.thread_id), self.call_id(action), timeout=self.timeout
+                )
+                for action in actions
+            )
+        )
+        return self._command(pause, list(calls))
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _pause(self, snapshot: Any, config: Mapping[str, Any]) -> _Pause:
+        pause = _read_pause(snapshot, config)
+        if not pause.actions:
+            raise ValueError(
+                f"thread {pause.thread_id!r} is not paused by HumanInTheLoopMiddleware: "
+                "there is nothing to decide"
+            )
+        return pause
+
+    def _client(self, pause: _Pause) -> FunctionLayer:
+        # The same backend, under a run id derived from the thread: a process resuming the
+        # thread later finds the very requests this one sent.
+        return FunctionLayer(
+            backend=self.fl.backend,
+            run_id=f"langgraph-thread:{pause.thread_id}",
+            timeout=self.timeout,
+            contact_channel=self.fl.contact_channel,
+        )
+
+    def _command(self, pause: _Pause, calls: Sequence[FunctionCall]) -> Command[Any]:
+        from langgraph.types import Command
+
+        decided = iter(calls)
+        answers: dict[str, dict[str, Any]] = {}
+        for interrupt_id, actions in pause.actions.items():
+            decisions = [_decision(action, next(decided)) for action in actions]
+            if interrupt_id in pause.per_call:
+                [answers[interrupt_id]] = decisions  # per call: the decision itself, by id
+            else:
+                answers[interrupt_id] = {"decisions": decisions}
+        if pause.interrupt_count == 1 and not pause.per_call:
+            # The only interrupt: the plain form the middleware documents.
+            [answer] = answers.values()
+            return Command(resume=answer)
+        return Command(resume=answers)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _flat(pause: _Pause) -> list[PendingAction]:
+    return [action for actions in pause.actions.values() for action in actions]
+
+
+def _thread_id(config: Mapping[str, Any]) -> str:
+    configurable = config.get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if thread_id is None or str(thread_id) == "":
+        raise ValueError(
+            "config has no configurable.thread_id: HumanInTheLoopMiddleware needs a "
+            "checkpointer and a thread id to pause and resume"
+        )
+    return str(thread_id)
+
+
+def _read_pause(snapshot: Any, config: Mapping[str, Any]) -> _Pause:
+    """The middleware's pending actions in a LangGraph ``StateSnapshot``, tied to tool call ids."""
+    thread_id = _thread_id(config)
+    interrupts = tuple(getattr(snapshot, "interrupts", ()) or ())
+    actions: dict[str, list[PendingAction]] = {}
+    per_call: set[str] = set()
+    for interrupt in interrupts:
+        value = getattr(interrupt, "value", None)
+        if not isinstance(value, Mapping):
+            continue
+        interrupt_id = str(interrupt.id)
+        if value.get("type") == "tool_approval":  # interrupt_mode="per_call": one call each
+            actions[interrupt_id] = [_per_call_action(interrupt_id, value, interrupt)]
+            per_call.add(interrupt_id)
+            continue
+        if "action_requests" not in value or "review_configs" not in value:
+            continue  # someone else's interrupt
+        values = getattr(snapshot, "values", None)
+        messages = values.get("messages", []) if isinstance(values, Mapping) else []
+        actions[interrupt_id] = _actions_of(interrupt_id, value, messages)
+    return _Pause(
+        thread_id=thread_id,
+        interrupt_count=len(interrupts),
+        actions=actions,
+        per_call=frozenset(per_call),
+    )
+
+
+def _per_call_action(interrupt_id: str, value: Mapping[str, Any], interrupt: Any) -> PendingAction:
+    """A ``ToolApprovalRequest``: the tool call id is in it, the allowed decisions are the
+    interrupt's ``response_schema`` (a JSON schema, kept in the checkpoint)."""
+    tool_call_id = value.get("tool_call_id")
+    if not tool_call_id:
+        raise ValueError(
+            f"the model's tool call {value.get('name')} has no id: a decision could not be tied "
+            "to it"
+        )
+    return PendingAction(
+        interrupt_id=interrupt_id,
+        tool_call_id=str(tool_call_id),
+        name=str(value["name"]),
+        args=dict(value["args"]),
+        description=value.get("description") or None,
+        allowed_decisions=_allowed_in(getattr(interrupt, "response_schema", None), value),
+    )
+
+
+def _allowed_in(schema: Any, value: Mapping[str, Any]) -> tuple[str, ...]:
+    """The decision types a per-call ``response_schema`` accepts; refuses to guess otherwise."""
+    if isinstance(schema, Mapping):
+        mapping = (schema.get("discriminator") or {}).get("mapping")
+        if isinstance(mapping, Mapping) and mapping:
+            return tuple(str(kind) for kind in mapping)
+        const = ((schema.get("properties") or {}).get("type") or {}).get("const")
+        if isinstance(const, str):
+            return (const,)
+    raise ValueError(
+        f"cannot tell which decisions the interrupt for {value.get('name')} "
+        f"(tool call {value.get('tool_call_id')}) allows: its response_schema is {schema!r}"
+    )
+
+
+def _actions_of(
+    interrupt_id: str, request: Mapping[str, Any], messages: Sequence[Any]
+) -> list[PendingAction]:
+    from langchain_core.messages import AIMessage
+
+    action_requests = list(request["action_requests"])
+    configs = {c["action_name"]: c for c in request["review_configs"]}
+    last_ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    tool_calls = list(last_ai.tool_calls) if last_ai is not None else []
+
+    # The middleware lists the gated tool calls of the last AIMessage in order: match in order.
+    matched: list[int] = []
+    position = 0
+    for action in action_requests:
+        while position < len(tool_calls) and not _same_call(tool_calls[position], action):
+            position += 1
+        if position == len(tool_calls):
+            raise ValueError(
+                f"the paused state has no tool call {action['name']} {action['args']!r} for the "
+                "interrupt's action: the state and the interrupt do not belong together"
+            )
+        matched.append(position)
+        position += 1
+    for index, call in enumerate(tool_calls):
+        if index not in matched and any(_same_call(call, action) for action in action_requests):
+            raise ValueError(
+                f"tool calls {call['name']} {call['args']!r} appear several times and only some "
+                "are paused for review, so their tool call ids cannot be told apart; refusing "
+                "to guess"
+            )
+
+    actions: list[PendingAction] = []
+    for action, index in zip(action_requests, matched, strict=True):
+        tool_call_id = tool_calls[index].get("id")
+        if not tool_call_id:
+            raise ValueError(
+                f"the model's tool call {action['name']} has no id: a decision could not be "
+                "tied to it"
+            )
+        config = configs.get(action["name"])
+        if config is None:
+            raise ValueError(f"the interrupt has no review config for {action['name']!r}")
+        actions.append(
+            PendingAction(
+                interrupt_id=interrupt_id,
+                tool_call_id=str(tool_call_id),
+                name=action["name"],
+                args=dict(action["args"]),
+                description=action.get("description"),
+                allowed_decisions=tuple(config["allowed_decisions"]),
+            )
+        )
+    return actions
+
+
+def _same_call(tool_call: Mapping[str, Any], action: Mapping[str, Any]) -> bool:
+    return bool(tool_call.get("name") == action["name"] and tool_call.get("args") == action["args"])
+
+
+def _same_action(action: PendingAction, call: FunctionCall) -> FunctionCall:
+    """Refuse a stored request that is not about this very action."""
+    if call.spec.fn != action.name or call.spec.kwargs != action.args:
+        raise ConflictError(
+            f"the backend holds a different request under call id {call.call_id!r} "
+            f"({call.spec.fn} {call.spec.kwargs!r}); refusing to use its decision"
+        )
+    return call
+
+
+def _decision(action: PendingAction, call: FunctionCall) -> dict[str, Any]:
+    """The LangChain decision for a decided FunctionLayer request, if the config allows it."""
+    done = call.as_completed()
+    decision: dict[str, Any]
+    if done.approved:
+        edits = done.edited_kwargs
+        if edits is None or edits == action.args:
+            decision = {"type": "approve"}
+        else:
+            decision = {
+                "type": "edit",
+                "edited_action": {"name": action.name, "args": dict(edits)},
+            }
+    elif done.response is not None and not done.expired:
+        decision = {"type": "respond", "message": done.response}
+    else:
+        if done.expired:
+            reason = done.comment or "the request expired"
+            message: str | None = f"no human decided in time ({reason}); the tool was not run"
+        else:
+            message = done.comment or done.reject_option_name
+        decision = {"type": "reject"}
+        if message:
+            decision["message"] = message
+    kind = decision["type"]
+    if kind not in action.allowed_decisions:
+        who = done.responded_by or ("expiry" if done.expired else "the human")
+        raise DecisionNotAllowedError(
+            f"{who} decided {kind!r} for {action.name} (tool call {action.tool_call_id}, "
+            f"FunctionLayer call {call.call_id}), but HumanInTheLoopMiddleware allows only "
+            f"{list(action.allowed_decisions)} for it. Nothing was resumed: the agent stays "
+            "paused and the tool did not run."
+        )
+    return decision
