@@ -61,10 +61,36 @@ class Server:
         return [e.action for e in await self.service.audit_trail(call_id)]
 
 
+SLACK_CHANNELS = [
+    "C-ONE", "C-TWO", "C-TIER0", "C-TIER1", "C-TIER2", "C-FIRST", "C-SECOND",
+    "C-Q", "C-Q2", "C-EXP", "C-AUD", "C-CLI", "C-DAY", "C-NIGHT",
+]  # fmt: skip
+"""Where the operator's policy lets requests go (a channel names nobody)."""
+
+PERSONS = {
+    "one": ["U0ONE"],
+    "two": ["U0TWO"],
+    "lead": ["U0LEAD"],
+    "ann": ["U0ANN", "U0ANN2"],  # one person, two Slack accounts
+    "ben": ["U0BEN"],
+    "late": ["U0LATE"],
+    "aud": ["U0AUD"],
+    "cli": ["U0CLI"],
+}
+"""Persons of the directory and their linked Slack user ids: only persons decide."""
+
+
+def policy_file(directory: Path) -> Path:
+    path = directory / "policy.toml"
+    path.write_text(f"[projects.default]\nslack_channels = {json.dumps(SLACK_CHANNELS)}\n")
+    return path
+
+
 @asynccontextmanager
 async def running(path: Path, double: SlackDouble, clock: ManualClock) -> AsyncIterator[Server]:
     settings = Settings(
         database_url=f"sqlite:///{path}",
+        policy_file=str(policy_file(path.parent)),
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
         slack_api_url=double.api_url,
@@ -72,6 +98,8 @@ async def running(path: Path, double: SlackDouble, clock: ManualClock) -> AsyncI
     )
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
+        for name, slack_ids in PERSONS.items():
+            await app.state.service.accounts.create_person(name, slack_ids=slack_ids)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield Server(app.state.service, http, clock)
@@ -124,14 +152,14 @@ async def test_any_of_delivers_everywhere_and_first_answer_wins(
     assert (await server.click(block_actions(two, "U0TWO", "fl_approve"))).status_code == 200
     call = await server.service.get_function_call("any-1")
     assert call.status is not None and call.status.approved is True
-    assert call.status.responded_by == "U0TWO"
+    assert call.status.responded_by == "two" and call.status.responded_via == "slack"
     # Both messages now show the outcome, the one nobody answered included.
     updates = await slack_double.await_for("chat.update", 2)
     assert {(u.params["channel"], u.params["ts"]) for u in updates} == {
         (one.response["channel"], one.response["ts"]),
         (two.response["channel"], two.response["ts"]),
     }
-    assert all("<@U0TWO>" in u.params["text"] for u in updates)
+    assert all("*two* via slack" in u.params["text"] for u in updates)
     # A late click on the other message is refused; the decision stands.
     await server.click(block_actions(one, "U0ONE", "fl_approve"))
     note = (await slack_double.await_for("chat.postEphemeral"))[-1]
@@ -200,7 +228,7 @@ async def test_quorum_needs_distinct_approvers(server: Server, slack_double: Sla
     await server.click(block_actions(message, "U0ANN", "fl_approve"))
     call = await server.service.get_function_call("quorum-1")
     assert call.status is not None and call.status.approved is None
-    assert call.status.approvals == ["U0ANN"]
+    assert call.status.approvals == ["ann"]
     note = (await slack_double.await_for("chat.postEphemeral"))[-1]
     assert "1 of 2" in note.params["text"]
     progress = (await slack_double.await_for("chat.update"))[-1]
@@ -212,11 +240,17 @@ async def test_quorum_needs_distinct_approvers(server: Server, slack_double: Sla
     assert call.status is not None and call.status.approved is None
     again = (await slack_double.await_for("chat.postEphemeral", 2))[-1]
     assert "already approved" in again.params["text"]
+    # ... nor through her other Slack account: quorum counts persons, not accounts.
+    await server.click(block_actions(message, "U0ANN2", "fl_approve"))
+    call = await server.service.get_function_call("quorum-1")
+    assert call.status is not None and call.status.approved is None
+    other = (await slack_double.await_for("chat.postEphemeral", 3))[-1]
+    assert "already approved" in other.params["text"]
 
     await server.click(block_actions(message, "U0BEN", "fl_approve"))
     call = await server.service.get_function_call("quorum-1")
     assert call.status is not None and call.status.approved is True
-    assert call.status.approvals == ["U0ANN", "U0BEN"]
+    assert call.status.approvals == ["ann", "ben"]
 
 
 async def test_quorum_one_rejection_rejects(server: Server, slack_double: SlackDouble) -> None:
@@ -231,7 +265,7 @@ async def test_quorum_one_rejection_rejects(server: Server, slack_double: SlackD
     assert response.status_code == 200
     call = await server.service.get_function_call("quorum-2")
     assert call.status is not None and call.status.approved is False
-    assert call.status.comment == "not during the freeze" and call.status.responded_by == "U0BEN"
+    assert call.status.comment == "not during the freeze" and call.status.responded_by == "ben"
 
 
 async def test_expiry_fails_closed_with_the_reason(
@@ -271,9 +305,7 @@ async def test_audit_export_is_project_scoped_json_lines(
     mine = [line for line in lines if line["call_id"] == "audit-1"]
     assert [line["action"] for line in mine] == ["created", "delivered", "approved"]
     decided = mine[-1]
-    assert (
-        decided["who"] == "U0AUD" and decided["via"] == "slack" and decided["project"] == "default"
-    )
+    assert decided["who"] == "aud" and decided["via"] == "slack" and decided["project"] == "default"
     assert decided["at"]
     elsewhere = await server.http.get(
         "/functionlayer/v1/audit.jsonl", headers={"Authorization": f"Bearer {other}"}
@@ -282,9 +314,10 @@ async def test_audit_export_is_project_scoped_json_lines(
 
 
 def test_escalation_fires_after_a_kill_9_restart(
-    server_factory: ServerFactory, slack_double: SlackDouble
+    server_factory: ServerFactory, slack_double: SlackDouble, tmp_path: Path
 ) -> None:
-    server = server_factory(env=slack_env(slack_double))
+    policy = str(policy_file(tmp_path))
+    server = server_factory(env=slack_env(slack_double, FUNCTIONLAYER_SERVER_POLICY_FILE=policy))
     spec = {
         "fn": "deploy",
         "kwargs": {},
@@ -332,7 +365,7 @@ async def test_cli_audit_export(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(e["action"], e["who"], e["via"]) for e in lines if e["call_id"] == "cli-1"][-1] == (
         "approved",
-        "U0CLI",
+        "cli",
         "slack",
     )
     code = await asyncio.to_thread(
