@@ -124,10 +124,10 @@ def _invalid(loc: tuple[str, ...], msg: str, kind: str, value: Any) -> RequestVa
     return RequestValidationError([{"loc": loc, "msg": msg, "type": kind, "input": value}])
 
 
-async def _parse_body(request: Request, model: type[M]) -> M:
+async def _parse_body(request: Request, model: type[M], *, strict: bool = False) -> M:
     raw = await request.body()
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw, strict=strict or None)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         for error in errors:
@@ -288,7 +288,8 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def respond_function_call(request: Request) -> Response:
         who = await client(request)
         call_id = _call_id(request)
-        decision = await _parse_body(request, FunctionCallStatus)
+        # Strict: "approved" must be a JSON boolean ("yes" or 1 is not an approval).
+        decision = await _parse_body(request, FunctionCallStatus, strict=True)
         if decision.expired:
             if not who.is_agent:
                 raise ForbiddenError("giving up a request is for the agent that created it")
@@ -369,7 +370,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def respond_human_contact(request: Request) -> Response:
         who = await client(request)
         call_id = _call_id(request)
-        answer = await _parse_body(request, HumanContactStatus)
+        answer = await _parse_body(request, HumanContactStatus, strict=True)
         if answer.expired and answer.response is None:
             if not who.is_agent:
                 raise ForbiddenError("giving up a request is for the agent that created it")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +75,17 @@ def _is_name(value: str) -> bool:
 def _check_via(via: str) -> None:
     if not _is_name(via):
         raise InvalidRequestError(f"via must be 1-{MAX_CALL_ID_LENGTH} printable characters")
+
+
+def _non_finite(value: Any) -> bool:
+    """True if a NaN, an infinity (or a number too large for JSON, parsed as one) hides in it."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _identity(responder: Identity | str) -> Identity:
@@ -433,6 +445,13 @@ class ApprovalService:
         if not _is_name(request.run_id):
             raise InvalidRequestError(f"run_id must be 1-{MAX_CALL_ID_LENGTH} printable characters")
         spec = request.spec
+        if _non_finite(getattr(spec, "kwargs", None)) or _non_finite(spec.state):
+            # JSON has no NaN or Infinity: stored, they would silently become null, and the
+            # human would approve arguments other than the ones that run.
+            raise InvalidRequestError(
+                "arguments must be JSON numbers: NaN, Infinity and numbers too large for JSON "
+                "are refused"
+            )
         if spec.timeout_seconds is not None and spec.timeout_seconds > MAX_TIMEOUT_SECONDS:
             raise InvalidRequestError(
                 f"timeout_seconds must be at most {MAX_TIMEOUT_SECONDS:.0f} seconds (ten years); omit it for no expiry"
