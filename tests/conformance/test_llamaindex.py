@@ -134,3 +134,30 @@ def test_invalid_arguments_reach_the_model_as_an_error_and_nothing_runs() -> Non
     results = asyncio.run(run_turn([ToolCall(tool(multiply), {"x": "two", "y": 5}, "call_bad")]))
     assert "validation error" in results["call_bad"] and "x" in results["call_bad"]
     assert ran == [] and human.requests == []
+
+
+def test_inside_a_step_without_tool_id_warns_once_and_uses_a_fresh_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from functionlayer_llamaindex import _tool as tool_module
+    from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
+
+    monkeypatch.setattr(tool_module, "_warned", False)
+    human = ScriptedHuman([approve(), approve()])
+    multiply, _ = _guarded(human, [])
+    li_tool = tool(multiply)
+
+    class CallsToolsItself(Workflow):
+        @step
+        async def go(self, ev: StartEvent) -> StopEvent:
+            first = await li_tool.acall(x=2, y=3)
+            second = await li_tool.acall(x=2, y=4)
+            return StopEvent(result=f"{first.content} {second.content}")
+
+    async def main() -> str:
+        return str(await CallsToolsItself().run())
+
+    with pytest.warns(RuntimeWarning, match="cannot find the model's tool call id") as record:
+        assert asyncio.run(main()) == "6 8"
+    assert len([w for w in record if w.category is RuntimeWarning]) == 1
+    assert len({r.call_id for r in human.function_call_requests}) == 2
