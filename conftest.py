@@ -26,6 +26,7 @@ _OFFLINE_ENV = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "CONTROLFLOW_ENABLE_DEFAULT_PRINT_HANDLER": "false",
     "LANGSMITH_TRACING": "false",
+    "HAYSTACK_TELEMETRY_ENABLED": "False",
 }
 os.environ.update(_OFFLINE_ENV)
 # Tests choose their backend explicitly; a developer's own server settings must not leak in.

@@ -2,7 +2,7 @@
 
     uv run python bench/adapter_overhead.py [--calls N]
 
-For each framework this file covers (LangChain, the raw OpenAI client), the same function runs
+For each framework this file covers (LangChain, the raw OpenAI client, LlamaIndex, Haystack), the same function runs
 as the framework's plain tool and as FunctionLayer's tool guarded with ``when=`` false (so no
 human is asked, and what is measured is the adapter plus the guard). Both run side by side in
 one process; the figures are the best of several rounds, in microseconds per call.
@@ -92,12 +92,70 @@ def openai_client(calls: int) -> tuple[float, float]:
     return side_by_side(plain, lambda: toolset.run(batch), calls)
 
 
+def llamaindex(calls: int) -> tuple[float, float]:
+    import asyncio
+
+    from functionlayer_llamaindex import tool
+    from llama_index.core.tools import FunctionTool
+
+    plain = FunctionTool.from_defaults(fn=add)
+    ours = tool(guarded_add)
+    loop = asyncio.new_event_loop()
+
+    def run(tool_: FunctionTool) -> str:
+        # LlamaIndex's agents await ``acall`` with the model's arguments.
+        return str(loop.run_until_complete(tool_.acall(x=2, y=40)).content)
+
+    try:
+        assert run(plain) == run(ours) == "42"
+        return side_by_side(lambda: run(plain), lambda: run(ours), calls)
+    finally:
+        loop.close()
+
+
+def haystack(calls: int) -> tuple[float, float]:
+    from functionlayer_haystack import tool
+    from haystack.components.agents.state import State
+    from haystack.components.agents.tool_calling import _prepare_tool_args
+    from haystack.dataclasses import ChatMessage, ToolCall
+    from haystack.tools import Tool, create_tool_from_function
+
+    plain = create_tool_from_function(add)
+    ours = tool(guarded_add)
+    arguments = {"x": 2, "y": 40}
+    # The Agent's State during a step: the question, then the pending call.
+    state = State(schema={})
+    state.set(
+        "messages",
+        [
+            ChatMessage.from_user("add 2 and 40"),
+            ChatMessage.from_assistant(
+                tool_calls=[ToolCall(tool_name="add", arguments=arguments, id="call_1")]
+            ),
+        ],
+    )
+
+    def run(tool_: Tool) -> Any:
+        # What Agent.run does per call: arguments plus what the tool reads from State, then invoke.
+        return tool_.invoke(
+            **_prepare_tool_args(tool=tool_, tool_call_arguments=arguments, state=state)
+        )
+
+    assert run(plain) == run(ours) == 42
+    return side_by_side(lambda: run(plain), lambda: run(ours), calls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
     print(f"{'framework':<12} {'plain tool':>12} {'FunctionLayer':>14} {'added':>10} {'ratio':>7}")
-    for name, bench in (("langchain", langchain), ("openai", openai_client)):
+    for name, bench in (
+        ("langchain", langchain),
+        ("openai", openai_client),
+        ("llamaindex", llamaindex),
+        ("haystack", haystack),
+    ):
         plain, ours = bench(args.calls)
         print(
             f"{name:<12} {plain:>10.1f}us {ours:>12.1f}us {ours - plain:>8.1f}us {ours / plain:>6.2f}x"

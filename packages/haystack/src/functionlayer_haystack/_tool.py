@@ -1,0 +1,156 @@
+"""FunctionLayer functions as Haystack ``Tool``s.
+
+All approval logic lives in ``functionlayer``: this module maps a ``ToolSpec`` onto
+``haystack.tools.Tool`` (``function`` for ``Agent.run``, ``async_function`` for
+``Agent.run_async``) and finds the model's tool call id so it becomes the approval's call id.
+
+How the id gets here: Haystack's Agent hands a tool only its arguments, never the ``ToolCall``.
+But while the tools of a step run, the Agent's ``State`` holds the pending assistant message
+with those ``ToolCall``s (ids included) as its last message, and a tool may ask for any State key
+with ``inputs_from_state``. Each tool built here asks for ``messages`` (under a parameter name the
+model never sees) and picks, from the last message, the call with its own name and arguments.
+It only reads that key, so Haystack still runs the calls of a step in parallel. When several
+calls of one step have the same name and arguments, they take those calls' ids in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from functionlayer import ToolSpec, tool_spec
+from haystack.dataclasses import ChatMessage
+from haystack.tools import Tool
+
+__all__ = ["MESSAGES_PARAMETER", "model_call_id", "tool", "tools"]
+
+_T = TypeVar("_T")
+
+#: The parameter through which a FunctionLayer tool receives the Agent's messages (from State).
+MESSAGES_PARAMETER = "functionlayer_agent_messages"
+
+# Identical calls of one step (same tool, same arguments) take their ids in order. Keyed by the
+# ids of such a group; a few recent groups are enough, since a step's calls start together.
+_CLAIMS: OrderedDict[tuple[str, ...], int] = OrderedDict()
+_CLAIMS_LOCK = threading.Lock()
+_MAX_CLAIM_GROUPS = 256
+_warned = False
+
+
+def _warn_once(reason: str) -> None:
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    warnings.warn(
+        f"functionlayer_haystack cannot find the model's tool call id ({reason}). Approvals still "
+        "work, but each call gets a fresh call id, so a retried turn asks the human again and "
+        "several calls of one step cannot be matched to the model's ids. Please report this with "
+        "your haystack-ai version.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def model_call_id(
+    name: str, arguments: Mapping[str, Any], messages: Sequence[ChatMessage] | None
+) -> str | None:
+    """The id of the model's call to ``name`` with ``arguments`` among the Agent's pending calls.
+
+    ``messages`` is the Agent's conversation (its last message holds the calls being run), or
+    ``None`` when the tool is invoked directly: the core then picks a fresh id.
+    """
+    if messages is None:
+        return None
+    pending = messages[-1].tool_calls if messages else []
+    ids = [
+        call.id
+        for call in pending
+        if call.tool_name == name
+        and call.id
+        and all(arguments.get(key, _MISSING) == value for key, value in call.arguments.items())
+    ]
+    if not ids:
+        _warn_once(f"no pending tool call named {name!r} has these arguments")
+        return None
+    if len(ids) == 1:
+        return ids[0]
+    key = tuple(ids)
+    with _CLAIMS_LOCK:
+        taken = _CLAIMS.pop(key, 0)
+        _CLAIMS[key] = (taken + 1) % len(ids)  # a re-run of the same step starts over
+        while len(_CLAIMS) > _MAX_CLAIM_GROUPS:
+            _CLAIMS.popitem(last=False)
+    return ids[taken]
+
+
+_MISSING = object()
+
+
+def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine from synchronous code, whether or not a loop runs in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(context.run, asyncio.run, coro).result()
+
+
+def tool(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    **tool_options: Any,
+) -> Tool:
+    """Turn ``fn`` (guarded by ``fl.require_approval()``, plain, or ``fl.human_as_tool()``) into a
+    Haystack ``Tool`` with its name, docstring and argument schema.
+
+    The tool has both ``function`` and ``async_function``, so ``Agent.run`` and
+    ``Agent.run_async`` both work, for sync and ``async def`` functions alike. A rejected call
+    returns the human's feedback as the tool result, so the agent loop goes on.
+    ``tool_options`` go to ``Tool`` (e.g. ``outputs_to_state``).
+    """
+    if isinstance(fn, Tool):
+        raise TypeError(f"{fn.name!r} is already a Haystack tool; pass the plain function")
+    if not callable(fn):
+        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    return _build(tool_spec(fn, name=name, description=description), tool_options)
+
+
+def tools(fns: Iterable[Callable[..., Any]]) -> list[Tool]:
+    """:func:`tool` for each function, in order."""
+    return [tool(fn) for fn in fns]
+
+
+def _build(spec: ToolSpec, options: dict[str, Any]) -> Tool:
+    def run(functionlayer_agent_messages: list[ChatMessage] | None = None, **arguments: Any) -> Any:
+        call_id = model_call_id(spec.name, arguments, functionlayer_agent_messages)
+        if spec.is_async:
+            return _run_to_completion(spec.arun(arguments, call_id=call_id))
+        return spec.run(arguments, call_id=call_id)
+
+    async def arun(
+        functionlayer_agent_messages: list[ChatMessage] | None = None, **arguments: Any
+    ) -> Any:
+        call_id = model_call_id(spec.name, arguments, functionlayer_agent_messages)
+        return await spec.arun(arguments, call_id=call_id)
+
+    inputs_from_state = {"messages": MESSAGES_PARAMETER, **options.pop("inputs_from_state", {})}
+    return Tool(
+        name=spec.name,
+        description=spec.description,
+        parameters=spec.parameters,
+        function=run,
+        async_function=arun,
+        inputs_from_state=inputs_from_state,
+        **options,
+    )
