@@ -411,3 +411,23 @@ def test_the_guarded_body_never_runs_under_attack(deployment: Deployment) -> Non
     assert "was not run" in str(box["result"])
     status = status_of(deployment, call_id)
     assert status["approved"] is False and status["expired"] is True
+
+
+def test_strict_input_no_truthy_approvals_no_non_finite_arguments(deployment: Deployment) -> None:
+    call_id = new_id()
+    assert create(deployment, call_id).status_code == 200
+    with deployment.person("alice") as alice:
+        for truthy in ("yes", 1, "true"):
+            answer = alice.post(
+                f"/agent/function_calls/{call_id}/respond", json={"approved": truthy}
+            )
+            assert answer.status_code == 422, answer.text
+    assert status_of(deployment, call_id).get("approved") is None
+    with deployment.agent() as agent:
+        for raw in ('{"amount": NaN}', '{"amount": Infinity}', '{"amount": 1e400}'):
+            made = agent.post(
+                "/function_calls",
+                content=f'{{"run_id": "r", "call_id": "{new_id()}", "spec": {{"fn": "wire_money", "kwargs": {raw}}}}}',
+                headers={"Content-Type": "application/json"},
+            )
+            assert made.status_code == 422, (raw, made.text)
