@@ -177,6 +177,7 @@ class ApprovalService:
         self._change_event = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -188,6 +189,7 @@ class ApprovalService:
         self._started = True
 
     async def stop(self) -> None:
+        self._stopping = True
         await self.scheduler.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -201,6 +203,7 @@ class ApprovalService:
         self._waiters.clear()
         await self.store.close()
         self._started = False
+        self._stopping = False
 
     # -- listeners --------------------------------------------------------------------------
 
@@ -268,14 +271,18 @@ class ApprovalService:
                 fut.set_result(record)
 
     def _on_notify(self, payload: str) -> None:
-        """A change made by another server process (PostgreSQL NOTIFY)."""
+        """A change made by another server process (PostgreSQL NOTIFY), or this process's own
+        notification coming back. Only a decision releases long-polls: waking them on a
+        ``created`` or ``updated`` (quorum progress) notification made them answer early with a
+        stale "pending"."""
         if payload == "*":
             for key in list(self._waiters):
                 self._wake(*key)
         else:
-            _, _, rest = payload.partition("|")
+            event, _, rest = payload.partition("|")
             kind, _, call_id = rest.partition("|")
-            self._wake(kind, call_id)
+            if event == "decided":
+                self._wake(kind, call_id)
         self._bump()
 
     @property
@@ -573,34 +580,43 @@ class ApprovalService:
     async def _wait(
         self, kind: str, call_id: str, timeout: float, project: str | None
     ) -> RequestRecord:
+        """The record once decided, or as it is when ``timeout`` seconds have passed: never
+        earlier with a stale "pending" (a wake-up that finds it still pending waits on)."""
         record = await self._record(kind, call_id, project)
         if record.completed or timeout <= 0:
             return record
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         key = (kind, call_id)
-        fut: asyncio.Future[RequestRecord | None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, []).append(fut)
-        try:
-            if not self.store.ordered:
-                # Re-read after registering, so a decision made between the first read and
-                # the registration is not missed. A store that runs every statement in order
-                # on one thread (SQLite) does not need this: a decision committed after our
-                # read resumes its coroutine after ours, i.e. after we registered.
-                record = await self._record(kind, call_id, project)
-                if record.completed:
-                    return record
-            await asyncio.wait({fut}, timeout=timeout)
-        finally:
-            waiters = self._waiters.get(key)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(fut)
-                if not waiters:
-                    self._waiters.pop(key, None)
-        if fut.done() and not fut.cancelled():
-            decided = fut.result()
-            if decided is not None:
-                return decided
-        return await self._record(kind, call_id, project)
+        while True:
+            fut: asyncio.Future[RequestRecord | None] = loop.create_future()
+            self._waiters.setdefault(key, []).append(fut)
+            try:
+                if not self.store.ordered:
+                    # Re-read after registering, so a decision made between the first read and
+                    # the registration is not missed. A store that runs every statement in
+                    # order on one thread (SQLite) does not need this: a decision committed
+                    # after our read resumes its coroutine after ours, i.e. after we registered.
+                    record = await self._record(kind, call_id, project)
+                    if record.completed:
+                        return record
+                await asyncio.wait({fut}, timeout=max(deadline - loop.time(), 0.0))
+            finally:
+                waiters = self._waiters.get(key)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(fut)
+                    if not waiters:
+                        self._waiters.pop(key, None)
+            if fut.done() and not fut.cancelled():
+                decided = fut.result()
+                if decided is not None:
+                    return decided
+            if self._stopping:  # shutting down: answer with what we know, the store is closing
+                return record
+            record = await self._record(kind, call_id, project)
+            if record.completed or loop.time() >= deadline:
+                return record
 
     async def wait_function_call(
         self, call_id: str, timeout: float, *, project: str | None = None

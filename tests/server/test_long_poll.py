@@ -1,0 +1,61 @@
+"""Long-polls answer when the request is decided or when the wait is over, never earlier with a
+stale "pending": on PostgreSQL a process's own ``created`` and quorum ``updated``
+notifications used to release waiters early."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from functionlayer._models import ApprovalPolicy, FunctionCall, FunctionCallSpec, FunctionCallStatus
+from functionlayer_server import ApprovalService, Settings
+from functionlayer_server._store import open_store, prepare_database
+
+WAIT = 1.0
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_no_long_poll_returns_early_with_a_stale_pending(
+    database: str, request: pytest.FixtureRequest, tmp_path: object
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if database == "postgres"
+        else f"sqlite:///{tmp_path}/lp.sqlite3"
+    )
+    prepare_database(url)
+
+    async def main() -> list[tuple[float, bool | None]]:
+        service = ApprovalService(open_store(url), Settings(database_url=url))
+        await service.start(scheduler=False)
+        try:
+            await service.accounts.create_person("alice")
+
+            async def one(n: int) -> tuple[float, bool | None]:
+                call_id = f"lp-{n}-{uuid.uuid4().hex[:8]}"
+                quorum = ApprovalPolicy(approvals_required=2) if n % 2 else None
+                call = FunctionCall(
+                    run_id="lp", call_id=call_id, spec=FunctionCallSpec(fn="f", policy=quorum)
+                )
+                await service.create_function_call(call)
+                began = time.monotonic()
+                wait = asyncio.ensure_future(service.wait_function_call(call_id, WAIT))
+                await asyncio.sleep(0.05)
+                if n % 2:  # quorum progress (1 of 2): not a decision, must not release it
+                    await service.respond_function_call(
+                        call_id, FunctionCallStatus(approved=True), responder="alice", via="api"
+                    )
+                result = await wait
+                return time.monotonic() - began, result.status.approved if result.status else None
+
+            return await asyncio.gather(*(one(n) for n in range(40)))
+        finally:
+            await service.stop()
+
+    results = asyncio.run(main())
+    early = [round(t, 3) for t, approved in results if approved is None and t < WAIT - 0.05]
+    assert early == [], f"{len(early)} of {len(results)} long-polls answered a stale pending early"
