@@ -20,6 +20,7 @@ __all__ = [
     "CompletedFunctionCall",
     "CompletedHumanContact",
     "ContactChannel",
+    "DiscordContactChannel",
     "EmailContactChannel",
     "EmailRecipient",
     "FunctionCall",
@@ -51,6 +52,19 @@ class SlackContactChannel(_Model):
     allowed_responder_ids: list[str] | None = None
     """Slack user ids allowed to answer; anyone in the channel when unset."""
     thread_ts: str | None = None
+
+
+class DiscordContactChannel(_Model):
+    """Route a request to Discord (a FunctionLayer addition): a channel of a server the bot is
+    in (``channel_id``), or a direct message to a user (``user_id``). With both, the message
+    goes to the channel and the user is who it is meant for."""
+
+    channel_id: str | None = None
+    user_id: str | None = None
+    allowed_responder_ids: list[str] | None = None
+    """Discord user ids allowed to answer; anyone the policy allows when unset."""
+    context: str | None = None
+    """Who or what this is (shown in the message and in tool descriptions)."""
 
 
 class EmailContactChannel(_Model):
@@ -92,6 +106,7 @@ class ContactChannel(_Model):
     whatsapp: WhatsAppContactChannel | None = None
     email: EmailContactChannel | None = None
     users: list[str] | None = None
+    discord: DiscordContactChannel | None = None
 
     def describe(self) -> str:
         """A short human description, used for tool names and docstrings."""
@@ -101,6 +116,9 @@ class ContactChannel(_Model):
         if self.email is not None:
             who = self.email.context_about_user or self.email.address
             return f"email ({who})"
+        if self.discord is not None:
+            where = self.discord.context or self.discord.channel_id or self.discord.user_id
+            return f"Discord ({where or 'a channel'})"
         if self.sms is not None:
             return f"SMS ({self.sms.context_about_user or self.sms.phone_number})"
         if self.whatsapp is not None:

@@ -288,6 +288,11 @@ def routing_identities(spec: Spec) -> list[Identity]:
         if channel.slack is not None:
             for rid in channel.slack.allowed_responder_ids or ():
                 found.append(Identity("slack", rid))
+        if channel.discord is not None:
+            if channel.discord.user_id:
+                found.append(Identity("discord", channel.discord.user_id))
+            for rid in channel.discord.allowed_responder_ids or ():
+                found.append(Identity("discord", rid))
     return [i.normalized() for i in found]
 
 
@@ -335,6 +340,22 @@ def check_routing(spec: Spec, project: str, rules: ProjectRules, directory: Dire
             for rid in channel.slack.allowed_responder_ids or ():
                 if not _member(directory.resolve(Identity("slack", rid)), project):
                     refuse(f"Slack user {rid!r} in allowed_responder_ids is not in the directory")
+        if channel.discord is not None:
+            discord = channel.discord
+            channel_id = (discord.channel_id or "").strip()
+            user_id = (discord.user_id or "").strip()
+            if not channel_id and not user_id:
+                refuse("a Discord target needs a channel_id or a user_id")
+            if channel_id and channel_id not in rules.discord_channels:
+                refuse(
+                    f"Discord channel {channel_id!r} is not allowed by the operator's routing "
+                    f"for project {project!r}"
+                )
+            if user_id and not _member(directory.resolve(Identity("discord", user_id)), project):
+                refuse(f"Discord user {user_id!r} is not a directory member of project {project!r}")
+            for rid in discord.allowed_responder_ids or ():
+                if not _member(directory.resolve(Identity("discord", rid)), project):
+                    refuse(f"Discord user {rid!r} in allowed_responder_ids is not in the directory")
         if channel.sms is not None or channel.whatsapp is not None:
             refuse("SMS and WhatsApp routing are not available on this server")
     policy = spec.policy
@@ -454,7 +475,8 @@ def may_decide(
     via_identities: Sequence[Identity] | None = None,
 ) -> Person:
     """The person, if they may decide; else ``forbidden``. ``via_identities``: a channel
-    target's own allow-list (Slack ``allowed_responder_ids``), which must include them."""
+    target's own allow-list (Slack/Discord ``allowed_responder_ids``), which must include
+    them."""
     refusal = _refusal(request, project, person, effective, directory, via_identities)
     if refusal is not None:
         raise PolicyError("forbidden", refusal.reason)

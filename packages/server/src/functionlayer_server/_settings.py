@@ -18,6 +18,13 @@ ENV_PREFIX = "FUNCTIONLAYER_SERVER_"
 
 _LIST_FIELDS = {"webhook_urls"}
 
+# Other environment names accepted for a field when ``FUNCTIONLAYER_SERVER_<FIELD>`` is unset.
+_ALIASES = {
+    "discord_bot_token": "DISCORD_BOT_TOKEN",
+    "discord_public_key": "DISCORD_PUBLIC_KEY",
+    "discord_api_base": "DISCORD_API_BASE",
+}
+
 
 class Settings(BaseModel):
     """Everything the server needs to know. Mutable on purpose: ``create_app`` fills in
@@ -54,6 +61,12 @@ class Settings(BaseModel):
     slack_api_url: str = "https://slack.com/api/"
     slack_socket_mode_app_token: str | None = None
     """An ``xapp-`` token: receive interactions over Socket Mode instead of the HTTP endpoint."""
+    # Discord is on when a bot token is set (env also DISCORD_BOT_TOKEN, ...; see _ALIASES).
+    discord_bot_token: str | None = None
+    discord_public_key: str | None = None
+    """The application's Ed25519 public key (hex): verifies Discord interaction requests; they
+    are all refused while it is unset."""
+    discord_api_base: str = "https://discord.com/api/v10"
     # Email is on when smtp_host is set.
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -73,12 +86,15 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from ``FUNCTIONLAYER_SERVER_<FIELD>`` variables, then ``overrides``
+        """Settings from ``FUNCTIONLAYER_SERVER_<FIELD>`` variables (a few also under another
+        name, e.g. ``DISCORD_BOT_TOKEN``), then ``overrides``
         (``None`` overrides are ignored, so CLI options that were not given do not count)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name in cls.model_fields:
             raw = env.get(ENV_PREFIX + name.upper())
+            if (raw is None or raw == "") and name in _ALIASES:
+                raw = env.get(_ALIASES[name])
             if raw is not None and raw != "":
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})

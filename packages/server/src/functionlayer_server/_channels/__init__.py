@@ -1,4 +1,4 @@
-"""Contact channels: deliver requests to Slack, email, ... and collect the answers there.
+"""Contact channels: deliver requests to Slack, email, Discord, ... and collect the answers there.
 
 ``install_channels(app, service, settings)`` builds the channels the settings enable, registers
 the :class:`Dispatcher` (routing, escalation, delivery records) with the service, mounts each
@@ -36,7 +36,7 @@ __all__ = [
 
 log = logging.getLogger("functionlayer_server.channels")
 
-CHANNEL_MODULES = ("_slack", "_email")
+CHANNEL_MODULES = ("_slack", "_email", "_discord")
 
 
 def build_dispatcher(service: ApprovalService, settings: Settings) -> Dispatcher:

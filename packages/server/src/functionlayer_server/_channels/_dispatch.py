@@ -274,6 +274,7 @@ def _inbox_only(target: ContactChannel) -> bool:
         and target.email is None
         and target.sms is None
         and target.whatsapp is None
+        and target.discord is None
     )
 
 

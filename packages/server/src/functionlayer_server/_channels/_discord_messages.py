@@ -1,0 +1,331 @@
+"""Discord messages for requests: content, buttons, modals and interaction responses.
+
+Everything an LLM wrote is either escaped for Discord markdown (every markdown character gets a
+backslash, ``@`` gets a zero-width space after it) or shown in a code block it cannot close,
+and every message is sent with ``allowed_mentions: {"parse": []}``, so arguments cannot ping
+``@everyone``/``@here``, roles or users, forge links or format the message. Components are
+built here from fixed templates only.
+
+Button ``custom_id`` (at most 100 characters): ``fl:<action>:<kind>:<ref>`` where ``kind`` is
+``f`` (function call) or ``h`` (human contact) and ``ref`` the call id, or ``#<digest>`` for a
+call id too long to fit (the channel remembers what the digest stands for).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+
+__all__ = [
+    "ACTION_APPROVE",
+    "ACTION_REJECT",
+    "ACTION_REJECT_OPTION",
+    "ACTION_REPLY",
+    "ACTION_RESPOND_OPTION",
+    "INPUT_ID",
+    "NO_MENTIONS",
+    "ButtonRef",
+    "code_block",
+    "custom_id",
+    "decided_message",
+    "digest",
+    "ephemeral",
+    "escape",
+    "modal",
+    "outcome_text",
+    "parse_custom_id",
+    "request_message",
+]
+
+ACTION_APPROVE = "ap"
+ACTION_REJECT = "rj"
+ACTION_REJECT_OPTION = "ro"
+ACTION_REPLY = "rp"
+ACTION_RESPOND_OPTION = "rs"
+MODAL_PREFIX = "m"
+INPUT_ID = "fl_text"
+
+NO_MENTIONS: dict[str, Any] = {"parse": []}
+"""Nothing in a message may ping anyone."""
+
+EPHEMERAL_FLAG = 64
+CONTENT_LIMIT = 2000
+CUSTOM_ID_LIMIT = 100
+_MAX_OPTIONS = 20
+_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
+
+KIND_CODES = {"function_call": "f", "human_contact": "h"}
+KINDS = {v: k for k, v in KIND_CODES.items()}
+
+
+def escape(text: str) -> str:
+    """``text`` shown literally by Discord: no markdown, no mention, no link, no emoji."""
+    return _MARKDOWN.sub(r"\\\1", text).replace("@", "@\u200b")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def code_block(text: str, limit: int) -> str:
+    """``text`` in a code block it cannot break out of (at most ``limit`` characters)."""
+    body = text.replace("`", "`\u200b").replace("@", "@\u200b")
+    room = limit - 8
+    if len(body) > room:
+        body = body[: max(room - 16, 0)] + "\n… (truncated)"
+    return f"```\n{body}\n```"
+
+
+def kind_of(request: FunctionCall | HumanContact) -> str:
+    return "function_call" if isinstance(request, FunctionCall) else "human_contact"
+
+
+def digest(kind: str, call_id: str) -> str:
+    return hashlib.sha256(f"{kind}\n{call_id}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ButtonRef:
+    """What a button or modal ``custom_id`` says: the action, the request kind, and the call id
+    (or, for long call ids, ``digest`` to look up)."""
+
+    action: str
+    kind: str
+    call_id: str | None
+    digest: str | None
+    option: int | None = None
+    modal: bool = False
+
+
+def custom_id(
+    action: str, request: FunctionCall | HumanContact, *, option: int | None = None
+) -> str:
+    kind = kind_of(request)
+    head = f"fl:{action}{'' if option is None else option}:{KIND_CODES[kind]}:"
+    if len(head) + len(request.call_id) <= CUSTOM_ID_LIMIT - 1:  # room for the modal prefix
+        return head + request.call_id
+    return head + "#" + digest(kind, request.call_id)
+
+
+def modal_id(button_id: str) -> str:
+    return MODAL_PREFIX + button_id
+
+
+def parse_custom_id(value: str) -> ButtonRef | None:
+    """The reference in a button/modal ``custom_id``, or None when it is not one of ours."""
+    modal = value.startswith(MODAL_PREFIX + "fl:")
+    if modal:
+        value = value[len(MODAL_PREFIX) :]
+    parts = value.split(":", 3)
+    if len(parts) != 4 or parts[0] != "fl" or parts[2] not in KINDS or not parts[3]:
+        return None
+    action_text, ref = parts[1], parts[3]
+    action, option = action_text[:2], action_text[2:]
+    if action not in (
+        ACTION_APPROVE,
+        ACTION_REJECT,
+        ACTION_REJECT_OPTION,
+        ACTION_REPLY,
+        ACTION_RESPOND_OPTION,
+    ):
+        return None
+    wants_option = action in (ACTION_REJECT_OPTION, ACTION_RESPOND_OPTION)
+    if wants_option != bool(option) or (option and not option.isdigit()):
+        return None
+    if ref.startswith("#"):
+        call_id, ref_digest = None, ref[1:]
+    else:
+        call_id, ref_digest = ref, None
+    return ButtonRef(
+        action=action,
+        kind=KINDS[parts[2]],
+        call_id=call_id,
+        digest=ref_digest,
+        option=int(option) if option else None,
+        modal=modal,
+    )
+
+
+def needs_digest(request: FunctionCall | HumanContact) -> bool:
+    return "#" in custom_id(ACTION_APPROVE, request) or "#" in custom_id(
+        ACTION_REJECT_OPTION, request, option=_MAX_OPTIONS
+    )
+
+
+def _button(label: str, custom: str, style: int) -> dict[str, Any]:
+    return {"type": 2, "style": style, "label": _clip(label, 80) or "?", "custom_id": custom}
+
+
+def _link(label: str, url: str) -> dict[str, Any]:
+    return {"type": 2, "style": 5, "label": label, "url": url}
+
+
+def _rows(buttons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": 1, "components": buttons[i : i + 5]} for i in range(0, len(buttons), 5)]
+
+
+def inbox_url(base_url: str, request: FunctionCall | HumanContact) -> str:
+    path = "calls" if isinstance(request, FunctionCall) else "contacts"
+    return f"{base_url.rstrip('/')}/inbox/{path}/{quote(request.call_id, safe='')}"
+
+
+def _option_label(option: ResponseOption) -> str:
+    return option.title or option.name
+
+
+def _describe(request: FunctionCall | HumanContact, context: str | None) -> list[str]:
+    lines: list[str] = []
+    if isinstance(request, FunctionCall):
+        spec = request.spec
+        lines.append(f"**Approve {escape(spec.fn)}?**")
+        if spec.description:
+            lines.append(escape(_clip(spec.description, 300)))
+        arguments = json.dumps(
+            spec.kwargs, indent=2, sort_keys=True, ensure_ascii=False, default=str
+        )
+        lines.append("Arguments:")
+        lines.append(code_block(arguments, 1200))
+        status = request.status
+        if status is not None and status.edited_kwargs is not None:
+            edited = json.dumps(status.edited_kwargs, indent=2, sort_keys=True, default=str)
+            lines.append("Approved with these arguments:")
+            lines.append(code_block(edited, 400))
+    else:
+        contact = request.spec
+        lines.append(f"**{escape(_clip(contact.subject or 'A question for you', 200))}**")
+        lines.append(code_block(contact.msg, 1200))
+    meta = f"run {escape(_clip(request.run_id, 80))} · call {escape(_clip(request.call_id, 80))}"
+    if context:
+        meta += f" · {escape(_clip(context, 100))}"
+    lines.append(meta)
+    return lines
+
+
+def _content(lines: list[str]) -> str:
+    return _clip("\n".join(lines), CONTENT_LIMIT)
+
+
+def request_message(
+    request: FunctionCall | HumanContact,
+    *,
+    context: str | None,
+    base_url: str,
+    progress: str | None = None,
+) -> dict[str, Any]:
+    """The message for a pending request, with its buttons (``POST``/``PATCH`` body)."""
+    lines = _describe(request, context)
+    if progress:
+        lines.append(escape(progress))
+    buttons: list[dict[str, Any]]
+    if isinstance(request, FunctionCall):
+        buttons = [
+            _button("Approve", custom_id(ACTION_APPROVE, request), 3),
+            _button("Reject…", custom_id(ACTION_REJECT, request), 4),
+        ]
+        options = request.spec.reject_options or []
+        option_action = ACTION_REJECT_OPTION
+    else:
+        buttons = [_button("Reply…", custom_id(ACTION_REPLY, request), 1)]
+        options = request.spec.response_options or []
+        option_action = ACTION_RESPOND_OPTION
+    if base_url.startswith(("https://", "http://")):
+        buttons.append(_link("Open in inbox", inbox_url(base_url, request)))
+    rows = _rows(buttons)
+    option_buttons = [
+        _button(_option_label(o), custom_id(option_action, request, option=i), 2)
+        for i, o in enumerate(options[:_MAX_OPTIONS])
+    ]
+    rows.extend(_rows(option_buttons))
+    return {"content": _content(lines), "components": rows, "allowed_mentions": NO_MENTIONS}
+
+
+def _who(responder: str | None, via: str | None) -> str:
+    return f"**{escape(responder or 'someone')}**" + (f" via {escape(via)}" if via else "")
+
+
+def outcome_text(request: FunctionCall | HumanContact) -> str:
+    """One line: who decided what."""
+    if isinstance(request, HumanContact):
+        contact = request.status
+        if contact is None or not contact.completed:
+            return "Pending"
+        if contact.expired:
+            return "⌛ **Expired**: nobody answered before the deadline"
+        who = _who(contact.responded_by, contact.responded_via)
+        return f"💬 **Answered** by {who}: {escape(contact.response or '')}"
+    status = request.status
+    if status is None or status.approved is None:
+        return "Pending"
+    if status.expired:
+        return "⌛ **Expired**" + (f": {escape(status.comment)}" if status.comment else "")
+    who = _who(status.responded_by, status.responded_via)
+    if status.response is not None:
+        return f"💬 **Answered instead** by {who}: {escape(status.response)}"
+    if status.approved:
+        line = f"✅ **Approved** by {who}"
+        if status.edited_kwargs is not None:
+            line += " (with edited arguments)"
+        if status.approvals and len(status.approvals) > 1:
+            line += " (approvals: " + ", ".join(escape(a) for a in status.approvals) + ")"
+        return line + (f": {escape(status.comment)}" if status.comment else "")
+    option = f" ({escape(status.reject_option_name)})" if status.reject_option_name else ""
+    return f"❌ **Rejected**{option} by {who}: {escape(status.comment or '')}"
+
+
+def decided_message(request: FunctionCall | HumanContact, *, context: str | None) -> dict[str, Any]:
+    """The message after the decision: the request as before, who decided what, no buttons."""
+    outcome = _clip(outcome_text(request), 600)
+    body = _clip("\n".join(_describe(request, context)), CONTENT_LIMIT - len(outcome) - 1)
+    return {
+        "content": body + "\n" + outcome,
+        "components": [],
+        "allowed_mentions": NO_MENTIONS,
+    }
+
+
+def modal(request: FunctionCall | HumanContact, button_id: str) -> dict[str, Any]:
+    """A MODAL response (type 9) asking for rejection feedback or an answer."""
+    if isinstance(request, FunctionCall):
+        title = _clip(f"Reject {request.spec.fn}", 45)
+        label = "Feedback for the agent"
+        placeholder = "Why not, and what to do instead"
+    else:
+        title = _clip(f"Reply: {request.spec.subject or 'a question'}", 45)
+        label = "Your answer"
+        placeholder = _clip(request.spec.msg, 100)
+    text_input = {
+        "type": 4,
+        "custom_id": INPUT_ID,
+        "style": 2,
+        "label": label,
+        "placeholder": placeholder,
+        "min_length": 1,
+        "max_length": 3000,
+        "required": True,
+    }
+    return {
+        "type": 9,
+        "data": {
+            "custom_id": modal_id(button_id),
+            "title": title,
+            "components": [{"type": 1, "components": [text_input]}],
+        },
+    }
+
+
+def ephemeral(text: str) -> dict[str, Any]:
+    """A CHANNEL_MESSAGE_WITH_SOURCE response (type 4) only the clicker sees."""
+    return {
+        "type": 4,
+        "data": {
+            "content": _clip(escape(text), CONTENT_LIMIT),
+            "flags": EPHEMERAL_FLAG,
+            "allowed_mentions": NO_MENTIONS,
+        },
+    }
