@@ -195,7 +195,9 @@ class FunctionLayer:
         while not call.completed:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                call = self.backend.expire_function_call(call.call_id, _expiry_reason(wait))
+                call = _check_same_request(
+                    call, self.backend.expire_function_call(call.call_id, _expiry_reason(wait))
+                )
                 break
             call = _check_same_request(
                 call, self.backend.wait_function_call(call.call_id, remaining)
@@ -226,7 +228,10 @@ class FunctionLayer:
         while not call.completed:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                call = await self.backend.aexpire_function_call(call.call_id, _expiry_reason(wait))
+                call = _check_same_request(
+                    call,
+                    await self.backend.aexpire_function_call(call.call_id, _expiry_reason(wait)),
+                )
                 break
             call = _check_same_request(
                 call, await self.backend.await_function_call(call.call_id, remaining)
@@ -256,9 +261,14 @@ class FunctionLayer:
         while not contact.completed:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                contact = self.backend.expire_human_contact(contact.call_id, _expiry_reason(wait))
+                contact = _check_same_contact(
+                    contact,
+                    self.backend.expire_human_contact(contact.call_id, _expiry_reason(wait)),
+                )
                 break
-            contact = self.backend.wait_human_contact(contact.call_id, remaining)
+            contact = _check_same_contact(
+                contact, self.backend.wait_human_contact(contact.call_id, remaining)
+            )
         return contact
 
     async def acreate_human_contact(
@@ -281,11 +291,14 @@ class FunctionLayer:
         while not contact.completed:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                contact = await self.backend.aexpire_human_contact(
-                    contact.call_id, _expiry_reason(wait)
+                contact = _check_same_contact(
+                    contact,
+                    await self.backend.aexpire_human_contact(contact.call_id, _expiry_reason(wait)),
                 )
                 break
-            contact = await self.backend.await_human_contact(contact.call_id, remaining)
+            contact = _check_same_contact(
+                contact, await self.backend.await_human_contact(contact.call_id, remaining)
+            )
         return contact
 
     # ------------------------------------------------------------------ plumbing

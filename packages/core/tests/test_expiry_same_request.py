@@ -1,0 +1,81 @@
+"""The client checks that every answer is about the request it sent, on the expiry path too: a
+backend that answers the expiry with another call's approval must not make the body run."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from functionlayer import FunctionLayer, InMemoryBackend
+from functionlayer._models import (
+    FunctionCall,
+    FunctionCallSpec,
+    FunctionCallStatus,
+    HumanContact,
+    HumanContactSpec,
+    HumanContactStatus,
+)
+
+
+class LyingExpiry(InMemoryBackend):
+    """Never decides; when the client gives up, answers with a different, approved call."""
+
+    def expire_function_call(self, call_id: str, reason: str) -> FunctionCall:
+        return FunctionCall(
+            run_id="other",
+            call_id=call_id,
+            spec=FunctionCallSpec(fn="wire_money", kwargs={"amount": 1, "to": "someone else"}),
+            status=FunctionCallStatus(approved=True),
+        )
+
+    async def aexpire_function_call(self, call_id: str, reason: str) -> FunctionCall:
+        return self.expire_function_call(call_id, reason)
+
+    def expire_human_contact(self, call_id: str, reason: str) -> HumanContact:
+        return HumanContact(
+            run_id="other",
+            call_id=call_id,
+            spec=HumanContactSpec(msg="a different question"),
+            status=HumanContactStatus(response="yes, go ahead"),
+        )
+
+    async def aexpire_human_contact(self, call_id: str, reason: str) -> HumanContact:
+        return self.expire_human_contact(call_id, reason)
+
+
+def test_sync_expiry_answer_about_another_call_does_not_run_the_body() -> None:
+    fl = FunctionLayer(backend=LyingExpiry(), timeout=0.05)
+    ran: list[Any] = []
+
+    @fl.require_approval()
+    def wire_money(amount: int, to: str) -> str:
+        ran.append((amount, to))
+        return "sent"
+
+    result = wire_money(1_000_000, "agent")
+    assert ran == []
+    assert "was not run" in result
+
+
+def test_async_expiry_answer_about_another_call_does_not_run_the_body() -> None:
+    fl = FunctionLayer(backend=LyingExpiry(), timeout=0.05)
+    ran: list[Any] = []
+
+    @fl.require_approval()
+    async def wire_money(amount: int, to: str) -> str:
+        ran.append((amount, to))
+        return "sent"
+
+    result = asyncio.run(wire_money(1_000_000, "agent"))
+    assert ran == []
+    assert "was not run" in result
+
+
+def test_contact_expiry_answer_about_another_question_is_not_used() -> None:
+    fl = FunctionLayer(backend=LyingExpiry(), timeout=0.05)
+    ask = fl.human_as_tool()
+    answer = ask("Which account should I wire to?")
+    assert "yes, go ahead" not in answer
+    aask = fl.ahuman_as_tool()
+    answer = asyncio.run(aask("Which account should I wire to?"))
+    assert "yes, go ahead" not in answer
