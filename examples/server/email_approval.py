@@ -57,7 +57,6 @@ from typing import Any
 import httpx
 from functionlayer import ApprovalMethod, ContactChannel, EmailContactChannel, FunctionLayer
 
-
 APPROVER = "finance@example.com"
 """The demo's approver: the person ``finance`` of the demo server's directory."""
 

@@ -1,5 +1,9 @@
 """Schemathesis fuzzes every operation of /openapi.json (with a valid token, so requests get
-past authentication) against a real server: no input may cause a 5xx."""
+past authentication) against a real server: no input may cause a 5xx.
+
+Only persons decide: the respond operations are fuzzed with an approver token (an agent token
+gets 403 there before any decision logic runs), every other operation with the agent token (an
+approver token cannot create requests)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ def fuzzed_server(
     srv = module_server_factory(url, env={"FUNCTIONLAYER_SERVER_LONG_POLL_MAX_SECONDS": "0.2"})
     # A request that exists, so generated call ids sometimes hit real rows.
     srv.client().post("/function_calls", json={"run_id": "r", "call_id": "x", "spec": {"fn": "f"}})
+    srv.approver_token  # created before fuzzing  # noqa: B018
     return srv
 
 
@@ -36,6 +41,8 @@ def test_no_server_errors(fuzzed_server: ServerProcess, mode: GenerationMode) ->
     assert len(operations) >= 7
     checked: list[str] = []
     for operation in operations:
+        decides = operation.path.endswith("/respond")
+        headers = fuzzed_server.headers(fuzzed_server.approver_token if decides else None)
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
@@ -46,8 +53,8 @@ def test_no_server_errors(fuzzed_server: ServerProcess, mode: GenerationMode) ->
             database=None,
             phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
         )
-        def fuzz(case: schemathesis.Case) -> None:
-            response = case.call(headers=fuzzed_server.headers(), timeout=10)
+        def fuzz(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
+            response = case.call(headers=headers, timeout=10)
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
             )
@@ -81,4 +88,10 @@ def test_openapi_documents_the_protocol(fuzzed_server: ServerProcess) -> None:
         if p["name"] == "wait"
     ]
     assert wait and "Long-poll" in wait[0]["description"]
+    # A decision with an agent token is refused: the respond operations document their 403.
+    for path in [
+        "/functionlayer/v1/agent/function_calls/{call_id}/respond",
+        "/functionlayer/v1/agent/human_contacts/{call_id}/respond",
+    ]:
+        assert "403" in paths[path]["post"]["responses"]
     assert "FunctionCall" in spec["components"]["schemas"]

@@ -264,10 +264,13 @@ def test_open_detail_page_notices_a_decision_made_elsewhere(
         banner = page.locator("#changed-elsewhere")
         assert banner.is_hidden()
         page.wait_for_timeout(300)  # let the page's watcher start its long-poll
-        decided = client.post(
-            "/agent/function_calls/elsewhere-1/respond",
-            json={"approved": False, "comment": "no"},
-        )
+        # Decided elsewhere: by another person, through an approver token (agent tokens
+        # cannot decide).
+        with server.approver_client() as human:
+            decided = human.post(
+                "/agent/function_calls/elsewhere-1/respond",
+                json={"approved": False, "comment": "no"},
+            )
         assert decided.status_code == 200, decided.text
     banner.wait_for(state="visible")
     page.locator("#changed-elsewhere a").click()
