@@ -258,7 +258,9 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_function_call(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        call = await service.wait_function_call(call_id, wait, project=scope(who))
+        call = await service.wait_function_call(
+            call_id, wait, project=scope(who), agent=who.is_agent
+        )
         return _json(call)
 
     @router.get(
@@ -353,7 +355,9 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_human_contact(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        contact = await service.wait_human_contact(call_id, wait, project=scope(who))
+        contact = await service.wait_human_contact(
+            call_id, wait, project=scope(who), agent=who.is_agent
+        )
         return _json(contact)
 
     @router.post(

@@ -63,6 +63,7 @@ Request = FunctionCall | HumanContact
 _R = TypeVar("_R", FunctionCall, HumanContact)
 
 MAX_CALL_ID_LENGTH = 256
+AGENT_SEEN_WRITE_SECONDS = 10.0  # how often an agent's polls are written down, at most
 MAX_TIMEOUT_SECONDS = 10 * 365 * 24 * 3600.0
 
 
@@ -172,6 +173,7 @@ class ApprovalService:
         self._listeners: list[Listener] = []
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
+        self._seen: dict[tuple[str, str], float] = {}
         self.rules: policy.OperatorPolicy = settings.operator_policy()
         self._changes = 0
         self._change_event = asyncio.Event()
@@ -619,15 +621,41 @@ class ApprovalService:
                 return record
 
     async def wait_function_call(
-        self, call_id: str, timeout: float, *, project: str | None = None
+        self, call_id: str, timeout: float, *, project: str | None = None, agent: bool = False
     ) -> FunctionCall:
-        """The call once decided, or its current state after ``timeout`` seconds."""
+        """The call once decided, or its current state after ``timeout`` seconds. ``agent``:
+        the caller is the agent (noted, so the inbox can tell whether it still waits)."""
+        if agent:
+            await self._agent_seen(FUNCTION_CALL, call_id)
         return self._call_from(await self._wait(FUNCTION_CALL, call_id, timeout, project))
 
     async def wait_human_contact(
-        self, call_id: str, timeout: float, *, project: str | None = None
+        self, call_id: str, timeout: float, *, project: str | None = None, agent: bool = False
     ) -> HumanContact:
+        if agent:
+            await self._agent_seen(HUMAN_CONTACT, call_id)
         return self._contact_from(await self._wait(HUMAN_CONTACT, call_id, timeout, project))
+
+    async def _agent_seen(self, kind: str, call_id: str) -> None:
+        now = self.clock.now()
+        key = (kind, call_id)
+        if now - self._seen.get(key, 0.0) >= AGENT_SEEN_WRITE_SECONDS:
+            self._seen[key] = now
+            if len(self._seen) > 50_000:
+                self._seen.clear()
+            await self.store.touch_agent(kind, call_id, now)
+
+    async def agent_presence(self, kind: str, call_id: str) -> tuple[str, float | None]:
+        """``("waiting", None)`` while the agent holds a long-poll here (or asked recently),
+        ``("gone", last seen)`` when it has not asked for a while (it may have stopped: the
+        decision is kept for when it comes back), ``("unknown", None)`` if it never asked."""
+        if self._waiters.get((kind, call_id)):
+            return "waiting", None
+        seen = await self.store.agent_seen_at(kind, call_id)
+        if seen is None:
+            return "unknown", None
+        recent = self.settings.long_poll_max_seconds + AGENT_SEEN_WRITE_SECONDS + 30
+        return ("waiting", seen) if self.clock.now() - seen <= recent else ("gone", seen)
 
     @property
     def waiting(self) -> int:

@@ -418,6 +418,21 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             )
         return rows
 
+    async def presence(kind: str, call_id: str, now: Any) -> str:
+        """Whether the agent is still waiting for this answer, in words for the page."""
+        state, seen = await service.agent_presence(kind, call_id)
+        if state == "waiting":
+            return "waiting for your answer now"
+        if state == "unknown":
+            return "has not checked for an answer yet"
+        from datetime import UTC, datetime
+
+        ago = views.since(datetime.fromtimestamp(seen or 0, UTC), now)
+        return (
+            f"last checked {ago} ago and may have stopped waiting; your decision is kept and "
+            "used if it comes back"
+        )
+
     async def render_call(
         call: FunctionCall,
         session: Session,
@@ -450,6 +465,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "open_section": values.get("action", ""),
                 "requested_at": views.format_time(requested),
                 "waiting": views.since(requested, now),
+                "agent": await presence(FUNCTION_CALL, call.call_id, now),
                 "expires_at": views.format_time(expires),
                 "expires_in": views.row_for_call(call, now).expires_in,
                 "channel": views.channel_context(call.spec.channel, call.spec.policy),
@@ -615,6 +631,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "answer_text": (form or {}).get("response", ""),
                 "requested_at": views.format_time(requested),
                 "waiting": views.since(requested, now),
+                "agent": await presence(HUMAN_CONTACT, contact.call_id, now),
                 "expires_at": views.format_time(expires),
                 "expires_in": row.expires_in,
                 "channel": views.channel_context(contact.spec.channel, contact.spec.policy),

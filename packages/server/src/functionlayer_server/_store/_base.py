@@ -263,6 +263,25 @@ class Store(ABC):
             statements.append(stmt)
         return await self._transaction(statements, guard_first=True)
 
+    async def touch_agent(self, kind: str, call_id: str, now: float) -> None:
+        """Note that the agent asked about this request (is it still waiting?)."""
+        await self._transaction(
+            [
+                (
+                    "UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? AND call_id = ?",
+                    (now, kind, call_id),
+                )
+            ],
+            guard_first=False,
+        )
+
+    async def agent_seen_at(self, kind: str, call_id: str) -> float | None:
+        rows = await self._fetch(
+            "SELECT agent_seen_at FROM fl_requests WHERE kind = ? AND call_id = ?",
+            (kind, call_id),
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def due_expiries(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
         rows = await self._fetch(
             "SELECT kind, call_id FROM fl_requests WHERE completed = 0 AND expires_at IS NOT NULL "
@@ -678,6 +697,7 @@ def migrations(dialect: str) -> list[tuple[str, str, str]]:
     real = "DOUBLE PRECISION" if dialect == "postgresql" else "REAL"
     return [
         ("fl_requests", "created_by", "TEXT NOT NULL DEFAULT ''"),
+        ("fl_requests", "agent_seen_at", real),
         ("fl_tokens", "role", "TEXT NOT NULL DEFAULT 'agent'"),
         ("fl_tokens", "approver", "TEXT"),
         ("fl_tokens", "revoked_at", real),
