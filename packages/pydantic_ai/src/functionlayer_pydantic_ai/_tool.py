@@ -43,12 +43,18 @@ def toolset(fns: Iterable[Callable[..., Any]], *, id: str | None = None) -> Func
     return FunctionToolset(tools(fns), id=id)
 
 
-def _retry(spec: ToolSpec, exc: ValidationError) -> ModelRetry:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}"
-        for error in exc.errors()
-    )
-    return ModelRetry(f"Invalid arguments for {spec.name}: {problems}. Nothing was run.")
+def _check(spec: ToolSpec, arguments: dict[str, Any]) -> None:
+    """Invalid arguments ask the model to try again, before anyone is asked."""
+    try:
+        spec.validate(arguments)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ModelRetry(
+            f"Invalid arguments for {spec.name}: {problems}. Nothing was run."
+        ) from exc
 
 
 def _build(spec: ToolSpec) -> Tool[Any]:
@@ -56,20 +62,16 @@ def _build(spec: ToolSpec) -> Tool[Any]:
     if spec.is_async:
 
         async def arun(ctx: RunContext[Any], **arguments: Any) -> Any:
-            try:
-                return await spec.arun(arguments, call_id=ctx.tool_call_id)
-            except ValidationError as exc:
-                raise _retry(spec, exc) from exc
+            _check(spec, arguments)
+            return await spec.arun(arguments, call_id=ctx.tool_call_id)
 
         function = arun
     else:
         # Pydantic AI runs sync tools in a worker thread, so a human's decision never blocks
         # the event loop; the call id travels explicitly, not through the thread's context.
         def run(ctx: RunContext[Any], **arguments: Any) -> Any:
-            try:
-                return spec.run(arguments, call_id=ctx.tool_call_id)
-            except ValidationError as exc:
-                raise _retry(spec, exc) from exc
+            _check(spec, arguments)
+            return spec.run(arguments, call_id=ctx.tool_call_id)
 
         function = run
     return Tool.from_schema(
