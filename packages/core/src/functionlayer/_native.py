@@ -7,11 +7,11 @@ and resume it once each call is approved or denied. Their adapters turn those pa
 model is told lives in this module and the client, so the adapters only map a
 :class:`NativeDecision` onto their framework's approve/deny types.
 
-- :func:`ask` creates the requests without waiting (pause now);
-- :func:`check` reads the decisions without waiting (``None`` for a call still pending);
-- :func:`wait` blocks until every call is decided (or expires, which rejects it);
-- :func:`decide` is :func:`wait` failing closed: a call with no possible decision is denied
-  with a message for the model instead of raising.
+- :func:`ask` creates the requests without waiting (pause now) and returns them, to be saved;
+- :func:`check` reads the saved requests' decisions without waiting (``None``: still pending);
+- :func:`wait` blocks until every saved request is decided (or expires, which rejects it);
+- :func:`decide` asks and waits in one go, failing closed: a call with no possible decision
+  is denied with a message for the model instead of raising.
 
 Each has an async twin (``a``-prefixed). The framework's tool call id is the request's call id,
 so asking again (a retried or resumed run) reuses the request and its decision.
@@ -20,7 +20,8 @@ so asking again (a retried or resumed run) reuses the request and its decision.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "decide",
     "decision_of",
     "edits_unsupported_message",
+    "request_for",
     "wait",
 ]
 
@@ -59,23 +61,6 @@ class PendingToolCall:
     description: str | None = None
     """The tool's description, shown to the approver."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "fn": self.fn,
-            "kwargs": self.kwargs,
-            "description": self.description,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PendingToolCall:
-        kwargs = data.get("kwargs") or {}
-        if not isinstance(data.get("call_id"), str) or not isinstance(data.get("fn"), str):
-            raise ValueError(f"a pending tool call needs a 'call_id' and an 'fn', got {data!r}")
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"a pending tool call's 'kwargs' must be an object, got {kwargs!r}")
-        return cls(data["call_id"], data["fn"], kwargs, data.get("description"))
-
 
 @dataclass(frozen=True)
 class NativeDecision:
@@ -90,14 +75,26 @@ class NativeDecision:
     """Denied: the tool result the model gets (the human's feedback, answer, or why nothing ran)."""
 
 
-def _spec(fl: FunctionLayer, call: PendingToolCall) -> FunctionCallSpec:
-    return FunctionCallSpec(
+def request_for(fl: FunctionLayer, call: PendingToolCall) -> FunctionCall:
+    """The request to send for ``call`` (not sent yet)."""
+    spec = FunctionCallSpec(
         fn=call.fn,
         kwargs=dict(call.kwargs),
         channel=fl.contact_channel,
         timeout_seconds=fl.timeout,
         description=call.description,
     )
+    return FunctionCall(run_id=fl.run_id, call_id=call.call_id, spec=spec)
+
+
+def _as_sent(fl: FunctionLayer, request: FunctionCall) -> FunctionLayer:
+    # The server keeps a request's run id: waiting again (create is idempotent) must send the
+    # very same request, so a resuming process waits under the pausing process's run id.
+    if request.run_id == fl.run_id:
+        return fl
+    clone = copy.copy(fl)
+    clone.run_id = request.run_id
+    return clone
 
 
 def decision_of(stored: FunctionCall) -> NativeDecision | None:
@@ -144,51 +141,54 @@ def edits_unsupported_message(fn: str, proposed: dict[str, Any], edited: dict[st
 
 
 def ask(fl: FunctionLayer, calls: Iterable[PendingToolCall]) -> list[FunctionCall]:
-    """Create a request for each call without waiting (idempotent per call id)."""
-    return [fl.create_function_call(_spec(fl, call), call.call_id) for call in calls]
+    """Create a request for each call without waiting (idempotent per call id); returns the
+    requests as sent, to save for :func:`check` / :func:`wait`."""
+    sent = [request_for(fl, call) for call in calls]
+    for request in sent:
+        fl.create_function_call(request.spec, request.call_id, run_id=request.run_id)
+    return sent
 
 
-def check(fl: FunctionLayer, calls: Iterable[PendingToolCall]) -> dict[str, NativeDecision | None]:
-    """Each call's decision so far, without waiting (``None``: still pending).
+def check(fl: FunctionLayer, requests: Iterable[FunctionCall]) -> dict[str, NativeDecision | None]:
+    """Each saved request's decision so far, without waiting (``None``: still pending).
 
     Raises a :class:`~functionlayer.FunctionLayerError` when the server cannot be read or holds
     a different request under a call id; nothing is decided then, so the caller can retry.
     """
     from functionlayer._client import _check_same_request
 
-    decisions: dict[str, NativeDecision | None] = {}
-    for call in calls:
-        sent = FunctionCall(run_id=fl.run_id, call_id=call.call_id, spec=_spec(fl, call))
-        stored = _check_same_request(sent, fl.get_function_call(call.call_id))
-        decisions[call.call_id] = decision_of(stored)
-    return decisions
+    return {
+        request.call_id: decision_of(
+            _check_same_request(request, fl.get_function_call(request.call_id))
+        )
+        for request in requests
+    }
+
+
+def _wait_one(fl: FunctionLayer, request: FunctionCall, timeout: float | None) -> NativeDecision:
+    kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    stored = _as_sent(fl, request).fetch_approval(request.spec, request.call_id, **kwargs)
+    decided = decision_of(stored)
+    assert decided is not None  # fetch_approval returns decided (or expired) calls only
+    return decided
 
 
 def wait(
-    fl: FunctionLayer, calls: Iterable[PendingToolCall], *, timeout: float | None = None
+    fl: FunctionLayer, requests: Iterable[FunctionCall], *, timeout: float | None = None
 ) -> dict[str, NativeDecision]:
-    """Ask (if not yet asked) and block until every call is decided; expiry rejects.
-
-    ``timeout`` bounds each wait (default: the client's). Raises when no decision can be had.
-    """
-    decisions: dict[str, NativeDecision] = {}
-    for call in calls:
-        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        stored = fl.fetch_approval(_spec(fl, call), call.call_id, **kwargs)
-        decided = decision_of(stored)
-        assert decided is not None  # fetch_approval returns decided (or expired) calls only
-        decisions[call.call_id] = decided
-    return decisions
+    """Block until every saved request is decided; expiry rejects. ``timeout`` bounds each
+    wait (default: the request's own, else the client's). Raises when no decision can be had."""
+    return {request.call_id: _wait_one(fl, request, timeout) for request in requests}
 
 
 def decide(
     fl: FunctionLayer, calls: Iterable[PendingToolCall], *, timeout: float | None = None
 ) -> dict[str, NativeDecision]:
-    """:func:`wait`, failing closed per call: no decision means denied, with the reason."""
+    """Ask about each call and wait, failing closed per call: no decision means denied."""
     decisions: dict[str, NativeDecision] = {}
     for call in calls:
         try:
-            decisions.update(wait(fl, [call], timeout=timeout))
+            decisions[call.call_id] = _wait_one(fl, request_for(fl, call), timeout)
         except Exception as exc:  # fail closed, as a guarded function does
             decisions[call.call_id] = _failed(call, exc)
     return decisions
@@ -198,45 +198,47 @@ def decide(
 
 
 async def aask(fl: FunctionLayer, calls: Iterable[PendingToolCall]) -> list[FunctionCall]:
-    return [await fl.acreate_function_call(_spec(fl, call), call.call_id) for call in calls]
+    sent = [request_for(fl, call) for call in calls]
+    for request in sent:
+        await fl.acreate_function_call(request.spec, request.call_id, run_id=request.run_id)
+    return sent
 
 
 async def acheck(
-    fl: FunctionLayer, calls: Iterable[PendingToolCall]
+    fl: FunctionLayer, requests: Iterable[FunctionCall]
 ) -> dict[str, NativeDecision | None]:
     from functionlayer._client import _check_same_request
 
     decisions: dict[str, NativeDecision | None] = {}
-    for call in calls:
-        sent = FunctionCall(run_id=fl.run_id, call_id=call.call_id, spec=_spec(fl, call))
-        stored = _check_same_request(sent, await fl.aget_function_call(call.call_id))
-        decisions[call.call_id] = decision_of(stored)
+    for request in requests:
+        stored = await fl.aget_function_call(request.call_id)
+        decisions[request.call_id] = decision_of(_check_same_request(request, stored))
     return decisions
 
 
 async def _await_one(
-    fl: FunctionLayer, call: PendingToolCall, timeout: float | None
+    fl: FunctionLayer, request: FunctionCall, timeout: float | None
 ) -> NativeDecision:
     kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-    stored = await fl.afetch_approval(_spec(fl, call), call.call_id, **kwargs)
+    stored = await _as_sent(fl, request).afetch_approval(request.spec, request.call_id, **kwargs)
     decided = decision_of(stored)
     assert decided is not None
     return decided
 
 
 async def await_decisions(
-    fl: FunctionLayer, calls: Iterable[PendingToolCall], *, timeout: float | None = None
+    fl: FunctionLayer, requests: Iterable[FunctionCall], *, timeout: float | None = None
 ) -> dict[str, NativeDecision]:
-    """The async :func:`wait`: the calls wait concurrently; raises if any has no decision."""
-    pending = list(calls)
+    """The async :func:`wait`: the requests wait concurrently; raises if any has no decision."""
+    pending = list(requests)
     results = await asyncio.gather(
-        *(_await_one(fl, call, timeout) for call in pending), return_exceptions=True
+        *(_await_one(fl, request, timeout) for request in pending), return_exceptions=True
     )
     decisions: dict[str, NativeDecision] = {}
-    for call, result in zip(pending, results, strict=True):
+    for request, result in zip(pending, results, strict=True):
         if isinstance(result, BaseException):
             raise result
-        decisions[call.call_id] = result
+        decisions[request.call_id] = result
     return decisions
 
 
@@ -246,7 +248,8 @@ async def adecide(
     """The async :func:`decide`: concurrent waits, each failing closed on its own."""
     pending = list(calls)
     results = await asyncio.gather(
-        *(_await_one(fl, call, timeout) for call in pending), return_exceptions=True
+        *(_await_one(fl, request_for(fl, call), timeout) for call in pending),
+        return_exceptions=True,
     )
     decisions: dict[str, NativeDecision] = {}
     for call, result in zip(pending, results, strict=True):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent, RunState, ToolApprovalItem
-from functionlayer import FunctionLayer, _native
+from functionlayer import FunctionCall, FunctionLayer, _native
 from functionlayer._native import NativeDecision, PendingToolCall
 
 __all__ = ["PausedRun", "adecide", "apause", "aresume", "decide", "pause", "resume"]
@@ -69,12 +69,17 @@ def _calls(state: RunState[Any, Any]) -> list[PendingToolCall]:
     return [call for call in found if call is not None]
 
 
+def _proposed(calls: Sequence[PendingToolCall]) -> dict[str, dict[str, Any]]:
+    return {call.call_id: call.kwargs for call in calls}
+
+
 def _apply(
     state: RunState[Any, Any],
-    calls: Sequence[PendingToolCall],
+    proposed: Mapping[str, dict[str, Any]],
     decisions: Mapping[str, NativeDecision],
 ) -> RunState[Any, Any]:
-    proposed = {call.call_id: call.kwargs for call in calls}
+    """Approve or reject each interruption a decision is known for; ``proposed``: the model's
+    arguments by call id."""
     for item in state.get_interruptions():
         decision = decisions.get(item.call_id or "")
         if decision is None:
@@ -104,7 +109,7 @@ def decide(fl: FunctionLayer, result: Any, *, timeout: float | None = None) -> R
     """
     state = _state_of(result)
     calls = _calls(state)
-    return _apply(state, calls, _native.decide(fl, calls, timeout=timeout))
+    return _apply(state, _proposed(calls), _native.decide(fl, calls, timeout=timeout))
 
 
 async def adecide(
@@ -113,7 +118,7 @@ async def adecide(
     """The async :func:`decide`; the calls wait concurrently."""
     state = _state_of(result)
     calls = _calls(state)
-    return _apply(state, calls, await _native.adecide(fl, calls, timeout=timeout))
+    return _apply(state, _proposed(calls), await _native.adecide(fl, calls, timeout=timeout))
 
 
 # -- pause now, resume later ----------------------------------------------------------------------
@@ -126,18 +131,19 @@ class PausedRun:
     ``PausedRun.from_json()`` make it a string to store."""
 
     state: dict[str, Any]
-    calls: Sequence[PendingToolCall] = field(default_factory=tuple)
+    requests: Sequence[FunctionCall] = field(default_factory=tuple)
+    """The FunctionLayer requests as sent, one per interrupted call."""
 
     @property
     def call_ids(self) -> list[str]:
-        return [call.call_id for call in self.calls]
+        return [request.call_id for request in self.requests]
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "format": _FORMAT,
                 "state": self.state,
-                "calls": [call.to_json() for call in self.calls],
+                "requests": [request.model_dump(mode="json") for request in self.requests],
             }
         )
 
@@ -148,27 +154,26 @@ class PausedRun:
             raise ValueError(f"not a saved OpenAI Agents pause ({_FORMAT})")
         if not isinstance(loaded.get("state"), dict):
             raise ValueError("a saved pause needs the run state")
-        calls = tuple(PendingToolCall.from_json(call) for call in loaded.get("calls") or [])
-        return cls(state=loaded["state"], calls=calls)
-
-
-def _paused(result: Any) -> PausedRun:
-    state = _state_of(result)
-    return PausedRun(state=state.to_json(), calls=tuple(_calls(state)))
+        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
+        return cls(state=loaded["state"], requests=requests)
 
 
 def pause(fl: FunctionLayer, result: Any) -> PausedRun:
     """Create a FunctionLayer request for each of ``result.interruptions`` without waiting;
     returns what to save (``paused.to_json()``)."""
-    paused = _paused(result)
-    _native.ask(fl, paused.calls)
-    return paused
+    state = _state_of(result)
+    sent = _native.ask(fl, _calls(state))
+    return PausedRun(state=state.to_json(), requests=tuple(sent))
 
 
 async def apause(fl: FunctionLayer, result: Any) -> PausedRun:
-    paused = _paused(result)
-    await _native.aask(fl, paused.calls)
-    return paused
+    state = _state_of(result)
+    sent = await _native.aask(fl, _calls(state))
+    return PausedRun(state=state.to_json(), requests=tuple(sent))
+
+
+def _sent_arguments(paused: PausedRun) -> dict[str, dict[str, Any]]:
+    return {request.call_id: request.spec.kwargs for request in paused.requests}
 
 
 def _complete(found: Mapping[str, NativeDecision | None]) -> dict[str, NativeDecision] | None:
@@ -194,16 +199,16 @@ async def aresume(
     nothing is decided then, and you can try again later.
     """
     if wait:
-        decisions = await _native.await_decisions(fl, paused.calls, timeout=timeout)
+        decisions = await _native.await_decisions(fl, paused.requests, timeout=timeout)
     else:
-        complete = _complete(await _native.acheck(fl, paused.calls))
+        complete = _complete(await _native.acheck(fl, paused.requests))
         if complete is None:
             return None
         decisions = complete
     state: RunState[Any, Any] = await RunState.from_json(
         agent, paused.state, context_override=context_override
     )
-    return _apply(state, paused.calls, decisions)
+    return _apply(state, _sent_arguments(paused), decisions)
 
 
 def resume(
@@ -217,9 +222,9 @@ def resume(
 ) -> RunState[Any, Any] | None:
     """The sync :func:`aresume`, for code outside an event loop (``Runner.run_sync`` next)."""
     if wait:
-        decisions = _native.wait(fl, paused.calls, timeout=timeout)
+        decisions = _native.wait(fl, paused.requests, timeout=timeout)
     else:
-        complete = _complete(_native.check(fl, paused.calls))
+        complete = _complete(_native.check(fl, paused.requests))
         if complete is None:
             return None
         decisions = complete
@@ -227,4 +232,4 @@ def resume(
     state: RunState[Any, Any] = asyncio.run(
         RunState.from_json(agent, paused.state, context_override=context_override)
     )
-    return _apply(state, paused.calls, decisions)
+    return _apply(state, _sent_arguments(paused), decisions)

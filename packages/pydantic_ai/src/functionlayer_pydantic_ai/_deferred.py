@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from functionlayer import FunctionLayer, _native
+from functionlayer import FunctionCall, FunctionLayer, _native
 from functionlayer._native import NativeDecision, PendingToolCall
 from pydantic_ai import RunContext
 from pydantic_ai.capabilities import HandleDeferredToolCalls
@@ -130,11 +130,12 @@ class PausedRun:
 
     messages: bytes
     """The run's whole message history, as ``result.all_messages_json()`` gives it."""
-    calls: Sequence[PendingToolCall] = field(default_factory=tuple)
+    requests: Sequence[FunctionCall] = field(default_factory=tuple)
+    """The FunctionLayer requests as sent, one per call awaiting approval."""
 
     @property
     def call_ids(self) -> list[str]:
-        return [call.call_id for call in self.calls]
+        return [request.call_id for request in self.requests]
 
     @property
     def message_history(self) -> list[ModelMessage]:
@@ -146,7 +147,7 @@ class PausedRun:
             {
                 "format": _FORMAT,
                 "messages": json.loads(self.messages),
-                "calls": [call.to_json() for call in self.calls],
+                "requests": [request.model_dump(mode="json") for request in self.requests],
             }
         )
 
@@ -155,30 +156,27 @@ class PausedRun:
         loaded = json.loads(data)
         if not isinstance(loaded, dict) or loaded.get("format") != _FORMAT:
             raise ValueError(f"not a saved Pydantic AI pause ({_FORMAT})")
-        calls = tuple(PendingToolCall.from_json(call) for call in loaded.get("calls") or [])
-        return cls(messages=json.dumps(loaded["messages"]).encode(), calls=calls)
+        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
+        return cls(messages=json.dumps(loaded["messages"]).encode(), requests=requests)
 
 
-def _paused(fl: FunctionLayer, result: Any) -> PausedRun:
+def _paused_calls(result: Any) -> list[PendingToolCall]:
     requests = _requests_of(result)
     if requests is result or not hasattr(result, "all_messages_json"):
         raise TypeError("pause() needs the run result (for its messages), not only its output")
-    calls = tuple(_pending(part) for part in requests.approvals)
-    return PausedRun(messages=result.all_messages_json(), calls=calls)
+    return [_pending(part) for part in requests.approvals]
 
 
 def pause(fl: FunctionLayer, result: Any) -> PausedRun:
     """Create a FunctionLayer request for each call awaiting approval in ``result`` (a run whose
     output is ``DeferredToolRequests``) without waiting; returns what to save."""
-    paused = _paused(fl, result)
-    _native.ask(fl, paused.calls)
-    return paused
+    sent = _native.ask(fl, _paused_calls(result))
+    return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
 
 
 async def apause(fl: FunctionLayer, result: Any) -> PausedRun:
-    paused = _paused(fl, result)
-    await _native.aask(fl, paused.calls)
-    return paused
+    sent = await _native.aask(fl, _paused_calls(result))
+    return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
 
 
 def collect(
@@ -193,8 +191,8 @@ def collect(
     decided then, and you can try again later.
     """
     if wait:
-        return _results(_native.wait(fl, paused.calls, timeout=timeout))
-    found = _native.check(fl, paused.calls)
+        return _results(_native.wait(fl, paused.requests, timeout=timeout))
+    found = _native.check(fl, paused.requests)
     if any(decision is None for decision in found.values()):
         return None
     return _results({k: v for k, v in found.items() if v is not None})
@@ -205,8 +203,8 @@ async def acollect(
 ) -> DeferredToolResults | None:
     """The async :func:`collect`."""
     if wait:
-        return _results(await _native.await_decisions(fl, paused.calls, timeout=timeout))
-    found = await _native.acheck(fl, paused.calls)
+        return _results(await _native.await_decisions(fl, paused.requests, timeout=timeout))
+    found = await _native.acheck(fl, paused.requests)
     if any(decision is None for decision in found.values()):
         return None
     return _results({k: v for k, v in found.items() if v is not None})
