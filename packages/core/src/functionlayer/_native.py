@@ -13,7 +13,7 @@ model is told lives in this module and the client, so the adapters only map a
 - :func:`decide` asks and waits in one go, failing closed: a call with no possible decision
   is denied with a message for the model instead of raising.
 
-Each has an async twin (``a``-prefixed). The framework's tool call id is the request's call id,
+Async twins: :func:`aask`, :func:`acheck`, :func:`await_decisions`, :func:`adecide`. The framework's tool call id is the request's call id,
 so asking again (a retried or resumed run) reuses the request and its decision.
 """
 
