@@ -1,0 +1,54 @@
+"""An OpenAI Agents SDK agent whose `multiply` tool needs a human's approval.
+
+    uv run python examples/openai_agents/math_example.py
+
+The agent is asked to "multiply 2 and 5, then add 32 to the result". Before `multiply` runs,
+FunctionLayer asks you: answer `y` to approve, or `n` and then a line of feedback to reject
+(the feedback goes back to the model as the tool result). `add` is not guarded.
+
+Without OPENAI_API_KEY it runs offline against FunctionLayer's scripted model.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for examples/_support.py
+from _support import example_model
+from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
+from functionlayer import FunctionLayer
+from functionlayer.testing import math_script
+from functionlayer_openai_agents import tools
+from openai import AsyncOpenAI
+
+# Approvals are asked in this terminal, or on a server when FUNCTIONLAYER_API_BASE is set.
+fl = FunctionLayer()
+
+
+@fl.require_approval()
+def multiply(x: int, y: int) -> int:
+    """Multiply two numbers."""
+    return x * y
+
+
+def add(x: int, y: int) -> int:
+    """Add two numbers."""
+    return x + y
+
+
+def main() -> None:
+    # A real model if OPENAI_API_KEY is set, otherwise the scripted one (prints which).
+    with example_model(math_script()) as model:
+        if model.base_url:  # not api.openai.com: the SDK's traces would have nowhere to go
+            set_tracing_disabled(True)
+        client = AsyncOpenAI(**model.openai_kwargs)
+        agent = Agent(
+            name="math",
+            model=OpenAIResponsesModel(model.model, client),
+            tools=tools([multiply, add]),
+        )
+        result = Runner.run_sync(agent, "multiply 2 and 5, then add 32 to the result")
+        print("Agent:", result.final_output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Pydantic AI's own approval pause, decided through FunctionLayer.
+
+A tool declared with ``requires_approval=True`` (or raising ``ApprovalRequired``) makes a run
+end with ``DeferredToolRequests``; the next run takes ``DeferredToolResults``. This module turns
+the requests into FunctionLayer requests (the tool call id is the call id) and the decisions
+into results: ``True`` for an approval, ``ToolApproved(override_args=...)`` for an approval with
+edits, ``ToolDenied(message)`` with the human's feedback (or answer, or why nothing ran).
+
+Three ways in:
+
+- :func:`approval_handler` for ``Agent(capabilities=[...])``: the run waits for the humans and
+  goes on by itself (Pydantic AI's ``HandleDeferredToolCalls``);
+- :func:`decide` / :func:`adecide`: wait, then pass the results to the next run yourself;
+- :func:`pause` now, :func:`collect` later (another process, another day): the requests are
+  created and the run's messages saved; nothing blocks.
+
+What to ask and how to read the answer is the core's (``functionlayer._native``); this module
+only translates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from functionlayer import FunctionCall, FunctionLayer, _native
+from functionlayer._native import NativeDecision, PendingToolCall
+from pydantic_ai import RunContext
+from pydantic_ai.capabilities import HandleDeferredToolCalls
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ToolCallPart
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolApproved, ToolDenied
+
+__all__ = [
+    "PausedRun",
+    "acollect",
+    "adecide",
+    "apause",
+    "approval_handler",
+    "collect",
+    "decide",
+    "pause",
+]
+
+_FORMAT = "functionlayer-pydantic-ai/paused-run@1"
+
+
+def _pending(part: ToolCallPart) -> PendingToolCall:
+    return PendingToolCall(
+        call_id=part.tool_call_id,
+        fn=part.tool_name,
+        kwargs=part.args_as_dict(raise_if_invalid=False),
+    )
+
+
+def _requests_of(source: Any) -> DeferredToolRequests:
+    output = getattr(source, "output", source)
+    if not isinstance(output, DeferredToolRequests):
+        raise TypeError(
+            "expected DeferredToolRequests or a run result whose output is one (give the agent "
+            f"output_type=[..., DeferredToolRequests]), got {type(output).__name__}"
+        )
+    return output
+
+
+def _results(decisions: Mapping[str, NativeDecision]) -> DeferredToolResults:
+    approvals: dict[str, bool | ToolApproved | ToolDenied] = {}
+    for call_id, decision in decisions.items():
+        if decision.approved and decision.arguments is not None:
+            approvals[call_id] = ToolApproved(override_args=decision.arguments)
+        elif decision.approved:
+            approvals[call_id] = True
+        else:
+            approvals[call_id] = ToolDenied(decision.message or "The tool call was denied.")
+    return DeferredToolResults(approvals=approvals)
+
+
+# -- waiting --------------------------------------------------------------------------------------
+
+
+def decide(
+    fl: FunctionLayer, requests: Any, *, timeout: float | None = None
+) -> DeferredToolResults:
+    """Ask about every call in ``requests.approvals`` and wait for the decisions.
+
+    ``requests`` is ``DeferredToolRequests`` or a run result whose output is one. Fails closed:
+    a call that cannot be decided (server down, timeout) is denied with the reason. External
+    calls (``requests.calls``) are left to you.
+    """
+    calls = [_pending(part) for part in _requests_of(requests).approvals]
+    return _results(_native.decide(fl, calls, timeout=timeout))
+
+
+async def adecide(
+    fl: FunctionLayer, requests: Any, *, timeout: float | None = None
+) -> DeferredToolResults:
+    """The async :func:`decide`; the calls wait concurrently."""
+    calls = [_pending(part) for part in _requests_of(requests).approvals]
+    return _results(await _native.adecide(fl, calls, timeout=timeout))
+
+
+def approval_handler(
+    fl: FunctionLayer, *, timeout: float | None = None
+) -> HandleDeferredToolCalls[Any]:
+    """A capability deciding the run's approval-requiring calls through FunctionLayer inline.
+
+    ``Agent(..., capabilities=[approval_handler(fl)])``: the run waits for each decision and goes
+    on; denied calls return the human's feedback to the model. External calls are declined
+    (they still end the run as ``DeferredToolRequests``).
+    """
+
+    async def handle(
+        ctx: RunContext[Any], requests: DeferredToolRequests
+    ) -> DeferredToolResults | None:
+        if not requests.approvals:
+            return None
+        return await adecide(fl, requests, timeout=timeout)
+
+    return HandleDeferredToolCalls(handler=handle)
+
+
+# -- pause now, resume later ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PausedRun:
+    """What to keep between :func:`pause` and :func:`collect`: the run's messages and its calls
+    waiting for a human. ``to_json()`` / ``PausedRun.from_json()`` make it a string to store."""
+
+    messages: bytes
+    """The run's whole message history, as ``result.all_messages_json()`` gives it."""
+    requests: Sequence[FunctionCall] = field(default_factory=tuple)
+    """The FunctionLayer requests as sent, one per call awaiting approval."""
+
+    @property
+    def call_ids(self) -> list[str]:
+        return [request.call_id for request in self.requests]
+
+    @property
+    def message_history(self) -> list[ModelMessage]:
+        """Pass as ``message_history=`` to the run that resumes."""
+        return ModelMessagesTypeAdapter.validate_json(self.messages)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": _FORMAT,
+                "messages": json.loads(self.messages),
+                "requests": [request.model_dump(mode="json") for request in self.requests],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> PausedRun:
+        loaded = json.loads(data)
+        if not isinstance(loaded, dict) or loaded.get("format") != _FORMAT:
+            raise ValueError(f"not a saved Pydantic AI pause ({_FORMAT})")
+        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
+        return cls(messages=json.dumps(loaded["messages"]).encode(), requests=requests)
+
+
+def _paused_calls(result: Any) -> list[PendingToolCall]:
+    requests = _requests_of(result)
+    if requests is result or not hasattr(result, "all_messages_json"):
+        raise TypeError("pause() needs the run result (for its messages), not only its output")
+    return [_pending(part) for part in requests.approvals]
+
+
+def pause(fl: FunctionLayer, result: Any) -> PausedRun:
+    """Create a FunctionLayer request for each call awaiting approval in ``result`` (a run whose
+    output is ``DeferredToolRequests``) without waiting; returns what to save."""
+    sent = _native.ask(fl, _paused_calls(result))
+    return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
+
+
+async def apause(fl: FunctionLayer, result: Any) -> PausedRun:
+    sent = await _native.aask(fl, _paused_calls(result))
+    return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
+
+
+def collect(
+    fl: FunctionLayer, paused: PausedRun, *, wait: bool = False, timeout: float | None = None
+) -> DeferredToolResults | None:
+    """The decisions for a :class:`PausedRun`, as ``DeferredToolResults`` for the next run
+    (``message_history=paused.message_history, deferred_tool_results=...``).
+
+    ``wait=False`` returns ``None`` while any call is still pending; ``wait=True`` blocks until
+    all are decided (``timeout`` bounds each wait; expiry rejects). Raises a
+    :class:`~functionlayer.FunctionLayerError` when the decisions cannot be read: nothing is
+    decided then, and you can try again later.
+    """
+    if wait:
+        return _results(_native.wait(fl, paused.requests, timeout=timeout))
+    found = _native.check(fl, paused.requests)
+    if any(decision is None for decision in found.values()):
+        return None
+    return _results({k: v for k, v in found.items() if v is not None})
+
+
+async def acollect(
+    fl: FunctionLayer, paused: PausedRun, *, wait: bool = False, timeout: float | None = None
+) -> DeferredToolResults | None:
+    """The async :func:`collect`."""
+    if wait:
+        return _results(await _native.await_decisions(fl, paused.requests, timeout=timeout))
+    found = await _native.acheck(fl, paused.requests)
+    if any(decision is None for decision in found.values()):
+        return None
+    return _results({k: v for k, v in found.items() if v is not None})

@@ -1,0 +1,112 @@
+"""Pause now, resume later, with real processes: shared by the Pydantic AI and OpenAI Agents
+end-to-end tests.
+
+A real ``functionlayer-server`` runs (uvicorn, SQLite in a temporary directory); the agent runs
+in subprocesses that reach it with an agent token; a person decides in the web inbox over HTTP
+as a logged-in user (login form, session cookie, CSRF token), never with the agent's token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from functionlayer import FunctionCall
+
+from tests.server.conftest import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+PERSON = "alice"
+PASSWORD = "alice-inbox-password"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def approval_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server for the module, with the inbox user who decides."""
+    directory = tmp_path_factory.mktemp("approval-server")
+    server = ServerProcess(f"sqlite:///{directory / 'server.sqlite3'}", directory / "server.log")
+    server.create_user(PERSON, PASSWORD, email="alice@example.com")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def _csrf(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def person_decides(server: ServerProcess, call_id: str, action: str, **fields: str) -> FunctionCall:
+    """A person logs in to the inbox and decides request ``call_id``: ``action`` is ``approve``,
+    ``reject`` (``feedback=``), ``edit`` (``edited_kwargs=`` JSON) or ``respond`` (``response=``).
+    Returns the request as the agent side then reads it."""
+    with httpx.Client(base_url=server.base_url, timeout=30, follow_redirects=False) as browser:
+        login = browser.post(
+            "/inbox/login",
+            data={
+                "username": PERSON,
+                "password": PASSWORD,
+                "csrf_token": _csrf(browser.get("/inbox/login").text),
+            },
+        )
+        assert login.status_code == 303, login.text
+        page = browser.get(f"/inbox/calls/{call_id}")
+        assert page.status_code == 200, page.text  # the person sees the request
+        decided = browser.post(
+            f"/inbox/calls/{call_id}",
+            data={"action": action, "csrf_token": _csrf(page.text), **fields},
+        )
+        assert decided.status_code == 303, decided.text
+    with server.client() as agent:
+        stored = FunctionCall.model_validate(agent.get(f"/function_calls/{call_id}").json())
+    assert stored.status is not None and stored.status.responded_by == PERSON
+    return stored
+
+
+def agent_env(server: ServerProcess, model_base_url: str) -> dict[str, str]:
+    """The agent processes' environment: the server with an agent token, the scripted model."""
+    return {
+        **os.environ,
+        "FUNCTIONLAYER_API_BASE": server.api_base,
+        "FUNCTIONLAYER_API_TOKEN": server.token,
+        "MODEL_BASE_URL": model_base_url,
+        "OPENAI_AGENTS_DISABLE_TRACING": "1",
+    }
+
+
+def agent_process(script: str, args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / script), *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_agent(
+    script: str, args: Sequence[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    proc = agent_process(script, args, env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def executions(path: Path) -> list[dict[str, Any]]:
+    """Every time a tool body ran, as the agent processes recorded it."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

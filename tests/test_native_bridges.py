@@ -1,0 +1,128 @@
+"""``functionlayer._native``: the decisions the Pydantic AI and OpenAI Agents bridges translate,
+and the saved pauses of both, against the in-memory backend (fast; the real server and agent
+loops are covered in tests/e2e)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from functionlayer import ConflictError, FunctionLayer, InMemoryBackend
+from functionlayer._feedback import expired_message, rejection_message
+from functionlayer._native import (
+    NativeDecision,
+    PendingToolCall,
+    ask,
+    check,
+    decide,
+    wait,
+)
+from functionlayer.testing import ScriptedHuman, approve
+
+CALL = PendingToolCall("call_1", "transfer", {"cents": 500}, "Move money.")
+
+
+@pytest.mark.parametrize(
+    ("decision", "expected"),
+    [
+        ({"approved": True}, NativeDecision("call_1", True)),
+        ({"approved": True, "edited_kwargs": {"cents": 500}}, NativeDecision("call_1", True)),
+        (
+            {"approved": True, "edited_kwargs": {"cents": 50}},
+            NativeDecision("call_1", True, arguments={"cents": 50}),
+        ),
+        (
+            {"approved": False, "comment": "too much"},
+            NativeDecision("call_1", False, message=rejection_message("transfer", "too much")),
+        ),
+        (
+            {"approved": False, "comment": "no", "reject_option_name": "budget"},
+            NativeDecision("call_1", False, message=rejection_message("transfer", "no", "budget")),
+        ),
+        (
+            {"approved": False, "response": "Already paid yesterday."},
+            NativeDecision("call_1", False, message="Already paid yesterday."),
+        ),
+    ],
+    ids=["approved", "unchanged-edit", "edited", "rejected", "reject-option", "answered"],
+)
+def test_check_reads_each_kind_of_decision(
+    decision: dict[str, Any], expected: NativeDecision
+) -> None:
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend)
+    sent = ask(fl, [CALL])
+    assert check(fl, sent) == {"call_1": None}  # pending: nothing to apply yet
+    backend.respond("call_1", **decision)
+    assert check(fl, sent) == {"call_1": expected}
+
+
+def test_ask_sends_the_tool_call_as_the_request() -> None:
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend, run_id="run-a", timeout=60)
+    [sent] = ask(fl, [CALL])
+    [stored] = backend.function_calls
+    assert (stored.run_id, stored.call_id) == ("run-a", "call_1")
+    assert (stored.spec.fn, stored.spec.kwargs) == ("transfer", {"cents": 500})
+    assert (stored.spec.description, stored.spec.timeout_seconds) == ("Move money.", 60)
+    assert sent.spec == stored.spec and sent.status is None
+
+
+def test_expiry_denies_saying_nothing_ran() -> None:
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend, timeout=30)
+    sent = ask(fl, [CALL])
+    backend.expire_function_call("call_1", "no human answered within 30 seconds")
+    assert check(fl, sent)["call_1"] == NativeDecision(
+        "call_1", False, message=expired_message("transfer", 30)
+    )
+
+
+def test_check_refuses_a_different_request_under_the_call_id() -> None:
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend)
+    ask(fl, [PendingToolCall("call_1", "transfer", {"cents": 1})])
+    forged = ask(FunctionLayer(backend=InMemoryBackend()), [CALL])  # other arguments, same id
+    with pytest.raises(ConflictError):
+        check(fl, forged)
+
+
+def test_a_resuming_client_waits_on_the_request_the_pausing_one_sent() -> None:
+    # Another process: another run id and timeout; waiting must reuse the saved request as is.
+    backend = InMemoryBackend()
+    sent = ask(FunctionLayer(backend=backend, run_id="pausing", timeout=60), [CALL])
+    resuming = FunctionLayer(backend=backend, run_id="resuming", timeout=5)
+    threading.Timer(0.2, lambda: backend.respond("call_1", approved=True)).start()
+    assert wait(resuming, sent) == {"call_1": NativeDecision("call_1", True)}
+    assert [c.run_id for c in backend.function_calls] == ["pausing"]
+    assert resuming.run_id == "resuming"  # not changed in place
+
+
+def test_decide_fails_closed_per_call() -> None:
+    human = ScriptedHuman({"call_2": approve()})  # nobody answers call_1
+    fl = FunctionLayer(backend=human)
+    decisions = decide(fl, [CALL, PendingToolCall("call_2", "transfer", {"cents": 2})])
+    assert decisions["call_2"] == NativeDecision("call_2", True)
+    denied = decisions["call_1"]
+    assert not denied.approved and denied.message is not None
+    assert denied.message.startswith("transfer was not run: could not get a human decision")
+    assert denied.message.endswith(
+        "Nothing was done. If the request reached an approver, it is kept under call id call_1."
+    )
+
+
+def test_saved_pauses_round_trip_and_refuse_other_formats() -> None:
+    from functionlayer_openai_agents import PausedRun as AgentsPause
+    from functionlayer_pydantic_ai import PausedRun as PydanticPause
+
+    sent = tuple(ask(FunctionLayer(backend=InMemoryBackend(), run_id="run-a"), [CALL]))
+    pydantic = PydanticPause(messages=b"[]", requests=sent)
+    agents = AgentsPause(state={"$schemaVersion": "x"}, requests=sent)
+    assert PydanticPause.from_json(pydantic.to_json()) == pydantic
+    assert AgentsPause.from_json(agents.to_json()) == agents
+    assert pydantic.call_ids == agents.call_ids == ["call_1"]
+    with pytest.raises(ValueError, match="not a saved Pydantic AI pause"):
+        PydanticPause.from_json(agents.to_json())
+    with pytest.raises(ValueError, match="not a saved OpenAI Agents pause"):
+        AgentsPause.from_json(pydantic.to_json())
