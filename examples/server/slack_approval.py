@@ -12,7 +12,16 @@ https://YOUR-SERVER/slack/interactions), start the server like this:
     export FUNCTIONLAYER_SERVER_PUBLIC_URL=https://approvals.example.com
     # No public URL? Use Socket Mode instead of the interactions endpoint:
     # export FUNCTIONLAYER_SERVER_SLACK_SOCKET_MODE_APP_TOKEN=xapp-...
-    functionlayer-server serve
+    functionlayer-server serve --policy-file policy.toml
+
+Only persons of the server's directory decide, and the operator says where requests may go:
+allow the channel in policy.toml and link each approver's Slack user id to a person:
+
+    # policy.toml
+    [projects.default]
+    slack_channels = ["C0123456789"]
+
+    functionlayer-server users create alice --slack-id U0123ABCD --no-login
 
 and run the agent against it:
 
@@ -51,6 +60,9 @@ from functionlayer import (
     ResponseOption,
     SlackContactChannel,
 )
+
+CHANNEL = "C0DEMO"
+APPROVER_SLACK_ID = "U0DEMO"
 
 
 def build_agent(channel_id: str) -> Any:
@@ -118,16 +130,23 @@ def fake_slack() -> Iterator[tuple[str, queue.Queue[dict[str, Any]]]]:
 def demo_server(slack_url: str) -> Iterator[str]:
     import uvicorn
     from functionlayer_server import Settings, create_app
-    from functionlayer_server._cli import create_token
+    from functionlayer_server._cli import create_token, create_user
 
     directory = tempfile.mkdtemp(prefix="fl-slack-demo-")
+    # The operator's policy: requests may be posted to the demo channel.
+    policy = os.path.join(directory, "policy.toml")
+    with open(policy, "w") as fh:
+        fh.write(f'[projects.default]\nslack_channels = ["{CHANNEL}"]\n')
     settings = Settings(
         database_url=f"sqlite:///{directory}/demo.sqlite3",
+        policy_file=policy,
         port=_free_port(),
         slack_bot_token="xoxb-demo",
         slack_signing_secret=SECRET,
         slack_api_url=slack_url,
     )
+    # The person who clicks Approve, linked to their Slack user id (only persons decide).
+    asyncio.run(create_user(settings, "demo", None, slack_user_id=APPROVER_SLACK_ID))
     token = asyncio.run(create_token(settings, "slack-demo"))
     server = uvicorn.Server(
         uvicorn.Config(
@@ -175,7 +194,7 @@ def click_approve(base_url: str, message: dict[str, Any], user: str = "U0DEMO") 
 
 def demo() -> None:
     with fake_slack() as (slack_url, calls), demo_server(slack_url) as base_url:
-        deploy = build_agent("C0DEMO")
+        deploy = build_agent(CHANNEL)
         result: list[str] = []
         agent = threading.Thread(target=lambda: result.append(deploy("billing", "v2.4.1")))
         agent.start()
