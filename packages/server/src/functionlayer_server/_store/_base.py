@@ -525,24 +525,25 @@ class Store(ABC):
         return str(rows[0][0]) if rows else None
 
     async def get_person(self, name: str) -> PersonRow | None:
+        # One statement (it is on every decision's path): the person's row, then one row per
+        # linked identity and per project.
         rows = await self._fetch(
-            "SELECT username, password_hash, disabled FROM fl_users WHERE username = ?", (name,)
+            "SELECT 'u', password_hash, disabled FROM fl_users WHERE username = ? "
+            "UNION ALL SELECT 'i:' || kind, value, 0 FROM fl_identities WHERE username = ? "
+            "UNION ALL SELECT 'p', project, 0 FROM fl_memberships WHERE username = ?",
+            (name, name, name),
         )
-        if not rows:
+        head = [r for r in rows if r[0] == "u"]
+        if not head:
             return None
-        ids = await self._fetch(
-            "SELECT kind, value FROM fl_identities WHERE username = ? ORDER BY kind, value",
-            (name,),
-        )
-        projects = await self._fetch(
-            "SELECT project FROM fl_memberships WHERE username = ? ORDER BY project", (name,)
-        )
         return PersonRow(
-            name=rows[0][0],
-            password_hash=rows[0][1] or "",
-            disabled=bool(rows[0][2]),
-            identities=tuple((str(k), str(v)) for k, v in ids),
-            projects=tuple(str(p[0]) for p in projects),
+            name=name,
+            password_hash=head[0][1] or "",
+            disabled=bool(head[0][2]),
+            identities=tuple(
+                sorted((str(r[0])[2:], str(r[1])) for r in rows if r[0] != "u" and r[0] != "p")
+            ),
+            projects=tuple(sorted(str(r[1]) for r in rows if r[0] == "p")),
         )
 
     async def list_person_names(self) -> list[str]:
