@@ -58,7 +58,7 @@ class App:
     def status(self, call_id: str) -> FunctionCallStatus:
         call = self.run(self.service.get_function_call, call_id)
         assert call.status is not None
-        return call.status  # type: ignore[no-any-return]
+        return call.status
 
     def audit(self, call_id: str) -> list[Any]:
         return list(self.run(self.service.audit_trail, call_id))
