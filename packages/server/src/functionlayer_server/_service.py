@@ -560,31 +560,39 @@ class ApprovalService:
         record = await self._record(kind, call_id, project)
         if record.completed or timeout <= 0:
             return record
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         key = (kind, call_id)
-        fut: asyncio.Future[RequestRecord | None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, []).append(fut)
-        try:
-            if not self.store.ordered:
-                # Re-read after registering, so a decision made between the first read and
-                # the registration is not missed. A store that runs every statement in order
-                # on one thread (SQLite) does not need this: a decision committed after our
-                # read resumes its coroutine after ours, i.e. after we registered.
-                record = await self._record(kind, call_id, project)
-                if record.completed:
-                    return record
-            await asyncio.wait({fut}, timeout=timeout)
-        finally:
-            waiters = self._waiters.get(key)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(fut)
-                if not waiters:
-                    self._waiters.pop(key, None)
-        if fut.done() and not fut.cancelled():
-            decided = fut.result()
-            if decided is not None:
-                return decided
-        return await self._record(kind, call_id, project)
+        # Another process's NOTIFY wakes us without a record, for any change to this request
+        # (its own creation echoed late, quorum progress): re-read, and keep waiting until it
+        # is decided or the time is up.
+        while True:
+            fut: asyncio.Future[RequestRecord | None] = loop.create_future()
+            self._waiters.setdefault(key, []).append(fut)
+            try:
+                if not self.store.ordered:
+                    # Re-read after registering, so a decision made between the first read and
+                    # the registration is not missed. A store that runs every statement in order
+                    # on one thread (SQLite) does not need this: a decision committed after our
+                    # read resumes its coroutine after ours, i.e. after we registered.
+                    record = await self._record(kind, call_id, project)
+                    if record.completed:
+                        return record
+                await asyncio.wait({fut}, timeout=max(0.0, deadline - loop.time()))
+            finally:
+                waiters = self._waiters.get(key)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(fut)
+                    if not waiters:
+                        self._waiters.pop(key, None)
+            if fut.done() and not fut.cancelled():
+                decided = fut.result()
+                if decided is not None:
+                    return decided
+            record = await self._record(kind, call_id, project)
+            if record.completed or loop.time() >= deadline:
+                return record
 
     async def wait_function_call(
         self, call_id: str, timeout: float, *, project: str | None = None
