@@ -179,17 +179,19 @@ def test_a_client_cannot_create_an_already_approved_call(server: Server) -> None
 # -- inbox sessions expire --------------------------------------------------------------------
 
 
-def _cookie(username: str, *, age: float) -> tuple[str, str]:
-    session = Session(username=username, csrf="csrf-" + username, issued_at=int(time.time() - age))
+def _cookie(session_id: str, *, age: float) -> tuple[str, str]:
+    session = Session(sid=session_id, csrf="csrf-test", issued_at=int(time.time() - age))
     return SessionCodec(SECRET_KEY).dumps(session), session.csrf
 
 
 def test_an_inbox_session_older_than_its_max_age_is_logged_out(server: Server) -> None:
     server.create("session-1")
     max_age = SessionCodec(SECRET_KEY).max_age
+    # A real server-side session of alice's, in cookies signed by this server.
+    started = server.run(server.service.accounts.start_session, "alice", max_age)
 
-    # A session signed by this server, but issued just past its max age: no longer logged in.
-    old, csrf = _cookie("alice", age=max_age + 60)
+    # Issued just past its max age: no longer logged in, and nothing can be decided with it.
+    old, csrf = _cookie(started.session_id, age=max_age + 60)
     server.client.cookies.set(COOKIE_NAME, old, path="/inbox")
     page = server.client.get("/inbox", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"].startswith("/inbox/login")
@@ -202,10 +204,18 @@ def test_an_inbox_session_older_than_its_max_age_is_logged_out(server: Server) -
     assert server.status("session-1")["approved"] is None
 
     # The same session within its max age works (the test's control).
-    fresh, csrf = _cookie("alice", age=max_age - 60)
+    fresh, csrf = _cookie(started.session_id, age=max_age - 60)
     server.client.cookies.clear()
     server.client.cookies.set(COOKIE_NAME, fresh, path="/inbox")
     assert server.client.get("/inbox", follow_redirects=False).status_code == 200
+
+    # The server enforces the session's own expiry too, whatever the cookie says.
+    expired = server.run(server.service.accounts.start_session, "alice", 0.001)
+    time.sleep(0.01)
+    recent, _ = _cookie(expired.session_id, age=0)
+    server.client.cookies.clear()
+    server.client.cookies.set(COOKIE_NAME, recent, path="/inbox")
+    assert server.client.get("/inbox", follow_redirects=False).status_code == 303
 
 
 # -- webhook signatures -----------------------------------------------------------------------

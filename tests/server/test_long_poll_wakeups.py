@@ -50,6 +50,8 @@ async def test_quorum_progress_on_another_process_does_not_end_a_long_poll(
     await waiting.start(scheduler=False)
     await deciding.start(scheduler=False)
     try:
+        await deciding.accounts.create_person("alice")
+        await deciding.accounts.create_person("bob")
         await _listening(waiting, postgres_url)
         policy = ApprovalPolicy(approvals_required=2)
         spec = FunctionCallSpec(fn="release", kwargs={"version": "2.0"}, policy=policy)

@@ -64,11 +64,19 @@ class App:
         return list(self.run(self.service.audit_trail, call_id))
 
 
-def person_decides(app: App, call_id: str, *, approved: bool, comment: str | None = None) -> Any:
-    """A person (alice, in the inbox) decides. The one place to change how people decide."""
+def person_decides(
+    app: App,
+    call_id: str,
+    *,
+    approved: bool,
+    comment: str | None = None,
+    responder: str = "alice",
+) -> Any:
+    """A person of the directory decides in the inbox (``responder``: their login or one of
+    their identities). The one place to change how people decide."""
     decision = FunctionCallStatus(approved=approved, comment=comment)
     return app.run(
-        app.service.respond_function_call, call_id, decision, responder="alice", via="inbox"
+        app.service.respond_function_call, call_id, decision, responder=responder, via="web"
     )
 
 
@@ -80,7 +88,10 @@ def app(
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     directory = tmp_path_factory.mktemp("channels")
+    policy_file = directory / "policy.toml"
+    policy_file.write_text('[default]\nslack_channels = ["C-OPS"]\n')
     settings = Settings(
+        policy_file=str(policy_file),
         database_url=f"sqlite:///{directory / 'channels.sqlite3'}",
         public_url="http://testserver",
         slack_bot_token=BOT_TOKEN,
@@ -98,6 +109,8 @@ def app(
             service = client.app.state.service  # type: ignore[attr-defined]
             box = App(client, service, "", mailbox, module_slack_double)
             box.token = box.run(service.create_token, "agent")
+            box.run(service.accounts.create_person, "boss", slack_ids=["U0BOSS"])
+            box.run(service.accounts.create_person, "intern", slack_ids=["U0INTERN"])
             yield box
     finally:
         smtp.stop()
@@ -135,12 +148,12 @@ def test_slack_refuses_a_channel_member_outside_the_policys_responders(app: App)
 
     assert app.status(call_id).approved is None
     refused = [e for e in app.audit(call_id) if e.action == "refused"]
-    assert [(e.who, e.via) for e in refused] == [("U0INTERN", "slack")]
-    assert refused[0].details["reason"] == "not in the policy's responders"
+    assert [(e.who, e.via) for e in refused] == [("slack:U0INTERN", "slack")]
+    assert "not among the persons allowed to decide" in refused[0].details["reason"]
 
     _click(app, block_actions(message, "U0BOSS", "fl_approve"))
     decided = app.status(call_id)
-    assert decided.approved is True and decided.responded_by == "U0BOSS"
+    assert decided.approved is True and decided.responded_by == "boss"
 
 
 # -- email links -------------------------------------------------------------------------------
@@ -161,6 +174,7 @@ def _link(text: str, label: str) -> str:
 
 def test_an_email_open_link_only_opens_the_inbox_and_never_decides(app: App) -> None:
     address = f"alice-{uuid.uuid4().hex[:6]}@example.com"
+    app.run(app.service.accounts.create_person, address.split("@")[0], emails=[address])
     call_id = f"email-open-{uuid.uuid4().hex[:6]}"
     app.create(call_id, fn="wipe_disk", channel={"email": {"address": address}})
     open_link = _link(_request_email(app, address, call_id), "Open in the inbox")
@@ -178,6 +192,7 @@ def test_an_email_open_link_only_opens_the_inbox_and_never_decides(app: App) -> 
 
 def test_a_used_email_link_never_decides_again(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     address = f"bob-{uuid.uuid4().hex[:6]}@example.com"
+    app.run(app.service.accounts.create_person, address.split("@")[0], emails=[address])
     call_id = f"email-once-{uuid.uuid4().hex[:6]}"
     app.create(call_id, fn="wire_money", channel={"email": {"address": address}})
     approve_link = _link(_request_email(app, address, call_id), "Approve")
@@ -206,5 +221,7 @@ def test_a_used_email_link_never_decides_again(app: App, monkeypatch: pytest.Mon
     assert app.status(call_id).approved is None
     assert [e.action for e in app.audit(call_id)].count("link_used") == 1
     # The request is still open for a person to decide in the inbox.
-    person_decides(app, call_id, approved=False, comment="use the other account")
+    person_decides(
+        app, call_id, approved=False, comment="use the other account", responder=f"email:{address}"
+    )
     assert app.status(call_id).approved is False

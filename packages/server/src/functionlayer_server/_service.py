@@ -774,6 +774,7 @@ class ApprovalService:
         record: RequestRecord,
         responder: Identity | str,
         via_identities: Sequence[Identity] | None,
+        via: str,
     ) -> tuple[Person, policy.Effective]:
         identity = _identity(responder)
         effective, directory = await self._effective(request, record.project, [identity])
@@ -790,7 +791,7 @@ class ApprovalService:
                 else None,
             )
         except policy.PolicyError as exc:
-            await self._refused(record, str(identity), exc.message)
+            await self._refused(record, str(identity), exc.message, via)
             raise _policy_error(exc) from None
         assert person is not None
         return person, effective
@@ -809,17 +810,19 @@ class ApprovalService:
         Channels call it before showing a form; the decision itself checks again."""
         _check_via(via)
         record = await self._record(kind, call_id, None)
-        person, _ = await self._decider(self._model(record), record, responder, via_identities)
+        person, _ = await self._decider(
+            self._model(record), record, responder, via_identities, via
+        )
         return person
 
-    async def _refused(self, record: RequestRecord, who: str, reason: str) -> None:
+    async def _refused(self, record: RequestRecord, who: str, reason: str, via: str) -> None:
         await self.store.add_audit(
             AuditRow(
                 kind=record.kind,
                 call_id=record.call_id,
                 at=self.clock.now(),
                 actor=who,
-                via="policy",
+                via=via,
                 action="refused",
                 details={"reason": reason},
             )
@@ -850,7 +853,7 @@ class ApprovalService:
             call = self._call_from(record)
             if call.status is not None and call.status.approved is not None:
                 raise AlreadyDecidedError(policy.decided_message(call))
-            person, effective = await self._decider(call, record, responder, via_identities)
+            person, effective = await self._decider(call, record, responder, via_identities, via)
             try:
                 change = policy.apply_decision(call, effective, person, wanted)
             except policy.PolicyError as exc:
@@ -893,7 +896,7 @@ class ApprovalService:
         contact = self._contact_from(record)
         if contact.status is not None and contact.status.completed:
             raise AlreadyDecidedError(policy.decided_message(contact))
-        person, _ = await self._decider(contact, record, responder, via_identities)
+        person, _ = await self._decider(contact, record, responder, via_identities, via)
         try:
             change = policy.answer_contact(contact, response, response_option_name)
         except policy.PolicyError as exc:
