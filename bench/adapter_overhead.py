@@ -149,16 +149,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
-    print(f"{'framework':<12} {'plain tool':>12} {'FunctionLayer':>14} {'added':>10} {'ratio':>7}")
+    # Pydantic AI and OpenAI Agents run tools on an event loop: their harness lives beside this
+    # file (it can also run alone); CrewAI and ControlFlow have theirs too (slow imports).
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from adapter_overhead_pydantic_ai_openai_agents import openai_agents, pydantic_ai
+
+    print(f"{'framework':<13} {'plain tool':>12} {'FunctionLayer':>14} {'added':>10} {'ratio':>7}")
     for name, bench in (
         ("langchain", langchain),
         ("openai", openai_client),
         ("llamaindex", llamaindex),
         ("haystack", haystack),
+        ("pydantic-ai", pydantic_ai),
+        ("openai-agents", openai_agents),
     ):
         plain, ours = bench(args.calls)
         print(
-            f"{name:<12} {plain:>10.1f}us {ours:>12.1f}us {ours - plain:>8.1f}us {ours / plain:>6.2f}x"
+            f"{name:<13} {plain:>10.1f}us {ours:>12.1f}us {ours - plain:>8.1f}us {ours / plain:>6.2f}x"
         )
 
 
