@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if settings.secret_key is None:
         settings.secret_key = secret
     service = ApprovalService(open_store(settings.database_url), settings, clock=clock)
-    webhooks = WebhookDispatcher(settings)
+    webhooks = WebhookDispatcher(service)
     service.add_listener(webhooks.on_event)
 
     @asynccontextmanager

@@ -38,10 +38,11 @@ from functionlayer_server._errors import (
     RoutingRefusedError,
     ServerError,
 )
+from functionlayer_server._outbox import outbox_rows, webhook_event
 from functionlayer_server._policy import Decision, Directory, Identity, Person
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
 from functionlayer_server._settings import Settings
-from functionlayer_server._store import AuditRow, RequestRecord, Store
+from functionlayer_server._store import AuditRow, OutboxRow, RequestRecord, Store
 
 __all__ = [
     "FUNCTION_CALL",
@@ -146,6 +147,10 @@ class ServiceEvent:
     project: str
     request: Request
     audit: AuditEntry | None = None
+    webhook_event_id: str | None = None
+    """The id of the webhook event stored with the change (see ``_outbox``); ``None`` when
+    no webhook rows were written with it (webhooks off, or an emitter that does not write
+    any: the webhook dispatcher then enqueues the event itself, after the fact)."""
 
 
 Listener = Callable[[ServiceEvent], Awaitable[None] | None]
@@ -522,8 +527,9 @@ class ApprovalService:
             action="created",
             details={"project": project, "run_id": request.run_id},
         )
+        outbox, event_id = self._outbox("created", record, audit)
         stored, created = await self.store.insert_request(
-            record, audit, notify=f"created|{kind}|{call_id}"
+            record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox
         )
         if not created:
             if stored.project != project:
@@ -547,6 +553,7 @@ class ApprovalService:
                 project=project,
                 request=self._model(stored),
                 audit=self._entry(audit),
+                webhook_event_id=event_id,
             )
         )
         return stored, True
@@ -994,17 +1001,6 @@ class ApprovalService:
     ) -> RequestRecord | None:
         """Compare-and-set; on success wake waiters, tell listeners and return the new record."""
         event_type: EventType = "decided" if completed else "updated"
-        ok = await self.store.update_request(
-            record.kind,
-            record.call_id,
-            status=status,
-            completed=completed,
-            expected_version=record.version,
-            audit=audit,
-            notify=f"{event_type}|{record.kind}|{record.call_id}",
-        )
-        if not ok:
-            return None
         new = RequestRecord(
             kind=record.kind,
             call_id=record.call_id,
@@ -1018,6 +1014,19 @@ class ApprovalService:
             version=record.version + 1,
             created_by=record.created_by,
         )
+        outbox, event_id = self._outbox(event_type, new, audit)
+        ok = await self.store.update_request(
+            record.kind,
+            record.call_id,
+            status=status,
+            completed=completed,
+            expected_version=record.version,
+            audit=audit,
+            notify=f"{event_type}|{record.kind}|{record.call_id}",
+            outbox=outbox,
+        )
+        if not ok:
+            return None
         if completed:
             self._wake(record.kind, record.call_id, new)
         self._bump()
@@ -1028,9 +1037,33 @@ class ApprovalService:
                 project=record.project,
                 request=self._model(new),
                 audit=self._entry(audit),
+                webhook_event_id=event_id,
             )
         )
         return new
+
+    def _outbox(
+        self, event_type: str, record: RequestRecord, audit: AuditRow
+    ) -> tuple[list[OutboxRow], str | None]:
+        """The webhook rows announcing ``event_type`` (any service event type) for ``record``
+        as it is after the change, and their event id; none when webhooks are off or the
+        type is silent. Give the rows to the store write that makes the change (one
+        transaction: announced if and only if committed) and the id to the ``ServiceEvent``.
+        """
+        urls = self.settings.webhook_urls
+        name = webhook_event(event_type, audit.action) if urls else None
+        if name is None:
+            return [], None
+        rows = outbox_rows(
+            urls,
+            event=name,
+            kind=record.kind,
+            project=record.project,
+            request=self._model(record).model_dump(mode="json"),
+            action=audit.action,
+            now=audit.at,
+        )
+        return rows, rows[0].event_id
 
     # -- audit ------------------------------------------------------------------------------
 

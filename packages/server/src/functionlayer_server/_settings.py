@@ -44,6 +44,13 @@ class Settings(BaseModel):
     webhook_secret: str | None = None
     """HMAC key for webhook signatures; webhooks are sent unsigned only if this is unset."""
     webhook_max_attempts: int = Field(default=8, ge=1)
+    """Attempts per delivery (an attempt cut short by a crash counts) before it is marked
+    failed; the row is kept and the failure is recorded in the request's audit trail."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long one delivery attempt may take (connect to last byte of the answer)."""
+    webhook_retry_base_seconds: float = Field(default=0.5, gt=0)
+    """Delay before the first retry; doubled per attempt up to ``webhook_retry_max_seconds``."""
+    webhook_retry_max_seconds: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Request bodies larger than this get ``413`` (default 1 MiB)."""
     long_poll_max_seconds: float = Field(default=60.0, gt=0)

@@ -7,6 +7,7 @@ import secrets
 from functionlayer_server._store._base import (
     AuditRow,
     JobRow,
+    OutboxRow,
     RequestRecord,
     Store,
     TokenRow,
@@ -16,6 +17,7 @@ from functionlayer_server._store._base import (
 __all__ = [
     "AuditRow",
     "JobRow",
+    "OutboxRow",
     "RequestRecord",
     "Store",
     "TokenRow",

@@ -18,6 +18,7 @@ __all__ = [
     "AuditRow",
     "IdentityTakenError",
     "JobRow",
+    "OutboxRow",
     "PersonRow",
     "RequestRecord",
     "SessionRow",
@@ -124,6 +125,83 @@ class JobRow:
     due_at: float
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """One webhook delivery waiting in (or done with) the outbox: an event for one URL.
+
+    The service writes it in the transaction that makes the change it announces; the webhook
+    worker claims it (a compare-and-set on ``attempts``), POSTs ``payload`` and records the
+    outcome. Rows are kept after delivery or final failure (``delivered_at`` / ``failed_at``).
+    """
+
+    event_id: str
+    """The delivery id: the same for every URL and every retry of one event."""
+    type: str
+    """The webhook event type, e.g. ``function_call.completed``."""
+    kind: str
+    call_id: str
+    url: str
+    payload: str
+    """The JSON body, as sent (signed byte for byte)."""
+    created_at: float
+    id: int = 0
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    """When the row is due; while claimed, when the claim goes stale."""
+    delivered_at: float | None = None
+    failed_at: float | None = None
+    last_error: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.delivered_at is None and self.failed_at is None
+
+
+_OUTBOX_COLS = (
+    "id, event_id, type, kind, call_id, url, payload, created_at, attempts, next_attempt_at, "
+    "delivered_at, failed_at, last_error"
+)
+
+
+def _outbox_from(r: Sequence[Any]) -> OutboxRow:
+    return OutboxRow(
+        id=int(r[0]),
+        event_id=r[1],
+        type=r[2],
+        kind=r[3],
+        call_id=r[4],
+        url=r[5],
+        payload=r[6],
+        created_at=r[7],
+        attempts=int(r[8]),
+        next_attempt_at=r[9],
+        delivered_at=r[10],
+        failed_at=r[11],
+        last_error=r[12],
+    )
+
+
+def _outbox_statements(rows: Sequence[OutboxRow]) -> list[Statement]:
+    return [
+        (
+            "INSERT INTO fl_outbox (event_id, type, kind, call_id, url, payload, created_at, "
+            "attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) "
+            "ON CONFLICT (event_id, url) DO NOTHING",
+            (
+                row.event_id,
+                row.type,
+                row.kind,
+                row.call_id,
+                row.url,
+                row.payload,
+                row.created_at,
+                row.created_at,
+            ),
+        )
+        for row in rows
+    ]
+
+
 _REQ_COLS = (
     "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version, "
     "created_by"
@@ -171,10 +249,15 @@ class Store(ABC):
     # -- requests ---------------------------------------------------------------------------
 
     async def insert_request(
-        self, record: RequestRecord, audit: AuditRow, notify: str | None = None
+        self,
+        record: RequestRecord,
+        audit: AuditRow,
+        notify: str | None = None,
+        outbox: Sequence[OutboxRow] = (),
     ) -> tuple[RequestRecord, bool]:
         """Insert unless ``(kind, call_id)`` exists; returns the stored record and whether it
-        was inserted now."""
+        was inserted now. The ``outbox`` rows (webhooks announcing it) are written in the same
+        transaction, so they exist exactly when the request does."""
         statements: list[Statement] = [
             (
                 f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -194,6 +277,7 @@ class Store(ABC):
                 ),
             ),
             _audit_statement(audit),
+            *_outbox_statements(outbox),
         ]
         if notify is not None and (stmt := self._notify_statement(notify)) is not None:
             statements.append(stmt)
@@ -249,8 +333,10 @@ class Store(ABC):
         expected_version: int,
         audit: AuditRow,
         notify: str | None = None,
+        outbox: Sequence[OutboxRow] = (),
     ) -> bool:
-        """Compare-and-set the status; False when someone else changed it first."""
+        """Compare-and-set the status; False when someone else changed it first. The
+        ``outbox`` rows are written only if the change is (same transaction)."""
         statements: list[Statement] = [
             (
                 "UPDATE fl_requests SET status = ?, completed = ?, version = version + 1 "
@@ -258,6 +344,7 @@ class Store(ABC):
                 (status, int(completed), kind, call_id, expected_version),
             ),
             _audit_statement(audit),
+            *_outbox_statements(outbox),
         ]
         if notify is not None and (stmt := self._notify_statement(notify)) is not None:
             statements.append(stmt)
@@ -380,6 +467,112 @@ class Store(ABC):
         await self._transaction(
             [("DELETE FROM fl_jobs WHERE id = ?", (job_id,))], guard_first=False
         )
+
+    # -- webhook outbox (see _webhooks: durable, at-least-once delivery) ---------------------
+
+    async def add_outbox(self, rows: Sequence[OutboxRow]) -> None:
+        """Enqueue deliveries on their own (idempotent per event and URL)."""
+        if rows:
+            await self._transaction(_outbox_statements(rows), guard_first=False)
+
+    async def due_outbox(self, now: float, limit: int = 100) -> list[OutboxRow]:
+        """Pending deliveries due now: never tried, waiting to retry, or claimed by a worker
+        whose claim went stale (a claim moves ``next_attempt_at`` to its end)."""
+        rows = await self._fetch(
+            f"SELECT {_OUTBOX_COLS} FROM fl_outbox WHERE delivered_at IS NULL AND "
+            "failed_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            (now, limit),
+        )
+        return [_outbox_from(r) for r in rows]
+
+    async def next_outbox_due(self) -> float | None:
+        rows = await self._fetch(
+            "SELECT MIN(next_attempt_at) FROM fl_outbox WHERE delivered_at IS NULL AND "
+            "failed_at IS NULL"
+        )
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
+    async def claim_outbox(self, row: OutboxRow, now: float, *, lease_until: float) -> bool:
+        """Take ``row`` for one attempt: a compare-and-set on ``attempts``, so of several
+        workers (processes) that saw the row due, one wins. Until ``lease_until`` nobody else
+        takes it; after that the claim is stale and the row is due again."""
+        return await self._transaction(
+            [
+                (
+                    "UPDATE fl_outbox SET attempts = attempts + 1, next_attempt_at = ? "
+                    "WHERE id = ? AND attempts = ? AND next_attempt_at <= ? AND "
+                    "delivered_at IS NULL AND failed_at IS NULL",
+                    (lease_until, row.id, row.attempts, now),
+                )
+            ],
+            guard_first=True,
+        )
+
+    async def outbox_delivered(self, row_id: int, now: float) -> None:
+        await self._transaction(
+            [
+                (
+                    "UPDATE fl_outbox SET delivered_at = ?, last_error = NULL "
+                    "WHERE id = ? AND delivered_at IS NULL",
+                    (now, row_id),
+                )
+            ],
+            guard_first=False,
+        )
+
+    async def outbox_retry(
+        self, row_id: int, attempts: int, *, next_attempt_at: float, error: str
+    ) -> bool:
+        """After a failed attempt: due again at ``next_attempt_at``. False when the claim was
+        lost (another worker took the row over)."""
+        return await self._transaction(
+            [
+                (
+                    "UPDATE fl_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ? AND "
+                    "attempts = ? AND delivered_at IS NULL AND failed_at IS NULL",
+                    (next_attempt_at, error, row_id, attempts),
+                )
+            ],
+            guard_first=True,
+        )
+
+    async def outbox_failed(
+        self, row_id: int, attempts: int, now: float, error: str, audit: AuditRow
+    ) -> bool:
+        """Give up on a delivery: the row stays (``failed_at``) and ``audit`` is recorded in
+        the same transaction."""
+        return await self._transaction(
+            [
+                (
+                    "UPDATE fl_outbox SET failed_at = ?, last_error = ? WHERE id = ? AND "
+                    "attempts = ? AND delivered_at IS NULL AND failed_at IS NULL",
+                    (now, error, row_id, attempts),
+                ),
+                _audit_statement(audit),
+            ],
+            guard_first=True,
+        )
+
+    async def list_outbox(
+        self, *, call_id: str | None = None, pending: bool | None = None, limit: int = 1000
+    ) -> list[OutboxRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        if call_id is not None:
+            where.append("call_id = ?")
+            params.append(call_id)
+        if pending is not None:
+            where.append(
+                "delivered_at IS NULL AND failed_at IS NULL"
+                if pending
+                else "(delivered_at IS NOT NULL OR failed_at IS NOT NULL)"
+            )
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        params.append(limit)
+        rows = await self._fetch_many(
+            f"SELECT {_OUTBOX_COLS} FROM fl_outbox {clause}ORDER BY id LIMIT ?", params
+        )
+        return [_outbox_from(r) for r in rows]
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -689,6 +882,16 @@ def schema(dialect: str) -> list[str]:
             session_hash TEXT PRIMARY KEY, username TEXT NOT NULL, created_at {real} NOT NULL,
             expires_at {real} NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS fl_sessions_user ON fl_sessions (username)",
+        # Webhook outbox: one row per (event, URL), written with the change it announces.
+        f"""CREATE TABLE IF NOT EXISTS fl_outbox (
+            id {serial}, event_id TEXT NOT NULL, type TEXT NOT NULL, kind TEXT NOT NULL,
+            call_id TEXT NOT NULL, url TEXT NOT NULL, payload TEXT NOT NULL,
+            created_at {real} NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at {real} NOT NULL, delivered_at {real}, failed_at {real},
+            last_error TEXT, UNIQUE (event_id, url))""",
+        "CREATE INDEX IF NOT EXISTS fl_outbox_due ON fl_outbox (next_attempt_at) "
+        "WHERE delivered_at IS NULL AND failed_at IS NULL",
+        "CREATE INDEX IF NOT EXISTS fl_outbox_call ON fl_outbox (call_id)",
     ]
 
 
