@@ -334,9 +334,9 @@ def test_refuses_unsigned_forged_stale_and_unauthorised_answers(
     assert note.params["user"] == "U0INTERN" and "not allowed" in note.params["text"]
     assert call.waiting and ran == []
     # The policy refused the intern (a person, but not in this target's allowed_responder_ids)
-    # and audited it under the Slack identity that asked.
+    # and audited it under the Slack identity that asked and the channel that carried it.
     refused = [e for e in audit(slack_server, "slack-refuse-1") if e["action"] == "refused"]
-    assert refused[0]["who"] == "slack:U0INTERN" and refused[0]["via"] == "policy"
+    assert refused[0]["who"] == "slack:U0INTERN" and refused[0]["via"] == "slack"
     assert status(slack_server, "slack-refuse-1")["approved"] is None
 
     # The intruder cannot reject through a dialog either.
