@@ -67,6 +67,7 @@ async def test_expiry_by_the_scheduler_with_a_manual_clock(tmp_path: Path) -> No
         assert call.status is not None
         assert call.status.expired is True and call.status.approved is False
         assert "60 seconds" in (call.status.comment or "")
+        await service.accounts.create_person("late")
         with pytest.raises(AlreadyDecidedError, match="expired"):
             await service.respond_function_call(
                 "e1", FunctionCallStatus(approved=True), responder="late", via="web"
@@ -94,6 +95,7 @@ async def test_past_deadline_counts_even_before_the_scheduler_runs(tmp_path: Pat
             )
         )
         clock.advance(6)
+        await service.accounts.create_person("bob")
         with pytest.raises(AlreadyDecidedError):
             await service.respond_human_contact("c1", response="late", responder="bob", via="web")
         contact = await service.get_human_contact("c1")

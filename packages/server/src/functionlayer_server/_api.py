@@ -70,7 +70,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
-CallId = Annotated[str, Path(min_length=1, max_length=256, description="The request's call id")]
+CallId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The request's call id",
+    ),
+]
 
 
 def _json(model: BaseModel) -> Response:
@@ -137,11 +145,25 @@ async def _parse_body(request: Request, model: type[M], *, strict: bool = False)
 
 def _call_id(request: Request) -> str:
     call_id = str(request.path_params["call_id"])
-    if not 1 <= len(call_id) <= 256:
+    if not 1 <= len(call_id) <= 256 or not call_id.isprintable():
         raise _invalid(
-            ("path", "call_id"), "call_id must be 1-256 characters", "string_length", call_id
+            ("path", "call_id"),
+            "call_id must be 1-256 printable characters",
+            "string_pattern_mismatch",
+            call_id,
         )
     return call_id
+
+
+def _run_id_filter(run_id: str | None) -> str | None:
+    if run_id is not None and not (0 < len(run_id) <= 256 and run_id.isprintable()):
+        raise _invalid(
+            ("query", "run_id"),
+            "run_id must be 1-256 printable characters",
+            "string_pattern_mismatch",
+            run_id,
+        )
+    return run_id
 
 
 def _wait_seconds(request: Request, cap: float) -> float:
@@ -243,7 +265,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> Response:
         items = await service.list_function_calls(
-            pending=pending, project=who.project, run_id=run_id, limit=limit
+            pending=pending, project=who.project, run_id=_run_id_filter(run_id), limit=limit
         )
         return _json(FunctionCallList(items=items))
 
@@ -340,7 +362,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> Response:
         items = await service.list_human_contacts(
-            pending=pending, project=who.project, run_id=run_id, limit=limit
+            pending=pending, project=who.project, run_id=_run_id_filter(run_id), limit=limit
         )
         return _json(HumanContactList(items=items))
 

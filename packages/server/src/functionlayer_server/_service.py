@@ -817,9 +817,7 @@ class ApprovalService:
         Channels call it before showing a form; the decision itself checks again."""
         _check_via(via)
         record = await self._record(kind, call_id, None)
-        person, _ = await self._decider(
-            self._model(record), record, responder, via_identities, via
-        )
+        person, _ = await self._decider(self._model(record), record, responder, via_identities, via)
         return person
 
     async def _refused(self, record: RequestRecord, who: str, reason: str, via: str) -> None:
@@ -858,8 +856,8 @@ class ApprovalService:
         for _ in range(20):  # retries only when a concurrent quorum approval won the race
             record = await self._record(FUNCTION_CALL, call_id, project)
             call = self._call_from(record)
-            if call.status is not None and call.status.approved is not None:
-                raise AlreadyDecidedError(policy.decided_message(call))
+            # Who is asking first: someone who may not decide learns nothing (not even that,
+            # or by whom, it was decided).
             person, effective = await self._decider(call, record, responder, via_identities, via)
             try:
                 change = policy.apply_decision(call, effective, person, wanted)
@@ -901,8 +899,6 @@ class ApprovalService:
         _check_via(via)
         record = await self._record(HUMAN_CONTACT, call_id, project)
         contact = self._contact_from(record)
-        if contact.status is not None and contact.status.completed:
-            raise AlreadyDecidedError(policy.decided_message(contact))
         person, _ = await self._decider(contact, record, responder, via_identities, via)
         try:
             change = policy.answer_contact(contact, response, response_option_name)

@@ -5,7 +5,6 @@ users, forge links or add blocks: blocks are built here from fixed templates onl
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -40,7 +39,6 @@ INPUT_ACTION = "text"
 
 _SECTION_LIMIT = 3000
 _MAX_OPTION_BUTTONS = 20
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 
 
 def escape(text: str) -> str:
@@ -176,8 +174,8 @@ def request_blocks(
 
 
 def _who(responder: str | None, via: str | None) -> str:
-    if responder and via == "slack" and _SLACK_USER.match(responder):
-        return f"<@{responder}>"
+    # ``responded_by`` is a person's name in the directory, never a Slack mention (a name that
+    # looks like a Slack id must not ping that user).
     return f"*{escape(responder or 'someone')}*" + (f" via {escape(via)}" if via else "")
 
 
