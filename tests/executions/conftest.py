@@ -89,9 +89,7 @@ class HttpHarness:
         )
         self.backend.create_function_call(call)
         body = {"approved": True} if approved else {"approved": False, "comment": "no"}
-        answer = self.person.post(
-            f"/agent/function_calls/{call_id}/respond", json=body
-        )
+        answer = self.person.post(f"/agent/function_calls/{call_id}/respond", json=body)
         assert answer.status_code == 200, answer.text
         return FunctionCall.model_validate_json(answer.content)
 
