@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from functionlayer import FunctionCall, HumanContact
+from functionlayer import Execution, ExecutionReport, FunctionCall, HumanContact
 from functionlayer._errors import ConflictError, NotFoundError
 from functionlayer.testing import InMemoryBackend
 
@@ -45,7 +45,12 @@ class ProtocolServer:
         self.store = store if store is not None else InMemoryBackend()
         self.token = token
         self.honour_wait = honour_wait
-        self.faults: dict[str, deque[Fault]] = {"POST": deque(), "GET": deque(), "RESPOND": deque()}
+        self.faults: dict[str, deque[Fault]] = {
+            "POST": deque(),
+            "GET": deque(),
+            "RESPOND": deque(),
+            "EXECUTION": deque(),
+        }
         self.log: list[tuple[str, str, float]] = []  # (method, path with query, time)
         self._lock = threading.Lock()
         server = self
@@ -81,7 +86,14 @@ class ProtocolServer:
             self.faults[route].extend(faults)
 
     def requests(self, method: str, path_part: str = "") -> list[tuple[str, str, float]]:
-        return [entry for entry in self.log if entry[0] == method and path_part in entry[1]]
+        # Execution claims and reports are counted only when asked for by path.
+        return [
+            entry
+            for entry in self.log
+            if entry[0] == method
+            and path_part in entry[1]
+            and ("/execution" not in entry[1] or "/execution" in path_part)
+        ]
 
     # -------------------------------------------------------------- dispatch
 
@@ -91,6 +103,8 @@ class ProtocolServer:
         url = urlparse(handler.path)
         self.log.append((method, handler.path, time.monotonic()))
         route = "RESPOND" if url.path.endswith("/respond") else method
+        if "/execution" in url.path:
+            route = "EXECUTION"
         with self._lock:
             fault = self.faults[route].popleft() if self.faults[route] else None
         if fault is not None and not fault.after_processing:
@@ -135,6 +149,15 @@ class ProtocolServer:
         if method == "POST" and parts == ["function_calls"]:
             return 200, self.store.create_function_call(
                 FunctionCall.model_validate_json(raw)
+            ).model_dump(mode="json")
+        if method == "POST" and len(parts) == 3 and parts[::2] == ["function_calls", "execution"]:
+            claim = Execution.model_validate_json(raw)
+            return 200, self.store.claim_execution(
+                parts[1], claim.claim_id, claimed_by=claim.claimed_by
+            ).model_dump(mode="json")
+        if method == "POST" and len(parts) == 4 and parts[2:] == ["execution", "outcome"]:
+            return 200, self.store.report_execution(
+                parts[1], ExecutionReport.model_validate_json(raw)
             ).model_dump(mode="json")
         if method == "POST" and parts == ["contact_requests"]:
             return 200, self.store.create_human_contact(

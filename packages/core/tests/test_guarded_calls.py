@@ -256,8 +256,11 @@ def test_same_call_id_asks_the_human_once() -> None:
 
     with call_id_scope("tool-call-1"):
         assert multiply(2, 5) == 10
-        assert multiply(2, 5) == 10  # a retried turn reuses the decision
+        again = multiply(2, 5)  # a retried turn reuses the decision, but not to run again
     assert len(human.requests) == 1 and human.requests[0].call_id == "tool-call-1"
+    assert ran == [(2, 5)]
+    assert isinstance(again, str) and again.startswith("multiply was not run again")
+    assert "It returned: 10" in again
 
 
 def test_same_call_id_with_different_arguments_is_refused() -> None:

@@ -22,6 +22,7 @@ from functionlayer._errors import (
 from functionlayer._models import (
     CompletedFunctionCall,
     ContactChannel,
+    ExecutionReport,
     FunctionCall,
     FunctionCallSpec,
     HumanContact,
@@ -56,6 +57,14 @@ class FunctionLayer:
 
     ``timeout`` (seconds) bounds every wait for a human; a decorator's own ``timeout`` overrides it.
     On expiry the request is rejected for good.
+
+    ``run_id`` is optional: a request is identified by its call id, function and arguments, so
+    an agent restarted with a new run id resumes its pending or approved requests (adapters use
+    the model's tool call ids as call ids). An approval authorises one execution: the body runs
+    once, and a later call under the same call id gets "already ran" with the recorded outcome.
+    ``redact_outcome(value) -> str`` turns what a guarded function returned (or the exception it
+    raised) into the text recorded on the backend (default: its repr, at most 500 characters);
+    a decorator's own ``redact`` overrides it.
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class FunctionLayer:
         agent_name: str | None = None,
         timeout: float | None = None,
         contact_channel: ContactChannel | None = None,
+        redact_outcome: Callable[[Any], str] | None = None,
     ) -> None:
         if backend is None:
             backend = _default_backend(approval_method, api_base, api_token)
@@ -78,6 +88,7 @@ class FunctionLayer:
             raise ValueError("timeout must be a positive number of seconds")
         self.timeout = timeout
         self.contact_channel = contact_channel
+        self.redact_outcome = redact_outcome
 
     def __repr__(self) -> str:
         return f"FunctionLayer(backend={self.backend!r}, run_id={self.run_id!r})"
@@ -91,12 +102,14 @@ class FunctionLayer:
         reject_options: Sequence[ResponseOption] | None = None,
         timeout: float | None = _UNSET,
         when: Callable[..., bool | Awaitable[bool]] | None = None,
+        redact: Callable[[Any], str] | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R | str]]:
         """Guard a function: it runs only after a human approves that exact call.
 
         Rejected, expired or undecidable calls return a message for the LLM instead of running.
         ``when`` gets the call's named arguments; when it returns false the function runs
-        without asking.
+        without asking. An approval runs the body at most once (see :class:`FunctionLayer`);
+        ``redact(value) -> str`` gives the text recorded about its result instead of its repr.
         """
         if timeout is not _UNSET and timeout is not None and timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
@@ -109,6 +122,7 @@ class FunctionLayer:
                 reject_options=list(reject_options) if reject_options else None,
                 timeout=timeout,
                 when=when,
+                redact=redact,
             )
             return guard.wrapper()
 
@@ -334,8 +348,10 @@ class _Guard:
         reject_options: list[ResponseOption] | None,
         timeout: float | None,
         when: Callable[..., Any] | None,
+        redact: Callable[[Any], str] | None = None,
     ) -> None:
         self.client = client
+        self.redact = redact
         self.fn = fn
         self.name: str = getattr(fn, "__name__", type(fn).__name__)
         self.signature = inspect.signature(fn)
@@ -423,10 +439,25 @@ class _Guard:
             return self.failure_message(exc, call_id)
         if isinstance(outcome, str):
             return outcome
+        # One approval, one execution: claim it first; only the first claim runs the body.
+        claim_id = _new_id()
+        try:
+            claim = self.client.backend.claim_execution(
+                call_id, claim_id, claimed_by=self.client.run_id
+            )
+        except Exception as exc:  # cannot record the execution: fail closed
+            return self.claim_failure(exc, call_id)
+        if not claim.granted:
+            return _feedback.already_ran_message(self.name, call_id, claim.execution)
+        try:
+            # exactly the approved call (or the validated edits); its exceptions propagate
+            result = self.fn(*args, **kwargs) if outcome is None else self.fn(**outcome)
+        except Exception as exc:
+            self.report(call_id, claim_id, exc, raised=True)
+            raise
+        self.report(call_id, claim_id, result, raised=False)
         if outcome is None:
-            return self.fn(*args, **kwargs)  # exactly the approved call; its exceptions propagate
-        edited = outcome
-        result = self.fn(**edited)
+            return result
         return _feedback.edited_message(
             self.name, spec.kwargs, decided.as_completed().approved_kwargs, result
         )
@@ -442,12 +473,57 @@ class _Guard:
             return self.failure_message(exc, call_id)
         if isinstance(outcome, str):
             return outcome
+        claim_id = _new_id()
+        try:
+            claim = await self.client.backend.aclaim_execution(
+                call_id, claim_id, claimed_by=self.client.run_id
+            )
+        except Exception as exc:  # fail closed, as above
+            return self.claim_failure(exc, call_id)
+        if not claim.granted:
+            return _feedback.already_ran_message(self.name, call_id, claim.execution)
+        try:
+            result = await (self.fn(*args, **kwargs) if outcome is None else self.fn(**outcome))
+        except Exception as exc:
+            await self.areport(call_id, claim_id, exc, raised=True)
+            raise
+        await self.areport(call_id, claim_id, result, raised=False)
         if outcome is None:
-            return await self.fn(*args, **kwargs)
-        result = await self.fn(**outcome)
+            return result
         return _feedback.edited_message(
             self.name, spec.kwargs, decided.as_completed().approved_kwargs, result
         )
+
+    def execution_report(self, claim_id: str, value: Any, *, raised: bool) -> ExecutionReport:
+        from functionlayer._execution import summarize
+
+        redact = self.redact if self.redact is not None else self.client.redact_outcome
+        return ExecutionReport(
+            claim_id=claim_id,
+            outcome="raised" if raised else "returned",
+            summary=summarize(value, raised=raised, redact=redact),
+        )
+
+    def report(self, call_id: str, claim_id: str, value: Any, *, raised: bool) -> None:
+        """Record how the body ended. Best effort: the result still goes back to the LLM if
+        the backend cannot be told (the execution then stays "outcome unknown")."""
+        try:
+            self.client.backend.report_execution(
+                call_id, self.execution_report(claim_id, value, raised=raised)
+            )
+        except Exception as exc:
+            _log_report_failure(self.name, call_id, exc)
+
+    async def areport(self, call_id: str, claim_id: str, value: Any, *, raised: bool) -> None:
+        try:
+            await self.client.backend.areport_execution(
+                call_id, self.execution_report(claim_id, value, raised=raised)
+            )
+        except Exception as exc:
+            _log_report_failure(self.name, call_id, exc)
+
+    def claim_failure(self, exc: Exception, call_id: str) -> str:
+        return _feedback.claim_failed_message(self.name, f"{type(exc).__name__}: {exc}", call_id)
 
     def interpret(self, call: FunctionCall) -> str | dict[str, Any] | None:
         """``None``: run as proposed; a dict: run with these validated edits; a str: the tool result."""
@@ -499,6 +575,19 @@ class _Guard:
 
 
 # ------------------------------------------------------------------- helpers
+
+
+def _log_report_failure(fn: str, call_id: str, exc: Exception) -> None:
+    import logging
+
+    logging.getLogger("functionlayer").warning(
+        "%s ran under call id %s but its outcome could not be recorded (%s: %s); it stays "
+        "'started, outcome unknown' and will not run again",
+        fn,
+        call_id,
+        type(exc).__name__,
+        exc,
+    )
 
 
 def _new_id() -> str:

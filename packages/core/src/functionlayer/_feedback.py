@@ -5,9 +5,14 @@ They name the function, carry the human's own words, and say plainly whether any
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from functionlayer._models import Execution
 
 __all__ = [
+    "already_ran_message",
+    "claim_failed_message",
     "contact_failed_message",
     "edited_message",
     "expired_message",
@@ -66,3 +71,37 @@ def edited_message(fn: str, proposed: dict[str, Any], approved: dict[str, Any], 
 
 def contact_failed_message(reason: str) -> str:
     return f"No answer from a human: {reason}. Carry on without one or ask again later."
+
+
+def claim_failed_message(fn: str, reason: str, call_id: str) -> str:
+    """Approved, but the execution could not be recorded first: fail closed."""
+    return (
+        f"{fn} was approved but was not run: its execution could not be recorded ({reason}), "
+        "and an approved call runs only once it is recorded, so that it runs at most once. "
+        f"Nothing was done. The approval is kept under call id {call_id}."
+    )
+
+
+def already_ran_message(fn: str, call_id: str, execution: Execution) -> str:
+    """The approval under this call id was already used: the body is not run again."""
+    started = _when(execution.started_at)
+    head = f"{fn} was not run again: call id {call_id} was approved once and already ran"
+    if execution.outcome == "returned":
+        return f"{head} (at {_when(execution.finished_at) or started}). It returned: {execution.summary}"
+    if execution.outcome == "raised":
+        return (
+            f"{head} (at {_when(execution.finished_at) or started}). It raised: {execution.summary}"
+        )
+    return (
+        f"{head}: it started at {started or 'an unknown time'}, outcome unknown (it never "
+        "reported how it ended). It is not run again automatically; check its effects before "
+        "asking for a new approval under a new call id."
+    )
+
+
+def _when(moment: Any) -> str:
+    if moment is None:
+        return ""
+    from datetime import UTC
+
+    return str(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))

@@ -23,6 +23,9 @@ __all__ = [
     "DiscordContactChannel",
     "EmailContactChannel",
     "EmailRecipient",
+    "Execution",
+    "ExecutionClaim",
+    "ExecutionReport",
     "FunctionCall",
     "FunctionCallSpec",
     "FunctionCallStatus",
@@ -173,6 +176,45 @@ class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: fiel
     """The function's docstring, shown to the approver."""
 
 
+class Execution(_Model):
+    """The one execution an approval authorises (FunctionLayer addition).
+
+    Recorded when the agent claims the approved call, just before the body runs; the outcome
+    (``returned`` or ``raised``, with a short summary) is added when the body finishes. No
+    outcome means the body started and its end was never reported (say the agent crashed):
+    it is never run again automatically.
+    """
+
+    claim_id: str
+    """Chosen by the claimant; a retried claim with the same id is the same claim."""
+    claimed_by: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: Literal["returned", "raised"] | None = None
+    summary: str | None = None
+    """The returned value's repr, or the exception's type and message (at most 500
+    characters, after the user's redaction hook)."""
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+
+class ExecutionClaim(_Model):
+    """The answer to a claim: ``granted`` only for the first claimant (and its retries)."""
+
+    granted: bool
+    execution: Execution
+
+
+class ExecutionReport(_Model):
+    """How the claimed execution ended, sent once the body returns or raises."""
+
+    claim_id: str
+    outcome: Literal["returned", "raised"]
+    summary: str = ""
+
+
 class FunctionCallStatus(_Model):
     requested_at: datetime | None = None
     responded_at: datetime | None = None
@@ -192,6 +234,8 @@ class FunctionCallStatus(_Model):
     responded_via: str | None = None
     approvals: list[str] | None = None
     """Quorum progress: who approved so far."""
+    execution: Execution | None = None
+    """Set once the approved call was claimed for execution (and its outcome, once known)."""
 
     @property
     def completed(self) -> bool:

@@ -76,7 +76,8 @@ class Toolset:
     >>> messages.extend(toolset.run(reply.choices[0].message.tool_calls))
 
     Each call runs under its ``tool_call_id`` as the approval's call id, so every call in a turn
-    gets its own decision, and a retried turn reuses the decision instead of asking again.
+    gets its own decision, and a retried turn reuses the decision instead of asking again; an
+    approval runs the function once, so a repeated tool call id gets "already ran" instead.
     A rejection, a fail-closed message, malformed arguments or an unknown tool name become the
     tool message's content; an exception raised by an approved function propagates.
     """

@@ -11,6 +11,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from functionlayer._models import (
+    Execution,
+    ExecutionClaim,
+    ExecutionReport,
     FunctionCall,
     FunctionCallStatus,
     HumanContact,
@@ -64,7 +67,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         403: "This token may not do that (agent tokens cannot decide; a person the policy "
         "does not allow)",
         404: "No such request for this token's project",
-        409: "Conflict: already decided or expired, or another request under this call id",
+        409: "Conflict: already decided or expired, another request under this call id, or "
+        "an execution claim on a call that is not approved",
         413: "Request body over the server's limit",
         422: "Wrong types, an invalid decision, or routing outside the operator's rules",
     }.items()
@@ -296,6 +300,44 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         entries = await service.audit_trail(call_id)
         items = [AuditEntryModel(**e.to_json()) for e in entries if e.kind == FUNCTION_CALL]
         return _json(AuditList(items=items))
+
+    @router.post(
+        "/function_calls/{call_id}/execution",
+        response_model=ExecutionClaim,
+        tags=["function calls"],
+        summary="Claim the one execution an approved call authorises (granted to the first "
+        "claim only; a retry with the same claim_id is the same claim)",
+        openapi_extra={"parameters": [_CALL_ID_PARAM], "requestBody": _body_doc("Execution")},
+    )
+    @fast_path
+    async def claim_execution(request: Request) -> Response:
+        who = await agent(request)
+        call_id = _call_id(request)
+        claim = await _parse_body(request, Execution)
+        granted = await service.claim_execution(
+            call_id, claim, project=who.project, actor=f"agent:{who.token_name}"
+        )
+        return _json(granted)
+
+    @router.post(
+        "/function_calls/{call_id}/execution/outcome",
+        response_model=FunctionCall,
+        tags=["function calls"],
+        summary="Report how the claimed execution ended (returned or raised, with a summary)",
+        openapi_extra={
+            "parameters": [_CALL_ID_PARAM],
+            "requestBody": _body_doc("ExecutionReport"),
+        },
+    )
+    @fast_path
+    async def report_execution(request: Request) -> Response:
+        who = await agent(request)
+        call_id = _call_id(request)
+        report = await _parse_body(request, ExecutionReport)
+        call = await service.report_execution(
+            call_id, report, project=who.project, actor=f"agent:{who.token_name}"
+        )
+        return _json(call)
 
     @router.post(
         "/agent/function_calls/{call_id}/respond",

@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from functionlayer._models import (
+    Execution,
+    ExecutionClaim,
+    ExecutionReport,
     FunctionCall,
     FunctionCallStatus,
     HumanContact,
@@ -59,7 +62,7 @@ log = logging.getLogger("functionlayer_server.service")
 FUNCTION_CALL = "function_call"
 HUMAN_CONTACT = "human_contact"
 
-EventType = Literal["created", "updated", "decided"]
+EventType = Literal["created", "updated", "decided", "executed"]
 Request = FunctionCall | HumanContact
 _R = TypeVar("_R", FunctionCall, HumanContact)
 
@@ -139,8 +142,9 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class ServiceEvent:
-    """Given to listeners: ``created`` (a new request), ``updated`` (quorum progress) or
-    ``decided`` (approved, rejected, answered or expired)."""
+    """Given to listeners: ``created`` (a new request), ``updated`` (quorum progress),
+    ``decided`` (approved, rejected, answered or expired) or ``executed`` (the approved call
+    ran and the agent reported its outcome, see ``_executions``)."""
 
     type: EventType
     kind: str
@@ -162,6 +166,21 @@ def _dt(ts: float) -> datetime:
 
 def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _same_request(kind: str, stored_spec: str, spec_json: str) -> bool:
+    """Whether a create under an existing call id asks for the same request: the same function
+    and arguments (a function call), the same spec (a human contact)."""
+    if stored_spec == spec_json:
+        return True
+    if kind != FUNCTION_CALL:
+        return False
+    old, new = json.loads(stored_spec), json.loads(spec_json)
+    # Compared as canonical JSON: true and 1, or 1 and 1.0, are different arguments.
+    return bool(
+        old.get("fn") == new.get("fn")
+        and _canonical(old.get("kwargs")) == _canonical(new.get("kwargs"))
+    )
 
 
 class ApprovalService:
@@ -536,10 +555,24 @@ class ApprovalService:
                 raise ConflictError(
                     f"call_id {call_id!r} is already in use; choose another call id"
                 )
-            if stored.run_id != request.run_id or stored.spec != spec_json:
+            if not _same_request(kind, stored.spec, spec_json):
                 raise ConflictError(
                     f"a different request already exists under call_id {call_id!r} "
-                    "(same call id, different run_id or spec)"
+                    "(same call id, different function or arguments)"
+                )
+            if stored.run_id != request.run_id:
+                # A request is its call id, function and arguments: a restarted agent (a new
+                # run id) resumes it, pending or decided. The stored run id stays.
+                await self.store.add_audit(
+                    AuditRow(
+                        kind=kind,
+                        call_id=call_id,
+                        at=now,
+                        actor=actor,
+                        via=via,
+                        action="resumed",
+                        details={"run_id": request.run_id, "original_run_id": stored.run_id},
+                    )
                 )
             stored = await self._expire_if_due(stored)
             return stored, False
@@ -1060,6 +1093,26 @@ class ApprovalService:
             now=audit.at,
         )
         return rows, rows[0].event_id
+
+    # -- executions (one approval, one execution; see _executions) ----------------------------
+
+    async def claim_execution(
+        self, call_id: str, claim: Execution, *, project: str, actor: str, via: str = "api"
+    ) -> ExecutionClaim:
+        from functionlayer_server import _executions
+
+        return await _executions.claim_execution(
+            self, call_id, claim, project=project, actor=actor, via=via
+        )
+
+    async def report_execution(
+        self, call_id: str, report: ExecutionReport, *, project: str, actor: str, via: str = "api"
+    ) -> FunctionCall:
+        from functionlayer_server import _executions
+
+        return await _executions.report_execution(
+            self, call_id, report, project=project, actor=actor, via=via
+        )
 
     # -- audit ------------------------------------------------------------------------------
 

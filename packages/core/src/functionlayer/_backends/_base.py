@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer._models import (
+    ExecutionClaim,
+    ExecutionReport,
+    FunctionCall,
+    HumanContact,
+)
 
 __all__ = ["Backend"]
 
@@ -13,7 +18,11 @@ class Backend(ABC):
     """Stores requests and waits for decisions.
 
     ``create_*`` is idempotent per ``call_id``: creating the same request twice returns the
-    existing one (a different spec under the same id raises :class:`ConflictError`).
+    existing one, even under another ``run_id`` (a restarted agent resumes its request); a
+    different function or different arguments under the same id raise :class:`ConflictError`.
+
+    ``claim_execution``/``report_execution`` make one approval authorise at most one run of the
+    function's body, across retries, duplicate call ids and restarted agents.
 
     ``wait_*`` returns as soon as the request is decided, or the current (pending) state once
     ``timeout`` seconds have passed; it never decides anything itself. Errors that cannot be
@@ -51,6 +60,39 @@ class Backend(ABC):
 
     @abstractmethod
     def expire_human_contact(self, call_id: str, reason: str) -> HumanContact: ...
+
+    @abstractmethod
+    def claim_execution(
+        self, call_id: str, claim_id: str, *, claimed_by: str | None = None
+    ) -> ExecutionClaim:
+        """Claim the one execution an approved call authorises, before its body runs.
+
+        Atomic compare-and-set: the first claim is ``granted`` and recorded (with its start
+        time); a retry with the same ``claim_id`` is granted again (the same claim); any other
+        claim is not granted and gets the recorded execution, so the caller can tell the LLM
+        that the call already ran. A claim on a call that is not approved (pending, rejected,
+        answered instead, expired) raises :class:`~functionlayer.ConflictError`.
+        """
+
+    @abstractmethod
+    def report_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
+        """Record how the claimed execution ended (``report.claim_id`` must hold the claim).
+
+        A repeated identical report is accepted (retries); a different one, or one from a
+        claim that does not hold the execution, raises :class:`~functionlayer.ConflictError`.
+        """
+
+    async def aclaim_execution(
+        self, call_id: str, claim_id: str, *, claimed_by: str | None = None
+    ) -> ExecutionClaim:
+        import functools
+
+        return await _to_thread(
+            functools.partial(self.claim_execution, call_id, claim_id, claimed_by=claimed_by)
+        )
+
+    async def areport_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
+        return await _to_thread(self.report_execution, call_id, report)
 
     async def aexpire_function_call(self, call_id: str, reason: str) -> FunctionCall:
         return await _to_thread(self.expire_function_call, call_id, reason)

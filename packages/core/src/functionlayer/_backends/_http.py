@@ -29,7 +29,15 @@ from functionlayer._errors import (
     MalformedResponseError,
     NotFoundError,
 )
-from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact, HumanContactStatus
+from functionlayer._models import (
+    Execution,
+    ExecutionClaim,
+    ExecutionReport,
+    FunctionCall,
+    FunctionCallStatus,
+    HumanContact,
+    HumanContactStatus,
+)
 
 __all__ = ["HttpBackend"]
 
@@ -129,6 +137,27 @@ class HttpBackend(Backend):
             return self.get_function_call(call_id)
         except BackendError:  # a server that refuses agent-side expiry: still reject locally
             return _expired_locally(self.get_function_call(call_id), reason)
+
+    def claim_execution(
+        self, call_id: str, claim_id: str, *, claimed_by: str | None = None
+    ) -> ExecutionClaim:
+        # Retried on network errors like creation: the claim id makes a retry the same claim.
+        body = Execution(claim_id=claim_id, claimed_by=claimed_by)
+        return self._send(ExecutionClaim, "POST", _execution_path(call_id), body=body)
+
+    def report_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
+        return self._send(FunctionCall, "POST", _execution_path(call_id) + "/outcome", body=report)
+
+    async def aclaim_execution(
+        self, call_id: str, claim_id: str, *, claimed_by: str | None = None
+    ) -> ExecutionClaim:
+        body = Execution(claim_id=claim_id, claimed_by=claimed_by)
+        return await self._asend(ExecutionClaim, "POST", _execution_path(call_id), body=body)
+
+    async def areport_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
+        return await self._asend(
+            FunctionCall, "POST", _execution_path(call_id) + "/outcome", body=report
+        )
 
     def create_human_contact(self, contact: HumanContact) -> HumanContact:
         return self._send(HumanContact, "POST", "/contact_requests", body=contact)
@@ -410,6 +439,10 @@ def _interpret(model: type[M], response: httpx.Response) -> M | _Retry:
             f"the FunctionLayer server's answer ({status}) is not a valid {model.__name__}: "
             f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}; body starts {response.text[:120]!r}"
         ) from exc
+
+
+def _execution_path(call_id: str) -> str:
+    return f"/function_calls/{quote(call_id, safe='')}/execution"
 
 
 def _detail(response: httpx.Response) -> str:

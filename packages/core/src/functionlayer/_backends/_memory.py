@@ -8,9 +8,20 @@ from typing import Any
 
 from functionlayer._backends._base import Backend
 from functionlayer._errors import ConflictError, NotFoundError
-from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact, HumanContactStatus
+from functionlayer._models import (
+    Execution,
+    ExecutionClaim,
+    ExecutionReport,
+    FunctionCall,
+    FunctionCallStatus,
+    HumanContact,
+    HumanContactStatus,
+)
 
 __all__ = ["InMemoryBackend"]
+
+
+_MAX_SUMMARY = 500
 
 
 def _now() -> datetime:
@@ -43,7 +54,9 @@ class InMemoryBackend(Backend):
         with self._changed:
             existing = self._calls.get(call.call_id)
             if existing is not None:
-                if existing.spec != call.spec or existing.run_id != call.run_id:
+                # A request is its call id, function and arguments: another run id (a restarted
+                # agent) resumes it.
+                if existing.spec.fn != call.spec.fn or existing.spec.kwargs != call.spec.kwargs:
                     raise ConflictError(
                         f"call id {call.call_id!r} already names a different request"
                     )
@@ -106,6 +119,56 @@ class InMemoryBackend(Backend):
         except ConflictError:  # answered in between: the answer stands
             return self.get_function_call(call_id)
 
+    # ------------------------------------------------------------------ executions
+
+    def claim_execution(
+        self, call_id: str, claim_id: str, *, claimed_by: str | None = None
+    ) -> ExecutionClaim:
+        with self._changed:
+            call = self._call(call_id)
+            status = call.status
+            if status is None or status.approved is not True:
+                raise ConflictError(
+                    f"function call {call_id!r} is not approved: its execution cannot be claimed",
+                    status_code=409,
+                )
+            if status.execution is not None:
+                granted = status.execution.claim_id == claim_id
+                return ExecutionClaim(granted=granted, execution=status.execution.model_copy())
+            execution = Execution(claim_id=claim_id, claimed_by=claimed_by, started_at=_now())
+            self._calls[call_id] = call.model_copy(
+                update={"status": status.model_copy(update={"execution": execution})}
+            )
+            self._changed.notify_all()
+            return ExecutionClaim(granted=True, execution=execution.model_copy())
+
+    def report_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
+        with self._changed:
+            call = self._call(call_id)
+            status = call.status
+            execution = status.execution if status is not None else None
+            if status is None or execution is None or execution.claim_id != report.claim_id:
+                raise ConflictError(
+                    f"function call {call_id!r}: this claim does not hold its execution",
+                    status_code=409,
+                )
+            summary = report.summary[:_MAX_SUMMARY]
+            if execution.outcome is not None:
+                if (execution.outcome, execution.summary) == (report.outcome, summary):
+                    return call.model_copy(deep=True)  # a retried report
+                raise ConflictError(
+                    f"function call {call_id!r}: its outcome was already reported",
+                    status_code=409,
+                )
+            done = execution.model_copy(
+                update={"outcome": report.outcome, "summary": summary, "finished_at": _now()}
+            )
+            self._calls[call_id] = call.model_copy(
+                update={"status": status.model_copy(update={"execution": done})}
+            )
+            self._changed.notify_all()
+            return self._calls[call_id].model_copy(deep=True)
+
     def _decide_call(self, call_id: str, **decision: Any) -> FunctionCall:
         with self._changed:
             call = self._call(call_id)
@@ -138,7 +201,7 @@ class InMemoryBackend(Backend):
         with self._changed:
             existing = self._contacts.get(contact.call_id)
             if existing is not None:
-                if existing.spec != contact.spec or existing.run_id != contact.run_id:
+                if existing.spec != contact.spec:
                     raise ConflictError(
                         f"call id {contact.call_id!r} already names a different request"
                     )

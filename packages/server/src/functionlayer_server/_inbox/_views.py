@@ -27,6 +27,7 @@ __all__ = [
     "call_outcome",
     "channel_context",
     "contact_outcome",
+    "execution_line",
     "format_duration",
     "format_time",
     "pretty_json",
@@ -107,6 +108,20 @@ class Outcome:
     response: str | None = None
     edited_json: str | None = None
     approvals: list[str] = field(default_factory=list)
+    execution: str | None = None
+    """For an approved call that was claimed: when it ran and what came of it."""
+
+
+def execution_line(call: FunctionCall) -> str | None:
+    """ "Ran at … : returned …", "Ran at … : raised …" or "Started at …, outcome unknown"."""
+    execution = call.status.execution if call.status is not None else None
+    if execution is None:
+        return None
+    if execution.outcome is None:
+        return f"Started at {format_time(execution.started_at)}, outcome unknown"
+    verb = "returned" if execution.outcome == "returned" else "raised"
+    at = format_time(execution.finished_at or execution.started_at)
+    return f"Ran at {at} : {verb} {execution.summary or ''}".rstrip()
 
 
 def call_outcome(call: FunctionCall) -> Outcome:
@@ -122,6 +137,7 @@ def call_outcome(call: FunctionCall) -> Outcome:
         "comment": status.comment,
         "option": status.reject_option_name,
         "approvals": list(status.approvals or []),
+        "execution": execution_line(call),
     }
     if status.approved:
         if status.edited_kwargs is not None:
