@@ -61,7 +61,9 @@ class Server:
         self.token = asyncio.run(create_token(settings, "bench"))
         # Decisions come from a person (agent tokens cannot decide): an approver token.
         asyncio.run(create_user(settings, "bench-human", None))
-        self.human_token = asyncio.run(create_token(settings, "bench-human", approver="bench-human"))
+        self.human_token = asyncio.run(
+            create_token(settings, "bench-human", approver="bench-human")
+        )
         env = {
             **os.environ,
             "FUNCTIONLAYER_SERVER_DATABASE_URL": self.url,
