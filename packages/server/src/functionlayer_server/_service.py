@@ -20,12 +20,14 @@ from typing import Any, Literal, TypeVar
 
 from functionlayer._models import (
     FunctionCall,
+    FunctionCallSpec,
     FunctionCallStatus,
     HumanContact,
     HumanContactStatus,
 )
 
 from functionlayer_server import _policy as policy
+from functionlayer_server import _schema
 from functionlayer_server._accounts import Accounts
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import (
@@ -452,6 +454,11 @@ class ApprovalService:
                 "arguments must be JSON numbers: NaN, Infinity and numbers too large for JSON "
                 "are refused"
             )
+        if isinstance(spec, FunctionCallSpec):
+            try:
+                _schema.check_schema(spec)
+            except _schema.SchemaProblem as exc:
+                raise InvalidRequestError(exc.message) from None
         if spec.timeout_seconds is not None and spec.timeout_seconds > MAX_TIMEOUT_SECONDS:
             raise InvalidRequestError(
                 f"timeout_seconds must be at most {MAX_TIMEOUT_SECONDS:.0f} seconds (ten years); omit it for no expiry"
@@ -490,7 +497,10 @@ class ApprovalService:
             status = HumanContactStatus(
                 requested_at=_dt(now), expires_at=_dt(expires_at) if expires_at else None
             )
-        spec_json = _canonical(spec.model_dump(mode="json"))
+        # Stored in the order the agent sent (signature order, which every channel shows);
+        # a retry is the same request if it is equal as JSON, whatever its key order.
+        spec_data = spec.model_dump(mode="json")
+        spec_json = json.dumps(spec_data, separators=(",", ":"), default=str)
         record = RequestRecord(
             kind=kind,
             call_id=call_id,
@@ -521,7 +531,9 @@ class ApprovalService:
                 raise ConflictError(
                     f"call_id {call_id!r} is already in use; choose another call id"
                 )
-            if stored.run_id != request.run_id or stored.spec != spec_json:
+            if stored.run_id != request.run_id or (
+                stored.spec != spec_json and json.loads(stored.spec) != json.loads(spec_json)
+            ):
                 raise ConflictError(
                     f"a different request already exists under call_id {call_id!r} "
                     "(same call id, different run_id or spec)"
