@@ -337,13 +337,29 @@ class EditField:
 FIELD_PREFIX = "arg."
 
 
-def _base(prop: Any) -> tuple[dict[str, Any], bool]:
+def _resolve(prop: Any, root: Mapping[str, Any] | None, depth: int = 0) -> Any:
+    """Follow a local ``{"$ref": "#/$defs/Name"}`` (as pydantic writes enums and models)."""
+    ref = prop.get("$ref") if isinstance(prop, dict) else None
+    if not isinstance(ref, str) or not ref.startswith("#/") or root is None or depth > 8:
+        return prop
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target.get(part) if isinstance(target, Mapping) else None
+    if not isinstance(target, dict):
+        return prop
+    merged = {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
+    return _resolve(merged, root, depth + 1)
+
+
+def _base(prop: Any, root: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
     """The non-null alternative of a property's schema, and whether null is allowed."""
+    prop = _resolve(prop, root)
     if not isinstance(prop, dict):
         return {}, False
     for key in ("anyOf", "oneOf"):
         branches = prop.get(key)
         if isinstance(branches, list):
+            branches = [_resolve(b, root) for b in branches]
             real = [b for b in branches if isinstance(b, dict) and b.get("type") != "null"]
             nullable = len(real) < len(branches)
             if len(real) == 1:
@@ -397,7 +413,7 @@ def edit_fields(
     errors = errors or {}
     fields: list[EditField] = []
     for name in ordered_names({**dict.fromkeys(properties), **kwargs}, schema):
-        prop, nullable = _base(properties.get(name, {}))
+        prop, nullable = _base(properties.get(name, {}), schema)
         value = kwargs.get(name, prop.get("default"))
         kind = _input_for(prop, value)
         submitted = None if form is None else form.get(FIELD_PREFIX + name)
@@ -449,7 +465,7 @@ def edits_from_form(
                 problems[item.name] = "is required"
             continue
         if item.input == "enum":
-            prop, _ = _base((schema or {}).get("properties", {}).get(item.name, {}))
+            prop, _ = _base((schema or {}).get("properties", {}).get(item.name, {}), schema)
             options = prop.get("enum") or []
             try:
                 edits[item.name] = options[int(text)]
