@@ -204,6 +204,6 @@ def test_example_in_the_terminal_approved(tmp_path: Path) -> None:
     assert process.returncode == 0, err.read_text()[-3000:]
     lines = stdout_text.splitlines()
     assert lines[0].startswith("Using the scripted offline model")
-    assert '"x": 2' in stdout_text
+    assert "x: 2" in stdout_text
     assert lines[-1] == "Result: 2 multiplied by 5 is 10, and adding 32 gives 42."
     assert (tmp_path / "functionlayer-tiktoken-cache" / CL100K_CACHE_NAME).exists()

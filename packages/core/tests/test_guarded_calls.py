@@ -104,20 +104,76 @@ def test_approve_with_edits_runs_exactly_the_edited_arguments_and_tells_the_mode
 
 
 def test_edits_are_validated_against_the_signature_and_invalid_ones_never_run() -> None:
-    fl, _, ran = make([edit(x="three", y=5), edit(x=1), edit(x=1, y=2, z=3)])
+    fl, _, ran = make([edit(x="three", y=5), edit(y=None), edit(x=1, y=2, z=3)])
 
     @fl.require_approval()
     def multiply(x: int, y: int) -> int:
         ran.append((x, y))
         return x * y
 
-    wrong_type, missing, unknown = multiply(2, 5), multiply(2, 5), multiply(2, 5)
+    wrong_type, nulled, unknown = multiply(2, 5), multiply(2, 5), multiply(2, 5)
     assert ran == []
-    for message in (wrong_type, missing, unknown):
+    for message in (wrong_type, nulled, unknown):
         assert message.startswith(
             "multiply was not run: the human approved it with edited arguments"
         )
-    assert "x" in wrong_type and "y" in missing and "z" in unknown
+    assert "x" in wrong_type and "y" in nulled and "z" in unknown
+
+
+def test_partial_edits_merge_into_the_proposal() -> None:
+    fl, human, ran = make([edit(y=7)])
+
+    @fl.require_approval()
+    def multiply(x: int, y: int) -> int:
+        ran.append((x, y))
+        return x * y
+
+    result = multiply(2, 5)
+    assert ran == [(2, 7)]
+    assert result.endswith("returned: 14") and '{"x": 2, "y": 7}' in result
+    status = human.function_call_requests[0].status
+    stored = human.get_function_call(human.function_call_requests[0].call_id).status
+    assert status is not None and stored is not None
+    assert stored.edited_kwargs == {"x": 2, "y": 7}
+
+
+def test_the_request_carries_the_schema_docstring_and_allowed_decisions() -> None:
+    fl, human, _ = make([approve()])
+
+    @fl.require_approval(decisions=["approve", "reject"])
+    def transfer(to: str, amount: int, memo: str = "") -> str:
+        """Send money to someone."""
+        return "sent"
+
+    assert transfer("bob", 3) == "sent"
+    spec = human.function_call_requests[0].spec
+    assert spec.description == "Send money to someone."
+    assert spec.allowed_decisions == ["approve", "reject"]
+    assert spec.parameters is not None
+    assert list(spec.parameters["properties"]) == ["to", "amount", "memo"]
+    assert spec.parameters["properties"]["amount"]["type"] == "integer"
+    assert spec.parameters["required"] == ["to", "amount"]
+
+
+def test_a_decision_the_function_does_not_accept_never_runs_it() -> None:
+    fl, _, ran = make([edit(x=9)])
+
+    @fl.require_approval(decisions=["approve", "reject"])
+    def multiply(x: int, y: int) -> int:
+        ran.append((x, y))
+        return x * y
+
+    result = multiply(2, 5)
+    assert ran == []
+    assert "not allowed" in result and "was not run" in result
+
+
+def test_decisions_must_be_known_kinds() -> None:
+    fl, _, _ = make([])
+    with pytest.raises(ValueError):
+        fl.require_approval(decisions=["approve", "maybe"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        fl.require_approval(decisions="approve")  # type: ignore[arg-type]
 
 
 def test_edit_equal_to_the_proposal_is_a_plain_approval() -> None:

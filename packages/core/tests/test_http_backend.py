@@ -18,6 +18,7 @@ from functionlayer import (
     HttpBackend,
     HumanContactSpec,
     call_id_scope,
+    tool_spec,
 )
 
 from packages.core.tests.protocol_server import Fault, ProtocolServer
@@ -258,9 +259,6 @@ def test_answer_racing_the_deadline_wins_if_it_was_first(server: ProtocolServer)
 
 def test_resume_after_restart_by_call_id(server: ProtocolServer) -> None:
     """An agent that crashed while waiting asks again with the same call id and gets the decision."""
-    first = client(server)
-    first.create_function_call(FunctionCallSpec(fn="act", kwargs={}), call_id="tool-7")
-    server.store.respond("tool-7", approved=True)
     restarted = client(server)
     ran: list[int] = []
 
@@ -268,6 +266,14 @@ def test_resume_after_restart_by_call_id(server: ProtocolServer) -> None:
     def act() -> str:
         ran.append(1)
         return "done"
+
+    # The crashed agent had sent the same request: same function, arguments and schema.
+    first = client(server)
+    first.create_function_call(
+        FunctionCallSpec(fn="act", kwargs={}, parameters=tool_spec(act).parameters),
+        call_id="tool-7",
+    )
+    server.store.respond("tool-7", approved=True)
 
     with call_id_scope("tool-7"):
         assert act() == "done"

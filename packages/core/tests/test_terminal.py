@@ -48,7 +48,7 @@ def run(stdin: str | None, *args: str, timeout: float = 30) -> tuple[dict[str, o
 def test_y_or_yes_approves(answer: str) -> None:
     outcome, shown = run(answer + "\n")
     assert outcome == {"result": 10, "ran": [[2, 5]]}
-    assert "multiply" in shown and '"x": 2' in shown and "term-run" in shown
+    assert "multiply" in shown and "x: 2" in shown and "term-run" in shown
 
 
 @pytest.mark.parametrize("answer", ["n", "No", ""])
@@ -123,3 +123,39 @@ def test_human_as_tool_in_the_terminal() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "What colour should the logo be?" in proc.stdout
     assert "ANSWER teal" in proc.stdout
+
+
+DISPLAY_PROGRAM = textwrap.dedent(
+    """
+    from functionlayer import FunctionLayer, TerminalBackend
+
+    fl = FunctionLayer(backend=TerminalBackend(), run_id="term-run")
+
+    @fl.require_approval()
+    def send_file(recipient: str, body: str, attachment: str) -> str:
+        \"\"\"Email a file to someone outside the company.\"\"\"
+        return "sent"
+
+    print("RESULT", send_file("zed@example.com", "line one\\nline two", "invoice_\\u202efdp.sh"))
+    """
+)
+
+
+def test_the_prompt_shows_the_docstring_signature_order_line_breaks_and_hidden_characters() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", DISPLAY_PROGRAM],
+        input="n\nno thanks\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stdout
+    assert "Email a file to someone outside the company." in shown
+    # Signature order (recipient, body, attachment), not alphabetical (attachment first).
+    assert shown.index("recipient:") < shown.index("body:") < shown.index("attachment:")
+    assert "        line one\n        line two" in shown  # real line breaks, indented
+    assert "\\n" not in shown
+    assert "attachment: invoice_⟨U+202E⟩fdp.sh" in shown and "\u202e" not in shown
+    assert "⚠ This request contains invisible or direction-changing characters" in shown
+    assert "RESULT User denied send_file with feedback: no thanks" in shown

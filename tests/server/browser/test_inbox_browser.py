@@ -11,11 +11,12 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
 from functionlayer import ApprovalMethod, FunctionLayer, ResponseOption
+from pydantic import Field
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +45,15 @@ def in_thread() -> Iterator[Callable[..., Future[Any]]]:
 def alice(server: Any) -> str:
     server.create_user("alice", PASSWORD, email="alice@example.com")
     return "alice"
+
+
+def shown_arguments(page: Any) -> dict[str, str]:
+    """The arguments as the page shows them, in the order it shows them."""
+    values = page.locator("#kwargs pre.arg-value")
+    return {
+        values.nth(i).get_attribute("data-arg"): values.nth(i).inner_text()
+        for i in range(values.count())
+    }
 
 
 def open_request(page: Any, fn: str) -> None:
@@ -86,10 +96,7 @@ def test_reject_with_feedback_end_to_end(
     open_request(page, "wire_money")
     assert page.locator("#fn-name").inner_text() == "wire_money"
     assert "Send money from the company account." in page.locator("#docstring").inner_text()
-    assert json.loads(page.locator("#kwargs").inner_text()) == {
-        "amount": 25000,
-        "to": "acct-991",
-    }
+    assert shown_arguments(page) == {"amount": "25000", "to": "acct-991"}
     page.screenshot(path=str(tmp_path / "inbox-detail.png"), full_page=True)
 
     feedback = "Too much in one go; split it into two transfers under 10k."
@@ -112,10 +119,11 @@ def test_reject_with_feedback_end_to_end(
 def test_approve_with_edited_arguments(
     server: Any, page: Any, login: Any, agent: FunctionLayer, alice: str, in_thread: Any
 ) -> None:
+    """The edit form is generated from the function's schema (sent with the request)."""
     ran: list[tuple[int, int]] = []
 
     @agent.require_approval()
-    def multiply(x: int, y: int) -> int:
+    def multiply(x: Annotated[int, Field(ge=1)], y: int) -> int:
         ran.append((x, y))
         return x * y
 
@@ -124,15 +132,18 @@ def test_approve_with_edited_arguments(
     open_request(page, "multiply")
 
     page.click("#edit-section summary")
-    # Invalid JSON first: a clear error, nothing decided, the text kept for fixing.
-    page.fill("#edited-kwargs", '{"x": 5, "y": ')
+    assert page.locator("#arg-x").get_attribute("type") == "number"
+    assert page.locator("#edited-kwargs").count() == 0  # typed fields, not raw JSON
+    # An edit the schema refuses: the error next to the field, nothing decided, input kept.
+    page.fill("#arg-x", "0")
     page.click("#approve-edited")
-    assert "not valid JSON" in page.locator("#error").inner_text()
+    assert "minimum of 1" in page.locator("#arg-x-error").inner_text()
     assert page.locator("#decide").is_visible()
-    assert page.locator("#edited-kwargs").input_value() == '{"x": 5, "y": '
+    assert page.locator("#arg-x").input_value() == "0"
+    assert page.locator("#status-badge").inner_text() == "pending"
     assert not result.done()
 
-    page.fill("#edited-kwargs", '{"x": 5, "y": 3}')
+    page.fill("#arg-x", "5")
     page.click("#approve-edited")
     page.wait_for_selector("#outcome")
 
@@ -236,9 +247,10 @@ def test_llm_payloads_render_as_text(
     assert page.locator("#pending-table img, #pending-table script").count() == 0
 
     open_request(page, "post_comment")
-    kwargs = json.loads(page.locator("#kwargs").inner_text())
+    kwargs = shown_arguments(page)
     assert kwargs["body"] == XSS_SCRIPT
     assert kwargs["title"] == XSS_IMG
+    assert json.loads(kwargs["nested"]) == {"k": "</pre>" + XSS_IMG}
     assert page.locator("#docstring").inner_text() == XSS_SCRIPT
     assert XSS_IMG in page.locator("#edited-kwargs").input_value()
     assert page.locator("main img, main script").count() == 0

@@ -25,7 +25,7 @@ def test_email_example_runs_offline(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "Approval needed: transfer" in out and '"amount": 250' in out
+    assert "Approval needed: transfer" in out and "amount: 250" in out
     assert "GET  -> 200 (confirmation page)" in out
     assert "POST -> 200 (approved)" in out
     assert "Agent got: sent 250 EUR to DE89 3704 0044 0532 0130 00" in out

@@ -18,10 +18,13 @@ from functionlayer._errors import (
     ApprovalTimeoutError,
     ConflictError,
     InvalidEditError,
+    MalformedResponseError,
 )
 from functionlayer._models import (
+    DECISION_KINDS,
     CompletedFunctionCall,
     ContactChannel,
+    DecisionKind,
     ExecutionReport,
     FunctionCall,
     FunctionCallSpec,
@@ -103,6 +106,7 @@ class FunctionLayer:
         timeout: float | None = _UNSET,
         when: Callable[..., bool | Awaitable[bool]] | None = None,
         redact: Callable[[Any], str] | None = None,
+        decisions: Sequence[DecisionKind] | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R | str]]:
         """Guard a function: it runs only after a human approves that exact call.
 
@@ -110,9 +114,13 @@ class FunctionLayer:
         ``when`` gets the call's named arguments; when it returns false the function runs
         without asking. An approval runs the body at most once (see :class:`FunctionLayer`);
         ``redact(value) -> str`` gives the text recorded about its result instead of its repr.
+        ``decisions`` restricts what the person may do (``"approve"``,
+        ``"reject"``, ``"edit"``, ``"respond"``; default all): the server refuses the others
+        and channels do not offer them.
         """
         if timeout is not _UNSET and timeout is not None and timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
+        allowed = _allowed_decisions(decisions)
 
         def decorator(fn: Callable[P, R]) -> Callable[P, R | str]:
             guard = _Guard(
@@ -123,6 +131,7 @@ class FunctionLayer:
                 timeout=timeout,
                 when=when,
                 redact=redact,
+                decisions=allowed,
             )
             return guard.wrapper()
 
@@ -349,6 +358,7 @@ class _Guard:
         timeout: float | None,
         when: Callable[..., Any] | None,
         redact: Callable[[Any], str] | None = None,
+        decisions: list[DecisionKind] | None = None,
     ) -> None:
         self.client = client
         self.redact = redact
@@ -364,6 +374,31 @@ class _Guard:
         self._accepts_var_positional = any(
             p.kind is p.VAR_POSITIONAL for p in self.signature.parameters.values()
         )
+        self._accepts_var_keyword = any(
+            p.kind is p.VAR_KEYWORD for p in self.signature.parameters.values()
+        )
+        self.decisions = decisions
+        self._parameters: dict[str, Any] | object | None = _UNSET
+
+    @property
+    def parameters(self) -> dict[str, Any] | None:
+        """The JSON schema sent with each request (computed once, as adapters compute it).
+
+        ``None`` when the arguments cannot be edited by name (``*args``) or the signature has
+        types with no JSON schema: the server then shows raw JSON and validates nothing."""
+        if self._parameters is _UNSET:
+            self._parameters = None
+            if not self._accepts_var_positional:
+                from functionlayer._tools import tool_spec
+
+                try:
+                    schema = dict(tool_spec(self.fn, name=self.name).parameters)
+                except Exception:  # arbitrary types: no JSON schema, raw JSON editing
+                    schema = None
+                if schema is not None and self._accepts_var_keyword:
+                    schema.pop("additionalProperties", None)  # **kwargs takes any name
+                self._parameters = schema
+        return self._parameters  # type: ignore[return-value]
 
     def wrapper(self) -> Callable[..., Any]:
         fn = self.fn
@@ -423,6 +458,8 @@ class _Guard:
             reject_options=self.reject_options,
             timeout_seconds=self.effective_timeout(),
             description=self.description,
+            parameters=self.parameters,
+            allowed_decisions=self.decisions,
         )
 
     def effective_timeout(self) -> float | None:
@@ -458,9 +495,7 @@ class _Guard:
         self.report(call_id, claim_id, result, raised=False)
         if outcome is None:
             return result
-        return _feedback.edited_message(
-            self.name, spec.kwargs, decided.as_completed().approved_kwargs, result
-        )
+        return _feedback.edited_message(self.name, spec.kwargs, _merged(decided), result)
 
     async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         named = self.named(args, kwargs)
@@ -490,9 +525,7 @@ class _Guard:
         await self.areport(call_id, claim_id, result, raised=False)
         if outcome is None:
             return result
-        return _feedback.edited_message(
-            self.name, spec.kwargs, decided.as_completed().approved_kwargs, result
-        )
+        return _feedback.edited_message(self.name, spec.kwargs, _merged(decided), result)
 
     def execution_report(self, claim_id: str, value: Any, *, raised: bool) -> ExecutionReport:
         from functionlayer._execution import summarize
@@ -529,14 +562,26 @@ class _Guard:
         """``None``: run as proposed; a dict: run with these validated edits; a str: the tool result."""
         decision = call.as_completed()
         if decision.approved is True:
-            if decision.edited_kwargs is None or decision.edited_kwargs == call.spec.kwargs:
+            merged = _merged(call)
+            if decision.edited_kwargs is None or merged == call.spec.kwargs:
+                self.check_allowed("approve")
                 return None
-            return self.validate_edits(decision.edited_kwargs)
+            self.check_allowed("edit")
+            return self.validate_edits(merged)
         if decision.expired:
             return _feedback.expired_message(self.name, call.spec.timeout_seconds)
         if decision.response is not None:
             return decision.response
         return _feedback.rejection_message(self.name, decision.comment, self.option_label(decision))
+
+    def check_allowed(self, kind: DecisionKind) -> None:
+        """Fail closed if a backend let through a decision this function does not accept."""
+        if self.decisions is not None and kind not in self.decisions:
+            error = InvalidEditError if kind == "edit" else MalformedResponseError
+            raise error(
+                f"the decision {kind!r} is not allowed for {self.name} "
+                f"(allowed: {', '.join(self.decisions)})"
+            )
 
     def validate_edits(self, edits: dict[str, Any]) -> dict[str, Any]:
         if self._accepts_var_positional:
@@ -594,6 +639,28 @@ def _new_id() -> str:
     import uuid  # deferred: uuid pulls in platform, a measurable share of the import cost
 
     return uuid.uuid4().hex
+
+
+def _allowed_decisions(decisions: Sequence[DecisionKind] | None) -> list[DecisionKind] | None:
+    if decisions is None:
+        return None
+    if isinstance(decisions, str):
+        raise TypeError('decisions must be a list such as ["approve", "reject"], not a string')
+    chosen = list(dict.fromkeys(decisions))
+    unknown = [d for d in chosen if d not in DECISION_KINDS]
+    if unknown or not chosen:
+        raise ValueError(
+            f"decisions must be a non-empty list of {', '.join(DECISION_KINDS)}; got {decisions!r}"
+        )
+    return chosen
+
+
+def _merged(call: FunctionCall) -> dict[str, Any]:
+    """The arguments a decision approves: partial edits are merged into the proposal."""
+    edited = call.status.edited_kwargs if call.status is not None else None
+    if edited is None:
+        return dict(call.spec.kwargs)
+    return {**call.spec.kwargs, **edited}
 
 
 def _expiry_reason(timeout: float | None) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "CompletedFunctionCall",
     "CompletedHumanContact",
     "ContactChannel",
+    "DecisionKind",
     "DiscordContactChannel",
     "EmailContactChannel",
     "EmailRecipient",
@@ -39,6 +40,11 @@ __all__ = [
 ]
 
 _CONFIG = ConfigDict(defer_build=True, extra="ignore")
+
+DecisionKind = Literal["approve", "reject", "edit", "respond"]
+"""What a person may do with a function call: approve it, reject it (with feedback), approve
+it with edited arguments, or respond in place of running it."""
+DECISION_KINDS: tuple[DecisionKind, ...] = ("approve", "reject", "edit", "respond")
 
 
 class _Model(BaseModel):
@@ -174,6 +180,13 @@ class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: fiel
     policy: ApprovalPolicy | None = None
     description: str | None = None
     """The function's docstring, shown to the approver."""
+    parameters: dict[str, Any] | None = None
+    """JSON schema of the arguments object (properties in signature order, types,
+    descriptions): the server validates edited arguments against it and channels build their
+    edit forms and show arguments in this order."""
+    allowed_decisions: list[DecisionKind] | None = None
+    """The decisions a person may make (``approve``, ``reject``, ``edit``, ``respond``);
+    ``None``: all of them."""
 
 
 class Execution(_Model):

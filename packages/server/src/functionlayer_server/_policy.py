@@ -30,6 +30,8 @@ from functionlayer._models import (
     ResponseOption,
 )
 
+from functionlayer_server import _schema
+
 __all__ = [
     "Decision",
     "Directory",
@@ -560,6 +562,22 @@ def apply_decision(
     status = current.model_copy()
     required = effective.approvals_required
     comment = decision.comment.strip() if decision.comment and decision.comment.strip() else None
+    # The function's schema and allowed decisions (``_schema``): refuse before any change.
+    edits: dict[str, Any] | None = None
+    if isinstance(decision.edited_kwargs, dict):
+        edits = _schema.merge_edits(call.spec, decision.edited_kwargs)
+    try:
+        _schema.check_allowed(
+            call.spec,
+            _schema.decision_kind(
+                call.spec,
+                approved=decision.approved,
+                edited_kwargs=decision.edited_kwargs,
+                response=decision.response,
+            ),
+        )
+    except _schema.SchemaProblem as exc:
+        raise _invalid(exc.message) from None
     if decision.response is not None:
         if decision.approved is True:
             raise _invalid("a response in place of running the function cannot also approve it")
@@ -596,8 +614,14 @@ def apply_decision(
         raise _invalid("reject_option_name only makes sense with approved=false")
     if decision.edited_kwargs is not None and not isinstance(decision.edited_kwargs, dict):
         raise _invalid("edited_kwargs must be an object")
+    if edits is not None:
+        problems = _schema.edit_problems(call.spec, edits)
+        if problems:
+            raise _invalid(_schema.describe(problems))
+        if edits == call.spec.kwargs:
+            edits = None  # edits that change nothing: a plain approval, no phantom edits
     if required > 1:
-        if decision.edited_kwargs is not None:
+        if edits is not None:
             raise _invalid(
                 "this call needs several approvals; approving with edited arguments is not possible"
             )
@@ -622,10 +646,8 @@ def apply_decision(
         return Transition(status, True, "approved", details)
     status.approved = True
     status.comment = comment
-    status.edited_kwargs = decision.edited_kwargs
-    return Transition(
-        status, True, "approved", {"comment": comment, "edited_kwargs": decision.edited_kwargs}
-    )
+    status.edited_kwargs = edits
+    return Transition(status, True, "approved", {"comment": comment, "edited_kwargs": edits})
 
 
 def answer_contact(

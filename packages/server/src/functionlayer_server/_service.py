@@ -23,12 +23,14 @@ from functionlayer._models import (
     ExecutionClaim,
     ExecutionReport,
     FunctionCall,
+    FunctionCallSpec,
     FunctionCallStatus,
     HumanContact,
     HumanContactStatus,
 )
 
 from functionlayer_server import _policy as policy
+from functionlayer_server import _schema
 from functionlayer_server._accounts import Accounts
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import (
@@ -485,6 +487,11 @@ class ApprovalService:
                 "arguments must be JSON numbers: NaN, Infinity and numbers too large for JSON "
                 "are refused"
             )
+        if isinstance(spec, FunctionCallSpec):
+            try:
+                _schema.check_schema(spec)
+            except _schema.SchemaProblem as exc:
+                raise InvalidRequestError(exc.message) from None
         if spec.timeout_seconds is not None and spec.timeout_seconds > MAX_TIMEOUT_SECONDS:
             raise InvalidRequestError(
                 f"timeout_seconds must be at most {MAX_TIMEOUT_SECONDS:.0f} seconds (ten years); omit it for no expiry"
@@ -523,7 +530,10 @@ class ApprovalService:
             status = HumanContactStatus(
                 requested_at=_dt(now), expires_at=_dt(expires_at) if expires_at else None
             )
-        spec_json = _canonical(spec.model_dump(mode="json"))
+        # Stored in the order the agent sent (signature order, which every channel shows);
+        # a retry is the same request if it is equal as JSON, whatever its key order.
+        spec_data = spec.model_dump(mode="json")
+        spec_json = json.dumps(spec_data, separators=(",", ":"), default=str)
         record = RequestRecord(
             kind=kind,
             call_id=call_id,

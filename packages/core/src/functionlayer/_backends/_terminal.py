@@ -7,7 +7,6 @@ terminal, e.g. in CI) rejects with a clear message and never hangs.
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
@@ -15,6 +14,7 @@ import time
 from typing import IO
 
 from functionlayer._backends._memory import InMemoryBackend
+from functionlayer._display import format_arguments
 from functionlayer._errors import NoHumanAvailableError
 from functionlayer._models import FunctionCall, HumanContact
 
@@ -107,12 +107,13 @@ class TerminalBackend(InMemoryBackend):
     def _prompt_function_call(self, call: FunctionCall) -> None:
         spec = call.spec
         deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
-        kwargs = json.dumps(spec.kwargs, indent=2, sort_keys=True, ensure_ascii=False)
         lines = [
             "",
             f"=== FunctionLayer: the agent wants to call {spec.fn} (run {call.run_id}, call {call.call_id})",
-            *(["    " + line for line in kwargs.splitlines()]),
         ]
+        if spec.description:
+            lines.extend("  | " + line for line in spec.description.splitlines())
+        lines.append(format_arguments(spec.kwargs, spec.parameters, indent="    "))
         if spec.reject_options:
             lines.append(
                 "Reject options: " + ", ".join(o.title or o.name for o in spec.reject_options)

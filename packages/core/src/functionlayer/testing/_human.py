@@ -48,7 +48,7 @@ def reject(feedback: str | None = None, *, option: str | None = None) -> Answer:
 
 
 def edit(**kwargs: Any) -> Answer:
-    """Approve with these arguments instead of the proposed ones."""
+    """Approve with these arguments changed (a partial edit: the others stay as proposed)."""
     return Answer("edit", edited_kwargs=kwargs)
 
 
@@ -154,7 +154,8 @@ class ScriptedHuman(InMemoryBackend):
             self.respond(
                 call.call_id,
                 approved=True,
-                edited_kwargs=answer.edited_kwargs,
+                # Partial edits merge into the proposal, as the server stores them.
+                edited_kwargs={**call.spec.kwargs, **(answer.edited_kwargs or {})},
                 responded_by="scripted",
             )
         elif answer.kind == "reject":

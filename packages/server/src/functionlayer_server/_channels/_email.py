@@ -65,6 +65,7 @@ from functionlayer_server._errors import (
     InvalidDecisionError,
     NotFoundError,
 )
+from functionlayer_server._schema import allowed
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
 from functionlayer_server._store._base import AuditRow
@@ -250,7 +251,7 @@ class EmailChannel:
         subject = ""
         for recipient in recipients:
             approve_url = None
-            if kind == FUNCTION_CALL:
+            if isinstance(request, FunctionCall) and "approve" in allowed(request.spec):
                 approve_url = self._url(
                     f"{LINK_PREFIX}/"
                     + self.signer.sign(

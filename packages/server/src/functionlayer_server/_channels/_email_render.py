@@ -4,11 +4,11 @@ template is rendered with autoescaping on (the text part goes out as text/plain,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+from functionlayer._display import format_arguments
 from functionlayer._models import FunctionCall, HumanContact
 
 __all__ = ["EmailContent", "LinkPage", "render_decision", "render_page", "render_request"]
@@ -131,8 +131,9 @@ class LinkPage:
     open_url: str | None = None
 
 
-def pretty_arguments(kwargs: Any) -> str:
-    return json.dumps(kwargs, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+def pretty_arguments(kwargs: Any, schema: dict[str, Any] | None = None) -> str:
+    """Signature order, real line breaks, hidden characters marked (``functionlayer._display``)."""
+    return format_arguments(kwargs, schema)
 
 
 def one_line(text: str, limit: int = 180) -> str:
@@ -153,7 +154,11 @@ def render_request(
     is_call = isinstance(request, FunctionCall)
     if isinstance(request, FunctionCall):
         title = f"Approval needed: {request.spec.fn}"
-        function, arguments, message = request.spec.fn, pretty_arguments(request.spec.kwargs), ""
+        function, arguments, message = (
+            request.spec.fn,
+            pretty_arguments(request.spec.kwargs, request.spec.parameters),
+            "",
+        )
         instructions = (
             "Reply to this email: a first line of 'approve' (or 'yes') approves the call; "
             "any other reply rejects it and your text goes back to the agent as feedback."
@@ -235,7 +240,7 @@ def render_page(page: LinkPage) -> str:
     if isinstance(request, FunctionCall):
         values.update(
             function=request.spec.fn,
-            arguments=pretty_arguments(request.spec.kwargs),
+            arguments=pretty_arguments(request.spec.kwargs, request.spec.parameters),
             run_id=request.run_id,
             call_id=request.call_id,
         )

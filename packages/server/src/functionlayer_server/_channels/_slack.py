@@ -41,6 +41,7 @@ from functionlayer_server._channels._slack_blocks import (
     INPUT_BLOCK,
     VIEW_REJECT,
     VIEW_REPLY,
+    arguments_fit,
     decided_blocks,
     escape,
     outcome_text,
@@ -281,6 +282,11 @@ class SlackChannel:
             raise _Refused(_already(request))
         if isinstance(request, FunctionCall):
             if action_id == ACTION_APPROVE:
+                if not arguments_fit(request):
+                    raise _Refused(
+                        "This message cannot show every argument, so it cannot approve the "
+                        "call: open it in the inbox to decide."
+                    )
                 await self._decide(
                     request, FunctionCallStatus(approved=True), user, channel_id, token
                 )

@@ -8,7 +8,10 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from functionlayer._display import format_arguments
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+
+from functionlayer_server._schema import allowed
 
 __all__ = [
     "ACTION_APPROVE",
@@ -18,6 +21,7 @@ __all__ = [
     "ACTION_RESPOND_OPTION",
     "VIEW_REJECT",
     "VIEW_REPLY",
+    "arguments_fit",
     "code_block",
     "escape",
     "outcome_text",
@@ -109,6 +113,24 @@ def inbox_url(base_url: str, request: FunctionCall | HumanContact) -> str:
     return f"{base_url.rstrip('/')}/inbox/{path}/{quote(request.call_id, safe='')}"
 
 
+_ARGUMENTS_ROOM = _SECTION_LIMIT - 20  # "*Arguments*\n" and the code fences
+
+
+def _arguments_text(call: FunctionCall) -> str:
+    return format_arguments(call.spec.kwargs, call.spec.parameters)
+
+
+def _fits(text: str, room: int) -> bool:
+    body = escape(text).replace("```", "`\u200b`\u200b`")
+    return len(body) <= room - 8
+
+
+def arguments_fit(call: FunctionCall) -> bool:
+    """Whether Slack can show every argument in full. When it cannot, the message offers no
+    Approve button (nobody approves what they could not read) and links to the inbox."""
+    return _fits(_arguments_text(call), _ARGUMENTS_ROOM)
+
+
 def _describe_request(
     request: FunctionCall | HumanContact, context: str | None
 ) -> list[dict[str, Any]]:
@@ -121,13 +143,11 @@ def _describe_request(
         blocks.append({"type": "header", "text": plain(f"Approve {spec.fn}?", 150)})
         if spec.description:
             blocks.append({"type": "section", "text": plain(spec.description)})
-        arguments = json.dumps(
-            spec.kwargs, indent=2, sort_keys=True, ensure_ascii=False, default=str
-        )
-        blocks.append(_section("*Arguments*\n" + code_block(arguments, _SECTION_LIMIT - 20)))
+        arguments = _arguments_text(request)
+        blocks.append(_section("*Arguments*\n" + code_block(arguments, _ARGUMENTS_ROOM)))
         status = request.status
         if status is not None and status.edited_kwargs is not None:
-            edited = json.dumps(status.edited_kwargs, indent=2, sort_keys=True, default=str)
+            edited = format_arguments(status.edited_kwargs, spec.parameters)
             blocks.append(_section("*Approved with these arguments*\n" + code_block(edited, 2900)))
     else:
         contact = request.spec
@@ -152,11 +172,21 @@ def request_blocks(
         blocks.append(_context([progress]))
     buttons: list[dict[str, Any]]
     if isinstance(request, FunctionCall):
-        buttons = [
-            _button("Approve", ACTION_APPROVE, _value(request), "primary"),
-            _button("Reject…", ACTION_REJECT, _value(request), "danger"),
-        ]
-        options = request.spec.reject_options or []
+        accepted = allowed(request.spec)
+        buttons = []
+        if "approve" in accepted and arguments_fit(request):
+            buttons.append(_button("Approve", ACTION_APPROVE, _value(request), "primary"))
+        elif "approve" in accepted:
+            blocks.append(
+                _section(
+                    ":warning: *The arguments are too long to show here in full*, so this "
+                    "message cannot approve the call. Open it in the inbox to read every "
+                    f"argument and decide: <{inbox_url(base_url, request)}|open in the inbox>."
+                )
+            )
+        if "reject" in accepted:
+            buttons.append(_button("Reject…", ACTION_REJECT, _value(request), "danger"))
+        options = (request.spec.reject_options or []) if "reject" in accepted else []
         option_action = ACTION_REJECT_OPTION
     else:
         buttons = [_button("Reply…", ACTION_REPLY, _value(request), "primary")]

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
 
+from .. import _schema
 from .._accounts import LoginThrottled
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
 from .._service import FUNCTION_CALL, HUMAN_CONTACT
@@ -442,6 +443,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         notice: str | None = None,
         status_code: int = 200,
         form: Mapping[str, str] | None = None,
+        field_errors: Mapping[str, str] | None = None,
     ) -> Response:
         now = views.now_utc()
         status = call.status
@@ -449,6 +451,8 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         expires = status.expires_at if status else None
         outcome = views.call_outcome(call)
         values = dict(form or {})
+        spec = call.spec
+        editing = values if values.get("action") == "edit" else None
         return render(
             "call.html",
             {
@@ -459,6 +463,12 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "row": views.row_for_call(call, now),
                 "outcome": outcome,
                 "kwargs_json": views.pretty_json(call.spec.kwargs),
+                "arguments": views.arguments_view(spec.kwargs, spec.parameters),
+                "edit_fields": views.edit_fields(
+                    spec.kwargs, spec.parameters, editing, field_errors
+                ),
+                "form_error": (field_errors or {}).get("", ""),
+                "allowed": _schema.allowed(spec),
                 "edited_text": values.get("edited_kwargs", views.pretty_json(call.spec.kwargs)),
                 "feedback_text": values.get("feedback", ""),
                 "response_text": values.get("response", ""),
@@ -496,9 +506,28 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
 
     def decision_from_form(
         call: FunctionCall, form: Mapping[str, Any]
+    ) -> tuple[FunctionCallStatus | None, str | None, dict[str, str]]:
+        """The decision a submitted form asks for, or an error message for the page (and, for
+        an invalid edit, what is wrong with each argument, shown next to its field)."""
+        decision, problem = _decision_from_form(call, form)
+        if decision is None or decision.edited_kwargs is None:
+            return decision, problem, {}
+        merged = _schema.merge_edits(call.spec, decision.edited_kwargs)
+        problems = _schema.edit_problems(call.spec, merged)
+        if problems:
+            return None, "Nothing was recorded: " + _schema.describe(problems) + ".", problems
+        return decision, problem, {}
+
+    def _decision_from_form(
+        call: FunctionCall, form: Mapping[str, Any]
     ) -> tuple[FunctionCallStatus | None, str | None]:
-        """The decision a submitted form asks for, or an error message for the page."""
         action = _text(form, "action")
+        if action and action in _schema.DECISION_KINDS and action not in _schema.allowed(call.spec):
+            return None, f"{call.spec.fn} does not accept the decision {action!r}."
+        too_long = [k for k, v in form.items() if isinstance(v, str) and len(v) > MAX_TEXT]
+        for name in too_long:
+            if name.startswith(views.FIELD_PREFIX):
+                return None, f"The argument {name[len(views.FIELD_PREFIX) :]!r} is too long."
         for name in ("feedback", "response", "edited_kwargs", "comment"):
             if len(_text(form, name)) > MAX_TEXT:
                 return (
@@ -524,6 +553,14 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 ),
                 None,
             )
+        if action == "edit" and views.edit_fields(call.spec.kwargs, call.spec.parameters):
+            edits, problems = views.edits_from_form(call.spec.kwargs, call.spec.parameters, form)
+            if problems:
+                return None, "Nothing was recorded: " + _schema.describe(problems) + "."
+            merged = _schema.merge_edits(call.spec, edits)
+            if merged == call.spec.kwargs:
+                return FunctionCallStatus(approved=True), None
+            return FunctionCallStatus(approved=True, edited_kwargs=merged), None
         if action == "edit":
             raw = _text(form, "edited_kwargs")
             try:
@@ -565,10 +602,18 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         if call is None:
             return not_found(session, user)
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-        decision, problem = decision_from_form(call, form)
+        decision, problem, field_errors = decision_from_form(call, form)
+        if decision is None and not field_errors and _text(form, "action") == "edit":
+            _, field_errors = views.edits_from_form(call.spec.kwargs, call.spec.parameters, form)
         if decision is None:
             return await render_call(
-                call, session, user, error=problem, status_code=422, form=values
+                call,
+                session,
+                user,
+                error=problem,
+                status_code=422,
+                form=values,
+                field_errors=field_errors,
             )
         try:
             await service.respond_function_call(
