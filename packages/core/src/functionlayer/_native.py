@@ -96,8 +96,9 @@ class NativeDecision:
     """Approved with edits: run with exactly these arguments instead of the proposed ones."""
     message: str | None = None
     """Denied: the tool result the model gets (the human's feedback, answer, or why nothing ran)."""
-    claim_id: str | None = None
-    """Approved and claimed: the claim holding the execution (for :func:`report`)."""
+    claim_id: str | None = field(default=None, compare=False)
+    """Approved and claimed: the claim holding the execution (for :func:`report`); not part
+    of what the framework is told, so not compared."""
 
 
 @dataclass(frozen=True)
