@@ -4,18 +4,34 @@ loops are covered in tests/e2e)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
 import pytest
 from functionlayer import ConflictError, FunctionLayer, InMemoryBackend
-from functionlayer._feedback import expired_message, rejection_message
+from functionlayer._feedback import (
+    already_ran_message,
+    claim_failed_message,
+    expired_message,
+    rejection_message,
+)
 from functionlayer._native import (
+    Claim,
     NativeDecision,
     PendingToolCall,
+    aask,
+    aclaim,
+    acollect,
+    adecide,
+    areport,
     ask,
     check,
+    claim,
+    collect,
     decide,
+    edits_unsupported_message,
+    report,
     wait,
 )
 from functionlayer.testing import ScriptedHuman, approve
@@ -126,3 +142,114 @@ def test_saved_pauses_round_trip_and_refuse_other_formats() -> None:
         PydanticPause.from_json(agents.to_json())
     with pytest.raises(ValueError, match="not a saved OpenAI Agents pause"):
         AgentsPause.from_json(pydantic.to_json())
+
+
+# -- one approval, one execution ------------------------------------------------------------------
+
+
+class _ClaimsDown(InMemoryBackend):
+    def claim_execution(self, call_id: str, claim_id: str, *, claimed_by: str | None = None) -> Any:
+        raise OSError("store unreachable")
+
+
+def test_collect_claims_each_approval_once() -> None:
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend, run_id="resumer")
+    sent = ask(fl, [CALL])
+    assert collect(fl, sent) is None  # pending: nothing is claimed
+    assert backend.get_function_call("call_1").status.execution is None  # type: ignore[union-attr]
+    backend.respond("call_1", approved=True)
+    first = collect(fl, sent)
+    assert first == {"call_1": NativeDecision("call_1", True)}
+    execution = backend.get_function_call("call_1").status.execution  # type: ignore[union-attr]
+    assert execution is not None and execution.claim_id == first["call_1"].claim_id
+    assert execution.claimed_by == "resumer"
+    second = collect(fl, sent)  # the same pause resumed again
+    assert second == {
+        "call_1": NativeDecision(
+            "call_1", False, message=already_ran_message("transfer", "call_1", execution)
+        )
+    }
+
+
+def test_decide_twice_under_one_call_id_approves_once() -> None:
+    fl = FunctionLayer(backend=ScriptedHuman([approve()]))
+    assert decide(fl, [CALL])["call_1"].approved is True
+    again = decide(fl, [CALL])["call_1"]
+    assert again.approved is False
+    assert again.message is not None and again.message.startswith(
+        "transfer was not run again: call id call_1 was approved once and already ran"
+    )
+
+
+def test_a_claim_that_cannot_be_recorded_denies_fail_closed() -> None:
+    fl = FunctionLayer(backend=_ClaimsDown())
+    sent = ask(fl, [CALL])
+    fl.backend.respond("call_1", approved=True)  # type: ignore[attr-defined]
+    got = collect(fl, sent)
+    reason = "OSError: store unreachable"
+    assert got == {
+        "call_1": NativeDecision(
+            "call_1", False, message=claim_failed_message("transfer", reason, "call_1")
+        )
+    }
+
+
+def test_edits_the_framework_cannot_apply_are_denied_without_claiming() -> None:
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend)
+    sent = ask(fl, [CALL])
+    backend.respond("call_1", approved=True, edited_kwargs={"cents": 50})
+    got = collect(fl, sent, edits=False)
+    message = edits_unsupported_message("transfer", {"cents": 500}, {"cents": 50})
+    assert got == {"call_1": NativeDecision("call_1", False, message=message)}
+    assert backend.get_function_call("call_1").status.execution is None  # type: ignore[union-attr]
+    # with edits: claimed, and the edited arguments are what runs
+    assert collect(fl, sent) == {"call_1": NativeDecision("call_1", True, arguments={"cents": 50})}
+
+
+def test_claim_then_report_tells_a_later_claim_how_it_ended() -> None:
+    """The MCP gateway's path: claim, run elsewhere, report; the next claim hears the outcome."""
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend, redact_outcome=lambda value: f"<{len(value)} chars>")
+    ask(fl, [CALL])
+    backend.respond("call_1", approved=True)
+
+    async def scenario() -> tuple[Claim, Claim]:
+        granted = await aclaim(fl, "call_1", "transfer")
+        assert granted.proceed and granted.message is None
+        await areport(fl, granted, "sent 500")
+        return granted, await aclaim(fl, "call_1", "transfer")
+
+    granted, later = asyncio.run(scenario())
+    execution = backend.get_function_call("call_1").status.execution  # type: ignore[union-attr]
+    assert execution is not None
+    assert (execution.outcome, execution.summary) == ("returned", "<8 chars>")
+    assert not later.proceed and later.claim_id is None
+    assert later.message == already_ran_message("transfer", "call_1", execution)
+    assert "It returned: <8 chars>" in later.message
+    sync_later = claim(fl, "call_1", "transfer")
+    assert sync_later.message == later.message
+    with pytest.raises(ValueError, match="not granted"):
+        report(fl, later, "x")
+    report(fl, granted, ValueError("late"), raised=True)  # a different report: logged, not raised
+    assert backend.get_function_call("call_1").status.execution == execution  # type: ignore[union-attr]
+
+
+def test_async_collect_and_decide_claim_once() -> None:
+    backend = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=backend)
+
+    async def scenario() -> list[NativeDecision]:
+        sent = await aask(fl, [CALL])
+        first = await acollect(fl, sent, wait=True, timeout=5)
+        second = await acollect(fl, sent)
+        third = await adecide(fl, [CALL])
+        assert first is not None and second is not None
+        return [first["call_1"], second["call_1"], third["call_1"]]
+
+    first, second, third = asyncio.run(scenario())
+    assert first == NativeDecision("call_1", True) and first.claim_id is not None
+    for later in (second, third):
+        assert later.approved is False and later.message is not None
+        assert "already ran" in later.message

@@ -121,6 +121,10 @@ async def test_approved_call_reaches_the_upstream_once_under_the_request_id(
     assert stored["spec"]["description"] == "Transfer money to an account."
     assert stored["status"]["approved"] is True
     assert stored["status"]["responded_by"] == "alice"
+    # One approval, one execution: claimed before forwarding, the upstream's answer reported.
+    execution = stored["status"]["execution"]
+    assert (execution["outcome"], execution["summary"]) == ("returned", "sent 500 to bob")
+    assert execution["claimed_by"] == "mcp-" + call_id.split("-")[1]
 
 
 async def test_rejection_returns_the_feedback_as_a_tool_error_and_nothing_runs(

@@ -111,3 +111,26 @@ async def test_request_permission_expiry_denies(fl_server: ServerProcess, tmp_pa
         "message": _feedback.expired_message("Bash", 1),
     }
     assert stored_call(fl_server, "toolu_01Late")["status"]["expired"] is True
+
+
+async def test_the_same_tool_use_id_is_allowed_once(
+    fl_server: ServerProcess, tmp_path: Path
+) -> None:
+    """An approval authorises one execution: asking again about the same tool use (a replayed
+    transcript, a retried prompt) is denied with "already ran" instead of allowed again."""
+    env = server_env(fl_server, tmp_path / "unused.jsonl")
+    request = {
+        "tool_name": "Bash",
+        "input": {"command": "make deploy"},
+        "tool_use_id": "toolu_Once",
+    }
+    async with mcp_session(ARGS, env, tmp_path / "pp.log") as session:
+        allowed, _ = await ask_permission(session, fl_server, request, "approve")
+        assert answer(allowed) == {"behavior": "allow", "updatedInput": {"command": "make deploy"}}
+        again = answer(await session.call_tool("request_permission", request))
+    assert again["behavior"] == "deny"
+    assert again["message"].startswith(
+        "Bash was not run again: call id toolu_Once was approved once and already ran"
+    ), again
+    execution = stored_call(fl_server, "toolu_Once")["status"]["execution"]
+    assert execution["started_at"] is not None and execution["outcome"] is None

@@ -10,18 +10,32 @@ model is told lives in this module and the client, so the adapters only map a
 - :func:`ask` creates the requests without waiting (pause now) and returns them, to be saved;
 - :func:`check` reads the saved requests' decisions without waiting (``None``: still pending);
 - :func:`wait` blocks until every saved request is decided (or expires, which rejects it);
+- :func:`collect` reads (or waits for) every saved request's decision and claims the execution
+  of each approved call: what resumes the run;
 - :func:`decide` asks and waits in one go, failing closed: a call with no possible decision
   is denied with a message for the model instead of raising.
 
-Async twins: :func:`aask`, :func:`acheck`, :func:`await_decisions`, :func:`adecide`. The framework's tool call id is the request's call id,
-so asking again (a retried or resumed run) reuses the request and its decision.
+Async twins: :func:`aask`, :func:`acheck`, :func:`await_decisions`, :func:`acollect`,
+:func:`adecide`. The framework's tool call id is the request's call id, so asking again (a
+retried or resumed run) reuses the request and its decision.
+
+One approval, one execution. These paths ask through FunctionLayer and let something else run
+the tool (the framework, an MCP client, an upstream server), so the moment an approval becomes
+"go ahead" is here: :func:`claim` claims the one execution the approval authorises. Granted:
+proceed. Not granted (the approval was already used: a pause resumed twice, a repeated tool
+call id): the call is denied with :func:`~functionlayer._feedback.already_ran_message`, so the
+model learns it already ran. The claim cannot be recorded: denied with
+:func:`~functionlayer._feedback.claim_failed_message` (fail closed). :func:`report` records how
+the execution ended, where the caller can see it. :func:`decide` and :func:`collect` claim
+every approval they return (:func:`go_ahead`); :func:`check` and :func:`wait` only read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,17 +46,26 @@ if TYPE_CHECKING:
     from functionlayer._client import FunctionLayer
 
 __all__ = [
+    "Claim",
     "NativeDecision",
     "PendingToolCall",
     "aask",
     "acheck",
+    "aclaim",
+    "acollect",
     "adecide",
+    "ago_ahead",
+    "areport",
     "ask",
     "await_decisions",
     "check",
+    "claim",
+    "collect",
     "decide",
     "decision_of",
     "edits_unsupported_message",
+    "go_ahead",
+    "report",
     "request_for",
     "wait",
 ]
@@ -73,6 +96,25 @@ class NativeDecision:
     """Approved with edits: run with exactly these arguments instead of the proposed ones."""
     message: str | None = None
     """Denied: the tool result the model gets (the human's feedback, answer, or why nothing ran)."""
+    claim_id: str | None = field(default=None, compare=False)
+    """Approved and claimed: the claim holding the execution (for :func:`report`); not part
+    of what the framework is told, so not compared."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to "may this approved call run now?": proceed, or the text for the model."""
+
+    call_id: str
+    fn: str
+    claim_id: str | None = None
+    """Set when the claim was granted: the execution is ours; report with it."""
+    message: str | None = None
+    """Set when it was not: "already ran" (the approval was used) or "claim failed"."""
+
+    @property
+    def proceed(self) -> bool:
+        return self.claim_id is not None
 
 
 def request_for(fl: FunctionLayer, call: PendingToolCall) -> FunctionCall:
@@ -137,6 +179,173 @@ def edits_unsupported_message(fn: str, proposed: dict[str, Any], edited: dict[st
     )
 
 
+# -- one approval, one execution ------------------------------------------------------------------
+
+
+def _claimed(call_id: str, fn: str, claim_id: str, granted: bool, execution: Any) -> Claim:
+    if granted:
+        return Claim(call_id, fn, claim_id=claim_id)
+    return Claim(call_id, fn, message=_feedback.already_ran_message(fn, call_id, execution))
+
+
+def _claim_failed(call_id: str, fn: str, exc: Exception) -> Claim:
+    reason = f"{type(exc).__name__}: {exc}"
+    return Claim(call_id, fn, message=_feedback.claim_failed_message(fn, reason, call_id))
+
+
+def claim(fl: FunctionLayer, call_id: str, fn: str) -> Claim:
+    """Claim the one execution the approved call ``call_id`` authorises, just before letting
+    something run it. Never raises: a claim that cannot be recorded is a refusal (fail closed)."""
+    from functionlayer._client import _new_id
+
+    claim_id = _new_id()
+    try:
+        got = fl.backend.claim_execution(call_id, claim_id, claimed_by=fl.run_id)
+    except Exception as exc:
+        return _claim_failed(call_id, fn, exc)
+    return _claimed(call_id, fn, claim_id, got.granted, got.execution)
+
+
+async def aclaim(fl: FunctionLayer, call_id: str, fn: str) -> Claim:
+    """The async :func:`claim`."""
+    from functionlayer._client import _new_id
+
+    claim_id = _new_id()
+    try:
+        got = await fl.backend.aclaim_execution(call_id, claim_id, claimed_by=fl.run_id)
+    except Exception as exc:
+        return _claim_failed(call_id, fn, exc)
+    return _claimed(call_id, fn, claim_id, got.granted, got.execution)
+
+
+def _execution_report(
+    fl: FunctionLayer, granted: Claim, value: Any, raised: bool, redact: Any
+) -> Any:
+    from functionlayer._execution import summarize
+    from functionlayer._models import ExecutionReport
+
+    if granted.claim_id is None:
+        raise ValueError(f"the claim on {granted.call_id!r} was not granted: nothing to report")
+    return ExecutionReport(
+        claim_id=granted.claim_id,
+        outcome="raised" if raised else "returned",
+        summary=summarize(
+            value, raised=raised, redact=redact if redact is not None else fl.redact_outcome
+        ),
+    )
+
+
+def report(
+    fl: FunctionLayer,
+    granted: Claim,
+    value: Any,
+    *,
+    raised: bool = False,
+    redact: Callable[[Any], str] | None = None,
+) -> None:
+    """Record how a granted claim's execution ended: what it returned (or the exception it
+    raised), summarised through ``redact`` (default: the client's ``redact_outcome``, else the
+    repr). Best effort: a failure is logged and the execution stays "outcome unknown"."""
+    from functionlayer._client import _log_report_failure
+
+    outcome = _execution_report(fl, granted, value, raised, redact)
+    try:
+        fl.backend.report_execution(granted.call_id, outcome)
+    except Exception as exc:
+        _log_report_failure(granted.fn, granted.call_id, exc)
+
+
+async def areport(
+    fl: FunctionLayer,
+    granted: Claim,
+    value: Any,
+    *,
+    raised: bool = False,
+    redact: Callable[[Any], str] | None = None,
+) -> None:
+    """The async :func:`report`."""
+    from functionlayer._client import _log_report_failure
+
+    outcome = _execution_report(fl, granted, value, raised, redact)
+    try:
+        await fl.backend.areport_execution(granted.call_id, outcome)
+    except Exception as exc:
+        _log_report_failure(granted.fn, granted.call_id, exc)
+
+
+_Subject = PendingToolCall | FunctionCall
+
+
+def _subjects(calls: Iterable[_Subject]) -> dict[str, tuple[str, dict[str, Any]]]:
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for call in calls:
+        if isinstance(call, FunctionCall):
+            found[call.call_id] = (call.spec.fn, call.spec.kwargs)
+        else:
+            found[call.call_id] = (call.fn, call.kwargs)
+    return found
+
+
+def _before_claim(
+    decision: NativeDecision, subject: tuple[str, dict[str, Any]], edits: bool
+) -> NativeDecision | None:
+    """The decision as it stands without a claim, or ``None`` when it needs one."""
+    if not decision.approved:
+        return decision
+    if decision.arguments is not None and not edits:
+        fn, proposed = subject
+        message = edits_unsupported_message(fn, proposed, decision.arguments)
+        return NativeDecision(decision.call_id, False, message=message)
+    return None
+
+
+def _after_claim(decision: NativeDecision, got: Claim) -> NativeDecision:
+    if got.proceed:
+        return dataclasses.replace(decision, claim_id=got.claim_id)
+    return NativeDecision(decision.call_id, False, message=got.message)
+
+
+def go_ahead(
+    fl: FunctionLayer,
+    decisions: Mapping[str, NativeDecision],
+    calls: Iterable[_Subject],
+    *,
+    edits: bool = True,
+) -> dict[str, NativeDecision]:
+    """Turn approvals into "go ahead": claim each approved call's execution. An approval whose
+    execution was already claimed (or cannot be claimed) becomes a denial whose message the
+    model gets. ``calls`` names each call's function and proposed arguments; ``edits=False``
+    (the framework cannot run other arguments) denies approvals with edits without claiming."""
+    subjects = _subjects(calls)
+    settled: dict[str, NativeDecision] = {}
+    for call_id, decision in decisions.items():
+        subject = subjects[call_id]
+        done = _before_claim(decision, subject, edits)
+        settled[call_id] = (
+            done if done is not None else _after_claim(decision, claim(fl, call_id, subject[0]))
+        )
+    return settled
+
+
+async def ago_ahead(
+    fl: FunctionLayer,
+    decisions: Mapping[str, NativeDecision],
+    calls: Iterable[_Subject],
+    *,
+    edits: bool = True,
+) -> dict[str, NativeDecision]:
+    """The async :func:`go_ahead`."""
+    subjects = _subjects(calls)
+    settled: dict[str, NativeDecision] = {}
+    for call_id, decision in decisions.items():
+        subject = subjects[call_id]
+        done = _before_claim(decision, subject, edits)
+        if done is None:
+            done = _after_claim(decision, await aclaim(fl, call_id, subject[0]))
+        settled[call_id] = done
+    return settled
+
+
 # -- sync -----------------------------------------------------------------------------------------
 
 
@@ -181,17 +390,47 @@ def wait(
     return {request.call_id: _wait_one(fl, request, timeout) for request in requests}
 
 
+def collect(
+    fl: FunctionLayer,
+    requests: Iterable[FunctionCall],
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    edits: bool = True,
+) -> dict[str, NativeDecision] | None:
+    """The decisions to resume a pause with, each approval claimed (:func:`go_ahead`): collecting
+    the same pause twice approves each call once; the second time the model hears it already ran.
+
+    ``wait=False`` returns ``None`` while any request is pending (nothing is claimed then);
+    ``wait=True`` blocks until all are decided. Raises when the decisions cannot be read."""
+    pending = list(requests)
+    if wait:
+        decisions = {request.call_id: _wait_one(fl, request, timeout) for request in pending}
+    else:
+        found = check(fl, pending)
+        if any(decision is None for decision in found.values()):
+            return None
+        decisions = {k: v for k, v in found.items() if v is not None}
+    return go_ahead(fl, decisions, pending, edits=edits)
+
+
 def decide(
-    fl: FunctionLayer, calls: Iterable[PendingToolCall], *, timeout: float | None = None
+    fl: FunctionLayer,
+    calls: Iterable[PendingToolCall],
+    *,
+    timeout: float | None = None,
+    edits: bool = True,
 ) -> dict[str, NativeDecision]:
-    """Ask about each call and wait, failing closed per call: no decision means denied."""
+    """Ask about each call and wait, failing closed per call: no decision means denied. Each
+    approval is claimed (:func:`go_ahead`)."""
+    pending = list(calls)
     decisions: dict[str, NativeDecision] = {}
-    for call in calls:
+    for call in pending:
         try:
             decisions[call.call_id] = _wait_one(fl, request_for(fl, call), timeout)
         except Exception as exc:  # fail closed, as a guarded function does
             decisions[call.call_id] = _failed(call, exc)
-    return decisions
+    return go_ahead(fl, decisions, pending, edits=edits)
 
 
 # -- async ----------------------------------------------------------------------------------------
@@ -242,8 +481,32 @@ async def await_decisions(
     return decisions
 
 
+async def acollect(
+    fl: FunctionLayer,
+    requests: Iterable[FunctionCall],
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    edits: bool = True,
+) -> dict[str, NativeDecision] | None:
+    """The async :func:`collect`."""
+    pending = list(requests)
+    if wait:
+        decisions = await await_decisions(fl, pending, timeout=timeout)
+    else:
+        found = await acheck(fl, pending)
+        if any(decision is None for decision in found.values()):
+            return None
+        decisions = {k: v for k, v in found.items() if v is not None}
+    return await ago_ahead(fl, decisions, pending, edits=edits)
+
+
 async def adecide(
-    fl: FunctionLayer, calls: Iterable[PendingToolCall], *, timeout: float | None = None
+    fl: FunctionLayer,
+    calls: Iterable[PendingToolCall],
+    *,
+    timeout: float | None = None,
+    edits: bool = True,
 ) -> dict[str, NativeDecision]:
     """The async :func:`decide`: concurrent waits, each failing closed on its own."""
     pending = list(calls)
@@ -259,4 +522,4 @@ async def adecide(
             decisions[call.call_id] = _failed(call, result)
         else:
             raise result  # CancelledError, KeyboardInterrupt: not a missing decision
-    return decisions
+    return await ago_ahead(fl, decisions, pending, edits=edits)

@@ -14,6 +14,13 @@ tool call id, and maps the person's decision onto Haystack's:
 - rejected, answered instead, expired, or no decision possible (fail closed):
   ``execute=False`` with FunctionLayer's message for the model as the tool result.
 
+One approval, one execution: before answering ``execute=True`` the strategy claims the execution
+of the call (``functionlayer._native.claim``). The same tool call id asked about again (a
+replayed or resumed run) gets ``execute=False`` with a message saying the call already ran; a
+claim that cannot be recorded gets ``execute=False`` too (fail closed). Haystack runs the tool
+after the hook, out of this strategy's sight, so the outcome is not reported: the execution is
+recorded as started, outcome unknown.
+
 The decision logic (who may decide, quorum, expiry) stays in ``functionlayer``.
 """
 
@@ -30,6 +37,7 @@ from functionlayer import (
     FunctionCallSpec,
     FunctionLayer,
     ResponseOption,
+    _native,
 )
 from functionlayer._context import current_call_id
 from functionlayer._feedback import expired_message, not_run_message, rejection_message
@@ -62,9 +70,9 @@ class FunctionLayerConfirmation:
     named by ``FUNCTIONLAYER_API_BASE``). ``timeout`` bounds each wait (default: the client's);
     ``contact_channel`` and ``reject_options`` are passed on with every request.
 
-    Use it for plain tools. A tool guarded by ``fl.require_approval()`` asks by itself: if it
-    also sits behind this strategy, an approval as proposed is reused (same call id), but an
-    approval with edits makes the guard refuse to run (the request under that id differs).
+    Use it for plain tools. A tool guarded by ``fl.require_approval()`` asks by itself and
+    must not also sit behind this strategy: the strategy claims the call's one execution, so
+    the guard would then refuse to run it ("already ran").
     """
 
     def __init__(
@@ -102,7 +110,10 @@ class FunctionLayerConfirmation:
             call = self.fl.fetch_approval(spec, call_id, timeout=spec.timeout_seconds)
         except Exception as exc:  # any failure to get a decision: fail closed
             return self._failed(tool_name, tool_call_id, exc, call_id)
-        return self._decision(call, tool_name, tool_params, tool_call_id)
+        decision = self._decision(call, tool_name, tool_params, tool_call_id)
+        if not decision.execute:
+            return decision
+        return _claimed(decision, _native.claim(self.fl, call.call_id, tool_name))
 
     async def run_async(
         self,
@@ -120,7 +131,10 @@ class FunctionLayerConfirmation:
             call = await self.fl.afetch_approval(spec, call_id, timeout=spec.timeout_seconds)
         except Exception as exc:  # fail closed, as above
             return self._failed(tool_name, tool_call_id, exc, call_id)
-        return self._decision(call, tool_name, tool_params, tool_call_id)
+        decision = self._decision(call, tool_name, tool_params, tool_call_id)
+        if not decision.execute:
+            return decision
+        return _claimed(decision, await _native.aclaim(self.fl, call.call_id, tool_name))
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the settings; the client is rebuilt from the environment on load."""
@@ -200,3 +214,15 @@ class FunctionLayerConfirmation:
         return ToolExecutionDecision(
             tool_name=tool_name, execute=False, tool_call_id=tool_call_id, feedback=message
         )
+
+
+def _claimed(decision: ToolExecutionDecision, claim: _native.Claim) -> ToolExecutionDecision:
+    """The approved decision if its execution was claimed, else a refusal saying why."""
+    if claim.proceed:
+        return decision
+    return ToolExecutionDecision(
+        tool_name=decision.tool_name,
+        execute=False,
+        tool_call_id=decision.tool_call_id,
+        feedback=claim.message,
+    )

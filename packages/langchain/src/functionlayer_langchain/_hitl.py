@@ -19,6 +19,10 @@ Three facts shape it:
   the same requests and the same decisions.
 - A decision the review config does not allow is never produced: :class:`DecisionNotAllowedError`
   is raised instead and the agent stays paused (fail closed, nothing runs).
+- One approval, one execution: an approve or edit decision is handed to the middleware only
+  after the execution of that call is claimed (``functionlayer._native.claim``). Resuming the
+  same checkpoint twice therefore runs the tool once: the second ``Command`` rejects the call
+  with a message saying it already ran (and a claim that cannot be recorded rejects it too).
 
 ``interrupt_mode="per_call"`` is simpler: each ``ToolApprovalRequest`` carries its tool call id,
 its allowed decisions are the interrupt's ``response_schema``, and each is answered with one
@@ -40,6 +44,7 @@ from functionlayer import (
     FunctionLayer,
     FunctionLayerError,
     NotFoundError,
+    _native,
 )
 
 if TYPE_CHECKING:
@@ -179,7 +184,7 @@ class HITLBridge:
             calls.append(_same_action(action, call))
         if not all(call.completed for call in calls):
             return None
-        return self._command(pause, calls)
+        return self._command(pause, self._claim(client, _decisions(pause, calls)))
 
     def resume(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any]:
         """Send every pending action, wait until each is decided, return the ``Command``.
@@ -199,7 +204,7 @@ class HITLBridge:
             )
             for action in actions
         ]
-        return self._command(pause, calls)
+        return self._command(pause, self._claim(client, _decisions(pause, calls)))
 
     # -- async -----------------------------------------------------------------------------
 
@@ -231,7 +236,7 @@ class HITLBridge:
             calls.append(_same_action(action, call))
         if not all(call.completed for call in calls):
             return None
-        return self._command(pause, calls)
+        return self._command(pause, await self._aclaim(client, _decisions(pause, calls)))
 
     async def aresume(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any]:
         pause = self._pause(await graph.aget_state(config), config)
@@ -249,7 +254,7 @@ class HITLBridge:
                 for action in actions
             )
         )
-        return self._command(pause, list(calls))
+        return self._command(pause, await self._aclaim(client, _decisions(pause, list(calls))))
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -272,17 +277,35 @@ class HITLBridge:
             contact_channel=self.fl.contact_channel,
         )
 
-    def _command(self, pause: _Pause, calls: Sequence[FunctionCall]) -> Command[Any]:
+    def _claim(self, client: FunctionLayer, decided: list[_Decided]) -> list[dict[str, Any]]:
+        """Claim the execution of every approved action (one approval, one execution): an
+        approval already used, or one whose claim cannot be recorded, becomes a rejection."""
+        return [
+            item.decision
+            if not item.runs
+            else _claimed(item, _native.claim(client, item.call_id, item.action.name))
+            for item in decided
+        ]
+
+    async def _aclaim(self, client: FunctionLayer, decided: list[_Decided]) -> list[dict[str, Any]]:
+        return [
+            item.decision
+            if not item.runs
+            else _claimed(item, await _native.aclaim(client, item.call_id, item.action.name))
+            for item in decided
+        ]
+
+    def _command(self, pause: _Pause, decisions: Sequence[dict[str, Any]]) -> Command[Any]:
         from langgraph.types import Command
 
-        decided = iter(calls)
+        decided = iter(decisions)
         answers: dict[str, dict[str, Any]] = {}
         for interrupt_id, actions in pause.actions.items():
-            decisions = [_decision(action, next(decided)) for action in actions]
+            chosen = [next(decided) for _ in actions]
             if interrupt_id in pause.per_call:
-                [answers[interrupt_id]] = decisions  # per call: the decision itself, by id
+                [answers[interrupt_id]] = chosen  # per call: the decision itself, by id
             else:
-                answers[interrupt_id] = {"decisions": decisions}
+                answers[interrupt_id] = {"decisions": chosen}
         if pause.interrupt_count == 1 and not pause.per_call:
             # The only interrupt: the plain form the middleware documents.
             [answer] = answers.values()
@@ -291,6 +314,39 @@ class HITLBridge:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Decided:
+    action: PendingAction
+    call_id: str
+    decision: dict[str, Any]
+
+    @property
+    def runs(self) -> bool:
+        return self.decision["type"] in ("approve", "edit")
+
+
+def _decisions(pause: _Pause, calls: Sequence[FunctionCall]) -> list[_Decided]:
+    """Every action's LangChain decision, in order; raises :class:`DecisionNotAllowedError`
+    before anything is claimed when one is not allowed."""
+    return [
+        _Decided(action, call.call_id, _decision(action, call))
+        for action, call in zip(_flat(pause), calls, strict=True)
+    ]
+
+
+def _claimed(item: _Decided, claim: _native.Claim) -> dict[str, Any]:
+    if claim.proceed:
+        return item.decision
+    if "reject" not in item.action.allowed_decisions:
+        raise DecisionNotAllowedError(
+            f"{claim.message} HumanInTheLoopMiddleware allows only "
+            f"{list(item.action.allowed_decisions)} for {item.action.name} (tool call "
+            f"{item.action.tool_call_id}), so this cannot be told to the model as a rejection: "
+            "nothing was resumed and the agent stays paused."
+        )
+    return {"type": "reject", "message": claim.message}
 
 
 def _flat(pause: _Pause) -> list[PendingAction]:

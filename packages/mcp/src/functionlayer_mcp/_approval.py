@@ -8,11 +8,15 @@ service, or a client that starts its servers in a new session without a terminal
 ``mcp`` SDK's ``stdio_client`` does), unless a device is named.
 
 Every outcome is turned into one :class:`Verdict`; every text the LLM sees comes from
-:mod:`functionlayer._feedback`.
+:mod:`functionlayer._feedback`. One approval, one execution: a ``run`` verdict holds the claim on
+the call's one execution (``functionlayer._native.aclaim``), taken before anything runs; an
+approval already used (the same call id asked about again) is a ``refuse`` verdict saying the
+call already ran, and a claim that cannot be recorded is a ``refuse`` verdict too (fail closed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -27,6 +31,7 @@ from functionlayer import (
     FunctionLayer,
     InvalidEditError,
     _feedback,
+    _native,
 )
 
 if TYPE_CHECKING:
@@ -73,7 +78,8 @@ def make_backend(choice: BackendChoice, *, tty_path: str = TTY_PATH) -> Backend:
 class Verdict:
     """What to do with a call after asking.
 
-    ``run``: call the tool with ``arguments`` (``edited`` when the human changed them).
+    ``run``: call the tool with ``arguments`` (``edited`` when the human changed them); ``claim``
+    holds its one execution (report the outcome with it where it can be seen).
     ``refuse``: do not call it; ``text`` tells the LLM why (rejection, expiry, failure).
     ``answer``: do not call it; the human answered instead, ``text`` is their answer.
     """
@@ -84,6 +90,7 @@ class Verdict:
     text: str = ""
     edited: bool = False
     call_id: str = ""
+    claim: _native.Claim | None = None
 
     def edited_text(self, name: str, result: str) -> str:
         return _feedback.edited_message(name, self.proposed, self.arguments, result)
@@ -103,6 +110,7 @@ async def ask(
     """Ask for approval of ``name(**arguments)`` under ``call_id`` and interpret the decision.
 
     Never raises for a failure to get a decision: that is a ``refuse`` verdict (fail closed).
+    A ``run`` verdict is returned only with the execution claimed.
     ``validate_edits`` raises ``InvalidEditError`` for edited arguments the tool cannot take.
     """
     proposed = dict(arguments)
@@ -115,7 +123,7 @@ async def ask(
     )
     try:
         decided = await client.afetch_approval(spec, call_id, timeout=timeout)
-        return _interpret(decided, name, proposed, timeout, validate_edits)
+        verdict = _interpret(decided, name, proposed, timeout, validate_edits)
     except InvalidEditError as exc:
         return Verdict(
             "refuse", text=_feedback.invalid_edit_message(name, str(exc)), call_id=call_id
@@ -127,6 +135,12 @@ async def ask(
         return Verdict(
             "refuse", text=_feedback.not_run_message(name, reason, call_id), call_id=call_id
         )
+    if verdict.kind != "run":
+        return verdict
+    claim = await _native.aclaim(client, verdict.call_id, name)  # never raises: fails closed
+    if not claim.proceed:
+        return Verdict("refuse", text=claim.message or "", call_id=verdict.call_id)
+    return dataclasses.replace(verdict, claim=claim)
 
 
 def _interpret(

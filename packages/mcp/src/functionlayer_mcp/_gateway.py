@@ -3,7 +3,10 @@
 Tools, prompts and resources are forwarded unchanged (the upstream's own request and result
 objects pass through). A ``tools/call`` that a ``[[gate]]`` matches is first sent to
 FunctionLayer for approval; the upstream sees it only once a person approved it, with exactly
-the approved (possibly edited) arguments, and at most once per approval.
+the approved (possibly edited) arguments, and at most once per approval: the execution is
+claimed before the call is forwarded (``functionlayer._native.aclaim``, in ``_approval.ask``),
+and what the upstream answered (its text, or the error it raised) is reported after, so a later
+"already ran" can tell the model how it ended.
 
 Call ids. The approval's call id is ``mcp-<session>-<JSON-RPC request id>``. The request id ties
 the approval to the very request in the client's log, but it is only unique within one MCP
@@ -24,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
-from functionlayer import FunctionLayer, InvalidEditError, _feedback
+from functionlayer import FunctionLayer, InvalidEditError, _feedback, _native
 from mcp import types
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel import Server
@@ -216,7 +219,15 @@ class Gateway:
                 types.CallToolResult(content=[_text(verdict.text)], isError=False)
             )
         approved = params.model_copy(update={"arguments": verdict.arguments})
-        result = await self._forward_call(approved)
+        assert verdict.claim is not None  # a run verdict holds the claim
+        try:
+            result = await self._forward_call(approved)
+        except Exception as exc:
+            await _native.areport(self.client, verdict.claim, exc, raised=True)
+            raise
+        await _native.areport(
+            self.client, verdict.claim, result, raised=bool(result.isError), redact=_result_text
+        )
         if verdict.edited:
             texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
             others = [c for c in result.content if not isinstance(c, types.TextContent)]
@@ -256,6 +267,14 @@ def _outgoing(request: Any) -> types.ClientRequest:
     """A copy of a received request to send on: method and params only (the JSON-RPC envelope of
     the received message, kept as extra fields, must not travel with it)."""
     return types.ClientRequest(type(request)(method=request.method, params=request.params))
+
+
+def _result_text(result: Any) -> str:
+    """What is recorded about an upstream result: its text blocks (else its content types)."""
+    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    if texts:
+        return "\n".join(texts)
+    return ", ".join(sorted({c.type for c in result.content})) or "(no content)"
 
 
 def _text(text: str) -> types.TextContent:

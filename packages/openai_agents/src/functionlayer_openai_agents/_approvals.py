@@ -13,7 +13,9 @@ call (the tool call id is the call id) and applies the decisions to the state; a
 
 The SDK cannot run a call with arguments other than the model's, so an approval with edited
 arguments is applied as a rejection that tells the model which arguments the human approved.
-What to ask and how to read the answer is the core's (``functionlayer._native``).
+Each approval is claimed when it is applied (one approval, one execution): resuming the same
+saved pause twice approves each call once; the second time the call is rejected with "already
+ran". What to ask, how to read the answer and the claim are the core's (``functionlayer._native``).
 """
 
 from __future__ import annotations
@@ -69,31 +71,19 @@ def _calls(state: RunState[Any, Any]) -> list[PendingToolCall]:
     return [call for call in found if call is not None]
 
 
-def _proposed(calls: Sequence[PendingToolCall]) -> dict[str, dict[str, Any]]:
-    return {call.call_id: call.kwargs for call in calls}
-
-
 def _apply(
-    state: RunState[Any, Any],
-    proposed: Mapping[str, dict[str, Any]],
-    decisions: Mapping[str, NativeDecision],
+    state: RunState[Any, Any], decisions: Mapping[str, NativeDecision]
 ) -> RunState[Any, Any]:
-    """Approve or reject each interruption a decision is known for; ``proposed``: the model's
-    arguments by call id."""
+    """Approve or reject each interruption a decision is known for. The decisions come from the
+    core with ``edits=False``: an approval here is claimed and runs the model's arguments."""
     for item in state.get_interruptions():
         decision = decisions.get(item.call_id or "")
         if decision is None:
             continue
         if decision.approved and decision.arguments is None:
             state.approve(item)
-        elif decision.approved:
-            assert decision.arguments is not None
-            message = _native.edits_unsupported_message(
-                item.name or "the tool", proposed.get(decision.call_id, {}), decision.arguments
-            )
-            state.reject(item, rejection_message=message)
         else:
-            state.reject(item, rejection_message=decision.message)
+            state.reject(item, rejection_message=decision.message or "The tool call was denied.")
     return state
 
 
@@ -109,7 +99,7 @@ def decide(fl: FunctionLayer, result: Any, *, timeout: float | None = None) -> R
     """
     state = _state_of(result)
     calls = _calls(state)
-    return _apply(state, _proposed(calls), _native.decide(fl, calls, timeout=timeout))
+    return _apply(state, _native.decide(fl, calls, timeout=timeout, edits=False))
 
 
 async def adecide(
@@ -118,7 +108,7 @@ async def adecide(
     """The async :func:`decide`; the calls wait concurrently."""
     state = _state_of(result)
     calls = _calls(state)
-    return _apply(state, _proposed(calls), await _native.adecide(fl, calls, timeout=timeout))
+    return _apply(state, await _native.adecide(fl, calls, timeout=timeout, edits=False))
 
 
 # -- pause now, resume later ----------------------------------------------------------------------
@@ -172,16 +162,6 @@ async def apause(fl: FunctionLayer, result: Any) -> PausedRun:
     return PausedRun(state=state.to_json(), requests=tuple(sent))
 
 
-def _sent_arguments(paused: PausedRun) -> dict[str, dict[str, Any]]:
-    return {request.call_id: request.spec.kwargs for request in paused.requests}
-
-
-def _complete(found: Mapping[str, NativeDecision | None]) -> dict[str, NativeDecision] | None:
-    if any(decision is None for decision in found.values()):
-        return None
-    return {k: v for k, v in found.items() if v is not None}
-
-
 async def aresume(
     fl: FunctionLayer,
     agent: Agent[Any],
@@ -196,19 +176,16 @@ async def aresume(
 
     ``wait=True`` blocks until all are decided (``timeout`` bounds each wait; expiry rejects).
     Raises a :class:`~functionlayer.FunctionLayerError` when the decisions cannot be read:
-    nothing is decided then, and you can try again later.
+    nothing is decided then, and you can try again later. Each approval is claimed here:
+    resuming the same pause again rejects an already approved call with "already ran".
     """
-    if wait:
-        decisions = await _native.await_decisions(fl, paused.requests, timeout=timeout)
-    else:
-        complete = _complete(await _native.acheck(fl, paused.requests))
-        if complete is None:
-            return None
-        decisions = complete
+    decisions = await _native.acollect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
+    if decisions is None:
+        return None
     state: RunState[Any, Any] = await RunState.from_json(
         agent, paused.state, context_override=context_override
     )
-    return _apply(state, _sent_arguments(paused), decisions)
+    return _apply(state, decisions)
 
 
 def resume(
@@ -221,15 +198,11 @@ def resume(
     context_override: Any = None,
 ) -> RunState[Any, Any] | None:
     """The sync :func:`aresume`, for code outside an event loop (``Runner.run_sync`` next)."""
-    if wait:
-        decisions = _native.wait(fl, paused.requests, timeout=timeout)
-    else:
-        complete = _complete(_native.check(fl, paused.requests))
-        if complete is None:
-            return None
-        decisions = complete
+    decisions = _native.collect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
+    if decisions is None:
+        return None
     # RunState.from_json is a coroutine in the SDK; it does no I/O of ours.
     state: RunState[Any, Any] = asyncio.run(
         RunState.from_json(agent, paused.state, context_override=context_override)
     )
-    return _apply(state, _sent_arguments(paused), decisions)
+    return _apply(state, decisions)

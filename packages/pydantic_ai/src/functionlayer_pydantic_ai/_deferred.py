@@ -14,8 +14,10 @@ Three ways in:
 - :func:`pause` now, :func:`collect` later (another process, another day): the requests are
   created and the run's messages saved; nothing blocks.
 
-What to ask and how to read the answer is the core's (``functionlayer._native``); this module
-only translates.
+What to ask, how to read the answer, and claiming the one execution an approval authorises are
+the core's (``functionlayer._native``); this module only translates. An approval is claimed when
+it becomes ``True`` / ``ToolApproved`` here, so resuming the same pause twice runs the tool once:
+the second time the call is denied with "already ran".
 """
 
 from __future__ import annotations
@@ -189,22 +191,17 @@ def collect(
     all are decided (``timeout`` bounds each wait; expiry rejects). Raises a
     :class:`~functionlayer.FunctionLayerError` when the decisions cannot be read: nothing is
     decided then, and you can try again later.
+
+    Each approval is claimed here (one approval, one execution): collecting the same pause again
+    denies the calls that were already approved once, and the model reads that they already ran.
     """
-    if wait:
-        return _results(_native.wait(fl, paused.requests, timeout=timeout))
-    found = _native.check(fl, paused.requests)
-    if any(decision is None for decision in found.values()):
-        return None
-    return _results({k: v for k, v in found.items() if v is not None})
+    decisions = _native.collect(fl, paused.requests, wait=wait, timeout=timeout)
+    return None if decisions is None else _results(decisions)
 
 
 async def acollect(
     fl: FunctionLayer, paused: PausedRun, *, wait: bool = False, timeout: float | None = None
 ) -> DeferredToolResults | None:
     """The async :func:`collect`."""
-    if wait:
-        return _results(await _native.await_decisions(fl, paused.requests, timeout=timeout))
-    found = await _native.acheck(fl, paused.requests)
-    if any(decision is None for decision in found.values()):
-        return None
-    return _results({k: v for k, v in found.items() if v is not None})
+    decisions = await _native.acollect(fl, paused.requests, wait=wait, timeout=timeout)
+    return None if decisions is None else _results(decisions)
