@@ -161,16 +161,17 @@ async def test_edited_arguments_are_what_the_upstream_receives(
             "sent 50 to bob",
         )
 
-        # Edits that do not fit the tool's input schema run nothing.
+        # Edits that do not fit the tool's input schema run nothing (a partial edit merges into
+        # the proposed arguments, so the wrong type is what makes this one invalid).
         result, _ = await while_person(
             lambda: session.call_tool("transfer_money", {"to": "bob", "amount": 500}),
-            lambda: person_decides(fl_server, "edit", edited_kwargs='{"to": "bob"}'),
+            lambda: person_decides(fl_server, "edit", edited_kwargs='{"amount": "fifty"}'),
         )
     assert result.isError is True
     assert text_of(result).startswith(
         "transfer_money was not run: the human approved it with edited"
     )
-    assert "'amount' is a required property" in text_of(result)
+    assert "'fifty' is not of type 'number'" in text_of(result)
     assert len(received(bank_log)) == 1
 
 
