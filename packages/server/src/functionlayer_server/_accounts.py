@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from functionlayer_server._auth import (
     ApiClient,
@@ -116,24 +115,6 @@ class Accounts:
         self.store = store
         self.clock = clock
         self.throttle = LoginThrottle()
-        # Tokens and persons read on the hot path, kept only while the store can prove nobody
-        # else changed the database since (``Store.external_version``) and cleared by every
-        # change made here: a revocation or a disabled person is refused at once all the same.
-        self._cache: dict[tuple[str, str], Any] = {}
-        self._cache_version: int | None = None
-
-    def _cache_valid(self) -> bool:
-        version = self.store.external_version()
-        if version is None:
-            return False
-        if version != self._cache_version:
-            self._cache.clear()
-            self._cache_version = version
-        return True
-
-    def forget(self) -> None:
-        """Drop cached credentials (after any change made through this process)."""
-        self._cache.clear()
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -163,26 +144,17 @@ class Accounts:
         return token
 
     async def authenticate_token(self, token: str) -> ApiClient | None:
-        digest = hash_token(token)
-        cacheable = self._cache_valid()
-        if cacheable and ("token", digest) in self._cache:
-            cached: ApiClient = self._cache[("token", digest)]
-            return cached
-        row = await self.store.find_token(digest)
+        row = await self.store.find_token(hash_token(token))
         if row is None:
             return None
-        client = ApiClient(
+        return ApiClient(
             project=row.project, token_name=row.name, role=row.role, approver=row.approver
         )
-        if cacheable and len(self._cache) < 10_000:
-            self._cache[("token", digest)] = client
-        return client
 
     async def list_tokens(self) -> list[TokenRow]:
         return await self.store.list_tokens()
 
     async def revoke_token(self, name: str) -> int:
-        self.forget()
         return await self.store.revoke_tokens(name, self.clock.now())
 
     # -- persons --------------------------------------------------------------------------
@@ -209,7 +181,6 @@ class Accounts:
                 f"the password must be at least {MIN_PASSWORD_LENGTH} characters"
             )
         hashed = await asyncio.to_thread(hash_password, password) if password else None
-        self.forget()
         new = await self.store.upsert_person(name, password_hash=hashed, now=self.clock.now())
         await self.link(
             name, emails=emails, slack_ids=slack_ids, discord_ids=discord_ids, projects=projects
@@ -231,7 +202,6 @@ class Accounts:
     ) -> Person:
         if await self.store.get_person(name) is None:
             raise NotFoundError(f"no person {name!r}")
-        self.forget()
         pairs = [("email", e.strip().lower()) for e in emails]
         pairs += [("slack", s.strip()) for s in slack_ids]
         pairs += [("discord", d.strip()) for d in discord_ids]
@@ -251,20 +221,12 @@ class Accounts:
         return person
 
     async def disable(self, name: str, disabled: bool = True) -> None:
-        self.forget()
         if not await self.store.set_person_disabled(name, disabled):
             raise NotFoundError(f"no person {name!r}")
 
     async def get_person(self, name: str) -> Person | None:
-        cacheable = self._cache_valid()
-        if cacheable and ("person", name) in self._cache:
-            cached: Person | None = self._cache[("person", name)]
-            return cached
         row = await self.store.get_person(name)
-        person = _person(row) if row is not None else None
-        if cacheable and person is not None and len(self._cache) < 10_000:
-            self._cache[("person", name)] = person
-        return person
+        return _person(row) if row is not None else None
 
     async def resolve(self, identity: Identity) -> Person | None:
         ident = identity.normalized()

@@ -199,8 +199,7 @@ class ApprovalService:
         self._listeners: list[Listener] = []
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
-        self._seen: dict[tuple[str, str], tuple[float, float]] = {}  # first poll, last write
-        self._seen_last: dict[tuple[str, str], float] = {}
+        self._seen: dict[tuple[str, str], float] = {}
         self.rules: policy.OperatorPolicy = settings.operator_policy()
         self._changes = 0
         self._change_event = asyncio.Event()
@@ -688,20 +687,13 @@ class ApprovalService:
         return self._contact_from(await self._wait(HUMAN_CONTACT, call_id, timeout, project))
 
     async def _agent_seen(self, kind: str, call_id: str) -> None:
-        """Note the agent's poll: in memory at once, in the database (for the other server
-        processes) only once it has waited a while, so the hot path of a request decided within
-        seconds writes nothing."""
         now = self.clock.now()
         key = (kind, call_id)
-        first, written = self._seen.get(key, (now, 0.0))
-        if now - first >= AGENT_SEEN_WRITE_SECONDS and now - written >= AGENT_SEEN_WRITE_SECONDS:
-            written = now
+        if now - self._seen.get(key, 0.0) >= AGENT_SEEN_WRITE_SECONDS:
+            self._seen[key] = now
+            if len(self._seen) > 50_000:
+                self._seen.clear()
             await self.store.touch_agent(kind, call_id, now)
-        if len(self._seen) > 50_000:
-            self._seen.clear()
-            self._seen_last.clear()
-        self._seen[key] = (first, written) if written else (first, 0.0)
-        self._seen_last[key] = now
 
     async def agent_presence(self, kind: str, call_id: str) -> tuple[str, float | None]:
         """``("waiting", None)`` while the agent holds a long-poll here (or asked recently),
@@ -710,9 +702,6 @@ class ApprovalService:
         if self._waiters.get((kind, call_id)):
             return "waiting", None
         seen = await self.store.agent_seen_at(kind, call_id)
-        local = self._seen_last.get((kind, call_id))
-        if local is not None and (seen is None or local > seen):
-            seen = local
         if seen is None:
             return "unknown", None
         recent = self.settings.long_poll_max_seconds + AGENT_SEEN_WRITE_SECONDS + 30

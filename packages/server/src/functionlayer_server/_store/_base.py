@@ -243,12 +243,6 @@ class Store(ABC):
         """A statement that tells other server processes about a change (none for SQLite)."""
         return None
 
-    def external_version(self) -> int | None:
-        """A number that changes whenever another process (a CLI command revoking a token or
-        disabling a person) commits to the database, read without a query; None when the store
-        cannot tell cheaply (then nothing about credentials may be cached)."""
-        return None
-
     async def listen(self, callback: NotifyCallback) -> None:  # noqa: B027 - optional hook
         """Call ``callback(payload)`` for changes made by other processes (PostgreSQL)."""
 

@@ -135,12 +135,6 @@ class SQLiteStore(Store):
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._main().execute(sql, tuple(params)).fetchall()
 
-    def external_version(self) -> int | None:
-        # SQLite's data_version changes when another connection (another process: the CLI)
-        # commits; this process's own writes do not change it.
-        row = self._main().execute("PRAGMA data_version").fetchone()
-        return int(row[0]) if row else None
-
     def _fetch_worker(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         assert self._worker_conn is not None
         return self._worker_conn.execute(sql, tuple(params)).fetchall()
