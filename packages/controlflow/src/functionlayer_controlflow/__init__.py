@@ -17,4 +17,6 @@ cf.run("multiply 2 and 5", tools=tools([multiply]))
 
 from functionlayer_controlflow._tool import tool, tools
 
-__all__ = ["tool", "tools"]
+__version__ = "0.4.0"
+
+__all__ = ["__version__", "tool", "tools"]

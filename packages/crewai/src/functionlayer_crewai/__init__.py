@@ -16,4 +16,6 @@ agent = Agent(role=..., goal=..., backstory=..., tools=tools([multiply]))
 
 from functionlayer_crewai._tool import FunctionLayerTool, tool, tools
 
-__all__ = ["FunctionLayerTool", "tool", "tools"]
+__version__ = "0.4.0"
+
+__all__ = ["FunctionLayerTool", "__version__", "tool", "tools"]

@@ -12,4 +12,6 @@
 
 from functionlayer_langchain._tool import FunctionLayerTool, tool, tools
 
-__all__ = ["FunctionLayerTool", "tool", "tools"]
+__version__ = "0.4.0"
+
+__all__ = ["FunctionLayerTool", "__version__", "tool", "tools"]

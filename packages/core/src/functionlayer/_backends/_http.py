@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from functionlayer import __version__
 from functionlayer._backends._base import Backend
 from functionlayer._errors import (
     BackendError,
@@ -35,7 +36,7 @@ __all__ = ["HttpBackend"]
 
 M = TypeVar("M", bound=BaseModel)
 
-_USER_AGENT = "functionlayer-python/0.1"
+_USER_AGENT = f"functionlayer-python/{__version__}"
 
 
 class _Backoff:
