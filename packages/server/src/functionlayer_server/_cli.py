@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from functionlayer_server import __version__
+from functionlayer_server._extras import MissingExtraError
 from functionlayer_server._settings import Settings
 
 __all__ = ["main"]
@@ -223,6 +224,9 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             app = create_app(settings)
             users = asyncio.run(_count_users(settings))
+        except MissingExtraError as exc:  # e.g. PostgreSQL or Slack configured, extra missing
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         except Exception as exc:  # an unreachable database, a bad URL, a read-only file, ...
             where = database_location(settings.database_url)
             print(f"error: cannot open the database {where!r}: {exc}", file=sys.stderr)
@@ -376,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except (CliError, ValueError, OSError) as exc:
+    except (CliError, MissingExtraError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return result
