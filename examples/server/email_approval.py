@@ -118,7 +118,7 @@ def demo_server() -> Iterator[tuple[_Inbox, str, str]]:
         }
         cli = [sys.executable, "-m", "functionlayer_server._cli"]
         token = subprocess.run(
-            [*cli, "tokens", "create", "email-example"],
+            [*cli, "tokens", "create", "email-example", "--create"],
             env=env,
             check=True,
             capture_output=True,
