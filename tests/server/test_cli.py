@@ -43,7 +43,9 @@ async def _check(url: str, token: str, approver_token: str, password: str) -> No
 def test_tokens_and_users_from_the_command_line(tmp_path: Path) -> None:
     db = tmp_path / "cli.sqlite3"
     url = f"sqlite:///{db}"
-    made = _cli("tokens", "create", "agent-1", "--project", "billing", "--database-url", url)
+    made = _cli(
+        "tokens", "create", "agent-1", "--project", "billing", "--database-url", url, "--create"
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("fl_") and len(token) > 30 and "\n" not in token

@@ -616,7 +616,8 @@ class _Guard:
             return _feedback.invalid_edit_message(self.name, str(exc))
         if isinstance(exc, ApprovalTimeoutError):
             return _feedback.expired_message(self.name, self.effective_timeout())
-        return _feedback.not_run_message(self.name, f"{type(exc).__name__}: {exc}", call_id)
+        kept = call_id if self.client.backend.keeps_requests else None
+        return _feedback.not_run_message(self.name, f"{type(exc).__name__}: {exc}", kept)
 
 
 # ------------------------------------------------------------------- helpers
@@ -719,6 +720,14 @@ def _default_backend(
     base = api_base or os.environ.get("FUNCTIONLAYER_API_BASE")
     if method is None:
         method = ApprovalMethod.CLOUD if base else ApprovalMethod.TERMINAL
+        if not base and (api_token or os.environ.get("FUNCTIONLAYER_API_TOKEN")):
+            import logging
+
+            logging.getLogger("functionlayer").warning(
+                "FUNCTIONLAYER_API_TOKEN is set but FUNCTIONLAYER_API_BASE is not: using the "
+                "terminal; set FUNCTIONLAYER_API_BASE (e.g. http://127.0.0.1:8080/functionlayer/v1) "
+                "to send approvals to a FunctionLayer server"
+            )
     method = ApprovalMethod(method)
     if method is ApprovalMethod.CLOUD:
         from functionlayer._backends._http import HttpBackend

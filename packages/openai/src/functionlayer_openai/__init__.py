@@ -9,4 +9,6 @@
 
 from functionlayer_openai._toolset import FunctionTool, Toolset, tool, tools
 
-__all__ = ["FunctionTool", "Toolset", "tool", "tools"]
+__version__ = "0.4.0"
+
+__all__ = ["FunctionTool", "Toolset", "__version__", "tool", "tools"]

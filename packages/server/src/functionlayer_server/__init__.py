@@ -30,6 +30,8 @@ from functionlayer_server._service import (
 )
 from functionlayer_server._settings import Settings
 
+__version__ = "0.4.0"
+
 if TYPE_CHECKING:
     from functionlayer_server._app import create_app
     from functionlayer_server._webhooks import sign as sign_webhook
@@ -75,6 +77,7 @@ __all__ = [
     "Settings",
     "SystemClock",
     "User",
+    "__version__",
     "create_app",
     "sign_webhook",
     "verify_webhook_signature",

@@ -1,19 +1,35 @@
-"""``functionlayer-server``: serve, create API tokens, create inbox users."""
+"""``functionlayer-server``: serve, create API tokens, create inbox users.
+
+Every command says which database it uses. Only ``serve`` (and ``--create``) may create a new
+SQLite file, never a directory: a typo in ``--database-url`` must not leave an empty database
+that the running server does not know about. One ``serve`` at a time per SQLite file (a lock
+file next to it), and a busy port is named with the option that changes it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
+import os
 import re
+import socket
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from pathlib import Path
+from typing import IO, Any, TextIO
 
+from functionlayer_server import __version__
 from functionlayer_server._errors import ServerError
+from functionlayer_server._extras import MissingExtraError
 from functionlayer_server._settings import Settings
 
 __all__ = ["main"]
+
+
+class CliError(Exception):
+    """A refusal explained to the user: printed as ``error: ...``, exit status 1."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -25,6 +41,141 @@ def _settings(args: argparse.Namespace) -> Settings:
         log_level=getattr(args, "log_level", None),
         policy_file=getattr(args, "policy_file", None),
     )
+
+
+# -- which database --------------------------------------------------------------------------
+
+
+def _masked(url: str) -> str:
+    return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite database URL; ``None`` for other databases."""
+    if not url.startswith("sqlite:///"):
+        return None
+    from functionlayer_server._store._sqlite import sqlite_path
+
+    raw = sqlite_path(url)
+    return None if raw == ":memory:" else Path(raw).expanduser().resolve()
+
+
+def database_location(url: str) -> str:
+    """What the user should read: the absolute file for SQLite, the masked URL otherwise."""
+    path = _sqlite_file(url)
+    return str(path) if path is not None else _masked(url)
+
+
+def check_database(url: str, *, create: bool) -> None:
+    """Refuse a SQLite file in a missing directory, and a missing file unless ``create``."""
+    path = _sqlite_file(url)
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise CliError(
+            f"the directory {path.parent} does not exist (database {path}); create it first "
+            "or fix --database-url"
+        )
+    if not create and not path.exists():
+        raise CliError(
+            f"no database at {path}. Give the server's database with --database-url (or "
+            "FUNCTIONLAYER_SERVER_DATABASE_URL), or pass --create to start a new one there"
+        )
+
+
+def _admin_settings(args: argparse.Namespace) -> Settings:
+    """Settings for the token/user/audit commands: an existing database (or ``--create``)."""
+    settings = _settings(args)
+    check_database(settings.database_url, create=getattr(args, "create", False))
+    print(f"# database: {database_location(settings.database_url)}", file=sys.stderr)
+    return settings
+
+
+# -- serve: one server per SQLite file, a port that is free, a banner --------------------------
+
+
+def lock_database(url: str) -> IO[str] | None:
+    """Hold an exclusive lock on ``<file>.lock`` for a SQLite database, for the process's
+    lifetime (the returned file must stay open). PostgreSQL is shared on purpose: no lock."""
+    path = _sqlite_file(url)
+    if path is None:
+        return None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return None
+    lock_path = path.with_name(path.name + ".lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - kept open while serving
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        who = f" (process {holder})" if holder else ""
+        raise CliError(
+            f"another functionlayer-server is already serving {path}{who}: stop it first, or "
+            "give this one another --database-url"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Listen on ``host:port`` now, so a busy port is explained before anything starts."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host!r}: {exc}; fix --host") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port {port} on {host} is already in use (another server?): choose another "
+                "with --port N (or FUNCTIONLAYER_SERVER_PORT)"
+            ) from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}; check --host") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def banner(settings: Settings, *, users: int) -> str:
+    """What a person starting the server needs: where the data is, where to go, what next."""
+    from functionlayer_server._api import API_PREFIX
+
+    base = settings.base_url
+    if not settings.public_url and settings.host in ("0.0.0.0", "::", ""):
+        base = f"http://127.0.0.1:{settings.port}"
+    lines = [
+        f"FunctionLayer server {__version__}",
+        f"  database: {database_location(settings.database_url)}",
+        f"  inbox:    {base}/inbox",
+        f"  agents:   FUNCTIONLAYER_API_BASE={base}{API_PREFIX}",
+    ]
+    if users == 0:
+        path = _sqlite_file(settings.database_url)
+        db = f" --database-url sqlite:///{path}" if path is not None else " --database-url ..."
+        lines += [
+            "Next step: nobody can sign in to the inbox yet. Create a user, and a token for "
+            "your agent (FUNCTIONLAYER_API_TOKEN):",
+            f"  functionlayer-server users create alice{db}",
+            f"  functionlayer-server tokens create my-agent{db}",
+        ]
+    return "\n".join(lines)
+
+
+async def _count_users(settings: Settings) -> int:
+    service = await _with_service(settings)
+    try:
+        return len(await service.list_users())
+    finally:
+        await service.stop()
 
 
 async def _with_service(settings: Settings):  # type: ignore[no-untyped-def]
@@ -91,26 +242,41 @@ def _serve(args: argparse.Namespace) -> int:
     from functionlayer_server._app import create_app
 
     settings = _settings(args)
+    check_database(settings.database_url, create=True)
+    lock = lock_database(settings.database_url)
+    sock = bind_socket(settings.host, settings.port)
     try:
-        app = create_app(settings)
-    except Exception as exc:  # an unreachable database, a bad URL, a read-only file, ...
-        where = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", settings.database_url)
-        print(f"error: cannot open the database {where!r}: {exc}", file=sys.stderr)
-        return 1
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=args.access_log,
-        timeout_graceful_shutdown=3,
-    )
+        settings.port = sock.getsockname()[1]  # the real one when --port 0
+        try:
+            app = create_app(settings)
+            users = asyncio.run(_count_users(settings))
+        except MissingExtraError as exc:  # e.g. PostgreSQL or Slack configured, extra missing
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # an unreachable database, a bad URL, a read-only file, ...
+            where = database_location(settings.database_url)
+            print(f"error: cannot open the database {where!r}: {exc}", file=sys.stderr)
+            return 1
+        print(banner(settings, users=users), file=sys.stderr, flush=True)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=args.access_log,
+            timeout_graceful_shutdown=3,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        if lock is not None:
+            lock.close()
     return 0
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
     token = asyncio.run(
-        create_token(_settings(args), args.name, args.project, approver=args.approver)
+        create_token(_admin_settings(args), args.name, args.project, approver=args.approver)
     )
     print(token)
     role = (
@@ -126,7 +292,7 @@ def _tokens_create(args: argparse.Namespace) -> int:
 def _tokens_list(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    rows = asyncio.run(_accounts_call(_settings(args), "list_tokens"))
+    rows = asyncio.run(_accounts_call(_admin_settings(args), "list_tokens"))
     for row in rows:
         created = datetime.fromtimestamp(row.created_at, UTC).strftime("%Y-%m-%d %H:%M")
         state = (
@@ -141,7 +307,7 @@ def _tokens_list(args: argparse.Namespace) -> int:
 
 
 def _tokens_revoke(args: argparse.Namespace) -> int:
-    count = asyncio.run(_accounts_call(_settings(args), "revoke_token", args.name))
+    count = asyncio.run(_accounts_call(_admin_settings(args), "revoke_token", args.name))
     if not count:
         print(f"error: no active token named {args.name!r}", file=sys.stderr)
         return 1
@@ -161,10 +327,11 @@ def _read_password(args: argparse.Namespace, name: str) -> str | None:
 
 
 def _users_create(args: argparse.Namespace) -> int:
+    settings = _admin_settings(args)  # before asking for a password
     password = _read_password(args, args.username)
     asyncio.run(
         create_user(
-            _settings(args),
+            settings,
             args.username,
             password,
             emails=args.email or [],
@@ -181,7 +348,7 @@ def _users_create(args: argparse.Namespace) -> int:
 def _users_link(args: argparse.Namespace) -> int:
     asyncio.run(
         _accounts_call(
-            _settings(args),
+            _admin_settings(args),
             "link",
             args.username,
             emails=args.email or [],
@@ -195,7 +362,7 @@ def _users_link(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    persons = asyncio.run(_accounts_call(_settings(args), "list_persons"))
+    persons = asyncio.run(_accounts_call(_admin_settings(args), "list_persons"))
     for p in persons:
         ids = [f"email:{e}" for e in sorted(p.emails)] + [f"slack:{s}" for s in sorted(p.slack_ids)]
         ids += [f"discord:{d}" for d in sorted(p.discord_ids)]
@@ -206,7 +373,7 @@ def _users_list(args: argparse.Namespace) -> int:
 
 
 def _users_disable(args: argparse.Namespace) -> int:
-    asyncio.run(_accounts_call(_settings(args), "disable", args.username, not args.enable))
+    asyncio.run(_accounts_call(_admin_settings(args), "disable", args.username, not args.enable))
     what = "enabled" if args.enable else "disabled (sessions ended; cannot decide)"
     print(f"{args.username!r} {what}", file=sys.stderr)
     return 0
@@ -231,7 +398,7 @@ async def export_audit(
 
 def _audit_export(args: argparse.Namespace) -> int:
     count = asyncio.run(
-        export_audit(_settings(args), sys.stdout, project=args.project, since=args.since)
+        export_audit(_admin_settings(args), sys.stdout, project=args.project, since=args.since)
     )
     print(f"# {count} audit entries", file=sys.stderr)
     return 0
@@ -243,13 +410,22 @@ def _parser() -> argparse.ArgumentParser:
         description="The FunctionLayer approval server. Options override FUNCTIONLAYER_SERVER_* "
         "environment variables.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"functionlayer-server {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def db(p: argparse.ArgumentParser) -> None:
+    def db(p: argparse.ArgumentParser, *, create: bool = False) -> None:
         p.add_argument(
             "--database-url",
             help="sqlite:///path.sqlite3 (default sqlite:///./functionlayer.sqlite3) or postgresql://...",
         )
+        if create:
+            p.add_argument(
+                "--create",
+                action="store_true",
+                help="create the SQLite database if it does not exist (never its directory)",
+            )
 
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
@@ -276,7 +452,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="USER",
         help="make an approver token that decides as this person (agent tokens never decide)",
     )
-    db(tcreate)
+    db(tcreate, create=True)
     tcreate.set_defaults(func=_tokens_create)
     tlist = tokens.add_parser("list", help="every token: name, project, role, created, state")
     db(tlist)
@@ -290,7 +466,7 @@ def _parser() -> argparse.ArgumentParser:
         "users", help="the directory of people who decide, and their identities"
     ).add_subparsers(dest="users_command", required=True)
 
-    def identities(p: argparse.ArgumentParser) -> None:
+    def identities(p: argparse.ArgumentParser, *, create: bool = False) -> None:
         p.add_argument("username")
         p.add_argument("--email", action="append", help="an email address (repeatable)")
         p.add_argument(
@@ -300,12 +476,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--project", action="append", help="a project the person belongs to (repeatable)"
         )
-        db(p)
+        db(p, create=create)
 
     ucreate = users.add_parser(
         "create", help="create a person, or reset an existing person's password"
     )
-    identities(ucreate)
+    identities(ucreate, create=True)
     ucreate.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
@@ -340,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except (ValueError, OSError) as exc:
+    except (CliError, MissingExtraError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ServerError as exc:

@@ -32,6 +32,10 @@ class Backend(ABC):
     async I/O override them.
     """
 
+    #: Whether requests outlive this process (a server holds them, so an approver may still
+    #: see and decide one the agent gave up on). False for the terminal and in-memory backends.
+    keeps_requests: bool = False
+
     @abstractmethod
     def create_function_call(self, call: FunctionCall) -> FunctionCall: ...
 

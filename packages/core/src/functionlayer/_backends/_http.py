@@ -9,6 +9,7 @@ seconds; creation is idempotent by call id, so retrying it never makes a second 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import ssl
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from functionlayer import __version__
 from functionlayer._backends._base import Backend
 from functionlayer._errors import (
     BackendError,
@@ -43,7 +45,12 @@ __all__ = ["HttpBackend"]
 
 M = TypeVar("M", bound=BaseModel)
 
-_USER_AGENT = "functionlayer-python/0.1"
+log = logging.getLogger("functionlayer")
+
+#: The API paths of the protocol: a base URL ending otherwise is probably missing it.
+_API_PATHS = ("/functionlayer/v1", "/humanlayer/v1")
+
+_USER_AGENT = f"functionlayer-python/{__version__}"
 
 
 class _Backoff:
@@ -64,13 +71,40 @@ class _Backoff:
         return delay
 
 
+class _OutageLog:
+    """Says on the ``functionlayer`` logger that the server cannot be reached: at the first
+    failure, then every ``EVERY`` seconds, with the time left before giving up."""
+
+    EVERY = 10.0
+
+    def __init__(self, base_url: str, give_up_at: float) -> None:
+        self.base_url, self.give_up_at = base_url, give_up_at
+        self.next_at: float | None = None
+
+    def failed(self, error: FunctionLayerError) -> None:
+        now = time.monotonic()
+        if self.next_at is not None and now < self.next_at:
+            return
+        self.next_at = now + self.EVERY
+        left = max(0.0, self.give_up_at - now)
+        log.warning(
+            "FunctionLayer server at %s not answering (%s); retrying for %.0f s more",
+            self.base_url,
+            error,
+            left,
+        )
+
+
 class HttpBackend(Backend):
     """Talks to a FunctionLayer server (or any server of the open protocol).
 
     ``base_url`` defaults to ``FUNCTIONLAYER_API_BASE`` and ``token`` to
     ``FUNCTIONLAYER_API_TOKEN``. ``transport``/``async_transport`` plug in custom httpx
-    transports.
+    transports. While the server cannot be reached it retries for ``retry_for`` seconds and
+    says so on the ``functionlayer`` logger (at once, then every 10 s).
     """
+
+    keeps_requests = True
 
     def __init__(
         self,
@@ -298,11 +332,13 @@ class HttpBackend(Backend):
         wait: float | None = None,
         deadline: float | None = None,
     ) -> M:
-        backoff = _Backoff(self.backoff_initial, self.backoff_max, self._give_up_at(deadline))
+        give_up_at = self._give_up_at(deadline)
+        backoff = _Backoff(self.backoff_initial, self.backoff_max, give_up_at)
+        outage = _OutageLog(self.base_url, give_up_at)
         args = self._request_args(method, path, body, wait)
         while True:
             try:
-                outcome = _interpret(model, self._sync_client().request(**args))
+                outcome = _interpret(model, self._sync_client().request(**args), self.base_url)
             except httpx.TransportError as exc:
                 outcome = self._unreachable(exc)
             if not isinstance(outcome, _Retry):
@@ -310,6 +346,7 @@ class HttpBackend(Backend):
             delay = backoff.next_delay(outcome.retry_after)
             if delay is None:
                 raise outcome.error
+            outage.failed(outcome.error)
             time.sleep(delay)
 
     async def _asend(
@@ -322,11 +359,15 @@ class HttpBackend(Backend):
         wait: float | None = None,
         deadline: float | None = None,
     ) -> M:
-        backoff = _Backoff(self.backoff_initial, self.backoff_max, self._give_up_at(deadline))
+        give_up_at = self._give_up_at(deadline)
+        backoff = _Backoff(self.backoff_initial, self.backoff_max, give_up_at)
+        outage = _OutageLog(self.base_url, give_up_at)
         args = self._request_args(method, path, body, wait)
         while True:
             try:
-                outcome = _interpret(model, await self._async_clients().request(args))
+                outcome = _interpret(
+                    model, await self._async_clients().request(args), self.base_url
+                )
             except httpx.TransportError as exc:
                 outcome = self._unreachable(exc)
             if not isinstance(outcome, _Retry):
@@ -334,6 +375,7 @@ class HttpBackend(Backend):
             delay = backoff.next_delay(outcome.retry_after)
             if delay is None:
                 raise outcome.error
+            outage.failed(outcome.error)
             await asyncio.sleep(delay)
 
     def _sync_client(self) -> httpx.Client:
@@ -413,7 +455,7 @@ class _Retry:
         self.error, self.retry_after = error, retry_after
 
 
-def _interpret(model: type[M], response: httpx.Response) -> M | _Retry:
+def _interpret(model: type[M], response: httpx.Response, base_url: str = "") -> M | _Retry:
     """A parsed model, a transient failure to retry, or a raised permanent error."""
     status = response.status_code
     if status == 429 or status >= 500:
@@ -426,7 +468,7 @@ def _interpret(model: type[M], response: httpx.Response) -> M | _Retry:
     if status >= 400:
         message = f"the FunctionLayer server refused the request ({status}): {_detail(response)}"
         if status == 404:
-            raise NotFoundError(message, status_code=status)
+            raise NotFoundError(message + _api_path_hint(base_url), status_code=status)
         if status == 409:
             raise ConflictError(message, status_code=status)
         if status in (401, 403):
@@ -443,6 +485,16 @@ def _interpret(model: type[M], response: httpx.Response) -> M | _Retry:
 
 def _execution_path(call_id: str) -> str:
     return f"/function_calls/{quote(call_id, safe='')}/execution"
+
+
+def _api_path_hint(base_url: str) -> str:
+    """A 404 from a base URL without the API path: the usual mistake, named."""
+    if not base_url or base_url.endswith(_API_PATHS):
+        return ""
+    return (
+        f". The server base URL {base_url} does not end with the API path: "
+        f"FUNCTIONLAYER_API_BASE should be e.g. {base_url}{_API_PATHS[0]}"
+    )
 
 
 def _detail(response: httpx.Response) -> str:

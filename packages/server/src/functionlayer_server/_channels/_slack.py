@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -25,9 +25,6 @@ from functionlayer._models import (
     HumanContact,
     SlackContactChannel,
 )
-from slack_sdk.errors import SlackApiError
-from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
 from functionlayer_server._channels._dispatch import delivery_tiers, request_kind
@@ -56,9 +53,15 @@ from functionlayer_server._errors import (
     NotFoundError,
     ServerError,
 )
+from functionlayer_server._extras import require_extra
 from functionlayer_server._policy import Identity
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
+
+# slack_sdk (and the aiohttp its async client needs) come with the [slack] extra and are imported
+# only once Slack is configured: a server without Slack starts without them.
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
 
 __all__ = ["INTERACTIONS_PATH", "SlackChannel", "create_channel"]
 
@@ -79,6 +82,7 @@ def create_channel(
     still carry its own ``bot_token``; without a server token it is delivered with that.)"""
     if not (settings.slack_bot_token or settings.slack_socket_mode_app_token):
         return None
+    require_extra("slack", "slack_sdk.web.async_client")  # or name the extra to install
     return SlackChannel(service, settings, deliveries)
 
 
@@ -91,6 +95,8 @@ class SlackChannel:
         self.service = service
         self.settings = settings
         self.deliveries = deliveries
+        from slack_sdk.signature import SignatureVerifier
+
         self.verifier = (
             SignatureVerifier(settings.slack_signing_secret)
             if settings.slack_signing_secret
@@ -104,6 +110,8 @@ class SlackChannel:
         return target.slack is not None
 
     def client(self, token: str | None = None) -> AsyncWebClient:
+        from slack_sdk.web.async_client import AsyncWebClient
+
         token = token or self.settings.slack_bot_token
         if not token:
             raise RuntimeError(
@@ -189,6 +197,7 @@ class SlackChannel:
         from slack_sdk.socket_mode.aiohttp import SocketModeClient
         from slack_sdk.socket_mode.request import SocketModeRequest
         from slack_sdk.socket_mode.response import SocketModeResponse
+        from slack_sdk.web.async_client import AsyncWebClient
 
         socket = SocketModeClient(
             app_token=app_token,
@@ -450,6 +459,8 @@ class SlackChannel:
         raise _Refused("You are not allowed to answer this request.")
 
     async def _ephemeral(self, channel: str, user: str, text: str, token: str | None) -> None:
+        from slack_sdk.errors import SlackApiError
+
         if not channel or not user:
             return
         try:
@@ -462,6 +473,8 @@ class SlackChannel:
     async def _rewrite(
         self, request: ChannelRequest, deliveries: list[dict[str, Any]], *, decided: bool
     ) -> None:
+        from slack_sdk.errors import SlackApiError
+
         errors: list[str] = []
         for delivery in deliveries:
             target = _target(request, str(delivery.get("target")))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from types import ModuleType
 
+from functionlayer_server._extras import require_extra
 from functionlayer_server._store._base import (
     AuditRow,
     JobRow,
@@ -28,6 +30,12 @@ __all__ = [
 ]
 
 
+def _postgres_store_module() -> ModuleType:
+    """The PostgreSQL store, whose psycopg comes with the ``[postgres]`` extra. (Not named
+    ``_postgres``: importing the submodule sets that attribute on this package.)"""
+    return require_extra("postgres", "functionlayer_server._store._postgres")
+
+
 def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
@@ -35,9 +43,8 @@ def is_postgres_url(url: str) -> bool:
 def open_store(url: str) -> Store:
     """A store for the URL (not yet opened: ``await store.open()``)."""
     if is_postgres_url(url):
-        from functionlayer_server._store._postgres import PostgresStore
-
-        return PostgresStore(url)
+        store: Store = _postgres_store_module().PostgresStore(url)
+        return store
     if url.startswith("sqlite:///"):
         from functionlayer_server._store._sqlite import SQLiteStore
 
@@ -52,9 +59,7 @@ def prepare_database(url: str) -> str:
     one on first use. Synchronous: runs once before the app starts serving."""
     new_key = secrets.token_urlsafe(48)
     if is_postgres_url(url):
-        from functionlayer_server._store._postgres import postgres_prepare
-
-        pg = postgres_prepare(url)
+        pg = _postgres_store_module().postgres_prepare(url)
         try:
             pg.execute(
                 "INSERT INTO fl_meta (key, value) VALUES ('secret_key', %s) ON CONFLICT (key) DO NOTHING",

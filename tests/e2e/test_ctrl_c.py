@@ -1,0 +1,138 @@
+"""One Ctrl-C at the terminal's approval prompt stops the agent with one line, under every
+framework: each example runs in a pseudo-terminal, waits at the prompt, gets ``\\x03`` (the
+terminal turns it into SIGINT, as for a person) and must exit within seconds, status 130,
+without a traceback and without running the guarded function.
+
+The ControlFlow case also points the example at a model by URL (``OPENAI_BASE_URL``, as for a
+local model) with a fresh temporary directory: without internet, it must use the bundled
+tokenizer instead of downloading one.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from functionlayer.testing.model import ScriptedModel, mark_task_successful, math_script
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT = b"Approve? [y/N"
+EXIT_WITHIN = 10.0  # seconds after Ctrl-C, on a loaded 2-core machine (typically 2-4 s)
+START_WITHIN = 240.0  # ControlFlow starts a Prefect server first
+
+
+def _environment(home: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "FUNCTIONLAYER_", "TIKTOKEN_"))
+    }
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        TMPDIR=str(home / "tmp"),  # tiktoken's default cache lives under it: fresh, empty
+        OTEL_SDK_DISABLED="true",
+        CREWAI_DISABLE_TELEMETRY="true",
+        CREWAI_TRACING_ENABLED="false",
+        CREWAI_TESTING="true",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        TERM="dumb",
+    )
+    return env
+
+
+def _interrupt_at_prompt(script: str, env: dict[str, str]) -> tuple[int, float, str, str]:
+    """Run ``script`` in a pty; Ctrl-C at the prompt. Returns (exit status, seconds to exit
+    after Ctrl-C, output before it, output after it)."""
+    python = str(ROOT / ".venv" / "bin" / "python")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the example
+        os.chdir(ROOT)
+        os.execve(python, [python, script], env)
+    output = b""
+    sent_at: float | None = None
+    mark = 0
+    started = time.monotonic()
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: every process holding the terminal has gone
+                    chunk = b""
+                if not chunk:
+                    break
+                output += chunk
+            now = time.monotonic()
+            if sent_at is None and PROMPT in output:
+                time.sleep(0.3)  # a person's reaction time; the prompt waits for input
+                mark = len(output)
+                os.write(fd, b"\x03")
+                sent_at = time.monotonic()
+            if sent_at is None and now - started > START_WITHIN:
+                raise AssertionError(f"no approval prompt: {output.decode(errors='replace')}")
+            if sent_at is not None and now - sent_at > EXIT_WITHIN + 5:
+                break
+        waited, status = os.waitpid(pid, os.WNOHANG)
+        deadline = time.monotonic() + 5
+        while waited == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            waited, status = os.waitpid(pid, os.WNOHANG)
+        assert sent_at is not None
+        took = time.monotonic() - sent_at
+        if waited == 0:
+            raise AssertionError(
+                f"still running {took:.1f} s after Ctrl-C: {output.decode(errors='replace')}"
+            )
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+    before = output[:mark].decode(errors="replace")
+    after = output[mark:].decode(errors="replace")
+    return os.waitstatus_to_exitcode(status), took, before, after
+
+
+def _check(status: int, took: float, before: str, after: str) -> None:
+    assert status == 130, (status, after)
+    assert took < EXIT_WITHIN, (took, after)
+    assert "Traceback" not in after and "Traceback" not in before, after
+    lines = [ln.strip() for ln in after.replace("\r", "").splitlines() if ln.strip()]
+    lines = [ln for ln in lines if ln != "^C"]  # the terminal's echo of the keystroke
+    assert lines == ["Interrupted (Ctrl-C): multiply was not run. Stopping."], after
+    assert "Result" not in after and "Agent:" not in after  # the agent did not carry on
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "examples/langchain/math_example.py",
+        "examples/crewai/crewai_math.py",
+        "examples/openai_client/math_example.py",
+    ],
+)
+def test_ctrl_c_at_the_prompt_stops_the_agent(script: str, tmp_path: Path) -> None:
+    _check(*_interrupt_at_prompt(script, _environment(tmp_path)))
+
+
+@pytest.mark.controlflow
+def test_ctrl_c_stops_controlflow_with_a_model_url_and_no_internet(tmp_path: Path) -> None:
+    env = _environment(tmp_path)
+    with ScriptedModel(math_script(finish=mark_task_successful)) as model:
+        url = model.base_url
+        env.update(OPENAI_BASE_URL=url, OPENAI_API_KEY="local-model")
+        status, took, before, after = _interrupt_at_prompt(
+            "examples/controlflow/controlflow_math.py", env
+        )
+    assert f"Using the real model gpt-4o-mini at {url}" in before
+    _check(status, took, before, after)
