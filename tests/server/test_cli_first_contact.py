@@ -89,7 +89,9 @@ def test_admin_commands_refuse_to_create_a_database_unless_asked(tmp_path: Path)
     assert not default_db.exists()
     assert refused.stdout == ""  # no token printed for a database nobody serves
 
-    user = _cli("users", "create", "alice", "--password-stdin", cwd=tmp_path, stdin="pw\n")
+    user = _cli(
+        "users", "create", "alice", "--password-stdin", cwd=tmp_path, stdin="a long passphrase\n"
+    )
     assert user.returncode == 1 and "--create" in user.stderr
     assert not default_db.exists()
 
@@ -100,7 +102,9 @@ def test_admin_commands_refuse_to_create_a_database_unless_asked(tmp_path: Path)
     assert default_db.exists()
 
     # Now the database exists: no --create needed, and the command says which file it used.
-    again = _cli("users", "create", "alice", "--password-stdin", cwd=tmp_path, stdin="pw\n")
+    again = _cli(
+        "users", "create", "alice", "--password-stdin", cwd=tmp_path, stdin="a long passphrase\n"
+    )
     assert again.returncode == 0, again.stderr
     assert f"# database: {default_db}" in again.stderr
 
@@ -118,7 +122,7 @@ def test_a_missing_directory_is_refused_and_never_created(tmp_path: Path) -> Non
         ("users", "create", "bob", "--password-stdin", "--create", "--database-url", url),
         ("serve", "--port", "0", "--database-url", url),
     ):
-        out = _cli(*args, cwd=tmp_path, stdin="pw\n")
+        out = _cli(*args, cwd=tmp_path, stdin="a long passphrase\n")
         assert out.returncode == 1, (args, out.stderr)
         assert f"the directory {missing} does not exist" in out.stderr
         assert "Traceback" not in out.stderr
@@ -157,7 +161,7 @@ def test_serve_banner_second_serve_refused_busy_port_explained(tmp_path: Path) -
         # Admin commands work next to the running server.
         user = _cli(
             "users", "create", "alice", "--password-stdin", "--database-url", f"sqlite:///{db}",
-            cwd=tmp_path, stdin="pw\n",
+            cwd=tmp_path, stdin="a long passphrase\n",
         )  # fmt: skip
         assert user.returncode == 0, user.stderr
 

@@ -173,7 +173,7 @@ def banner(settings: Settings, *, users: int) -> str:
 async def _count_users(settings: Settings) -> int:
     service = await _with_service(settings)
     try:
-        return len(await service.list_users())
+        return len(await service.list_persons())
     finally:
         await service.stop()
 

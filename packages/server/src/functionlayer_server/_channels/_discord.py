@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -30,8 +30,9 @@ from functionlayer._models import (
     FunctionCallStatus,
     HumanContact,
 )
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+
+if TYPE_CHECKING:
+    from nacl.signing import VerifyKey
 
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
 from functionlayer_server._channels._discord_messages import (
@@ -59,6 +60,7 @@ from functionlayer_server._errors import (
     InvalidDecisionError,
     NotFoundError,
 )
+from functionlayer_server._extras import require_extra
 from functionlayer_server._policy import Identity
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
@@ -99,12 +101,15 @@ def create_channel(
     application's public key is configured too."""
     if not settings.discord_bot_token:
         return None
+    require_extra("discord", "nacl.signing")  # or name the extra to install (PyNaCl)
     return DiscordChannel(service, settings, deliveries)
 
 
 def _verify_key(public_key: str | None) -> VerifyKey | None:
     if not public_key:
         return None
+    from nacl.signing import VerifyKey
+
     try:
         return VerifyKey(bytes.fromhex(public_key.strip()))
     except (ValueError, TypeError) as exc:
@@ -278,6 +283,8 @@ class DiscordChannel:
             timestamp = request.headers.get("x-signature-timestamp", "")
             if not signature or not timestamp:
                 return _unauthorized("unsigned Discord interaction")
+            from nacl.exceptions import BadSignatureError
+
             try:
                 self.verify_key.verify(timestamp.encode() + body, bytes.fromhex(signature))
             except (BadSignatureError, ValueError, TypeError):
