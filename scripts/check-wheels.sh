@@ -32,6 +32,9 @@ trap cleanup EXIT
 #   example:FILE[:RE]    run FILE; a line of its output must match the extended regex RE
 #   examples:DIR         run every DIR/*.py (none yet: import the package and check its version)
 #   server               --version, tokens create, serve on a temporary SQLite file, /healthz
+#   command:CMD          run CMD (a console script of the venv) and require success (the MCP
+#                        demo needs a terminal to approve at; the gateway itself is tested with
+#                        the real mcp client in tests/mcp)
 # The packages still being filled in (LlamaIndex ... MCP) get the generic "examples:" smoke, so a
 # thin skeleton passes and an example added later is run without changing this table.
 table='
@@ -41,11 +44,11 @@ functionlayer-langchain|langchain|langchain langchain-openai|example:examples/la
 functionlayer-openai|openai||example:examples/openai_client/math_example.py:Agent: .*42
 functionlayer-ai|core||example:examples/core/quickstart.py:Invoice of 1200 EUR sent
 functionlayer-server|server||server
-functionlayer-llamaindex|llamaindex||examples:examples/llamaindex
-functionlayer-haystack|haystack||examples:examples/haystack
-functionlayer-pydantic-ai|pydantic_ai||examples:examples/pydantic_ai
-functionlayer-openai-agents|openai_agents||examples:examples/openai_agents
-functionlayer-mcp|mcp||examples:examples/mcp
+functionlayer-llamaindex|llamaindex||example:examples/llamaindex/math_example.py:Agent: .*42
+functionlayer-haystack|haystack||example:examples/haystack/math_example.py:Agent: .*42
+functionlayer-pydantic-ai|pydantic_ai||example:examples/pydantic_ai/math_example.py:Agent: .*42
+functionlayer-openai-agents|openai_agents||example:examples/openai_agents/math_example.py:Agent: .*42
+functionlayer-mcp|mcp||command:functionlayer-mcp --help
 '
 
 started=$(date +%s)
@@ -175,6 +178,9 @@ check_one() {  # check_one PACKAGE DIR EXTRA SMOKE: runs in its own subshell; lo
       else
         echo "no example in $file yet: import checked only"
       fi ;;
+    command:*)
+      echo "\$ ${smoke#command:}"
+      (PATH="$venv/bin:$PATH"; ${smoke#command:}) >/dev/null ;;
     server) smoke_server ;;
   esac
 }
