@@ -156,19 +156,7 @@ async def _write(
 ) -> tuple[RequestRecord, str | None] | None:
     """Compare-and-set the status of a decided request: the new record and the id of the
     webhook event announcing it (written in the same transaction), or None if it changed."""
-    new = RequestRecord(
-        kind=record.kind,
-        call_id=record.call_id,
-        project=record.project,
-        run_id=record.run_id,
-        spec=record.spec,
-        status=status,
-        completed=True,
-        expires_at=record.expires_at,
-        created_at=record.created_at,
-        version=record.version + 1,
-        created_by=record.created_by,
-    )
+    new = record.changed(status, completed=True)
     rows, event_id = service._outbox("executed", new, audit) if event == "executed" else ([], None)
     ok = await service.store.update_request(
         record.kind,

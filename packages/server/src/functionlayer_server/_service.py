@@ -1040,19 +1040,7 @@ class ApprovalService:
     ) -> RequestRecord | None:
         """Compare-and-set; on success wake waiters, tell listeners and return the new record."""
         event_type: EventType = "decided" if completed else "updated"
-        new = RequestRecord(
-            kind=record.kind,
-            call_id=record.call_id,
-            project=record.project,
-            run_id=record.run_id,
-            spec=record.spec,
-            status=status,
-            completed=completed,
-            expires_at=record.expires_at,
-            created_at=record.created_at,
-            version=record.version + 1,
-            created_by=record.created_by,
-        )
+        new = record.changed(status, completed=completed)
         outbox, event_id = self._outbox(event_type, new, audit)
         ok = await self.store.update_request(
             record.kind,

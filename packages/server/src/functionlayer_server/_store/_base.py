@@ -8,6 +8,7 @@ win, across threads or server processes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -47,6 +48,12 @@ class RequestRecord:
     version: int
     created_by: str = ""
     """The agent token (its name) that created the request: only it may give the request up."""
+
+    def changed(self, status: str, *, completed: bool) -> RequestRecord:
+        """This record after a compare-and-set that stored ``status``."""
+        return dataclasses.replace(
+            self, status=status, completed=completed, version=self.version + 1
+        )
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RequestRecord:
