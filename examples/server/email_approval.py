@@ -127,7 +127,7 @@ def demo_server() -> Iterator[tuple[_Inbox, str, str]]:
         cli = [sys.executable, "-m", "functionlayer_server._cli"]
         # The approver is a person of the directory: the server emails requests only to them.
         subprocess.run(
-            [*cli, "users", "create", "finance", "--email", APPROVER, "--no-login"],
+            [*cli, "users", "create", "finance", "--email", APPROVER, "--no-login", "--create"],
             env=env,
             check=True,
             capture_output=True,
