@@ -431,3 +431,36 @@ def test_strict_input_no_truthy_approvals_no_non_finite_arguments(deployment: De
                 headers={"Content-Type": "application/json"},
             )
             assert made.status_code == 422, (raw, made.text)
+
+
+def test_an_agent_cannot_claim_an_unapproved_execution_or_prewrite_its_outcome(
+    deployment: Deployment,
+) -> None:
+    call_id = new_id()
+    assert create(deployment, call_id).status_code == 200
+    forged = {"claim_id": "c1", "outcome": "returned", "summary": "sent", "finished_at": None}
+    with deployment.agent() as agent:
+        early = agent.post(f"/function_calls/{call_id}/execution", json=forged)
+        assert early.status_code == 409, early.text  # pending: nothing may run
+        assert early.json()["code"] == "execution_refused"
+    with deployment.agent(token=deployment.other_agent_token) as other:
+        elsewhere = other.post(f"/function_calls/{call_id}/execution", json=forged)
+        assert elsewhere.status_code in (403, 404, 409), elsewhere.text
+    with deployment.person("alice") as alice:
+        assert (
+            alice.post(
+                f"/agent/function_calls/{call_id}/respond", json={"approved": True}
+            ).status_code
+            == 200
+        )
+    with deployment.agent(token=deployment.other_agent_token) as other:
+        # Another agent of the project cannot take the approved execution away from its agent.
+        stolen = other.post(f"/function_calls/{call_id}/execution", json=forged)
+        assert stolen.status_code == 403, stolen.text
+    with deployment.agent() as agent:
+        claim = agent.post(f"/function_calls/{call_id}/execution", json=forged)
+        assert claim.status_code == 200 and claim.json()["granted"] is True
+    execution = status_of(deployment, call_id)["execution"]
+    # The server writes the record: a claim says nothing yet about how the body ended.
+    assert execution["outcome"] is None and execution["summary"] is None
+    assert execution["started_at"] is not None

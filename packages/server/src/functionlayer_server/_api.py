@@ -315,7 +315,11 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         call_id = _call_id(request)
         claim = await _parse_body(request, Execution)
         granted = await service.claim_execution(
-            call_id, claim, project=who.project, actor=f"agent:{who.token_name}"
+            call_id,
+            claim,
+            project=who.project,
+            actor=f"agent:{who.token_name}",
+            creator=who.token_name,
         )
         return _json(granted)
 
@@ -335,7 +339,11 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         call_id = _call_id(request)
         report = await _parse_body(request, ExecutionReport)
         call = await service.report_execution(
-            call_id, report, project=who.project, actor=f"agent:{who.token_name}"
+            call_id,
+            report,
+            project=who.project,
+            actor=f"agent:{who.token_name}",
+            creator=who.token_name,
         )
         return _json(call)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from functionlayer._models import Execution, ExecutionClaim, ExecutionReport, FunctionCall
 
-from functionlayer_server._errors import ConflictError, InvalidRequestError
+from functionlayer_server._errors import ConflictError, ForbiddenError, InvalidRequestError
 from functionlayer_server._store import AuditRow, RequestRecord
 
 if TYPE_CHECKING:
@@ -35,6 +35,13 @@ class ExecutionRefusedError(ConflictError):
     code = "execution_refused"
 
 
+def _check_creator(record: RequestRecord, creator: str | None) -> None:
+    if creator is not None and record.created_by and record.created_by != creator:
+        raise ForbiddenError(
+            "only the agent token that created this request may claim or report its execution"
+        )
+
+
 def _check_claim_id(claim_id: str) -> None:
     if not 0 < len(claim_id) <= 256 or not claim_id.isprintable():
         raise InvalidRequestError("claim_id must be 1-256 printable characters")
@@ -48,12 +55,15 @@ async def claim_execution(
     project: str,
     actor: str,
     via: str = "api",
+    creator: str | None = None,
 ) -> ExecutionClaim:
     """Grant the first claim on an approved call's execution; later claims get the recorded
-    execution (``granted`` false), a retry with the same claim id is granted again."""
+    execution (``granted`` false), a retry with the same claim id is granted again. With
+    ``creator`` (an agent token's name), only the token that created the request may claim."""
     _check_claim_id(claim.claim_id)
     for _ in range(20):  # retries only while a concurrent change (another claim) lands
         record = await service._record(_FUNCTION_CALL, call_id, project)
+        _check_creator(record, creator)
         call = service._call_from(record)
         status = call.status
         if status is None or status.approved is not True:
@@ -94,6 +104,7 @@ async def report_execution(
     project: str,
     actor: str,
     via: str = "api",
+    creator: str | None = None,
 ) -> FunctionCall:
     """Record how the claimed execution ended; only the claim holder may report, once (an
     identical retry is accepted)."""
@@ -101,6 +112,7 @@ async def report_execution(
     summary = report.summary[:MAX_SUMMARY]
     for _ in range(20):
         record = await service._record(_FUNCTION_CALL, call_id, project)
+        _check_creator(record, creator)
         call = service._call_from(record)
         status = call.status
         execution = status.execution if status is not None else None

@@ -1095,21 +1095,35 @@ class ApprovalService:
     # -- executions (one approval, one execution; see _executions) ----------------------------
 
     async def claim_execution(
-        self, call_id: str, claim: Execution, *, project: str, actor: str, via: str = "api"
+        self,
+        call_id: str,
+        claim: Execution,
+        *,
+        project: str,
+        actor: str,
+        via: str = "api",
+        creator: str | None = None,
     ) -> ExecutionClaim:
         from functionlayer_server import _executions
 
         return await _executions.claim_execution(
-            self, call_id, claim, project=project, actor=actor, via=via
+            self, call_id, claim, project=project, actor=actor, via=via, creator=creator
         )
 
     async def report_execution(
-        self, call_id: str, report: ExecutionReport, *, project: str, actor: str, via: str = "api"
+        self,
+        call_id: str,
+        report: ExecutionReport,
+        *,
+        project: str,
+        actor: str,
+        via: str = "api",
+        creator: str | None = None,
     ) -> FunctionCall:
         from functionlayer_server import _executions
 
         return await _executions.report_execution(
-            self, call_id, report, project=project, actor=actor, via=via
+            self, call_id, report, project=project, actor=actor, via=via, creator=creator
         )
 
     # -- audit ------------------------------------------------------------------------------
