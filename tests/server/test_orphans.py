@@ -61,3 +61,34 @@ def test_the_operators_default_expiry_fails_a_forgotten_request_closed(tmp_path:
     final = asyncio.run(main())
     assert final.status is not None
     assert final.status.expired is True and final.status.approved is False
+
+
+def test_agent_polls_are_written_down_in_batches_and_on_stop(tmp_path: Path) -> None:
+    """Polls are noted in memory and written together (not one transaction per poll); another
+    process (here a second service on the same database) sees them once written, and stopping
+    writes what is left."""
+
+    async def main() -> tuple[str, str, str]:
+        service, clock = _service(tmp_path)
+        other, other_clock = _service(tmp_path)
+        other_clock.now = clock.now  # type: ignore[method-assign]
+        await service.start(scheduler=False)
+        await other.start(scheduler=False)
+        try:
+            for n in range(3):
+                call = FunctionCall(run_id="r", call_id=f"b{n}", spec=FunctionCallSpec(fn="f"))
+                await service.create_function_call(call)
+                await service.wait_function_call(f"b{n}", 0, agent=True)
+            here = (await service.agent_presence("function_call", "b0"))[0]
+            await asyncio.sleep(1.5)  # one flush for all three polls
+            there = (await other.agent_presence("function_call", "b2"))[0]
+            call = FunctionCall(run_id="r", call_id="b3", spec=FunctionCallSpec(fn="f"))
+            await service.create_function_call(call)
+            await service.wait_function_call("b3", 0, agent=True)
+            await service.stop()
+            after_stop = (await other.agent_presence("function_call", "b3"))[0]
+            return here, there, after_stop
+        finally:
+            await other.stop()
+
+    assert asyncio.run(main()) == ("waiting", "waiting", "waiting")

@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         settings.secret_key = secret
     service = ApprovalService(open_store(settings.database_url), settings, clock=clock)
     webhooks = WebhookDispatcher(service)
-    service.add_listener(webhooks.on_event)
+    if webhooks.enabled:  # no listener, no event built per change, when no webhook is set
+        service.add_listener(webhooks.on_event)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

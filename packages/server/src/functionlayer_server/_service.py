@@ -69,7 +69,8 @@ Request = FunctionCall | HumanContact
 _R = TypeVar("_R", FunctionCall, HumanContact)
 
 MAX_CALL_ID_LENGTH = 256
-AGENT_SEEN_WRITE_SECONDS = 10.0  # how often an agent's polls are written down, at most
+AGENT_SEEN_WRITE_SECONDS = 10.0  # how often an agent's polls of one request are noted, at most
+AGENT_SEEN_FLUSH_SECONDS = 1.0  # noted polls are written down together, this often
 MAX_TIMEOUT_SECONDS = 10 * 365 * 24 * 3600.0
 
 
@@ -200,6 +201,8 @@ class ApprovalService:
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
         self._seen: dict[tuple[str, str], float] = {}
+        self._seen_unwritten: dict[tuple[str, str], float] = {}
+        self._seen_flush: asyncio.TimerHandle | None = None
         self.rules: policy.OperatorPolicy = settings.operator_policy()
         self._changes = 0
         self._change_event = asyncio.Event()
@@ -219,6 +222,11 @@ class ApprovalService:
     async def stop(self) -> None:
         self._stopping = True
         await self.scheduler.stop()
+        if self._seen_flush is not None:
+            self._seen_flush.cancel()
+            self._seen_flush = None
+        with contextlib.suppress(Exception):
+            await self._write_seen()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -589,16 +597,17 @@ class ApprovalService:
         self._bump()
         if expires_at is not None:
             self.scheduler.wake()
-        self._emit(
-            ServiceEvent(
-                type="created",
-                kind=kind,
-                project=project,
-                request=self._model(stored),
-                audit=self._entry(audit),
-                webhook_event_id=event_id,
+        if self._listeners:
+            self._emit(
+                ServiceEvent(
+                    type="created",
+                    kind=kind,
+                    project=project,
+                    request=self._model(stored),
+                    audit=self._entry(audit),
+                    webhook_event_id=event_id,
+                )
             )
-        )
         return stored, True
 
     # -- reading ----------------------------------------------------------------------------
@@ -687,13 +696,32 @@ class ApprovalService:
         return self._contact_from(await self._wait(HUMAN_CONTACT, call_id, timeout, project))
 
     async def _agent_seen(self, kind: str, call_id: str) -> None:
+        """Note the agent's poll. Written down in batches (one transaction a second at most,
+        not one per poll: it is on the long-poll's path); ``agent_presence`` reads both."""
         now = self.clock.now()
         key = (kind, call_id)
         if now - self._seen.get(key, 0.0) >= AGENT_SEEN_WRITE_SECONDS:
             self._seen[key] = now
             if len(self._seen) > 50_000:
                 self._seen.clear()
-            await self.store.touch_agent(kind, call_id, now)
+            self._seen_unwritten[key] = now
+            if self._seen_flush is None and not self._stopping:
+                self._seen_flush = asyncio.get_running_loop().call_later(
+                    AGENT_SEEN_FLUSH_SECONDS, self._spawn_write_seen
+                )
+
+    def _spawn_write_seen(self) -> None:
+        self._seen_flush = None
+        self._spawn(self._write_seen())
+
+    async def _write_seen(self) -> None:
+        batch, self._seen_unwritten = self._seen_unwritten, {}
+        if not batch:
+            return
+        try:
+            await self.store.touch_agents([(k, c, when) for (k, c), when in batch.items()])
+        except Exception:
+            log.warning("could not note %d agent polls", len(batch), exc_info=True)
 
     async def agent_presence(self, kind: str, call_id: str) -> tuple[str, float | None]:
         """``("waiting", None)`` while the agent holds a long-poll here (or asked recently),
@@ -701,7 +729,8 @@ class ApprovalService:
         decision is kept for when it comes back), ``("unknown", None)`` if it never asked."""
         if self._waiters.get((kind, call_id)):
             return "waiting", None
-        seen = await self.store.agent_seen_at(kind, call_id)
+        unwritten = self._seen_unwritten.get((kind, call_id))
+        seen = unwritten if unwritten is not None else await self.store.agent_seen_at(kind, call_id)
         if seen is None:
             return "unknown", None
         recent = self.settings.long_poll_max_seconds + AGENT_SEEN_WRITE_SECONDS + 30
@@ -1057,16 +1086,17 @@ class ApprovalService:
         if completed:
             self._wake(record.kind, record.call_id, new)
         self._bump()
-        self._emit(
-            ServiceEvent(
-                type=event_type,
-                kind=record.kind,
-                project=record.project,
-                request=self._model(new),
-                audit=self._entry(audit),
-                webhook_event_id=event_id,
+        if self._listeners:
+            self._emit(
+                ServiceEvent(
+                    type=event_type,
+                    kind=record.kind,
+                    project=record.project,
+                    request=self._model(new),
+                    audit=self._entry(audit),
+                    webhook_event_id=event_id,
+                )
             )
-        )
         return new
 
     def _outbox(

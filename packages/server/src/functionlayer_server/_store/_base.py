@@ -357,17 +357,20 @@ class Store(ABC):
             statements.append(stmt)
         return await self._transaction(statements, guard_first=True)
 
-    async def touch_agent(self, kind: str, call_id: str, now: float) -> None:
-        """Note that the agent asked about this request (is it still waiting?)."""
-        await self._transaction(
-            [
-                (
-                    "UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? AND call_id = ?",
-                    (now, kind, call_id),
-                )
-            ],
-            guard_first=False,
-        )
+    async def touch_agents(self, seen: Sequence[tuple[str, str, float]]) -> None:
+        """Note when the agent last asked about these requests (``(kind, call_id, when)``), in
+        one transaction: the service batches its agents' polls (is it still waiting?)."""
+        if seen:
+            await self._transaction(
+                [
+                    (
+                        "UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? AND call_id = ?",
+                        (when, kind, call_id),
+                    )
+                    for kind, call_id, when in seen
+                ],
+                guard_first=False,
+            )
 
     async def agent_seen_at(self, kind: str, call_id: str) -> float | None:
         rows = await self._fetch(
