@@ -25,6 +25,7 @@ from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError, ForbiddenError
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
+from functionlayer_server._store import RequestRecord
 
 __all__ = ["API_PREFIX", "LEGACY_PREFIX", "create_api_router", "fast_path", "is_fast_path"]
 
@@ -87,6 +88,12 @@ CallId = Annotated[
 
 def _json(model: BaseModel) -> Response:
     return Response(content=model.model_dump_json(), media_type="application/json")
+
+
+def _record(record: RequestRecord) -> Response:
+    """A stored request as the protocol's JSON, straight from its stored text (no model round
+    trip on the hot paths)."""
+    return Response(content=record.to_json(), media_type="application/json")
 
 
 # The hot endpoints (create, get/long-poll, respond) parse their inputs by hand: FastAPI's
@@ -247,14 +254,15 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def create_function_call(request: Request) -> Response:
         who = await agent(request)
         call = await _parse_body(request, FunctionCall)
-        stored, _ = await service.create_function_call(
+        stored, _ = await service.create_record(
+            FUNCTION_CALL,
             call,
             project=who.project,
             actor=f"agent:{who.token_name}",
             via="api",
             created_by=who.token_name,
         )
-        return _json(stored)
+        return _record(stored)
 
     @router.get(
         "/function_calls",
@@ -284,10 +292,10 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_function_call(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        call = await service.wait_function_call(
-            call_id, wait, project=scope(who), agent=who.is_agent
+        record = await service.wait_record(
+            FUNCTION_CALL, call_id, wait, project=scope(who), agent=who.is_agent
         )
-        return _json(call)
+        return _record(record)
 
     @router.get(
         "/function_calls/{call_id}/audit",
@@ -372,10 +380,10 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             if not await service.give_up(FUNCTION_CALL, call_id, who, reason):
                 raise AlreadyDecidedError(f"function call {call_id!r} is already decided")
             return _json(await service.get_function_call(call_id, project=who.project))
-        call = await service.respond_function_call(
+        decided = await service.decide_function_call(
             call_id, decision, responder=person_of(who), via="api", project=scope(who)
         )
-        return _json(call)
+        return _record(decided)
 
     # -- human contacts ---------------------------------------------------------------------
 
@@ -390,14 +398,15 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def create_human_contact(request: Request) -> Response:
         who = await agent(request)
         contact = await _parse_body(request, HumanContact)
-        stored, _ = await service.create_human_contact(
+        stored, _ = await service.create_record(
+            HUMAN_CONTACT,
             contact,
             project=who.project,
             actor=f"agent:{who.token_name}",
             via="api",
             created_by=who.token_name,
         )
-        return _json(stored)
+        return _record(stored)
 
     @router.get(
         "/contact_requests",
@@ -427,10 +436,10 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_human_contact(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        contact = await service.wait_human_contact(
-            call_id, wait, project=scope(who), agent=who.is_agent
+        record = await service.wait_record(
+            HUMAN_CONTACT, call_id, wait, project=scope(who), agent=who.is_agent
         )
-        return _json(contact)
+        return _record(record)
 
     @router.post(
         "/agent/human_contacts/{call_id}/respond",

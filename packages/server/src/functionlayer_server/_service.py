@@ -409,21 +409,13 @@ class ApprovalService:
 
     # -- records <-> models -----------------------------------------------------------------
 
-    @staticmethod
-    def _record_json(record: RequestRecord) -> str:
-        # spec and status are stored as JSON text: splice them rather than decode and re-encode.
-        return (
-            f'{{"run_id":{json.dumps(record.run_id)},"call_id":{json.dumps(record.call_id)},'
-            f'"spec":{record.spec},"status":{record.status}}}'
-        )
-
     @classmethod
     def _call_from(cls, record: RequestRecord) -> FunctionCall:
-        return FunctionCall.model_validate_json(cls._record_json(record))
+        return FunctionCall.model_validate_json(record.to_json())
 
     @classmethod
     def _contact_from(cls, record: RequestRecord) -> HumanContact:
-        return HumanContact.model_validate_json(cls._record_json(record))
+        return HumanContact.model_validate_json(record.to_json())
 
     def _model(self, record: RequestRecord) -> Request:
         return (
@@ -464,6 +456,22 @@ class ApprovalService:
             HUMAN_CONTACT, contact, project=project, actor=actor, via=via, created_by=created_by
         )
         return self._contact_from(record), created
+
+    async def create_record(
+        self,
+        kind: str,
+        request: Request,
+        *,
+        project: str = "default",
+        actor: str = "api",
+        via: str = "api",
+        created_by: str = "",
+    ) -> tuple[RequestRecord, bool]:
+        """``create_function_call`` / ``create_human_contact`` answering with the stored record
+        (the API renders its JSON with ``RequestRecord.to_json``, without a model round trip)."""
+        return await self._create(
+            kind, request, project=project, actor=actor, via=via, created_by=created_by
+        )
 
     async def _create(
         self,
@@ -679,21 +687,36 @@ class ApprovalService:
             if record.completed or loop.time() >= deadline:
                 return record
 
+    async def wait_record(
+        self,
+        kind: str,
+        call_id: str,
+        timeout: float,
+        *,
+        project: str | None = None,
+        agent: bool = False,
+    ) -> RequestRecord:
+        """The request once decided, or as it is after ``timeout`` seconds. ``agent``: the
+        caller is the agent (noted, so the inbox can tell whether it still waits)."""
+        if agent:
+            await self._agent_seen(kind, call_id)
+        return await self._wait(kind, call_id, timeout, project)
+
     async def wait_function_call(
         self, call_id: str, timeout: float, *, project: str | None = None, agent: bool = False
     ) -> FunctionCall:
         """The call once decided, or its current state after ``timeout`` seconds. ``agent``:
         the caller is the agent (noted, so the inbox can tell whether it still waits)."""
-        if agent:
-            await self._agent_seen(FUNCTION_CALL, call_id)
-        return self._call_from(await self._wait(FUNCTION_CALL, call_id, timeout, project))
+        return self._call_from(
+            await self.wait_record(FUNCTION_CALL, call_id, timeout, project=project, agent=agent)
+        )
 
     async def wait_human_contact(
         self, call_id: str, timeout: float, *, project: str | None = None, agent: bool = False
     ) -> HumanContact:
-        if agent:
-            await self._agent_seen(HUMAN_CONTACT, call_id)
-        return self._contact_from(await self._wait(HUMAN_CONTACT, call_id, timeout, project))
+        return self._contact_from(
+            await self.wait_record(HUMAN_CONTACT, call_id, timeout, project=project, agent=agent)
+        )
 
     async def _agent_seen(self, kind: str, call_id: str) -> None:
         """Note the agent's poll. Written down in batches (one transaction a second at most,
@@ -915,6 +938,28 @@ class ApprovalService:
         project: str | None = None,
         via_identities: Sequence[Identity] | None = None,
     ) -> FunctionCall:
+        """A person's decision; see ``decide_function_call`` (which answers with the record)."""
+        return self._call_from(
+            await self.decide_function_call(
+                call_id,
+                decision,
+                responder=responder,
+                via=via,
+                project=project,
+                via_identities=via_identities,
+            )
+        )
+
+    async def decide_function_call(
+        self,
+        call_id: str,
+        decision: FunctionCallStatus | Decision,
+        *,
+        responder: Identity | str,
+        via: str,
+        project: str | None = None,
+        via_identities: Sequence[Identity] | None = None,
+    ) -> RequestRecord:
         """A person's decision: approve, reject, approve with edits, or answer instead.
 
         ``responder`` is how the channel knows them (an :class:`Identity`, or text such as
@@ -953,7 +998,7 @@ class ApprovalService:
             )
             changed = await self._commit(record, status.model_dump_json(), change.completed, audit)
             if changed:
-                return self._call_from(changed)
+                return changed
         raise AlreadyDecidedError(f"function call {call_id!r} kept changing; try again")
 
     async def respond_human_contact(

@@ -8,7 +8,6 @@ win, across threads or server processes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -51,8 +50,27 @@ class RequestRecord:
 
     def changed(self, status: str, *, completed: bool) -> RequestRecord:
         """This record after a compare-and-set that stored ``status``."""
-        return dataclasses.replace(
-            self, status=status, completed=completed, version=self.version + 1
+        return RequestRecord(
+            self.kind,
+            self.call_id,
+            self.project,
+            self.run_id,
+            self.spec,
+            status,
+            completed,
+            self.expires_at,
+            self.created_at,
+            self.version + 1,
+            self.created_by,
+        )
+
+    def to_json(self) -> str:
+        """The request as the protocol's JSON (``FunctionCall`` / ``HumanContact``): spec and
+        status are stored as the models' JSON, so they are spliced in, not decoded and
+        re-encoded."""
+        return (
+            f'{{"run_id":{json.dumps(self.run_id)},"call_id":{json.dumps(self.call_id)},'
+            f'"spec":{self.spec},"status":{self.status}}}'
         )
 
     @classmethod
