@@ -109,9 +109,30 @@ def fmt(values: list[float]) -> str:
 # -- 1. resume latency ---------------------------------------------------------------------------
 
 
-def long_poll_latency(server: Server) -> list[float]:
-    """One agent thread, guarded function via HttpBackend; the human answers once it waits."""
-    backend = HttpBackend(server.api, server.token)
+class _Timed(HttpBackend):
+    """Notes when the long-poll hands the agent its decision, and when the execution claim
+    (one approval, one execution) comes back, so the resume can be split in two."""
+
+    decided: list[float]
+    claimed: list[float]
+
+    def wait_function_call(self, call_id: str, timeout: float | None) -> Any:
+        call = super().wait_function_call(call_id, timeout)
+        self.decided.append(time.perf_counter())
+        return call
+
+    def claim_execution(self, call_id: str, claim_id: str, *, claimed_by: str | None = None) -> Any:
+        claim = super().claim_execution(call_id, claim_id, claimed_by=claimed_by)
+        self.claimed.append(time.perf_counter())
+        return claim
+
+
+def long_poll_latency(server: Server) -> dict[str, list[float]]:
+    """One agent thread, guarded function via HttpBackend; the human answers once it waits.
+    Returns the answer -> body latencies, and their two parts: answer -> the agent holds the
+    decision (the decision path), then the execution claim's round trip -> body."""
+    backend = _Timed(server.api, server.token)
+    backend.decided, backend.claimed = [], []
     fl = FunctionLayer(backend=backend, run_id="bench-latency")
     started: list[float] = []
 
@@ -121,7 +142,7 @@ def long_poll_latency(server: Server) -> list[float]:
         return n
 
     human = httpx.Client(base_url=server.api, headers=server.human_headers)
-    latencies: list[float] = []
+    result: dict[str, list[float]] = {"resume": [], "decision": [], "claim": []}
     for n in range(LATENCY_SAMPLES):
         call_id = f"lat-{n}-{uuid.uuid4().hex[:8]}"
 
@@ -139,10 +160,12 @@ def long_poll_latency(server: Server) -> list[float]:
         response = human.post(f"/agent/function_calls/{call_id}/respond", json={"approved": True})
         assert response.status_code == 200, response.text
         thread.join()
-        latencies.append(started[-1] - sent)
+        result["resume"].append(started[-1] - sent)
+        result["decision"].append(backend.decided[-1] - sent)
+        result["claim"].append(started[-1] - backend.decided[-1])
     human.close()
     backend.close()
-    return latencies
+    return result
 
 
 def poll_baseline_latency(server: Server) -> list[float]:
@@ -389,8 +412,11 @@ def main() -> None:
             print(
                 f"1. resume latency: human's answer sent -> guarded function body starts ({LATENCY_SAMPLES} samples)"
             )
-            lat = long_poll_latency(server)
+            parts = long_poll_latency(server)
+            lat = parts["resume"]
             print(f"   long-poll (HttpBackend):          {fmt(lat)}")
+            print(f"     answer -> agent has decision:   {fmt(parts['decision'])}")
+            print(f"     then execution claim -> body:   {fmt(parts['claim'])}")
             base = poll_baseline_latency(server)
             print(f"   fixed {BASELINE_INTERVAL:g} s poll baseline ({len(base)}): {fmt(base)}")
             print(

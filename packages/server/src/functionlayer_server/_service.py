@@ -742,7 +742,8 @@ class ApprovalService:
         if not batch:
             return
         try:
-            await self.store.touch_agents([(k, c, when) for (k, c), when in batch.items()])
+            # One time for the batch (the latest poll): "last asked" is kept to the second.
+            await self.store.touch_agents(list(batch), max(batch.values()))
         except Exception:
             log.warning("could not note %d agent polls", len(batch), exc_info=True)
 

@@ -375,20 +375,27 @@ class Store(ABC):
             statements.append(stmt)
         return await self._transaction(statements, guard_first=True)
 
-    async def touch_agents(self, seen: Sequence[tuple[str, str, float]]) -> None:
-        """Note when the agent last asked about these requests (``(kind, call_id, when)``), in
-        one transaction: the service batches its agents' polls (is it still waiting?)."""
-        if seen:
-            await self._transaction(
-                [
+    async def touch_agents(self, seen: Sequence[tuple[str, str]], now: float) -> None:
+        """Note that the agent asked about these requests (``(kind, call_id)``) by ``now``:
+        one transaction, a few statements (the service batches its agents' polls; on
+        PostgreSQL each statement is a round trip)."""
+        statements: list[Statement] = []
+        for kind in sorted({k for k, _ in seen}):
+            ids = [c for k, c in seen if k == kind]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                statements.append(
                     (
-                        "UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? AND call_id = ?",
-                        (when, kind, call_id),
+                        # Pending ones only: presence is shown while a request waits, and a
+                        # decided row is not rewritten for nothing.
+                        f"UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? "
+                        f"AND completed = 0 AND call_id IN ({marks})",
+                        (now, kind, *chunk),
                     )
-                    for kind, call_id, when in seen
-                ],
-                guard_first=False,
-            )
+                )
+        if statements:
+            await self._transaction(statements, guard_first=False)
 
     async def agent_seen_at(self, kind: str, call_id: str) -> float | None:
         rows = await self._fetch(
