@@ -891,7 +891,13 @@ def schema(dialect: str) -> list[str]:
             expires_at {real}, created_at {real} NOT NULL, version INTEGER NOT NULL,
             PRIMARY KEY (kind, call_id))""",
         "CREATE INDEX IF NOT EXISTS fl_requests_pending ON fl_requests (completed, expires_at)",
-        "CREATE INDEX IF NOT EXISTS fl_requests_project ON fl_requests (kind, project, created_at)",
+        # Project first: no index but the primary key may lead with ``kind``. With one that did,
+        # PostgreSQL's generic plan for a prepared "kind = $1 AND call_id = $2" (psycopg
+        # prepares a statement on its 5th use) picked it while the table had no statistics
+        # yet, and kept scanning every row of the kind for the connection's life.
+        "CREATE INDEX IF NOT EXISTS fl_requests_by_project ON fl_requests "
+        "(project, kind, created_at)",
+        "DROP INDEX IF EXISTS fl_requests_project",
         f"""CREATE TABLE IF NOT EXISTS fl_audit (
             id {serial}, kind TEXT NOT NULL, call_id TEXT NOT NULL, at {real} NOT NULL,
             actor TEXT NOT NULL, via TEXT NOT NULL, action TEXT NOT NULL, details TEXT NOT NULL)""",
