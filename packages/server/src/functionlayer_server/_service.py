@@ -651,24 +651,20 @@ class ApprovalService:
     ) -> RequestRecord:
         """The record once decided, or as it is when ``timeout`` seconds have passed: never
         earlier with a stale "pending" (a wake-up that finds it still pending waits on)."""
-        record = await self._record(kind, call_id, project)
-        if record.completed or timeout <= 0:
-            return record
+        if timeout <= 0:
+            return await self._record(kind, call_id, project)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         key = (kind, call_id)
         while True:
             fut: asyncio.Future[RequestRecord | None] = loop.create_future()
+            # Registered before the read: a decision committed after the read wakes ``fut``,
+            # one committed before it is in the record. One read per round.
             self._waiters.setdefault(key, []).append(fut)
             try:
-                if not self.store.ordered:
-                    # Re-read after registering, so a decision made between the first read and
-                    # the registration is not missed. A store that runs every statement in
-                    # order on one thread (SQLite) does not need this: a decision committed
-                    # after our read resumes its coroutine after ours, i.e. after we registered.
-                    record = await self._record(kind, call_id, project)
-                    if record.completed:
-                        return record
+                record = await self._record(kind, call_id, project)
+                if record.completed or self._stopping:
+                    return record
                 await asyncio.wait({fut}, timeout=max(deadline - loop.time(), 0.0))
             finally:
                 waiters = self._waiters.get(key)
@@ -683,9 +679,8 @@ class ApprovalService:
                     return decided
             if self._stopping:  # shutting down: answer with what we know, the store is closing
                 return record
-            record = await self._record(kind, call_id, project)
-            if record.completed or loop.time() >= deadline:
-                return record
+            if loop.time() >= deadline:
+                return await self._record(kind, call_id, project)
 
     async def wait_record(
         self,

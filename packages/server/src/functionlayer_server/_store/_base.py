@@ -240,9 +240,6 @@ class Store(ABC):
 
     #: True when other server processes may share the database (then they notify each other).
     shared = False
-    #: True when every statement runs in submission order on one thread, so results come back
-    #: in the order the statements were issued (see ``ApprovalService._wait``).
-    ordered = False
 
     # -- primitives -------------------------------------------------------------------------
 

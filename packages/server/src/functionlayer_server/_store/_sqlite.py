@@ -73,8 +73,6 @@ def sqlite_prepare(url: str) -> sqlite3.Connection:
 
 
 class SQLiteStore(Store):
-    ordered = True  # statements run synchronously, in order
-
     def __init__(self, url: str) -> None:
         self._path = sqlite_path(url)
         self._url = url
