@@ -265,6 +265,14 @@ class Store(ABC):
         """A statement that tells other server processes about a change (none for SQLite)."""
         return None
 
+    def _audit_statements(self, audit: AuditRow, notify: str | None) -> list[Statement]:
+        """The audit row of a change and, if ``notify``, the notification to other server
+        processes (a store may write both with one statement)."""
+        statements = [_audit_statement(audit)]
+        if notify is not None and (stmt := self._notify_statement(notify)) is not None:
+            statements.append(stmt)
+        return statements
+
     async def listen(self, callback: NotifyCallback) -> None:  # noqa: B027 - optional hook
         """Call ``callback(payload)`` for changes made by other processes (PostgreSQL)."""
 
@@ -298,11 +306,9 @@ class Store(ABC):
                     record.created_by,
                 ),
             ),
-            _audit_statement(audit),
+            *self._audit_statements(audit, notify),
             *_outbox_statements(outbox),
         ]
-        if notify is not None and (stmt := self._notify_statement(notify)) is not None:
-            statements.append(stmt)
         inserted = await self._transaction(statements, guard_first=True)
         if inserted:
             return record, True
@@ -365,11 +371,9 @@ class Store(ABC):
                 "WHERE kind = ? AND call_id = ? AND version = ?",
                 (status, int(completed), kind, call_id, expected_version),
             ),
-            _audit_statement(audit),
+            *self._audit_statements(audit, notify),
             *_outbox_statements(outbox),
         ]
-        if notify is not None and (stmt := self._notify_statement(notify)) is not None:
-            statements.append(stmt)
         return await self._transaction(statements, guard_first=True)
 
     async def touch_agents(self, seen: Sequence[tuple[str, str]], now: float) -> None:

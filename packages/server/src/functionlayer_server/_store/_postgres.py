@@ -15,9 +15,11 @@ import psycopg
 from functionlayer_server._store._base import (
     BACKFILL,
     NOTIFY_CHANNEL,
+    AuditRow,
     NotifyCallback,
     Statement,
     Store,
+    _audit_statement,
     migrations,
     schema,
 )
@@ -118,6 +120,20 @@ class PostgresStore(Store):
 
     def _notify_statement(self, payload: str) -> Statement | None:
         return ("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, payload))
+
+    def _audit_statements(self, audit: AuditRow, notify: str | None) -> list[Statement]:
+        # One statement (one round trip) for both: the notification is sent at commit
+        # wherever it stands in the transaction.
+        if notify is None:
+            return super()._audit_statements(audit, notify)
+        _, params = _audit_statement(audit)
+        return [
+            (
+                "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details) "
+                "SELECT ?, ?, ?, ?, ?, ?, ? FROM pg_notify(?, ?)",
+                (*params, NOTIFY_CHANNEL, notify),
+            )
+        ]
 
     async def listen(self, callback: NotifyCallback) -> None:
         self._listen_task = asyncio.create_task(self._listen_loop(callback), name="fl-pg-listen")
