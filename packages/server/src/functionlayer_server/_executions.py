@@ -127,8 +127,6 @@ async def report_execution(
                 f"function call {call_id!r}: its outcome was already reported"
             )
         now = service.clock.now()
-        from functionlayer_server._service import ServiceEvent  # a cycle at import time
-
         done = execution.model_copy(
             update={"outcome": report.outcome, "summary": summary, "finished_at": _dt(now)}
         )
@@ -145,16 +143,7 @@ async def report_execution(
         written = await _write(service, record, new_status.model_dump_json(), audit, "executed")
         if written is not None:
             executed = service._call_from(written[0])
-            service._emit(
-                ServiceEvent(
-                    type="executed",
-                    kind=_FUNCTION_CALL,
-                    project=record.project,
-                    request=executed,
-                    audit=service._entry(audit),
-                    webhook_event_id=written[1],
-                )
-            )
+            service._emit("executed", written[0], audit, written[1], request=executed)
             return executed
     raise ConflictError(f"function call {call_id!r} kept changing; try again")
 

@@ -225,8 +225,7 @@ class ApprovalService:
         if self._seen_flush is not None:
             self._seen_flush.cancel()
             self._seen_flush = None
-        with contextlib.suppress(Exception):
-            await self._write_seen()
+        await self._write_seen()  # what is left (it logs its own failure)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -252,11 +251,29 @@ class ApprovalService:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
 
-    def _emit(self, event: ServiceEvent) -> None:
-        # One task per event, listeners in order: they should return quickly and leave long
-        # work to their own tasks or to scheduled jobs.
-        if self._listeners:
-            self._spawn(self._call_listeners(list(self._listeners), event))
+    def _emit(
+        self,
+        event_type: EventType,
+        record: RequestRecord,
+        audit: AuditRow,
+        webhook_event_id: str | None,
+        request: Request | None = None,
+    ) -> None:
+        """Tell the listeners about ``record`` as it is after a change (``request``: its model,
+        if the caller has it). Nothing is built when nobody listens (a hot path). One task per
+        event, listeners in order: they should return quickly and leave long work to their
+        own tasks or to scheduled jobs."""
+        if not self._listeners:
+            return
+        event = ServiceEvent(
+            type=event_type,
+            kind=record.kind,
+            project=record.project,
+            request=request if request is not None else self._model(record),
+            audit=self._entry(audit),
+            webhook_event_id=webhook_event_id,
+        )
+        self._spawn(self._call_listeners(list(self._listeners), event))
 
     async def _call_listeners(self, listeners: list[Listener], event: ServiceEvent) -> None:
         for listener in listeners:
@@ -437,7 +454,7 @@ class ApprovalService:
         Idempotent per call id; returns the stored call and whether it was created now.
         A request routed outside the operator's rules is refused (``RoutingRefusedError``)
         before anything is stored or sent."""
-        record, created = await self._create(
+        record, created = await self.create_record(
             FUNCTION_CALL, call, project=project, actor=actor, via=via, created_by=created_by
         )
         model = self._call_from(record)
@@ -452,7 +469,7 @@ class ApprovalService:
         via: str = "api",
         created_by: str = "",
     ) -> tuple[HumanContact, bool]:
-        record, created = await self._create(
+        record, created = await self.create_record(
             HUMAN_CONTACT, contact, project=project, actor=actor, via=via, created_by=created_by
         )
         return self._contact_from(record), created
@@ -469,20 +486,6 @@ class ApprovalService:
     ) -> tuple[RequestRecord, bool]:
         """``create_function_call`` / ``create_human_contact`` answering with the stored record
         (the API renders its JSON with ``RequestRecord.to_json``, without a model round trip)."""
-        return await self._create(
-            kind, request, project=project, actor=actor, via=via, created_by=created_by
-        )
-
-    async def _create(
-        self,
-        kind: str,
-        request: Request,
-        *,
-        project: str,
-        actor: str,
-        via: str,
-        created_by: str = "",
-    ) -> tuple[RequestRecord, bool]:
         call_id = request.call_id
         if (
             not call_id
@@ -605,17 +608,7 @@ class ApprovalService:
         self._bump()
         if expires_at is not None:
             self.scheduler.wake()
-        if self._listeners:
-            self._emit(
-                ServiceEvent(
-                    type="created",
-                    kind=kind,
-                    project=project,
-                    request=self._model(stored),
-                    audit=self._entry(audit),
-                    webhook_event_id=event_id,
-                )
-            )
+        self._emit("created", stored, audit, event_id)
         return stored, True
 
     # -- reading ----------------------------------------------------------------------------
@@ -1127,17 +1120,7 @@ class ApprovalService:
         if completed:
             self._wake(record.kind, record.call_id, new)
         self._bump()
-        if self._listeners:
-            self._emit(
-                ServiceEvent(
-                    type=event_type,
-                    kind=record.kind,
-                    project=record.project,
-                    request=self._model(new),
-                    audit=self._entry(audit),
-                    webhook_event_id=event_id,
-                )
-            )
+        self._emit(event_type, new, audit, event_id)
         return new
 
     def _outbox(
