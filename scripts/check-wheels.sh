@@ -25,7 +25,17 @@ wheelhouse=${FL_WHEELHOUSE:-$HOME/.cache/functionlayer/wheelhouse}
 mkdir -p "$wheelhouse"
 find "$wheelhouse" -mindepth 1 -maxdepth 1 -type d -mtime +0 -exec rm -rf {} + 2>/dev/null || true
 keep=${FL_KEEP_WHEEL_CHECK:-}
-cleanup() { if [ -z "$keep" ]; then rm -rf "$work"; else echo "kept $work"; fi; }
+stop_children() {  # every process this script started and that is still running, depth first
+  local pid
+  for pid in $(pgrep -P "$1" 2>/dev/null || true); do
+    stop_children "$pid"
+    kill "$pid" 2>/dev/null || true
+  done
+}
+cleanup() {
+  stop_children $$
+  if [ -z "$keep" ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
 trap cleanup EXIT
 
 # package | directory under packages/ | requirements besides its README's install line | smoke
@@ -80,16 +90,20 @@ readme_requirements() {  # what `pip install ...` in the README's first lines ad
   done
 }
 
-offline_env() {  # run "$@" as a user would offline: no keys, no server, no way out
-  env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u OPENAI_MODEL -u FUNCTIONLAYER_API_BASE \
-    -u FUNCTIONLAYER_API_TOKEN -u TIKTOKEN_CACHE_DIR \
-    HOME="$home" TMPDIR="$home/tmp" \
-    HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
-    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \
-    NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
-    OTEL_SDK_DISABLED=true CREWAI_DISABLE_TELEMETRY=true CREWAI_TRACING_ENABLED=false \
-    CREWAI_TESTING=true PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 \
-    "$@"
+offline_vars() {  # the environment of a user offline: no keys, no server, no way out
+  offline=(-u OPENAI_API_KEY -u OPENAI_BASE_URL -u OPENAI_MODEL -u FUNCTIONLAYER_API_BASE
+    -u FUNCTIONLAYER_API_TOKEN -u TIKTOKEN_CACHE_DIR
+    HOME="$home" TMPDIR="$home/tmp"
+    HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9
+    NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+    OTEL_SDK_DISABLED=true CREWAI_DISABLE_TELEMETRY=true CREWAI_TRACING_ENABLED=false
+    CREWAI_TESTING=true PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1)
+}
+
+offline_env() {  # run "$@" as a user would offline
+  local offline; offline_vars
+  env "${offline[@]}" "$@"
 }
 
 run_example() {  # run_example FILE [TEXT]
@@ -116,7 +130,10 @@ smoke_server() {
   fi
   grep -qF "pip install 'functionlayer-server[postgres]'" "$home/pg.err" || { cat "$home/pg.err"; return 1; }
   port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  offline_env "$fs" serve --port "$port" --database-url "sqlite:///$db" >"$home/serve.log" 2>&1 &
+  local offline; offline_vars
+  # A plain command in the background, not a shell function: $! is then the server itself
+  # (env execs it), so the kill below stops it rather than a subshell that would leave it running.
+  env "${offline[@]}" "$fs" serve --port "$port" --database-url "sqlite:///$db" >"$home/serve.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 120); do
     if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then ok=1; break; fi
