@@ -9,7 +9,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from functionlayer import _feedback
 from functionlayer._backends._base import Backend
@@ -98,6 +98,10 @@ class FunctionLayer:
 
     # ----------------------------------------------------------------- decorator
 
+    @overload
+    def require_approval(self, contact_channel: Callable[P, R], /) -> Callable[P, R | str]: ...
+
+    @overload
     def require_approval(
         self,
         contact_channel: ContactChannel | None = None,
@@ -107,8 +111,21 @@ class FunctionLayer:
         when: Callable[..., bool | Awaitable[bool]] | None = None,
         redact: Callable[[Any], str] | None = None,
         decisions: Sequence[DecisionKind] | None = None,
-    ) -> Callable[[Callable[P, R]], Callable[P, R | str]]:
+    ) -> Callable[[Callable[P, R]], Callable[P, R | str]]: ...
+
+    def require_approval(
+        self,
+        contact_channel: ContactChannel | Callable[P, R] | None = None,
+        *,
+        reject_options: Sequence[ResponseOption] | None = None,
+        timeout: float | None = _UNSET,
+        when: Callable[..., bool | Awaitable[bool]] | None = None,
+        redact: Callable[[Any], str] | None = None,
+        decisions: Sequence[DecisionKind] | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R | str]] | Callable[P, R | str]:
         """Guard a function: it runs only after a human approves that exact call.
+
+        Both forms work: ``@fl.require_approval`` and ``@fl.require_approval(...)``.
 
         Rejected, expired or undecidable calls return a message for the LLM instead of running.
         ``when`` gets the call's named arguments; when it returns false the function runs
@@ -121,12 +138,28 @@ class FunctionLayer:
         if timeout is not _UNSET and timeout is not None and timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
         allowed = _allowed_decisions(decisions)
+        bare: Callable[P, R] | None = None
+        channel: ContactChannel | None = None
+        if isinstance(contact_channel, ContactChannel) or contact_channel is None:
+            channel = contact_channel
+        elif callable(contact_channel):  # used bare: @fl.require_approval above the function
+            bare = contact_channel
+        else:
+            raise TypeError(
+                "require_approval() takes a ContactChannel (or nothing), got "
+                f"{type(contact_channel).__name__}: use @fl.require_approval or "
+                "@fl.require_approval(ContactChannel(...))"
+            )
 
         def decorator(fn: Callable[P, R]) -> Callable[P, R | str]:
+            if not callable(fn) or isinstance(fn, ContactChannel):
+                raise TypeError(
+                    f"require_approval(...) decorates a function, got {type(fn).__name__}"
+                )
             guard = _Guard(
                 self,
                 fn,
-                channel=contact_channel,
+                channel=channel,
                 reject_options=list(reject_options) if reject_options else None,
                 timeout=timeout,
                 when=when,
@@ -135,6 +168,8 @@ class FunctionLayer:
             )
             return guard.wrapper()
 
+        if bare is not None:
+            return decorator(bare)
         return decorator
 
     # ------------------------------------------------------------- human as tool
