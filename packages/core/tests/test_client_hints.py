@@ -2,6 +2,8 @@
 
 - an unreachable server is logged on the ``functionlayer`` logger at once and every ~10 s, with
   the URL and the time left;
+- a server never reached in this process fails a call within ``connect_timeout``
+  (``FUNCTIONLAYER_CONNECT_TIMEOUT``), with the URL; one that answered once is retried for longer;
 - a 404 from a base URL without the API path says so;
 - ``FUNCTIONLAYER_API_TOKEN`` without ``FUNCTIONLAYER_API_BASE`` warns that the terminal is used;
 - "kept under call id" is said only when a server holds the request.
@@ -25,7 +27,8 @@ from functionlayer import (
 )
 from functionlayer._models import FunctionCall
 
-from packages.core.tests.protocol_server import ProtocolServer
+from packages.core.tests.protocol_server import Fault, ProtocolServer
+from packages.core.tests.test_http_backend import answer_when_asked
 
 
 def _closed_port() -> int:
@@ -57,7 +60,9 @@ def fl_log() -> Iterator[_Stamped]:
 
 def test_an_unreachable_server_is_logged_at_once_then_every_ten_seconds(fl_log: _Stamped) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/functionlayer/v1"
-    backend = HttpBackend(url, "token", retry_for=12.0, backoff_initial=0.05, backoff_max=0.5)
+    backend = HttpBackend(
+        url, "token", retry_for=12.0, backoff_initial=0.05, backoff_max=0.5, connect_timeout=30
+    )
     fl = FunctionLayer(backend=backend)
     ran: list[int] = []
 
@@ -87,7 +92,9 @@ def test_an_unreachable_server_is_logged_at_once_then_every_ten_seconds(fl_log: 
 @pytest.mark.anyio
 async def test_the_async_client_logs_the_outage_too(fl_log: _Stamped) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/functionlayer/v1"
-    fl = FunctionLayer(backend=HttpBackend(url, "t", retry_for=1.5, backoff_initial=0.05))
+    fl = FunctionLayer(
+        backend=HttpBackend(url, "t", retry_for=1.5, backoff_initial=0.05, connect_timeout=30)
+    )
 
     @fl.require_approval()
     async def act(x: int) -> int:
@@ -162,3 +169,73 @@ def test_no_call_id_sentence_when_nothing_holds_the_request() -> None:
         message = act(1)
         assert message.startswith("act was not run: could not get a human decision"), message
         assert "call id" not in message, message
+
+
+def _guarded(fl: FunctionLayer, ran: list[int]) -> object:
+    @fl.require_approval()
+    def act(x: int) -> int:
+        ran.append(x)
+        return x
+
+    return act
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_server_never_reached_fails_the_call_within_the_connect_timeout(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/functionlayer/v1"
+    monkeypatch.setenv("FUNCTIONLAYER_API_BASE", url)
+    monkeypatch.setenv("FUNCTIONLAYER_API_TOKEN", "t")
+    if how == "argument":
+        fl = FunctionLayer(connect_timeout=1.0)
+    else:
+        monkeypatch.setenv("FUNCTIONLAYER_CONNECT_TIMEOUT", "1")
+        fl = FunctionLayer()
+    assert isinstance(fl.backend, HttpBackend) and fl.backend.retry_for == 60.0
+    ran: list[int] = []
+    act = _guarded(fl, ran)
+    started = time.monotonic()
+    message = act(1)  # type: ignore[operator]
+    took = time.monotonic() - started
+    assert ran == []
+    assert took < 3.0, f"took {took:.1f} s (retry_for is 60 s; the connect timeout is 1 s)"
+    assert isinstance(message, str) and message.startswith("act was not run")
+    assert (
+        url in message and "never reached" in message and "FUNCTIONLAYER_CONNECT_TIMEOUT" in message
+    )
+
+
+def test_the_default_connect_timeout_is_five_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FUNCTIONLAYER_CONNECT_TIMEOUT", raising=False)
+    assert HttpBackend("http://127.0.0.1:1/functionlayer/v1", "t").connect_timeout == 5.0
+    monkeypatch.setenv("FUNCTIONLAYER_CONNECT_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="FUNCTIONLAYER_CONNECT_TIMEOUT must be a number"):
+        HttpBackend("http://127.0.0.1:1/functionlayer/v1", "t")
+    with pytest.raises(ValueError, match="connect_timeout"):
+        FunctionLayer(backend=InMemoryBackend(), connect_timeout=2)
+
+
+def test_a_server_that_answered_once_is_retried_past_the_connect_timeout() -> None:
+    with ProtocolServer() as server:
+        backend = HttpBackend(
+            server.base_url,
+            server.token,
+            connect_timeout=0.3,
+            retry_for=20.0,
+            backoff_initial=0.05,
+            backoff_max=0.2,
+        )
+        with pytest.raises(Exception, match="404"):
+            backend.get_function_call("unknown")  # any answer: the server was reached
+        fl = FunctionLayer(backend=backend)
+        ran: list[int] = []
+        act = _guarded(fl, ran)
+        # Then about 1.5 s of broken connections on the long-poll (a restart), then answers.
+        server.inject("GET", *[Fault(drop_connection=True, delay=0.1) for _ in range(15)])
+        started = time.monotonic()
+        answer_when_asked(server, after=2.0, approved=True)
+        assert act(7) == 7  # type: ignore[operator]
+        assert ran == [7]
+        assert time.monotonic() - started > 1.5
+        assert not server.faults["GET"], "every broken connection was retried"

@@ -68,6 +68,10 @@ class FunctionLayer:
     ``redact_outcome(value) -> str`` turns what a guarded function returned (or the exception it
     raised) into the text recorded on the backend (default: its repr, at most 500 characters);
     a decorator's own ``redact`` overrides it.
+
+    ``connect_timeout`` (seconds; default ``FUNCTIONLAYER_CONNECT_TIMEOUT``, else 5) bounds how
+    long a call waits for a server that this process has never reached before it fails closed
+    with the URL in the message; a server that answered once is retried for longer (a restart).
     """
 
     def __init__(
@@ -82,9 +86,15 @@ class FunctionLayer:
         timeout: float | None = None,
         contact_channel: ContactChannel | None = None,
         redact_outcome: Callable[[Any], str] | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         if backend is None:
-            backend = _default_backend(approval_method, api_base, api_token)
+            backend = _default_backend(approval_method, api_base, api_token, connect_timeout)
+        elif connect_timeout is not None:
+            raise ValueError(
+                "connect_timeout applies to the server backend FunctionLayer builds; with "
+                "backend=, pass it to that backend (e.g. HttpBackend(connect_timeout=...))"
+            )
         self.backend = backend
         self.run_id = run_id or f"{agent_name or 'agent'}-{_new_id()[:12]}"
         if timeout is not None and timeout <= 0:
@@ -750,7 +760,10 @@ def _describe_contact_tool(fn: Callable[..., Any], channel: ContactChannel | Non
 
 
 def _default_backend(
-    method: ApprovalMethod | str | None, api_base: str | None, api_token: str | None
+    method: ApprovalMethod | str | None,
+    api_base: str | None,
+    api_token: str | None,
+    connect_timeout: float | None = None,
 ) -> Backend:
     base = api_base or os.environ.get("FUNCTIONLAYER_API_BASE")
     if method is None:
@@ -767,7 +780,7 @@ def _default_backend(
     if method is ApprovalMethod.CLOUD:
         from functionlayer._backends._http import HttpBackend
 
-        return HttpBackend(base_url=base, token=api_token)
+        return HttpBackend(base_url=base, token=api_token, connect_timeout=connect_timeout)
     from functionlayer._backends._terminal import TerminalBackend
 
     return TerminalBackend()

@@ -4,6 +4,11 @@ Waits are long-polls (``GET ...?wait=S``: the server answers as soon as the stat
 against a server that ignores ``wait`` it falls back to polling with capped exponential backoff
 and jitter. Connection errors, timeouts, 429 and 5xx are retried with backoff for ``retry_for``
 seconds; creation is idempotent by call id, so retrying it never makes a second request.
+
+A server that this process has never reached is given only ``connect_timeout`` seconds
+(``FUNCTIONLAYER_CONNECT_TIMEOUT``, default 5): a wrong URL or a server that is not running fails
+in seconds with the URL in the message, while a server that answered once and then restarts is
+waited for the whole ``retry_for``.
 """
 
 from __future__ import annotations
@@ -52,6 +57,28 @@ _API_PATHS = ("/functionlayer/v1", "/humanlayer/v1")
 
 _USER_AGENT = f"functionlayer-python/{__version__}"
 
+#: Default of ``connect_timeout`` when neither the argument nor FUNCTIONLAYER_CONNECT_TIMEOUT says.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+#: The base URLs that answered at least once in this process (any HTTP answer counts).
+_reached: set[str] = set()
+
+
+def _connect_timeout(value: float | None) -> float:
+    if value is None:
+        raw = os.environ.get("FUNCTIONLAYER_CONNECT_TIMEOUT", "").strip()
+        if not raw:
+            return DEFAULT_CONNECT_TIMEOUT
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(
+                f"FUNCTIONLAYER_CONNECT_TIMEOUT must be a number of seconds, got {raw!r}"
+            ) from None
+    if not value > 0:
+        raise ValueError(f"connect_timeout must be a positive number of seconds, got {value!r}")
+    return value
+
 
 class _Backoff:
     """Capped exponential backoff with jitter, bounded by an overall deadline."""
@@ -77,16 +104,16 @@ class _OutageLog:
 
     EVERY = 10.0
 
-    def __init__(self, base_url: str, give_up_at: float) -> None:
-        self.base_url, self.give_up_at = base_url, give_up_at
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
         self.next_at: float | None = None
 
-    def failed(self, error: FunctionLayerError) -> None:
+    def failed(self, error: FunctionLayerError, give_up_at: float) -> None:
         now = time.monotonic()
         if self.next_at is not None and now < self.next_at:
             return
         self.next_at = now + self.EVERY
-        left = max(0.0, self.give_up_at - now)
+        left = max(0.0, give_up_at - now)
         log.warning(
             "FunctionLayer server at %s not answering (%s); retrying for %.0f s more",
             self.base_url,
@@ -101,7 +128,9 @@ class HttpBackend(Backend):
     ``base_url`` defaults to ``FUNCTIONLAYER_API_BASE`` and ``token`` to
     ``FUNCTIONLAYER_API_TOKEN``. ``transport``/``async_transport`` plug in custom httpx
     transports. While the server cannot be reached it retries for ``retry_for`` seconds and
-    says so on the ``functionlayer`` logger (at once, then every 10 s).
+    says so on the ``functionlayer`` logger (at once, then every 10 s); a server never reached
+    in this process gets ``connect_timeout`` seconds (default ``FUNCTIONLAYER_CONNECT_TIMEOUT``,
+    else 5) before the call fails with the URL in the message.
     """
 
     keeps_requests = True
@@ -116,6 +145,7 @@ class HttpBackend(Backend):
         retry_for: float = 60.0,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
+        connect_timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -135,6 +165,7 @@ class HttpBackend(Backend):
         self.request_timeout = request_timeout
         self.long_poll = long_poll
         self.retry_for = retry_for
+        self.connect_timeout = _connect_timeout(connect_timeout)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         # Long-polls hold a connection each: no pool cap, or thousands of waits would queue.
@@ -299,7 +330,9 @@ class HttpBackend(Backend):
             "url": self.base_url + path,
             "headers": self._headers,
             "timeout": httpx.Timeout(
-                self.request_timeout, read=self.request_timeout + (wait or 0.0)
+                self.request_timeout,
+                connect=min(self.request_timeout, self.connect_timeout),
+                read=self.request_timeout + (wait or 0.0),
             ),
         }
         if wait:
@@ -310,13 +343,22 @@ class HttpBackend(Backend):
             args["headers"] = {**self._headers, "Content-Type": "application/json"}
         return args
 
-    def _unreachable(self, exc: httpx.TransportError) -> _Retry:
-        return _Retry(
-            BackendUnavailableError(
-                f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
-            ),
-            retry_after=None,
+    def _unreachable(self, exc: httpx.TransportError, backoff: _Backoff, started: float) -> _Retry:
+        message = (
+            f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
         )
+        if self.base_url not in _reached:  # never answered: a wrong URL or a server not running
+            backoff.give_up_at = min(backoff.give_up_at, started + self.connect_timeout)
+            message += (
+                f" (never reached from this process; gave up after {self.connect_timeout:g} s: "
+                "check FUNCTIONLAYER_API_BASE and that the server runs, or set "
+                "FUNCTIONLAYER_CONNECT_TIMEOUT to wait longer)"
+            )
+        return _Retry(BackendUnavailableError(message), retry_after=None)
+
+    def _answered(self, response: httpx.Response) -> httpx.Response:
+        _reached.add(self.base_url)
+        return response
 
     def _give_up_at(self, deadline: float | None) -> float:
         give_up = time.monotonic() + self.retry_for
@@ -332,21 +374,23 @@ class HttpBackend(Backend):
         wait: float | None = None,
         deadline: float | None = None,
     ) -> M:
+        started = time.monotonic()
         give_up_at = self._give_up_at(deadline)
         backoff = _Backoff(self.backoff_initial, self.backoff_max, give_up_at)
-        outage = _OutageLog(self.base_url, give_up_at)
+        outage = _OutageLog(self.base_url)
         args = self._request_args(method, path, body, wait)
         while True:
             try:
-                outcome = _interpret(model, self._sync_client().request(**args), self.base_url)
+                response = self._answered(self._sync_client().request(**args))
+                outcome = _interpret(model, response, self.base_url)
             except httpx.TransportError as exc:
-                outcome = self._unreachable(exc)
+                outcome = self._unreachable(exc, backoff, started)
             if not isinstance(outcome, _Retry):
                 return outcome
             delay = backoff.next_delay(outcome.retry_after)
             if delay is None:
                 raise outcome.error
-            outage.failed(outcome.error)
+            outage.failed(outcome.error, backoff.give_up_at)
             time.sleep(delay)
 
     async def _asend(
@@ -359,23 +403,23 @@ class HttpBackend(Backend):
         wait: float | None = None,
         deadline: float | None = None,
     ) -> M:
+        started = time.monotonic()
         give_up_at = self._give_up_at(deadline)
         backoff = _Backoff(self.backoff_initial, self.backoff_max, give_up_at)
-        outage = _OutageLog(self.base_url, give_up_at)
+        outage = _OutageLog(self.base_url)
         args = self._request_args(method, path, body, wait)
         while True:
             try:
-                outcome = _interpret(
-                    model, await self._async_clients().request(args), self.base_url
-                )
+                response = self._answered(await self._async_clients().request(args))
+                outcome = _interpret(model, response, self.base_url)
             except httpx.TransportError as exc:
-                outcome = self._unreachable(exc)
+                outcome = self._unreachable(exc, backoff, started)
             if not isinstance(outcome, _Retry):
                 return outcome
             delay = backoff.next_delay(outcome.retry_after)
             if delay is None:
                 raise outcome.error
-            outage.failed(outcome.error)
+            outage.failed(outcome.error, backoff.give_up_at)
             await asyncio.sleep(delay)
 
     def _sync_client(self) -> httpx.Client:
