@@ -16,6 +16,8 @@ from functionlayer._backends._base import Backend
 from functionlayer._context import current_call_id
 from functionlayer._errors import (
     ApprovalTimeoutError,
+    BackendUnavailableError,
+    ConfigurationError,
     ConflictError,
     InvalidEditError,
     MalformedResponseError,
@@ -203,6 +205,7 @@ class FunctionLayer:
             try:
                 contact = self.fetch_human_response(spec, call_id=current_call_id())
             except Exception as exc:  # fail closed: the model hears that nobody answered
+                _report_setup_mistake(exc)
                 return _feedback.contact_failed_message(str(exc))
             return _contact_answer(contact)
 
@@ -228,6 +231,7 @@ class FunctionLayer:
             try:
                 contact = await self.afetch_human_response(spec, call_id=current_call_id())
             except Exception as exc:  # fail closed, as above
+                _report_setup_mistake(exc)
                 return _feedback.contact_failed_message(str(exc))
             return _contact_answer(contact)
 
@@ -657,6 +661,7 @@ class _Guard:
         return name
 
     def failure_message(self, exc: Exception, call_id: str) -> str:
+        _report_setup_mistake(exc)
         if isinstance(exc, InvalidEditError):
             return _feedback.invalid_edit_message(self.name, str(exc))
         if isinstance(exc, ApprovalTimeoutError):
@@ -666,6 +671,31 @@ class _Guard:
 
 
 # ------------------------------------------------------------------- helpers
+
+_reported: set[str] = set()
+
+
+def _report_setup_mistake(exc: BaseException) -> None:
+    """A wrong token, URL or token kind is the developer's mistake, not a decision: besides the
+    message the model gets, say it once per process at ERROR on the ``functionlayer`` logger
+    (stderr when logging is not configured), with the fix the message carries."""
+    if isinstance(exc, ConfigurationError):
+        what = "is set up wrong"
+    elif isinstance(exc, BackendUnavailableError) and exc.never_reached:
+        what = "cannot reach its server"
+    else:
+        return
+    key = f"{type(exc).__name__}:{getattr(exc, 'status_code', None)}"
+    if key in _reported:
+        return
+    _reported.add(key)
+    import logging
+
+    logging.getLogger("functionlayer").error(
+        "FunctionLayer %s, so no request reaches a person and guarded functions do not run: %s",
+        what,
+        exc,
+    )
 
 
 def _log_report_failure(fn: str, call_id: str, exc: Exception) -> None:

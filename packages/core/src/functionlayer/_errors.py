@@ -8,6 +8,7 @@ __all__ = [
     "ApprovalTimeoutError",
     "BackendError",
     "BackendUnavailableError",
+    "ConfigurationError",
     "ConflictError",
     "FunctionLayerError",
     "InvalidEditError",
@@ -37,6 +38,12 @@ class BackendError(FunctionLayerError):
         self.status_code = status_code
 
 
+class ConfigurationError(BackendError):
+    """The client is set up wrong, so no request can reach a person: a missing, wrong or revoked
+    token (401), an approver token used by an agent (403 on create), a URL that is not the API
+    (404 on create). A mistake of the developer, not a decision: the message says the fix."""
+
+
 class NotFoundError(BackendError):
     """No request with that call id."""
 
@@ -46,7 +53,15 @@ class ConflictError(BackendError):
 
 
 class BackendUnavailableError(FunctionLayerError):
-    """The backend could not be reached (after retries); the request may still exist there."""
+    """The backend could not be reached (after retries); the request may still exist there.
+
+    ``never_reached``: this process never got any answer from that server (a wrong URL, or a
+    server that is not running): a setup mistake, reported like a :class:`ConfigurationError`.
+    """
+
+    def __init__(self, message: str, *, never_reached: bool = False) -> None:
+        super().__init__(message)
+        self.never_reached = never_reached
 
 
 class MalformedResponseError(FunctionLayerError):

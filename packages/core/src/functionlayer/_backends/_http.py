@@ -17,11 +17,12 @@ import asyncio
 import logging
 import os
 import random
+import re
 import ssl
 import time
 import weakref
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -31,6 +32,7 @@ from functionlayer._backends._base import Backend
 from functionlayer._errors import (
     BackendError,
     BackendUnavailableError,
+    ConfigurationError,
     ConflictError,
     FunctionLayerError,
     MalformedResponseError,
@@ -347,14 +349,15 @@ class HttpBackend(Backend):
         message = (
             f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
         )
-        if self.base_url not in _reached:  # never answered: a wrong URL or a server not running
+        never = self.base_url not in _reached  # a wrong URL, or a server not running
+        if never:
             backoff.give_up_at = min(backoff.give_up_at, started + self.connect_timeout)
             message += (
                 f" (never reached from this process; gave up after {self.connect_timeout:g} s: "
                 "check FUNCTIONLAYER_API_BASE and that the server runs, or set "
                 "FUNCTIONLAYER_CONNECT_TIMEOUT to wait longer)"
             )
-        return _Retry(BackendUnavailableError(message), retry_after=None)
+        return _Retry(BackendUnavailableError(message, never_reached=never), retry_after=None)
 
     def _answered(self, response: httpx.Response) -> httpx.Response:
         _reached.add(self.base_url)
@@ -382,7 +385,7 @@ class HttpBackend(Backend):
         while True:
             try:
                 response = self._answered(self._sync_client().request(**args))
-                outcome = _interpret(model, response, self.base_url)
+                outcome = _interpret(model, response, self.base_url, _creates(method, path))
             except httpx.TransportError as exc:
                 outcome = self._unreachable(exc, backoff, started)
             if not isinstance(outcome, _Retry):
@@ -411,7 +414,7 @@ class HttpBackend(Backend):
         while True:
             try:
                 response = self._answered(await self._async_clients().request(args))
-                outcome = _interpret(model, response, self.base_url)
+                outcome = _interpret(model, response, self.base_url, _creates(method, path))
             except httpx.TransportError as exc:
                 outcome = self._unreachable(exc, backoff, started)
             if not isinstance(outcome, _Retry):
@@ -499,7 +502,15 @@ class _Retry:
         self.error, self.retry_after = error, retry_after
 
 
-def _interpret(model: type[M], response: httpx.Response, base_url: str = "") -> M | _Retry:
+def _creates(method: str, path: str) -> bool:
+    """Creating a request: something every agent token may do at a correct URL, so a 403 or a
+    404 there is a setup mistake rather than an answer about one request."""
+    return method == "POST" and path in ("/function_calls", "/contact_requests")
+
+
+def _interpret(
+    model: type[M], response: httpx.Response, base_url: str = "", creating: bool = False
+) -> M | _Retry:
     """A parsed model, a transient failure to retry, or a raised permanent error."""
     status = response.status_code
     if status == 429 or status >= 500:
@@ -511,12 +522,26 @@ def _interpret(model: type[M], response: httpx.Response, base_url: str = "") -> 
         )
     if status >= 400:
         message = f"the FunctionLayer server refused the request ({status}): {_detail(response)}"
+        if status == 404 and creating:
+            raise ConfigurationError(
+                message + _api_path_hint(base_url, wrong_path=True), status_code=status
+            )
         if status == 404:
             raise NotFoundError(message + _api_path_hint(base_url), status_code=status)
         if status == 409:
             raise ConflictError(message, status_code=status)
-        if status in (401, 403):
-            message += " (check FUNCTIONLAYER_API_TOKEN)"
+        if status == 401:
+            raise ConfigurationError(
+                message
+                + f" (check FUNCTIONLAYER_API_TOKEN: it must be a live token of {base_url})",
+                status_code=status,
+            )
+        if status == 403 and creating:
+            raise ConfigurationError(
+                message + " (FUNCTIONLAYER_API_TOKEN must be an agent token: "
+                "'functionlayer-server tokens create NAME', without --approver)",
+                status_code=status,
+            )
         raise BackendError(message, status_code=status)
     try:
         return model.model_validate_json(response.content)
@@ -531,10 +556,26 @@ def _execution_path(call_id: str) -> str:
     return f"/function_calls/{quote(call_id, safe='')}/execution"
 
 
-def _api_path_hint(base_url: str) -> str:
-    """A 404 from a base URL without the API path: the usual mistake, named."""
+def _api_path_hint(base_url: str, *, wrong_path: bool = False) -> str:
+    """A 404 from a base URL without the API path (or with a misspelt one): the mistake, named,
+    with the URL it should be."""
     if not base_url or base_url.endswith(_API_PATHS):
-        return ""
+        return (
+            f". Is {base_url} the URL of a FunctionLayer server? (FUNCTIONLAYER_API_BASE)"
+            if wrong_path and base_url
+            else ""
+        )
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    misspelt = re.search(r"/[^/]+/v\d+$", path)  # e.g. /functionlayr/v1: replace, don't append
+    if misspelt:
+        fixed = urlunsplit(
+            (parts.scheme, parts.netloc, path[: misspelt.start()] + _API_PATHS[0], "", "")
+        )
+        return (
+            f". The server base URL {base_url} ends with {misspelt.group(0)}, not the API path "
+            f"{_API_PATHS[0]}: FUNCTIONLAYER_API_BASE should be e.g. {fixed}"
+        )
     return (
         f". The server base URL {base_url} does not end with the API path: "
         f"FUNCTIONLAYER_API_BASE should be e.g. {base_url}{_API_PATHS[0]}"
