@@ -114,3 +114,66 @@ def test_tokens_and_users_from_the_command_line(tmp_path: Path) -> None:
     assert [line.split("\t")[0] for line in persons.stdout.splitlines()] == ["alice"]
     bad = _cli("tokens", "create", "x", "--database-url", "mysql://nope")
     assert bad.returncode == 1 and "unsupported database URL" in bad.stderr
+
+
+def _pty_cli(tmp_path: Path, typed: list[str]) -> tuple[int, str]:
+    """``users create`` at a real terminal: each line of ``typed`` is entered when prompted."""
+    import os
+    import pty
+    import select
+    import time
+
+    url = f"sqlite:///{tmp_path / 'pty.sqlite3'}"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with the pty as its terminal
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "functionlayer_server._cli",
+                "users",
+                "create",
+                "carol",
+                "--create",
+                "--database-url",
+                url,
+            ],
+        )
+    screen = b""
+    pending = list(typed)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+            prompts = screen.count(b"Password for carol") + screen.count(b"Repeat it: ")
+            if pending and prompts > len(typed) - len(pending) and screen.endswith(b": "):
+                time.sleep(0.2)  # getpass flushes input when it turns echo off after the prompt
+                os.write(fd, pending.pop(0).encode() + b"\r")
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
+
+
+def test_users_create_checks_the_length_before_asking_to_repeat(tmp_path: Path) -> None:
+    code, screen = _pty_cli(tmp_path, ["short", "a-good-long-password", "a-good-long-password"])
+    assert code == 0, screen
+    first_repeat = screen.find("Repeat it:")
+    too_short = screen.find("too short (5 characters)")
+    assert 0 <= too_short < first_repeat, screen  # told at once, before the second typing
+    assert screen.count("Repeat it:") == 1
+
+
+def test_users_create_gives_up_after_three_short_passwords(tmp_path: Path) -> None:
+    code, screen = _pty_cli(tmp_path, ["a", "bb", "ccc"])
+    assert code == 1, screen
+    assert "Repeat it:" not in screen
+    assert "at least 12 characters" in screen

@@ -320,7 +320,21 @@ def _read_password(args: argparse.Namespace, name: str) -> str | None:
         return None
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    password = getpass.getpass(f"Password for {name}: ")
+    from functionlayer_server._accounts import MIN_PASSWORD_LENGTH
+
+    for _ in range(3):  # the length is checked at once, not after typing it twice
+        password = getpass.getpass(
+            f"Password for {name} (at least {MIN_PASSWORD_LENGTH} characters): "
+        )
+        if len(password) >= MIN_PASSWORD_LENGTH:
+            break
+        print(
+            f"too short ({len(password)} characters): the password must be at least "
+            f"{MIN_PASSWORD_LENGTH} characters",
+            file=sys.stderr,
+        )
+    else:
+        raise ValueError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
     if password != getpass.getpass("Repeat it: "):
         raise ValueError("the passwords differ")
     return password
