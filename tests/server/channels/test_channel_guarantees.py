@@ -225,3 +225,93 @@ def test_a_used_email_link_never_decides_again(app: App, monkeypatch: pytest.Mon
         app, call_id, approved=False, comment="use the other account", responder=f"email:{address}"
     )
     assert app.status(call_id).approved is False
+
+
+# -- one rule for a picked option --------------------------------------------------------------
+
+
+def _inbox_login(app: App, name: str, password: str) -> None:
+    page = app.client.get("/inbox/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, page.text
+    answer = app.client.post(
+        "/inbox/login",
+        data={"username": name, "password": password, "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+
+
+def _inbox_csrf(app: App, path: str) -> str:
+    page = app.client.get(path)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, page.text
+    return token.group(1)
+
+
+def test_the_inbox_and_slack_store_the_same_answer_for_the_same_option(app: App) -> None:
+    """Picking an option without writing anything stores one text, whichever channel."""
+    options = [
+        {"name": "eu", "title": "Europe", "description": "Deploy to eu-west-1 only"},
+        {"name": "hold", "title": "Hold"},
+    ]
+    reject_options = [
+        {"name": "risky", "title": "Too risky", "description": "Too risky to run unattended"}
+    ]
+    tag = uuid.uuid4().hex[:6]
+    app.run(app.service.accounts.create_person, "opal", password="opal-password-123")
+    stored: dict[str, tuple[str | None, str | None]] = {}
+    for via in ("slack", "web"):
+        call_id = f"option-{via}-{tag}"
+        channel = {"slack": {"channel_or_user_id": "C-OPS"}} if via == "slack" else None
+        response = app.client.post(
+            "/functionlayer/v1/contact_requests",
+            json={
+                "run_id": "channels",
+                "call_id": call_id,
+                "spec": {"msg": "Where to?", "response_options": options, "channel": channel},
+            },
+            headers={"Authorization": f"Bearer {app.token}"},
+        )
+        assert response.status_code == 200, response.text
+        app.create(
+            call_id + "-fn",
+            fn="deploy",
+            reject_options=reject_options,
+            channel=channel,
+        )
+        if via == "slack":
+            _click(app, block_actions(_posted(app, call_id), "U0BOSS", "fl_respond_option:0"))
+            _click(app, block_actions(_posted(app, call_id + "-fn"), "U0BOSS", "fl_reject_option"))
+        else:
+            _inbox_login(app, "opal", "opal-password-123")
+            path = f"/inbox/contacts/{call_id}"
+            answered = app.client.post(
+                path,
+                data={
+                    "response": "",
+                    "response_option_name": "eu",
+                    "csrf_token": _inbox_csrf(app, path),
+                },
+                follow_redirects=False,
+            )
+            assert answered.status_code == 303, answered.text
+            path = f"/inbox/calls/{call_id}-fn"
+            rejected = app.client.post(
+                path,
+                data={
+                    "action": "reject",
+                    "feedback": "",
+                    "reject_option_name": "risky",
+                    "csrf_token": _inbox_csrf(app, path),
+                },
+                follow_redirects=False,
+            )
+            assert rejected.status_code == 303, rejected.text
+        contact = app.run(app.service.get_human_contact, call_id)
+        assert contact.status is not None and contact.status.response_option_name == "eu"
+        call = app.status(call_id + "-fn")
+        assert call.approved is False and call.reject_option_name == "risky"
+        stored[via] = (contact.status.response, call.comment)
+    assert stored["web"] == stored["slack"], stored
+    assert stored["web"] == ("Deploy to eu-west-1 only", "Too risky to run unattended")

@@ -51,6 +51,7 @@ __all__ = [
     "effective_policy",
     "may_decide",
     "may_see",
+    "option_text",
     "resolve_option",
 ]
 
@@ -599,9 +600,7 @@ def apply_decision(
         option_name = decision.reject_option_name
         if option_name is not None:
             option = resolve_option(call.spec.reject_options, option_name, "reject option")
-            comment = (
-                comment or option.prompt_fill or option.description or option.title or option.name
-            )
+            comment = comment or option_text(option)
         if comment is None:
             raise _invalid("a rejection needs a comment: it is the feedback the agent gets")
         status.approved = False
@@ -650,6 +649,12 @@ def apply_decision(
     return Transition(status, True, "approved", {"comment": comment, "edited_kwargs": edits})
 
 
+def option_text(option: ResponseOption) -> str:
+    """What picking an option without writing anything stores (the rejection's feedback or the
+    contact's answer): the same in every channel."""
+    return option.prompt_fill or option.description or option.title or option.name
+
+
 def answer_contact(
     contact: HumanContact, response: str | None, response_option_name: str | None
 ) -> Transition:
@@ -661,7 +666,7 @@ def answer_contact(
             contact.spec.response_options, response_option_name, "response option"
         )
         if response is None or not response.strip():
-            response = option.prompt_fill or option.title or option.name
+            response = option_text(option)
     if response is None or not response.strip():
         raise _invalid("response must not be empty")
     status = current.model_copy()

@@ -542,14 +542,12 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             options = {o.name: o for o in call.spec.reject_options or []}
             if option_name is not None and option_name not in options:
                 return None, "That reject option does not exist for this request."
-            if not feedback and option_name is not None:
-                option = options[option_name]
-                feedback = option.prompt_fill or option.description or option.title or option.name
-            if not feedback:
+            if not feedback and option_name is None:
                 return None, "Write the feedback for the agent: it is required to reject."
+            # A picked option without text is filled by the policy, as in every channel.
             return (
                 FunctionCallStatus(
-                    approved=False, comment=feedback, reject_option_name=option_name
+                    approved=False, comment=feedback or None, reject_option_name=option_name
                 ),
                 None,
             )
@@ -720,10 +718,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             problem = f"The answer is too long (over {MAX_TEXT} characters)."
         elif option_name is not None and option_name not in options:
             problem = "That response option does not exist for this request."
-        elif not text and option_name is not None:
-            option = options[option_name]
-            text = option.prompt_fill or option.description or option.title or option.name
-        if not problem and not text:
+        if not problem and not text and option_name is None:
             problem = "Write an answer (or pick one of the options)."
         if problem:
             return await render_contact(
@@ -732,7 +727,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         try:
             await service.respond_human_contact(
                 call_id,
-                response=text,
+                response=text or None,  # a picked option alone is filled by the policy
                 response_option_name=option_name,
                 responder=f"user:{user.name}",
                 via=VIA,
