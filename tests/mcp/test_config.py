@@ -47,6 +47,12 @@ when.dry_run = { exists = false }
         ("deploy", {"env": "prod", "target": {"region": "us-east-1"}}, False),
         ("deploy", {"env": "dev", "target": {"region": "eu-west-1"}}, False),
         ("deploy", {"env": "prod"}, True),
+        # A dotted name walks nested objects only; a look-alike flat key is never read as the
+        # value, and when one is present the condition cannot be judged: gated.
+        ("deploy", {"env": "prod", "target.region": "eu-west-1"}, True),
+        ("deploy", {"env": "prod", "target": {"region": "eu-west-1"}, "target.region": "us"}, True),
+        ("deploy", {"env": "prod", "target": {"region": "us-east-1"}, "target.region": "eu"}, True),
+        ("deploy", {"env": "prod", "target": "eu-west-1"}, True),
         ("run_sql", {"query": "select 1"}, False),
         ("run_sql", {"query": "DROP table users"}, True),
         ("notify", {"dry_run": True}, False),
@@ -102,6 +108,21 @@ def test_unreadable_or_non_toml_files_are_refused(tmp_path: Path) -> None:
     bad.write_text("[[gate]\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_every_gate_name_must_match_a_listed_tool() -> None:
+    config = parse_config(
+        _toml('[[gate]]\ntools = ["transfer_mony", "read_*"]\n[[gate]]\ntools = ["delete_*"]\n')
+    )
+    problem = config.unknown_tools({"transfer_money", "read_balance", "ping"})
+    assert problem is not None
+    assert "gate 0: 'transfer_mony' matches no tool of the upstream (did you mean " in problem
+    assert "'transfer_money'" in problem
+    assert "gate 1: 'delete_*' matches no tool of the upstream" in problem
+    assert "'read_*'" not in problem
+    assert "The upstream lists: 'ping', 'read_balance', 'transfer_money'." in problem
+    assert config.unknown_tools({"transfer_mony", "read_balance", "delete_user"}) is None
+    assert parse_config({}).unknown_tools(set()) is None
 
 
 def test_upstream_command_string_is_split_like_a_shell() -> None:

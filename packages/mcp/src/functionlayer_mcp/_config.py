@@ -8,19 +8,25 @@ Rule semantics, in one place:
 - a tool call is gated when at least one ``[[gate]]`` matches it;
 - a gate matches when one of its ``tools`` patterns matches the tool's name (exact name or an
   :func:`fnmatch.fnmatchcase` glob) **and** every condition of its ``when`` table holds;
-- a condition names an argument (``"to.iban"`` reaches into nested objects) and one or more
-  operators, all of which must hold;
+- a condition names an argument and one or more operators, all of which must hold. A dotted
+  name (``"to.iban"``) walks nested objects only: the ``iban`` key inside the ``to`` object. An
+  argument key literally named ``"to.iban"`` is never read as that value (the upstream acts on
+  the nested one); when such a key is present the condition cannot be judged, so it holds;
 - **when in doubt, gate**: a condition on a missing argument, or one that cannot be evaluated
-  (``gt`` on a string, ``glob`` on a number...), counts as holding. Only ``exists = false``
-  is satisfied by a missing argument and ``exists = true`` is not.
+  (``gt`` on a string, ``glob`` on a number, an ambiguous dotted name...), counts as holding.
+  Only ``exists = false`` is satisfied by a missing argument and ``exists = true`` is not;
+- every name and pattern in ``tools`` must match a tool the upstream lists when the gateway
+  starts (:meth:`GatewayConfig.unknown_tools`), so a misspelt name cannot leave the tool it meant
+  ungated; the gateway gates tools the upstream adds after start-up by default.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +43,7 @@ __all__ = [
 ]
 
 _MISSING: Any = object()
+_UNSURE: Any = object()  # the argument cannot be told apart from a look-alike key: gate
 
 
 class ConfigError(ValueError):
@@ -85,6 +92,8 @@ class Condition(_Strict):
 
     def holds(self, value: Any) -> bool:
         """Whether the argument ``value`` (``_MISSING`` when absent) meets this condition."""
+        if value is _UNSURE:
+            return True
         if value is _MISSING:
             # Only an explicit "exists = false" is met by absence; with "exists = true" it is
             # not; anything else cannot be judged, so it holds (gate when in doubt).
@@ -215,6 +224,31 @@ class GatewayConfig(_Strict):
         """Whether any gate could apply to the tool, whatever its arguments."""
         return any(gate.matches_tool(name) for gate in self.gate)
 
+    def unknown_tools(self, listed: Collection[str]) -> str | None:
+        """Why some gate names no tool of ``listed`` (the upstream's tools), or ``None``.
+
+        A gate whose name or pattern matches none of the upstream's tools protects nothing, and
+        the tool it was meant for passes ungated: almost always a typo, so the gateway refuses
+        to start and names the closest real tools.
+        """
+        names = sorted(listed)
+        problems: list[str] = []
+        for index, gate in enumerate(self.gate):
+            for pattern in gate.tools:
+                if any(name == pattern or fnmatch.fnmatchcase(name, pattern) for name in names):
+                    continue
+                close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.6)
+                hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+                problems.append(f"gate {index}: {pattern!r} matches no tool of the upstream{hint}")
+        if not problems:
+            return None
+        shown = ", ".join(map(repr, names[:30])) + (" ..." if len(names) > 30 else "")
+        return (
+            "; ".join(problems)
+            + f". The upstream lists: {shown or '(no tools)'}. A gate that names no tool leaves"
+            " the tool it was meant for ungated, so the gateway does not start."
+        )
+
 
 def load_config(path: str | Path | None) -> GatewayConfig:
     """Read and validate a gateway TOML file (``None``: an empty configuration, nothing gated)."""
@@ -241,12 +275,22 @@ def parse_config(data: Mapping[str, Any], *, source: str = "configuration") -> G
 
 
 def _lookup(arguments: Mapping[str, Any], path: str) -> Any:
-    """The argument at ``path``: an exact key first, else a dotted path into nested objects."""
-    if path in arguments:
-        return arguments[path]
+    """The argument at ``path``, walking nested objects one dotted part at a time.
+
+    A key that itself contains a dot is never read as the value: ``{"target.region": ...}`` is
+    not ``target.region``, whatever it holds (the upstream acts on the nested ``region``). When
+    such a look-alike key is on the way, which value was meant is ambiguous: ``_UNSURE``, and
+    the condition holds (gate when in doubt).
+    """
+    parts = path.split(".")
     value: Any = arguments
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+    for index, part in enumerate(parts):
+        if not isinstance(value, Mapping):
+            return _MISSING
+        rest = parts[index:]
+        if any(".".join(rest[:end]) in value for end in range(2, len(rest) + 1)):
+            return _UNSURE
+        if part not in value:
             return _MISSING
         value = value[part]
     return value
