@@ -110,19 +110,54 @@ def test_unreadable_or_non_toml_files_are_refused(tmp_path: Path) -> None:
         load_config(bad)
 
 
+SCHEMA = {"properties": {"to": {"type": "string"}, "amount": {"type": "number"}}}
+
+
 def test_every_gate_name_must_match_a_listed_tool() -> None:
     config = parse_config(
         _toml('[[gate]]\ntools = ["transfer_mony", "read_*"]\n[[gate]]\ntools = ["delete_*"]\n')
     )
-    problem = config.unknown_tools({"transfer_money", "read_balance", "ping"})
+    problem = config.unknown_tools(
+        {"transfer_money": SCHEMA, "read_balance": SCHEMA, "ping": SCHEMA}
+    )
     assert problem is not None
     assert "gate 0: 'transfer_mony' matches no tool of the upstream (did you mean " in problem
     assert "'transfer_money'" in problem
     assert "gate 1: 'delete_*' matches no tool of the upstream" in problem
     assert "'read_*'" not in problem
     assert "The upstream lists: 'ping', 'read_balance', 'transfer_money'." in problem
-    assert config.unknown_tools({"transfer_mony", "read_balance", "delete_user"}) is None
-    assert parse_config({}).unknown_tools(set()) is None
+    fits = {"transfer_mony": SCHEMA, "read_balance": SCHEMA, "delete_user": SCHEMA}
+    assert config.unknown_tools(fits) is None
+    assert parse_config({}).unknown_tools({}) is None
+
+
+NESTED = {
+    "$defs": {"T": {"properties": {"region": {"type": "string"}}, "type": "object"}},
+    "properties": {"env": {}, "target": {"$ref": "#/$defs/T"}, "meta": {"type": "object"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("when", "problem"),
+    [
+        ("when.amount = { gt = 1 }", None),
+        ("when.ammount = { exists = true }", "gate 0: when 'ammount' is not an argument of "),
+        ('when."target.region" = { glob = "eu-*" }', None),
+        ('when."target.regoin" = { glob = "eu-*" }', "when 'target.regoin' is not an argument"),
+        ('when."env.anything" = { exists = true }', None),  # env's schema says nothing
+        ('when."meta.anything" = { exists = true }', None),  # a free-form object
+    ],
+)
+def test_every_condition_must_name_an_argument_of_the_gates_tools(
+    when: str, problem: str | None
+) -> None:
+    config = parse_config(_toml(f'[[gate]]\ntools = ["transfer_money", "deploy"]\n{when}\n'))
+    found = config.unknown_tools({"transfer_money": SCHEMA, "deploy": NESTED})
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+        assert "'transfer_money', 'deploy'" in found or "'deploy', 'transfer_money'" in found
 
 
 def test_upstream_command_string_is_split_like_a_shell() -> None:

@@ -128,6 +128,10 @@ async def test_a_tool_added_after_start_up_is_gated(
             "(did you mean 'transfer_money'?)",
         ),
         ('["read_balance", "transfr_*"]', "gate 0: 'transfr_*' matches no tool of the upstream"),
+        (
+            '["transfer_money"]\nwhen.ammount = { exists = true }',
+            "gate 0: when 'ammount' is not an argument of 'transfer_money' (did you mean 'amount'?)",
+        ),
     ],
 )
 def test_a_gate_naming_no_tool_stops_the_gateway(tools: str, expected: str, tmp_path: Path) -> None:

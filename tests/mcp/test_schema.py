@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from functionlayer_mcp._schema import UnreadableSchemaError, undeclared_keys
+from functionlayer_mcp._schema import UnreadableSchemaError, may_hold, undeclared_keys
 
 # What FastMCP generates for deploy(env: str, target: Target, tags: list[Tag], note: Note | None).
 FASTMCP: dict[str, Any] = {
@@ -96,3 +96,23 @@ def test_deep_arguments_are_bounded() -> None:
     with pytest.raises(UnreadableSchemaError, match="nested deeper"):
         undeclared_keys(NESTED, value)
     assert undeclared_keys(NESTED, {"n": {"n": {"n": {}}}}) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "holds"),
+    [
+        ("env", True),
+        ("target.region", True),
+        ("target.regoin", False),
+        ("target", True),
+        ("note.text", True),  # through anyOf and $ref
+        ("note.txt", False),
+        ("tags", True),
+        ("labels.anything", True),  # explicitly open
+        ("blob.anything.deeper", True),  # free-form
+        ("env.anything", False),  # a string has no keys
+        ("nope", False),
+    ],
+)
+def test_may_hold(path: str, holds: bool) -> None:
+    assert may_hold(FASTMCP, path.split(".")) is holds

@@ -16,7 +16,8 @@ Rule semantics, in one place:
   (``gt`` on a string, ``glob`` on a number, an ambiguous dotted name...), counts as holding.
   Only ``exists = false`` is satisfied by a missing argument and ``exists = true`` is not;
 - every name and pattern in ``tools`` must match a tool the upstream lists when the gateway
-  starts (:meth:`GatewayConfig.unknown_tools`), so a misspelt name cannot leave the tool it meant
+  starts, and every ``when`` argument must be one that some of the gate's tools can take
+  (:meth:`GatewayConfig.unknown_tools`), so a misspelt name cannot leave the call it meant
   ungated; the gateway gates tools the upstream adds after start-up by default.
 """
 
@@ -26,7 +27,7 @@ import difflib
 import fnmatch
 import re
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -224,30 +225,58 @@ class GatewayConfig(_Strict):
         """Whether any gate could apply to the tool, whatever its arguments."""
         return any(gate.matches_tool(name) for gate in self.gate)
 
-    def unknown_tools(self, listed: Collection[str]) -> str | None:
-        """Why some gate names no tool of ``listed`` (the upstream's tools), or ``None``.
+    def unknown_tools(self, listed: Mapping[str, Any]) -> str | None:
+        """Why the gates do not fit ``listed`` (the upstream's tools: name -> inputSchema).
 
         A gate whose name or pattern matches none of the upstream's tools protects nothing, and
-        the tool it was meant for passes ungated: almost always a typo, so the gateway refuses
-        to start and names the closest real tools.
+        the tool it was meant for passes ungated; a ``when`` argument that none of the gate's
+        tools can take is never there, so its condition is judged on nothing (``exists = true``
+        would never gate). Both are almost always typos: the gateway refuses to start and names
+        the closest real names. ``None`` when every gate fits.
         """
+        from functionlayer_mcp._schema import may_hold
+
         names = sorted(listed)
         problems: list[str] = []
         for index, gate in enumerate(self.gate):
             for pattern in gate.tools:
                 if any(name == pattern or fnmatch.fnmatchcase(name, pattern) for name in names):
                     continue
-                close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.6)
-                hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-                problems.append(f"gate {index}: {pattern!r} matches no tool of the upstream{hint}")
+                problems.append(
+                    f"gate {index}: {pattern!r} matches no tool of the upstream"
+                    + _closest(pattern, names)
+                )
+            matched = [name for name in names if gate.matches_tool(name)]
+            for path in gate.when:
+                if not matched or any(may_hold(listed[n], path.split(".")) for n in matched):
+                    continue
+                arguments = sorted(
+                    {key for n in matched for key in _top_level_properties(listed[n])}
+                )
+                problems.append(
+                    f"gate {index}: when {path!r} is not an argument of "
+                    + ", ".join(map(repr, matched[:10]))
+                    + _closest(path, arguments)
+                )
         if not problems:
             return None
         shown = ", ".join(map(repr, names[:30])) + (" ..." if len(names) > 30 else "")
         return (
             "; ".join(problems)
-            + f". The upstream lists: {shown or '(no tools)'}. A gate that names no tool leaves"
-            " the tool it was meant for ungated, so the gateway does not start."
+            + f". The upstream lists: {shown or '(no tools)'}. A gate that names no tool (or an"
+            " argument its tools do not have) leaves the call it was meant for ungated, so the"
+            " gateway does not start."
         )
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+
+
+def _top_level_properties(schema: Any) -> list[str]:
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    return [str(key) for key in properties] if isinstance(properties, Mapping) else []
 
 
 def load_config(path: str | Path | None) -> GatewayConfig:

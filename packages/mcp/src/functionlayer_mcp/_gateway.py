@@ -284,7 +284,7 @@ async def run_gateway(
     refusal: str | None = None
     try:
         async with connect_upstream(config.upstream) as (session, init):
-            listed = await _startup_tools(session, init) if config.gate else set()
+            listed = await _startup_tools(session, init) if config.gate else {}
             refusal = config.unknown_tools(listed) if config.gate else None
             if refusal is None:
                 _announce(config, listed)
@@ -306,23 +306,25 @@ async def run_gateway(
         raise ConfigError(refusal)
 
 
-async def _startup_tools(session: ClientSession, init: types.InitializeResult) -> set[str]:
-    """Every tool name the upstream lists now (all pages); none when it offers no tools."""
+async def _startup_tools(
+    session: ClientSession, init: types.InitializeResult
+) -> dict[str, dict[str, Any]]:
+    """Every tool the upstream lists now (all pages), name -> inputSchema; none without tools."""
     if init.capabilities.tools is None:
-        return set()
-    names: set[str] = set()
+        return {}
+    tools: dict[str, dict[str, Any]] = {}
     cursor: str | None = None
     for _ in range(1000):  # a bound on pages: an upstream cannot keep the gateway listing forever
         params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
         page = await session.list_tools(params=params)
-        names.update(tool.name for tool in page.tools)
+        tools.update((tool.name, tool.inputSchema) for tool in page.tools)
         cursor = page.nextCursor
         if not cursor:
-            return names
+            return tools
     raise ConfigError("the upstream's tool list did not end after 1000 pages")
 
 
-def _announce(config: GatewayConfig, listed: set[str]) -> None:
+def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
     """Say on stderr which tools are gated and which pass straight through."""
     if not config.gate:
         return

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["UnreadableSchemaError", "shown", "undeclared_keys"]
+__all__ = ["UnreadableSchemaError", "may_hold", "shown", "undeclared_keys"]
 
 _MAX_DEPTH = 32
 _MAX_ALTERNATIVES = 64
@@ -53,6 +53,20 @@ def undeclared_keys(schema: Any, arguments: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def may_hold(schema: Any, path: list[str]) -> bool:
+    """Whether arguments fitting ``schema`` can carry a value at ``path`` (nested keys).
+
+    False only when the schema rules it out: at some level, every way the schema can apply
+    declares its keys and none of them is the next part of ``path``. A schema that cannot be
+    examined is not ruled out here (calls to its tool are refused anyway).
+    """
+    walk = _Walk(schema)
+    try:
+        return walk.may_hold(schema, path, 0)
+    except UnreadableSchemaError:
+        return True
+
+
 class _Walk:
     def __init__(self, root: Any) -> None:
         self.root = root
@@ -73,6 +87,43 @@ class _Walk:
             if best is None or len(problems) < len(best):
                 best = problems
         return best or []
+
+    def may_hold(self, schema: Any, path: list[str], depth: int) -> bool:
+        if not path:
+            return True
+        if depth > _MAX_DEPTH:
+            raise UnreadableSchemaError("the path is nested too deeply")
+        key, rest = path[0], path[1:]
+        for alternative in self.alternatives(schema, 0):
+            if not _admits(alternative, {}):
+                continue
+            subs: list[Any] = []
+            extra: list[Any] = []
+            declares = closed = False
+            for part in alternative:
+                declared = part.get("properties")
+                if isinstance(declared, Mapping):
+                    declares = True
+                    if key in declared:
+                        subs.append(declared[key])
+                patterns = part.get("patternProperties")
+                if isinstance(patterns, Mapping):
+                    declares = True
+                    subs += [sub for pattern, sub in patterns.items() if _search(pattern, key)]
+                if "additionalProperties" in part:
+                    declares = True
+                    more = part["additionalProperties"]
+                    if more is False:
+                        closed = True
+                    else:
+                        extra.append(more)
+            if not declares:
+                return True  # a free-form object: any key may be there
+            if not closed:
+                subs += extra
+            if any(self.may_hold(sub, rest, depth + 1) for sub in subs):
+                return True
+        return False
 
     def alternatives(self, schema: Any, depth: int) -> list[list[Mapping[str, Any]]]:
         """The ways ``schema`` can apply: each a list of schemas that all apply at once."""
