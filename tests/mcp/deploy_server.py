@@ -2,7 +2,7 @@
 
 ``deploy`` takes ``target`` as an object (``target.region`` in a gate's condition); every call it
 receives is appended to ``BANK_LOG`` as the upstream understood it, so a test sees which region it
-acted on. ``enable_rollback`` adds a ``rollback`` tool that was not listed at start-up.
+acted on. ``pay`` takes an optional amount. ``enable_rollback`` adds a ``rollback`` tool that was not listed at start-up.
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ def deploy(env: str, target: Target) -> str:
     """Deploy to a region."""
     _log("deploy", {"env": env, "target": target.model_dump()})
     return f"deployed {env} to {target.region}"
+
+
+@app.tool()
+def pay(to: str, amount: float | None = None) -> str:
+    """Pay someone; without an amount, the whole balance."""
+    _log("pay", {"to": to, "amount": amount})
+    return f"paid {'everything' if amount is None else amount} to {to}"
 
 
 def rollback(env: str) -> str:

@@ -43,6 +43,8 @@ when.dry_run = { exists = false }
         ("transfer_money", {}, True),
         ("transfer_money", {"amount": "500"}, True),
         ("transfer_money", {"amount": True}, True),
+        ("transfer_money", {"amount": float("nan")}, True),  # compares false with anything
+        ("transfer_money", {"amount": None}, True),
         ("deploy", {"env": "prod", "target": {"region": "eu-west-1"}}, True),
         ("deploy", {"env": "prod", "target": {"region": "us-east-1"}}, False),
         ("deploy", {"env": "dev", "target": {"region": "eu-west-1"}}, False),

@@ -8,9 +8,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 from functionlayer import _feedback
@@ -105,7 +109,7 @@ async def test_a_tool_added_after_start_up_is_gated(
         after = {t.name for t in (await session.list_tools()).tools}
         rollback = await session.call_tool("rollback", {"env": "prod"})
         unknown = await session.call_tool("drop_everything", {})
-    assert (before, after - before) == ({"deploy", "enable_rollback"}, {"rollback"})
+    assert (before, after - before) == ({"deploy", "pay", "enable_rollback"}, {"rollback"})
     assert text_of(enabled) == "rollback enabled"
     # No gate names rollback, but the configuration was checked against the start-up list:
     # a person is asked (nobody answers here, so it expires) and the upstream never runs it.
@@ -159,6 +163,67 @@ def test_a_gate_naming_no_tool_stops_the_gateway(tools: str, expected: str, tmp_
 
 
 def server_env_base() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_API_")}
+
+
+def test_nan_cannot_slip_past_a_numeric_gate(
+    fl_server: ServerProcess, bank_log: Path, tmp_path: Path
+) -> None:
+    """NaN is not JSON, but the mcp SDK parses it; NaN > 100 is false, and the upstream would pay
+    "everything" (it receives null). The gateway's handler sees null, which no numeric condition
+    can judge: a person is asked. Sent as raw JSON-RPC, since the SDK client cannot send it."""
+    config = write_config(
+        tmp_path / "gateway.toml",
+        '[approval]\nbackend = "server"\ntimeout_seconds = 2\n'
+        '[[gate]]\ntools = ["pay"]\nwhen.amount = { gt = 100 }\n',
+    )
+    with (tmp_path / "gw.log").open("w") as errlog:
+        proc = subprocess.Popen(
+            [*CLI, "proxy", "--config", str(config), "--", sys.executable, str(DEPLOY)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errlog,
+            env=server_env(fl_server, bank_log),
+        )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        _send(
+            proc.stdin,
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            },
+        )
+        assert _receive(proc.stdout)["id"] == 0
+        _send(proc.stdin, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        proc.stdin.write(
+            b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": '
+            b'{"name": "pay", "arguments": {"to": "mallory", "amount": NaN}}}\n'
+        )
+        proc.stdin.flush()
+        answer = _receive(proc.stdout)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert received(bank_log) == [], "the upstream acted on an ungated call"
+    assert answer["id"] == 1
+    assert answer["result"]["isError"] is True
+    assert answer["result"]["content"][0]["text"] == _feedback.expired_message("pay", 2)
+
+
+def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message).encode() + b"\n")
+    stream.flush()
+
+
+def _receive(stream: IO[bytes], timeout: float = 30.0) -> dict[str, Any]:
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, "the gateway did not answer"
+    message: dict[str, Any] = json.loads(stream.readline())
+    return message

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -95,6 +96,8 @@ class Condition(_Strict):
         """Whether the argument ``value`` (``_MISSING`` when absent) meets this condition."""
         if value is _UNSURE:
             return True
+        if isinstance(value, float) and not math.isfinite(value):
+            return True  # NaN compares false with everything; JSON carries neither it nor inf
         if value is _MISSING:
             # Only an explicit "exists = false" is met by absence; with "exists = true" it is
             # not; anything else cannot be judged, so it holds (gate when in doubt).
