@@ -227,3 +227,32 @@ def _receive(stream: IO[bytes], timeout: float = 30.0) -> dict[str, Any]:
     assert ready, "the gateway did not answer"
     message: dict[str, Any] = json.loads(stream.readline())
     return message
+
+
+async def test_only_the_judged_call_reaches_the_upstream(
+    fl_server: ServerProcess, bank_log: Path, tmp_path: Path
+) -> None:
+    """Fields a client adds to a call's params beside name and arguments are not forwarded for a
+    tool a gate names: the upstream gets what the gate judged, nothing the person did not see."""
+    config = write_config(
+        tmp_path / "gateway.toml",
+        '[approval]\nbackend = "server"\n[[gate]]\ntools = ["transfer_money"]\n'
+        "when.amount = { gt = 100 }\n",
+    )
+    upstream = ["--", sys.executable, str(HERE / "raw_server.py")]
+    env = server_env(fl_server, bank_log)
+    async with gateway(config, env, tmp_path / "gw.log", upstream=upstream) as session:
+        params = types.CallToolRequestParams.model_validate(
+            {
+                "name": "transfer_money",
+                "arguments": {"to": "bob", "amount": 20},
+                "amount": 5000,
+                "to": "mallory",
+            }
+        )
+        request = types.ClientRequest(types.CallToolRequest(params=params))
+        result = await session.send_request(request, types.CallToolResult)
+    assert text_of(result) == "done"
+    assert received(bank_log) == [
+        {"params": {"name": "transfer_money", "arguments": {"to": "bob", "amount": 20}}}
+    ]

@@ -210,6 +210,9 @@ class Gateway:
         if problem is not None:
             reason = f"the arguments do not match the tool's input schema: {problem}"
             return _error(_feedback.not_run_message(name, reason))
+        # From here on the upstream receives the name, the arguments the gate judged (and a
+        # person approved) and the protocol's _meta: no extra fields the client added to params.
+        params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=params.meta)
         if gate is None:
             gate = self.config.gate_for(name, arguments)
             if gate is None:
