@@ -43,10 +43,18 @@ when.dry_run = { exists = false }
         ("transfer_money", {}, True),
         ("transfer_money", {"amount": "500"}, True),
         ("transfer_money", {"amount": True}, True),
+        ("transfer_money", {"amount": float("nan")}, True),  # compares false with anything
+        ("transfer_money", {"amount": None}, True),
         ("deploy", {"env": "prod", "target": {"region": "eu-west-1"}}, True),
         ("deploy", {"env": "prod", "target": {"region": "us-east-1"}}, False),
         ("deploy", {"env": "dev", "target": {"region": "eu-west-1"}}, False),
         ("deploy", {"env": "prod"}, True),
+        # A dotted name walks nested objects only; a look-alike flat key is never read as the
+        # value, and when one is present the condition cannot be judged: gated.
+        ("deploy", {"env": "prod", "target.region": "eu-west-1"}, True),
+        ("deploy", {"env": "prod", "target": {"region": "eu-west-1"}, "target.region": "us"}, True),
+        ("deploy", {"env": "prod", "target": {"region": "us-east-1"}, "target.region": "eu"}, True),
+        ("deploy", {"env": "prod", "target": "eu-west-1"}, True),
         ("run_sql", {"query": "select 1"}, False),
         ("run_sql", {"query": "DROP table users"}, True),
         ("notify", {"dry_run": True}, False),
@@ -102,6 +110,56 @@ def test_unreadable_or_non_toml_files_are_refused(tmp_path: Path) -> None:
     bad.write_text("[[gate]\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+SCHEMA = {"properties": {"to": {"type": "string"}, "amount": {"type": "number"}}}
+
+
+def test_every_gate_name_must_match_a_listed_tool() -> None:
+    config = parse_config(
+        _toml('[[gate]]\ntools = ["transfer_mony", "read_*"]\n[[gate]]\ntools = ["delete_*"]\n')
+    )
+    problem = config.unknown_tools(
+        {"transfer_money": SCHEMA, "read_balance": SCHEMA, "ping": SCHEMA}
+    )
+    assert problem is not None
+    assert "gate 0: 'transfer_mony' matches no tool of the upstream (did you mean " in problem
+    assert "'transfer_money'" in problem
+    assert "gate 1: 'delete_*' matches no tool of the upstream" in problem
+    assert "'read_*'" not in problem
+    assert "The upstream lists: 'ping', 'read_balance', 'transfer_money'." in problem
+    fits = {"transfer_mony": SCHEMA, "read_balance": SCHEMA, "delete_user": SCHEMA}
+    assert config.unknown_tools(fits) is None
+    assert parse_config({}).unknown_tools({}) is None
+
+
+NESTED = {
+    "$defs": {"T": {"properties": {"region": {"type": "string"}}, "type": "object"}},
+    "properties": {"env": {}, "target": {"$ref": "#/$defs/T"}, "meta": {"type": "object"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("when", "problem"),
+    [
+        ("when.amount = { gt = 1 }", None),
+        ("when.ammount = { exists = true }", "gate 0: when 'ammount' is not an argument of "),
+        ('when."target.region" = { glob = "eu-*" }', None),
+        ('when."target.regoin" = { glob = "eu-*" }', "when 'target.regoin' is not an argument"),
+        ('when."env.anything" = { exists = true }', None),  # env's schema says nothing
+        ('when."meta.anything" = { exists = true }', None),  # a free-form object
+    ],
+)
+def test_every_condition_must_name_an_argument_of_the_gates_tools(
+    when: str, problem: str | None
+) -> None:
+    config = parse_config(_toml(f'[[gate]]\ntools = ["transfer_money", "deploy"]\n{when}\n'))
+    found = config.unknown_tools({"transfer_money": SCHEMA, "deploy": NESTED})
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+        assert "'transfer_money', 'deploy'" in found or "'deploy', 'transfer_money'" in found
 
 
 def test_upstream_command_string_is_split_like_a_shell() -> None:

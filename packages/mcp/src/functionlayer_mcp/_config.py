@@ -8,16 +8,24 @@ Rule semantics, in one place:
 - a tool call is gated when at least one ``[[gate]]`` matches it;
 - a gate matches when one of its ``tools`` patterns matches the tool's name (exact name or an
   :func:`fnmatch.fnmatchcase` glob) **and** every condition of its ``when`` table holds;
-- a condition names an argument (``"to.iban"`` reaches into nested objects) and one or more
-  operators, all of which must hold;
+- a condition names an argument and one or more operators, all of which must hold. A dotted
+  name (``"to.iban"``) walks nested objects only: the ``iban`` key inside the ``to`` object. An
+  argument key literally named ``"to.iban"`` is never read as that value (the upstream acts on
+  the nested one); when such a key is present the condition cannot be judged, so it holds;
 - **when in doubt, gate**: a condition on a missing argument, or one that cannot be evaluated
-  (``gt`` on a string, ``glob`` on a number...), counts as holding. Only ``exists = false``
-  is satisfied by a missing argument and ``exists = true`` is not.
+  (``gt`` on a string, ``glob`` on a number, an ambiguous dotted name...), counts as holding.
+  Only ``exists = false`` is satisfied by a missing argument and ``exists = true`` is not;
+- every name and pattern in ``tools`` must match a tool the upstream lists when the gateway
+  starts, and every ``when`` argument must be one that some of the gate's tools can take
+  (:meth:`GatewayConfig.unknown_tools`), so a misspelt name cannot leave the call it meant
+  ungated; the gateway gates tools the upstream adds after start-up by default.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -37,6 +45,7 @@ __all__ = [
 ]
 
 _MISSING: Any = object()
+_UNSURE: Any = object()  # the argument cannot be told apart from a look-alike key: gate
 
 
 class ConfigError(ValueError):
@@ -85,6 +94,10 @@ class Condition(_Strict):
 
     def holds(self, value: Any) -> bool:
         """Whether the argument ``value`` (``_MISSING`` when absent) meets this condition."""
+        if value is _UNSURE:
+            return True
+        if isinstance(value, float) and not math.isfinite(value):
+            return True  # NaN compares false with everything; JSON carries neither it nor inf
         if value is _MISSING:
             # Only an explicit "exists = false" is met by absence; with "exists = true" it is
             # not; anything else cannot be judged, so it holds (gate when in doubt).
@@ -215,6 +228,59 @@ class GatewayConfig(_Strict):
         """Whether any gate could apply to the tool, whatever its arguments."""
         return any(gate.matches_tool(name) for gate in self.gate)
 
+    def unknown_tools(self, listed: Mapping[str, Any]) -> str | None:
+        """Why the gates do not fit ``listed`` (the upstream's tools: name -> inputSchema).
+
+        A gate whose name or pattern matches none of the upstream's tools protects nothing, and
+        the tool it was meant for passes ungated; a ``when`` argument that none of the gate's
+        tools can take is never there, so its condition is judged on nothing (``exists = true``
+        would never gate). Both are almost always typos: the gateway refuses to start and names
+        the closest real names. ``None`` when every gate fits.
+        """
+        from functionlayer_mcp._schema import may_hold
+
+        names = sorted(listed)
+        problems: list[str] = []
+        for index, gate in enumerate(self.gate):
+            for pattern in gate.tools:
+                if any(name == pattern or fnmatch.fnmatchcase(name, pattern) for name in names):
+                    continue
+                problems.append(
+                    f"gate {index}: {pattern!r} matches no tool of the upstream"
+                    + _closest(pattern, names)
+                )
+            matched = [name for name in names if gate.matches_tool(name)]
+            for path in gate.when:
+                if not matched or any(may_hold(listed[n], path.split(".")) for n in matched):
+                    continue
+                arguments = sorted(
+                    {key for n in matched for key in _top_level_properties(listed[n])}
+                )
+                problems.append(
+                    f"gate {index}: when {path!r} is not an argument of "
+                    + ", ".join(map(repr, matched[:10]))
+                    + _closest(path, arguments)
+                )
+        if not problems:
+            return None
+        shown = ", ".join(map(repr, names[:30])) + (" ..." if len(names) > 30 else "")
+        return (
+            "; ".join(problems)
+            + f". The upstream lists: {shown or '(no tools)'}. A gate that names no tool (or an"
+            " argument its tools do not have) leaves the call it was meant for ungated, so the"
+            " gateway does not start."
+        )
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+
+
+def _top_level_properties(schema: Any) -> list[str]:
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    return [str(key) for key in properties] if isinstance(properties, Mapping) else []
+
 
 def load_config(path: str | Path | None) -> GatewayConfig:
     """Read and validate a gateway TOML file (``None``: an empty configuration, nothing gated)."""
@@ -241,12 +307,22 @@ def parse_config(data: Mapping[str, Any], *, source: str = "configuration") -> G
 
 
 def _lookup(arguments: Mapping[str, Any], path: str) -> Any:
-    """The argument at ``path``: an exact key first, else a dotted path into nested objects."""
-    if path in arguments:
-        return arguments[path]
+    """The argument at ``path``, walking nested objects one dotted part at a time.
+
+    A key that itself contains a dot is never read as the value: ``{"target.region": ...}`` is
+    not ``target.region``, whatever it holds (the upstream acts on the nested ``region``). When
+    such a look-alike key is on the way, which value was meant is ambiguous: ``_UNSURE``, and
+    the condition holds (gate when in doubt).
+    """
+    parts = path.split(".")
     value: Any = arguments
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+    for index, part in enumerate(parts):
+        if not isinstance(value, Mapping):
+            return _MISSING
+        rest = parts[index:]
+        if any(".".join(rest[:end]) in value for end in range(2, len(rest) + 1)):
+            return _UNSURE
+        if part not in value:
             return _MISSING
         value = value[part]
     return value

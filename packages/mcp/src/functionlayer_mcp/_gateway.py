@@ -16,6 +16,15 @@ session). Without it, two sessions' request 7 would share a call id, and since c
 request is idempotent per call id, the second session would receive the first one's decision:
 an approval used twice. Process ids and clocks repeat across machines and restarts; random
 bits do not. The run id is ``mcp-<session>``, so the inbox groups one session's calls.
+
+What is gated (when the configuration has at least one ``[[gate]]``). At start-up the gateway
+lists the upstream's tools and refuses to start when a gate names none of them
+(:meth:`GatewayConfig.unknown_tools`). A call to a tool the upstream does not list is refused. A
+call to a tool a gate names first has its arguments checked against the tool's ``inputSchema``
+(keys the schema does not declare are refused, :mod:`functionlayer_mcp._schema`), then the gates'
+conditions are read from the arguments as the schema shapes them. A tool the upstream lists only
+later (its tools changed after start-up) was not in the list the configuration was checked
+against: every call to it is gated. Only the start-up tools no gate names pass straight through.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 import anyio
@@ -32,12 +41,17 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel import Server
 
-from functionlayer_mcp._approval import ask, make_backend
-from functionlayer_mcp._config import GatewayConfig, UpstreamConfig
+from functionlayer_mcp._approval import ask, make_backend, warn
+from functionlayer_mcp._config import ConfigError, Gate, GatewayConfig, UpstreamConfig
+from functionlayer_mcp._schema import UnreadableSchemaError, shown, undeclared_keys
 
 __all__ = ["Gateway", "connect_upstream", "run_gateway"]
 
 Handler = Callable[[Any], Awaitable[types.ServerResult]]
+
+# The gate of a tool the upstream added after start-up: every call asks, with [approval]'s
+# timeout and users.
+_LATER_TOOL = Gate(tools=["*"])
 
 # Requests forwarded as they are when the upstream offers the capability.
 _PASSTHROUGH: dict[str, list[tuple[type[Any], type[Any]]]] = {
@@ -108,9 +122,13 @@ class Gateway:
         upstream_info: types.InitializeResult,
         client: FunctionLayer,
         *,
+        startup_tools: Collection[str],
         session_tag: str | None = None,
     ) -> None:
         self.config = config
+        self.startup_tools = frozenset(startup_tools)
+        """The tools the upstream listed at start-up, which the configuration was checked against."""
+        self._announced: set[str] = set()
         self.upstream = upstream
         self.upstream_info = upstream_info
         self.client = client
@@ -172,16 +190,35 @@ class Gateway:
         params = request.params
         name = params.name
         arguments = params.arguments or {}
-        gate = self.config.gate_for(name, arguments)
-        if gate is None:
+        if not self.config.gate:  # a plain proxy, as configured (said on stderr at start-up)
             return types.ServerResult(await self._forward_call(params))
-
-        call_id = self.call_id(self.server.request_context.request_id)
         tool = await self._tool(name)
+        if tool is None:
+            reason = "the upstream lists no tool by this name"
+            return _error(_feedback.not_run_message(_shown_name(name), reason))
+        gate: Gate | None
+        if name not in self.startup_tools:
+            if name not in self._announced:
+                self._announced.add(name)
+                warn(f"tool {shown(name)} appeared after start-up: every call to it is gated")
+            gate = _LATER_TOOL
+        elif not self.config.mentions(name):
+            return types.ServerResult(await self._forward_call(params))
+        else:
+            gate = None
         problem = _schema_problem(tool, arguments)
         if problem is not None:
             reason = f"the arguments do not match the tool's input schema: {problem}"
             return _error(_feedback.not_run_message(name, reason))
+        # From here on the upstream receives the name, the arguments the gate judged (and a
+        # person approved) and the protocol's _meta: no extra fields the client added to params.
+        params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=params.meta)
+        if gate is None:
+            gate = self.config.gate_for(name, arguments)
+            if gate is None:
+                return types.ServerResult(await self._forward_call(params))
+
+        call_id = self.call_id(self.server.request_context.request_id)
 
         def validate_edits(edits: dict[str, Any]) -> None:
             edit_problem = _schema_problem(tool, edits)
@@ -247,20 +284,59 @@ async def run_gateway(
     )  # fail before starting anything else
     tag = secrets.token_hex(8)
     client = FunctionLayer(backend=backend, run_id=f"mcp-{tag}")
+    refusal: str | None = None
     try:
         async with connect_upstream(config.upstream) as (session, init):
-            gateway = Gateway(config, session, init, client, session_tag=tag)
-            server = gateway.server
-            options = server.create_initialization_options()
-            if streams is not None:
-                await server.run(streams[0], streams[1], options)
-                return
-            from mcp.server.stdio import stdio_server
+            listed = await _startup_tools(session, init) if config.gate else {}
+            refusal = config.unknown_tools(listed) if config.gate else None
+            if refusal is None:
+                _announce(config, listed)
+                gateway = Gateway(
+                    config, session, init, client, session_tag=tag, startup_tools=listed
+                )
+                server = gateway.server
+                options = server.create_initialization_options()
+                if streams is not None:
+                    await server.run(streams[0], streams[1], options)
+                else:
+                    from mcp.server.stdio import stdio_server
 
-            async with stdio_server() as (read, write):
-                await server.run(read, write, options)
+                    async with stdio_server() as (read, write):
+                        await server.run(read, write, options)
     finally:
         await client.aclose()
+    if refusal is not None:  # raised here, outside the upstream's task groups, as itself
+        raise ConfigError(refusal)
+
+
+async def _startup_tools(
+    session: ClientSession, init: types.InitializeResult
+) -> dict[str, dict[str, Any]]:
+    """Every tool the upstream lists now (all pages), name -> inputSchema; none without tools."""
+    if init.capabilities.tools is None:
+        return {}
+    tools: dict[str, dict[str, Any]] = {}
+    cursor: str | None = None
+    for _ in range(1000):  # a bound on pages: an upstream cannot keep the gateway listing forever
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        page = await session.list_tools(params=params)
+        tools.update((tool.name, tool.inputSchema) for tool in page.tools)
+        cursor = page.nextCursor
+        if not cursor:
+            return tools
+    raise ConfigError("the upstream's tool list did not end after 1000 pages")
+
+
+def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
+    """Say on stderr which tools are gated and which pass straight through."""
+    if not config.gate:
+        return
+    gated = sorted(name for name in listed if config.mentions(name))
+    passing = sorted(name for name in listed if not config.mentions(name))
+    warn(
+        f"gating {', '.join(gated)}; passing straight through: {', '.join(passing) or '(none)'};"
+        " tools the upstream adds later are gated"
+    )
 
 
 def _outgoing(request: Any) -> types.ClientRequest:
@@ -285,17 +361,32 @@ def _error(text: str) -> types.ServerResult:
     return types.ServerResult(types.CallToolResult(content=[_text(text)], isError=True))
 
 
+def _shown_name(name: str) -> str:
+    """A tool name the agent sent, cut for a message (names the upstream lists are bounded)."""
+    return name if len(name) <= 128 else name[:128] + "…"
+
+
 def _schema_problem(tool: types.Tool | None, arguments: dict[str, Any]) -> str | None:
-    """Why ``arguments`` do not fit the tool's input schema, or ``None`` when they do."""
+    """Why ``arguments`` do not fit the tool's input schema, or ``None`` when they do.
+
+    Keys the schema does not declare are a misfit too (:mod:`functionlayer_mcp._schema`).
+    """
     if tool is None:
-        return None  # unknown to the upstream's list: the upstream will judge
+        return "the upstream lists no such tool"
     import jsonschema
 
     try:
+        undeclared = undeclared_keys(tool.inputSchema, arguments)
+    except UnreadableSchemaError as exc:
+        return f"the tool's input schema cannot be examined: {exc}"
+    if undeclared:
+        return "it does not declare the key(s) " + ", ".join(undeclared)
+    try:
         jsonschema.validate(instance=arguments, schema=tool.inputSchema)
     except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"{where}: {exc.message}" if where else exc.message
+        where = "/".join(shown(str(p)) for p in exc.absolute_path)
+        message = exc.message if len(exc.message) <= 300 else exc.message[:300] + "…"
+        return f"{where}: {message}" if where else message
     except jsonschema.SchemaError as exc:
         return f"the tool's input schema is invalid: {exc.message}"
     return None
