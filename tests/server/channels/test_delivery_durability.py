@@ -1,11 +1,12 @@
-"""No channel delivery is lost to a crash between a create's commit and what follows it.
+"""No channel delivery is lost to a crash between a change's commit and what follows it.
 
 The server process (real ``functionlayer-server serve``) SIGKILLs itself right after the
 transaction that stores a new request commits (``crash_after_create.py``), before any listener
 runs. After a restart on the same database (SQLite and PostgreSQL) the request reaches its
 channel exactly once, through the real Slack client (to the Slack double), the real SMTP client
 (to aiosmtpd) or the real Discord REST calls (to the Discord double): the delivery job was
-written in the create's own transaction."""
+written in the create's own transaction. Likewise the Slack message is told the decision when
+the server dies right after the decision commits."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from aiosmtpd.controller import Controller
 from nacl.signing import SigningKey
 
 from tests.server.channels.conftest import slack_env
-from tests.server.channels.crash_after_create import CRASH_ENV
+from tests.server.channels.crash_after_create import CRASH_DECIDE_ENV, CRASH_ENV
 from tests.server.channels.discord_double import DiscordDouble
 from tests.server.channels.slack_double import SlackDouble
 from tests.server.conftest import ServerFactory, free_port
@@ -190,3 +191,55 @@ def test_a_delivery_survives_kill_9_right_after_the_create_commits(
     assert target.received(call_id) == 1
     actions = [e["action"] for e in client.get(f"/function_calls/{call_id}/audit").json()["items"]]
     assert actions.count("created") == 1 and actions.count("delivered") == 1, actions
+
+
+def test_the_decision_reaches_slack_after_kill_9_right_after_it_commits(
+    server_factory: ServerFactory, slack_double: SlackDouble, database_url: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    env = {**slack_env(slack_double), "FUNCTIONLAYER_SERVER_POLICY_FILE": str(policy)}
+    srv = server_factory(database_url, env={**env, CRASH_DECIDE_ENV: "1"}, start=False)
+    srv.command = [sys.executable, str(WRAPPER), "serve"]
+    srv.start()
+    call_id = "decided-before-crash"
+    body = {
+        "run_id": "crash-run",
+        "call_id": call_id,
+        "spec": {
+            "fn": "deploy",
+            "kwargs": {"service": "billing"},
+            "channel": {"slack": {"channel_or_user_id": "C-OPS"}},
+        },
+    }
+    assert srv.client().post("/function_calls", json=body).status_code == 200
+    message = slack_double.wait_for(
+        "chat.postMessage", where=lambda c: f"`{call_id}`" in c.blocks_json()
+    )[0]
+
+    def updates() -> int:
+        return len(
+            [
+                c
+                for c in slack_double.calls_to("chat.update")
+                if c.params.get("ts") == message.response["ts"]
+            ]
+        )
+
+    human = srv.approver_client()
+    with pytest.raises(httpx.TransportError):  # the server dies before it answers
+        human.post(f"/agent/function_calls/{call_id}/respond", json={"approved": True})
+    assert srv.proc is not None
+    assert srv.proc.wait(10) == -9, "the crash point was not reached"
+    srv.proc = None
+    assert updates() == 0  # it died before telling Slack
+
+    srv.env.pop(CRASH_DECIDE_ENV)
+    srv.start()
+    status = srv.client().get(f"/function_calls/{call_id}").json()["status"]
+    assert status["approved"] is True, "the decision committed before the crash was lost"
+    assert wait_until(lambda: updates() >= 1, 20), (
+        "Slack was never told the decision committed just before a crash"
+    )
+    time.sleep(1.0)  # several scheduler rounds
+    assert updates() == 1
