@@ -251,7 +251,8 @@ class ApprovalService:
 
     def add_listener(self, listener: Listener) -> None:
         """``listener(event)`` (sync or async) runs after each change, off the request path;
-        its exceptions are logged and never reach the caller."""
+        its exceptions are logged and never reach the caller. It runs after the commit, so a
+        crash may skip it: work a change must not lose is planned (``add_job_planner``)."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
