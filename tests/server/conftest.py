@@ -53,6 +53,8 @@ class ServerProcess:
         self.api_base = f"{self.base_url}/functionlayer/v1"
         self.log_path = log_path
         self.env = dict(env or {})
+        self.command: list[str] = [sys.executable, "-m", "functionlayer_server._cli", "serve"]
+        """What ``start`` runs (a test may run the CLI through a wrapper of its own)."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.settings = Settings(database_url=database_url)
         self.token = token or self.create_token("test-agent")
@@ -150,7 +152,7 @@ class ServerProcess:
         env.setdefault(ENV_PREFIX + "LOG_LEVEL", "warning")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "functionlayer_server._cli", "serve"],
+            self.command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

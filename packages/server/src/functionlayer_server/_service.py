@@ -47,7 +47,7 @@ from functionlayer_server._outbox import outbox_rows, webhook_event
 from functionlayer_server._policy import Decision, Directory, Identity, Person
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
 from functionlayer_server._settings import Settings
-from functionlayer_server._store import AuditRow, OutboxRow, RequestRecord, Store
+from functionlayer_server._store import AuditRow, NewJob, OutboxRow, RequestRecord, Store
 
 __all__ = [
     "FUNCTION_CALL",
@@ -55,6 +55,7 @@ __all__ = [
     "ApprovalService",
     "AuditEntry",
     "EventType",
+    "JobPlanner",
     "Listener",
     "ServiceEvent",
 ]
@@ -162,6 +163,11 @@ class ServiceEvent:
 
 Listener = Callable[[ServiceEvent], Awaitable[None] | None]
 
+JobPlanner = Callable[[EventType, str, Request, float], Sequence[NewJob]]
+"""``planner(event_type, kind, request, now)``: the scheduler jobs a change needs (``request``
+as it is after the change, ``now`` its time). Pure: it runs before the change is written, and
+its jobs are written with it (see ``ApprovalService.add_job_planner``)."""
+
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
@@ -198,6 +204,7 @@ class ApprovalService:
             store, self.clock, self._expire_due, max_sleep=settings.scheduler_interval_seconds
         )
         self._listeners: list[Listener] = []
+        self._planners: list[JobPlanner] = []
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
         self._seen: dict[tuple[str, str], float] = {}
@@ -244,7 +251,8 @@ class ApprovalService:
 
     def add_listener(self, listener: Listener) -> None:
         """``listener(event)`` (sync or async) runs after each change, off the request path;
-        its exceptions are logged and never reach the caller."""
+        its exceptions are logged and never reach the caller. It runs after the commit, so a
+        crash may skip it: work a change must not lose is planned (``add_job_planner``)."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
@@ -292,6 +300,25 @@ class ApprovalService:
         task.add_done_callback(self._tasks.discard)
 
     # -- scheduling -------------------------------------------------------------------------
+
+    def add_job_planner(self, planner: JobPlanner) -> None:
+        """Have ``planner`` say which jobs each change needs (the channels' deliveries and
+        updates). They are written in the change's own transaction: a change committed is a
+        change whose jobs are stored, whatever happens to this process right after."""
+        self._planners.append(planner)
+
+    def _jobs(
+        self, event_type: EventType, record: RequestRecord, now: float
+    ) -> tuple[list[NewJob], Request | None]:
+        """The jobs the planners want for ``record`` as it is after a change, and its model
+        (built only when someone plans: reused for the listeners)."""
+        if not self._planners:
+            return [], None
+        request = self._model(record)
+        jobs: list[NewJob] = []
+        for planner in self._planners:
+            jobs.extend(planner(event_type, record.kind, request, now))
+        return jobs, request
 
     def register_job_handler(self, topic: str, handler: JobHandler) -> None:
         self.scheduler.register(topic, handler)
@@ -576,8 +603,9 @@ class ApprovalService:
             details={"project": project, "run_id": request.run_id},
         )
         outbox, event_id = self._outbox("created", record, audit)
+        jobs, model = self._jobs("created", record, now)
         stored, created = await self.store.insert_request(
-            record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox
+            record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox, jobs=jobs
         )
         if not created:
             if stored.project != project:
@@ -606,9 +634,9 @@ class ApprovalService:
             stored = await self._expire_if_due(stored)
             return stored, False
         self._bump()
-        if expires_at is not None:
+        if expires_at is not None or jobs:
             self.scheduler.wake()
-        self._emit("created", stored, audit, event_id)
+        self._emit("created", stored, audit, event_id, model)
         return stored, True
 
     # -- reading ----------------------------------------------------------------------------
@@ -1101,10 +1129,12 @@ class ApprovalService:
     async def _commit(
         self, record: RequestRecord, status: str, completed: bool, audit: AuditRow
     ) -> RequestRecord | None:
-        """Compare-and-set; on success wake waiters, tell listeners and return the new record."""
+        """Compare-and-set (with the change's webhook rows and jobs); on success wake waiters,
+        tell listeners and return the new record."""
         event_type: EventType = "decided" if completed else "updated"
         new = record.changed(status, completed=completed)
         outbox, event_id = self._outbox(event_type, new, audit)
+        jobs, model = self._jobs(event_type, new, audit.at)
         ok = await self.store.update_request(
             record.kind,
             record.call_id,
@@ -1114,13 +1144,16 @@ class ApprovalService:
             audit=audit,
             notify=f"{event_type}|{record.kind}|{record.call_id}",
             outbox=outbox,
+            jobs=jobs,
         )
         if not ok:
             return None
         if completed:
             self._wake(record.kind, record.call_id, new)
         self._bump()
-        self._emit(event_type, new, audit, event_id)
+        if jobs:
+            self.scheduler.wake()
+        self._emit(event_type, new, audit, event_id, model)
         return new
 
     def _outbox(

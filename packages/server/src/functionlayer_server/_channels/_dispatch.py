@@ -9,12 +9,16 @@ Targets come from ``spec.channel`` and ``spec.policy.channels``:
   nobody has answered by then (audit ``escalated``). Without ``escalate_after_seconds`` only
   tier 0 is used.
 
-Every delivery runs as a persisted scheduler job (topic ``channels.deliver``), so a request
-created just before a crash is still delivered after the restart, escalations fire on time
-across restarts, and failed deliveries are retried with backoff. Deliveries are idempotent per
-(tier, target): a job that runs twice does not post twice. Delivery records live in the audit
-trail (action ``delivered``, details ``{"channel", "tier", "target", "data"}``), which is durable
-and shared by every server process on the database.
+Every delivery runs as a persisted scheduler job (topic ``channels.deliver``), and so does
+telling the channels how a request was decided (topic ``channels.update``). ``delivery_jobs``
+says which jobs a change needs, and the service writes them in the transaction that stores the
+change (one job per tier on creation, tier *n* due ``n * escalate_after_seconds`` after it; one
+update job on a decision or expiry). So a request committed just before a crash is still
+delivered after the restart, escalations fire on time across restarts, and failed deliveries
+are retried with backoff. Deliveries are idempotent per (tier, target): a job that runs twice
+does not post twice. Delivery records live in the audit trail (action ``delivered``, details
+``{"channel", "tier", "target", "data"}``), which is durable and shared by every server process
+on the database.
 """
 
 from __future__ import annotations
@@ -31,14 +35,22 @@ from functionlayer_server._service import (
     FUNCTION_CALL,
     HUMAN_CONTACT,
     ApprovalService,
-    ServiceEvent,
 )
+from functionlayer_server._store import NewJob
 
-__all__ = ["DELIVER_TOPIC", "SERVER_ACTOR", "Dispatcher", "delivery_tiers"]
+__all__ = [
+    "DELIVER_TOPIC",
+    "SERVER_ACTOR",
+    "UPDATE_TOPIC",
+    "Dispatcher",
+    "delivery_jobs",
+    "delivery_tiers",
+]
 
 log = logging.getLogger("functionlayer_server.channels")
 
 DELIVER_TOPIC = "channels.deliver"
+UPDATE_TOPIC = "channels.update"
 SERVER_ACTOR = "functionlayer-server"
 MAX_ATTEMPTS = 6
 RETRY_BASE_SECONDS = 5.0
@@ -69,9 +81,34 @@ def delivery_tiers(request: ChannelRequest) -> list[list[ContactChannel]]:
     return [every] if every else []
 
 
+def delivery_jobs(event_type: str, kind: str, request: ChannelRequest, now: float) -> list[NewJob]:
+    """The jobs a change of ``request`` needs (the service's job planner; pure). ``created``:
+    a delivery job per tier, tier *n* due ``n * escalate_after_seconds`` after ``now``;
+    ``decided`` (answered or expired): one job telling the channels. Nothing for a request
+    without targets, or for other changes."""
+    tiers = delivery_tiers(request)
+    if not tiers:
+        return []
+    call_id = request.call_id
+    if event_type == "created":
+        policy = request.spec.policy
+        step = policy.escalate_after_seconds if policy is not None else None
+        return [
+            NewJob(
+                DELIVER_TOPIC,
+                {"kind": kind, "call_id": call_id, "tier": tier},
+                now + tier * (step or 0.0),
+            )
+            for tier in range(len(tiers))
+        ]
+    if event_type == "decided":
+        return [NewJob(UPDATE_TOPIC, {"kind": kind, "call_id": call_id}, now)]
+    return []
+
+
 class Dispatcher:
-    """Listens to the service, delivers requests to channels and updates them after decisions.
-    Also the channels' :class:`~functionlayer_server._channels._base.DeliveryStore`."""
+    """Runs the delivery and update jobs the service stores with each change (see
+    ``delivery_jobs``). Also the channels' :class:`~functionlayer_server._channels._base.DeliveryStore`."""
 
     def __init__(self, service: ApprovalService) -> None:
         self.service = service
@@ -81,8 +118,9 @@ class Dispatcher:
         self.channels.append(channel)
 
     def install(self) -> None:
-        self.service.add_listener(self.on_event)
+        self.service.add_job_planner(delivery_jobs)
         self.service.register_job_handler(DELIVER_TOPIC, self.run_job)
+        self.service.register_job_handler(UPDATE_TOPIC, self.run_update)
 
     def channel_for(self, target: ContactChannel) -> Channel | None:
         for channel in self.channels:
@@ -90,17 +128,12 @@ class Dispatcher:
                 return channel
         return None
 
-    # -- events -----------------------------------------------------------------------------
+    # -- after the decision -----------------------------------------------------------------
 
-    async def on_event(self, event: ServiceEvent) -> None:
-        if event.type == "created":
-            if delivery_tiers(event.request):
-                await self.service.schedule(
-                    DELIVER_TOPIC,
-                    {"kind": event.kind, "call_id": event.request.call_id, "tier": 0},
-                )
-        elif event.type == "decided":
-            await self.update(event.request)
+    async def run_update(self, payload: dict[str, Any]) -> None:
+        request = await self._load(str(payload["kind"]), str(payload["call_id"]))
+        if request is not None and request.completed:
+            await self.update(request)
 
     async def update(self, request: ChannelRequest) -> None:
         """Tell every channel that delivered the request how it was decided."""
@@ -154,8 +187,6 @@ class Dispatcher:
                 action="escalated",
                 details={"tier": tier, "to": [t.describe() for t in tiers[tier]]},
             )
-        if attempt == 0 and tier + 1 < len(tiers):
-            await self._schedule_next_tier(request, kind, tier + 1)
         done = {
             (d["tier"], d["target"])
             for d in await self._records(call_id, kind=kind)
@@ -208,21 +239,6 @@ class Dispatcher:
                 {"kind": kind, "call_id": call_id, "tier": tier, "attempt": attempt + 1},
                 delay=RETRY_BASE_SECONDS * 2**attempt,
             )
-
-    async def _schedule_next_tier(self, request: ChannelRequest, kind: str, tier: int) -> None:
-        policy = request.spec.policy
-        assert policy is not None and policy.escalate_after_seconds is not None
-        status = request.status
-        base = (
-            status.requested_at.timestamp()
-            if status is not None and status.requested_at is not None
-            else self.service.clock.now()
-        )
-        await self.service.schedule(
-            DELIVER_TOPIC,
-            {"kind": kind, "call_id": request.call_id, "tier": tier},
-            at=base + tier * policy.escalate_after_seconds,
-        )
 
     # -- delivery records (DeliveryStore) ----------------------------------------------------
 

@@ -9,6 +9,7 @@ from functionlayer_server._extras import require_extra
 from functionlayer_server._store._base import (
     AuditRow,
     JobRow,
+    NewJob,
     OutboxRow,
     RequestRecord,
     Store,
@@ -19,6 +20,7 @@ from functionlayer_server._store._base import (
 __all__ = [
     "AuditRow",
     "JobRow",
+    "NewJob",
     "OutboxRow",
     "RequestRecord",
     "Store",

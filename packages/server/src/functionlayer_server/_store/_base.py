@@ -18,6 +18,7 @@ __all__ = [
     "AuditRow",
     "IdentityTakenError",
     "JobRow",
+    "NewJob",
     "OutboxRow",
     "PersonRow",
     "RequestRecord",
@@ -148,6 +149,28 @@ class JobRow:
     topic: str
     payload: dict[str, Any]
     due_at: float
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A scheduler job to store. The service writes the jobs a change needs (a channel
+    delivery, a channel update) in the transaction that makes the change, like outbox rows:
+    the change is stored with its jobs or not at all."""
+
+    topic: str
+    payload: dict[str, Any]
+    due_at: float
+
+
+def _job_statements(jobs: Sequence[NewJob]) -> list[Statement]:
+    """One INSERT for all of ``jobs`` (none without jobs)."""
+    if not jobs:
+        return []
+    params: list[Any] = []
+    for job in jobs:
+        params.extend((job.topic, json.dumps(job.payload, sort_keys=True), job.due_at))
+    values = ", ".join(["(?, ?, ?)"] * len(jobs))
+    return [(f"INSERT INTO fl_jobs (topic, payload, due_at) VALUES {values}", params)]
 
 
 @dataclass(frozen=True)
@@ -284,10 +307,12 @@ class Store(ABC):
         audit: AuditRow,
         notify: str | None = None,
         outbox: Sequence[OutboxRow] = (),
+        jobs: Sequence[NewJob] = (),
     ) -> tuple[RequestRecord, bool]:
         """Insert unless ``(kind, call_id)`` exists; returns the stored record and whether it
-        was inserted now. The ``outbox`` rows (webhooks announcing it) are written in the same
-        transaction, so they exist exactly when the request does."""
+        was inserted now. The ``outbox`` rows (webhooks announcing it) and the ``jobs``
+        (channel deliveries) are written in the same transaction, so they exist exactly when
+        the request does."""
         statements: list[Statement] = [
             (
                 f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -308,6 +333,7 @@ class Store(ABC):
             ),
             *self._audit_statements(audit, notify),
             *_outbox_statements(outbox),
+            *_job_statements(jobs),
         ]
         inserted = await self._transaction(statements, guard_first=True)
         if inserted:
@@ -362,9 +388,10 @@ class Store(ABC):
         audit: AuditRow,
         notify: str | None = None,
         outbox: Sequence[OutboxRow] = (),
+        jobs: Sequence[NewJob] = (),
     ) -> bool:
         """Compare-and-set the status; False when someone else changed it first. The
-        ``outbox`` rows are written only if the change is (same transaction)."""
+        ``outbox`` rows and ``jobs`` are written only if the change is (same transaction)."""
         statements: list[Statement] = [
             (
                 "UPDATE fl_requests SET status = ?, completed = ?, version = version + 1 "
@@ -373,6 +400,7 @@ class Store(ABC):
             ),
             *self._audit_statements(audit, notify),
             *_outbox_statements(outbox),
+            *_job_statements(jobs),
         ]
         return await self._transaction(statements, guard_first=True)
 
@@ -468,14 +496,10 @@ class Store(ABC):
     # -- scheduled jobs (escalation and other timed work; they survive restarts) -------------
 
     async def add_job(self, topic: str, payload: dict[str, Any], due_at: float) -> None:
+        """A job on its own (a retry, a follow-up); a change's own jobs go with the change
+        (``insert_request`` / ``update_request``)."""
         await self._transaction(
-            [
-                (
-                    "INSERT INTO fl_jobs (topic, payload, due_at) VALUES (?, ?, ?)",
-                    (topic, json.dumps(payload, sort_keys=True), due_at),
-                )
-            ],
-            guard_first=False,
+            _job_statements([NewJob(topic, payload, due_at)]), guard_first=False
         )
 
     async def due_jobs(self, now: float, *, stale_before: float, limit: int = 100) -> list[JobRow]:
