@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from functionlayer import ToolSpec, tool_spec
 from haystack.dataclasses import ChatMessage
-from haystack.tools import Tool
+from haystack.tools.tool import Tool
 
 __all__ = ["MESSAGES_PARAMETER", "model_call_id", "tool", "tools"]
 

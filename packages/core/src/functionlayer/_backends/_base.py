@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TypeVar, TypeVarTuple
 
 from functionlayer._models import (
     ExecutionClaim,
@@ -129,7 +131,11 @@ class Backend(ABC):
         self.close()
 
 
-async def _to_thread(fn, *args):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+async def _to_thread(fn: Callable[[*Ts], T], *args: *Ts) -> T:
     import asyncio  # not at import time: asyncio costs ~100 modules
 
     return await asyncio.to_thread(fn, *args)

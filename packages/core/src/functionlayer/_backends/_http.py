@@ -91,7 +91,7 @@ class _Backoff:
 
     def next_delay(self, retry_after: float | None = None) -> float | None:
         """Seconds to sleep before the next try, or ``None`` when it is time to give up."""
-        delay = min(self.cap, self.initial * (2**self.attempt)) * random.uniform(0.5, 1.0)
+        delay = min(self.cap, self.initial * (2.0**self.attempt)) * random.uniform(0.5, 1.0)
         self.attempt += 1
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.cap * 4))
