@@ -5,8 +5,8 @@ For behaviour tests that need to reach inside (a pause or a crash point in the s
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,19 @@ import pytest
 from functionlayer_server import create_app
 from functionlayer_server._settings import Settings
 
+from tests.server.conftest import fresh_postgres_database
+
 API = "/functionlayer/v1"
 
 
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+@contextmanager
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """SQLite in ``tmp_path``, or a fresh PostgreSQL database (``request.param``)."""
     if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_url"))
-    return f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        with fresh_postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
 
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -51,13 +56,15 @@ class InProcess:
     ) -> httpx.Response:
         return await self.client.post(
             f"{API}/function_calls",
-            json={"run_id": "run", "call_id": call_id, "spec": {"fn": fn, "kwargs": kwargs, **spec}},
+            json={
+                "run_id": "run",
+                "call_id": call_id,
+                "spec": {"fn": fn, "kwargs": kwargs, **spec},
+            },
             headers=headers,
         )
 
-    async def decide(
-        self, headers: dict[str, str], call_id: str, **body: Any
-    ) -> httpx.Response:
+    async def decide(self, headers: dict[str, str], call_id: str, **body: Any) -> httpx.Response:
         return await self.client.post(
             f"{API}/agent/function_calls/{call_id}/respond", json=body, headers=headers
         )
@@ -70,9 +77,7 @@ class InProcess:
 
 @asynccontextmanager
 async def running_app(url: str, **settings: Any) -> AsyncIterator[InProcess]:
-    app = create_app(
-        Settings(database_url=url, scheduler_interval_seconds=0.05, **settings)
-    )
+    app = create_app(Settings(database_url=url, scheduler_interval_seconds=0.05, **settings))
     async with app.router.lifespan_context(app):
         # A server error is a 500 answer, as a real server gives it.
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

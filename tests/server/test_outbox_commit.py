@@ -23,10 +23,9 @@ class Crashed(Exception):
 
 @pytest.fixture(params=STORES)
 async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InProcess]:
-    async with running_app(
-        database_url(request, tmp_path), webhook_urls=[WEBHOOK], webhook_retry_base_seconds=60
-    ) as app:
-        yield app
+    with database_url(request, tmp_path) as url:
+        async with running_app(url, webhook_urls=[WEBHOOK], webhook_retry_base_seconds=60) as app:
+            yield app
 
 
 async def test_a_committed_decision_is_announced_even_if_the_process_dies_right_after(

@@ -25,8 +25,9 @@ responders = ["alice", "bob"]
 async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InProcess]:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
-    async with running_app(database_url(request, tmp_path), policy_file=str(policy)) as app:
-        yield app
+    with database_url(request, tmp_path) as url:
+        async with running_app(url, policy_file=str(policy)) as app:
+            yield app
 
 
 async def test_the_operators_function_rules_govern_the_decision(app: InProcess) -> None:

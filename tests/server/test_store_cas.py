@@ -20,8 +20,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 @pytest.fixture(params=STORES)
 async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InProcess]:
-    async with running_app(database_url(request, tmp_path)) as app:
-        yield app
+    with database_url(request, tmp_path) as url:
+        async with running_app(url) as app:
+            yield app
 
 
 def _audit(call_id: str, action: str) -> AuditRow:
