@@ -54,12 +54,12 @@ class App:
     def call_status(self, call_id: str) -> FunctionCallStatus:
         status = self.run(self.service.get_function_call, call_id).status
         assert status is not None
-        return status  # type: ignore[no-any-return]
+        return status
 
     def contact_status(self, call_id: str) -> HumanContactStatus:
         status = self.run(self.service.get_human_contact, call_id).status
         assert status is not None
-        return status  # type: ignore[no-any-return]
+        return status
 
     def posted(self, call_id: str) -> SlackCall:
         return self.slack.wait_for(
