@@ -295,3 +295,46 @@ def test_policy_file_is_validated() -> None:
     ):
         with pytest.raises(ValueError):
             OperatorPolicy.from_mapping(bad)
+
+
+def test_operator_email_domains_match_whole_domains_only() -> None:
+    rules = ProjectRules(email_domains=frozenset({"corp.example"}))
+    check_routing(call(channel=email("new@corp.example")).spec, "default", rules, DIRECTORY)
+    for address in ("x@evilcorp.example", "x@corp.example.evil", "x@sub.evilcorp.example"):
+        with pytest.raises(PolicyError) as info:
+            check_routing(call(channel=email(address)).spec, "default", rules, DIRECTORY)
+        assert info.value.code == "routing_refused", address
+
+
+def test_an_empty_allow_list_on_a_target_lets_nobody_answer_through_it() -> None:
+    request = call(fn="other")
+    effective = effective_policy(request.spec, ProjectRules(), DIRECTORY, fn="other")
+    for person in (ALICE, BOB):  # both may decide this request elsewhere
+        assert may_decide(request, "default", person, effective, DIRECTORY) is person
+        with pytest.raises(PolicyError) as info:
+            may_decide(request, "default", person, effective, DIRECTORY, via_identities=[])
+        assert info.value.code == "forbidden"
+
+
+def test_an_approval_with_edits_never_counts_for_the_original_arguments() -> None:
+    request = FunctionCall(
+        run_id="r",
+        call_id="c",
+        spec=FunctionCallSpec(
+            fn="wire_money",
+            kwargs={"amount": 10, "to": "acme"},
+            policy=ApprovalPolicy(approvals_required=2),
+        ),
+    )
+    effective = effective_policy(request.spec, ProjectRules(), DIRECTORY, fn="wire_money")
+    edits = {"amount": 10_000, "to": "acme"}
+    try:
+        change = apply_decision(
+            request, effective, ALICE, Decision(approved=True, edited_kwargs=edits)
+        )
+    except PolicyError as exc:  # refused outright: fine, nothing was counted
+        assert exc.code == "invalid_decision"
+        return
+    # Recorded: then it is an approval of the edited arguments, never of the original ones.
+    assert isinstance(change.status, FunctionCallStatus)
+    assert change.status.edited_kwargs == edits

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from functionlayer import FunctionLayer, InMemoryBackend
+from functionlayer import FunctionLayer, FunctionLayerError, InMemoryBackend
 from functionlayer._models import (
     FunctionCall,
     FunctionCallSpec,
@@ -79,3 +79,27 @@ def test_contact_expiry_answer_about_another_question_is_not_used() -> None:
     aask = fl.ahuman_as_tool()
     answer = asyncio.run(aask("Which account should I wire to?"))
     assert "yes, go ahead" not in answer
+
+
+def test_sync_fetch_approval_refuses_an_expiry_answer_about_another_call() -> None:
+    # The decision itself, not only the guarded call built on it: an answer to the expiry
+    # that is about a different request is never returned as this call's decision.
+    fl = FunctionLayer(backend=LyingExpiry(), timeout=0.05)
+    spec = FunctionCallSpec(fn="wire_money", kwargs={"amount": 1_000_000, "to": "agent"})
+    try:
+        decided = fl.fetch_approval(spec, "expiring-1")
+    except FunctionLayerError:
+        return  # refused: fail closed
+    assert decided.spec.kwargs == spec.kwargs
+    assert decided.status is None or decided.status.approved is not True
+
+
+def test_async_fetch_approval_refuses_an_expiry_answer_about_another_call() -> None:
+    fl = FunctionLayer(backend=LyingExpiry(), timeout=0.05)
+    spec = FunctionCallSpec(fn="wire_money", kwargs={"amount": 1_000_000, "to": "agent"})
+    try:
+        decided = asyncio.run(fl.afetch_approval(spec, "expiring-2"))
+    except FunctionLayerError:
+        return
+    assert decided.spec.kwargs == spec.kwargs
+    assert decided.status is None or decided.status.approved is not True
