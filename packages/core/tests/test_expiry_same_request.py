@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from functionlayer import FunctionLayer, FunctionLayerError, InMemoryBackend
+import pytest
+from functionlayer import ConflictError, FunctionLayer, FunctionLayerError, InMemoryBackend
 from functionlayer._models import (
     FunctionCall,
     FunctionCallSpec,
@@ -103,3 +104,20 @@ def test_async_fetch_approval_refuses_an_expiry_answer_about_another_call() -> N
         return
     assert decided.spec.kwargs == spec.kwargs
     assert decided.status is None or decided.status.approved is not True
+
+
+@pytest.mark.parametrize(
+    ("stored", "sent"),
+    [({"flag": 1}, {"flag": True}), ({"n": 1.0}, {"n": 1}), ({"n": 0}, {"n": False})],
+)
+def test_arguments_equal_only_to_python_are_a_different_request(
+    stored: dict[str, object], sent: dict[str, object]
+) -> None:
+    """The client never takes a decision about arguments that differ as JSON, although
+    Python's == calls them equal (True == 1 == 1.0)."""
+    backend = InMemoryBackend()
+    fl = FunctionLayer(backend=backend, run_id="json-args")
+    fl.create_function_call(FunctionCallSpec(fn="act", kwargs=stored), call_id="same-id")
+    backend.respond("same-id", approved=True)
+    with pytest.raises(ConflictError, match="different request"):
+        fl.fetch_approval(FunctionCallSpec(fn="act", kwargs=sent), call_id="same-id")

@@ -748,13 +748,25 @@ def _check_same_request(sent: FunctionCall, got: FunctionCall) -> FunctionCall:
     if (
         got.call_id != sent.call_id
         or got.spec.fn != sent.spec.fn
-        or got.spec.kwargs != sent.spec.kwargs
+        or _json_of(got.spec.kwargs) != _json_of(sent.spec.kwargs)
     ):
         raise ConflictError(
             f"the backend holds a different request under call id {sent.call_id!r} "
             f"({got.spec.fn} {got.spec.kwargs!r}); refusing to use its decision"
         )
     return got
+
+
+def _json_of(kwargs: dict[str, Any]) -> str:
+    """Arguments as the wire carries them: ``true``, ``1`` and ``1.0`` are different arguments
+    (Python's ``==`` would call them equal and reuse another call's decision)."""
+    import json
+
+    from pydantic_core import to_jsonable_python
+
+    return json.dumps(
+        to_jsonable_python(kwargs, fallback=repr), sort_keys=True, separators=(",", ":")
+    )
 
 
 def _check_same_contact(sent: HumanContact, got: HumanContact) -> HumanContact:
