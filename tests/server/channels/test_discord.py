@@ -216,7 +216,7 @@ async def test_delivery_escapes_arguments_and_pings_nobody(
     assert "Deploy \\*now\\* @\u200beveryone" in content  # markdown escaped in prose
     assert content.count("```") == 2  # the arguments' code block cannot be closed early
     assert "@everyone" not in content and "@here" not in content and "<@456>" not in content
-    assert '"note":' in content and "run discord\\-agent" in content
+    assert "\nnote:\n    @\u200beveryone" in content and "run discord\\-agent" in content
     rows = message.body["components"]
     assert all(row["type"] == 1 for row in rows)
     labels = {b["label"]: b for b in buttons(message)}
