@@ -342,6 +342,11 @@ class EditField:
     error: str = ""
 
     @property
+    def has_choice(self) -> bool:
+        """For an enum: whether one of its values is selected (else "(none)" is)."""
+        return any(selected for _, _, selected in self.options)
+
+    @property
     def form_name(self) -> str:
         return FIELD_PREFIX + self.name
 
@@ -457,22 +462,39 @@ def edit_fields(
     return fields
 
 
+def _initial_choice(item: EditField) -> str:
+    """The value an untouched ``<select>`` submits for an enum field."""
+    return next((value for value, _, selected in item.options if selected), "")
+
+
 def edits_from_form(
     kwargs: dict[str, Any], schema: dict[str, Any] | None, form: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The edited arguments the typed form asks for, and problems by argument name."""
+    """The edited arguments the typed form asks for, and problems by argument name.
+
+    Only the fields the person changed count as edits: each submitted field is compared with
+    what the form showed before any change (rebuilt here from the proposal, not taken from
+    the form), so an argument proposed as ``null`` stays ``null`` and a schema property the
+    agent never proposed is not added from its ``default``. A field missing from the form is
+    unchanged (except a checkbox, which browsers omit when it is unticked)."""
     edits: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for item in edit_fields(kwargs, schema):
         raw = form.get(item.form_name)
-        text = raw if isinstance(raw, str) else ""
         if item.input == "boolean":
-            edits[item.name] = raw is not None
+            if (raw is not None) != item.checked:
+                edits[item.name] = raw is not None
+            continue
+        if not isinstance(raw, str):
+            continue
+        text = raw.replace("\r\n", "\n")
+        if item.input == "enum":
+            if text == _initial_choice(item):
+                continue
+        elif text == item.value or (item.input != "textarea" and text.strip() == item.value):
             continue
         if item.input in ("text", "textarea"):
-            if raw is None and item.name not in kwargs:
-                continue
-            edits[item.name] = text.replace("\r\n", "\n")
+            edits[item.name] = text
             continue
         if not text.strip():
             if item.nullable:
