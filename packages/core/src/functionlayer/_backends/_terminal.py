@@ -25,7 +25,7 @@ from types import FrameType
 from typing import IO, Any
 
 from functionlayer._backends._memory import InMemoryBackend
-from functionlayer._display import format_arguments
+from functionlayer._display import show_arguments
 from functionlayer._errors import NoHumanAvailableError
 from functionlayer._models import FunctionCall, HumanContact
 
@@ -236,7 +236,8 @@ class TerminalBackend(InMemoryBackend):
         ]
         if spec.description:
             lines.extend("  | " + line for line in spec.description.splitlines())
-        lines.append(format_arguments(spec.kwargs, spec.parameters, indent="    "))
+        # The terminal has no size limit: every argument in full (hidden characters marked).
+        lines.append(show_arguments(spec.kwargs, spec.parameters, room=None, indent="    ").text)
         if spec.reject_options:
             lines.append(
                 "Reject options: " + ", ".join(o.title or o.name for o in spec.reject_options)
