@@ -13,9 +13,11 @@ real rendering code (their delivery and clicks are tested end to end beside each
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import re
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -413,3 +415,63 @@ def test_fields_missing_from_the_form_are_not_edits(inbox: Inbox) -> None:
     # express is a checkbox: ticked here, so it is an edit (true, the default shown ticked, is
     # no change); seats changed from the default shown (2).
     assert status.edited_kwargs == {**EDIT_PROPOSED, "seats": 4}
+
+
+# -- email links (SQLite and PostgreSQL) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_an_email_approve_link_cannot_approve_arguments_the_email_could_not_show(
+    database: str, tmp_path: Path
+) -> None:
+    """The server never issues an Approve link for such a call; one signed with its key anyway
+    (a link from before, a bug elsewhere) shows a page that cannot approve and decides nothing."""
+    from aiosmtpd.controller import Controller
+    from functionlayer_server._channels._email_links import LinkSigner
+
+    from tests.server.channels.test_email import Mailbox
+    from tests.server.conftest import free_port
+
+    controller = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        with contextlib.ExitStack() as stack:
+            url = (
+                stack.enter_context(fresh_postgres_database())
+                if database == "postgres"
+                else f"sqlite:///{tmp_path / 'email.sqlite3'}"
+            )
+            settings = Settings(
+                database_url=url,
+                public_url="http://testserver",
+                secret_key="a-secret-key-for-the-email-link-test",
+                smtp_host="127.0.0.1",
+                smtp_port=controller.port,
+                smtp_starttls=False,
+                email_from="approvals@fl.example",
+            )
+            client = stack.enter_context(TestClient(create_app(settings)))
+            box = Inbox(client, client.app.state.service)  # type: ignore[attr-defined]
+            box.run(box.service.accounts.create_person, "alice", emails=["alice@example.com"])
+            box.add_call(
+                "huge",
+                kwargs=HUGE,
+                channel={"email": {"address": "alice@example.com"}},
+            )
+            token = LinkSigner(settings.secret_key or "").sign(
+                kind="function_call",
+                call_id="huge",
+                action="approve",
+                recipient="alice@example.com",
+                expires_at=time.time() + 3600,
+            )
+            for method in ("GET", "POST"):
+                page = client.request(method, f"/email/links/{token}")
+                assert page.status_code == 422, page.text[:300]
+                assert "cannot approve" in page.text and 'method="post"' not in page.text
+            status = box.call("huge").status
+            assert status is not None and status.approved is None
+            refused = box.run(box.service.audit_trail, "huge")
+            assert any(e.action == "answer_refused" for e in refused)
+    finally:
+        controller.stop()
