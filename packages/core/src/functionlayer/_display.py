@@ -21,10 +21,12 @@ Discord, email) call them, so a fix here fixes every channel.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -88,6 +90,7 @@ def _default_ignorable(code: int) -> bool:
     return index >= 0 and code <= _DEFAULT_IGNORABLE[index][1]
 
 
+@lru_cache(maxsize=4096)
 def _hidden(char: str) -> bool:
     """Characters that render as nothing, change the reading direction or look like a space
     (other than newline, tab and the plain space)."""
@@ -103,6 +106,7 @@ def _hidden(char: str) -> bool:
     return category in ("Cc", "Cf", "Zl", "Zp", "Zs", "Co", "Cn", "Cs")
 
 
+@lru_cache(maxsize=4096)
 def _script(char: str) -> str | None:
     """``latin``, ``cyrillic``, ``greek`` or ``None`` for other characters."""
     if not char.isalpha():
@@ -141,9 +145,16 @@ def _split_words(text: str) -> list[str]:
     return words
 
 
+# In ASCII text the only characters to mark are the controls other than tab and newline.
+_ASCII_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def make_visible(text: str) -> tuple[str, bool]:
     """``text`` with every hidden or look-alike character replaced by a ``⟨U+XXXX⟩`` marker,
     and whether anything was marked."""
+    if text.isascii():
+        shown = _ASCII_HIDDEN.sub(lambda found: _marker(found.group()), text)
+        return shown, shown != text
     out: list[str] = []
     for piece in _split_words(text):
         if piece[:1].isalnum():
