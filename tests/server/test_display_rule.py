@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from functionlayer import FunctionCall, FunctionCallSpec, FunctionLayer, TerminalBackend
-from functionlayer._display import TRUNCATED, WARNING
+from functionlayer._display import TRUNCATED, WARNING, make_visible
 from functionlayer_server._app import create_app
 from functionlayer_server._channels import _discord_messages as discord
 from functionlayer_server._channels._email_render import render_request
@@ -475,3 +476,73 @@ def test_an_email_approve_link_cannot_approve_arguments_the_email_could_not_show
             assert any(e.action == "answer_refused" for e in refused)
     finally:
         controller.stop()
+
+
+# -- the docstring, and the inbox's edit form --------------------------------------------------
+
+DOC = "Pay the invoice.\u202e\u3164\ufe0f"
+
+
+def test_the_docstring_is_marked_in_every_channel(tmp_path: Path) -> None:
+    call = call_with({"to": "bob"}, description=DOC)
+    slack = json.dumps(request_blocks(call, context=None, base_url="https://x"), ensure_ascii=False)
+    texts = {
+        "slack": slack,
+        "discord": discord_message(call)["content"],
+    }
+    shown = io.StringIO()
+    layer = FunctionLayer(backend=TerminalBackend(input=io.StringIO("n\n\n"), output=shown))
+
+    @layer.require_approval()
+    def pay(to: str) -> None:
+        """Pay the invoice.\u202e\u3164\ufe0f"""
+
+    pay(to="bob")
+    texts["terminal"] = shown.getvalue()
+    for name, text in texts.items():
+        assert "⟨U+202E⟩⟨U+3164⟩⟨U+FE0F⟩" in text, name
+        assert not {"\u202e", "\u3164", "\ufe0f"} & set(text), name
+
+
+def visible_text(page: str) -> str:
+    """What a person reads on the page: text between tags, and the fields' values."""
+    values = " ".join(re.findall(r'value="([^"]*)"', page))
+    return html.unescape(re.sub(r"<[^>]+>", " ", page) + " " + values)
+
+
+def test_the_inbox_page_has_no_hidden_character_anywhere(inbox: Inbox) -> None:
+    """Arguments, docstring, edit form (typed and raw JSON), field names and descriptions."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "to": {"type": "string", "description": "who\u2800"},
+            "note": {"type": "string"},
+            "mode": {"enum": ["fast\u180b", "slow"]},
+        },
+    }
+    kwargs = {"to": "pay\ufe0fpal", "note": "p\u0430ypal\n\u034f", "mode": "slow", "k\u200b": 1}
+    inbox.add_call("page-typed", kwargs=kwargs, parameters=schema, description=DOC)
+    inbox.add_call("page-raw", kwargs=kwargs, description=DOC)
+    inbox.login()
+    for call_id in ("page-typed", "page-raw"):
+        text = visible_text(inbox.client.get(f"/inbox/calls/{call_id}").text)
+        found = {f"U+{ord(c):04X}" for c in text if make_visible(c)[1] and not c.isascii()}
+        assert not found, (call_id, found)
+        assert "pay⟨U+FE0F⟩pal" in text and "pay\\ufe0fpal" in text  # shown, and in the form
+
+
+def test_an_untouched_edit_of_arguments_with_hidden_characters_is_a_plain_approval(
+    inbox: Inbox,
+) -> None:
+    schema = {"type": "object", "properties": {"to": {"type": "string"}, "n": {"type": "integer"}}}
+    kwargs = {"to": "pay\ufe0fpal", "n": 1}
+    inbox.add_call("hidden-edit", kwargs=kwargs, parameters=schema)
+    inbox.add_call("hidden-raw", kwargs=kwargs)
+    inbox.login()
+    for call_id in ("hidden-edit", "hidden-raw"):
+        form = untouched_form(inbox, call_id)
+        answer = inbox.client.post(f"/inbox/calls/{call_id}", data=form, follow_redirects=False)
+        assert answer.status_code == 303, answer.text[:500]
+        status = inbox.call(call_id).status
+        assert status is not None and status.approved is True
+        assert status.edited_kwargs is None, (call_id, status.edited_kwargs)

@@ -3,6 +3,7 @@ marked, which arguments are shown in which order, and when a channel may offer A
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from functionlayer._display import (
     make_visible,
     ordered_names,
     show_arguments,
+    visible_json,
 )
 
 # Characters that render as nothing (or as an empty cell) and so must be marked: the ones the
@@ -144,3 +146,12 @@ def test_show_arguments_measures_what_the_channel_sends() -> None:
     assert show_arguments(kwargs, room=100).complete
     shown = show_arguments(kwargs, room=100, size=escaped)
     assert not shown.complete and escaped(shown.text) <= 100
+
+
+@pytest.mark.parametrize("code", INVISIBLE, ids=[f"U+{c:04X}" for c in INVISIBLE])
+def test_visible_json_escapes_what_it_would_mark_and_parses_back(code: int) -> None:
+    value = {f"k{chr(code)}": [f"pay{chr(code)}pal", "p\u0430ypal", "é 中 😀", None, 1.5]}
+    text = visible_json(value)
+    assert chr(code) not in text and "\u0430" not in text
+    assert "é 中 😀" in text  # visible non-ASCII stays as it is
+    assert json.loads(text) == value

@@ -39,6 +39,7 @@ __all__ = [
     "make_visible",
     "ordered_names",
     "show_arguments",
+    "visible_json",
 ]
 
 WARNING = "⚠ This request contains invisible or direction-changing characters"
@@ -121,14 +122,6 @@ def _script(char: str) -> str | None:
     return None
 
 
-def _mark_lookalikes(word: str) -> str:
-    """In a word mixing Latin with Cyrillic or Greek letters, mark the non-Latin ones."""
-    scripts = {s for s in map(_script, word) if s is not None}
-    if "latin" not in scripts or len(scripts) < 2:
-        return word
-    return "".join(f"{_marker(c)}" if _script(c) in ("cyrillic", "greek") else c for c in word)
-
-
 def _split_words(text: str) -> list[str]:
     words: list[str] = []
     current = ""
@@ -149,21 +142,47 @@ def _split_words(text: str) -> list[str]:
 _ASCII_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def _replace_flagged(text: str, replace: Callable[[str], str]) -> str:
+    """``text`` with every hidden or look-alike character replaced by ``replace(char)``."""
+    if text.isascii():
+        return _ASCII_HIDDEN.sub(lambda found: replace(found.group()), text)
+    out: list[str] = []
+    for piece in _split_words(text):
+        scripts = {s for s in map(_script, piece) if s is not None}
+        mixed = "latin" in scripts and len(scripts) > 1
+        # Some invisible characters count as letters (the Hangul fillers), so every character
+        # of a word is checked too, not only the characters between words.
+        out.append(
+            "".join(
+                replace(c) if _hidden(c) or (mixed and _script(c) in ("cyrillic", "greek")) else c
+                for c in piece
+            )
+        )
+    return "".join(out)
+
+
 def make_visible(text: str) -> tuple[str, bool]:
     """``text`` with every hidden or look-alike character replaced by a ``⟨U+XXXX⟩`` marker,
     and whether anything was marked."""
-    if text.isascii():
-        shown = _ASCII_HIDDEN.sub(lambda found: _marker(found.group()), text)
-        return shown, shown != text
-    out: list[str] = []
-    for piece in _split_words(text):
-        if piece[:1].isalnum():
-            piece = _mark_lookalikes(piece)
-        # Some invisible characters count as letters (the Hangul fillers), so every character
-        # of a word is checked too, not only the characters between words.
-        out.append("".join(_marker(c) if _hidden(c) else c for c in piece))
-    shown = "".join(out)
+    shown = _replace_flagged(text, _marker)
     return shown, shown != text
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def visible_json(value: Any) -> str:
+    """JSON (indented, non-ASCII kept) for a person to read and edit: every character
+    :func:`make_visible` would mark is written as a ``\\uXXXX`` escape instead, so it is visible
+    and the text still parses to exactly ``value``."""
+    return _replace_flagged(
+        json.dumps(value, indent=2, ensure_ascii=False, default=str), _json_escape
+    )
 
 
 def _strings(value: Any) -> list[str]:

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import ShownArguments, format_arguments, show_arguments
+from functionlayer._display import (
+    ShownArguments,
+    format_arguments,
+    make_visible,
+    show_arguments,
+)
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._schema import allowed
@@ -220,7 +225,8 @@ def _describe(request: FunctionCall | HumanContact, context: str | None) -> list
         spec = request.spec
         lines.append(_clip(f"**Approve {escape(_clip(spec.fn, 60))}?**", _TITLE_ROOM))
         if spec.description:
-            lines.append(_clip(escape(spec.description), _DESCRIPTION_ROOM))
+            description = make_visible(spec.description)[0]
+            lines.append(_clip(escape(description), _DESCRIPTION_ROOM))
         lines.append("Arguments:")
         lines.append(code_block(_arguments(request).text, _ARGUMENTS_ROOM))
         status = request.status

@@ -8,7 +8,12 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import ShownArguments, format_arguments, show_arguments
+from functionlayer._display import (
+    ShownArguments,
+    format_arguments,
+    make_visible,
+    show_arguments,
+)
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._schema import allowed
@@ -144,7 +149,7 @@ def _describe_request(
         spec = request.spec
         blocks.append({"type": "header", "text": plain(f"Approve {spec.fn}?", 150)})
         if spec.description:
-            blocks.append({"type": "section", "text": plain(spec.description)})
+            blocks.append({"type": "section", "text": plain(make_visible(spec.description)[0])})
         arguments = _arguments(request).text
         blocks.append(_section("*Arguments*\n" + code_block(arguments, _ARGUMENTS_ROOM)))
         status = request.status

@@ -19,6 +19,7 @@ from functionlayer._display import (
     display_arguments,
     make_visible,
     ordered_names,
+    visible_json,
 )
 from functionlayer._models import (
     ApprovalPolicy,
@@ -87,7 +88,9 @@ def since(moment: datetime | None, now: datetime) -> str:
 
 
 def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    """Indented JSON in the proposal's order; hidden and look-alike characters are written as
+    ``\\uXXXX`` escapes (visible, and the text parses back to exactly ``value``)."""
+    return visible_json(value)
 
 
 def _compact(value: Any) -> str:
@@ -315,16 +318,23 @@ def option_label(option: ResponseOption) -> str:
 
 @dataclass
 class ArgumentsView:
-    """The arguments as shown (signature order, hidden characters marked)."""
+    """The arguments as shown (signature order, hidden characters marked), and the function's
+    description (the agent's text too) with its hidden characters marked."""
 
     items: list[DisplayArgument]
     marked: bool
     warning: str = WARNING
+    description: str = ""
 
 
-def arguments_view(kwargs: dict[str, Any], schema: dict[str, Any] | None) -> ArgumentsView:
+def arguments_view(
+    kwargs: dict[str, Any], schema: dict[str, Any] | None, description: str | None = None
+) -> ArgumentsView:
     items = display_arguments(kwargs, schema)
-    return ArgumentsView(items=items, marked=any(a.marked for a in items))
+    shown, marked = make_visible(description or "")
+    return ArgumentsView(
+        items=items, marked=marked or any(a.marked for a in items), description=shown
+    )
 
 
 @dataclass
@@ -340,6 +350,11 @@ class EditField:
     nullable: bool = False
     description: str = ""
     error: str = ""
+
+    @property
+    def label(self) -> str:
+        """The name as shown (hidden characters marked); ``name`` is what the form sends."""
+        return make_visible(self.name)[0]
 
     @property
     def has_choice(self) -> bool:
@@ -405,6 +420,10 @@ def _input_for(prop: dict[str, Any], value: Any) -> str:
     if kind == "number":
         return "number"
     if kind == "string":
+        if isinstance(value, str) and make_visible(value)[1]:
+            # Edited as a JSON string, where hidden characters are visible \\u escapes: a text
+            # input would hold them invisibly.
+            return "json"
         return "textarea" if isinstance(value, str) and "\n" in value else "text"
     return "json"
 
@@ -443,7 +462,7 @@ def edit_fields(
             input=kind,
             required=name in required,
             nullable=nullable,
-            description=str(prop.get("description") or ""),
+            description=make_visible(str(prop.get("description") or ""))[0],
             error=errors.get(name, ""),
         )
         if kind == "boolean":
@@ -452,7 +471,7 @@ def edit_fields(
             chosen = submitted if submitted is not None else None
             for index, option in enumerate(prop["enum"]):
                 selected = str(index) == chosen if chosen is not None else option == value
-                label = option if isinstance(option, str) else json.dumps(option)
+                label = make_visible(option if isinstance(option, str) else json.dumps(option))[0]
                 item.options.append((str(index), label, selected))
         else:
             item.value = submitted if submitted is not None else _as_text(kind, value)
@@ -491,7 +510,10 @@ def edits_from_form(
         if item.input == "enum":
             if text == _initial_choice(item):
                 continue
-        elif text == item.value or (item.input != "textarea" and text.strip() == item.value):
+        elif text in (item.value, "\n" + item.value) or (
+            item.input != "textarea" and text.strip() == item.value.strip()
+        ):
+            # Unchanged (a naive client may keep the line break written after <textarea>).
             continue
         if item.input in ("text", "textarea"):
             edits[item.name] = text
