@@ -216,7 +216,7 @@ async def test_delivery_escapes_arguments_and_pings_nobody(
     assert "Deploy \\*now\\* @\u200beveryone" in content  # markdown escaped in prose
     assert content.count("```") == 2  # the arguments' code block cannot be closed early
     assert "@everyone" not in content and "@here" not in content and "<@456>" not in content
-    assert '"note":' in content and "run discord\\-agent" in content
+    assert "\nnote:\n    @\u200beveryone" in content and "run discord\\-agent" in content
     rows = message.body["components"]
     assert all(row["type"] == 1 for row in rows)
     labels = {b["label"]: b for b in buttons(message)}
@@ -481,3 +481,31 @@ def test_settings_accept_the_discord_environment_names() -> None:
     assert settings.discord_public_key == "ab" * 32
     assert settings.discord_api_base == "http://127.0.0.1:1/api"
     assert Settings.from_env({}).discord_api_base == "https://discord.com/api/v10"
+
+
+async def test_arguments_too_long_to_show_cannot_be_approved_in_discord(
+    server: Server, double: DiscordDouble
+) -> None:
+    """No Approve button when the message cannot show every argument (hidden characters marked
+    as they are shown), and an Approve click for such a call (a message from before, a crafted
+    interaction) is refused: the person decides in the inbox."""
+    await create_call(
+        server, "dc-long", kwargs={"to": "eve\u200b@evil.example", "body": "x" * 3000}
+    )
+    message = (
+        await double.await_for(
+            "POST",
+            where=lambda c: (
+                c.path.endswith("/messages") and "fl:rj:f:dc-long" in json.dumps(c.body)
+            ),
+        )
+    )[0]
+    content = message.body["content"]
+    assert "eve⟨U+200B⟩@" in content and "too long to show here in full" in content
+    assert [b["label"] for b in buttons(message)] == ["Reject…", "Open in inbox"]
+    forged = click(message, "Reject…", ALICE)
+    forged["data"]["custom_id"] = "fl:ap:f:dc-long"
+    answer = (await server.post(forged)).json()
+    assert is_ephemeral(answer) and "cannot approve" in answer["data"]["content"]
+    status = (await server.call("dc-long")).status
+    assert status is not None and status.approved is None

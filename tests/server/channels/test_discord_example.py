@@ -26,7 +26,7 @@ def test_discord_example_runs_offline(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "Discord got POST /api/v10/channels/1234567890/messages" in out
-    assert "**Approve deploy?**" in out and '"version": "v2.4.1"' in out
+    assert "**Approve deploy?**" in out and "version: v2.4.1" in out
     assert "allowed_mentions: {'parse': []}" in out
     assert "Interaction response type 7" in out
     assert "**Approved** by **alice** via discord" in out

@@ -553,3 +553,29 @@ def test_an_address_that_smuggles_recipients_is_never_sent_to(
     assert failed and "not a plain email address" in failed[0]["details"]["error"]
     assert mailbox.to(alice) == [] and mailbox.to(evil) == []
     assert status(live, call_id).get("approved") is None  # still pending: fail closed
+
+
+def test_arguments_too_long_for_an_email_cannot_be_approved_by_email(
+    live: ServerProcess, mailbox: Mailbox
+) -> None:
+    """Over 50,000 characters of arguments: the email shows the beginning, has no Approve link,
+    and an 'approve' reply decides nothing (refused and audited); the inbox decides."""
+    alice = unique(live, "alice")
+    call_id = create_call(
+        live, EmailContactChannel(address=alice), to="eve\u200b@evil.example", body="x" * 50_100
+    )
+    message = mailbox.request_to(alice, call_id)
+    text, html = parts(message)
+    assert "eve⟨U+200B⟩@evil.example" in text and "\u200b" not in text
+    assert "cannot approve" in text and "truncated" in text
+    assert "Approve:" not in text and ">Approve</a>" not in html
+    assert "Open in the inbox:" in text
+    response = post_reply(live, reply(message, sender=alice, body="approve"))
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "arguments_not_shown"
+    assert status(live, call_id).get("approved") is None
+    refused = [e for e in audit(live, call_id) if e["action"] == "answer_refused"]
+    assert refused and "every argument" in json.dumps(refused)
+    # Any other reply still rejects with that feedback.
+    rejected = post_reply(live, reply(message, sender=alice, body="no: far too long"))
+    assert rejected.status_code == 200 and rejected.json()["code"] == "rejected"

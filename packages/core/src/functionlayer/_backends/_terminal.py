@@ -25,7 +25,7 @@ from types import FrameType
 from typing import IO, Any
 
 from functionlayer._backends._memory import InMemoryBackend
-from functionlayer._display import format_arguments
+from functionlayer._display import make_visible, show_arguments
 from functionlayer._errors import NoHumanAvailableError
 from functionlayer._models import FunctionCall, HumanContact
 
@@ -235,8 +235,10 @@ class TerminalBackend(InMemoryBackend):
             f"=== FunctionLayer: the agent wants to call {spec.fn} (run {call.run_id}, call {call.call_id})",
         ]
         if spec.description:
-            lines.extend("  | " + line for line in spec.description.splitlines())
-        lines.append(format_arguments(spec.kwargs, spec.parameters, indent="    "))
+            description = make_visible(spec.description)[0]
+            lines.extend("  | " + line for line in description.splitlines())
+        # The terminal has no size limit: every argument in full (hidden characters marked).
+        lines.append(show_arguments(spec.kwargs, spec.parameters, room=None, indent="    ").text)
         if spec.reject_options:
             lines.append(
                 "Reject options: " + ", ".join(o.title or o.name for o in spec.reject_options)

@@ -43,6 +43,7 @@ from functionlayer_server._channels._discord_messages import (
     ACTION_RESPOND_OPTION,
     INPUT_ID,
     ButtonRef,
+    arguments_fit,
     decided_message,
     digest,
     ephemeral,
@@ -388,6 +389,11 @@ class DiscordChannel:
         target = await self._authorize(request, user, channel_id, message_id)
         if isinstance(request, FunctionCall):
             if ref.action == ACTION_APPROVE:
+                if not arguments_fit(request):
+                    raise _Refused(
+                        "This message cannot show every argument, so it cannot approve the "
+                        "call: open it in the inbox to decide."
+                    )
                 return await self._decide(
                     request, FunctionCallStatus(approved=True), user, target, message_id
                 )

@@ -14,13 +14,20 @@ call id too long to fit (the channel remembers what the digest stands for).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from functionlayer._display import (
+    ShownArguments,
+    format_arguments,
+    make_visible,
+    show_arguments,
+)
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+
+from functionlayer_server._schema import allowed
 
 __all__ = [
     "ACTION_APPROVE",
@@ -31,6 +38,7 @@ __all__ = [
     "INPUT_ID",
     "NO_MENTIONS",
     "ButtonRef",
+    "arguments_fit",
     "code_block",
     "custom_id",
     "decided_message",
@@ -179,21 +187,51 @@ def _option_label(option: ResponseOption) -> str:
     return option.title or option.name
 
 
+# A pending call's message is at most CONTENT_LIMIT characters and its arguments block always
+# fits whole: the title, description, meta line, progress line and the too-long notice have
+# fixed budgets (together with the arguments, under CONTENT_LIMIT), so whether the arguments
+# can be shown in full depends on the arguments only.
+_ARGUMENTS_ROOM = 1200
+_TITLE_ROOM = 140
+_DESCRIPTION_ROOM = 150
+_META_ROOM = 200
+_PROGRESS_ROOM = 100
+_TOO_LONG = (
+    "⚠ **The arguments are too long to show here in full**, so this message cannot approve "
+    "the call. Open it in the inbox to read every argument and decide."
+)
+
+
+def _code_block_size(text: str) -> int:
+    return len(text.replace("`", "`\u200b").replace("@", "@\u200b")) + 8
+
+
+def _arguments(call: FunctionCall) -> ShownArguments:
+    return show_arguments(
+        call.spec.kwargs, call.spec.parameters, room=_ARGUMENTS_ROOM, size=_code_block_size
+    )
+
+
+def arguments_fit(call: FunctionCall) -> bool:
+    """Whether the message shows every argument in full (the display rule of
+    ``functionlayer._display.show_arguments``: every argument, hidden characters marked).
+    When it does not, the message offers no Approve button and points to the inbox."""
+    return _arguments(call).complete
+
+
 def _describe(request: FunctionCall | HumanContact, context: str | None) -> list[str]:
     lines: list[str] = []
     if isinstance(request, FunctionCall):
         spec = request.spec
-        lines.append(f"**Approve {escape(spec.fn)}?**")
+        lines.append(_clip(f"**Approve {escape(_clip(spec.fn, 60))}?**", _TITLE_ROOM))
         if spec.description:
-            lines.append(escape(_clip(spec.description, 300)))
-        arguments = json.dumps(
-            spec.kwargs, indent=2, sort_keys=True, ensure_ascii=False, default=str
-        )
+            description = make_visible(spec.description)[0]
+            lines.append(_clip(escape(description), _DESCRIPTION_ROOM))
         lines.append("Arguments:")
-        lines.append(code_block(arguments, 1200))
+        lines.append(code_block(_arguments(request).text, _ARGUMENTS_ROOM))
         status = request.status
         if status is not None and status.edited_kwargs is not None:
-            edited = json.dumps(status.edited_kwargs, indent=2, sort_keys=True, default=str)
+            edited = format_arguments(status.edited_kwargs, spec.parameters)
             lines.append("Approved with these arguments:")
             lines.append(code_block(edited, 400))
     else:
@@ -203,7 +241,7 @@ def _describe(request: FunctionCall | HumanContact, context: str | None) -> list
     meta = f"run {escape(_clip(request.run_id, 80))} · call {escape(_clip(request.call_id, 80))}"
     if context:
         meta += f" · {escape(_clip(context, 100))}"
-    lines.append(meta)
+    lines.append(_clip(meta, _META_ROOM))
     return lines
 
 
@@ -221,14 +259,18 @@ def request_message(
     """The message for a pending request, with its buttons (``POST``/``PATCH`` body)."""
     lines = _describe(request, context)
     if progress:
-        lines.append(escape(progress))
+        lines.append(_clip(escape(progress), _PROGRESS_ROOM))
     buttons: list[dict[str, Any]]
     if isinstance(request, FunctionCall):
-        buttons = [
-            _button("Approve", custom_id(ACTION_APPROVE, request), 3),
-            _button("Reject…", custom_id(ACTION_REJECT, request), 4),
-        ]
-        options = request.spec.reject_options or []
+        accepted = allowed(request.spec)
+        buttons = []
+        if "approve" in accepted and arguments_fit(request):
+            buttons.append(_button("Approve", custom_id(ACTION_APPROVE, request), 3))
+        elif "approve" in accepted:
+            lines.append(_TOO_LONG)
+        if "reject" in accepted:
+            buttons.append(_button("Reject…", custom_id(ACTION_REJECT, request), 4))
+        options = (request.spec.reject_options or []) if "reject" in accepted else []
         option_action = ACTION_REJECT_OPTION
     else:
         buttons = [_button("Reply…", custom_id(ACTION_REPLY, request), 1)]

@@ -53,6 +53,7 @@ from functionlayer_server._channels._email_inbound import (
 from functionlayer_server._channels._email_links import LinkError, LinkSigner, LinkToken, use_key
 from functionlayer_server._channels._email_render import (
     LinkPage,
+    arguments_fit,
     describe_decision,
     one_line,
     render_decision,
@@ -171,6 +172,9 @@ def _send_sync(config: SmtpConfig, messages: list[tuple[EmailMessage, list[str]]
             smtp.send_message(message, from_addr=config.sender_address, to_addrs=recipients)
 
 
+_TOO_LONG_REASON = "the email could not show every argument, so it cannot approve"
+
+
 class EmailChannel:
     name = VIA
 
@@ -251,7 +255,11 @@ class EmailChannel:
         subject = ""
         for recipient in recipients:
             approve_url = None
-            if isinstance(request, FunctionCall) and "approve" in allowed(request.spec):
+            if (
+                isinstance(request, FunctionCall)
+                and "approve" in allowed(request.spec)
+                and arguments_fit(request)
+            ):
                 approve_url = self._url(
                     f"{LINK_PREFIX}/"
                     + self.signer.sign(
@@ -446,6 +454,17 @@ class EmailChannel:
             )
         )
 
+    def _too_long_page(self, request: FunctionCall, link: LinkToken) -> HTMLResponse:
+        return self._page(
+            LinkPage(
+                "Open it in the inbox",
+                "The arguments are too long to show in an email, so an email link cannot "
+                "approve this call. Nothing was changed.",
+                status_code=422,
+                open_url=self._inbox_url(link.kind, link.call_id),
+            )
+        )
+
     async def _show_link(self, token: str) -> Response:
         link = await self._verify(token)
         if isinstance(link, HTMLResponse):
@@ -472,6 +491,8 @@ class EmailChannel:
             )
         if request.completed:
             return self._decided_page(request)
+        if isinstance(request, FunctionCall) and not arguments_fit(request):
+            return self._too_long_page(request, link)
         return self._page(
             LinkPage(
                 title="Approve this call?",
@@ -498,6 +519,9 @@ class EmailChannel:
             )
         if request.completed:
             return self._decided_page(request)
+        if isinstance(request, FunctionCall) and not arguments_fit(request):
+            await self._refuse(link.kind, link.call_id, f"email:{link.recipient}", _TOO_LONG_REASON)
+            return self._too_long_page(request, link)
         try:  # before the link is used up: a recipient the policy refuses keeps nothing
             await self.service.authorize(
                 link.kind, link.call_id, f"email:{link.recipient}", via=VIA
@@ -636,6 +660,15 @@ class EmailChannel:
         try:
             if kind == FUNCTION_CALL:
                 approves, comment = is_approval(reply.text)
+                if approves and not arguments_fit(await self.service.get_function_call(call_id)):
+                    await self._refuse(kind, call_id, reply.sender, _TOO_LONG_REASON)
+                    return answer(
+                        422,
+                        "arguments_not_shown",
+                        "the email could not show every argument, so a reply cannot approve "
+                        "the call; nothing was decided (decide in the inbox)",
+                        call_id=call_id,
+                    )
                 decision = (
                     FunctionCallStatus(approved=True, comment=comment)
                     if approves

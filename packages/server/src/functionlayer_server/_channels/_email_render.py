@@ -8,10 +8,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from functionlayer._display import format_arguments
+from functionlayer._display import format_arguments, show_arguments
 from functionlayer._models import FunctionCall, HumanContact
 
-__all__ = ["EmailContent", "LinkPage", "render_decision", "render_page", "render_request"]
+__all__ = [
+    "ARGUMENTS_ROOM",
+    "EmailContent",
+    "LinkPage",
+    "arguments_fit",
+    "render_decision",
+    "render_page",
+    "render_request",
+]
+
+ARGUMENTS_ROOM = 50_000
+"""Characters of arguments an email shows at most (hidden characters counted as their
+markers). Beyond that the email offers no way to approve: the person opens the inbox."""
 
 _BASE_STYLE = (
     "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2328;"
@@ -136,6 +148,13 @@ def pretty_arguments(kwargs: Any, schema: dict[str, Any] | None = None) -> str:
     return format_arguments(kwargs, schema)
 
 
+def arguments_fit(call: FunctionCall) -> bool:
+    """Whether the email shows every argument in full (the display rule of
+    ``functionlayer._display.show_arguments``). When it does not, the email has no Approve
+    link, its links cannot approve and a reply cannot approve: the person decides in the inbox."""
+    return show_arguments(call.spec.kwargs, call.spec.parameters, room=ARGUMENTS_ROOM).complete
+
+
 def one_line(text: str, limit: int = 180) -> str:
     """For headers: no line breaks (header injection) and a sane length."""
     flat = " ".join(text.split())
@@ -154,14 +173,15 @@ def render_request(
     is_call = isinstance(request, FunctionCall)
     if isinstance(request, FunctionCall):
         title = f"Approval needed: {request.spec.fn}"
-        function, arguments, message = (
-            request.spec.fn,
-            pretty_arguments(request.spec.kwargs, request.spec.parameters),
-            "",
-        )
+        shown = show_arguments(request.spec.kwargs, request.spec.parameters, room=ARGUMENTS_ROOM)
+        function, arguments, message = request.spec.fn, shown.text, ""
         instructions = (
             "Reply to this email: a first line of 'approve' (or 'yes') approves the call; "
             "any other reply rejects it and your text goes back to the agent as feedback."
+            if shown.complete
+            else "The arguments are too long to show in an email, so this email cannot approve "
+            "the call: open it in the inbox to read every argument and decide. Any reply "
+            "rejects the call and your text goes back to the agent as feedback."
         )
     else:
         title = "An agent has a question for you"

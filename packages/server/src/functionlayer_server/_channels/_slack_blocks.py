@@ -8,7 +8,12 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import format_arguments
+from functionlayer._display import (
+    ShownArguments,
+    format_arguments,
+    make_visible,
+    show_arguments,
+)
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._schema import allowed
@@ -116,19 +121,21 @@ def inbox_url(base_url: str, request: FunctionCall | HumanContact) -> str:
 _ARGUMENTS_ROOM = _SECTION_LIMIT - 20  # "*Arguments*\n" and the code fences
 
 
-def _arguments_text(call: FunctionCall) -> str:
-    return format_arguments(call.spec.kwargs, call.spec.parameters)
+def _code_block_size(text: str) -> int:
+    return len(escape(text).replace("```", "`\u200b`\u200b`")) + 8
 
 
-def _fits(text: str, room: int) -> bool:
-    body = escape(text).replace("```", "`\u200b`\u200b`")
-    return len(body) <= room - 8
+def _arguments(call: FunctionCall) -> ShownArguments:
+    return show_arguments(
+        call.spec.kwargs, call.spec.parameters, room=_ARGUMENTS_ROOM, size=_code_block_size
+    )
 
 
 def arguments_fit(call: FunctionCall) -> bool:
-    """Whether Slack can show every argument in full. When it cannot, the message offers no
-    Approve button (nobody approves what they could not read) and links to the inbox."""
-    return _fits(_arguments_text(call), _ARGUMENTS_ROOM)
+    """Whether Slack can show every argument in full (the display rule of
+    ``functionlayer._display.show_arguments``). When it cannot, the message offers no Approve
+    button (nobody approves what they could not read) and links to the inbox."""
+    return _arguments(call).complete
 
 
 def _describe_request(
@@ -142,8 +149,8 @@ def _describe_request(
         spec = request.spec
         blocks.append({"type": "header", "text": plain(f"Approve {spec.fn}?", 150)})
         if spec.description:
-            blocks.append({"type": "section", "text": plain(spec.description)})
-        arguments = _arguments_text(request)
+            blocks.append({"type": "section", "text": plain(make_visible(spec.description)[0])})
+        arguments = _arguments(request).text
         blocks.append(_section("*Arguments*\n" + code_block(arguments, _ARGUMENTS_ROOM)))
         status = request.status
         if status is not None and status.edited_kwargs is not None:

@@ -463,7 +463,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "row": views.row_for_call(call, now),
                 "outcome": outcome,
                 "kwargs_json": views.pretty_json(call.spec.kwargs),
-                "arguments": views.arguments_view(spec.kwargs, spec.parameters),
+                "arguments": views.arguments_view(spec.kwargs, spec.parameters, spec.description),
                 "edit_fields": views.edit_fields(
                     spec.kwargs, spec.parameters, editing, field_errors
                 ),

@@ -19,6 +19,7 @@ from functionlayer._display import (
     display_arguments,
     make_visible,
     ordered_names,
+    visible_json,
 )
 from functionlayer._models import (
     ApprovalPolicy,
@@ -87,7 +88,9 @@ def since(moment: datetime | None, now: datetime) -> str:
 
 
 def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    """Indented JSON in the proposal's order; hidden and look-alike characters are written as
+    ``\\uXXXX`` escapes (visible, and the text parses back to exactly ``value``)."""
+    return visible_json(value)
 
 
 def _compact(value: Any) -> str:
@@ -315,16 +318,23 @@ def option_label(option: ResponseOption) -> str:
 
 @dataclass
 class ArgumentsView:
-    """The arguments as shown (signature order, hidden characters marked)."""
+    """The arguments as shown (signature order, hidden characters marked), and the function's
+    description (the agent's text too) with its hidden characters marked."""
 
     items: list[DisplayArgument]
     marked: bool
     warning: str = WARNING
+    description: str = ""
 
 
-def arguments_view(kwargs: dict[str, Any], schema: dict[str, Any] | None) -> ArgumentsView:
+def arguments_view(
+    kwargs: dict[str, Any], schema: dict[str, Any] | None, description: str | None = None
+) -> ArgumentsView:
     items = display_arguments(kwargs, schema)
-    return ArgumentsView(items=items, marked=any(a.marked for a in items))
+    shown, marked = make_visible(description or "")
+    return ArgumentsView(
+        items=items, marked=marked or any(a.marked for a in items), description=shown
+    )
 
 
 @dataclass
@@ -340,6 +350,16 @@ class EditField:
     nullable: bool = False
     description: str = ""
     error: str = ""
+
+    @property
+    def label(self) -> str:
+        """The name as shown (hidden characters marked); ``name`` is what the form sends."""
+        return make_visible(self.name)[0]
+
+    @property
+    def has_choice(self) -> bool:
+        """For an enum: whether one of its values is selected (else "(none)" is)."""
+        return any(selected for _, _, selected in self.options)
 
     @property
     def form_name(self) -> str:
@@ -400,6 +420,10 @@ def _input_for(prop: dict[str, Any], value: Any) -> str:
     if kind == "number":
         return "number"
     if kind == "string":
+        if isinstance(value, str) and make_visible(value)[1]:
+            # Edited as a JSON string, where hidden characters are visible \\u escapes: a text
+            # input would hold them invisibly.
+            return "json"
         return "textarea" if isinstance(value, str) and "\n" in value else "text"
     return "json"
 
@@ -438,7 +462,7 @@ def edit_fields(
             input=kind,
             required=name in required,
             nullable=nullable,
-            description=str(prop.get("description") or ""),
+            description=make_visible(str(prop.get("description") or ""))[0],
             error=errors.get(name, ""),
         )
         if kind == "boolean":
@@ -447,7 +471,7 @@ def edit_fields(
             chosen = submitted if submitted is not None else None
             for index, option in enumerate(prop["enum"]):
                 selected = str(index) == chosen if chosen is not None else option == value
-                label = option if isinstance(option, str) else json.dumps(option)
+                label = make_visible(option if isinstance(option, str) else json.dumps(option))[0]
                 item.options.append((str(index), label, selected))
         else:
             item.value = submitted if submitted is not None else _as_text(kind, value)
@@ -457,22 +481,42 @@ def edit_fields(
     return fields
 
 
+def _initial_choice(item: EditField) -> str:
+    """The value an untouched ``<select>`` submits for an enum field."""
+    return next((value for value, _, selected in item.options if selected), "")
+
+
 def edits_from_form(
     kwargs: dict[str, Any], schema: dict[str, Any] | None, form: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The edited arguments the typed form asks for, and problems by argument name."""
+    """The edited arguments the typed form asks for, and problems by argument name.
+
+    Only the fields the person changed count as edits: each submitted field is compared with
+    what the form showed before any change (rebuilt here from the proposal, not taken from
+    the form), so an argument proposed as ``null`` stays ``null`` and a schema property the
+    agent never proposed is not added from its ``default``. A field missing from the form is
+    unchanged (except a checkbox, which browsers omit when it is unticked)."""
     edits: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for item in edit_fields(kwargs, schema):
         raw = form.get(item.form_name)
-        text = raw if isinstance(raw, str) else ""
         if item.input == "boolean":
-            edits[item.name] = raw is not None
+            if (raw is not None) != item.checked:
+                edits[item.name] = raw is not None
+            continue
+        if not isinstance(raw, str):
+            continue
+        text = raw.replace("\r\n", "\n")
+        if item.input == "enum":
+            if text == _initial_choice(item):
+                continue
+        elif text in (item.value, "\n" + item.value) or (
+            item.input != "textarea" and text.strip() == item.value.strip()
+        ):
+            # Unchanged (a naive client may keep the line break written after <textarea>).
             continue
         if item.input in ("text", "textarea"):
-            if raw is None and item.name not in kwargs:
-                continue
-            edits[item.name] = text.replace("\r\n", "\n")
+            edits[item.name] = text
             continue
         if not text.strip():
             if item.nullable:
