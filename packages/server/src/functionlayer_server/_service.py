@@ -45,6 +45,7 @@ from functionlayer_server._errors import (
 )
 from functionlayer_server._outbox import outbox_rows, webhook_event
 from functionlayer_server._policy import Decision, Directory, Identity, Person
+from functionlayer_server._quotas import PendingQuota
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
 from functionlayer_server._settings import Settings
 from functionlayer_server._store import AuditRow, NewJob, OutboxRow, RequestRecord, Store
@@ -207,6 +208,8 @@ class ApprovalService:
         self._planners: list[JobPlanner] = []
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
+        # One agent token cannot fill the inbox for everyone (see _quotas).
+        self.pending_quota = PendingQuota(store, settings.max_pending_per_token)
         self._seen: dict[tuple[str, str], float] = {}
         self._seen_unwritten: dict[tuple[str, str], float] = {}
         self._seen_flush: asyncio.TimerHandle | None = None
@@ -604,9 +607,10 @@ class ApprovalService:
         )
         outbox, event_id = self._outbox("created", record, audit)
         jobs, model = self._jobs("created", record, now)
-        stored, created = await self.store.insert_request(
-            record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox, jobs=jobs
-        )
+        async with self.pending_quota.creating(kind, call_id, project, created_by):
+            stored, created = await self.store.insert_request(
+                record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox, jobs=jobs
+            )
         if not created:
             if stored.project != project:
                 raise ConflictError(
