@@ -10,8 +10,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
