@@ -275,7 +275,9 @@ def test_a_long_polls_place_is_given_back_when_the_client_goes_away(quotas: Quot
     for sock in held:
         sock.close()
     # Given back at once, not when the 50 s wait would have ended.
-    assert _answered_within(quotas, flooder, call_id, 5)
+    assert _answered_within(quotas, flooder, call_id, 5), (
+        "the long-polls' places were not given back when their clients went away"
+    )
 
 
 def test_a_long_polls_place_is_given_back_when_it_times_out_or_is_answered(
