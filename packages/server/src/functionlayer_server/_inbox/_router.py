@@ -21,7 +21,7 @@ from .._accounts import LoginThrottled
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
 from .._service import FUNCTION_CALL, HUMAN_CONTACT
 from . import _views as views
-from ._session import COOKIE_NAME, Session, SessionCodec
+from ._session import COOKIE_NAME, DEVICE_COOKIE_NAME, DeviceCodec, Session, SessionCodec
 
 __all__ = ["create_inbox_router"]
 
@@ -109,6 +109,15 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             codec_cache.clear()
             codec_cache[key] = SessionCodec(key)
         return codec_cache[key]
+
+    device_codecs: dict[str, DeviceCodec] = {}
+
+    def device_codec() -> DeviceCodec:
+        key = str(getattr(settings, "secret_key", None) or secret or "")
+        if key not in device_codecs:
+            device_codecs.clear()
+            device_codecs[key] = DeviceCodec(key)
+        return device_codecs[key]
 
     def static_url(name: str) -> str:
         return f"{PREFIX}/static/{name}?v={static[name][1]}"
@@ -245,9 +254,13 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         next_url = _safe_next(str(form.get("next") or ""))
         user = None
         address = request.client.host if request.client else "unknown"
+        # A browser that logged in as this person before: guesses made elsewhere do not
+        # lock it out (see LoginThrottle).
+        known = device_codec().loads(request.cookies.get(DEVICE_COOKIE_NAME))
+        device = known[1] if known and known[0].lower() == username.lower() else None
         if username and password:
             try:
-                user = await service.accounts.login(username, password, address)
+                user = await service.accounts.login(username, password, address, device=device)
             except LoginThrottled as exc:
                 response = render(
                     "login.html",
@@ -277,6 +290,15 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         response = redirect(next_url)
         started = await service.accounts.start_session(user.name, codec().max_age)
         set_session(response, Session.fresh(started.session_id))
+        response.set_cookie(
+            DEVICE_COOKIE_NAME,
+            device_codec().dumps(user.name, known[1] if known else None),
+            max_age=device_codec().max_age,
+            path=PREFIX,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookie,
+        )
         return response
 
     @router.post(PREFIX + "/logout")
