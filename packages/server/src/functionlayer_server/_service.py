@@ -795,10 +795,11 @@ class ApprovalService:
         run_id: str | None,
         limit: int,
         offset: int = 0,
+        every: bool = False,
     ) -> tuple[list[RequestRecord], int]:
-        """A page of records, newest first, and how many match in all. For a person: every
-        request of their projects the policy lets them see (pending ones without any cap;
-        decided ones from the most recent history)."""
+        """A page of records, newest first, and how many match in all (``every``: all of them,
+        no page). For a person: every request of their projects the policy lets them see
+        (pending ones without any cap; decided ones from the most recent history)."""
         limit = max(1, min(limit, 1000))
         offset = max(0, offset)
         if visible_to is None:
@@ -828,6 +829,8 @@ class ApprovalService:
             ):
                 continue
             result.append(record)
+        if every:
+            return result, len(result)
         return result[offset : offset + limit], len(result)
 
     async def list_function_calls(
@@ -888,6 +891,21 @@ class ApprovalService:
             offset=offset,
         )
         return [self._model(r) for r in records], total
+
+    async def inbox_pending(self, kind: str, person: Person) -> list[Request]:
+        """Every pending request ``person`` may see, newest first, in one pass (the inbox
+        sorts and pages them itself; how many there are is bounded by the agent tokens'
+        pending quotas)."""
+        records, _ = await self._list(
+            kind,
+            pending=True,
+            visible_to=person,
+            project=None,
+            run_id=None,
+            limit=1,
+            every=True,
+        )
+        return [self._model(r) for r in records]
 
     # -- deciding ---------------------------------------------------------------------------
 

@@ -330,21 +330,20 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
     async def list_context(user: Any, page: int = 1) -> dict[str, Any]:
         now = views.now_utc()
         (
-            (pending_calls, _),
-            (pending_contacts, _),
+            pending_calls,
+            pending_contacts,
             (done_calls, _),
             (done_contacts, _),
         ) = await asyncio.gather(
-            service.inbox_page(FUNCTION_CALL, user, pending=True, limit=1000, offset=0),
-            service.inbox_page(HUMAN_CONTACT, user, pending=True, limit=1000, offset=0),
+            # Every pending request this person may decide, in one pass each (paged below,
+            # never silently capped; bounded by the agent tokens' pending quotas).
+            service.inbox_pending(FUNCTION_CALL, user),
+            service.inbox_pending(HUMAN_CONTACT, user),
             service.inbox_page(FUNCTION_CALL, user, pending=False, limit=RECENT_LIMIT),
             service.inbox_page(HUMAN_CONTACT, user, pending=False, limit=RECENT_LIMIT),
         )
-        # Every pending request this person may decide, paged (never silently capped).
-        more_calls = await _rest(FUNCTION_CALL, user, len(pending_calls))
-        more_contacts = await _rest(HUMAN_CONTACT, user, len(pending_contacts))
-        pending = [views.row_for_call(c, now) for c in [*pending_calls, *more_calls]] + [
-            views.row_for_contact(c, now) for c in [*pending_contacts, *more_contacts]
+        pending = [views.row_for_call(c, now) for c in pending_calls] + [
+            views.row_for_contact(c, now) for c in pending_contacts
         ]
         # Longest-waiting first: that is the one most likely holding an agent up.
         pending.sort(key=lambda row: (row.requested_at is None, row.requested_at or now))
@@ -362,19 +361,6 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             "pages": pages,
             "decided": decided[:RECENT_LIMIT],
         }
-
-    async def _rest(kind: str, user: Any, have: int) -> list[Any]:
-        items: list[Any] = []
-        offset = have
-        while have and offset % 1000 == 0:
-            batch, total = await service.inbox_page(
-                kind, user, pending=True, limit=1000, offset=offset
-            )
-            items.extend(batch)
-            offset += len(batch)
-            if not batch or offset >= total:
-                break
-        return items
 
     async def current_version() -> int:
         return int(await service.wait_for_change(-1, 0))
