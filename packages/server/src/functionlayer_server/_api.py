@@ -73,6 +73,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         409: "Conflict: already decided or expired, another request under this call id, or "
         "an execution claim on a call that is not approved",
         413: "Request body over the server's limit",
+        429: "Over a quota of this token (pending requests, open long-polls): nothing was "
+        "stored; retry after Retry-After seconds",
         422: "Wrong types, an invalid decision, or routing outside the operator's rules",
     }.items()
 }
