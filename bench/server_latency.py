@@ -69,6 +69,9 @@ class Server:
             "FUNCTIONLAYER_SERVER_DATABASE_URL": self.url,
             "FUNCTIONLAYER_SERVER_PORT": str(self.port),
             "FUNCTIONLAYER_SERVER_LOG_LEVEL": "warning",
+            # All the bench's agents share one token: its quotas would cap the 2,000 waiters.
+            "FUNCTIONLAYER_SERVER_MAX_PENDING_PER_TOKEN": "0",
+            "FUNCTIONLAYER_SERVER_MAX_LONG_POLLS_PER_TOKEN": "0",
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "functionlayer_server._cli", "serve"],

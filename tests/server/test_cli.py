@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 from functionlayer_server import ApprovalService, Settings
 from functionlayer_server._store import open_store
@@ -177,3 +179,23 @@ def test_users_create_gives_up_after_three_short_passwords(tmp_path: Path) -> No
     assert code == 1, screen
     assert "Repeat it:" not in screen
     assert "at least 12 characters" in screen
+
+
+def test_serve_options_set_the_quotas_over_the_environment() -> None:
+    from functionlayer_server._cli import _parser, _settings
+
+    env = {
+        "FUNCTIONLAYER_SERVER_MAX_PENDING_PER_TOKEN": "7",
+        "FUNCTIONLAYER_SERVER_MAX_LONG_POLLS_PER_TOKEN": "9",
+    }
+    defaults = _settings(_parser().parse_args(["serve"]))
+    assert (defaults.max_pending_per_token, defaults.max_long_polls_per_token) == (200, 100)
+    with mock.patch.dict(os.environ, env):
+        from_env = _settings(_parser().parse_args(["serve"]))
+        given = _settings(
+            _parser().parse_args(
+                ["serve", "--max-pending-per-token", "3", "--max-long-polls-per-token", "0"]
+            )
+        )
+    assert (from_env.max_pending_per_token, from_env.max_long_polls_per_token) == (7, 9)
+    assert (given.max_pending_per_token, given.max_long_polls_per_token) == (3, 0)

@@ -483,3 +483,34 @@ def test_an_expired_request_cannot_be_decided(inbox: Inbox) -> None:
 def test_the_root_opens_the_inbox(inbox: Inbox) -> None:
     response = inbox.client.get("/", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/inbox"
+
+
+def test_the_list_reads_the_pending_requests_once_however_many(inbox: Inbox) -> None:
+    """Over a thousand pending requests: listed in one pass per kind (it used to list them
+    all again from the start for each further thousand, on every refresh of every inbox)."""
+
+    async def add_many() -> None:
+        for n in range(1003):
+            call = FunctionCall(
+                run_id="run-1", call_id=f"many-{n}", spec=FunctionCallSpec(fn="f", kwargs={})
+            )
+            await inbox.service.create_function_call(call)
+
+    inbox.run(add_many)
+    inbox.login()
+    store = inbox.service.store
+    listed: list[tuple[str, bool | None]] = []
+    original = store.list_requests
+
+    async def counting(kind: str, **kwargs: Any) -> Any:
+        listed.append((kind, kwargs.get("pending")))
+        return await original(kind, **kwargs)
+
+    store.list_requests = counting
+    try:
+        page = inbox.client.get("/inbox")
+    finally:
+        store.list_requests = original
+    assert page.status_code == 200
+    assert "(1003 waiting)" in page.text
+    assert listed.count(("function_call", True)) == 1, listed

@@ -60,9 +60,19 @@ class LoginThrottled(Exception):
 
 
 class LoginThrottle:
-    """Failed logins per username and per client address in a sliding window. In memory: each
-    server process counts its own (a restart forgets), which still caps guessing at
-    ``per_user`` tries per window per process."""
+    """Failed logins in a sliding window, counted so that nobody can lock a person out:
+
+    - from a browser without a valid device cookie for that username (see
+      ``_inbox._session.DeviceCodec``): per username (``per_user``) and per client address
+      (``per_address``). An attacker who sprays guesses for ``alice`` is refused after
+      ``per_user`` of them, from any address, even with the right password;
+    - from a browser that logged in successfully as that username before (its device id):
+      only that browser's own failures count (``per_user``). The agent knows approvers' names
+      but cannot read or forge their device cookies, so its guesses never lock a person out
+      of a browser they have used before.
+
+    In memory: each server process counts its own (a restart forgets), which still caps
+    guessing at ``per_user`` tries per window per process."""
 
     def __init__(
         self, *, per_user: int = 5, per_address: int = 20, window_seconds: float = 300.0
@@ -78,26 +88,39 @@ class LoginThrottle:
             times.popleft()
         return times
 
-    def check(self, username: str, address: str, now: float | None = None) -> None:
+    def _keys(self, username: str, address: str, device: str | None) -> list[tuple[str, int]]:
+        if device is not None:
+            return [(f"d:{device}:{username.lower()}", self.per_user)]
+        return [(f"u:{username.lower()}", self.per_user), (f"a:{address}", self.per_address)]
+
+    def check(
+        self, username: str, address: str, device: str | None = None, now: float | None = None
+    ) -> None:
+        """Raises :class:`LoginThrottled` when this attempt must be refused unchecked.
+        ``device``: the device id of a valid device cookie naming ``username``, if any."""
         now = time.monotonic() if now is None else now
-        for key, limit in (
-            (f"u:{username.lower()}", self.per_user),
-            (f"a:{address}", self.per_address),
-        ):
+        for key, limit in self._keys(username, address, device):
             times = self._recent(key, now)
             if len(times) >= limit:
                 raise LoginThrottled(max(1, int(times[0] + self.window - now) + 1))
 
-    def failed(self, username: str, address: str, now: float | None = None) -> None:
+    def failed(
+        self, username: str, address: str, device: str | None = None, now: float | None = None
+    ) -> None:
         now = time.monotonic() if now is None else now
-        for key in (f"u:{username.lower()}", f"a:{address}"):
+        for key, _ in self._keys(username, address, device):
             self._recent(key, now).append(now)
         if len(self._failures) > 10_000:  # bound memory under a spray of names
             for key in [k for k, v in self._failures.items() if not v][:5_000]:
                 del self._failures[key]
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"u:{username.lower()}", None)
+    def succeeded(self, username: str, device: str | None = None) -> None:
+        # From a known browser only its own count is cleared: alice logging in there must
+        # not give someone guessing her password elsewhere a fresh window.
+        if device is not None:
+            self._failures.pop(f"d:{device}:{username.lower()}", None)
+        else:
+            self._failures.pop(f"u:{username.lower()}", None)
 
 
 @dataclass(frozen=True)
@@ -258,20 +281,23 @@ class Accounts:
 
     # -- inbox logins and sessions --------------------------------------------------------
 
-    async def login(self, username: str, password: str, address: str) -> Person | None:
-        """The person if the password is right; raises :class:`LoginThrottled` when this user
-        or this client address failed too often recently."""
-        self.throttle.check(username, address)
+    async def login(
+        self, username: str, password: str, address: str, *, device: str | None = None
+    ) -> Person | None:
+        """The person if the password is right; raises :class:`LoginThrottled` when too many
+        attempts failed recently (see :class:`LoginThrottle`). ``device``: the id from a valid
+        device cookie of this browser naming ``username`` (it logged in as them before)."""
+        self.throttle.check(username, address, device)
         row = await self.store.get_person(username)
         if row is None or not row.password_hash or row.disabled:
             # The same work as a real check, so timing does not reveal who exists.
             await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
-            self.throttle.failed(username, address)
+            self.throttle.failed(username, address, device)
             return None
         if not await asyncio.to_thread(verify_password, password, row.password_hash):
-            self.throttle.failed(username, address)
+            self.throttle.failed(username, address, device)
             return None
-        self.throttle.succeeded(username)
+        self.throttle.succeeded(username, device)
         return _person(row)
 
     async def start_session(self, username: str, max_age: float = SESSION_MAX_AGE) -> NewSession:

@@ -3,6 +3,7 @@ and, for the predecessor's clients, ``/humanlayer/v1``."""
 
 # No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError, ForbiddenError
+from functionlayer_server._quotas import LongPollQuota
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
 from functionlayer_server._store import RequestRecord
@@ -71,6 +73,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         409: "Conflict: already decided or expired, another request under this call id, or "
         "an execution claim on a call that is not approved",
         413: "Request body over the server's limit",
+        429: "Over a quota of this token (pending requests, open long-polls): nothing was "
+        "stored; retry after Retry-After seconds",
         422: "Wrong types, an invalid decision, or routing outside the operator's rules",
     }.items()
 }
@@ -194,6 +198,15 @@ def _wait_seconds(request: Request, cap: float) -> float:
     return min(value, cap)
 
 
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body of a GET is already read, so
+    the next ASGI message is the disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
 def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter:
     async def client(request: Request) -> ApiClient:
         # Read the header straight from the request: FastAPI's Header() parameter machinery
@@ -238,6 +251,32 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
 
     Client = Annotated[ApiClient, Depends(client)]
     cap = settings.long_poll_max_seconds
+    long_polls = LongPollQuota(settings.max_long_polls_per_token)
+
+    async def held(
+        request: Request, who: ApiClient, kind: str, call_id: str, wait: float
+    ) -> Response:
+        """The request now (no ``wait``), or a long-poll counted against the token's quota
+        and ended early when the client goes away (its connection is not held for nothing)."""
+        if wait <= 0:
+            record = await service.wait_record(
+                kind, call_id, 0.0, project=scope(who), agent=who.is_agent
+            )
+            return _record(record)
+        with long_polls.holding(who.project, who.token_name):
+            waiting = asyncio.ensure_future(
+                service.wait_record(kind, call_id, wait, project=scope(who), agent=who.is_agent)
+            )
+            gone = asyncio.ensure_future(_disconnected(request))
+            try:
+                await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when this handler itself is cancelled
+                for task in (waiting, gone):
+                    task.cancel()
+            if not waiting.done() or waiting.cancelled():
+                # The client went away: nobody reads the answer.
+                return Response(status_code=499)
+            return _record(waiting.result())
 
     router = APIRouter(responses=_ERRORS)
 
@@ -292,10 +331,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_function_call(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        record = await service.wait_record(
-            FUNCTION_CALL, call_id, wait, project=scope(who), agent=who.is_agent
-        )
-        return _record(record)
+        return await held(request, who, FUNCTION_CALL, call_id, wait)
 
     @router.get(
         "/function_calls/{call_id}/audit",
@@ -436,10 +472,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def get_human_contact(request: Request) -> Response:
         who = await client(request)
         call_id, wait = _call_id(request), _wait_seconds(request, cap)
-        record = await service.wait_record(
-            HUMAN_CONTACT, call_id, wait, project=scope(who), agent=who.is_agent
-        )
-        return _record(record)
+        return await held(request, who, HUMAN_CONTACT, call_id, wait)
 
     @router.post(
         "/agent/human_contacts/{call_id}/respond",

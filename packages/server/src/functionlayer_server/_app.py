@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functionlayer_server._api import API_PREFIX, LEGACY_PREFIX, create_api_router, is_fast_path
 from functionlayer_server._channels import install_channels
-from functionlayer_server._errors import AuthenticationError, ServerError
+from functionlayer_server._errors import AuthenticationError, QuotaExceededError, ServerError
 from functionlayer_server._inbox import create_inbox_router
 from functionlayer_server._scheduler import Clock
 from functionlayer_server._service import ApprovalService
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @app.exception_handler(ServerError)
     async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        if isinstance(exc, QuotaExceededError):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(
             {"detail": exc.message, "code": exc.code}, status_code=exc.status_code, headers=headers
         )

@@ -40,6 +40,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         public_url=getattr(args, "public_url", None),
         log_level=getattr(args, "log_level", None),
         policy_file=getattr(args, "policy_file", None),
+        max_pending_per_token=getattr(args, "max_pending_per_token", None),
+        max_long_polls_per_token=getattr(args, "max_long_polls_per_token", None),
     )
 
 
@@ -449,6 +451,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.add_argument(
         "--policy-file", help="the operator's routing and policy rules (TOML; docs/security.md)"
+    )
+    serve.add_argument(
+        "--max-pending-per-token",
+        type=int,
+        metavar="N",
+        help="pending requests one agent token may have at once (default 200; 0: no limit)",
+    )
+    serve.add_argument(
+        "--max-long-polls-per-token",
+        type=int,
+        metavar="N",
+        help="long-polls one token may hold open at once (default 100; 0: no limit)",
     )
     db(serve)
     serve.set_defaults(func=_serve)

@@ -11,6 +11,7 @@ __all__ = [
     "InvalidDecisionError",
     "InvalidRequestError",
     "NotFoundError",
+    "QuotaExceededError",
     "RoutingRefusedError",
     "ServerError",
 ]
@@ -83,3 +84,15 @@ class RoutingRefusedError(ServerError):
 
     status_code = 422
     code = "routing_refused"
+
+
+class QuotaExceededError(ServerError):
+    """An agent token is over one of the operator's quotas (pending requests, open
+    long-polls). Nothing was stored; the same call may succeed after ``retry_after`` seconds."""
+
+    status_code = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -45,6 +45,7 @@ from functionlayer_server._errors import (
 )
 from functionlayer_server._outbox import outbox_rows, webhook_event
 from functionlayer_server._policy import Decision, Directory, Identity, Person
+from functionlayer_server._quotas import PendingQuota
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
 from functionlayer_server._settings import Settings
 from functionlayer_server._store import AuditRow, NewJob, OutboxRow, RequestRecord, Store
@@ -207,6 +208,8 @@ class ApprovalService:
         self._planners: list[JobPlanner] = []
         self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
+        # One agent token cannot fill the inbox for everyone (see _quotas).
+        self.pending_quota = PendingQuota(store, settings.max_pending_per_token)
         self._seen: dict[tuple[str, str], float] = {}
         self._seen_unwritten: dict[tuple[str, str], float] = {}
         self._seen_flush: asyncio.TimerHandle | None = None
@@ -604,9 +607,10 @@ class ApprovalService:
         )
         outbox, event_id = self._outbox("created", record, audit)
         jobs, model = self._jobs("created", record, now)
-        stored, created = await self.store.insert_request(
-            record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox, jobs=jobs
-        )
+        async with self.pending_quota.creating(kind, call_id, project, created_by):
+            stored, created = await self.store.insert_request(
+                record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox, jobs=jobs
+            )
         if not created:
             if stored.project != project:
                 raise ConflictError(
@@ -791,10 +795,11 @@ class ApprovalService:
         run_id: str | None,
         limit: int,
         offset: int = 0,
+        every: bool = False,
     ) -> tuple[list[RequestRecord], int]:
-        """A page of records, newest first, and how many match in all. For a person: every
-        request of their projects the policy lets them see (pending ones without any cap;
-        decided ones from the most recent history)."""
+        """A page of records, newest first, and how many match in all (``every``: all of them,
+        no page). For a person: every request of their projects the policy lets them see
+        (pending ones without any cap; decided ones from the most recent history)."""
         limit = max(1, min(limit, 1000))
         offset = max(0, offset)
         if visible_to is None:
@@ -824,6 +829,8 @@ class ApprovalService:
             ):
                 continue
             result.append(record)
+        if every:
+            return result, len(result)
         return result[offset : offset + limit], len(result)
 
     async def list_function_calls(
@@ -884,6 +891,21 @@ class ApprovalService:
             offset=offset,
         )
         return [self._model(r) for r in records], total
+
+    async def inbox_pending(self, kind: str, person: Person) -> list[Request]:
+        """Every pending request ``person`` may see, newest first, in one pass (the inbox
+        sorts and pages them itself; how many there are is bounded by the agent tokens'
+        pending quotas)."""
+        records, _ = await self._list(
+            kind,
+            pending=True,
+            visible_to=person,
+            project=None,
+            run_id=None,
+            limit=1,
+            every=True,
+        )
+        return [self._model(r) for r in records]
 
     # -- deciding ---------------------------------------------------------------------------
 

@@ -55,6 +55,12 @@ class Settings(BaseModel):
     """Request bodies larger than this get ``413`` (default 1 MiB)."""
     long_poll_max_seconds: float = Field(default=60.0, gt=0)
     """``?wait=`` values above this are capped."""
+    max_pending_per_token: int = Field(default=200, ge=0)
+    """Pending requests one agent token may have at once (per project); creating one more
+    answers ``429`` until some are decided or given up. ``0``: no limit."""
+    max_long_polls_per_token: int = Field(default=100, ge=0)
+    """Long-polls (``?wait=``) one token may hold open at once in one server process; one more
+    answers ``429`` at once. ``0``: no limit."""
     scheduler_interval_seconds: float = Field(default=1.0, gt=0)
     """Upper bound on how long the scheduler sleeps between checks for due work."""
     log_level: str = "info"

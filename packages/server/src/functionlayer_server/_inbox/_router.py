@@ -21,7 +21,7 @@ from .._accounts import LoginThrottled
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
 from .._service import FUNCTION_CALL, HUMAN_CONTACT
 from . import _views as views
-from ._session import COOKIE_NAME, Session, SessionCodec
+from ._session import COOKIE_NAME, DEVICE_COOKIE_NAME, DeviceCodec, Session, SessionCodec
 
 __all__ = ["create_inbox_router"]
 
@@ -109,6 +109,15 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             codec_cache.clear()
             codec_cache[key] = SessionCodec(key)
         return codec_cache[key]
+
+    device_codecs: dict[str, DeviceCodec] = {}
+
+    def device_codec() -> DeviceCodec:
+        key = str(getattr(settings, "secret_key", None) or secret or "")
+        if key not in device_codecs:
+            device_codecs.clear()
+            device_codecs[key] = DeviceCodec(key)
+        return device_codecs[key]
 
     def static_url(name: str) -> str:
         return f"{PREFIX}/static/{name}?v={static[name][1]}"
@@ -245,9 +254,13 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         next_url = _safe_next(str(form.get("next") or ""))
         user = None
         address = request.client.host if request.client else "unknown"
+        # A browser that logged in as this person before: guesses made elsewhere do not
+        # lock it out (see LoginThrottle).
+        known = device_codec().loads(request.cookies.get(DEVICE_COOKIE_NAME))
+        device = known[1] if known and known[0].lower() == username.lower() else None
         if username and password:
             try:
-                user = await service.accounts.login(username, password, address)
+                user = await service.accounts.login(username, password, address, device=device)
             except LoginThrottled as exc:
                 response = render(
                     "login.html",
@@ -277,6 +290,15 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         response = redirect(next_url)
         started = await service.accounts.start_session(user.name, codec().max_age)
         set_session(response, Session.fresh(started.session_id))
+        response.set_cookie(
+            DEVICE_COOKIE_NAME,
+            device_codec().dumps(user.name, known[1] if known else None),
+            max_age=device_codec().max_age,
+            path=PREFIX,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookie,
+        )
         return response
 
     @router.post(PREFIX + "/logout")
@@ -308,21 +330,20 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
     async def list_context(user: Any, page: int = 1) -> dict[str, Any]:
         now = views.now_utc()
         (
-            (pending_calls, _),
-            (pending_contacts, _),
+            pending_calls,
+            pending_contacts,
             (done_calls, _),
             (done_contacts, _),
         ) = await asyncio.gather(
-            service.inbox_page(FUNCTION_CALL, user, pending=True, limit=1000, offset=0),
-            service.inbox_page(HUMAN_CONTACT, user, pending=True, limit=1000, offset=0),
+            # Every pending request this person may decide, in one pass each (paged below,
+            # never silently capped; bounded by the agent tokens' pending quotas).
+            service.inbox_pending(FUNCTION_CALL, user),
+            service.inbox_pending(HUMAN_CONTACT, user),
             service.inbox_page(FUNCTION_CALL, user, pending=False, limit=RECENT_LIMIT),
             service.inbox_page(HUMAN_CONTACT, user, pending=False, limit=RECENT_LIMIT),
         )
-        # Every pending request this person may decide, paged (never silently capped).
-        more_calls = await _rest(FUNCTION_CALL, user, len(pending_calls))
-        more_contacts = await _rest(HUMAN_CONTACT, user, len(pending_contacts))
-        pending = [views.row_for_call(c, now) for c in [*pending_calls, *more_calls]] + [
-            views.row_for_contact(c, now) for c in [*pending_contacts, *more_contacts]
+        pending = [views.row_for_call(c, now) for c in pending_calls] + [
+            views.row_for_contact(c, now) for c in pending_contacts
         ]
         # Longest-waiting first: that is the one most likely holding an agent up.
         pending.sort(key=lambda row: (row.requested_at is None, row.requested_at or now))
@@ -340,19 +361,6 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             "pages": pages,
             "decided": decided[:RECENT_LIMIT],
         }
-
-    async def _rest(kind: str, user: Any, have: int) -> list[Any]:
-        items: list[Any] = []
-        offset = have
-        while have and offset % 1000 == 0:
-            batch, total = await service.inbox_page(
-                kind, user, pending=True, limit=1000, offset=offset
-            )
-            items.extend(batch)
-            offset += len(batch)
-            if not batch or offset >= total:
-                break
-        return items
 
     async def current_version() -> int:
         return int(await service.wait_for_change(-1, 0))

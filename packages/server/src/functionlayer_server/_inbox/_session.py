@@ -17,10 +17,12 @@ import secrets
 import time
 from dataclasses import dataclass
 
-__all__ = ["COOKIE_NAME", "Session", "SessionCodec"]
+__all__ = ["COOKIE_NAME", "DEVICE_COOKIE_NAME", "DeviceCodec", "Session", "SessionCodec"]
 
 COOKIE_NAME = "functionlayer_session"
 SESSION_MAX_AGE = 12 * 3600
+DEVICE_COOKIE_NAME = "functionlayer_device"
+DEVICE_MAX_AGE = 180 * 24 * 3600
 
 
 @dataclass
@@ -88,3 +90,51 @@ class SessionCodec:
         if time.time() - issued_at > self.max_age:
             return None
         return Session(sid=username, csrf=csrf, issued_at=issued_at)
+
+
+class DeviceCodec:
+    """The device cookie: "this browser logged in successfully as ``u`` before", set at each
+    successful login and kept after logout. It authenticates nothing; login throttling uses it
+    so that failed guesses made elsewhere never lock a person out of a browser they used
+    before (``_accounts.LoginThrottle``). Signed like the session cookie, with its own key."""
+
+    def __init__(self, secret_key: str, *, max_age: int = DEVICE_MAX_AGE) -> None:
+        if not secret_key:
+            raise ValueError("the inbox needs settings.secret_key to sign device cookies")
+        self._key = hashlib.sha256(b"functionlayer-inbox-device\x00" + secret_key.encode()).digest()
+        self.max_age = max_age
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+
+    def dumps(self, username: str, device_id: str | None = None) -> str:
+        """A cookie naming ``username``; ``device_id`` keeps the browser's id (a new one if
+        None)."""
+        body = json.dumps(
+            {"u": username, "d": device_id or secrets.token_urlsafe(18), "iat": int(time.time())},
+            separators=(",", ":"),
+        )
+        payload = _b64(body.encode())
+        return f"{payload}.{self._sign(payload)}"
+
+    def loads(self, cookie: str | None) -> tuple[str, str] | None:
+        """``(username, device id)``, or None when missing, forged, malformed or too old."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        payload, signature = cookie.split(".")
+        try:
+            expected = self._sign(payload)
+        except UnicodeEncodeError:
+            return None
+        if not hmac.compare_digest(expected, signature):
+            return None
+        try:
+            data = json.loads(_unb64(payload))
+            username, device_id, issued_at = data["u"], data["d"], int(data["iat"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(username, str) or not isinstance(device_id, str) or not device_id:
+            return None
+        if time.time() - issued_at > self.max_age:
+            return None
+        return username, device_id

@@ -459,6 +459,16 @@ class Store(ABC):
             )
         return int(rows[0][0])
 
+    async def count_pending_of(self, project: str, created_by: str) -> int:
+        """How many requests (of both kinds) the agent token ``created_by`` has pending in
+        ``project`` (its quota; indexed by ``fl_requests_pending_by_creator``)."""
+        rows = await self._fetch(
+            "SELECT COUNT(*) FROM fl_requests WHERE project = ? AND created_by = ? "
+            "AND completed = 0",
+            (project, created_by),
+        )
+        return int(rows[0][0])
+
     # -- audit ------------------------------------------------------------------------------
 
     async def add_audit(self, audit: AuditRow) -> None:
@@ -974,6 +984,14 @@ def migrations(dialect: str) -> list[tuple[str, str, str]]:
         ("fl_users", "disabled", "INTEGER NOT NULL DEFAULT 0"),
     ]
 
+
+# Indexes on columns that ``migrations`` may have just added (created after them).
+LATE_INDEXES = [
+    # Partial: only pending rows, so counting a token's pending requests (its quota, checked
+    # on every create) never walks the decided history.
+    "CREATE INDEX IF NOT EXISTS fl_requests_pending_by_creator ON fl_requests "
+    "(project, created_by) WHERE completed = 0",
+]
 
 # Identities and memberships of persons created before the directory existed.
 BACKFILL = [

@@ -14,6 +14,7 @@ import psycopg
 
 from functionlayer_server._store._base import (
     BACKFILL,
+    LATE_INDEXES,
     NOTIFY_CHANNEL,
     AuditRow,
     NotifyCallback,
@@ -44,7 +45,7 @@ def postgres_prepare(url: str) -> psycopg.Connection[Any]:
             conn.execute(ddl)
         for table, column, definition in migrations("postgresql"):
             conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}")
-        for statement in BACKFILL:
+        for statement in LATE_INDEXES + BACKFILL:
             conn.execute(statement)
     return conn
 

@@ -20,7 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from functionlayer_server._store._base import BACKFILL, Statement, Store, migrations, schema
+from functionlayer_server._store._base import (
+    BACKFILL,
+    LATE_INDEXES,
+    Statement,
+    Store,
+    migrations,
+    schema,
+)
 
 __all__ = ["SQLiteStore", "sqlite_path", "sqlite_prepare"]
 
@@ -63,7 +70,7 @@ def sqlite_prepare(url: str) -> sqlite3.Connection:
             have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-        for statement in BACKFILL:
+        for statement in LATE_INDEXES + BACKFILL:
             conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
