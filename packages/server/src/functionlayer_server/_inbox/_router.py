@@ -18,6 +18,7 @@ from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
 
 from .. import _schema
 from .._accounts import LoginThrottled
+from .._audit_view import visible_details
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
 from .._service import FUNCTION_CALL, HUMAN_CONTACT
 from . import _views as views
@@ -404,9 +405,9 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         entries = await service.audit_trail(call_id)
         rows = []
         for entry in entries:
-            details = getattr(entry, "details", None)
+            details: Any = getattr(entry, "details", None)
             if details is not None and not isinstance(details, str):
-                details = json.dumps(details, ensure_ascii=False, default=str)
+                details = json.dumps(visible_details(details), ensure_ascii=False, default=str)
             when = getattr(entry, "at", None) or getattr(entry, "when", None)
             rows.append(
                 {
