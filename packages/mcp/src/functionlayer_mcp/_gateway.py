@@ -290,12 +290,26 @@ def _schema_problem(tool: types.Tool | None, arguments: dict[str, Any]) -> str |
     if tool is None:
         return None  # unknown to the upstream's list: the upstream will judge
     import jsonschema
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
 
+    schema = tool.inputSchema
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        jsonschema.validate(instance=arguments, schema=tool.inputSchema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"{where}: {exc.message}" if where else exc.message
+        cls.check_schema(schema)
+        # A registry that fetches nothing: a $ref outside the schema fails closed instead of
+        # making the gateway open a URL (or a file) the schema names.
+        validator = cls(schema, registry=Registry(retrieve=_refuse_retrieval))  # type: ignore[call-arg]
+        error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
     except jsonschema.SchemaError as exc:
         return f"the tool's input schema is invalid: {exc.message}"
-    return None
+    except Unresolvable as exc:
+        return f"the tool's input schema has a reference that is never fetched: {exc}"
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def _refuse_retrieval(uri: str) -> Any:
+    raise LookupError(f"{uri!r} is outside the schema; nothing is fetched")
