@@ -132,6 +132,8 @@ def outside_refs(listener: Listener) -> list[dict[str, Any]]:
             "properties": {"to": {"$ref": "relative.json"}},
         },
         {"type": "object", "properties": {"to": {"anyOf": [{"$ref": f"{remote}#/x"}]}}},
+        # a property whose name is a keyword that holds data elsewhere
+        {"type": "object", "properties": {"default": {"$ref": remote}}},
     ]
 
 
@@ -241,6 +243,11 @@ def doubling(levels: int) -> dict[str, Any]:
 @pytest.mark.anyio
 async def test_exponential_and_nested_schemas_are_refused_at_creation(server: Server) -> None:
     refused = await server.create(doubling(40))
+    assert refused.status_code == 422, refused.text
+    assert "too many subschemas" in refused.json()["detail"]
+    escaped = json.loads(json.dumps(doubling(40)).replace("#/$defs/", "#/%24defs/"))
+    escaped["properties"] = {"default": escaped.pop("properties")["a"]}
+    refused = await server.create(escaped)
     assert refused.status_code == 422, refused.text
     assert "too many subschemas" in refused.json()["detail"]
     chain: dict[str, Any] = {f"D{i}": {"$ref": f"#/$defs/D{i + 1}"} for i in range(3000)}
