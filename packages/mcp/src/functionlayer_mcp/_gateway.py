@@ -374,19 +374,33 @@ def _schema_problem(tool: types.Tool | None, arguments: dict[str, Any]) -> str |
     if tool is None:
         return "the upstream lists no such tool"
     import jsonschema
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
 
+    schema = tool.inputSchema
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        undeclared = undeclared_keys(tool.inputSchema, arguments)
+        undeclared = undeclared_keys(schema, arguments)
     except UnreadableSchemaError as exc:
         return f"the tool's input schema cannot be examined: {exc}"
     if undeclared:
         return "it does not declare the key(s) " + ", ".join(undeclared)
     try:
-        jsonschema.validate(instance=arguments, schema=tool.inputSchema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(shown(str(p)) for p in exc.absolute_path)
-        message = exc.message if len(exc.message) <= 300 else exc.message[:300] + "…"
-        return f"{where}: {message}" if where else message
+        cls.check_schema(schema)
+        # A registry that fetches nothing: a $ref outside the schema fails closed instead of
+        # making the gateway open a URL (or a file) the schema names.
+        validator = cls(schema, registry=Registry(retrieve=_refuse_retrieval))  # type: ignore[call-arg]
+        error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
     except jsonschema.SchemaError as exc:
         return f"the tool's input schema is invalid: {exc.message}"
-    return None
+    except Unresolvable as exc:
+        return f"the tool's input schema has a reference that is never fetched: {exc}"
+    if error is None:
+        return None
+    where = "/".join(shown(str(p)) for p in error.absolute_path)
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
+    return f"{where}: {message}" if where else message
+
+
+def _refuse_retrieval(uri: str) -> Any:
+    raise LookupError(f"{uri!r} is outside the schema; nothing is fetched")

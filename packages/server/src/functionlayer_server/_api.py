@@ -22,6 +22,7 @@ from functionlayer._models import (
 )
 from pydantic import BaseModel, ValidationError
 
+from functionlayer_server._audit_view import visible_entry
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError, ForbiddenError
 from functionlayer_server._quotas import LongPollQuota
@@ -342,7 +343,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def function_call_audit(call_id: CallId, who: Client) -> Response:
         await service.get_function_call(call_id, project=who.project)
         entries = await service.audit_trail(call_id)
-        items = [AuditEntryModel(**e.to_json()) for e in entries if e.kind == FUNCTION_CALL]
+        items = [AuditEntryModel(**visible_entry(e)) for e in entries if e.kind == FUNCTION_CALL]
         return _json(AuditList(items=items))
 
     @router.post(

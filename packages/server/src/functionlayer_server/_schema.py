@@ -2,7 +2,7 @@
 
 The agent's core sends, with each function call, the JSON schema of the function's arguments
 (``spec.parameters``) and the decisions the function accepts (``spec.allowed_decisions``).
-This module, pure and without I/O, answers for every channel:
+This module answers for every channel:
 
 - which kind of decision a person's answer is (:func:`decision_kind`) and whether the function
   accepts it (:func:`check_allowed`);
@@ -14,18 +14,44 @@ This module, pure and without I/O, answers for every channel:
 The schema comes from the agent and is not trusted for authority: the agent's own core
 validates the approved arguments against the real signature again before running anything.
 Here it only lets the server refuse mistakes early and build forms.
+
+Being the agent's, the schema is inert data (:mod:`._schema_check`): it never makes the
+server fetch anything. Every ``$ref`` must point inside the document (``#...``) and the schema
+stays within :data:`MAX_SCHEMA_BYTES`, :data:`MAX_SCHEMA_DEPTH` and
+:data:`MAX_SCHEMA_EXPANSION`, checked at creation (:func:`check_schema`); validation uses a
+registry whose retrieval refuses every URI, so a stored schema with an outside reference fails
+closed instead of being fetched. A person's edit is validated in a worker process, off the
+event loop, killed after :data:`VALIDATION_SECONDS` (:func:`edit_problems_off_loop`), which
+refuses the edit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
-from collections.abc import Mapping, Sequence
+import sys
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from functionlayer._models import DECISION_KINDS, FunctionCallSpec
 
+from functionlayer_server._schema_check import (
+    MAX_SCHEMA_BYTES,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_EXPANSION,
+    schema_errors,
+    schema_problem,
+)
+
 __all__ = [
     "DECISION_KINDS",
+    "MAX_SCHEMA_BYTES",
+    "MAX_SCHEMA_DEPTH",
+    "MAX_SCHEMA_EXPANSION",
+    "VALIDATION_SECONDS",
     "SchemaProblem",
     "allowed",
     "check_allowed",
@@ -33,8 +59,18 @@ __all__ = [
     "decision_kind",
     "describe",
     "edit_problems",
+    "edit_problems_off_loop",
     "merge_edits",
+    "schema_problem",
 ]
+
+VALIDATION_SECONDS = 5.0
+"""How long validating an edit may take (in its worker process) before the edit is refused."""
+_WORKER = Path(__file__).with_name("_schema_check.py")
+_CHECKED_MAX = 256
+_checked: OrderedDict[tuple[str, str], tuple[tuple[str, str], ...]] = OrderedDict()
+"""Recent validations, by (schema JSON, arguments JSON): the worker's answer, reused by the
+policy's own check of the same decision (which must not validate again on the event loop)."""
 
 
 class SchemaProblem(Exception):
@@ -101,16 +137,6 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
-def _field(path: Sequence[Any], validator: str, instance: Any, schema: Any) -> str:
-    if path:
-        return str(path[0])
-    if validator == "required" and isinstance(schema, list):
-        for name in schema:
-            if isinstance(instance, Mapping) and name not in instance:
-                return str(name)
-    return ""
-
-
 def edit_problems(spec: FunctionCallSpec, merged: Mapping[str, Any]) -> dict[str, str]:
     """What is wrong with the merged arguments, by argument name (``""``: the whole object).
     Empty when they fit the schema, or when the request carries no schema."""
@@ -121,21 +147,68 @@ def edit_problems(spec: FunctionCallSpec, merged: Mapping[str, Any]) -> dict[str
     schema = spec.parameters
     if not schema:
         return problems
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(schema)
-    for error in sorted(validator.iter_errors(dict(merged)), key=lambda e: list(e.path)):
-        name = _field(list(error.path), str(error.validator), error.instance, error.validator_value)
-        if error.validator == "additionalProperties":
-            extra = [n for n in merged if n not in (schema.get("properties") or {})]
-            for unknown in extra:
-                problems.setdefault(unknown, "is not an argument of this function")
-            continue
-        if error.validator == "required" and name:
-            problems.setdefault(name, "is required")
-            continue
-        problems.setdefault(name, error.message)
+    try:
+        key = (json.dumps(schema), json.dumps(dict(merged)))
+    except (TypeError, ValueError):
+        return {**problems, "": "the edited arguments are not plain JSON"}
+    found = _checked.get(key)
+    if found is None:  # not checked in a worker (a direct caller): check here
+        found = tuple(schema_errors(schema, merged))
+        _remember(key, found)
+    for name, text in found:
+        problems.setdefault(name, text)
     return problems
+
+
+def _remember(key: tuple[str, str], found: tuple[tuple[str, str], ...]) -> None:
+    _checked[key] = found
+    _checked.move_to_end(key)
+    while len(_checked) > _CHECKED_MAX:
+        _checked.popitem(last=False)
+
+
+async def edit_problems_off_loop(
+    spec: FunctionCallSpec, merged: Mapping[str, Any], *, timeout: float = VALIDATION_SECONDS
+) -> dict[str, str]:
+    """:func:`edit_problems`, the schema part in a worker process killed after ``timeout``
+    seconds: the event loop never waits for the agent's schema, and a validation that runs
+    away (a backtracking ``pattern``, references that multiply) is stopped. Too slow, or no
+    answer from the worker, refuses the edit."""
+    schema = spec.parameters
+    try:
+        key = (json.dumps(schema), json.dumps(dict(merged)))
+    except (TypeError, ValueError):
+        return edit_problems(spec, merged)
+    if not schema or key in _checked:
+        return edit_problems(spec, merged)
+    payload = json.dumps({"schema": schema, "merged": dict(merged)}).encode("utf-8")
+    try:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            str(_WORKER),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        return {"": f"could not be checked against the request's schema ({exc})"}
+    try:
+        out, _ = await asyncio.wait_for(worker.communicate(payload), timeout)
+    except TimeoutError:
+        return {"": f"could not be checked against the request's schema within {timeout:g} seconds"}
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    try:
+        found = tuple((str(name), str(text)) for name, text in json.loads(out))
+    except (ValueError, TypeError):
+        return {"": "could not be checked against the request's schema (the check failed)"}
+    if worker.returncode != 0:
+        return {"": "could not be checked against the request's schema (the check failed)"}
+    _remember(key, found)
+    return edit_problems(spec, merged)
 
 
 def describe(problems: Mapping[str, str]) -> str:
@@ -149,6 +222,9 @@ def check_schema(spec: FunctionCallSpec) -> None:
     schema = spec.parameters
     if schema is None:
         return
+    refused = schema_problem(schema)
+    if refused is not None:
+        raise SchemaProblem(refused)
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 

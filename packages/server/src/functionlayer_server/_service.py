@@ -119,6 +119,27 @@ def _policy_error(exc: policy.PolicyError) -> ServerError:
     return InvalidDecisionError(exc.message)
 
 
+async def _check_edits_off_loop(call: FunctionCall, decision: Decision) -> None:
+    """Validate an edit against the agent's schema in a worker thread, within a time limit,
+    before the policy does (same check, same message; the policy reuses the cached result):
+    the agent's schema never stalls the event loop."""
+    edits = decision.edited_kwargs
+    if (
+        not isinstance(edits, dict)
+        or not call.spec.parameters
+        or decision.approved is not True
+        or decision.response is not None
+        or (call.status is not None and call.status.approved is not None)
+        or _schema.decision_kind(call.spec, approved=True, edited_kwargs=edits, response=None)
+        not in _schema.allowed(call.spec)
+    ):
+        return  # nothing to validate, or the policy refuses it without validating
+    merged = _schema.merge_edits(call.spec, edits)
+    problems = await _schema.edit_problems_off_loop(call.spec, merged)
+    if problems:
+        raise InvalidDecisionError(_schema.describe(problems))
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """One thing that happened to a request: who did what, when, through which channel."""
@@ -1015,6 +1036,7 @@ class ApprovalService:
             # Who is asking first: someone who may not decide learns nothing (not even that,
             # or by whom, it was decided).
             person, effective = await self._decider(call, record, responder, via_identities, via)
+            await _check_edits_off_loop(call, wanted)
             try:
                 change = policy.apply_decision(call, effective, person, wanted)
             except policy.PolicyError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
+from functionlayer_server._audit_view import visible_entry
 from functionlayer_server._errors import AuthenticationError
 from functionlayer_server._service import ApprovalService, AuditEntry
 
@@ -24,7 +25,8 @@ async def audit_lines(
     call_id: str | None = None,
 ) -> AsyncIterator[str]:
     """One JSON object per line (``call_id, kind, project, at, who, via, action, details``),
-    oldest first. The project of a request comes from its ``created`` entry."""
+    oldest first. The project of a request comes from its ``created`` entry. Details are shown as
+    :func:`~functionlayer_server._audit_view.visible_details` allows (no channel secrets)."""
     entries: list[AuditEntry] = await service.audit_trail(call_id)
     projects: dict[tuple[str, str], str] = {}
     for entry in entries:
@@ -42,7 +44,7 @@ async def audit_lines(
             continue
         if since is not None and entry.at.timestamp() < since:
             continue
-        line: dict[str, Any] = {"project": owner, **entry.to_json()}
+        line: dict[str, Any] = {"project": owner, **visible_entry(entry)}
         yield json.dumps(line, sort_keys=True, default=str) + "\n"
 
 

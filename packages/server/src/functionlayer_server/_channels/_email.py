@@ -4,8 +4,13 @@ Delivery: every addressed recipient (the channel's address and its additional to
 recipients) gets a personal copy of the request (text + HTML) with its own signed, expiring,
 single-use links, so a click identifies who approved (quorum counts people, not emails). The
 To/Cc headers list everyone as usual; Bcc recipients get their copy without appearing anywhere.
-Each copy has a stable Message-ID (per request and recipient), mapped durably to the request so
-replies can be matched by ``In-Reply-To``/``References``.
+Each copy has a stable Message-ID (per request and recipient, an HMAC under the server's secret
+key), mapped durably to the request so replies can be matched by ``In-Reply-To``/``References``.
+That Message-ID is what authenticates a reply as its recipient's, so it never leaves the server
+except in that recipient's own copy: it is not kept in the audit trail (the ``delivered`` entry
+lists recipients, not ids; :meth:`EmailChannel.update` derives the ids again), and the reply
+mapping is keyed by its hash. Replies threading to a message sent before this rule (whose id an
+agent could have read in the audit) decide nothing: they are refused and audited.
 
 Links (``/email/links/<token>``): "Approve" shows a confirmation page on GET and decides only on
 POST (mail scanners fetch GET links); "Open in the inbox" redirects to the login-protected inbox
@@ -80,7 +85,10 @@ LINK_PREFIX = "/email/links"
 INBOUND_PATH = "/email/inbound"
 SECRET_HEADER = "X-FunctionLayer-Inbound-Secret"
 SMTP_TIMEOUT_SECONDS = 30.0
-_MSGID_KEY = "email-msgid:"
+_LEGACY_MSGID_KEY = "email-msgid:"
+"""Reply mapping of messages sent while their ids were also in the (agent-readable) audit."""
+_REPLY_KEY = "email-reply:v2:"
+"""Reply mapping: the hash of a private Message-ID -> the request and that copy's recipient."""
 # Form fields in which inbound-mail services post the raw message (Mailgun, SendGrid, ...).
 _RAW_FIELDS = ("body-mime", "email", "raw", "mime", "message")
 
@@ -151,6 +159,11 @@ def _bracket(msgid: str) -> str:
     return text if text.startswith("<") and text.endswith(">") else f"<{text.strip('<>')}>"
 
 
+def _reply_key(msgid: str) -> str:
+    """The durable key of a Message-ID's reply mapping (its hash, not the id)."""
+    return _REPLY_KEY + hashlib.sha256(msgid.encode("utf-8")).hexdigest()
+
+
 def _send_sync(config: SmtpConfig, messages: list[tuple[EmailMessage, list[str]]]) -> None:
     """One SMTP session for a batch of messages (runs in a worker thread)."""
     context = ssl.create_default_context()
@@ -212,9 +225,13 @@ class EmailChannel:
         await asyncio.to_thread(_send_sync, self.smtp, messages)
 
     def message_id(self, kind: str, call_id: str, recipient: str) -> str:
-        """Stable per request and recipient (a re-delivery reuses it), unguessable."""
+        """Stable per request and recipient (a re-delivery reuses it), unguessable, private
+        (see the module docstring). The ``reply-v2`` label makes it differ from the ids of
+        messages sent while ids were also written to the audit trail."""
         digest = hmac.new(
-            self._secret.encode(), f"{kind}\0{call_id}\0{recipient}".encode(), hashlib.sha256
+            self._secret.encode(),
+            f"reply-v2\0{kind}\0{call_id}\0{recipient.lower()}".encode(),
+            hashlib.sha256,
         ).hexdigest()[:32]
         return f"<fl-{digest}@{self._domain}>"
 
@@ -311,11 +328,11 @@ class EmailChannel:
         # The reply mapping goes first: a reply can never arrive for a message we cannot match.
         await self._remember_message_ids(kind, request.call_id, message_ids)
         await self.send(batch)
+        # No Message-IDs here: the delivery is an audit entry, readable with an agent token.
         await self.deliveries.save_delivery(
             request.call_id,
             self.name,
             {
-                "message_ids": message_ids,
                 "recipients": recipients,
                 "to": to,
                 "cc": cc,
@@ -328,12 +345,16 @@ class EmailChannel:
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """A short confirmation in each recipient's thread: who decided what."""
         text = render_decision(request)
+        kind = _kind(request)
         batch: list[tuple[EmailMessage, list[str]]] = []
         seen: set[str] = set()
         for delivery in deliveries:
-            ids = delivery.get("message_ids")
+            ids = delivery.get("message_ids")  # deliveries recorded before ids were private
             if not isinstance(ids, dict):
-                continue
+                recipients = delivery.get("recipients")
+                if not isinstance(recipients, list):
+                    continue
+                ids = {str(r): self.message_id(kind, request.call_id, str(r)) for r in recipients}
             subject = str(delivery.get("subject") or "FunctionLayer request")
             for recipient, msgid in ids.items():
                 if recipient in seen:
@@ -376,24 +397,26 @@ class EmailChannel:
 
     async def _remember_message_ids(self, kind: str, call_id: str, ids: dict[str, str]) -> None:
         """Message-ID -> request and the one recipient of that copy, written before sending:
-        a reply (even an instant one) can always be matched to whose copy it answers."""
+        a reply (even an instant one) can always be matched to whose copy it answers. Keyed
+        by the id's hash: the id itself is kept nowhere but in the recipient's copy."""
         for recipient, msgid in ids.items():
             await self.service.store.remember(
-                _MSGID_KEY + msgid.strip("<>"),
+                _reply_key(msgid.strip("<>")),
                 {"kind": kind, "call_id": call_id, "recipient": recipient.lower()},
             )
 
     async def _find_request(self, message_ids: list[str]) -> tuple[str, str, str | None] | None:
         """(kind, call id, the recipient of the copy replied to) for the first known
-        Message-ID; the recipient is None for a record that cannot say whose copy it was."""
+        Message-ID. The recipient is None when the id cannot prove whose copy it was: a
+        message sent before ids were private (its id was in the agent-readable audit)."""
         for msgid in message_ids:
-            found = await self.service.store.recall(_MSGID_KEY + msgid)
+            found = await self.service.store.recall(_reply_key(msgid))
             if found is not None:
-                recipient = found.get("recipient")
-                if recipient is None:  # written before per-recipient records
-                    legacy = [str(r).lower() for r in found.get("recipients") or ()]
-                    recipient = legacy[0] if len(legacy) == 1 else None
-                return str(found["kind"]), str(found["call_id"]), recipient
+                return str(found["kind"]), str(found["call_id"]), str(found["recipient"])
+        for msgid in message_ids:
+            legacy = await self.service.store.recall(_LEGACY_MSGID_KEY + msgid)
+            if legacy is not None:
+                return str(legacy["kind"]), str(legacy["call_id"]), None
         return None
 
     async def _link_used(self, token: str) -> bool:
@@ -635,8 +658,15 @@ class EmailChannel:
             return answer(200, "ignored", "automatic replies never decide", call_id=call_id)
         # A reply counts only from the recipient of the copy it threads to: another addressee
         # replying on their own copy "as" someone else, or a forged From on someone else's
-        # copy, decides nothing.
-        if recipient is None or reply.sender != recipient:
+        # copy, decides nothing. Nor does a reply to a message whose id was once readable.
+        if recipient is None:
+            reason = (
+                "the reply threads to a message sent before reply ids were kept private "
+                "(its id may be known to others); answer with the link or in the inbox"
+            )
+            await self._refuse(kind, call_id, reply.sender, reason)
+            return answer(403, "forbidden", reason + "; nothing was decided", call_id=call_id)
+        if reply.sender != recipient:
             await self._refuse(
                 kind,
                 call_id,

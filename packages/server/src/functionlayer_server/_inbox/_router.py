@@ -18,6 +18,7 @@ from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
 
 from .. import _schema
 from .._accounts import LoginThrottled
+from .._audit_view import visible_details
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
 from .._service import FUNCTION_CALL, HUMAN_CONTACT
 from . import _views as views
@@ -412,9 +413,9 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         entries = await service.audit_trail(call_id)
         rows = []
         for entry in entries:
-            details = getattr(entry, "details", None)
+            details: Any = getattr(entry, "details", None)
             if details is not None and not isinstance(details, str):
-                details = json.dumps(details, ensure_ascii=False, default=str)
+                details = json.dumps(visible_details(details), ensure_ascii=False, default=str)
             when = getattr(entry, "at", None) or getattr(entry, "when", None)
             rows.append(
                 {
@@ -512,7 +513,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         value = form.get(name)
         return value.strip() if isinstance(value, str) else ""
 
-    def decision_from_form(
+    async def decision_from_form(
         call: FunctionCall, form: Mapping[str, Any]
     ) -> tuple[FunctionCallStatus | None, str | None, dict[str, str]]:
         """The decision a submitted form asks for, or an error message for the page (and, for
@@ -521,7 +522,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         if decision is None or decision.edited_kwargs is None:
             return decision, problem, {}
         merged = _schema.merge_edits(call.spec, decision.edited_kwargs)
-        problems = _schema.edit_problems(call.spec, merged)
+        problems = await _schema.edit_problems_off_loop(call.spec, merged)
         if problems:
             return None, "Nothing was recorded: " + _schema.describe(problems) + ".", problems
         return decision, problem, {}
@@ -608,7 +609,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         if call is None:
             return not_found(session, user)
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-        decision, problem, field_errors = decision_from_form(call, form)
+        decision, problem, field_errors = await decision_from_form(call, form)
         if decision is None and not field_errors and _text(form, "action") == "edit":
             _, field_errors = views.edits_from_form(call.spec.kwargs, call.spec.parameters, form)
         if decision is None:
