@@ -43,5 +43,5 @@ def test_arguments_are_still_checked_against_the_schema() -> None:
         },
     )
     assert _schema_problem(tool, {"amount": 5}) is None
-    assert _schema_problem(tool, {"amount": "5"}) == "amount: '5' is not of type 'integer'"
+    assert _schema_problem(tool, {"amount": "5"}) == "'amount': '5' is not of type 'integer'"
     assert _schema_problem(tool, {}) == "'amount' is a required property"
