@@ -261,6 +261,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             actor=f"agent:{who.token_name}",
             via="api",
             created_by=who.token_name,
+            created_by_token=who.token_id,
         )
         return _record(stored)
 
@@ -327,7 +328,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             claim,
             project=who.project,
             actor=f"agent:{who.token_name}",
-            creator=who.token_name,
+            creator=who.token_id,
         )
         return _json(granted)
 
@@ -351,7 +352,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             report,
             project=who.project,
             actor=f"agent:{who.token_name}",
-            creator=who.token_name,
+            creator=who.token_id,
         )
         return _json(call)
 
@@ -405,6 +406,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             actor=f"agent:{who.token_name}",
             via="api",
             created_by=who.token_name,
+            created_by_token=who.token_id,
         )
         return _record(stored)
 

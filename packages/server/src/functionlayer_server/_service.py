@@ -44,6 +44,7 @@ from functionlayer_server._errors import (
     ServerError,
 )
 from functionlayer_server._outbox import outbox_rows, webhook_event
+from functionlayer_server._ownership import check_owner
 from functionlayer_server._policy import Decision, Directory, Identity, Person
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
 from functionlayer_server._settings import Settings
@@ -483,6 +484,7 @@ class ApprovalService:
         actor: str = "api",
         via: str = "api",
         created_by: str = "",
+        created_by_token: str = "",
     ) -> tuple[RequestRecord, bool]:
         """``create_function_call`` / ``create_human_contact`` answering with the stored record
         (the API renders its JSON with ``RequestRecord.to_json``, without a model round trip)."""
@@ -565,6 +567,7 @@ class ApprovalService:
             created_at=now,
             version=0,
             created_by=created_by,
+            created_by_token=created_by_token,
         )
         audit = AuditRow(
             kind=kind,
@@ -1034,11 +1037,7 @@ class ApprovalService:
         """An agent stops waiting: only the token that created the request may expire it, and
         expiry is always a rejection (fail closed)."""
         record = await self._record(kind, call_id, client.project)
-        if record.created_by and record.created_by != client.token_name:
-            raise ForbiddenError(
-                "only the agent token that created this request may give it up; "
-                "agent tokens cannot decide"
-            )
+        check_owner(record, client.token_id, "give it up; agent tokens cannot decide")
         return await self.expire(
             kind, call_id, reason=reason, force=True, actor=f"agent:{client.token_name}", via="api"
         )

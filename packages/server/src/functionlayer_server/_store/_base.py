@@ -46,7 +46,12 @@ class RequestRecord:
     created_at: float
     version: int
     created_by: str = ""
-    """The agent token (its name) that created the request: only it may give the request up."""
+    """The name of the agent token that created the request (for people: the audit says
+    ``agent:<name>``). Names are labels, never ownership: see ``created_by_token``."""
+    created_by_token: str = ""
+    """The immutable id of the agent token that created the request: only that token may give
+    it up, claim its execution or report the outcome (``_ownership``). Empty for a request
+    created without an agent token, or (with a ``created_by`` name) before ids were recorded."""
 
     def changed(self, status: str, *, completed: bool) -> RequestRecord:
         """This record after a compare-and-set that stored ``status``."""
@@ -62,6 +67,7 @@ class RequestRecord:
             self.created_at,
             self.version + 1,
             self.created_by,
+            self.created_by_token,
         )
 
     def to_json(self) -> str:
@@ -87,6 +93,7 @@ class RequestRecord:
             created_at=row[8],
             version=row[9],
             created_by=row[10] or "",
+            created_by_token=row[11] or "",
         )
 
 
@@ -111,6 +118,9 @@ class TokenRow:
     approver: str | None = None
     created_at: float = 0.0
     revoked_at: float | None = None
+    token_id: str = ""
+    """Immutable and unique: what owns the requests the token creates (names may repeat over
+    time, e.g. revoke then re-issue)."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +239,7 @@ def _outbox_statements(rows: Sequence[OutboxRow]) -> list[Statement]:
 
 _REQ_COLS = (
     "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version, "
-    "created_by"
+    "created_by, created_by_token"
 )
 
 NOTIFY_CHANNEL = "functionlayer"
@@ -290,7 +300,7 @@ class Store(ABC):
         transaction, so they exist exactly when the request does."""
         statements: list[Statement] = [
             (
-                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (kind, call_id) DO NOTHING",
                 (
                     record.kind,
@@ -304,6 +314,7 @@ class Store(ABC):
                     record.created_at,
                     record.version,
                     record.created_by,
+                    record.created_by_token,
                 ),
             ),
             *self._audit_statements(audit, notify),
@@ -621,23 +632,33 @@ class Store(ABC):
         *,
         role: str = "agent",
         approver: str | None = None,
-    ) -> None:
-        await self._transaction(
+        token_id: str,
+    ) -> bool:
+        """Store a token; False (nothing stored) when a live token of ``project`` already has
+        this ``name`` (a unique index, so concurrent creations cannot both win)."""
+        return await self._transaction(
             [
                 (
-                    "INSERT INTO fl_tokens (token_hash, project, name, created_at, role, approver) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (token_hash, project, name, now, role, approver),
+                    "INSERT INTO fl_tokens (token_hash, project, name, created_at, role, approver, "
+                    "token_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (token_hash, project, name, now, role, approver, token_id),
                 )
             ],
-            guard_first=False,
+            guard_first=True,
         )
+
+    async def live_token_named(self, project: str, name: str) -> bool:
+        rows = await self._fetch(
+            "SELECT 1 FROM fl_tokens WHERE project = ? AND name = ? AND revoked_at IS NULL",
+            (project, name),
+        )
+        return bool(rows)
 
     async def find_token(self, token_hash: str) -> TokenRow | None:
         """The live (not revoked) token with this hash. Read on every request, never cached:
         a revocation by any process is effective at once."""
         rows = await self._fetch(
-            "SELECT project, name, role, approver, created_at FROM fl_tokens "
+            "SELECT project, name, role, approver, created_at, token_id FROM fl_tokens "
             "WHERE token_hash = ? AND revoked_at IS NULL",
             (token_hash,),
         )
@@ -645,13 +666,18 @@ class Store(ABC):
             return None
         r = rows[0]
         return TokenRow(
-            project=r[0], name=r[1], role=r[2] or "agent", approver=r[3], created_at=r[4]
+            project=r[0],
+            name=r[1],
+            role=r[2] or "agent",
+            approver=r[3],
+            created_at=r[4],
+            token_id=r[5] or "",
         )
 
     async def list_tokens(self) -> list[TokenRow]:
         rows = await self._fetch_many(
-            "SELECT project, name, role, approver, created_at, revoked_at FROM fl_tokens "
-            "ORDER BY created_at, name"
+            "SELECT project, name, role, approver, created_at, revoked_at, token_id "
+            "FROM fl_tokens ORDER BY created_at, name"
         )
         return [
             TokenRow(
@@ -661,6 +687,7 @@ class Store(ABC):
                 approver=r[3],
                 created_at=r[4],
                 revoked_at=r[5],
+                token_id=r[6] or "",
             )
             for r in rows
         ]
@@ -943,10 +970,12 @@ def migrations(dialect: str) -> list[tuple[str, str, str]]:
     real = "DOUBLE PRECISION" if dialect == "postgresql" else "REAL"
     return [
         ("fl_requests", "created_by", "TEXT NOT NULL DEFAULT ''"),
+        ("fl_requests", "created_by_token", "TEXT NOT NULL DEFAULT ''"),
         ("fl_requests", "agent_seen_at", real),
         ("fl_tokens", "role", "TEXT NOT NULL DEFAULT 'agent'"),
         ("fl_tokens", "approver", "TEXT"),
         ("fl_tokens", "revoked_at", real),
+        ("fl_tokens", "token_id", "TEXT"),
         ("fl_users", "disabled", "INTEGER NOT NULL DEFAULT 0"),
     ]
 
@@ -961,4 +990,17 @@ BACKFILL = [
     "INSERT INTO fl_memberships (username, project) SELECT u.username, 'default' FROM fl_users u "
     "WHERE NOT EXISTS (SELECT 1 FROM fl_memberships m WHERE m.username = u.username) "
     "ON CONFLICT (username, project) DO NOTHING",
+    # Token ids (immutable; requests are owned by them, not by names) for tokens made before
+    # ids existed: derived from the stored hash, so unique, and nothing secret.
+    "UPDATE fl_tokens SET token_id = 'h' || SUBSTR(token_hash, 1, 32) WHERE token_id IS NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS fl_tokens_id ON fl_tokens (token_id)",
+    # One live token per name and project. Live duplicates made before this rule keep working
+    # under a distinct name (the oldest keeps the name; later ones get '#' and their id), so
+    # the unique index can be built and no name is ever shared by two live tokens.
+    "UPDATE fl_tokens SET name = name || '#' || token_id WHERE revoked_at IS NULL AND EXISTS "
+    "(SELECT 1 FROM fl_tokens o WHERE o.project = fl_tokens.project AND o.name = fl_tokens.name "
+    "AND o.revoked_at IS NULL AND (o.created_at < fl_tokens.created_at OR "
+    "(o.created_at = fl_tokens.created_at AND o.token_hash < fl_tokens.token_hash)))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS fl_tokens_live_name ON fl_tokens (project, name) "
+    "WHERE revoked_at IS NULL",
 ]
