@@ -199,3 +199,204 @@ def test_an_existing_database_gets_unique_names_and_fails_closed_on_name_only_re
             await service.stop()
 
     asyncio.run(check())
+
+
+# -- finding 7: call ids are unique per project, nothing leaks across ----------------------------
+
+
+def _other_project_agent(dep: Deployment) -> str:
+    return asyncio.run(create_token(dep.server.settings, f"b-{uuid.uuid4().hex[:6]}", "project-b"))
+
+
+def test_two_projects_use_the_same_call_id_independently(deployment: Deployment) -> None:
+    other = _other_project_agent(deployment)
+    call_id = new_id()
+    # Project B takes the id first (a squat, or a coincidence): nothing of it reaches A.
+    with deployment.agent(token=other) as b:
+        squat = b.post(
+            "/function_calls",
+            json={"run_id": "b", "call_id": call_id, "spec": {"fn": "other_fn", "kwargs": {}}},
+        )
+    assert squat.status_code == 200, squat.text
+    with deployment.agent() as a:
+        mine = a.post(
+            "/function_calls",
+            json={
+                "run_id": "a",
+                "call_id": call_id,
+                "spec": {"fn": "wire_money", "kwargs": {"amount": 5}},
+            },
+        )
+        assert mine.status_code == 200, mine.text  # not 409: B's id is not A's business
+        assert mine.json()["spec"]["fn"] == "wire_money"
+    _approve(deployment, call_id)  # alice, in A's project: she decides A's request
+    with deployment.agent(token=other) as b:
+        theirs = b.get(f"/function_calls/{call_id}")
+        audit = b.get(f"/function_calls/{call_id}/audit").json()["items"]
+    assert theirs.json()["spec"]["fn"] == "other_fn"
+    assert (theirs.json()["status"] or {}).get("approved") is None  # A's approval is A's
+    assert [e["action"] for e in audit] == ["created"]  # nothing of A's request
+    with deployment.agent() as a:
+        answer = a.get(f"/function_calls/{call_id}").json()
+        audit = a.get(f"/function_calls/{call_id}/audit").json()["items"]
+        claim = a.post(f"/function_calls/{call_id}/execution", json={"claim_id": "a1"})
+    assert answer["status"]["approved"] is True and answer["spec"]["fn"] == "wire_money"
+    assert [e["action"] for e in audit] == ["created", "approved"]
+    assert audit[0]["who"].startswith("agent:test-agent")
+    assert claim.status_code == 200 and claim.json()["granted"] is True, claim.text
+
+
+def test_another_projects_call_id_is_not_revealed(deployment: Deployment) -> None:
+    other = _other_project_agent(deployment)
+    call_id = new_id()
+    _create(deployment, deployment.agent_token, call_id)
+    with deployment.agent(token=other) as b:
+        assert b.get(f"/function_calls/{call_id}").status_code == 404
+        # Probing with a different request under that id: a new request of B's, no 409.
+        probe = b.post(
+            "/function_calls",
+            json={"run_id": "b", "call_id": call_id, "spec": {"fn": "probe", "kwargs": {}}},
+        )
+    assert probe.status_code == 200, probe.text
+    assert _status(deployment, call_id).get("approved") is None
+
+
+def test_a_cross_project_poll_does_not_mark_presence(deployment: Deployment) -> None:
+    other = _other_project_agent(deployment)
+    call_id = new_id()
+    _create(deployment, deployment.agent_token, call_id)
+    with deployment.agent(token=other) as b:
+        for _ in range(3):
+            assert b.get(f"/function_calls/{call_id}", params={"wait": 0}).status_code == 404
+    browser = deployment.login("alice")
+    page = browser.get(f"/inbox/calls/{call_id}")
+    assert page.status_code == 200, page.text
+    assert "has not checked for an answer yet" in page.text
+    assert "waiting for your answer now" not in page.text
+    # Its own agent's poll is what counts.
+    with deployment.agent() as a:
+        assert a.get(f"/function_calls/{call_id}", params={"wait": 0}).status_code == 200
+    assert "waiting for your answer now" in browser.get(f"/inbox/calls/{call_id}").text
+
+
+def test_an_existing_database_is_rekeyed_per_project(database_url: str) -> None:
+    """A database from when call ids were global (primary key (kind, call_id)) keeps its rows
+    and takes the same call id in another project afterwards."""
+    if is_postgres_url(database_url):
+        prepare_database(database_url)
+        _execute(
+            database_url,
+            [
+                (
+                    "ALTER TABLE fl_requests DROP CONSTRAINT fl_requests_pkey, "
+                    "ADD CONSTRAINT fl_requests_pkey PRIMARY KEY (kind, call_id)",
+                    (),
+                ),
+                ("ALTER TABLE fl_audit DROP COLUMN project", ()),
+            ],
+        )
+    else:
+        _execute(
+            database_url,
+            [
+                (
+                    "CREATE TABLE fl_requests (kind TEXT NOT NULL, call_id TEXT NOT NULL, "
+                    "project TEXT NOT NULL, run_id TEXT NOT NULL, spec TEXT NOT NULL, "
+                    "status TEXT NOT NULL, completed INTEGER NOT NULL, expires_at REAL, "
+                    "created_at REAL NOT NULL, version INTEGER NOT NULL, "
+                    "created_by TEXT NOT NULL DEFAULT '', PRIMARY KEY (kind, call_id))",
+                    (),
+                ),
+                (
+                    "CREATE TABLE fl_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT "
+                    "NOT NULL, call_id TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, "
+                    "via TEXT NOT NULL, action TEXT NOT NULL, details TEXT NOT NULL)",
+                    (),
+                ),
+            ],
+        )
+    _execute(
+        database_url,
+        [
+            (
+                "INSERT INTO fl_requests (kind, call_id, project, run_id, spec, status, "
+                "completed, expires_at, created_at, version) VALUES ('function_call', 'old', "
+                "'default', 'r', ?, '{}', 0, NULL, 1.0, 0)",
+                ('{"fn": "f", "kwargs": {}}',),
+            ),
+            (
+                "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details) VALUES "
+                "('function_call', 'old', 1.0, 'agent:a', 'api', 'created', '{}')",
+                (),
+            ),
+        ],
+    )
+    prepare_database(database_url)
+
+    async def check() -> None:
+        service = ApprovalService(open_store(database_url), Settings(database_url=database_url))
+        await service.start(scheduler=False)
+        try:
+            old = await service.get_function_call("old", project="default")
+            assert old.spec.fn == "f"
+            trail = await service.audit_trail("old", project="default")
+            assert [e.action for e in trail] == ["created"]  # attributed on upgrade
+            _, created = await service.create_function_call(
+                FunctionCall(run_id="r", call_id="old", spec=FunctionCallSpec(fn="g")),
+                project="elsewhere",
+            )
+            assert created
+            assert (await service.get_function_call("old", project="elsewhere")).spec.fn == "g"
+            assert await service.audit_trail("old", project="elsewhere") != trail
+        finally:
+            await service.stop()
+
+    asyncio.run(check())
+
+
+def test_a_channel_without_a_project_decides_only_where_the_person_belongs(
+    database_url: str,
+) -> None:
+    """Channels (Slack, email, Discord, the inbox) name a request by call id: with the same id
+    in two projects, a person decides the one of their project; a person of both decides
+    nothing (fail closed, no guess)."""
+    prepare_database(database_url)
+
+    async def check() -> None:
+        from functionlayer._models import FunctionCallStatus
+        from functionlayer_server._service import AmbiguousCallIdError
+
+        service = ApprovalService(open_store(database_url), Settings(database_url=database_url))
+        await service.start(scheduler=False)
+        try:
+            await service.accounts.create_person("alice", projects=["default"])
+            await service.accounts.create_person("bea", projects=["project-b"])
+            await service.accounts.create_person("both", projects=["default", "project-b"])
+            for project in ("default", "project-b"):
+                await service.create_function_call(
+                    FunctionCall(run_id="r", call_id="same", spec=FunctionCallSpec(fn="f")),
+                    project=project,
+                )
+            with pytest.raises(AmbiguousCallIdError):
+                await service.get_function_call("same")
+            with pytest.raises(AmbiguousCallIdError):
+                await service.respond_function_call(
+                    "same", FunctionCallStatus(approved=True), responder="user:both", via="web"
+                )
+            await service.respond_function_call(
+                "same", FunctionCallStatus(approved=True), responder="user:alice", via="web"
+            )
+            await service.respond_function_call(
+                "same",
+                FunctionCallStatus(approved=False, comment="no"),
+                responder="user:bea",
+                via="web",
+            )
+            mine = await service.get_function_call("same", project="default")
+            theirs = await service.get_function_call("same", project="project-b")
+            assert mine.status is not None and mine.status.approved is True
+            assert theirs.status is not None and theirs.status.approved is False
+        finally:
+            await service.stop()
+
+    asyncio.run(check())

@@ -306,7 +306,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     )
     async def function_call_audit(call_id: CallId, who: Client) -> Response:
         await service.get_function_call(call_id, project=who.project)
-        entries = await service.audit_trail(call_id)
+        entries = await service.audit_trail(call_id, project=who.project)
         items = [AuditEntryModel(**e.to_json()) for e in entries if e.kind == FUNCTION_CALL]
         return _json(AuditList(items=items))
 

@@ -89,6 +89,7 @@ async def claim_execution(
             via=via,
             action="execution_started",
             details={"claim_id": claim.claim_id, "claimed_by": execution.claimed_by},
+            project=record.project,
         )
         written = await _write(service, record, new_status.model_dump_json(), audit, "execution")
         if written is not None:
@@ -139,6 +140,7 @@ async def report_execution(
             via=via,
             action="executed",
             details={"claim_id": report.claim_id, "outcome": report.outcome, "summary": summary},
+            project=record.project,
         )
         written = await _write(service, record, new_status.model_dump_json(), audit, "executed")
         if written is not None:
@@ -162,11 +164,12 @@ async def _write(
     ok = await service.store.update_request(
         record.kind,
         record.call_id,
+        project=record.project,
         status=status,
         completed=True,
         expected_version=record.version,
         audit=audit,
-        notify=f"{event}|{record.kind}|{record.call_id}",
+        notify=service._notice(event, record),
         outbox=rows,
     )
     if not ok:

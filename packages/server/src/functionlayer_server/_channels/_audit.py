@@ -33,7 +33,9 @@ async def audit_lines(
             if isinstance(found, str):
                 projects[(entry.kind, entry.call_id)] = found
     for entry in entries:
-        owner = projects.get((entry.kind, entry.call_id))
+        # Recorded with the entry (call ids are unique per project only); older entries: the
+        # project of their request's ``created`` entry, or of the one request with that id.
+        owner = entry.project or projects.get((entry.kind, entry.call_id))
         if owner is None:
             owner = await service.get_project(entry.kind, entry.call_id)
             if owner is not None:

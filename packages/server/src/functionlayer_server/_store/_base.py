@@ -106,6 +106,9 @@ class AuditRow:
     via: str
     action: str
     details: dict[str, Any]
+    project: str | None = None
+    """The request's project (call ids are unique per project only). None on entries written
+    before projects were recorded whose request could not be told apart."""
 
 
 @dataclass(frozen=True)
@@ -295,13 +298,13 @@ class Store(ABC):
         notify: str | None = None,
         outbox: Sequence[OutboxRow] = (),
     ) -> tuple[RequestRecord, bool]:
-        """Insert unless ``(kind, call_id)`` exists; returns the stored record and whether it
-        was inserted now. The ``outbox`` rows (webhooks announcing it) are written in the same
+        """Insert unless ``(kind, call_id)`` exists in the record's project; returns the stored
+        record and whether it was inserted now. The ``outbox`` rows (webhooks announcing it) are written in the same
         transaction, so they exist exactly when the request does."""
         statements: list[Statement] = [
             (
                 f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (kind, call_id) DO NOTHING",
+                "ON CONFLICT (kind, call_id, project) DO NOTHING",
                 (
                     record.kind,
                     record.call_id,
@@ -323,16 +326,28 @@ class Store(ABC):
         inserted = await self._transaction(statements, guard_first=True)
         if inserted:
             return record, True
-        existing = await self.get_request(record.kind, record.call_id)
+        existing = await self.get_request(record.kind, record.call_id, record.project)
         if existing is None:  # deleted in between: cannot happen (nothing deletes requests)
             raise RuntimeError(f"request {record.call_id!r} vanished")
         return existing, False
 
-    async def get_request(self, kind: str, call_id: str) -> RequestRecord | None:
+    async def get_request(self, kind: str, call_id: str, project: str) -> RequestRecord | None:
+        """The request of ``project`` with this call id (call ids are unique per project)."""
         rows = await self._fetch(
-            f"SELECT {_REQ_COLS} FROM fl_requests WHERE kind = ? AND call_id = ?", (kind, call_id)
+            f"SELECT {_REQ_COLS} FROM fl_requests WHERE kind = ? AND call_id = ? AND project = ?",
+            (kind, call_id, project),
         )
         return RequestRecord.from_row(rows[0]) if rows else None
+
+    async def find_requests(self, kind: str, call_id: str) -> list[RequestRecord]:
+        """Every project's request with this call id (for paths that know no project yet:
+        the caller must tell them apart, or refuse)."""
+        rows = await self._fetch(
+            f"SELECT {_REQ_COLS} FROM fl_requests WHERE kind = ? AND call_id = ? "
+            "ORDER BY project LIMIT 50",
+            (kind, call_id),
+        )
+        return [RequestRecord.from_row(r) for r in rows]
 
     async def list_requests(
         self,
@@ -345,9 +360,9 @@ class Store(ABC):
     ) -> list[RequestRecord]:
         where = ["kind = ?"]
         params: list[Any] = [kind]
-        if project is not None:
-            where.append("project = ?")
-            params.append(project)
+        if project is not None:  # the expression of the index fl_requests_listing
+            where = ["(kind || ':' || project) = ?"]
+            params = [f"{kind}:{project}"]
         if pending is not None:
             where.append("completed = ?")
             params.append(0 if pending else 1)
@@ -367,6 +382,7 @@ class Store(ABC):
         kind: str,
         call_id: str,
         *,
+        project: str,
         status: str,
         completed: bool,
         expected_version: int,
@@ -379,21 +395,21 @@ class Store(ABC):
         statements: list[Statement] = [
             (
                 "UPDATE fl_requests SET status = ?, completed = ?, version = version + 1 "
-                "WHERE kind = ? AND call_id = ? AND version = ?",
-                (status, int(completed), kind, call_id, expected_version),
+                "WHERE kind = ? AND call_id = ? AND project = ? AND version = ?",
+                (status, int(completed), kind, call_id, project, expected_version),
             ),
             *self._audit_statements(audit, notify),
             *_outbox_statements(outbox),
         ]
         return await self._transaction(statements, guard_first=True)
 
-    async def touch_agents(self, seen: Sequence[tuple[str, str]], now: float) -> None:
-        """Note that the agent asked about these requests (``(kind, call_id)``) by ``now``:
-        one transaction, a few statements (the service batches its agents' polls; on
+    async def touch_agents(self, seen: Sequence[tuple[str, str, str]], now: float) -> None:
+        """Note that the agent asked about these requests (``(project, kind, call_id)``) by
+        ``now``: one transaction, a few statements (the service batches its agents' polls; on
         PostgreSQL each statement is a round trip)."""
         statements: list[Statement] = []
-        for kind in sorted({k for k, _ in seen}):
-            ids = [c for k, c in seen if k == kind]
+        for project, kind in sorted({(p, k) for p, k, _ in seen}):
+            ids = [c for p, k, c in seen if (p, k) == (project, kind)]
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
@@ -402,27 +418,28 @@ class Store(ABC):
                         # Pending ones only: presence is shown while a request waits, and a
                         # decided row is not rewritten for nothing.
                         f"UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? "
-                        f"AND completed = 0 AND call_id IN ({marks})",
-                        (now, kind, *chunk),
+                        f"AND project = ? AND completed = 0 AND call_id IN ({marks})",
+                        (now, kind, project, *chunk),
                     )
                 )
         if statements:
             await self._transaction(statements, guard_first=False)
 
-    async def agent_seen_at(self, kind: str, call_id: str) -> float | None:
+    async def agent_seen_at(self, kind: str, call_id: str, project: str) -> float | None:
         rows = await self._fetch(
-            "SELECT agent_seen_at FROM fl_requests WHERE kind = ? AND call_id = ?",
-            (kind, call_id),
+            "SELECT agent_seen_at FROM fl_requests WHERE kind = ? AND call_id = ? AND project = ?",
+            (kind, call_id, project),
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    async def due_expiries(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
+    async def due_expiries(self, now: float, limit: int = 500) -> list[tuple[str, str, str]]:
+        """``(kind, call_id, project)`` of pending requests past their deadline."""
         rows = await self._fetch(
-            "SELECT kind, call_id FROM fl_requests WHERE completed = 0 AND expires_at IS NOT NULL "
-            "AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            "SELECT kind, call_id, project FROM fl_requests WHERE completed = 0 AND "
+            "expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?",
             (now, limit),
         )
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def next_due(self) -> float | None:
         """The earliest pending expiry or unclaimed job, as a unix time."""
@@ -448,19 +465,23 @@ class Store(ABC):
         await self._transaction([_audit_statement(audit)], guard_first=False)
 
     async def list_audit(
-        self, call_id: str | None = None, *, kind: str | None = None
+        self, call_id: str | None = None, *, kind: str | None = None, project: str | None = None
     ) -> list[AuditRow]:
         where: list[str] = []
         params: list[Any] = []
         if call_id is not None:
             where.append("call_id = ?")
             params.append(call_id)
+        if project is not None:
+            where.append("project = ?")
+            params.append(project)
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         rows = await self._fetch_many(
-            f"SELECT kind, call_id, at, actor, via, action, details FROM fl_audit {clause}ORDER BY id",
+            "SELECT kind, call_id, at, actor, via, action, details, project FROM fl_audit "
+            f"{clause}ORDER BY id",
             params,
         )
         return [
@@ -472,6 +493,7 @@ class Store(ABC):
                 via=r[4],
                 action=r[5],
                 details=json.loads(r[6]),
+                project=r[7],
             )
             for r in rows
         ]
@@ -893,7 +915,8 @@ class IdentityTakenError(ValueError):
 
 def _audit_statement(audit: AuditRow) -> Statement:
     return (
-        "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details, project) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             audit.kind,
             audit.call_id,
@@ -902,6 +925,7 @@ def _audit_statement(audit: AuditRow) -> Statement:
             audit.via,
             audit.action,
             json.dumps(audit.details, sort_keys=True, default=str),
+            audit.project,
         ),
     )
 
@@ -917,15 +941,19 @@ def schema(dialect: str) -> list[str]:
             kind TEXT NOT NULL, call_id TEXT NOT NULL, project TEXT NOT NULL, run_id TEXT NOT NULL,
             spec TEXT NOT NULL, status TEXT NOT NULL, completed INTEGER NOT NULL,
             expires_at {real}, created_at {real} NOT NULL, version INTEGER NOT NULL,
-            PRIMARY KEY (kind, call_id))""",
+            PRIMARY KEY (kind, call_id, project))""",
         "CREATE INDEX IF NOT EXISTS fl_requests_pending ON fl_requests (completed, expires_at)",
-        # Project first: no index but the primary key may lead with ``kind``. With one that did,
-        # PostgreSQL's generic plan for a prepared "kind = $1 AND call_id = $2" (psycopg
-        # prepares a statement on its 5th use) picked it while the table had no statistics
-        # yet, and kept scanning every row of the kind for the connection's life.
-        "CREATE INDEX IF NOT EXISTS fl_requests_by_project ON fl_requests "
-        "(project, kind, created_at)",
+        # No index but the primary key may match the equality columns of a lookup by call id
+        # (kind, call_id, project). With one that did (first (kind, project, created_at), then
+        # (project, kind, created_at) once lookups named the project), PostgreSQL's generic
+        # plan for the prepared lookup (psycopg prepares a statement on its 5th use) picked it
+        # while the table had no statistics yet, and kept scanning every row of the project
+        # and kind for the connection's life. So listings have their own expression (which
+        # no lookup by call id names): ``kind:project``, unambiguous (a kind has no ':').
+        "CREATE INDEX IF NOT EXISTS fl_requests_listing ON fl_requests "
+        "((kind || ':' || project), created_at)",
         "DROP INDEX IF EXISTS fl_requests_project",
+        "DROP INDEX IF EXISTS fl_requests_by_project",
         f"""CREATE TABLE IF NOT EXISTS fl_audit (
             id {serial}, kind TEXT NOT NULL, call_id TEXT NOT NULL, at {real} NOT NULL,
             actor TEXT NOT NULL, via TEXT NOT NULL, action TEXT NOT NULL, details TEXT NOT NULL)""",
@@ -977,6 +1005,7 @@ def migrations(dialect: str) -> list[tuple[str, str, str]]:
         ("fl_tokens", "revoked_at", real),
         ("fl_tokens", "token_id", "TEXT"),
         ("fl_users", "disabled", "INTEGER NOT NULL DEFAULT 0"),
+        ("fl_audit", "project", "TEXT"),
     ]
 
 
@@ -990,6 +1019,12 @@ BACKFILL = [
     "INSERT INTO fl_memberships (username, project) SELECT u.username, 'default' FROM fl_users u "
     "WHERE NOT EXISTS (SELECT 1 FROM fl_memberships m WHERE m.username = u.username) "
     "ON CONFLICT (username, project) DO NOTHING",
+    # The project of audit entries written before it was recorded: call ids were then unique,
+    # so the request tells it (an entry whose request is not unique stays unattributed).
+    "UPDATE fl_audit SET project = (SELECT MIN(r.project) FROM fl_requests r WHERE "
+    "r.kind = fl_audit.kind AND r.call_id = fl_audit.call_id) WHERE project IS NULL AND "
+    "(SELECT COUNT(*) FROM fl_requests r WHERE r.kind = fl_audit.kind AND "
+    "r.call_id = fl_audit.call_id) = 1",
     # Token ids (immutable; requests are owned by them, not by names) for tokens made before
     # ids existed: derived from the stored hash, so unique, and nothing secret.
     "UPDATE fl_tokens SET token_id = 'h' || SUBSTR(token_hash, 1, 32) WHERE token_id IS NULL",
