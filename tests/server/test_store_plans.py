@@ -102,3 +102,26 @@ def test_sqlite_uses_the_primary_key_too(tmp_path: Path, name: str) -> None:
     plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",) * count))
     conn.close()
     assert "sqlite_autoindex_fl_requests_1" in plan or "PRIMARY KEY" in plan, plan
+
+
+def test_project_listings_use_their_own_index(postgres_url: str) -> None:
+    """Listings name ``kind:project`` (the expression of fl_requests_listing), which no lookup
+    by call id does: each keeps its own index."""
+    prepare_database(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for n in range(300):
+            conn.execute(
+                "INSERT INTO fl_requests (kind, call_id, project, run_id, spec, status, "
+                "completed, created_at, version) VALUES ('function_call', %s, %s, 'r', '{}', "
+                "'{}', 0, %s, 0)",
+                (f"c{n}", f"p{n % 30}", float(n)),
+            )
+        conn.execute("ANALYZE fl_requests")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT * FROM fl_requests WHERE (kind || ':' || project) = "
+                "'function_call:p1' ORDER BY created_at DESC, call_id LIMIT 200"
+            )
+        )
+    assert "fl_requests_listing" in plan, plan
