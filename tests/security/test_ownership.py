@@ -9,6 +9,7 @@ unique) cannot give it up, claim its execution or report the outcome.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -236,6 +237,11 @@ def test_two_projects_use_the_same_call_id_independently(deployment: Deployment)
     assert theirs.json()["spec"]["fn"] == "other_fn"
     assert (theirs.json()["status"] or {}).get("approved") is None  # A's approval is A's
     assert [e["action"] for e in audit] == ["created"]  # nothing of A's request
+    with deployment.agent(token=other) as b:
+        export = b.get("/audit.jsonl", params={"call_id": call_id})
+    assert export.status_code == 200, export.text
+    lines = [json.loads(line) for line in export.text.splitlines()]
+    assert [(e["project"], e["action"]) for e in lines] == [("project-b", "created")]
     with deployment.agent() as a:
         answer = a.get(f"/function_calls/{call_id}").json()
         audit = a.get(f"/function_calls/{call_id}/audit").json()["items"]
