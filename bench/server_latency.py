@@ -58,11 +58,14 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.base}/functionlayer/v1"
         settings = Settings(database_url=self.url)
-        self.token = asyncio.run(create_token(settings, "bench"))
+        # Live token names are unique per project: a run on a database reused from an earlier
+        # run names its tokens afresh.
+        run = uuid.uuid4().hex[:8]
+        self.token = asyncio.run(create_token(settings, f"bench-{run}"))
         # Decisions come from a person (agent tokens cannot decide): an approver token.
         asyncio.run(create_user(settings, "bench-human", None))
         self.human_token = asyncio.run(
-            create_token(settings, "bench-human", approver="bench-human")
+            create_token(settings, f"bench-human-{run}", approver="bench-human")
         )
         env = {
             **os.environ,

@@ -151,7 +151,7 @@ async def test_rows_exist_only_if_the_change_does(tmp_path: Path) -> None:
     store = service.store
     try:
         await service.create_function_call(_call("a"))
-        record = await store.get_request("function_call", "a")
+        record = await store.get_request("function_call", "a", "default")
         assert record is not None
         audit = AuditRow("function_call", "a", 1.0, "x", "test", "approved", {})
         rows = outbox_rows(
@@ -167,6 +167,7 @@ async def test_rows_exist_only_if_the_change_does(tmp_path: Path) -> None:
         assert not await store.update_request(
             "function_call",
             "a",
+            project="default",
             status=record.status,
             completed=True,
             expected_version=record.version + 1,
@@ -180,6 +181,7 @@ async def test_rows_exist_only_if_the_change_does(tmp_path: Path) -> None:
         assert await store.update_request(
             "function_call",
             "a",
+            project="default",
             status=record.status,
             completed=True,
             expected_version=record.version,

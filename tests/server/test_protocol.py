@@ -323,8 +323,10 @@ def test_projects_and_tokens(live: ServerProcess) -> None:
     assert human.post("/agent/function_calls/secret-call/respond", json=give_up).status_code == 403
     assert mine.get("/function_calls/secret-call").json()["status"]["approved"] is None
     assert other.get("/function_calls").json()["items"] == []
-    # Its own call ids cannot take over mine either.
-    assert other.post("/function_calls", json=_call("secret-call")).status_code == 409
+    # Call ids are per project: the same id there is its own request (no 409 telling it that
+    # mine exists), and it cannot take over mine.
+    assert other.post("/function_calls", json=_call("secret-call")).status_code == 200
+    assert [c["call_id"] for c in other.get("/function_calls").json()["items"]] == ["secret-call"]
     assert mine.get("/function_calls/secret-call").json()["status"]["approved"] is None
 
     anonymous = httpx.get(f"{live.api_base}/function_calls/secret-call")

@@ -17,20 +17,24 @@ import pytest
 from functionlayer_server._store import prepare_database
 
 LOOKUPS = {
-    "get_request": "SELECT * FROM fl_requests WHERE kind = $1 AND call_id = $2",
-    "update_request": "UPDATE fl_requests SET status = $3, completed = 1, version = version + 1 "
-    "WHERE kind = $1 AND call_id = $2 AND version = $4",
-    "agent_seen_at": "SELECT agent_seen_at FROM fl_requests WHERE kind = $1 AND call_id = $2",
+    "get_request": "SELECT * FROM fl_requests WHERE kind = $1 AND call_id = $2 AND project = $3",
+    "find_requests": "SELECT * FROM fl_requests WHERE kind = $1 AND call_id = $2",
+    "update_request": "UPDATE fl_requests SET status = $4, completed = 1, version = version + 1 "
+    "WHERE kind = $1 AND call_id = $2 AND project = $3 AND version = $5",
+    "agent_seen_at": "SELECT agent_seen_at FROM fl_requests WHERE kind = $1 AND call_id = $2 "
+    "AND project = $3",
 }
 TYPES = {
-    "get_request": "text, text",
-    "update_request": "text, text, text, int",
-    "agent_seen_at": "text, text",
+    "get_request": "text, text, text",
+    "find_requests": "text, text",
+    "update_request": "text, text, text, text, int",
+    "agent_seen_at": "text, text, text",
 }
 ARGS = {
-    "get_request": "'function_call', 'c1'",
-    "update_request": "'function_call', 'c1', '{}', 0",
-    "agent_seen_at": "'function_call', 'c1'",
+    "get_request": "'function_call', 'c1', 'p1'",
+    "find_requests": "'function_call', 'c1'",
+    "update_request": "'function_call', 'c1', 'p1', '{}', 0",
+    "agent_seen_at": "'function_call', 'c1', 'p1'",
 }
 
 
@@ -70,6 +74,9 @@ def test_an_existing_database_loses_the_index_that_misled_the_planner(postgres_u
     prepare_database(postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE INDEX fl_requests_project ON fl_requests (kind, project, created_at)")
+        conn.execute(
+            "CREATE INDEX fl_requests_by_project ON fl_requests (project, kind, created_at)"
+        )
     prepare_database(postgres_url)  # what every server start does
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         names = {
@@ -79,7 +86,8 @@ def test_an_existing_database_loses_the_index_that_misled_the_planner(postgres_u
             )
         }
     assert "fl_requests_project" not in names
-    assert "fl_requests_by_project" in names
+    assert "fl_requests_by_project" not in names  # misled the plan once lookups named projects
+    assert "fl_requests_listing" in names
 
 
 @pytest.mark.parametrize("name", sorted(LOOKUPS))
@@ -88,9 +96,32 @@ def test_sqlite_uses_the_primary_key_too(tmp_path: Path, name: str) -> None:
     prepare_database(url)
     conn = sqlite3.connect(tmp_path / "plans.sqlite3")
     sql = LOOKUPS[name]
-    for n in range(4, 0, -1):
+    for n in range(5, 0, -1):
         sql = sql.replace(f"${n}", "?")
     count = sql.count("?")
     plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",) * count))
     conn.close()
     assert "sqlite_autoindex_fl_requests_1" in plan or "PRIMARY KEY" in plan, plan
+
+
+def test_project_listings_use_their_own_index(postgres_url: str) -> None:
+    """Listings name ``kind:project`` (the expression of fl_requests_listing), which no lookup
+    by call id does: each keeps its own index."""
+    prepare_database(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for n in range(300):
+            conn.execute(
+                "INSERT INTO fl_requests (kind, call_id, project, run_id, spec, status, "
+                "completed, created_at, version) VALUES ('function_call', %s, %s, 'r', '{}', "
+                "'{}', 0, %s, 0)",
+                (f"c{n}", f"p{n % 30}", float(n)),
+            )
+        conn.execute("ANALYZE fl_requests")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT * FROM fl_requests WHERE (kind || ':' || project) = "
+                "'function_call:p1' ORDER BY created_at DESC, call_id LIMIT 200"
+            )
+        )
+    assert "fl_requests_listing" in plan, plan

@@ -53,24 +53,24 @@ ESCALATING = {
 def test_the_plan() -> None:
     fc = "function_call"
     one = call("one", channel=slack("C-A"))
-    assert delivery_jobs("created", fc, one, NOW) == [
-        NewJob(DELIVER_TOPIC, {"kind": fc, "call_id": "one", "tier": 0}, NOW)
+    assert delivery_jobs("created", fc, "default", one, NOW) == [
+        NewJob(DELIVER_TOPIC, {"kind": fc, "call_id": "one", "project": "default", "tier": 0}, NOW)
     ]
-    assert delivery_jobs("decided", fc, one, NOW) == [
-        NewJob(UPDATE_TOPIC, {"kind": fc, "call_id": "one"}, NOW)
+    assert delivery_jobs("decided", fc, "default", one, NOW) == [
+        NewJob(UPDATE_TOPIC, {"kind": fc, "call_id": "one", "project": "default"}, NOW)
     ]
-    assert delivery_jobs("updated", fc, one, NOW) == []  # quorum progress
-    assert delivery_jobs("executed", fc, one, NOW) == []
+    assert delivery_jobs("updated", fc, "default", one, NOW) == []  # quorum progress
+    assert delivery_jobs("executed", fc, "default", one, NOW) == []
     # Escalation: tier 0 is the channel and the first policy channel; then one a minute.
-    tiers = delivery_jobs("created", fc, call("esc", **ESCALATING), NOW)
+    tiers = delivery_jobs("created", fc, "default", call("esc", **ESCALATING), NOW)
     assert [(j.payload["tier"], j.due_at) for j in tiers] == [
         (0, NOW),
         (1, NOW + 60),
         (2, NOW + 120),
     ]
     # Nowhere to deliver: nothing to run, nothing to update.
-    assert delivery_jobs("created", fc, call("none"), NOW) == []
-    assert delivery_jobs("decided", fc, call("none"), NOW) == []
+    assert delivery_jobs("created", fc, "default", call("none"), NOW) == []
+    assert delivery_jobs("decided", fc, "default", call("none"), NOW) == []
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

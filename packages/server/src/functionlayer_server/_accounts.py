@@ -21,9 +21,10 @@ from functionlayer_server._auth import (
     hash_password,
     hash_token,
     new_token,
+    new_token_id,
     verify_password,
 )
-from functionlayer_server._errors import InvalidRequestError, NotFoundError
+from functionlayer_server._errors import ConflictError, InvalidRequestError, NotFoundError
 from functionlayer_server._policy import Directory, Identity, Person
 from functionlayer_server._scheduler import Clock
 from functionlayer_server._store import Store
@@ -155,15 +156,24 @@ class Accounts:
                 raise NotFoundError(f"no person {approver!r}: create them with 'users create'")
             if row.disabled:
                 raise InvalidRequestError(f"{approver!r} is disabled")
+        taken = ConflictError(
+            f"a live token named {name!r} already exists in project {project!r}: names are "
+            "unique per project; choose another name, or revoke that token first"
+        )
+        if await self.store.live_token_named(project, name):
+            raise taken
         token = new_token()
-        await self.store.add_token(
+        added = await self.store.add_token(
             project,
             name,
             hash_token(token),
             self.clock.now(),
             role="approver" if approver is not None else "agent",
             approver=approver,
+            token_id=new_token_id(),
         )
+        if not added:  # created concurrently (the unique index)
+            raise taken
         return token
 
     async def authenticate_token(self, token: str) -> ApiClient | None:
@@ -171,7 +181,11 @@ class Accounts:
         if row is None:
             return None
         return ApiClient(
-            project=row.project, token_name=row.name, role=row.role, approver=row.approver
+            project=row.project,
+            token_name=row.name,
+            role=row.role,
+            approver=row.approver,
+            token_id=row.token_id,
         )
 
     async def list_tokens(self) -> list[TokenRow]:

@@ -264,7 +264,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
                 kind, call_id, 0.0, project=scope(who), agent=who.is_agent
             )
             return _record(record)
-        with long_polls.holding(who.project, who.token_name):
+        with long_polls.holding(who.project, who.token_id, who.token_name):
             waiting = asyncio.ensure_future(
                 service.wait_record(kind, call_id, wait, project=scope(who), agent=who.is_agent)
             )
@@ -301,6 +301,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             actor=f"agent:{who.token_name}",
             via="api",
             created_by=who.token_name,
+            created_by_token=who.token_id,
         )
         return _record(stored)
 
@@ -342,7 +343,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     )
     async def function_call_audit(call_id: CallId, who: Client) -> Response:
         await service.get_function_call(call_id, project=who.project)
-        entries = await service.audit_trail(call_id)
+        entries = await service.audit_trail(call_id, project=who.project)
         items = [AuditEntryModel(**visible_entry(e)) for e in entries if e.kind == FUNCTION_CALL]
         return _json(AuditList(items=items))
 
@@ -364,7 +365,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             claim,
             project=who.project,
             actor=f"agent:{who.token_name}",
-            creator=who.token_name,
+            creator=who.token_id,
         )
         return _json(granted)
 
@@ -388,7 +389,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             report,
             project=who.project,
             actor=f"agent:{who.token_name}",
-            creator=who.token_name,
+            creator=who.token_id,
         )
         return _json(call)
 
@@ -442,6 +443,7 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             actor=f"agent:{who.token_name}",
             via="api",
             created_by=who.token_name,
+            created_by_token=who.token_id,
         )
         return _record(stored)
 

@@ -16,6 +16,7 @@ __all__ = [
     "hash_password",
     "hash_token",
     "new_token",
+    "new_token_id",
     "verify_password",
 ]
 
@@ -44,6 +45,8 @@ class ApiClient:
     token_name: str
     role: str = "agent"
     approver: str | None = None
+    token_id: str = ""
+    """The token's immutable id: what owns the requests it creates (a name is only a label)."""
 
     @property
     def is_agent(self) -> bool:
@@ -52,6 +55,10 @@ class ApiClient:
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_token_id() -> str:
+    return secrets.token_hex(16)
 
 
 def hash_token(token: str) -> str:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from functionlayer._models import Execution, ExecutionClaim, ExecutionReport, FunctionCall
 
-from functionlayer_server._errors import ConflictError, ForbiddenError, InvalidRequestError
+from functionlayer_server._errors import ConflictError, InvalidRequestError
+from functionlayer_server._ownership import check_owner
 from functionlayer_server._store import AuditRow, RequestRecord
 
 if TYPE_CHECKING:
@@ -36,10 +37,9 @@ class ExecutionRefusedError(ConflictError):
 
 
 def _check_creator(record: RequestRecord, creator: str | None) -> None:
-    if creator is not None and record.created_by and record.created_by != creator:
-        raise ForbiddenError(
-            "only the agent token that created this request may claim or report its execution"
-        )
+    """``creator``: the calling agent token's id (None: not an agent token, nothing to check)."""
+    if creator is not None:
+        check_owner(record, creator, "claim or report its execution")
 
 
 def _check_claim_id(claim_id: str) -> None:
@@ -59,7 +59,7 @@ async def claim_execution(
 ) -> ExecutionClaim:
     """Grant the first claim on an approved call's execution; later claims get the recorded
     execution (``granted`` false), a retry with the same claim id is granted again. With
-    ``creator`` (an agent token's name), only the token that created the request may claim."""
+    ``creator`` (an agent token's id), only the token that created the request may claim."""
     _check_claim_id(claim.claim_id)
     for _ in range(20):  # retries only while a concurrent change (another claim) lands
         record = await service._record(_FUNCTION_CALL, call_id, project)
@@ -89,6 +89,7 @@ async def claim_execution(
             via=via,
             action="execution_started",
             details={"claim_id": claim.claim_id, "claimed_by": execution.claimed_by},
+            project=record.project,
         )
         written = await _write(service, record, new_status.model_dump_json(), audit, "execution")
         if written is not None:
@@ -139,6 +140,7 @@ async def report_execution(
             via=via,
             action="executed",
             details={"claim_id": report.claim_id, "outcome": report.outcome, "summary": summary},
+            project=record.project,
         )
         written = await _write(service, record, new_status.model_dump_json(), audit, "executed")
         if written is not None:
@@ -162,11 +164,12 @@ async def _write(
     ok = await service.store.update_request(
         record.kind,
         record.call_id,
+        project=record.project,
         status=status,
         completed=True,
         expected_version=record.version,
         audit=audit,
-        notify=f"{event}|{record.kind}|{record.call_id}",
+        notify=service._notice(event, record),
         outbox=rows,
     )
     if not ok:

@@ -31,23 +31,23 @@ class PendingQuota:
 
     @asynccontextmanager
     async def creating(
-        self, kind: str, call_id: str, project: str, token: str
+        self, kind: str, call_id: str, project: str, token_id: str, token: str
     ) -> AsyncIterator[None]:
         """Around the insert of a new request by ``token``: refuses with ``QuotaExceededError``
         when the token is at its quota, unless the request already exists (a retry, or a
         restarted agent resuming it, is never refused)."""
-        if not self.limit or not token:
+        if not self.limit or not token_id:
             yield
             return
-        key = (project, token)
+        key = (project, token_id)  # counted by the token's id: a name may be reissued
         self._in_flight[key] = self._in_flight.get(key, 0) + 1
         try:
             # Read after counting ourselves in: of two concurrent creates, the later one sees
             # the other in flight, or (if it already finished) in the database.
             others = self._in_flight[key] - 1
-            pending = await self.store.count_pending_of(project, token)
+            pending = await self.store.count_pending_of(project, token_id)
             if pending + others >= self.limit and (
-                await self.store.get_request(kind, call_id) is None
+                await self.store.get_request(kind, call_id, project) is None
             ):
                 raise QuotaExceededError(
                     f"agent token {token!r} already has {pending} pending requests in project "
@@ -75,15 +75,15 @@ class LongPollQuota:
         self.limit = limit
         self._open: dict[tuple[str, str], int] = {}
 
-    def held(self, project: str, token: str) -> int:
-        return self._open.get((project, token), 0)
+    def held(self, project: str, token_id: str) -> int:
+        return self._open.get((project, token_id), 0)
 
     @contextmanager
-    def holding(self, project: str, token: str) -> Iterator[None]:
+    def holding(self, project: str, token_id: str, token: str) -> Iterator[None]:
         if not self.limit:
             yield
             return
-        key = (project, token)
+        key = (project, token_id)  # by the token's id; its name is for the message
         count = self._open.get(key, 0)
         if count >= self.limit:
             raise QuotaExceededError(

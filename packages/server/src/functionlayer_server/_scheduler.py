@@ -51,8 +51,8 @@ class ManualClock:
         self._now = now
 
 
-Expire = Callable[[str, str], Awaitable[bool]]
-"""``expire(kind, call_id)``: fail a due request closed; True if it changed."""
+Expire = Callable[[str, str, str], Awaitable[bool]]
+"""``expire(kind, call_id, project)``: fail a due request closed; True if it changed."""
 
 
 class Scheduler:
@@ -85,8 +85,8 @@ class Scheduler:
             store = self._store
             now = self.clock.now()
             handled = 0
-            for kind, call_id in await store.due_expiries(now):
-                if await self._expire(kind, call_id):
+            for kind, call_id, project in await store.due_expiries(now):
+                if await self._expire(kind, call_id, project):
                     handled += 1
             stale = now - _STALE_CLAIM_SECONDS
             for job in await store.due_jobs(now, stale_before=stale):

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -44,6 +44,7 @@ from functionlayer_server._errors import (
     ServerError,
 )
 from functionlayer_server._outbox import outbox_rows, webhook_event
+from functionlayer_server._ownership import check_owner
 from functionlayer_server._policy import Decision, Directory, Identity, Person
 from functionlayer_server._quotas import PendingQuota
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
@@ -140,6 +141,11 @@ async def _check_edits_off_loop(call: FunctionCall, decision: Decision) -> None:
         raise InvalidDecisionError(_schema.describe(problems))
 
 
+class AmbiguousCallIdError(NotFoundError):
+    """A path that knows no project asked for a call id that several projects use: it is not
+    guessed (fail closed)."""
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """One thing that happened to a request: who did what, when, through which channel."""
@@ -153,6 +159,8 @@ class AuditEntry:
     """``created``, ``approved``, ``rejected``, ``responded``, ``approval_recorded`` (quorum
     progress), ``expired``, or whatever a channel records (``delivered``, ``escalated``, ...)."""
     details: dict[str, Any] = field(default_factory=dict)
+    project: str | None = None
+    """The request's project (call ids are unique per project only)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,9 +193,9 @@ class ServiceEvent:
 
 Listener = Callable[[ServiceEvent], Awaitable[None] | None]
 
-JobPlanner = Callable[[EventType, str, Request, float], Sequence[NewJob]]
-"""``planner(event_type, kind, request, now)``: the scheduler jobs a change needs (``request``
-as it is after the change, ``now`` its time). Pure: it runs before the change is written, and
+JobPlanner = Callable[[EventType, str, str, Request, float], Sequence[NewJob]]
+"""``planner(event_type, kind, project, request, now)``: the scheduler jobs a change needs
+(``request`` of ``project`` as it is after the change, ``now`` its time). Pure: it runs before the change is written, and
 its jobs are written with it (see ``ApprovalService.add_job_planner``)."""
 
 
@@ -227,12 +235,13 @@ class ApprovalService:
         )
         self._listeners: list[Listener] = []
         self._planners: list[JobPlanner] = []
-        self._waiters: dict[tuple[str, str], list[asyncio.Future[RequestRecord | None]]] = {}
+        # Keyed by (project, kind, call_id): call ids are unique per project only.
+        self._waiters: dict[tuple[str, str, str], list[asyncio.Future[RequestRecord | None]]] = {}
         self.accounts = Accounts(store, self.clock)
         # One agent token cannot fill the inbox for everyone (see _quotas).
         self.pending_quota = PendingQuota(store, settings.max_pending_per_token)
-        self._seen: dict[tuple[str, str], float] = {}
-        self._seen_unwritten: dict[tuple[str, str], float] = {}
+        self._seen: dict[tuple[str, str, str], float] = {}
+        self._seen_unwritten: dict[tuple[str, str, str], float] = {}
         self._seen_flush: asyncio.TimerHandle | None = None
         self.rules: policy.OperatorPolicy = settings.operator_policy()
         self._changes = 0
@@ -341,7 +350,7 @@ class ApprovalService:
         request = self._model(record)
         jobs: list[NewJob] = []
         for planner in self._planners:
-            jobs.extend(planner(event_type, record.kind, request, now))
+            jobs.extend(planner(event_type, record.kind, record.project, request, now))
         return jobs, request
 
     def register_job_handler(self, topic: str, handler: JobHandler) -> None:
@@ -368,9 +377,11 @@ class ApprovalService:
         event, self._change_event = self._change_event, asyncio.Event()
         event.set()
 
-    def _wake(self, kind: str, call_id: str, record: RequestRecord | None = None) -> None:
+    def _wake(
+        self, project: str, kind: str, call_id: str, record: RequestRecord | None = None
+    ) -> None:
         """Release the long-polls on this request, handing them the new record if known."""
-        for fut in self._waiters.pop((kind, call_id), ()):
+        for fut in self._waiters.pop((project, kind, call_id), ()):
             if not fut.done():
                 fut.set_result(record)
 
@@ -383,11 +394,16 @@ class ApprovalService:
             for key in list(self._waiters):
                 self._wake(*key)
         else:
-            event, _, rest = payload.partition("|")
-            kind, _, call_id = rest.partition("|")
-            if event == "decided":
-                self._wake(kind, call_id)
+            with contextlib.suppress(ValueError, TypeError):
+                event, kind, project, call_id = json.loads(payload)
+                if event == "decided":
+                    self._wake(str(project), str(kind), str(call_id))
         self._bump()
+
+    @staticmethod
+    def _notice(event: str, record: RequestRecord) -> str:
+        """The NOTIFY payload telling other processes about a change to ``record``."""
+        return json.dumps([event, record.kind, record.project, record.call_id])
 
     @property
     def change_counter(self) -> int:
@@ -534,6 +550,7 @@ class ApprovalService:
         actor: str = "api",
         via: str = "api",
         created_by: str = "",
+        created_by_token: str = "",
     ) -> tuple[RequestRecord, bool]:
         """``create_function_call`` / ``create_human_contact`` answering with the stored record
         (the API renders its JSON with ``RequestRecord.to_json``, without a model round trip)."""
@@ -616,6 +633,7 @@ class ApprovalService:
             created_at=now,
             version=0,
             created_by=created_by,
+            created_by_token=created_by_token,
         )
         audit = AuditRow(
             kind=kind,
@@ -625,18 +643,23 @@ class ApprovalService:
             via=via,
             action="created",
             details={"project": project, "run_id": request.run_id},
+            project=project,
         )
         outbox, event_id = self._outbox("created", record, audit)
         jobs, model = self._jobs("created", record, now)
-        async with self.pending_quota.creating(kind, call_id, project, created_by):
+        # Call ids are unique per project: another project's request under the same id is
+        # another request (nothing about it is seen, nothing of it is reused).
+        async with self.pending_quota.creating(
+            kind, call_id, project, created_by_token, created_by
+        ):
             stored, created = await self.store.insert_request(
-                record, audit, notify=f"created|{kind}|{call_id}", outbox=outbox, jobs=jobs
+                record,
+                audit,
+                notify=self._notice("created", record),
+                outbox=outbox,
+                jobs=jobs,
             )
         if not created:
-            if stored.project != project:
-                raise ConflictError(
-                    f"call_id {call_id!r} is already in use; choose another call id"
-                )
             if not _same_request(kind, stored.spec, spec_json):
                 raise ConflictError(
                     f"a different request already exists under call_id {call_id!r} "
@@ -654,6 +677,7 @@ class ApprovalService:
                         via=via,
                         action="resumed",
                         details={"run_id": request.run_id, "original_run_id": stored.run_id},
+                        project=project,
                     )
                 )
             stored = await self._expire_if_due(stored)
@@ -666,10 +690,33 @@ class ApprovalService:
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def _record(self, kind: str, call_id: str, project: str | None) -> RequestRecord:
-        record = await self.store.get_request(kind, call_id)
-        if record is None or (project is not None and record.project != project):
-            noun = "function call" if kind == FUNCTION_CALL else "human contact"
+    async def _record(
+        self,
+        kind: str,
+        call_id: str,
+        project: str | None,
+        *,
+        among: Collection[str] | None = None,
+    ) -> RequestRecord:
+        """The request with this call id in ``project``. Call ids are unique per project only:
+        without a project, the one request of that id (of a project in ``among``, if given);
+        several fail closed (``AmbiguousCallIdError``), none is ``NotFoundError``."""
+        noun = "function call" if kind == FUNCTION_CALL else "human contact"
+        if project is not None:
+            record = await self.store.get_request(kind, call_id, project)
+        else:
+            found = [
+                r
+                for r in await self.store.find_requests(kind, call_id)
+                if among is None or r.project in among
+            ]
+            if len(found) > 1:
+                raise AmbiguousCallIdError(
+                    f"call_id {call_id!r} names a {noun} in several projects and this request "
+                    "does not say which; nothing was done (open it from its project)"
+                )
+            record = found[0] if found else None
+        if record is None:
             raise NotFoundError(f"no {noun} with call_id {call_id!r}")
         return await self._expire_if_due(record)
 
@@ -677,31 +724,52 @@ class ApprovalService:
         """Past its deadline counts as expired even if the scheduler has not run yet."""
         if record.completed or record.expires_at is None or record.expires_at > self.clock.now():
             return record
-        await self.expire(record.kind, record.call_id)
-        fresh = await self.store.get_request(record.kind, record.call_id)
+        await self.expire(record.kind, record.call_id, project=record.project)
+        fresh = await self.store.get_request(record.kind, record.call_id, record.project)
         assert fresh is not None
         return fresh
 
-    async def get_function_call(self, call_id: str, *, project: str | None = None) -> FunctionCall:
-        return self._call_from(await self._record(FUNCTION_CALL, call_id, project))
+    async def get_function_call(
+        self, call_id: str, *, project: str | None = None, among: Collection[str] | None = None
+    ) -> FunctionCall:
+        """``project``: the caller's; without it, see ``_record`` (``among``: the projects the
+        caller may look in)."""
+        return self._call_from(await self._record(FUNCTION_CALL, call_id, project, among=among))
 
-    async def get_human_contact(self, call_id: str, *, project: str | None = None) -> HumanContact:
-        return self._contact_from(await self._record(HUMAN_CONTACT, call_id, project))
+    async def get_human_contact(
+        self, call_id: str, *, project: str | None = None, among: Collection[str] | None = None
+    ) -> HumanContact:
+        return self._contact_from(await self._record(HUMAN_CONTACT, call_id, project, among=among))
 
-    async def get_project(self, kind: str, call_id: str) -> str | None:
-        record = await self.store.get_request(kind, call_id)
-        return record.project if record else None
+    async def get_project(
+        self, kind: str, call_id: str, *, among: Collection[str] | None = None
+    ) -> str | None:
+        """The project of the one request with this call id (of a project in ``among``);
+        None if there is none, or several."""
+        found = [
+            r
+            for r in await self.store.find_requests(kind, call_id)
+            if among is None or r.project in among
+        ]
+        return found[0].project if len(found) == 1 else None
 
     async def _wait(
-        self, kind: str, call_id: str, timeout: float, project: str | None
+        self, kind: str, call_id: str, timeout: float, project: str | None, *, agent: bool
     ) -> RequestRecord:
         """The record once decided, or as it is when ``timeout`` seconds have passed: never
-        earlier with a stale "pending" (a wake-up that finds it still pending waits on)."""
-        if timeout <= 0:
-            return await self._record(kind, call_id, project)
+        earlier with a stale "pending" (a wake-up that finds it still pending waits on).
+        ``agent``: note the poll, once the request was found (in the caller's project)."""
+        if timeout <= 0 or project is None:
+            record = await self._record(kind, call_id, project)
+            if agent:
+                self._agent_seen(record)
+                agent = False
+            if timeout <= 0:
+                return record
+            project = record.project
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        key = (kind, call_id)
+        key = (project, kind, call_id)
         while True:
             fut: asyncio.Future[RequestRecord | None] = loop.create_future()
             # Registered before the read: a decision committed after the read wakes ``fut``,
@@ -709,6 +777,9 @@ class ApprovalService:
             self._waiters.setdefault(key, []).append(fut)
             try:
                 record = await self._record(kind, call_id, project)
+                if agent:
+                    self._agent_seen(record)
+                    agent = False
                 if record.completed or self._stopping:
                     return record
                 await asyncio.wait({fut}, timeout=max(deadline - loop.time(), 0.0))
@@ -739,9 +810,7 @@ class ApprovalService:
     ) -> RequestRecord:
         """The request once decided, or as it is after ``timeout`` seconds. ``agent``: the
         caller is the agent (noted, so the inbox can tell whether it still waits)."""
-        if agent:
-            await self._agent_seen(kind, call_id)
-        return await self._wait(kind, call_id, timeout, project)
+        return await self._wait(kind, call_id, timeout, project, agent=agent)
 
     async def wait_function_call(
         self, call_id: str, timeout: float, *, project: str | None = None, agent: bool = False
@@ -759,11 +828,12 @@ class ApprovalService:
             await self.wait_record(HUMAN_CONTACT, call_id, timeout, project=project, agent=agent)
         )
 
-    async def _agent_seen(self, kind: str, call_id: str) -> None:
-        """Note the agent's poll. Written down in batches (one transaction a second at most,
-        not one per poll: it is on the long-poll's path); ``agent_presence`` reads both."""
+    def _agent_seen(self, record: RequestRecord) -> None:
+        """Note the agent's poll of ``record`` (found in its project). Written down in batches
+        (one transaction a second at most, not one per poll: it is on the long-poll's path);
+        ``agent_presence`` reads both."""
         now = self.clock.now()
-        key = (kind, call_id)
+        key = (record.project, record.kind, record.call_id)
         if now - self._seen.get(key, 0.0) >= AGENT_SEEN_WRITE_SECONDS:
             self._seen[key] = now
             if len(self._seen) > 50_000:
@@ -788,14 +858,26 @@ class ApprovalService:
         except Exception:
             log.warning("could not note %d agent polls", len(batch), exc_info=True)
 
-    async def agent_presence(self, kind: str, call_id: str) -> tuple[str, float | None]:
+    async def agent_presence(
+        self, kind: str, call_id: str, project: str | None = None
+    ) -> tuple[str, float | None]:
         """``("waiting", None)`` while the agent holds a long-poll here (or asked recently),
         ``("gone", last seen)`` when it has not asked for a while (it may have stopped: the
-        decision is kept for when it comes back), ``("unknown", None)`` if it never asked."""
-        if self._waiters.get((kind, call_id)):
+        decision is kept for when it comes back), ``("unknown", None)`` if it never asked.
+        Without ``project``: the one project with that call id (none or several: unknown)."""
+        if project is None:
+            project = await self.get_project(kind, call_id)
+            if project is None:
+                return "unknown", None
+        key = (project, kind, call_id)
+        if self._waiters.get(key):
             return "waiting", None
-        unwritten = self._seen_unwritten.get((kind, call_id))
-        seen = unwritten if unwritten is not None else await self.store.agent_seen_at(kind, call_id)
+        unwritten = self._seen_unwritten.get(key)
+        seen = (
+            unwritten
+            if unwritten is not None
+            else await self.store.agent_seen_at(kind, call_id, project)
+        )
         if seen is None:
             return "unknown", None
         recent = self.settings.long_poll_max_seconds + AGENT_SEEN_WRITE_SECONDS + 30
@@ -971,9 +1053,24 @@ class ApprovalService:
         a target whose own allow-list is ``via_identities``; else ``ForbiddenError`` (audited).
         Channels call it before showing a form; the decision itself checks again."""
         _check_via(via)
-        record = await self._record(kind, call_id, None)
+        record = await self._decision_record(kind, call_id, None, responder)
         person, _ = await self._decider(self._model(record), record, responder, via_identities, via)
         return person
+
+    async def _decision_record(
+        self, kind: str, call_id: str, project: str | None, responder: Identity | str
+    ) -> RequestRecord:
+        """The request a person decides. A channel that knows no project finds it by call id
+        among the projects the person belongs to (the only ones they may decide in): if that
+        leaves several, nothing is decided (``AmbiguousCallIdError``)."""
+        if project is not None:
+            return await self._record(kind, call_id, project)
+        try:
+            return await self._record(kind, call_id, None)
+        except AmbiguousCallIdError:
+            person = await self.accounts.resolve(_identity(responder))
+            among = person.projects if person is not None else frozenset()
+            return await self._record(kind, call_id, None, among=among)
 
     async def _refused(self, record: RequestRecord, who: str, reason: str, via: str) -> None:
         await self.store.add_audit(
@@ -985,6 +1082,7 @@ class ApprovalService:
                 via=via,
                 action="refused",
                 details={"reason": reason},
+                project=record.project,
             )
         )
 
@@ -1031,7 +1129,7 @@ class ApprovalService:
         _check_via(via)
         wanted = decision if isinstance(decision, Decision) else Decision.from_status(decision)
         for _ in range(20):  # retries only when a concurrent quorum approval won the race
-            record = await self._record(FUNCTION_CALL, call_id, project)
+            record = await self._decision_record(FUNCTION_CALL, call_id, project, responder)
             call = self._call_from(record)
             # Who is asking first: someone who may not decide learns nothing (not even that,
             # or by whom, it was decided).
@@ -1056,6 +1154,7 @@ class ApprovalService:
                 via=via,
                 action=change.action,
                 details={**change.details, "identity": str(_identity(responder))},
+                project=record.project,
             )
             changed = await self._commit(record, status.model_dump_json(), change.completed, audit)
             if changed:
@@ -1075,7 +1174,7 @@ class ApprovalService:
     ) -> HumanContact:
         """A person's answer to a human contact (same authority rules as decisions)."""
         _check_via(via)
-        record = await self._record(HUMAN_CONTACT, call_id, project)
+        record = await self._decision_record(HUMAN_CONTACT, call_id, project, responder)
         contact = self._contact_from(record)
         person, _ = await self._decider(contact, record, responder, via_identities, via)
         try:
@@ -1096,33 +1195,41 @@ class ApprovalService:
             via=via,
             action=change.action,
             details={**change.details, "identity": str(_identity(responder))},
+            project=record.project,
         )
         changed = await self._commit(record, status.model_dump_json(), True, audit)
         if changed is None:
-            raise AlreadyDecidedError(policy.decided_message(await self.get_human_contact(call_id)))
+            raise AlreadyDecidedError(
+                policy.decided_message(
+                    await self.get_human_contact(call_id, project=record.project)
+                )
+            )
         return self._contact_from(changed)
 
     async def give_up(self, kind: str, call_id: str, client: ApiClient, reason: str) -> bool:
         """An agent stops waiting: only the token that created the request may expire it, and
         expiry is always a rejection (fail closed)."""
         record = await self._record(kind, call_id, client.project)
-        if record.created_by and record.created_by != client.token_name:
-            raise ForbiddenError(
-                "only the agent token that created this request may give it up; "
-                "agent tokens cannot decide"
-            )
+        check_owner(record, client.token_id, "give it up; agent tokens cannot decide")
         return await self.expire(
-            kind, call_id, reason=reason, force=True, actor=f"agent:{client.token_name}", via="api"
+            kind,
+            call_id,
+            project=record.project,
+            reason=reason,
+            force=True,
+            actor=f"agent:{client.token_name}",
+            via="api",
         )
 
-    async def _expire_due(self, kind: str, call_id: str) -> bool:
-        return await self.expire(kind, call_id)
+    async def _expire_due(self, kind: str, call_id: str, project: str) -> bool:
+        return await self.expire(kind, call_id, project=project)
 
     async def expire(
         self,
         kind: str,
         call_id: str,
         *,
+        project: str | None = None,
         reason: str | None = None,
         force: bool = False,
         actor: str = "functionlayer-server",
@@ -1130,10 +1237,15 @@ class ApprovalService:
     ) -> bool:
         """Fail closed: a pending request past its deadline (or any pending one with
         ``force``, when the agent gives up waiting) becomes a rejection (function call) or an
-        unanswered, expired contact. False if it was already decided or is not due."""
+        unanswered, expired contact. False if it was already decided or is not due.
+        Without ``project``: the one request with that call id (none or several: False)."""
         _check_via(via)
+        if project is None:
+            project = await self.get_project(kind, call_id)
+            if project is None:
+                return False
         for _ in range(5):
-            record = await self.store.get_request(kind, call_id)
+            record = await self.store.get_request(kind, call_id, project)
             if record is None or record.completed:
                 return False
             now = self.clock.now()
@@ -1165,6 +1277,7 @@ class ApprovalService:
                 via=via,
                 action="expired",
                 details={"reason": reason},
+                project=project,
             )
             if await self._commit(record, status.model_dump_json(), True, audit) is not None:
                 return True
@@ -1182,18 +1295,19 @@ class ApprovalService:
         ok = await self.store.update_request(
             record.kind,
             record.call_id,
+            project=record.project,
             status=status,
             completed=completed,
             expected_version=record.version,
             audit=audit,
-            notify=f"{event_type}|{record.kind}|{record.call_id}",
+            notify=self._notice(event_type, record),
             outbox=outbox,
             jobs=jobs,
         )
         if not ok:
             return None
         if completed:
-            self._wake(record.kind, record.call_id, new)
+            self._wake(record.project, record.kind, record.call_id, new)
         self._bump()
         if jobs:
             self.scheduler.wake()
@@ -1269,6 +1383,7 @@ class ApprovalService:
             via=row.via,
             action=row.action,
             details=row.details,
+            project=row.project,
         )
 
     async def record_audit(
@@ -1280,8 +1395,12 @@ class ApprovalService:
         via: str,
         action: str,
         details: dict[str, Any] | None = None,
+        project: str | None = None,
     ) -> AuditEntry:
-        """For channels: note a delivery, an escalation, a refused answer, ..."""
+        """For channels: note a delivery, an escalation, a refused answer, ... ``project``:
+        the request's (without it, the one project with that call id, if only one)."""
+        if project is None:
+            project = await self.get_project(kind, call_id)
         row = AuditRow(
             kind=kind,
             call_id=call_id,
@@ -1290,10 +1409,14 @@ class ApprovalService:
             via=via,
             action=action,
             details=details or {},
+            project=project,
         )
         await self.store.add_audit(row)
         return self._entry(row)
 
-    async def audit_trail(self, call_id: str | None = None) -> list[AuditEntry]:
-        """Oldest first; every request when ``call_id`` is None (for export)."""
-        return [self._entry(r) for r in await self.store.list_audit(call_id)]
+    async def audit_trail(
+        self, call_id: str | None = None, *, project: str | None = None
+    ) -> list[AuditEntry]:
+        """Oldest first; every request when ``call_id`` is None (for export); only
+        ``project``'s entries when given (call ids are unique per project only)."""
+        return [self._entry(r) for r in await self.store.list_audit(call_id, project=project)]

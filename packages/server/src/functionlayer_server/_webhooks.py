@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -303,6 +304,7 @@ class WebhookDispatcher:
                     actor="functionlayer-server",
                     via="webhook",
                     action="webhook_failed",
+                    project=_project_of(row),
                     details={
                         "event_id": row.event_id,
                         "type": row.type,
@@ -324,3 +326,12 @@ class WebhookDispatcher:
             delay,
         )
         await self._store.outbox_retry(row.id, attempt, next_attempt_at=now + delay, error=error)
+
+
+def _project_of(row: OutboxRow) -> str | None:
+    """The project a delivery is about (in its payload, as sent)."""
+    try:
+        project = json.loads(row.payload).get("project")
+    except (ValueError, AttributeError):
+        return None
+    return project if isinstance(project, str) else None

@@ -25,21 +25,20 @@ async def audit_lines(
     call_id: str | None = None,
 ) -> AsyncIterator[str]:
     """One JSON object per line (``call_id, kind, project, at, who, via, action, details``),
-    oldest first. The project of a request comes from its ``created`` entry. Details are shown as
-    :func:`~functionlayer_server._audit_view.visible_details` allows (no channel secrets)."""
-    entries: list[AuditEntry] = await service.audit_trail(call_id)
-    projects: dict[tuple[str, str], str] = {}
+    oldest first. The project is recorded with each entry (call ids are unique per project
+    only); an older entry that could not be attributed takes the project of the one request
+    with its call id, and none (left out of a project's export) when several share it. Details
+    are shown as :func:`~functionlayer_server._audit_view.visible_details` allows (no channel
+    secrets)."""
+    entries: list[AuditEntry] = await service.audit_trail(call_id, project=project)
+    owners: dict[tuple[str, str], str | None] = {}
     for entry in entries:
-        if entry.action == "created":
-            found = entry.details.get("project")
-            if isinstance(found, str):
-                projects[(entry.kind, entry.call_id)] = found
-    for entry in entries:
-        owner = projects.get((entry.kind, entry.call_id))
+        owner = entry.project
         if owner is None:
-            owner = await service.get_project(entry.kind, entry.call_id)
-            if owner is not None:
-                projects[(entry.kind, entry.call_id)] = owner
+            key = (entry.kind, entry.call_id)
+            if key not in owners:
+                owners[key] = await service.get_project(entry.kind, entry.call_id)
+            owner = owners[key]
         if project is not None and owner != project:
             continue
         if since is not None and entry.at.timestamp() < since:

@@ -59,6 +59,11 @@ RETRY_BASE_SECONDS = 5.0
 _current: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "fl_channel_delivery", default=None
 )
+# The project of the request being delivered or updated: call ids are unique per project only,
+# and channels name requests by call id.
+_project: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fl_channel_project", default=None
+)
 
 
 def _kind(request: ChannelRequest) -> str:
@@ -81,7 +86,9 @@ def delivery_tiers(request: ChannelRequest) -> list[list[ContactChannel]]:
     return [every] if every else []
 
 
-def delivery_jobs(event_type: str, kind: str, request: ChannelRequest, now: float) -> list[NewJob]:
+def delivery_jobs(
+    event_type: str, kind: str, project: str, request: ChannelRequest, now: float
+) -> list[NewJob]:
     """The jobs a change of ``request`` needs (the service's job planner; pure). ``created``:
     a delivery job per tier, tier *n* due ``n * escalate_after_seconds`` after ``now``;
     ``decided`` (answered or expired): one job telling the channels. Nothing for a request
@@ -96,13 +103,13 @@ def delivery_jobs(event_type: str, kind: str, request: ChannelRequest, now: floa
         return [
             NewJob(
                 DELIVER_TOPIC,
-                {"kind": kind, "call_id": call_id, "tier": tier},
+                {"kind": kind, "call_id": call_id, "project": project, "tier": tier},
                 now + tier * (step or 0.0),
             )
             for tier in range(len(tiers))
         ]
     if event_type == "decided":
-        return [NewJob(UPDATE_TOPIC, {"kind": kind, "call_id": call_id}, now)]
+        return [NewJob(UPDATE_TOPIC, {"kind": kind, "call_id": call_id, "project": project}, now)]
     return []
 
 
@@ -131,13 +138,24 @@ class Dispatcher:
     # -- after the decision -----------------------------------------------------------------
 
     async def run_update(self, payload: dict[str, Any]) -> None:
-        request = await self._load(str(payload["kind"]), str(payload["call_id"]))
+        project = payload.get("project")
+        project = project if isinstance(project, str) else None
+        if project is None:  # a job stored before projects were recorded: the one request
+            project = await self.service.get_project(str(payload["kind"]), str(payload["call_id"]))
+        request = await self._load(str(payload["kind"]), str(payload["call_id"]), project)
         if request is not None and request.completed:
-            await self.update(request)
+            await self.update(request, project=project)
 
-    async def update(self, request: ChannelRequest) -> None:
+    async def update(self, request: ChannelRequest, *, project: str | None = None) -> None:
         """Tell every channel that delivered the request how it was decided."""
         kind = _kind(request)
+        scope = _project.set(project)
+        try:
+            await self._update(request, kind, project)
+        finally:
+            _project.reset(scope)
+
+    async def _update(self, request: ChannelRequest, kind: str, project: str | None) -> None:
         for channel in self.channels:
             deliveries = await self.load_deliveries(
                 request.call_id, channel=channel.name, kind=kind
@@ -155,24 +173,37 @@ class Dispatcher:
                     via=channel.name,
                     action="update_failed",
                     details={"error": _describe(exc)},
+                    project=project,
                 )
 
     # -- delivery jobs ----------------------------------------------------------------------
 
-    async def _load(self, kind: str, call_id: str) -> ChannelRequest | None:
+    async def _load(self, kind: str, call_id: str, project: str | None) -> ChannelRequest | None:
         try:
             if kind == FUNCTION_CALL:
-                return await self.service.get_function_call(call_id)
-            return await self.service.get_human_contact(call_id)
-        except NotFoundError:
+                return await self.service.get_function_call(call_id, project=project)
+            return await self.service.get_human_contact(call_id, project=project)
+        except NotFoundError:  # also several projects' requests under an old, project-less job
             return None
 
     async def run_job(self, payload: dict[str, Any]) -> None:
+        # Jobs stored before projects were recorded have none: the one request of that id.
+        project = payload.get("project")
+        project = project if isinstance(project, str) else None
+        if project is None:
+            project = await self.service.get_project(str(payload["kind"]), str(payload["call_id"]))
+        scope = _project.set(project)
+        try:
+            await self._run_job(payload, project)
+        finally:
+            _project.reset(scope)
+
+    async def _run_job(self, payload: dict[str, Any], project: str | None) -> None:
         kind = str(payload["kind"])
         call_id = str(payload["call_id"])
         tier = int(payload.get("tier", 0))
         attempt = int(payload.get("attempt", 0))
-        request = await self._load(kind, call_id)
+        request = await self._load(kind, call_id, project)
         if request is None or request.completed:
             return  # decided (or expired) before this tier was due: nothing to send
         tiers = delivery_tiers(request)
@@ -186,10 +217,11 @@ class Dispatcher:
                 via="scheduler",
                 action="escalated",
                 details={"tier": tier, "to": [t.describe() for t in tiers[tier]]},
+                project=project,
             )
         done = {
             (d["tier"], d["target"])
-            for d in await self._records(call_id, kind=kind)
+            for d in await self._records(call_id, kind=kind, project=project)
             if isinstance(d.get("tier"), int) and isinstance(d.get("target"), int)
         }
         failed = False
@@ -210,6 +242,7 @@ class Dispatcher:
                             "target": index,
                             "reason": f"no channel is configured for {target.describe()}",
                         },
+                        project=project,
                     )
                 continue
             token = _current.set((tier, index))
@@ -230,20 +263,27 @@ class Dispatcher:
                         "attempt": attempt + 1,
                         "error": _describe(exc),
                     },
+                    project=project,
                 )
             finally:
                 _current.reset(token)
         if failed and attempt + 1 < MAX_ATTEMPTS:
             await self.service.schedule(
                 DELIVER_TOPIC,
-                {"kind": kind, "call_id": call_id, "tier": tier, "attempt": attempt + 1},
+                {
+                    "kind": kind,
+                    "call_id": call_id,
+                    "project": project,
+                    "tier": tier,
+                    "attempt": attempt + 1,
+                },
                 delay=RETRY_BASE_SECONDS * 2**attempt,
             )
 
     # -- delivery records (DeliveryStore) ----------------------------------------------------
 
     async def _kind_of(self, call_id: str) -> str:
-        if await self.service.get_project(FUNCTION_CALL, call_id) is not None:
+        if await self.service.store.find_requests(FUNCTION_CALL, call_id):
             return FUNCTION_CALL
         return HUMAN_CONTACT
 
@@ -262,12 +302,22 @@ class Dispatcher:
             via=channel,
             action="delivered",
             details=details,
+            project=_project.get(),
         )
 
-    async def _records(self, call_id: str, *, kind: str) -> list[dict[str, Any]]:
+    async def _records(
+        self, call_id: str, *, kind: str, project: str | None
+    ) -> list[dict[str, Any]]:
+        """The request's ``delivered`` entries: of ``project`` (the one being delivered or
+        updated); without one, of the one project with that call id (several: none, so a
+        channel never acts on another project's deliveries)."""
+        if project is None:
+            project = await self.service.get_project(kind, call_id)
+            if project is None:
+                return []
         return [
             e.details
-            for e in await self.service.audit_trail(call_id)
+            for e in await self.service.audit_trail(call_id, project=project)
             if e.kind == kind and e.action == "delivered" and isinstance(e.details, dict)
         ]
 
@@ -275,7 +325,9 @@ class Dispatcher:
         self, call_id: str, *, channel: str | None = None, kind: str | None = None
     ) -> list[dict[str, Any]]:
         """The ``data`` dicts saved for the request, oldest first (only ``channel``'s if given)."""
-        records = await self._records(call_id, kind=kind or await self._kind_of(call_id))
+        records = await self._records(
+            call_id, kind=kind or await self._kind_of(call_id), project=_project.get()
+        )
         return [
             dict(r.get("data") or {})
             for r in records

@@ -433,6 +433,7 @@ class EmailChannel:
             via=VIA,
             action="link_used",
             details={"action": link.action, "nonce": link.nonce},
+            project=await self.service.get_project(link.kind, link.call_id),
         )
         return await self.service.store.claim_once(
             use_key(token), {"at": now, "call_id": link.call_id}, audit

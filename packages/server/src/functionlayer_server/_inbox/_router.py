@@ -401,16 +401,18 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
 
     async def visible_call(call_id: str, user: Any) -> FunctionCall | None:
         try:
-            call = await service.get_function_call(call_id)
+            # Call ids are unique per project only: looked up in the person's projects.
+            call = await service.get_function_call(call_id, among=user.projects)
         except NotFoundError:
             return None
-        project = await service.get_project(FUNCTION_CALL, call_id)
+        project = await service.get_project(FUNCTION_CALL, call_id, among=user.projects)
         if project is None or not await service.may_see(call, user, project):
             return None
         return call
 
-    async def audit(call_id: str) -> list[dict[str, Any]]:
-        entries = await service.audit_trail(call_id)
+    async def audit(kind: str, call_id: str, user: Any) -> list[dict[str, Any]]:
+        project = await service.get_project(kind, call_id, among=user.projects)
+        entries = await service.audit_trail(call_id, project=project) if project else []
         rows = []
         for entry in entries:
             details: Any = getattr(entry, "details", None)
@@ -428,9 +430,12 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             )
         return rows
 
-    async def presence(kind: str, call_id: str, now: Any) -> str:
+    async def presence(kind: str, call_id: str, now: Any, user: Any) -> str:
         """Whether the agent is still waiting for this answer, in words for the page."""
-        state, seen = await service.agent_presence(kind, call_id)
+        project = await service.get_project(kind, call_id, among=user.projects)
+        state, seen = (
+            await service.agent_presence(kind, call_id, project) if project else ("unknown", None)
+        )
         if state == "waiting":
             return "waiting for your answer now"
         if state == "unknown":
@@ -484,11 +489,11 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "open_section": values.get("action", ""),
                 "requested_at": views.format_time(requested),
                 "waiting": views.since(requested, now),
-                "agent": await presence(FUNCTION_CALL, call.call_id, now),
+                "agent": await presence(FUNCTION_CALL, call.call_id, now, user),
                 "expires_at": views.format_time(expires),
                 "expires_in": views.row_for_call(call, now).expires_in,
                 "channel": views.channel_context(call.spec.channel, call.spec.policy),
-                "audit": await audit(call.call_id),
+                "audit": await audit(FUNCTION_CALL, call.call_id, user),
                 "error": error,
                 "notice": notice,
                 "approvals_required": call.spec.policy.approvals_required
@@ -648,10 +653,10 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
 
     async def visible_contact(call_id: str, user: Any) -> HumanContact | None:
         try:
-            contact = await service.get_human_contact(call_id)
+            contact = await service.get_human_contact(call_id, among=user.projects)
         except NotFoundError:
             return None
-        project = await service.get_project(HUMAN_CONTACT, call_id)
+        project = await service.get_project(HUMAN_CONTACT, call_id, among=user.projects)
         if project is None or not await service.may_see(contact, user, project):
             return None
         return contact
@@ -683,11 +688,11 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "answer_text": (form or {}).get("response", ""),
                 "requested_at": views.format_time(requested),
                 "waiting": views.since(requested, now),
-                "agent": await presence(HUMAN_CONTACT, contact.call_id, now),
+                "agent": await presence(HUMAN_CONTACT, contact.call_id, now, user),
                 "expires_at": views.format_time(expires),
                 "expires_in": row.expires_in,
                 "channel": views.channel_context(contact.spec.channel, contact.spec.policy),
-                "audit": await audit(contact.call_id),
+                "audit": await audit(HUMAN_CONTACT, contact.call_id, user),
                 "error": error,
                 "notice": notice,
             },

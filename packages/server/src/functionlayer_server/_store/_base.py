@@ -47,7 +47,12 @@ class RequestRecord:
     created_at: float
     version: int
     created_by: str = ""
-    """The agent token (its name) that created the request: only it may give the request up."""
+    """The name of the agent token that created the request (for people: the audit says
+    ``agent:<name>``). Names are labels, never ownership: see ``created_by_token``."""
+    created_by_token: str = ""
+    """The immutable id of the agent token that created the request: only that token may give
+    it up, claim its execution or report the outcome (``_ownership``). Empty for a request
+    created without an agent token, or (with a ``created_by`` name) before ids were recorded."""
 
     def changed(self, status: str, *, completed: bool) -> RequestRecord:
         """This record after a compare-and-set that stored ``status``."""
@@ -63,6 +68,7 @@ class RequestRecord:
             self.created_at,
             self.version + 1,
             self.created_by,
+            self.created_by_token,
         )
 
     def to_json(self) -> str:
@@ -88,6 +94,7 @@ class RequestRecord:
             created_at=row[8],
             version=row[9],
             created_by=row[10] or "",
+            created_by_token=row[11] or "",
         )
 
 
@@ -100,6 +107,9 @@ class AuditRow:
     via: str
     action: str
     details: dict[str, Any]
+    project: str | None = None
+    """The request's project (call ids are unique per project only). None on entries written
+    before projects were recorded whose request could not be told apart."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,9 @@ class TokenRow:
     approver: str | None = None
     created_at: float = 0.0
     revoked_at: float | None = None
+    token_id: str = ""
+    """Immutable and unique: what owns the requests the token creates (names may repeat over
+    time, e.g. revoke then re-issue)."""
 
 
 @dataclass(frozen=True)
@@ -252,7 +265,7 @@ def _outbox_statements(rows: Sequence[OutboxRow]) -> list[Statement]:
 
 _REQ_COLS = (
     "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version, "
-    "created_by"
+    "created_by, created_by_token"
 )
 
 NOTIFY_CHANNEL = "functionlayer"
@@ -309,14 +322,14 @@ class Store(ABC):
         outbox: Sequence[OutboxRow] = (),
         jobs: Sequence[NewJob] = (),
     ) -> tuple[RequestRecord, bool]:
-        """Insert unless ``(kind, call_id)`` exists; returns the stored record and whether it
-        was inserted now. The ``outbox`` rows (webhooks announcing it) and the ``jobs``
-        (channel deliveries) are written in the same transaction, so they exist exactly when
-        the request does."""
+        """Insert unless ``(kind, call_id)`` exists in the record's project; returns the stored
+        record and whether it was inserted now. The ``outbox`` rows (webhooks announcing it) and
+        the ``jobs`` (channel deliveries) are written in the same transaction, so they exist
+        exactly when the request does."""
         statements: list[Statement] = [
             (
-                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (kind, call_id) DO NOTHING",
+                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, call_id, project) DO NOTHING",
                 (
                     record.kind,
                     record.call_id,
@@ -329,6 +342,7 @@ class Store(ABC):
                     record.created_at,
                     record.version,
                     record.created_by,
+                    record.created_by_token,
                 ),
             ),
             *self._audit_statements(audit, notify),
@@ -338,16 +352,28 @@ class Store(ABC):
         inserted = await self._transaction(statements, guard_first=True)
         if inserted:
             return record, True
-        existing = await self.get_request(record.kind, record.call_id)
+        existing = await self.get_request(record.kind, record.call_id, record.project)
         if existing is None:  # deleted in between: cannot happen (nothing deletes requests)
             raise RuntimeError(f"request {record.call_id!r} vanished")
         return existing, False
 
-    async def get_request(self, kind: str, call_id: str) -> RequestRecord | None:
+    async def get_request(self, kind: str, call_id: str, project: str) -> RequestRecord | None:
+        """The request of ``project`` with this call id (call ids are unique per project)."""
         rows = await self._fetch(
-            f"SELECT {_REQ_COLS} FROM fl_requests WHERE kind = ? AND call_id = ?", (kind, call_id)
+            f"SELECT {_REQ_COLS} FROM fl_requests WHERE kind = ? AND call_id = ? AND project = ?",
+            (kind, call_id, project),
         )
         return RequestRecord.from_row(rows[0]) if rows else None
+
+    async def find_requests(self, kind: str, call_id: str) -> list[RequestRecord]:
+        """Every project's request with this call id (for paths that know no project yet:
+        the caller must tell them apart, or refuse)."""
+        rows = await self._fetch(
+            f"SELECT {_REQ_COLS} FROM fl_requests WHERE kind = ? AND call_id = ? "
+            "ORDER BY project LIMIT 50",
+            (kind, call_id),
+        )
+        return [RequestRecord.from_row(r) for r in rows]
 
     async def list_requests(
         self,
@@ -360,9 +386,9 @@ class Store(ABC):
     ) -> list[RequestRecord]:
         where = ["kind = ?"]
         params: list[Any] = [kind]
-        if project is not None:
-            where.append("project = ?")
-            params.append(project)
+        if project is not None:  # the expression of the index fl_requests_listing
+            where = ["(kind || ':' || project) = ?"]
+            params = [f"{kind}:{project}"]
         if pending is not None:
             where.append("completed = ?")
             params.append(0 if pending else 1)
@@ -382,6 +408,7 @@ class Store(ABC):
         kind: str,
         call_id: str,
         *,
+        project: str,
         status: str,
         completed: bool,
         expected_version: int,
@@ -395,8 +422,8 @@ class Store(ABC):
         statements: list[Statement] = [
             (
                 "UPDATE fl_requests SET status = ?, completed = ?, version = version + 1 "
-                "WHERE kind = ? AND call_id = ? AND version = ?",
-                (status, int(completed), kind, call_id, expected_version),
+                "WHERE kind = ? AND call_id = ? AND project = ? AND version = ?",
+                (status, int(completed), kind, call_id, project, expected_version),
             ),
             *self._audit_statements(audit, notify),
             *_outbox_statements(outbox),
@@ -404,13 +431,13 @@ class Store(ABC):
         ]
         return await self._transaction(statements, guard_first=True)
 
-    async def touch_agents(self, seen: Sequence[tuple[str, str]], now: float) -> None:
-        """Note that the agent asked about these requests (``(kind, call_id)``) by ``now``:
-        one transaction, a few statements (the service batches its agents' polls; on
+    async def touch_agents(self, seen: Sequence[tuple[str, str, str]], now: float) -> None:
+        """Note that the agent asked about these requests (``(project, kind, call_id)``) by
+        ``now``: one transaction, a few statements (the service batches its agents' polls; on
         PostgreSQL each statement is a round trip)."""
         statements: list[Statement] = []
-        for kind in sorted({k for k, _ in seen}):
-            ids = [c for k, c in seen if k == kind]
+        for project, kind in sorted({(p, k) for p, k, _ in seen}):
+            ids = [c for p, k, c in seen if (p, k) == (project, kind)]
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
@@ -419,27 +446,28 @@ class Store(ABC):
                         # Pending ones only: presence is shown while a request waits, and a
                         # decided row is not rewritten for nothing.
                         f"UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? "
-                        f"AND completed = 0 AND call_id IN ({marks})",
-                        (now, kind, *chunk),
+                        f"AND project = ? AND completed = 0 AND call_id IN ({marks})",
+                        (now, kind, project, *chunk),
                     )
                 )
         if statements:
             await self._transaction(statements, guard_first=False)
 
-    async def agent_seen_at(self, kind: str, call_id: str) -> float | None:
+    async def agent_seen_at(self, kind: str, call_id: str, project: str) -> float | None:
         rows = await self._fetch(
-            "SELECT agent_seen_at FROM fl_requests WHERE kind = ? AND call_id = ?",
-            (kind, call_id),
+            "SELECT agent_seen_at FROM fl_requests WHERE kind = ? AND call_id = ? AND project = ?",
+            (kind, call_id, project),
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    async def due_expiries(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
+    async def due_expiries(self, now: float, limit: int = 500) -> list[tuple[str, str, str]]:
+        """``(kind, call_id, project)`` of pending requests past their deadline."""
         rows = await self._fetch(
-            "SELECT kind, call_id FROM fl_requests WHERE completed = 0 AND expires_at IS NOT NULL "
-            "AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            "SELECT kind, call_id, project FROM fl_requests WHERE completed = 0 AND "
+            "expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?",
             (now, limit),
         )
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def next_due(self) -> float | None:
         """The earliest pending expiry or unclaimed job, as a unix time."""
@@ -459,13 +487,13 @@ class Store(ABC):
             )
         return int(rows[0][0])
 
-    async def count_pending_of(self, project: str, created_by: str) -> int:
-        """How many requests (of both kinds) the agent token ``created_by`` has pending in
-        ``project`` (its quota; indexed by ``fl_requests_pending_by_creator``)."""
+    async def count_pending_of(self, project: str, token_id: str) -> int:
+        """How many requests (of both kinds) the agent token ``token_id`` has pending in
+        ``project`` (its quota; indexed by ``fl_requests_pending_by_token``)."""
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM fl_requests WHERE project = ? AND created_by = ? "
+            "SELECT COUNT(*) FROM fl_requests WHERE project = ? AND created_by_token = ? "
             "AND completed = 0",
-            (project, created_by),
+            (project, token_id),
         )
         return int(rows[0][0])
 
@@ -475,19 +503,23 @@ class Store(ABC):
         await self._transaction([_audit_statement(audit)], guard_first=False)
 
     async def list_audit(
-        self, call_id: str | None = None, *, kind: str | None = None
+        self, call_id: str | None = None, *, kind: str | None = None, project: str | None = None
     ) -> list[AuditRow]:
         where: list[str] = []
         params: list[Any] = []
         if call_id is not None:
             where.append("call_id = ?")
             params.append(call_id)
+        if project is not None:
+            where.append("project = ?")
+            params.append(project)
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         rows = await self._fetch_many(
-            f"SELECT kind, call_id, at, actor, via, action, details FROM fl_audit {clause}ORDER BY id",
+            "SELECT kind, call_id, at, actor, via, action, details, project FROM fl_audit "
+            f"{clause}ORDER BY id",
             params,
         )
         return [
@@ -499,6 +531,7 @@ class Store(ABC):
                 via=r[4],
                 action=r[5],
                 details=json.loads(r[6]),
+                project=r[7],
             )
             for r in rows
         ]
@@ -655,23 +688,33 @@ class Store(ABC):
         *,
         role: str = "agent",
         approver: str | None = None,
-    ) -> None:
-        await self._transaction(
+        token_id: str,
+    ) -> bool:
+        """Store a token; False (nothing stored) when a live token of ``project`` already has
+        this ``name`` (a unique index, so concurrent creations cannot both win)."""
+        return await self._transaction(
             [
                 (
-                    "INSERT INTO fl_tokens (token_hash, project, name, created_at, role, approver) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (token_hash, project, name, now, role, approver),
+                    "INSERT INTO fl_tokens (token_hash, project, name, created_at, role, approver, "
+                    "token_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (token_hash, project, name, now, role, approver, token_id),
                 )
             ],
-            guard_first=False,
+            guard_first=True,
         )
+
+    async def live_token_named(self, project: str, name: str) -> bool:
+        rows = await self._fetch(
+            "SELECT 1 FROM fl_tokens WHERE project = ? AND name = ? AND revoked_at IS NULL",
+            (project, name),
+        )
+        return bool(rows)
 
     async def find_token(self, token_hash: str) -> TokenRow | None:
         """The live (not revoked) token with this hash. Read on every request, never cached:
         a revocation by any process is effective at once."""
         rows = await self._fetch(
-            "SELECT project, name, role, approver, created_at FROM fl_tokens "
+            "SELECT project, name, role, approver, created_at, token_id FROM fl_tokens "
             "WHERE token_hash = ? AND revoked_at IS NULL",
             (token_hash,),
         )
@@ -679,13 +722,18 @@ class Store(ABC):
             return None
         r = rows[0]
         return TokenRow(
-            project=r[0], name=r[1], role=r[2] or "agent", approver=r[3], created_at=r[4]
+            project=r[0],
+            name=r[1],
+            role=r[2] or "agent",
+            approver=r[3],
+            created_at=r[4],
+            token_id=r[5] or "",
         )
 
     async def list_tokens(self) -> list[TokenRow]:
         rows = await self._fetch_many(
-            "SELECT project, name, role, approver, created_at, revoked_at FROM fl_tokens "
-            "ORDER BY created_at, name"
+            "SELECT project, name, role, approver, created_at, revoked_at, token_id "
+            "FROM fl_tokens ORDER BY created_at, name"
         )
         return [
             TokenRow(
@@ -695,6 +743,7 @@ class Store(ABC):
                 approver=r[3],
                 created_at=r[4],
                 revoked_at=r[5],
+                token_id=r[6] or "",
             )
             for r in rows
         ]
@@ -900,7 +949,8 @@ class IdentityTakenError(ValueError):
 
 def _audit_statement(audit: AuditRow) -> Statement:
     return (
-        "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details, project) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             audit.kind,
             audit.call_id,
@@ -909,6 +959,7 @@ def _audit_statement(audit: AuditRow) -> Statement:
             audit.via,
             audit.action,
             json.dumps(audit.details, sort_keys=True, default=str),
+            audit.project,
         ),
     )
 
@@ -924,15 +975,19 @@ def schema(dialect: str) -> list[str]:
             kind TEXT NOT NULL, call_id TEXT NOT NULL, project TEXT NOT NULL, run_id TEXT NOT NULL,
             spec TEXT NOT NULL, status TEXT NOT NULL, completed INTEGER NOT NULL,
             expires_at {real}, created_at {real} NOT NULL, version INTEGER NOT NULL,
-            PRIMARY KEY (kind, call_id))""",
+            PRIMARY KEY (kind, call_id, project))""",
         "CREATE INDEX IF NOT EXISTS fl_requests_pending ON fl_requests (completed, expires_at)",
-        # Project first: no index but the primary key may lead with ``kind``. With one that did,
-        # PostgreSQL's generic plan for a prepared "kind = $1 AND call_id = $2" (psycopg
-        # prepares a statement on its 5th use) picked it while the table had no statistics
-        # yet, and kept scanning every row of the kind for the connection's life.
-        "CREATE INDEX IF NOT EXISTS fl_requests_by_project ON fl_requests "
-        "(project, kind, created_at)",
+        # No index but the primary key may match the equality columns of a lookup by call id
+        # (kind, call_id, project). With one that did (first (kind, project, created_at), then
+        # (project, kind, created_at) once lookups named the project), PostgreSQL's generic
+        # plan for the prepared lookup (psycopg prepares a statement on its 5th use) picked it
+        # while the table had no statistics yet, and kept scanning every row of the project
+        # and kind for the connection's life. So listings have their own expression (which
+        # no lookup by call id names): ``kind:project``, unambiguous (a kind has no ':').
+        "CREATE INDEX IF NOT EXISTS fl_requests_listing ON fl_requests "
+        "((kind || ':' || project), created_at)",
         "DROP INDEX IF EXISTS fl_requests_project",
+        "DROP INDEX IF EXISTS fl_requests_by_project",
         f"""CREATE TABLE IF NOT EXISTS fl_audit (
             id {serial}, kind TEXT NOT NULL, call_id TEXT NOT NULL, at {real} NOT NULL,
             actor TEXT NOT NULL, via TEXT NOT NULL, action TEXT NOT NULL, details TEXT NOT NULL)""",
@@ -977,11 +1032,14 @@ def migrations(dialect: str) -> list[tuple[str, str, str]]:
     real = "DOUBLE PRECISION" if dialect == "postgresql" else "REAL"
     return [
         ("fl_requests", "created_by", "TEXT NOT NULL DEFAULT ''"),
+        ("fl_requests", "created_by_token", "TEXT NOT NULL DEFAULT ''"),
         ("fl_requests", "agent_seen_at", real),
         ("fl_tokens", "role", "TEXT NOT NULL DEFAULT 'agent'"),
         ("fl_tokens", "approver", "TEXT"),
         ("fl_tokens", "revoked_at", real),
+        ("fl_tokens", "token_id", "TEXT"),
         ("fl_users", "disabled", "INTEGER NOT NULL DEFAULT 0"),
+        ("fl_audit", "project", "TEXT"),
     ]
 
 
@@ -989,8 +1047,9 @@ def migrations(dialect: str) -> list[tuple[str, str, str]]:
 LATE_INDEXES = [
     # Partial: only pending rows, so counting a token's pending requests (its quota, checked
     # on every create) never walks the decided history.
-    "CREATE INDEX IF NOT EXISTS fl_requests_pending_by_creator ON fl_requests "
-    "(project, created_by) WHERE completed = 0",
+    "DROP INDEX IF EXISTS fl_requests_pending_by_creator",  # by token name: before 0.4.1
+    "CREATE INDEX IF NOT EXISTS fl_requests_pending_by_token ON fl_requests "
+    "(project, created_by_token) WHERE completed = 0",
 ]
 
 # Identities and memberships of persons created before the directory existed.
@@ -1003,4 +1062,23 @@ BACKFILL = [
     "INSERT INTO fl_memberships (username, project) SELECT u.username, 'default' FROM fl_users u "
     "WHERE NOT EXISTS (SELECT 1 FROM fl_memberships m WHERE m.username = u.username) "
     "ON CONFLICT (username, project) DO NOTHING",
+    # The project of audit entries written before it was recorded: call ids were then unique,
+    # so the request tells it (an entry whose request is not unique stays unattributed).
+    "UPDATE fl_audit SET project = (SELECT MIN(r.project) FROM fl_requests r WHERE "
+    "r.kind = fl_audit.kind AND r.call_id = fl_audit.call_id) WHERE project IS NULL AND "
+    "(SELECT COUNT(*) FROM fl_requests r WHERE r.kind = fl_audit.kind AND "
+    "r.call_id = fl_audit.call_id) = 1",
+    # Token ids (immutable; requests are owned by them, not by names) for tokens made before
+    # ids existed: derived from the stored hash, so unique, and nothing secret.
+    "UPDATE fl_tokens SET token_id = 'h' || SUBSTR(token_hash, 1, 32) WHERE token_id IS NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS fl_tokens_id ON fl_tokens (token_id)",
+    # One live token per name and project. Live duplicates made before this rule keep working
+    # under a distinct name (the oldest keeps the name; later ones get '#' and their id), so
+    # the unique index can be built and no name is ever shared by two live tokens.
+    "UPDATE fl_tokens SET name = name || '#' || token_id WHERE revoked_at IS NULL AND EXISTS "
+    "(SELECT 1 FROM fl_tokens o WHERE o.project = fl_tokens.project AND o.name = fl_tokens.name "
+    "AND o.revoked_at IS NULL AND (o.created_at < fl_tokens.created_at OR "
+    "(o.created_at = fl_tokens.created_at AND o.token_hash < fl_tokens.token_hash)))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS fl_tokens_live_name ON fl_tokens (project, name) "
+    "WHERE revoked_at IS NULL",
 ]

@@ -45,6 +45,19 @@ def postgres_prepare(url: str) -> psycopg.Connection[Any]:
             conn.execute(ddl)
         for table, column, definition in migrations("postgresql"):
             conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}")
+        key = {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'fl_requests'::regclass "
+                "AND i.indisprimary"
+            )
+        }
+        if "project" not in key:  # call ids were global before: now unique per project
+            conn.execute(
+                "ALTER TABLE fl_requests DROP CONSTRAINT fl_requests_pkey, "
+                "ADD CONSTRAINT fl_requests_pkey PRIMARY KEY (kind, call_id, project)"
+            )
         for statement in LATE_INDEXES + BACKFILL:
             conn.execute(statement)
     return conn
@@ -130,8 +143,8 @@ class PostgresStore(Store):
         _, params = _audit_statement(audit)
         return [
             (
-                "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details) "
-                "SELECT ?, ?, ?, ?, ?, ?, ? FROM pg_notify(?, ?)",
+                "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details, project) "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM pg_notify(?, ?)",
                 (*params, NOTIFY_CHANNEL, notify),
             )
         ]

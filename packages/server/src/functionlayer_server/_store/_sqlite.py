@@ -70,6 +70,7 @@ def sqlite_prepare(url: str) -> sqlite3.Connection:
             have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        _rekey_requests(conn)  # before the late indexes: it rebuilds the table
         for statement in LATE_INDEXES + BACKFILL:
             conn.execute(statement)
         conn.execute("COMMIT")
@@ -77,6 +78,25 @@ def sqlite_prepare(url: str) -> sqlite3.Connection:
         conn.execute("ROLLBACK")
         raise
     return conn
+
+
+def _rekey_requests(conn: sqlite3.Connection) -> None:
+    """Call ids were global before; now they are unique per project. SQLite cannot change a
+    primary key in place: the table is rebuilt (same columns and rows), inside the caller's
+    transaction."""
+    info = list(conn.execute("PRAGMA table_info(fl_requests)"))
+    if any(row[1] == "project" and row[5] > 0 for row in info):
+        return
+    columns = ", ".join(str(row[1]) for row in info)
+    conn.execute("ALTER TABLE fl_requests RENAME TO fl_requests_global")
+    conn.execute(schema("sqlite")[0])
+    for table, column, definition in migrations("sqlite"):
+        if table == "fl_requests":
+            conn.execute(f"ALTER TABLE fl_requests ADD COLUMN {column} {definition}")
+    conn.execute(f"INSERT INTO fl_requests ({columns}) SELECT {columns} FROM fl_requests_global")
+    conn.execute("DROP TABLE fl_requests_global")  # and its indexes: made again below
+    for ddl in schema("sqlite"):
+        conn.execute(ddl)
 
 
 class SQLiteStore(Store):
