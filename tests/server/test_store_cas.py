@@ -41,11 +41,12 @@ async def test_a_write_from_a_stale_version_changes_nothing(app: InProcess) -> N
     agent = await app.agent()
     assert (await app.create(agent, "cas-1", "f", {"a": 1})).status_code == 200
     store = app.service.store
-    read: RequestRecord = await store.get_request("function_call", "cas-1")
+    read: RequestRecord = await store.get_request("function_call", "cas-1", "default")
 
     first = await store.update_request(
         "function_call",
         "cas-1",
+        project="default",
         status=json.dumps({"approved": True, "comment": "first"}),
         completed=True,
         expected_version=read.version,
@@ -54,6 +55,7 @@ async def test_a_write_from_a_stale_version_changes_nothing(app: InProcess) -> N
     late = await store.update_request(  # read the same version, writes second
         "function_call",
         "cas-1",
+        project="default",
         status=json.dumps({"approved": False, "comment": "second"}),
         completed=True,
         expected_version=read.version,
@@ -61,7 +63,7 @@ async def test_a_write_from_a_stale_version_changes_nothing(app: InProcess) -> N
     )
 
     assert (first, late) == (True, False)
-    stored = await store.get_request("function_call", "cas-1")
+    stored = await store.get_request("function_call", "cas-1", "default")
     assert json.loads(stored.status)["comment"] == "first"
     assert stored.version == read.version + 1
     # The losing write's audit entry is not recorded either (same transaction).

@@ -136,6 +136,7 @@ async def test_a_change_not_stored_stores_no_jobs(service: ApprovalService) -> N
     assert not await store.update_request(
         "function_call",
         "cas",
+        project="default",
         status=record.status,
         completed=True,
         expected_version=record.version + 1,
@@ -150,6 +151,7 @@ async def test_a_change_not_stored_stores_no_jobs(service: ApprovalService) -> N
     assert await store.update_request(
         "function_call",
         "cas",
+        project="default",
         status=record.status,
         completed=True,
         expected_version=record.version,
