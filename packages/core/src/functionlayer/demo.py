@@ -81,7 +81,9 @@ def main() -> int:
                 with call_id_scope(call["id"]):
                     result = functions[name](**arguments)
                 print(f"{name} -> {result}", flush=True)
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": str(result)})
+                messages.append(
+                    {"role": "tool", "tool_call_id": call["id"], "content": str(result)}
+                )
     print("The agent did not finish within 10 turns.")
     return 1
 
