@@ -8,7 +8,7 @@
 - Every ``uv run ... python examples/...`` command in a ```bash block runs from a fresh clone
   (``git clone`` of this repository's HEAD), through ``uv run --no-sync`` on this venv.
 - Every ``uv run ... python examples/...`` command anywhere in the READMEs (blocks and inline)
-  installs what its example imports: ``uv export`` with the same options, from the lock, lists a
+  and in the examples' docstrings installs what its example imports: ``uv export`` with the same options, from the lock, lists a
   distribution for each module the example imports. A command that would fail with
   ModuleNotFoundError on a fresh machine is caught without installing anything.
 
@@ -18,6 +18,7 @@ The snippets run in parallel (a session fixture), so the whole file stays short.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import os
 import re
@@ -93,7 +94,7 @@ BASH_COMMANDS = [
 ALL_COMMANDS = sorted(
     {
         (path.relative_to(ROOT).as_posix(), match.group(0))
-        for path in DOCS
+        for path in [*DOCS, *sorted(ROOT.glob("examples/**/*.py"))]  # and the examples' own words
         for match in EXAMPLE_COMMAND.finditer(path.read_text(encoding="utf-8"))
     }
 )
@@ -223,7 +224,8 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _exported(options: list[str]) -> set[str]:
+@functools.cache
+def _exported(options: tuple[str, ...]) -> frozenset[str]:
     """The distributions ``uv run <options>`` installs, from the lock (nothing is downloaded)."""
     uv = shutil.which("uv") or str(Path.home() / ".local/bin/uv")
     out = subprocess.run(
@@ -243,7 +245,18 @@ def _exported(options: list[str]) -> set[str]:
             names.add(_normalize(tomllib.loads(pyproject.read_text())["project"]["name"]))
         elif line and not line.startswith("#"):
             names.add(_normalize(re.split(r"[=<>;\[ ]", line, maxsplit=1)[0]))
-    return names
+    return frozenset(names)
+
+
+@functools.cache
+def _providers() -> dict[str, list[str]]:
+    """Top-level module -> the distributions of this venv that provide it."""
+    providers = dict(importlib.metadata.packages_distributions())
+    for pyproject in ROOT.glob("packages/*/pyproject.toml"):  # editable installs are not listed
+        dist = tomllib.loads(pyproject.read_text())["project"]["name"]
+        for module in (pyproject.parent / "src").iterdir():
+            providers[module.name] = [dist]
+    return providers
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -266,12 +279,8 @@ def test_example_command_installs_what_the_example_imports(doc: str, command: st
     example = ROOT / words[-1]
     assert example.is_file(), f"{doc}: {command}: no such file"
     options = words[2 : words.index("python")]
-    installed = _exported(options)
-    providers = dict(importlib.metadata.packages_distributions())
-    for pyproject in ROOT.glob("packages/*/pyproject.toml"):  # editable installs are not listed
-        dist = tomllib.loads(pyproject.read_text())["project"]["name"]
-        for module in (pyproject.parent / "src").iterdir():
-            providers[module.name] = [dist]
+    installed = _exported(tuple(options))
+    providers = _providers()
     missing = {}
     for module in sorted(_imported_modules(example)):
         dists = {_normalize(d) for d in providers.get(module, [])}
