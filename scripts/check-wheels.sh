@@ -111,7 +111,7 @@ offline_env() {  # run "$@" as a user would offline
 run_example() {  # run_example FILE|-mMODULE [TEXT]
   local out=$home/example.out target=$root/$1
   case "$1" in -m*) target=$1 ;; esac
-  echo "\$ python $1   (stdin: y to every prompt)"
+  echo "\$ python ${1/#-m/-m }   (stdin: y to every prompt)"
   (cd "$home" && offline_env timeout "$example_timeout" "$venv/bin/python" "$target" \
     < <(yes y) > "$out" 2>&1) || { cat "$out"; echo "FAILED: $1"; return 1; }
   cat "$out"
