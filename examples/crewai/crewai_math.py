@@ -1,6 +1,6 @@
 """CrewAI math agent whose `multiply` tool needs a human's approval.
 
-    uv run python examples/crewai/crewai_math.py
+    uv run --all-packages --all-groups python examples/crewai/crewai_math.py
 
 "multiply 2 and 5, then add 32 to the result" -> 42. Offline against FunctionLayer's scripted
 model unless OPENAI_API_KEY is set; approvals in this terminal unless FUNCTIONLAYER_API_BASE is set.

@@ -1,6 +1,6 @@
 """The MCP gateway, offline: an MCP client calls a bank's tools through ``functionlayer-mcp``.
 
-    uv run python examples/mcp/gateway_demo.py
+    uv run --all-packages --all-groups python examples/mcp/gateway_demo.py
 
 The client starts ``functionlayer-mcp proxy --config gateway.toml -- python demo_bank.py`` and
 calls three tools. ``read_balance`` and a transfer of 20 pass straight through; the transfer of

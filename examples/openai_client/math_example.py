@@ -1,6 +1,6 @@
 """The raw OpenAI client with a guarded `multiply` tool (decorator style).
 
-    uv run python examples/openai_client/math_example.py
+    uv run --all-packages --all-groups python examples/openai_client/math_example.py
 
 The model is asked to "multiply 2 and 5, then add 32 to the result". Before `multiply` runs,
 FunctionLayer asks you: `y` approves; `n` and then a line of feedback rejects, and the model

@@ -1,6 +1,6 @@
 """The raw OpenAI client, with the approval request created and read back separately.
 
-    uv run python examples/openai_client/math_example_create_get.py
+    uv run --all-packages --all-groups python examples/openai_client/math_example_create_get.py
 
 `fl.create_function_call(spec, call_id=<the model's tool call id>)` sends the request without
 waiting; `fl.get_function_call(call_id)` reads its state later. Between the two an agent could

@@ -1,6 +1,6 @@
 """The raw OpenAI client, asking for approval by hand with `fl.fetch_approval`.
 
-    uv run python examples/openai_client/math_example_fetch_approval.py
+    uv run --all-packages --all-groups python examples/openai_client/math_example_fetch_approval.py
 
 No decorator: the loop itself decides which calls need a human. For `multiply` it sends the
 proposed call with `fetch_approval` (under the model's tool call id) and waits for the decision;

@@ -1,6 +1,6 @@
 """A Pydantic AI agent whose `multiply` tool needs a human's approval.
 
-    uv run python examples/pydantic_ai/math_example.py
+    uv run --all-packages --all-groups python examples/pydantic_ai/math_example.py
 
 The agent is asked to "multiply 2 and 5, then add 32 to the result". Before `multiply` runs,
 FunctionLayer asks you: answer `y` to approve, or `n` and then a line of feedback to reject

@@ -18,7 +18,7 @@ and run the agent against it:
 
     FUNCTIONLAYER_API_BASE=https://approvals.example.com/functionlayer/v1 \\
     FUNCTIONLAYER_API_TOKEN=$(functionlayer-server tokens create my-agent) \\
-    DISCORD_CHANNEL=1234567890 uv run python examples/server/discord_approval.py
+    DISCORD_CHANNEL=1234567890 uv run --all-packages --all-groups python examples/server/discord_approval.py
 
 With no FUNCTIONLAYER_API_BASE set, the example runs a self-contained demo: a tiny stand-in for
 Discord's REST API and a FunctionLayer server on free ports. It prints the message the server

@@ -26,7 +26,7 @@ and run the agent against it:
 
     FUNCTIONLAYER_API_BASE=https://approvals.example.com/functionlayer/v1 \\
     FUNCTIONLAYER_API_TOKEN=$(functionlayer-server tokens create my-agent) \\
-    APPROVER_EMAIL=you@example.com uv run python examples/server/email_approval.py
+    APPROVER_EMAIL=you@example.com uv run --all-packages --all-groups python examples/server/email_approval.py
 
 Replies reach the server when your mail provider forwards inbound mail to
 `POST /email/inbound` with the secret in the `X-FunctionLayer-Inbound-Secret` header.

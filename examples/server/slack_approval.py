@@ -27,7 +27,7 @@ and run the agent against it:
 
     FUNCTIONLAYER_API_BASE=https://approvals.example.com/functionlayer/v1 \\
     FUNCTIONLAYER_API_TOKEN=$(functionlayer-server tokens create my-agent) \\
-    SLACK_CHANNEL=C0123456789 uv run python examples/server/slack_approval.py
+    SLACK_CHANNEL=C0123456789 uv run --all-packages --all-groups python examples/server/slack_approval.py
 
 With no FUNCTIONLAYER_API_BASE set, the example runs a self-contained demo: a tiny stand-in for
 the Slack Web API and a FunctionLayer server on free ports. It prints the message the server
