@@ -14,13 +14,14 @@ cases are written once, against that interface:
 - a replayed approval and a stale signature: refused, one decision on record;
 - an approval of a request already decided, or expired: refused, the record unchanged.
 
-In process (one app for the module, TestClient), with the real Slack Web API client against the
+In process (one app per database for the module, TestClient; SQLite and PostgreSQL), with the real Slack Web API client against the
 local Slack double, Discord interactions signed with a real Ed25519 key, and a real SMTP server.
 The terminal is the core's TerminalBackend with a scripted person at its input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import json
@@ -51,7 +52,7 @@ from tests.server.channels.slack_double import (
     slack_headers,
 )
 from tests.server.channels.test_email import Mailbox, parts, reply
-from tests.server.conftest import free_port
+from tests.server.conftest import free_port, fresh_postgres_database
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -529,8 +530,22 @@ EDITING = [c for c in DECIDING if c.takes_edits]
 # -- the app ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            database_url = stack.enter_context(fresh_postgres_database())
+        else:
+            directory = tmp_path_factory.mktemp("conformance-db")
+            database_url = f"sqlite:///{directory / 'conformance.sqlite3'}"
+        yield from _world(tmp_path_factory, database_url)
+
+
+def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[World]:
     slack = SlackDouble().start()
     discord = DiscordDouble().start()
     mailbox = Mailbox()
@@ -544,7 +559,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )
     settings = Settings(
         policy_file=str(policy),
-        database_url=f"sqlite:///{directory / 'conformance.sqlite3'}",
+        database_url=database_url,
         public_url="http://testserver",
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
@@ -590,28 +605,28 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         slack.stop()
 
 
-def _harness(request: pytest.FixtureRequest) -> Channel:
-    return request.param(request.getfixturevalue("world"))  # type: ignore[no-any-return]
+def _harness(request: pytest.FixtureRequest, world: World) -> Channel:
+    return request.param(world)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(params=SHOWING, ids=lambda c: c.name)
-def channel(request: pytest.FixtureRequest) -> Channel:
-    return _harness(request)
+def channel(request: pytest.FixtureRequest, world: World) -> Channel:
+    return _harness(request, world)
 
 
 @pytest.fixture(params=DECIDING, ids=lambda c: c.name)
-def deciding(request: pytest.FixtureRequest) -> Channel:
-    return _harness(request)
+def deciding(request: pytest.FixtureRequest, world: World) -> Channel:
+    return _harness(request, world)
 
 
 @pytest.fixture(params=SIGNING, ids=lambda c: c.name)
-def signing(request: pytest.FixtureRequest) -> Channel:
-    return _harness(request)
+def signing(request: pytest.FixtureRequest, world: World) -> Channel:
+    return _harness(request, world)
 
 
 @pytest.fixture(params=EDITING, ids=lambda c: c.name)
-def editing(request: pytest.FixtureRequest) -> Channel:
-    return _harness(request)
+def editing(request: pytest.FixtureRequest, world: World) -> Channel:
+    return _harness(request, world)
 
 
 def _id(kind: str) -> str:
