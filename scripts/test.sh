@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs what the tests need (Debian chromium and PostgreSQL when
 # missing), starts a throwaway PostgreSQL cluster, then runs pytest through uv.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k terminal`.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k terminal`; the tests run in
+# FL_TEST_WORKERS parallel workers (default 4; 0 for one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.local/bin:$PATH"  # where uv's installer puts it
@@ -17,4 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 FUNCTIONLAYER_TEST_POSTGRES_URL=${FUNCTIONLAYER_TEST_POSTGRES_URL:-$(bash .ci/start-postgres.sh)}
 export FUNCTIONLAYER_TEST_POSTGRES_URL
-exec uv run --all-packages --all-groups pytest "$@"
+# Parallel workers (pytest-xdist): most tests wait on subprocesses, sockets and sleeps rather
+# than the CPU, so 4 workers pay on 2 cores. FL_TEST_WORKERS=0 runs in one process.
+workers=${FL_TEST_WORKERS:-4}
+if [ "$workers" = 0 ]; then
+  exec uv run --all-packages --all-groups pytest "$@"
+fi
+exec uv run --all-packages --all-groups pytest -n "$workers" "$@"
