@@ -122,12 +122,14 @@ class Condition(_Strict):
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     return True  # not a number: cannot be judged, gate
                 bound = getattr(self, operator)
-                return {
-                    "gt": value > bound,
-                    "gte": value >= bound,
-                    "lt": value < bound,
-                    "lte": value <= bound,
-                }[operator]
+                return bool(
+                    {
+                        "gt": value > bound,
+                        "gte": value >= bound,
+                        "lt": value < bound,
+                        "lte": value <= bound,
+                    }[operator]
+                )
             if operator == "glob":
                 return not isinstance(value, str) or fnmatch.fnmatchcase(value, self.glob or "")
             if operator == "regex":

@@ -197,7 +197,8 @@ async def create_token(
     the token decides as that person; without, it is an agent token (never decides)."""
     service = await _with_service(settings)
     try:
-        return await service.create_token(name, project=project, approver=approver)
+        token: str = await service.create_token(name, project=project, approver=approver)
+        return token
     finally:
         await service.stop()
 

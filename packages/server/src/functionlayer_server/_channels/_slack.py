@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -217,7 +218,8 @@ class SlackChannel:
             )
 
         socket.socket_mode_request_listeners.append(on_request)
-        await socket.connect()
+        connect: Callable[[], Awaitable[None]] = socket.connect  # slack_sdk leaves it untyped
+        await connect()
         self._socket = socket
 
     async def stop(self) -> None:

@@ -402,7 +402,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
     async def visible_call(call_id: str, user: Any) -> FunctionCall | None:
         try:
             # Call ids are unique per project only: looked up in the person's projects.
-            call = await service.get_function_call(call_id, among=user.projects)
+            call: FunctionCall = await service.get_function_call(call_id, among=user.projects)
         except NotFoundError:
             return None
         project = await service.get_project(FUNCTION_CALL, call_id, among=user.projects)
@@ -653,7 +653,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
 
     async def visible_contact(call_id: str, user: Any) -> HumanContact | None:
         try:
-            contact = await service.get_human_contact(call_id, among=user.projects)
+            contact: HumanContact = await service.get_human_contact(call_id, among=user.projects)
         except NotFoundError:
             return None
         project = await service.get_project(HUMAN_CONTACT, call_id, among=user.projects)
