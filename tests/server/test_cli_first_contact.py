@@ -32,13 +32,24 @@ def _cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Complete
 
 
 @contextmanager
-def _serving(*args: str, cwd: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``serve --port 0 ...`` until its banner is out; yields the process and the banner."""
+def _serving(
+    *args: str, cwd: Path, files: tuple[int, int] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``serve --port 0 ...`` until its banner is out; yields the process and the banner.
+    ``files``: the (soft, hard) limit of open files it starts with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_SERVER_")}
+
+    def limit_files() -> None:
+        if files is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, files)
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "functionlayer_server._cli", "serve", "--port", "0", *args],
         cwd=cwd,
         env=env,
+        preexec_fn=limit_files if files is not None else None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -180,3 +191,31 @@ def test_busy_port_on_another_socket(tmp_path: Path) -> None:
         out = _cli("serve", "--port", str(port), cwd=tmp_path)
     assert out.returncode == 1
     assert "already in use" in out.stderr and "--port N" in out.stderr
+
+
+def _open_files_limit(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no open files limit")
+
+
+def test_serve_raises_its_open_files_limit_to_the_hard_limit(tmp_path: Path) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 4096:
+        hard = 4096  # a hard limit this process may set for its child
+    with _serving("--database-url", "sqlite:///data.sqlite3", cwd=tmp_path, files=(1024, hard)) as (
+        proc,
+        banner,
+    ):
+        assert _open_files_limit(proc.pid) == hard
+        assert f"open files: {hard} (raised from 1024)" in banner
+    # At the hard limit already (a low one): the banner says how many agents can wait.
+    with _serving("--database-url", "sqlite:///data.sqlite3", cwd=tmp_path, files=(2048, 2048)) as (
+        proc,
+        banner,
+    ):
+        assert _open_files_limit(proc.pid) == 2048
+        assert "open files: 2048 (the hard limit): about 2048 agents can wait at once" in banner

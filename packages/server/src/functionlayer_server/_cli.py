@@ -147,7 +147,37 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def banner(settings: Settings, *, users: int) -> str:
+def raise_open_files() -> str:
+    """Raise this process's soft limit of open files to its hard limit: every waiting agent's
+    long-poll holds a connection (one file), and a soft limit of 1,024 would let about a
+    thousand of them lock everyone else out. Returns the banner line saying what it is."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return ""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        target = max(soft, 1_048_576) if soft != resource.RLIM_INFINITY else soft
+    else:
+        target = hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            return (
+                f"  open files: {soft} (could not raise it to {target}: {exc}); about {soft} "
+                "agents can wait at once: raise 'ulimit -n'"
+            )
+        return f"  open files: {target} (raised from {soft})"
+    if soft != resource.RLIM_INFINITY and soft < 10_000:
+        return (
+            f"  open files: {soft} (the hard limit): about {soft} agents can wait at once; raise "
+            "'ulimit -Hn' for more"
+        )
+    return f"  open files: {'unlimited' if soft == resource.RLIM_INFINITY else soft}"
+
+
+def banner(settings: Settings, *, users: int, files: str = "") -> str:
     """What a person starting the server needs: where the data is, where to go, what next."""
     from functionlayer_server._api import API_PREFIX
 
@@ -160,6 +190,8 @@ def banner(settings: Settings, *, users: int) -> str:
         f"  inbox:    {base}/inbox",
         f"  agents:   FUNCTIONLAYER_API_BASE={base}{API_PREFIX}",
     ]
+    if files:
+        lines.append(files)
     if users == 0:
         path = _sqlite_file(settings.database_url)
         db = f" --database-url sqlite:///{path}" if path is not None else " --database-url ..."
@@ -260,11 +292,13 @@ def _serve(args: argparse.Namespace) -> int:
             where = database_location(settings.database_url)
             print(f"error: cannot open the database {where!r}: {exc}", file=sys.stderr)
             return 1
-        print(banner(settings, users=users), file=sys.stderr, flush=True)
+        files = raise_open_files()
+        print(banner(settings, users=users, files=files), file=sys.stderr, flush=True)
         config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
+            backlog=4096,  # many agents connecting at once (capped by net.core.somaxconn)
             log_level=settings.log_level,
             access_log=args.access_log,
             timeout_graceful_shutdown=3,
