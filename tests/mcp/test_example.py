@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "mcp" / "gateway_demo.py"
-PROMPT = b"Approve? [y/N, or type feedback to reject]: "
+PROMPT = b"Approve? [y/N, or type feedback to reject; e = edit the arguments; r = answer instead]: "
 
 
 def run_in_terminal(answer: str, timeout: float = 120.0) -> str:

@@ -159,3 +159,60 @@ def test_the_prompt_shows_the_docstring_signature_order_line_breaks_and_hidden_c
     assert "attachment: invoice_⟨U+202E⟩fdp.sh" in shown and "\u202e" not in shown
     assert "⚠ This request contains invisible or direction-changing characters" in shown
     assert "RESULT User denied send_file with feedback: no thanks" in shown
+
+
+# -- edit and respond at the terminal ----------------------------------------------------------
+
+
+def test_edit_keeps_what_enter_keeps_and_runs_with_the_new_value() -> None:
+    outcome, shown = run("e\n\n7\n")  # x kept, y becomes 7
+    assert outcome["ran"] == [[2, 7]]
+    assert "14" in str(outcome["result"])
+    assert "[y/N, or type feedback to reject; e = edit the arguments; r = answer instead]" in shown
+    assert "x [2]:" in shown and "y [5]:" in shown
+    assert "Approved with y = 7" in shown
+
+
+def test_an_invalid_edit_is_asked_again() -> None:
+    outcome, shown = run("edit\nthree\n3\n\n")  # "three" is not an integer: asked again
+    assert "not accepted: 'three' is not JSON of type integer" in shown
+    assert outcome["ran"] == [[3, 5]]
+
+
+def test_an_edit_that_changes_nothing_approves_as_proposed() -> None:
+    outcome, shown = run("e\n\n5\n")  # Enter, then the same value
+    assert outcome == {"result": 10, "ran": [[2, 5]]}
+    assert "Nothing changed: approved as proposed." in shown
+
+
+def test_respond_sends_an_answer_instead_of_running() -> None:
+    outcome, _ = run("r\nuse 3 and 4 instead\n")
+    assert outcome["ran"] == []
+    assert "use 3 and 4 instead" in str(outcome["result"])
+
+
+RESTRICTED = textwrap.dedent(
+    """
+    import json
+    from functionlayer import FunctionLayer, TerminalBackend
+
+    fl = FunctionLayer(backend=TerminalBackend(), run_id="term-run")
+    ran = []
+
+    @fl.require_approval(decisions=["approve", "reject"])
+    def multiply(x: int, y: int) -> int:
+        ran.append([x, y])
+        return x * y
+
+    print("\\nRESULT " + json.dumps({"result": multiply(2, 5), "ran": ran}))
+    """
+)
+
+
+def test_only_the_allowed_decisions_are_offered() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", RESTRICTED], input="e\n", capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "e = edit" not in proc.stdout and "r = answer" not in proc.stdout
+    assert '"ran": []' in proc.stdout  # "e" is feedback here: a rejection

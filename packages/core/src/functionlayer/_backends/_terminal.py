@@ -1,8 +1,12 @@
 """Ask the human at this process's terminal.
 
-``y``/``yes`` (any case) approves. ``n``, ``no`` or an empty line rejects and reads one more line
-as optional feedback; any other text rejects with that text as the feedback. End of input (no
-terminal, e.g. in CI) rejects with a clear message and never hangs.
+``y``/``yes`` (any case) approves. ``e``/``edit`` asks for each argument in turn (Enter keeps
+it; a new value is JSON, or plain text for a string) and approves with the changed ones, checked
+against the request's JSON schema and asked again when they do not fit. ``r``/``respond`` reads
+an answer that goes to the agent instead of running the function. ``n``, ``no`` or an empty line
+rejects and reads one more line as optional feedback; any other text rejects with that text as
+the feedback. Only the decisions the function allows are offered. End of input (no terminal,
+e.g. in CI) rejects with a clear message and never hangs.
 
 Ctrl-C at a prompt stops the program with one line and exit status 130, nothing run. Frameworks
 often run tools on worker threads, where Python's ``KeyboardInterrupt`` never arrives: it hits
@@ -25,7 +29,7 @@ from types import FrameType
 from typing import IO, Any
 
 from functionlayer._backends._memory import InMemoryBackend
-from functionlayer._display import make_visible, show_arguments
+from functionlayer._display import make_visible, ordered_names, show_arguments
 from functionlayer._errors import NoHumanAvailableError
 from functionlayer._models import FunctionCall, HumanContact
 
@@ -245,7 +249,21 @@ class TerminalBackend(InMemoryBackend):
             )
         if deadline is not None:
             lines.append(f"(rejected automatically after {spec.timeout_seconds:g} seconds)")
-        lines.append("Approve? [y/N, or type feedback to reject]: ")
+        allowed = set(spec.allowed_decisions or ("approve", "reject", "edit", "respond"))
+        also = [
+            label
+            for kind, label in (
+                ("edit", "e = edit the arguments"),
+                ("respond", "r = answer instead"),
+            )
+            if kind in allowed and (kind != "edit" or spec.kwargs)
+        ]
+        lines.append(
+            ("Approve? [y/N" if "approve" in allowed else "Reject? [N")
+            + ", or type feedback to reject"
+            + "".join("; " + m for m in also)
+            + "]: "
+        )
         self._say("\n".join(lines))
         try:
             answer = self._readline(deadline, f"{spec.fn} was not run")
@@ -255,9 +273,38 @@ class TerminalBackend(InMemoryBackend):
                     "no terminal input (end of input): nobody can approve at this terminal"
                 )
             choice = answer.strip()
-            if choice.lower() in ("y", "yes"):
+            word = choice.lower()
+            if word in ("y", "yes") and "approve" in allowed:
                 self.respond(call.call_id, approved=True, responded_by="terminal")
                 return
+            if word in ("e", "edit") and "edit" in allowed and spec.kwargs:
+                edits = self._ask_edits(call, deadline)
+                if edits:
+                    self._say(
+                        "Approved with "
+                        + ", ".join(f"{k} = {_json(v)}" for k, v in edits.items())
+                        + "\n"
+                    )
+                    self.respond(
+                        call.call_id, approved=True, edited_kwargs=edits, responded_by="terminal"
+                    )
+                    return
+                if "approve" in allowed:
+                    self._say("Nothing changed: approved as proposed.\n")
+                    self.respond(call.call_id, approved=True, responded_by="terminal")
+                    return
+                self._say("Nothing changed, and this function takes no plain approval.\n")
+                choice = "no change was made"
+            if word in ("r", "respond") and "respond" in allowed:
+                self._say(f"Your answer for the agent (instead of running {spec.fn}): ")
+                text = (self._readline(deadline, f"{spec.fn} was not run") or "").strip()
+                if text:
+                    self.respond(
+                        call.call_id, approved=False, response=text, responded_by="terminal"
+                    )
+                    return
+                self._say("No answer given: rejected instead.\n")
+                choice = "no answer was given"
             feedback = choice
             if choice.lower() in ("", "n", "no"):
                 self._say("Feedback for the agent (optional): ")
@@ -277,6 +324,36 @@ class TerminalBackend(InMemoryBackend):
             reject_option_name=option,
             responded_by="terminal",
         )
+
+    def _ask_edits(self, call: FunctionCall, deadline: float | None) -> dict[str, Any]:
+        """Each argument in display order: Enter keeps it, a new value replaces it (checked
+        against the schema, asked again until it fits). Returns only the changed ones."""
+        spec = call.spec
+        properties = (spec.parameters or {}).get("properties") or {}
+        self._say(
+            "For each argument, type a new value (JSON, or plain text for a string) or press "
+            "Enter to keep it.\n"
+        )
+        edits: dict[str, Any] = {}
+        for name in ordered_names(spec.kwargs, spec.parameters):
+            current = spec.kwargs[name]
+            schema = properties.get(name) if isinstance(properties, dict) else None
+            while True:
+                self._say(f"  {make_visible(name)[0]} [{make_visible(_json(current))[0]}]: ")
+                line = self._readline(deadline, f"{spec.fn} was not run")
+                if line is None:
+                    raise NoHumanAvailableError("end of input while editing: nothing was approved")
+                if not line.strip():
+                    break
+                value, problem = _parse_value(line, schema if isinstance(schema, dict) else None)
+                if problem is None:
+                    if _json(value) != _json(current):
+                        edits[name] = value
+                    break
+                self._say(
+                    f"    not accepted: {problem}; try again (Enter keeps {_json(current)})\n"
+                )
+        return edits
 
     @staticmethod
     def _match_option(call: FunctionCall, feedback: str) -> str | None:
@@ -324,3 +401,79 @@ class TerminalBackend(InMemoryBackend):
                 stored.call_id, answer, response_option_name=option, responded_by="terminal"
             )
         return self.get_human_contact(stored.call_id)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def _parse_value(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | None]:
+    """What the person typed for one argument, and why it does not fit its schema (or None).
+    Checks the usual keywords (type, enum, bounds, lengths); the guard validates the whole call
+    against the function's signature again before the body runs."""
+    import json
+
+    types = (schema or {}).get("type")
+    kinds = [types] if isinstance(types, str) else list(types or [])
+    raw = text.strip()
+    if kinds == ["string"]:
+        value: Any = text.rstrip("\r\n")
+    else:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            if kinds and "string" not in kinds:
+                return None, f"{raw!r} is not JSON of type {' or '.join(kinds)}"
+            value = raw
+    if kinds:
+        fits = any(
+            isinstance(value, _TYPES[k])
+            and not (k in ("integer", "number") and isinstance(value, bool))
+            for k in kinds
+            if k in _TYPES
+        ) or ("integer" in kinds and isinstance(value, float) and value.is_integer())
+        if not fits:
+            return None, f"expected {' or '.join(kinds)}, got {_json(value)}"
+    if schema is None:
+        return value, None
+    enum = schema.get("enum")
+    if isinstance(enum, list) and value not in enum:
+        return None, "one of " + ", ".join(_json(v) for v in enum)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        for key, word in (
+            ("minimum", "at least"),
+            ("maximum", "at most"),
+            ("exclusiveMinimum", "more than"),
+            ("exclusiveMaximum", "less than"),
+        ):
+            bound = schema.get(key)
+            if not isinstance(bound, int | float):
+                continue
+            ok = {
+                "minimum": value >= bound,
+                "maximum": value <= bound,
+                "exclusiveMinimum": value > bound,
+                "exclusiveMaximum": value < bound,
+            }[key]
+            if not ok:
+                return None, f"must be {word} {bound}"
+    if isinstance(value, str):
+        low, high = schema.get("minLength"), schema.get("maxLength")
+        if isinstance(low, int) and len(value) < low:
+            return None, f"at least {low} characters"
+        if isinstance(high, int) and len(value) > high:
+            return None, f"at most {high} characters"
+    return value, None
