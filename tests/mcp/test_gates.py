@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import pytest
 from functionlayer import _feedback
+from functionlayer_mcp._compat import field, send
 from mcp import types
 
 from tests.mcp.conftest import (
@@ -67,7 +68,7 @@ async def test_a_flat_dotted_key_cannot_evade_a_gate_on_the_nested_argument(
             {"env": "prod", "target": {"region": "eu-west-1"}, "target.region": "us-east-1"},
         )
         assert received(bank_log) == [], "the upstream acted on an ungated call"
-        assert evasion.isError is True
+        assert field(evasion, "isError") is True
         assert text_of(evasion).startswith("deploy was not run: ")
         assert (
             "the arguments do not match the tool's input schema: it does not declare the key(s) "
@@ -79,14 +80,14 @@ async def test_a_flat_dotted_key_cannot_evade_a_gate_on_the_nested_argument(
         nested = await session.call_tool(
             "deploy", {"env": "prod", "target": {"region": "eu-west-1", "region.x": "us"}}
         )
-        assert nested.isError is True
+        assert field(nested, "isError") is True
         assert "does not declare the key(s) 'target' / 'region.x')" in text_of(nested)
 
         # Honest calls: outside the gate it runs at once, inside it a person is asked.
         us = await session.call_tool("deploy", {"env": "prod", "target": {"region": "us-east-1"}})
         eu = await session.call_tool("deploy", {"env": "prod", "target": {"region": "eu-west-1"}})
     assert text_of(us) == "deployed prod to us-east-1"
-    assert eu.isError is True
+    assert field(eu, "isError") is True
     assert text_of(eu) == _feedback.expired_message("deploy", 2)
     assert received(bank_log) == [
         {
@@ -113,9 +114,9 @@ async def test_a_tool_added_after_start_up_is_gated(
     assert text_of(enabled) == "rollback enabled"
     # No gate names rollback, but the configuration was checked against the start-up list:
     # a person is asked (nobody answers here, so it expires) and the upstream never runs it.
-    assert rollback.isError is True
+    assert field(rollback, "isError") is True
     assert text_of(rollback) == _feedback.expired_message("rollback", 2)
-    assert unknown.isError is True
+    assert field(unknown, "isError") is True
     assert text_of(unknown) == _feedback.not_run_message(
         "drop_everything", "the upstream lists no tool by this name"
     )
@@ -250,8 +251,7 @@ async def test_only_the_judged_call_reaches_the_upstream(
                 "to": "mallory",
             }
         )
-        request = types.ClientRequest(types.CallToolRequest(params=params))
-        result = await session.send_request(request, types.CallToolResult)
+        result = await send(session, types.CallToolRequest, params, types.CallToolResult)
     assert text_of(result) == "done"
     assert received(bank_log) == [
         {"params": {"name": "transfer_money", "arguments": {"to": "bob", "amount": 20}}}

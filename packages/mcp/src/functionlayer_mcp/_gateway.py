@@ -30,6 +30,7 @@ against: every call to it is gated. Only the start-up tools no gate names pass s
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -41,30 +42,36 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel import Server
 
+from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import ask, make_backend, warn
 from functionlayer_mcp._config import ConfigError, Gate, GatewayConfig, UpstreamConfig
 from functionlayer_mcp._schema import UnreadableSchemaError, shown, undeclared_keys
 
 __all__ = ["Gateway", "connect_upstream", "run_gateway"]
 
-Handler = Callable[[Any], Awaitable[types.ServerResult]]
+Handler = Callable[[Any, Any], Awaitable[Any]]
 
 # The gate of a tool the upstream added after start-up: every call asks, with [approval]'s
 # timeout and users.
 _LATER_TOOL = Gate(tools=["*"])
 
-# Requests forwarded as they are when the upstream offers the capability.
-_PASSTHROUGH: dict[str, list[tuple[type[Any], type[Any]]]] = {
+# Requests forwarded as they are when the upstream offers the capability:
+# (request, its params, its result).
+_PASSTHROUGH: dict[str, list[tuple[type[Any], type[Any], type[Any]]]] = {
     "prompts": [
-        (types.ListPromptsRequest, types.ListPromptsResult),
-        (types.GetPromptRequest, types.GetPromptResult),
+        (types.ListPromptsRequest, types.PaginatedRequestParams, types.ListPromptsResult),
+        (types.GetPromptRequest, types.GetPromptRequestParams, types.GetPromptResult),
     ],
     "resources": [
-        (types.ListResourcesRequest, types.ListResourcesResult),
-        (types.ListResourceTemplatesRequest, types.ListResourceTemplatesResult),
-        (types.ReadResourceRequest, types.ReadResourceResult),
+        (types.ListResourcesRequest, types.PaginatedRequestParams, types.ListResourcesResult),
+        (
+            types.ListResourceTemplatesRequest,
+            types.PaginatedRequestParams,
+            types.ListResourceTemplatesResult,
+        ),
+        (types.ReadResourceRequest, types.ReadResourceRequestParams, types.ReadResourceResult),
     ],
-    "completions": [(types.CompleteRequest, types.CompleteResult)],
+    "completions": [(types.CompleteRequest, types.CompleteRequestParams, types.CompleteResult)],
 }
 
 
@@ -86,15 +93,18 @@ async def connect_upstream(
     """An initialized client session with the upstream server (stdio subprocess or HTTP)."""
     async with contextlib.AsyncExitStack() as stack:
         if upstream.url is not None:
-            import httpx
             from mcp.client.streamable_http import streamable_http_client
 
+            # mcp 2.x takes an httpx2 client and yields (read, write); 1.x httpx and a triple.
+            http_lib: Any = importlib.import_module("httpx2" if _compat.MCP_MAJOR >= 2 else "httpx")
+            timeout = http_lib.Timeout(30.0, read=300.0)
             http = await stack.enter_async_context(
-                httpx.AsyncClient(headers=upstream.headers, timeout=httpx.Timeout(30.0, read=300.0))
+                http_lib.AsyncClient(headers=upstream.headers, timeout=timeout)
             )
-            read, write, _ = await stack.enter_async_context(
+            streams = await stack.enter_async_context(
                 streamable_http_client(upstream.url, http_client=http)
             )
+            read, write = streams[0], streams[1]
         else:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -134,37 +144,47 @@ class Gateway:
         self.client = client
         self.session_tag = session_tag or secrets.token_hex(8)
         self.tools: dict[str, types.Tool] = {}
-        info = upstream_info.serverInfo
+        info = _compat.field(upstream_info, "serverInfo")
         self.server: Server[Any, Any] = Server(
             info.name, version=info.version, instructions=upstream_info.instructions
         )
         caps = upstream_info.capabilities
-        handlers = self.server.request_handlers
+        server = self.server
         if caps.tools is not None:
-            handlers[types.ListToolsRequest] = self._list_tools
-            handlers[types.CallToolRequest] = self._call_tool
-        for capability, pairs in _PASSTHROUGH.items():
+            _compat.register(
+                server, types.ListToolsRequest, types.PaginatedRequestParams, self._list_tools
+            )
+            _compat.register(
+                server, types.CallToolRequest, types.CallToolRequestParams, self._call_tool
+            )
+        for capability, rows in _PASSTHROUGH.items():
             if getattr(caps, capability, None) is not None:
-                for request_type, result_type in pairs:
-                    handlers[request_type] = self._forwarder(result_type)
+                for request_type, params_type, result_type in rows:
+                    forward = self._forwarder(request_type, result_type)
+                    _compat.register(server, request_type, params_type, forward)
 
     def call_id(self, request_id: types.RequestId) -> str:
         return f"mcp-{self.session_tag}-{request_id}"
 
     # -- forwarding --------------------------------------------------------------------------
 
-    def _forwarder(self, result_type: type[Any]) -> Handler:
-        async def forward(request: Any) -> types.ServerResult:
-            result = await self.upstream.send_request(_outgoing(request), result_type)
-            return types.ServerResult(result)
+    def _forwarder(self, request_type: type[Any], result_type: type[Any]) -> Handler:
+        async def forward(params: Any, _request_id: Any) -> Any:
+            return await _compat.send(self.upstream, request_type, params, result_type)
 
         return forward
 
-    async def _list_tools(self, request: types.ListToolsRequest | None) -> types.ServerResult:
-        return types.ServerResult(await self._list_page(request or types.ListToolsRequest()))
+    async def _list_tools(
+        self, params: types.PaginatedRequestParams | None, _request_id: Any
+    ) -> types.ListToolsResult:
+        return await self._list_page(params)
 
-    async def _list_page(self, request: types.ListToolsRequest) -> types.ListToolsResult:
-        result = await self.upstream.send_request(_outgoing(request), types.ListToolsResult)
+    async def _list_page(
+        self, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        result: types.ListToolsResult = await _compat.send(
+            self.upstream, types.ListToolsRequest, params, types.ListToolsResult
+        )
         for tool in result.tools:
             self.tools[tool.name] = tool
         return result
@@ -174,24 +194,27 @@ class Gateway:
         cursor: str | None = None
         while name not in self.tools:
             params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-            page = await self._list_page(types.ListToolsRequest(params=params))
-            if not page.nextCursor:
+            page = await self._list_page(params)
+            if not _compat.field(page, "nextCursor"):
                 break
-            cursor = page.nextCursor
+            cursor = _compat.field(page, "nextCursor")
         return self.tools.get(name)
 
     async def _forward_call(self, params: types.CallToolRequestParams) -> types.CallToolResult:
-        request = types.CallToolRequest(params=params)
-        return await self.upstream.send_request(_outgoing(request), types.CallToolResult)
+        result: types.CallToolResult = await _compat.send(
+            self.upstream, types.CallToolRequest, params, types.CallToolResult
+        )
+        return result
 
     # -- the gate ----------------------------------------------------------------------------
 
-    async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
-        params = request.params
+    async def _call_tool(
+        self, params: types.CallToolRequestParams, request_id: types.RequestId | None
+    ) -> types.CallToolResult:
         name = params.name
         arguments = params.arguments or {}
         if not self.config.gate:  # a plain proxy, as configured (said on stderr at start-up)
-            return types.ServerResult(await self._forward_call(params))
+            return await self._forward_call(params)
         tool = await self._tool(name)
         if tool is None:
             reason = "the upstream lists no tool by this name"
@@ -203,7 +226,7 @@ class Gateway:
                 warn(f"tool {shown(name)} appeared after start-up: every call to it is gated")
             gate = _LATER_TOOL
         elif not self.config.mentions(name):
-            return types.ServerResult(await self._forward_call(params))
+            return await self._forward_call(params)
         else:
             gate = None
         problem = _schema_problem(tool, arguments)
@@ -216,9 +239,10 @@ class Gateway:
         if gate is None:
             gate = self.config.gate_for(name, arguments)
             if gate is None:
-                return types.ServerResult(await self._forward_call(params))
+                return await self._forward_call(params)
 
-        call_id = self.call_id(self.server.request_context.request_id)
+        assert request_id is not None  # tools/call is a request, never a notification
+        call_id = self.call_id(request_id)
 
         def validate_edits(edits: dict[str, Any]) -> None:
             edit_problem = _schema_problem(tool, edits)
@@ -252,9 +276,7 @@ class Gateway:
         if verdict.kind == "refuse":
             return _error(verdict.text)
         if verdict.kind == "answer":
-            return types.ServerResult(
-                types.CallToolResult(content=[_text(verdict.text)], isError=False)
-            )
+            return types.CallToolResult(content=[_text(verdict.text)], isError=False)
         approved = params.model_copy(update={"arguments": verdict.arguments})
         assert verdict.claim is not None  # a run verdict holds the claim
         try:
@@ -263,14 +285,18 @@ class Gateway:
             await _native.areport(self.client, verdict.claim, exc, raised=True)
             raise
         await _native.areport(
-            self.client, verdict.claim, result, raised=bool(result.isError), redact=_result_text
+            self.client,
+            verdict.claim,
+            result,
+            raised=bool(_compat.field(result, "isError")),
+            redact=_result_text,
         )
         if verdict.edited:
             texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
             others = [c for c in result.content if not isinstance(c, types.TextContent)]
             message = verdict.edited_text(name, "\n".join(texts))
             result = result.model_copy(update={"content": [_text(message), *others]})
-        return types.ServerResult(result)
+        return result
 
 
 async def run_gateway(
@@ -292,7 +318,12 @@ async def run_gateway(
             if refusal is None:
                 _announce(config, listed)
                 gateway = Gateway(
-                    config, session, init, client, session_tag=tag, startup_tools=listed
+                    config,
+                    session,
+                    init,
+                    client,
+                    session_tag=tag,
+                    startup_tools=listed,
                 )
                 server = gateway.server
                 options = server.create_initialization_options()
@@ -320,8 +351,8 @@ async def _startup_tools(
     for _ in range(1000):  # a bound on pages: an upstream cannot keep the gateway listing forever
         params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
         page = await session.list_tools(params=params)
-        tools.update((tool.name, tool.inputSchema) for tool in page.tools)
-        cursor = page.nextCursor
+        tools.update((tool.name, _compat.field(tool, "inputSchema")) for tool in page.tools)
+        cursor = _compat.field(page, "nextCursor")
         if not cursor:
             return tools
     raise ConfigError("the upstream's tool list did not end after 1000 pages")
@@ -339,12 +370,6 @@ def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
     )
 
 
-def _outgoing(request: Any) -> types.ClientRequest:
-    """A copy of a received request to send on: method and params only (the JSON-RPC envelope of
-    the received message, kept as extra fields, must not travel with it)."""
-    return types.ClientRequest(type(request)(method=request.method, params=request.params))
-
-
 def _result_text(result: Any) -> str:
     """What is recorded about an upstream result: its text blocks (else its content types)."""
     texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
@@ -357,8 +382,8 @@ def _text(text: str) -> types.TextContent:
     return types.TextContent(type="text", text=text)
 
 
-def _error(text: str) -> types.ServerResult:
-    return types.ServerResult(types.CallToolResult(content=[_text(text)], isError=True))
+def _error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[_text(text)], isError=True)
 
 
 def _shown_name(name: str) -> str:
@@ -376,13 +401,13 @@ def _schema_problem(tool: types.Tool | None, arguments: dict[str, Any]) -> str |
     import jsonschema
 
     try:
-        undeclared = undeclared_keys(tool.inputSchema, arguments)
+        undeclared = undeclared_keys(_compat.field(tool, "inputSchema"), arguments)
     except UnreadableSchemaError as exc:
         return f"the tool's input schema cannot be examined: {exc}"
     if undeclared:
         return "it does not declare the key(s) " + ", ".join(undeclared)
     try:
-        jsonschema.validate(instance=arguments, schema=tool.inputSchema)
+        jsonschema.validate(instance=arguments, schema=_compat.field(tool, "inputSchema"))
     except jsonschema.ValidationError as exc:
         where = "/".join(shown(str(p)) for p in exc.absolute_path)
         message = exc.message if len(exc.message) <= 300 else exc.message[:300] + "…"
