@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import pytest
 from functionlayer import _feedback
-from functionlayer_mcp._compat import field, send
+from functionlayer_mcp._compat import MCP_MAJOR, field, send
 from mcp import types
 
 from tests.mcp.conftest import (
@@ -171,8 +171,10 @@ def test_nan_cannot_slip_past_a_numeric_gate(
     fl_server: ServerProcess, bank_log: Path, tmp_path: Path
 ) -> None:
     """NaN is not JSON, but the mcp SDK parses it; NaN > 100 is false, and the upstream would pay
-    "everything" (it receives null). The gateway's handler sees null, which no numeric condition
-    can judge: a person is asked. Sent as raw JSON-RPC, since the SDK client cannot send it."""
+    "everything" (it receives null). With mcp 1.x the gateway's handler sees null, which no
+    numeric condition can judge: a person is asked. With 2.x it sees NaN, and refuses the call
+    outright (no request can record it). Sent as raw JSON-RPC, since the SDK client cannot send
+    it."""
     config = write_config(
         tmp_path / "gateway.toml",
         '[approval]\nbackend = "server"\ntimeout_seconds = 2\n'
@@ -215,7 +217,11 @@ def test_nan_cannot_slip_past_a_numeric_gate(
     assert received(bank_log) == [], "the upstream acted on an ungated call"
     assert answer["id"] == 1
     assert answer["result"]["isError"] is True
-    assert answer["result"]["content"][0]["text"] == _feedback.expired_message("pay", 2)
+    if MCP_MAJOR < 2:
+        assert answer["result"]["content"][0]["text"] == _feedback.expired_message("pay", 2)
+    else:
+        reason = "the arguments hold a number JSON cannot carry (NaN or Infinity)"
+        assert answer["result"]["content"][0]["text"] == _feedback.not_run_message("pay", reason)
 
 
 def _send(stream: IO[bytes], message: dict[str, Any]) -> None:

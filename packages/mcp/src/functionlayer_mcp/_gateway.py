@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -229,6 +230,11 @@ class Gateway:
             return await self._forward_call(params)
         else:
             gate = None
+        if not _finite(arguments):
+            # NaN and Infinity are not JSON (mcp 1.x turns them into null, 2.x keeps them): no
+            # condition can judge them and no request can record them. Refused, not asked.
+            reason = "the arguments hold a number JSON cannot carry (NaN or Infinity)"
+            return _error(_feedback.not_run_message(name, reason))
         problem = _schema_problem(tool, arguments)
         if problem is not None:
             reason = f"the arguments do not match the tool's input schema: {problem}"
@@ -368,6 +374,17 @@ def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
         f"gating {', '.join(gated)}; passing straight through: {', '.join(passing) or '(none)'};"
         " tools the upstream adds later are gated"
     )
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` (parsed JSON) holds no NaN or infinite number, at any depth."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _result_text(result: Any) -> str:
