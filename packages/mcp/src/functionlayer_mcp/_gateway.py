@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import math
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
@@ -55,6 +57,9 @@ Handler = Callable[[Any, Any], Awaitable[Any]]
 # The gate of a tool the upstream added after start-up: every call asks, with [approval]'s
 # timeout and users.
 _LATER_TOOL = Gate(tools=["*"])
+
+# Pending calls a gateway session remembers to resume (see Gateway._remember).
+_MAX_HELD = 256
 
 # Requests forwarded as they are when the upstream offers the capability:
 # (request, its params, its result).
@@ -135,6 +140,7 @@ class Gateway:
         *,
         startup_tools: Collection[str],
         session_tag: str | None = None,
+        hold_seconds: float | None = None,
     ) -> None:
         self.config = config
         self.startup_tools = frozenset(startup_tools)
@@ -145,6 +151,11 @@ class Gateway:
         self.client = client
         self.session_tag = session_tag or secrets.token_hex(8)
         self.tools: dict[str, types.Tool] = {}
+        self.hold_seconds = hold_seconds
+        """How long a gated call waits for a person before answering "pending" (None: until
+        decided). A pending call is remembered by tool and arguments (``_held``), so the same
+        call made again resumes the same request instead of asking anew."""
+        self._held: dict[str, tuple[str, float]] = {}
         info = _compat.field(upstream_info, "serverInfo")
         self.server: Server[Any, Any] = Server(
             info.name, version=info.version, instructions=upstream_info.instructions
@@ -166,6 +177,18 @@ class Gateway:
 
     def call_id(self, request_id: types.RequestId) -> str:
         return f"mcp-{self.session_tag}-{request_id}"
+
+    def _remember(self, key: str, call_id: str, deadline: float) -> None:
+        """Keep a pending call to resume; bounded, the oldest is forgotten first (a forgotten
+        request is never run: its call id is not asked about again, and it expires)."""
+        self._held.pop(key, None)
+        while len(self._held) >= _MAX_HELD:
+            del self._held[next(iter(self._held))]
+        self._held[key] = (call_id, deadline)
+
+    def _forget(self, key: str, call_id: str) -> None:
+        if self._held.get(key, (None,))[0] == call_id:
+            del self._held[key]
 
     # -- forwarding --------------------------------------------------------------------------
 
@@ -248,14 +271,20 @@ class Gateway:
                 return await self._forward_call(params)
 
         assert request_id is not None  # tools/call is a request, never a notification
-        call_id = self.call_id(request_id)
+        timeout = gate.timeout_seconds or self.config.approval.timeout_seconds
+        hold = self.hold_seconds
+        key = _held_key(name, arguments)
+        resumed = self._held.get(key) if hold is not None else None
+        if resumed is not None:  # the same call again: the same request, the same deadline
+            call_id, deadline = resumed
+        else:
+            call_id, deadline = self.call_id(request_id), time.monotonic() + timeout
 
         def validate_edits(edits: dict[str, Any]) -> None:
             edit_problem = _schema_problem(tool, edits)
             if edit_problem is not None:
                 raise InvalidEditError(edit_problem)
 
-        timeout = gate.timeout_seconds or self.config.approval.timeout_seconds
         try:
             verdict = await ask(
                 self.client,
@@ -266,8 +295,11 @@ class Gateway:
                 description=tool.description if tool is not None else None,
                 users=gate.users or self.config.approval.users,
                 validate_edits=validate_edits,
+                hold=hold,
+                deadline=deadline if hold is not None else None,
             )
         except anyio.get_cancelled_exc_class():
+            self._forget(key, call_id)
             # The client gave up on the call: withdraw the request so nobody approves a call
             # that can no longer run. Best effort, bounded, and never on the upstream.
             with (
@@ -279,6 +311,10 @@ class Gateway:
                     call_id, "the MCP client cancelled the call"
                 )
             raise
+        if verdict.kind == "pending":
+            self._remember(key, call_id, deadline)
+            return _error(_pending_message(name, call_id))
+        self._forget(key, call_id)  # decided: the same call made later asks afresh
         if verdict.kind == "refuse":
             return _error(verdict.text)
         if verdict.kind == "answer":
@@ -330,6 +366,7 @@ async def run_gateway(
                     client,
                     session_tag=tag,
                     startup_tools=listed,
+                    hold_seconds=_hold_seconds(config, backend),
                 )
                 server = gateway.server
                 options = server.create_initialization_options()
@@ -344,6 +381,18 @@ async def run_gateway(
         await client.aclose()
     if refusal is not None:  # raised here, outside the upstream's task groups, as itself
         raise ConfigError(refusal)
+
+
+def _hold_seconds(config: GatewayConfig, backend: Any) -> float | None:
+    """``[approval] hold_seconds``, which needs a request that outlives one tools/call: the
+    server's. A terminal prompt belongs to the call that asked, so it is held until answered."""
+    from functionlayer import HttpBackend
+
+    hold = config.approval.hold_seconds
+    if hold is not None and not isinstance(backend, HttpBackend):
+        warn("hold_seconds is ignored with the terminal backend: calls wait for the answer")
+        return None
+    return hold
 
 
 async def _startup_tools(
@@ -385,6 +434,19 @@ def _finite(value: Any) -> bool:
     if isinstance(value, list):
         return all(_finite(v) for v in value)
     return True
+
+
+def _held_key(name: str, arguments: dict[str, Any]) -> str:
+    """What makes two calls "the same call": the tool's name and the arguments, canonically."""
+    return json.dumps([name, arguments], sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def _pending_message(name: str, call_id: str) -> str:
+    return (
+        f"{name} has not run: a person has been asked to approve it and has not decided yet "
+        f"(approval {call_id}). Call {name} again with exactly the same arguments to keep "
+        "waiting for that decision; it runs only if they approve, and at most once."
+    )
 
 
 def _result_text(result: Any) -> str:
