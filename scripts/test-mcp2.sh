@@ -7,8 +7,13 @@
 # every other dependency is pinned to the version in uv.lock, so the one thing that differs from
 # the usual test run is the mcp SDK. It prints the mcp version it tested.
 #
+# The suite runs once per protocol era the 2.x SDK speaks: clients that open with `initialize`
+# (the handshake, as 1.x clients do) and clients on 2026-07-28 (`server/discover`, a per-request
+# envelope); FUNCTIONLAYER_TEST_MCP_ERA tells tests/mcp/conftest.py which.
+#
 # Extra arguments go to pytest, e.g. `bash scripts/test-mcp2.sh -k long_wait`.
 # MCP2_VENV names the venv directory (default: a new temporary one, removed afterwards).
+# MCP2_ERAS chooses the eras (default "handshake 2026-07-28").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.local/bin:$PATH"  # where uv's installer puts it
@@ -39,6 +44,10 @@ echo "test-mcp2: testing functionlayer-mcp against mcp $mcp_version ($venv)"
 case "$mcp_version" in 2.*) ;; *) echo "test-mcp2: expected mcp 2.x" >&2; exit 1 ;; esac
 
 status=0
-"$venv/bin/python" -m pytest tests/mcp -q -p no:cacheprovider "$@" || status=$?
+for era in ${MCP2_ERAS:-handshake 2026-07-28}; do
+  echo "test-mcp2: mcp $mcp_version, clients on the $era protocol"
+  FUNCTIONLAYER_TEST_MCP_ERA=$era "$venv/bin/python" -m pytest tests/mcp -q -p no:cacheprovider "$@" \
+    || status=$?
+done
 echo "test-mcp2: mcp $mcp_version, pytest exit $status, $(( $(date +%s) - started )) s wall time"
 exit "$status"

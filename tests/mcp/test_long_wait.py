@@ -113,11 +113,23 @@ async def decided_late(
     return box["result"], handles, call_id, time.monotonic() - started
 
 
+@pytest.mark.parametrize(
+    "modern",
+    [
+        pytest.param(False, id="handshake"),
+        pytest.param(
+            True,
+            id="2026-07-28",
+            marks=pytest.mark.skipif(MCP_MAJOR < 2, reason="the 2026-07-28 protocol is mcp 2.x"),
+        ),
+    ],
+)
 async def test_approved_after_the_client_timeout_runs_once_with_the_approved_arguments(
-    fl_server: ServerProcess, config: Path, bank_log: Path, tmp_path: Path
+    fl_server: ServerProcess, config: Path, bank_log: Path, tmp_path: Path, modern: bool
 ) -> None:
     asked = {"to": "bob", "amount": 900}
-    async with gateway(config, server_env(fl_server, bank_log), tmp_path / "gw.log") as session:
+    env = server_env(fl_server, bank_log)
+    async with gateway(config, env, tmp_path / "gw.log", modern=modern) as session:
         result, handles, call_id, took = await decided_late(
             session,
             fl_server,

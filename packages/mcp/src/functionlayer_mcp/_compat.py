@@ -59,11 +59,29 @@ def register(
 async def send(
     session: ClientSession, request_type: type[Any], params: Any, result_type: type[Any]
 ) -> Any:
-    """Send ``request_type(params=params)`` to the upstream: method and params, nothing else."""
+    """Send ``request_type(params=params)`` to the upstream: method and params, nothing else.
+
+    The reserved ``io.modelcontextprotocol/*`` keys of ``_meta`` are not sent on: on the
+    2026-07-28 protocol they are the envelope of one hop (the client's protocol version, info and
+    capabilities, as it told the gateway); the gateway's own connection to the upstream has its
+    own, and an upstream on the handshake protocol refuses requests that carry one.
+    """
+    params = _own_hop(params)
     request = request_type(method=request_type.model_fields["method"].default, params=params)
     if MCP_MAJOR >= 2:
         return await session.send_request(request, result_type)
     return await session.send_request(types.ClientRequest(request), result_type)
+
+
+_RESERVED_META = "io.modelcontextprotocol/"
+
+
+def _own_hop(params: Any) -> Any:
+    meta = getattr(params, "meta", None)
+    if not meta or not any(str(key).startswith(_RESERVED_META) for key in meta):
+        return params
+    kept = {k: v for k, v in meta.items() if not str(k).startswith(_RESERVED_META)}
+    return params.model_copy(update={"meta": kept or None})
 
 
 def field(model: Any, name: str) -> Any:
