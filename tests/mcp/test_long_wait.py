@@ -1,7 +1,7 @@
 """A person who decides after the MCP client's own tool-call timeout (``[approval] hold_seconds``).
 
 The client here gives every ``tools/call`` 2 seconds (its read timeout); the person decides at
-about 4 seconds. The gateway holds a gated call for ``hold_seconds`` (1 s), then answers that
+about 4 seconds. The gateway holds a gated call for ``hold_seconds`` (0.5 s), then answers that
 the approval is pending, with its handle; the model calls the same tool with the same arguments
 again, which resumes the same request. Whatever the timing, the upstream runs only once a person
 approved, with the approved arguments, at most once per approval, and never after a rejection.
@@ -45,7 +45,7 @@ DECIDES_AFTER = 4.0
 CONFIG = """
 [approval]
 backend = "server"
-hold_seconds = 1
+hold_seconds = 0.5
 
 [[gate]]
 tools = ["transfer_money"]
