@@ -205,3 +205,27 @@ async def test_different_arguments_do_not_resume_a_pending_approval(
     assert received(bank_log) == [
         {"tool": "transfer_money", "arguments": {"to": "bob", "amount": 10}}
     ]
+
+
+async def test_calling_again_does_not_extend_the_deadline(
+    fl_server: ServerProcess, bank_log: Path, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "gateway.toml",
+        CONFIG.replace("hold_seconds", "timeout_seconds = 2\nhold_seconds"),
+    )
+    asked = {"to": "bob", "amount": 900}
+    async with gateway(config, server_env(fl_server, bank_log), tmp_path / "gw.log") as session:
+        handles: list[str] = []
+        started = time.monotonic()
+        result = await model_keeps_calling(session, asked, handles)
+        took = time.monotonic() - started
+        # Nobody decided: the request expired 2 s after the first call, however often the model
+        # came back (each call waits 0.5 s; the server expires the request on its own clock and
+        # the gateway counts from the first call too).
+        assert text_of(result) == _feedback.expired_message("transfer_money", 2)
+        assert 2 <= took < 2 + CLIENT_TIMEOUT
+        assert len(handles) >= 3 and len(set(handles)) == 1
+        assert stored_call(fl_server, handles[0])["status"]["approved"] is False
+        assert pending_ids(fl_server) == []
+    assert received(bank_log) == []
