@@ -36,7 +36,8 @@ def gateway_command() -> list[str]:
 
 def show(label: str, result: types.CallToolResult) -> None:
     text = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
-    print(f"{label}: {'ERROR ' if result.isError else ''}{text}", flush=True)
+    failed = getattr(result, "is_error", None) or getattr(result, "isError", None)  # 2.x, 1.x
+    print(f"{label}: {'ERROR ' if failed else ''}{text}", flush=True)
 
 
 async def main() -> None:

@@ -11,10 +11,16 @@ import json
 import os
 import sys
 
-from mcp.server.fastmcp import FastMCP
+try:
+    from mcp.server.fastmcp import FastMCP
+except ImportError:  # mcp 2.x renamed FastMCP to MCPServer
+    from mcp.server.mcpserver import MCPServer as FastMCP  # type: ignore[no-redef]
 
 port = int(sys.argv[sys.argv.index("--http") + 1]) if "--http" in sys.argv else 8000
-bank = FastMCP("bank", host="127.0.0.1", port=port, log_level="WARNING")
+http = {"host": "127.0.0.1", "port": port}
+# mcp 1.x takes the HTTP address when the server is made, 2.x when it runs.
+legacy = FastMCP.__name__ == "FastMCP"
+bank = FastMCP("bank", log_level="WARNING", **(http if legacy else {}))
 
 
 def _log(tool: str, arguments: dict[str, object]) -> None:
@@ -37,4 +43,7 @@ def read_balance(account: str) -> str:
 
 
 if __name__ == "__main__":
-    bank.run("streamable-http" if "--http" in sys.argv else "stdio")
+    if "--http" not in sys.argv:
+        bank.run("stdio")
+    else:
+        bank.run("streamable-http", **({} if legacy else http))

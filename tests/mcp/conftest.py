@@ -71,11 +71,19 @@ def server_env(server: ServerProcess, bank_log: Path, **extra: str) -> dict[str,
     return env
 
 
+MODERN = os.environ.get("FUNCTIONLAYER_TEST_MCP_ERA") == "2026-07-28"
+"""Whether clients speak the 2026-07-28 protocol (``server/discover``, a per-request envelope)
+instead of the ``initialize`` handshake: mcp 2.x only; scripts/test-mcp2.sh runs both."""
+
+
 @contextlib.asynccontextmanager
 async def mcp_session(
-    args: list[str], env: dict[str, str], errlog: Path
+    args: list[str], env: dict[str, str], errlog: Path, *, modern: bool | None = None
 ) -> AsyncIterator[ClientSession]:
-    """An initialized ``mcp`` client session with ``functionlayer-mcp <args>`` (a subprocess)."""
+    """An initialized ``mcp`` client session with ``functionlayer-mcp <args>`` (a subprocess).
+
+    ``modern``: open it with ``server/discover`` (the 2026-07-28 protocol, mcp 2.x) instead of
+    ``initialize``; by default as ``FUNCTIONLAYER_TEST_MCP_ERA`` says."""
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "functionlayer_mcp._cli", *args], env=env
     )
@@ -84,18 +92,26 @@ async def mcp_session(
             stdio_client(params, errlog=err) as (read, write),
             ClientSession(read, write) as session,
         ):
-            await session.initialize()
+            if MODERN if modern is None else modern:
+                await session.discover()  # type: ignore[attr-defined]  # mcp 2.x
+            else:
+                await session.initialize()
             yield session
 
 
 @contextlib.asynccontextmanager
 async def gateway(
-    config: Path, env: dict[str, str], errlog: Path, *, upstream: list[str] | None = None
+    config: Path,
+    env: dict[str, str],
+    errlog: Path,
+    *,
+    upstream: list[str] | None = None,
+    modern: bool | None = None,
 ) -> AsyncIterator[ClientSession]:
     """The gateway in front of the bank server (or ``upstream`` options, e.g. ``--url``)."""
     args = ["proxy", "--config", str(config)]
     args += upstream if upstream is not None else ["--", sys.executable, str(BANK)]
-    async with mcp_session(args, env, errlog) as session:
+    async with mcp_session(args, env, errlog, modern=modern) as session:
         yield session
 
 

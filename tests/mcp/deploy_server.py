@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 
-from mcp.server.fastmcp import FastMCP
+try:
+    from mcp.server.fastmcp import FastMCP
+except ImportError:  # mcp 2.x renamed FastMCP to MCPServer
+    from mcp.server.mcpserver import MCPServer as FastMCP  # type: ignore[no-redef]
 from pydantic import BaseModel
 
 app = FastMCP("deployer", log_level="WARNING")

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import pytest
 from functionlayer import _feedback
+from functionlayer_mcp._compat import MCP_MAJOR, field, send
 from mcp import types
 
 from tests.mcp.conftest import (
@@ -67,7 +68,7 @@ async def test_a_flat_dotted_key_cannot_evade_a_gate_on_the_nested_argument(
             {"env": "prod", "target": {"region": "eu-west-1"}, "target.region": "us-east-1"},
         )
         assert received(bank_log) == [], "the upstream acted on an ungated call"
-        assert evasion.isError is True
+        assert field(evasion, "isError") is True
         assert text_of(evasion).startswith("deploy was not run: ")
         assert (
             "the arguments do not match the tool's input schema: it does not declare the key(s) "
@@ -79,14 +80,14 @@ async def test_a_flat_dotted_key_cannot_evade_a_gate_on_the_nested_argument(
         nested = await session.call_tool(
             "deploy", {"env": "prod", "target": {"region": "eu-west-1", "region.x": "us"}}
         )
-        assert nested.isError is True
+        assert field(nested, "isError") is True
         assert "does not declare the key(s) 'target' / 'region.x')" in text_of(nested)
 
         # Honest calls: outside the gate it runs at once, inside it a person is asked.
         us = await session.call_tool("deploy", {"env": "prod", "target": {"region": "us-east-1"}})
         eu = await session.call_tool("deploy", {"env": "prod", "target": {"region": "eu-west-1"}})
     assert text_of(us) == "deployed prod to us-east-1"
-    assert eu.isError is True
+    assert field(eu, "isError") is True
     assert text_of(eu) == _feedback.expired_message("deploy", 2)
     assert received(bank_log) == [
         {
@@ -113,9 +114,9 @@ async def test_a_tool_added_after_start_up_is_gated(
     assert text_of(enabled) == "rollback enabled"
     # No gate names rollback, but the configuration was checked against the start-up list:
     # a person is asked (nobody answers here, so it expires) and the upstream never runs it.
-    assert rollback.isError is True
+    assert field(rollback, "isError") is True
     assert text_of(rollback) == _feedback.expired_message("rollback", 2)
-    assert unknown.isError is True
+    assert field(unknown, "isError") is True
     assert text_of(unknown) == _feedback.not_run_message(
         "drop_everything", "the upstream lists no tool by this name"
     )
@@ -170,8 +171,10 @@ def test_nan_cannot_slip_past_a_numeric_gate(
     fl_server: ServerProcess, bank_log: Path, tmp_path: Path
 ) -> None:
     """NaN is not JSON, but the mcp SDK parses it; NaN > 100 is false, and the upstream would pay
-    "everything" (it receives null). The gateway's handler sees null, which no numeric condition
-    can judge: a person is asked. Sent as raw JSON-RPC, since the SDK client cannot send it."""
+    "everything" (it receives null). With mcp 1.x the gateway's handler sees null, which no
+    numeric condition can judge: a person is asked. With 2.x it sees NaN, and refuses the call
+    outright (no request can record it). Sent as raw JSON-RPC, since the SDK client cannot send
+    it."""
     config = write_config(
         tmp_path / "gateway.toml",
         '[approval]\nbackend = "server"\ntimeout_seconds = 2\n'
@@ -214,7 +217,11 @@ def test_nan_cannot_slip_past_a_numeric_gate(
     assert received(bank_log) == [], "the upstream acted on an ungated call"
     assert answer["id"] == 1
     assert answer["result"]["isError"] is True
-    assert answer["result"]["content"][0]["text"] == _feedback.expired_message("pay", 2)
+    if MCP_MAJOR < 2:
+        assert answer["result"]["content"][0]["text"] == _feedback.expired_message("pay", 2)
+    else:
+        reason = "the arguments hold a number JSON cannot carry (NaN or Infinity)"
+        assert answer["result"]["content"][0]["text"] == _feedback.not_run_message("pay", reason)
 
 
 def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
@@ -250,8 +257,7 @@ async def test_only_the_judged_call_reaches_the_upstream(
                 "to": "mallory",
             }
         )
-        request = types.ClientRequest(types.CallToolRequest(params=params))
-        result = await session.send_request(request, types.CallToolResult)
+        result = await send(session, types.CallToolRequest, params, types.CallToolResult)
     assert text_of(result) == "done"
     assert received(bank_log) == [
         {"params": {"name": "transfer_money", "arguments": {"to": "bob", "amount": 20}}}

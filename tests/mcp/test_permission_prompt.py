@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 from functionlayer import _feedback
+from functionlayer_mcp._compat import field
 from mcp import types
 
 from tests.mcp.conftest import mcp_session, person_decides, server_env, stored_call
@@ -35,7 +36,7 @@ async def ask_permission(
 
 
 def answer(result: types.CallToolResult) -> Any:
-    assert result.isError is False
+    assert field(result, "isError") is False
     assert len(result.content) == 1
     block = result.content[0]
     assert isinstance(block, types.TextContent)
@@ -47,7 +48,7 @@ async def test_request_permission_allow_edit_deny(fl_server: ServerProcess, tmp_
     async with mcp_session(ARGS, env, tmp_path / "pp.log") as session:
         tools = (await session.list_tools()).tools
         assert [t.name for t in tools] == ["request_permission"]
-        assert tools[0].inputSchema["required"] == ["tool_name", "input"]
+        assert field(tools[0], "inputSchema")["required"] == ["tool_name", "input"]
 
         allowed, call_id = await ask_permission(
             session,

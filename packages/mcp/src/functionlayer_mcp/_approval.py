@@ -19,10 +19,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+import anyio
 from functionlayer import (
     ApprovalTimeoutError,
     ContactChannel,
@@ -82,9 +84,11 @@ class Verdict:
     holds its one execution (report the outcome with it where it can be seen).
     ``refuse``: do not call it; ``text`` tells the LLM why (rejection, expiry, failure).
     ``answer``: do not call it; the human answered instead, ``text`` is their answer.
+    ``pending``: nobody decided within the hold: do not call it now; asking again under the
+    same ``call_id`` resumes the same request.
     """
 
-    kind: Literal["run", "refuse", "answer"]
+    kind: Literal["run", "refuse", "answer", "pending"]
     arguments: dict[str, Any] = field(default_factory=dict)
     proposed: dict[str, Any] = field(default_factory=dict)
     text: str = ""
@@ -106,12 +110,21 @@ async def ask(
     description: str | None = None,
     users: list[str] | None = None,
     validate_edits: Callable[[dict[str, Any]], None] | None = None,
+    hold: float | None = None,
+    deadline: float | None = None,
 ) -> Verdict:
     """Ask for approval of ``name(**arguments)`` under ``call_id`` and interpret the decision.
 
     Never raises for a failure to get a decision: that is a ``refuse`` verdict (fail closed).
     A ``run`` verdict is returned only with the execution claimed.
     ``validate_edits`` raises ``InvalidEditError`` for edited arguments the tool cannot take.
+
+    ``hold``: wait at most this long for the decision, then return a ``pending`` verdict and
+    leave the request open (asking again with the same ``call_id`` and arguments resumes it:
+    creation is idempotent per call id). Only the wait is cut short: once a decision is read,
+    the claim is taken whatever the time. ``deadline`` (``time.monotonic()``) is when the request
+    expires when it is resumed, so resuming never extends ``timeout``; the request's own
+    ``timeout_seconds`` stays ``timeout``, as when it was created.
     """
     proposed = dict(arguments)
     spec = FunctionCallSpec(
@@ -121,8 +134,12 @@ async def ask(
         description=description,
         channel=ContactChannel(users=users) if users else None,
     )
+    wait = timeout if deadline is None else max(deadline - time.monotonic(), 0.001)
     try:
-        decided = await client.afetch_approval(spec, call_id, timeout=timeout)
+        with anyio.move_on_after(hold) as held:
+            decided = await client.afetch_approval(spec, call_id, timeout=wait)
+        if held.cancelled_caught:
+            return Verdict("pending", call_id=call_id)
         verdict = _interpret(decided, name, proposed, timeout, validate_edits)
     except InvalidEditError as exc:
         return Verdict(

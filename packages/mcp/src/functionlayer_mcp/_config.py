@@ -177,6 +177,10 @@ class ApprovalConfig(_Strict):
     users: list[str] | None = None
     tty: str = "/dev/tty"
     """The terminal device the terminal backend prompts on (stdin/stdout carry MCP)."""
+    hold_seconds: float | None = Field(default=None, gt=0)
+    """How long one ``tools/call`` is held open waiting for a person (server backend). After
+    that the call answers "approval pending" with its handle, and the same call made again
+    resumes the same approval. ``None``: held until the decision (or ``timeout_seconds``)."""
 
 
 class UpstreamConfig(_Strict):

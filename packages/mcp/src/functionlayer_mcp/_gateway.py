@@ -30,8 +30,12 @@ against: every call to it is gated. Only the start-up tools no gate names pass s
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
+import math
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
@@ -41,30 +45,39 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel import Server
 
+from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import ask, make_backend, warn
 from functionlayer_mcp._config import ConfigError, Gate, GatewayConfig, UpstreamConfig
 from functionlayer_mcp._schema import UnreadableSchemaError, shown, undeclared_keys
 
 __all__ = ["Gateway", "connect_upstream", "run_gateway"]
 
-Handler = Callable[[Any], Awaitable[types.ServerResult]]
+Handler = Callable[[Any, Any], Awaitable[Any]]
 
 # The gate of a tool the upstream added after start-up: every call asks, with [approval]'s
 # timeout and users.
 _LATER_TOOL = Gate(tools=["*"])
 
-# Requests forwarded as they are when the upstream offers the capability.
-_PASSTHROUGH: dict[str, list[tuple[type[Any], type[Any]]]] = {
+# Pending calls a gateway session remembers to resume (see Gateway._remember).
+_MAX_HELD = 256
+
+# Requests forwarded as they are when the upstream offers the capability:
+# (request, its params, its result).
+_PASSTHROUGH: dict[str, list[tuple[type[Any], type[Any], type[Any]]]] = {
     "prompts": [
-        (types.ListPromptsRequest, types.ListPromptsResult),
-        (types.GetPromptRequest, types.GetPromptResult),
+        (types.ListPromptsRequest, types.PaginatedRequestParams, types.ListPromptsResult),
+        (types.GetPromptRequest, types.GetPromptRequestParams, types.GetPromptResult),
     ],
     "resources": [
-        (types.ListResourcesRequest, types.ListResourcesResult),
-        (types.ListResourceTemplatesRequest, types.ListResourceTemplatesResult),
-        (types.ReadResourceRequest, types.ReadResourceResult),
+        (types.ListResourcesRequest, types.PaginatedRequestParams, types.ListResourcesResult),
+        (
+            types.ListResourceTemplatesRequest,
+            types.PaginatedRequestParams,
+            types.ListResourceTemplatesResult,
+        ),
+        (types.ReadResourceRequest, types.ReadResourceRequestParams, types.ReadResourceResult),
     ],
-    "completions": [(types.CompleteRequest, types.CompleteResult)],
+    "completions": [(types.CompleteRequest, types.CompleteRequestParams, types.CompleteResult)],
 }
 
 
@@ -86,15 +99,18 @@ async def connect_upstream(
     """An initialized client session with the upstream server (stdio subprocess or HTTP)."""
     async with contextlib.AsyncExitStack() as stack:
         if upstream.url is not None:
-            import httpx
             from mcp.client.streamable_http import streamable_http_client
 
+            # mcp 2.x takes an httpx2 client and yields (read, write); 1.x httpx and a triple.
+            http_lib: Any = importlib.import_module("httpx2" if _compat.MCP_MAJOR >= 2 else "httpx")
+            timeout = http_lib.Timeout(30.0, read=300.0)
             http = await stack.enter_async_context(
-                httpx.AsyncClient(headers=upstream.headers, timeout=httpx.Timeout(30.0, read=300.0))
+                http_lib.AsyncClient(headers=upstream.headers, timeout=timeout)
             )
-            read, write, _ = await stack.enter_async_context(
+            streams = await stack.enter_async_context(
                 streamable_http_client(upstream.url, http_client=http)
             )
+            read, write = streams[0], streams[1]
         else:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -124,6 +140,7 @@ class Gateway:
         *,
         startup_tools: Collection[str],
         session_tag: str | None = None,
+        hold_seconds: float | None = None,
     ) -> None:
         self.config = config
         self.startup_tools = frozenset(startup_tools)
@@ -134,37 +151,64 @@ class Gateway:
         self.client = client
         self.session_tag = session_tag or secrets.token_hex(8)
         self.tools: dict[str, types.Tool] = {}
-        info = upstream_info.serverInfo
+        self.hold_seconds = hold_seconds
+        """How long a gated call waits for a person before answering "pending" (None: until
+        decided). A pending call is remembered by tool and arguments (``_held``), so the same
+        call made again resumes the same request instead of asking anew."""
+        self._held: dict[str, tuple[str, float]] = {}
+        info = _compat.field(upstream_info, "serverInfo")
         self.server: Server[Any, Any] = Server(
             info.name, version=info.version, instructions=upstream_info.instructions
         )
         caps = upstream_info.capabilities
-        handlers = self.server.request_handlers
+        server = self.server
         if caps.tools is not None:
-            handlers[types.ListToolsRequest] = self._list_tools
-            handlers[types.CallToolRequest] = self._call_tool
-        for capability, pairs in _PASSTHROUGH.items():
+            _compat.register(
+                server, types.ListToolsRequest, types.PaginatedRequestParams, self._list_tools
+            )
+            _compat.register(
+                server, types.CallToolRequest, types.CallToolRequestParams, self._call_tool
+            )
+        for capability, rows in _PASSTHROUGH.items():
             if getattr(caps, capability, None) is not None:
-                for request_type, result_type in pairs:
-                    handlers[request_type] = self._forwarder(result_type)
+                for request_type, params_type, result_type in rows:
+                    forward = self._forwarder(request_type, result_type)
+                    _compat.register(server, request_type, params_type, forward)
 
     def call_id(self, request_id: types.RequestId) -> str:
         return f"mcp-{self.session_tag}-{request_id}"
 
+    def _remember(self, key: str, call_id: str, deadline: float) -> None:
+        """Keep a pending call to resume; bounded, the oldest is forgotten first (a forgotten
+        request is never run: its call id is not asked about again, and it expires)."""
+        self._held.pop(key, None)
+        while len(self._held) >= _MAX_HELD:
+            del self._held[next(iter(self._held))]
+        self._held[key] = (call_id, deadline)
+
+    def _forget(self, key: str, call_id: str) -> None:
+        if self._held.get(key, (None,))[0] == call_id:
+            del self._held[key]
+
     # -- forwarding --------------------------------------------------------------------------
 
-    def _forwarder(self, result_type: type[Any]) -> Handler:
-        async def forward(request: Any) -> types.ServerResult:
-            result = await self.upstream.send_request(_outgoing(request), result_type)
-            return types.ServerResult(result)
+    def _forwarder(self, request_type: type[Any], result_type: type[Any]) -> Handler:
+        async def forward(params: Any, _request_id: Any) -> Any:
+            return await _compat.send(self.upstream, request_type, params, result_type)
 
         return forward
 
-    async def _list_tools(self, request: types.ListToolsRequest | None) -> types.ServerResult:
-        return types.ServerResult(await self._list_page(request or types.ListToolsRequest()))
+    async def _list_tools(
+        self, params: types.PaginatedRequestParams | None, _request_id: Any
+    ) -> types.ListToolsResult:
+        return await self._list_page(params)
 
-    async def _list_page(self, request: types.ListToolsRequest) -> types.ListToolsResult:
-        result = await self.upstream.send_request(_outgoing(request), types.ListToolsResult)
+    async def _list_page(
+        self, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        result: types.ListToolsResult = await _compat.send(
+            self.upstream, types.ListToolsRequest, params, types.ListToolsResult
+        )
         for tool in result.tools:
             self.tools[tool.name] = tool
         return result
@@ -174,24 +218,27 @@ class Gateway:
         cursor: str | None = None
         while name not in self.tools:
             params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-            page = await self._list_page(types.ListToolsRequest(params=params))
-            if not page.nextCursor:
+            page = await self._list_page(params)
+            if not _compat.field(page, "nextCursor"):
                 break
-            cursor = page.nextCursor
+            cursor = _compat.field(page, "nextCursor")
         return self.tools.get(name)
 
     async def _forward_call(self, params: types.CallToolRequestParams) -> types.CallToolResult:
-        request = types.CallToolRequest(params=params)
-        return await self.upstream.send_request(_outgoing(request), types.CallToolResult)
+        result: types.CallToolResult = await _compat.send(
+            self.upstream, types.CallToolRequest, params, types.CallToolResult
+        )
+        return result
 
     # -- the gate ----------------------------------------------------------------------------
 
-    async def _call_tool(self, request: types.CallToolRequest) -> types.ServerResult:
-        params = request.params
+    async def _call_tool(
+        self, params: types.CallToolRequestParams, request_id: types.RequestId | None
+    ) -> types.CallToolResult:
         name = params.name
         arguments = params.arguments or {}
         if not self.config.gate:  # a plain proxy, as configured (said on stderr at start-up)
-            return types.ServerResult(await self._forward_call(params))
+            return await self._forward_call(params)
         tool = await self._tool(name)
         if tool is None:
             reason = "the upstream lists no tool by this name"
@@ -203,9 +250,14 @@ class Gateway:
                 warn(f"tool {shown(name)} appeared after start-up: every call to it is gated")
             gate = _LATER_TOOL
         elif not self.config.mentions(name):
-            return types.ServerResult(await self._forward_call(params))
+            return await self._forward_call(params)
         else:
             gate = None
+        if not _finite(arguments):
+            # NaN and Infinity are not JSON (mcp 1.x turns them into null, 2.x keeps them): no
+            # condition can judge them and no request can record them. Refused, not asked.
+            reason = "the arguments hold a number JSON cannot carry (NaN or Infinity)"
+            return _error(_feedback.not_run_message(name, reason))
         problem = _schema_problem(tool, arguments)
         if problem is not None:
             reason = f"the arguments do not match the tool's input schema: {problem}"
@@ -216,16 +268,23 @@ class Gateway:
         if gate is None:
             gate = self.config.gate_for(name, arguments)
             if gate is None:
-                return types.ServerResult(await self._forward_call(params))
+                return await self._forward_call(params)
 
-        call_id = self.call_id(self.server.request_context.request_id)
+        assert request_id is not None  # tools/call is a request, never a notification
+        timeout = gate.timeout_seconds or self.config.approval.timeout_seconds
+        hold = self.hold_seconds
+        key = _held_key(name, arguments)
+        resumed = self._held.get(key) if hold is not None else None
+        if resumed is not None:  # the same call again: the same request, the same deadline
+            call_id, deadline = resumed
+        else:
+            call_id, deadline = self.call_id(request_id), time.monotonic() + timeout
 
         def validate_edits(edits: dict[str, Any]) -> None:
             edit_problem = _schema_problem(tool, edits)
             if edit_problem is not None:
                 raise InvalidEditError(edit_problem)
 
-        timeout = gate.timeout_seconds or self.config.approval.timeout_seconds
         try:
             verdict = await ask(
                 self.client,
@@ -236,8 +295,11 @@ class Gateway:
                 description=tool.description if tool is not None else None,
                 users=gate.users or self.config.approval.users,
                 validate_edits=validate_edits,
+                hold=hold,
+                deadline=deadline if hold is not None else None,
             )
         except anyio.get_cancelled_exc_class():
+            self._forget(key, call_id)
             # The client gave up on the call: withdraw the request so nobody approves a call
             # that can no longer run. Best effort, bounded, and never on the upstream.
             with (
@@ -249,12 +311,14 @@ class Gateway:
                     call_id, "the MCP client cancelled the call"
                 )
             raise
+        if verdict.kind == "pending":
+            self._remember(key, call_id, deadline)
+            return _error(_pending_message(name, call_id))
+        self._forget(key, call_id)  # decided: the same call made later asks afresh
         if verdict.kind == "refuse":
             return _error(verdict.text)
         if verdict.kind == "answer":
-            return types.ServerResult(
-                types.CallToolResult(content=[_text(verdict.text)], isError=False)
-            )
+            return types.CallToolResult(content=[_text(verdict.text)], isError=False)
         approved = params.model_copy(update={"arguments": verdict.arguments})
         assert verdict.claim is not None  # a run verdict holds the claim
         try:
@@ -263,14 +327,18 @@ class Gateway:
             await _native.areport(self.client, verdict.claim, exc, raised=True)
             raise
         await _native.areport(
-            self.client, verdict.claim, result, raised=bool(result.isError), redact=_result_text
+            self.client,
+            verdict.claim,
+            result,
+            raised=bool(_compat.field(result, "isError")),
+            redact=_result_text,
         )
         if verdict.edited:
             texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
             others = [c for c in result.content if not isinstance(c, types.TextContent)]
             message = verdict.edited_text(name, "\n".join(texts))
             result = result.model_copy(update={"content": [_text(message), *others]})
-        return types.ServerResult(result)
+        return result
 
 
 async def run_gateway(
@@ -292,7 +360,13 @@ async def run_gateway(
             if refusal is None:
                 _announce(config, listed)
                 gateway = Gateway(
-                    config, session, init, client, session_tag=tag, startup_tools=listed
+                    config,
+                    session,
+                    init,
+                    client,
+                    session_tag=tag,
+                    startup_tools=listed,
+                    hold_seconds=_hold_seconds(config, backend),
                 )
                 server = gateway.server
                 options = server.create_initialization_options()
@@ -309,6 +383,18 @@ async def run_gateway(
         raise ConfigError(refusal)
 
 
+def _hold_seconds(config: GatewayConfig, backend: Any) -> float | None:
+    """``[approval] hold_seconds``, which needs a request that outlives one tools/call: the
+    server's. A terminal prompt belongs to the call that asked, so it is held until answered."""
+    from functionlayer import HttpBackend
+
+    hold = config.approval.hold_seconds
+    if hold is not None and not isinstance(backend, HttpBackend):
+        warn("hold_seconds is ignored with the terminal backend: calls wait for the answer")
+        return None
+    return hold
+
+
 async def _startup_tools(
     session: ClientSession, init: types.InitializeResult
 ) -> dict[str, dict[str, Any]]:
@@ -320,8 +406,8 @@ async def _startup_tools(
     for _ in range(1000):  # a bound on pages: an upstream cannot keep the gateway listing forever
         params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
         page = await session.list_tools(params=params)
-        tools.update((tool.name, tool.inputSchema) for tool in page.tools)
-        cursor = page.nextCursor
+        tools.update((tool.name, _compat.field(tool, "inputSchema")) for tool in page.tools)
+        cursor = _compat.field(page, "nextCursor")
         if not cursor:
             return tools
     raise ConfigError("the upstream's tool list did not end after 1000 pages")
@@ -339,10 +425,28 @@ def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
     )
 
 
-def _outgoing(request: Any) -> types.ClientRequest:
-    """A copy of a received request to send on: method and params only (the JSON-RPC envelope of
-    the received message, kept as extra fields, must not travel with it)."""
-    return types.ClientRequest(type(request)(method=request.method, params=request.params))
+def _finite(value: Any) -> bool:
+    """Whether ``value`` (parsed JSON) holds no NaN or infinite number, at any depth."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+def _held_key(name: str, arguments: dict[str, Any]) -> str:
+    """What makes two calls "the same call": the tool's name and the arguments, canonically."""
+    return json.dumps([name, arguments], sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def _pending_message(name: str, call_id: str) -> str:
+    return (
+        f"{name} has not run: a person has been asked to approve it and has not decided yet "
+        f"(approval {call_id}). Call {name} again with exactly the same arguments to keep "
+        "waiting for that decision; it runs only if they approve, and at most once."
+    )
 
 
 def _result_text(result: Any) -> str:
@@ -357,8 +461,8 @@ def _text(text: str) -> types.TextContent:
     return types.TextContent(type="text", text=text)
 
 
-def _error(text: str) -> types.ServerResult:
-    return types.ServerResult(types.CallToolResult(content=[_text(text)], isError=True))
+def _error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[_text(text)], isError=True)
 
 
 def _shown_name(name: str) -> str:
@@ -377,7 +481,7 @@ def _schema_problem(tool: types.Tool | None, arguments: dict[str, Any]) -> str |
     from referencing import Registry
     from referencing.exceptions import Unresolvable
 
-    schema = tool.inputSchema
+    schema = _compat.field(tool, "inputSchema")
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         undeclared = undeclared_keys(schema, arguments)

@@ -23,6 +23,7 @@ from functionlayer import FunctionLayer
 from mcp import types
 from mcp.server.lowlevel import Server
 
+from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import BackendChoice, Verdict, ask, make_backend
 
 __all__ = ["TOOL_NAME", "permission_payload", "permission_server", "run_permission_prompt"]
@@ -64,19 +65,22 @@ def permission_server(
     server: Server[Any, Any] = Server("functionlayer-permission-prompt", version=__version__)
     tag = secrets.token_hex(8)
 
-    @server.list_tools()
-    async def list_tools() -> list[types.Tool]:
-        return [types.Tool(name=TOOL_NAME, description=_DESCRIPTION, inputSchema=_INPUT_SCHEMA)]
+    async def list_tools(_params: Any, _request_id: Any) -> types.ListToolsResult:
+        tool = types.Tool(name=TOOL_NAME, description=_DESCRIPTION, inputSchema=_INPUT_SCHEMA)
+        return types.ListToolsResult(tools=[tool])
 
-    @server.call_tool()
-    async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        if name != TOOL_NAME:
-            raise ValueError(f"unknown tool {name!r}; this server has only {TOOL_NAME}")
+    async def call_tool(
+        params: types.CallToolRequestParams, request_id: types.RequestId | None
+    ) -> types.CallToolResult:
+        arguments = params.arguments or {}
+        problem = _input_problem(params.name, arguments)
+        if problem is not None:
+            return types.CallToolResult(content=[_text(problem)], isError=True)
         tool_name = str(arguments["tool_name"])
         tool_input = arguments.get("input") or {}
         tool_use_id = arguments.get("tool_use_id")
         if not tool_use_id:
-            tool_use_id = f"permission-{tag}-{server.request_context.request_id}"
+            tool_use_id = f"permission-{tag}-{request_id}"
         verdict = await ask(
             client,
             name=tool_name,
@@ -86,8 +90,10 @@ def permission_server(
             users=users,
         )
         text = json.dumps(permission_payload(verdict), ensure_ascii=False)
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+        return types.CallToolResult(content=[_text(text)])
 
+    _compat.register(server, types.ListToolsRequest, types.PaginatedRequestParams, list_tools)
+    _compat.register(server, types.CallToolRequest, types.CallToolRequestParams, call_tool)
     return server
 
 
@@ -110,3 +116,20 @@ async def run_permission_prompt(
             await server.run(read, write, server.create_initialization_options())
     finally:
         await client.aclose()
+
+
+def _input_problem(name: str, arguments: dict[str, Any]) -> str | None:
+    """Why a call cannot be asked about (checked against ``_INPUT_SCHEMA``), or ``None``."""
+    if name != TOOL_NAME:
+        return f"unknown tool {name[:128]!r}; this server has only {TOOL_NAME}"
+    import jsonschema
+
+    try:
+        jsonschema.validate(instance=arguments, schema=_INPUT_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        return f"Input validation error: {exc.message[:300]}"
+    return None
+
+
+def _text(text: str) -> types.TextContent:
+    return types.TextContent(type="text", text=text)

@@ -1,0 +1,231 @@
+"""A person who decides after the MCP client's own tool-call timeout (``[approval] hold_seconds``).
+
+The client here gives every ``tools/call`` 2 seconds (its read timeout); the person decides at
+about 4 seconds. The gateway holds a gated call for ``hold_seconds`` (0.5 s), then answers that
+the approval is pending, with its handle; the model calls the same tool with the same arguments
+again, which resumes the same request. Whatever the timing, the upstream runs only once a person
+approved, with the approved arguments, at most once per approval, and never after a rejection.
+Real parts throughout: mcp client -> gateway subprocess -> FastMCP upstream, FunctionLayer
+server on SQLite, the person in the web inbox.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from functionlayer import _feedback
+from functionlayer_mcp._compat import MCP_MAJOR, field
+from mcp import ClientSession, types
+
+from tests.mcp.conftest import (
+    gateway,
+    pending_ids,
+    person_decides,
+    received,
+    server_env,
+    stored_call,
+    write_config,
+)
+from tests.server.conftest import ServerProcess
+
+pytestmark = pytest.mark.anyio
+
+CLIENT_TIMEOUT = 2.0
+"""The client's own limit on one tools/call."""
+
+DECIDES_AFTER = 4.0
+"""When the person decides, counted from the model's first call."""
+
+CONFIG = """
+[approval]
+backend = "server"
+hold_seconds = 0.5
+
+[[gate]]
+tools = ["transfer_money"]
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "gateway.toml", CONFIG)
+
+
+def text_of(result: types.CallToolResult) -> str:
+    assert len(result.content) == 1
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+async def call_within_client_timeout(
+    session: ClientSession, arguments: dict[str, Any]
+) -> types.CallToolResult:
+    """One ``tools/call`` as a client with a 2-second read timeout makes it (1.x: a timedelta)."""
+    limit: Any = timedelta(seconds=CLIENT_TIMEOUT) if MCP_MAJOR < 2 else CLIENT_TIMEOUT
+    started = time.monotonic()
+    result = await session.call_tool("transfer_money", arguments, read_timeout_seconds=limit)
+    assert time.monotonic() - started < CLIENT_TIMEOUT
+    assert isinstance(result, types.CallToolResult)
+    return result
+
+
+async def model_keeps_calling(
+    session: ClientSession, arguments: dict[str, Any], handles: list[str]
+) -> types.CallToolResult:
+    """What a model does with "pending": call again with the same arguments, until decided."""
+    deadline = time.monotonic() + 30
+    while True:
+        result = await call_within_client_timeout(session, arguments)
+        text = text_of(result)
+        if "has not decided yet" not in text:
+            return result
+        assert field(result, "isError") is True  # pending is not a success
+        handle = text.split("(approval ", 1)[1].split(")", 1)[0]
+        handles.append(handle)
+        assert time.monotonic() < deadline, "the approval never resolved"
+
+
+async def decided_late(
+    session: ClientSession, fl_server: ServerProcess, arguments: dict[str, Any], **decision: str
+) -> tuple[types.CallToolResult, list[str], str, float]:
+    """The model calls; the person decides ``DECIDES_AFTER`` seconds later, in the inbox."""
+    box: dict[str, Any] = {}
+    handles: list[str] = []
+
+    async def model() -> None:
+        box["result"] = await model_keeps_calling(session, arguments, handles)
+
+    def person() -> str:
+        time.sleep(DECIDES_AFTER)
+        return person_decides(fl_server, **decision)  # type: ignore[arg-type]
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(model)
+        call_id = await anyio.to_thread.run_sync(person)
+    return box["result"], handles, call_id, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    "modern",
+    [
+        pytest.param(False, id="handshake"),
+        pytest.param(
+            True,
+            id="2026-07-28",
+            marks=pytest.mark.skipif(MCP_MAJOR < 2, reason="the 2026-07-28 protocol is mcp 2.x"),
+        ),
+    ],
+)
+async def test_approved_after_the_client_timeout_runs_once_with_the_approved_arguments(
+    fl_server: ServerProcess, config: Path, bank_log: Path, tmp_path: Path, modern: bool
+) -> None:
+    asked = {"to": "bob", "amount": 900}
+    env = server_env(fl_server, bank_log)
+    async with gateway(config, env, tmp_path / "gw.log", modern=modern) as session:
+        result, handles, call_id, took = await decided_late(
+            session,
+            fl_server,
+            asked,
+            action="edit",
+            edited_kwargs=json.dumps({"to": "bob", "amount": 90}),
+        )
+        assert took > CLIENT_TIMEOUT  # the decision came after the client's own timeout
+        # Every pending answer named the one request the person then decided.
+        assert len(handles) >= 2 and set(handles) == {call_id}
+        assert field(result, "isError") is False
+        assert "sent 90 to bob" in text_of(result)
+        assert received(bank_log) == [
+            {"tool": "transfer_money", "arguments": {"to": "bob", "amount": 90}}
+        ]
+        assert stored_call(fl_server, call_id)["status"]["approved"] is True
+
+        # The same call made again is a new request: the used approval does not run it again.
+        again = await call_within_client_timeout(session, asked)
+        assert "has not decided yet" in text_of(again)
+        assert len(pending_ids(fl_server)) == 1 and pending_ids(fl_server) != [call_id]
+        refused, _, second_id, _ = await decided_late(
+            session, fl_server, asked, action="reject", feedback="Once is enough."
+        )
+        assert second_id != call_id
+        assert text_of(refused) == _feedback.rejection_message("transfer_money", "Once is enough.")
+    assert len(received(bank_log)) == 1
+
+
+async def test_rejected_after_the_client_timeout_runs_nothing(
+    fl_server: ServerProcess, config: Path, bank_log: Path, tmp_path: Path
+) -> None:
+    asked = {"to": "mallory", "amount": 5000}
+    async with gateway(config, server_env(fl_server, bank_log), tmp_path / "gw.log") as session:
+        result, handles, call_id, took = await decided_late(
+            session, fl_server, asked, action="reject", feedback="No."
+        )
+        assert took > CLIENT_TIMEOUT
+        assert set(handles) == {call_id}
+        assert field(result, "isError") is True
+        assert text_of(result) == _feedback.rejection_message("transfer_money", "No.")
+        # Calling again after the rejection asks afresh; it does not run on the old request.
+        again = await call_within_client_timeout(session, asked)
+        assert "has not decided yet" in text_of(again)
+        (fresh,) = pending_ids(fl_server)
+        assert fresh != call_id
+        person_decides(fl_server, "reject", feedback="Still no.")
+        final = await call_within_client_timeout(session, asked)
+        assert text_of(final) == _feedback.rejection_message("transfer_money", "Still no.")
+    assert received(bank_log) == []
+
+
+async def test_different_arguments_do_not_resume_a_pending_approval(
+    fl_server: ServerProcess, config: Path, bank_log: Path, tmp_path: Path
+) -> None:
+    async with gateway(config, server_env(fl_server, bank_log), tmp_path / "gw.log") as session:
+        first = await call_within_client_timeout(session, {"to": "bob", "amount": 10})
+        assert "has not decided yet" in text_of(first)
+        (small,) = pending_ids(fl_server)
+        person_decides(fl_server, "approve")
+        # Another amount is another call: the approval of the first cannot carry it.
+        other = await call_within_client_timeout(session, {"to": "bob", "amount": 10000})
+        assert "has not decided yet" in text_of(other)
+        (large,) = pending_ids(fl_server)
+        assert large != small
+        assert received(bank_log) == []
+        person_decides(fl_server, "reject", feedback="Too much.")
+        assert "denied" in text_of(
+            await call_within_client_timeout(session, {"to": "bob", "amount": 10000})
+        )
+        done = await call_within_client_timeout(session, {"to": "bob", "amount": 10})
+        assert "sent 10 to bob" in text_of(done)
+    assert received(bank_log) == [
+        {"tool": "transfer_money", "arguments": {"to": "bob", "amount": 10}}
+    ]
+
+
+async def test_calling_again_does_not_extend_the_deadline(
+    fl_server: ServerProcess, bank_log: Path, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "gateway.toml",
+        CONFIG.replace("hold_seconds", "timeout_seconds = 2\nhold_seconds"),
+    )
+    asked = {"to": "bob", "amount": 900}
+    async with gateway(config, server_env(fl_server, bank_log), tmp_path / "gw.log") as session:
+        handles: list[str] = []
+        started = time.monotonic()
+        result = await model_keeps_calling(session, asked, handles)
+        took = time.monotonic() - started
+        # Nobody decided: the request expired 2 s after the first call, however often the model
+        # came back (each call waits 0.5 s; the server expires the request on its own clock and
+        # the gateway counts from the first call too).
+        assert text_of(result) == _feedback.expired_message("transfer_money", 2)
+        assert 2 <= took < 2 + CLIENT_TIMEOUT
+        assert len(handles) >= 3 and len(set(handles)) == 1
+        assert stored_call(fl_server, handles[0])["status"]["approved"] is False
+        assert pending_ids(fl_server) == []
+    assert received(bank_log) == []
