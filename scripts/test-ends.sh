@@ -121,7 +121,9 @@ run_example() {  # run_example FILE RE
 }
 
 uv_install() {  # uv pip install into this end's venv, from the uv cache or the index
-  uv pip install --quiet --python "$py" "$@"
+  # --no-config: not the workspace's settings (its constraint-dependencies cap FastAPI for the
+  # shared lock; a user's environment has no such cap).
+  uv pip install --no-config --quiet --python "$py" "$@"
 }
 
 version_of() {
@@ -160,13 +162,13 @@ check_end() {  # check_end NAME DIR FRAMEWORK REQS TESTS FULL_TESTS EXAMPLE END:
   # The core first, at its newest dependencies: the lowest end lowers what the package itself
   # declares (uv counts a local package's requirements as direct), not the core's.
   echo "\$ uv venv; uv pip install -e packages/core; uv pip install ${resolution[*]} -e packages/$dir"
-  uv venv --quiet --python "$python" "$venv"
+  uv venv --no-config --quiet --python "$python" "$venv"
   uv_install -e "$root/packages/core"
   uv_install "${resolution[@]}" -e "$root/packages/$dir"
   framework_version=$(version_of "$framework")
   echo "$framework $framework_version ($end)"
   # Test tools, model client: whatever fits around the versions chosen above (kept as they are).
-  uv pip freeze --python "$py" | grep -v -E '^(-e |#)|^functionlayer' >"$home/constraints.txt"
+  uv pip freeze --no-config --python "$py" | grep -v -E '^(-e |#)|^functionlayer' >"$home/constraints.txt"
   for req in $reqs; do
     if [ "$req" = @server ]; then extra+=(-e "$root/packages/server"); else extra+=("$req"); fi
   done
@@ -174,7 +176,7 @@ check_end() {  # check_end NAME DIR FRAMEWORK REQS TESTS FULL_TESTS EXAMPLE END:
   uv_install -c "$home/constraints.txt" $test_tools "${extra[@]}"
   [ "$(version_of "$framework")" = "$framework_version" ] || { echo "FAILED: $framework moved"; exit 1; }
   echo "--- installed"
-  uv pip freeze --python "$py" | sed 's/^/    /'
+  uv pip freeze --no-config --python "$py" | sed 's/^/    /'
   echo "--- tests: $tests"
   # shellcheck disable=SC2086  # word splitting wanted: the list of test files
   (cd "$root" && offline_env timeout "$test_timeout" "$py" -m pytest -q -x -p no:cacheprovider \
