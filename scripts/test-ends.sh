@@ -130,6 +130,13 @@ version_of() {
   "$py" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1"
 }
 
+quiet_pip() {  # quiet_pip VENV ARGS...: pip, without a local mirror's noise
+  local venv=$1; shift
+  "$venv/bin/pip" --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v '^WARNING: Location .* is ignored' || true; }
+  return "${PIPESTATUS[0]}"
+}
+
 pip_wheel_check() {  # the server's wheel with plain pip into a venv holding the newest FastAPI
   local pvenv=$work/pip-$name dist=${FL_DIST:-} before after
   if [ -z "$dist" ]; then
@@ -139,9 +146,9 @@ pip_wheel_check() {  # the server's wheel with plain pip into a venv holding the
   fi
   echo "\$ python -m venv; pip install fastapi==$framework_version; pip install <functionlayer-ai and functionlayer-server wheels>"
   "$python" -m venv "$pvenv"
-  "$pvenv/bin/pip" install --quiet --disable-pip-version-check "fastapi==$framework_version"
+  quiet_pip "$pvenv" install --quiet "fastapi==$framework_version"
   before=$("$pvenv/bin/python" -c 'import fastapi; print(fastapi.__version__)')
-  "$pvenv/bin/pip" install --quiet --disable-pip-version-check \
+  quiet_pip "$pvenv" install --quiet \
     "$(ls "$dist"/functionlayer_ai-*.whl | head -n 1)" "$(ls "$dist"/functionlayer_server-*.whl | head -n 1)"
   after=$("$pvenv/bin/python" -c 'import fastapi; print(fastapi.__version__)')
   [ "$before" = "$after" ] || { echo "FAILED: pip install functionlayer-server moved fastapi $before -> $after"; return 1; }
