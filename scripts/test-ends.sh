@@ -144,9 +144,9 @@ pip_wheel_check() {  # the server's wheel with plain pip into a venv holding the
     uv build --quiet --package functionlayer-ai --wheel --out-dir "$dist" >/dev/null 2>&1
     uv build --quiet --package functionlayer-server --wheel --out-dir "$dist" >/dev/null 2>&1
   fi
-  echo "\$ python -m venv; pip install fastapi==$framework_version; pip install <functionlayer-ai and functionlayer-server wheels>"
+  echo "\$ python -m venv; pip install fastapi (the newest on the index); pip install <functionlayer-ai and functionlayer-server wheels>"
   "$python" -m venv "$pvenv"
-  quiet_pip "$pvenv" install --quiet "fastapi==$framework_version"
+  quiet_pip "$pvenv" install --quiet fastapi
   before=$("$pvenv/bin/python" -c 'import fastapi; print(fastapi.__version__)')
   quiet_pip "$pvenv" install --quiet \
     "$(ls "$dist"/functionlayer_ai-*.whl | head -n 1)" "$(ls "$dist"/functionlayer_server-*.whl | head -n 1)"
