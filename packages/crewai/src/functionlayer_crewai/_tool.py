@@ -41,10 +41,16 @@ _MAX_FRAMES = 40
 def _executor_codes() -> frozenset[CodeType]:
     """Code objects of the CrewAI functions that run one native tool call.
 
-    Both hold the model's tool call id in a local named ``call_id`` while they
+    Each holds the model's tool call id in a local named ``call_id`` while they
     call the tool; CrewAI passes only the arguments to the tool itself.
     """
     codes: set[CodeType] = set()
+    try:  # earlier 1.15 releases (1.15.3, the lowest we allow) keep it under crewai.experimental
+        from crewai.experimental.agent_executor import AgentExecutor as ExperimentalExecutor
+
+        codes.add(ExperimentalExecutor._execute_single_native_tool_call.__code__)
+    except (ImportError, AttributeError):  # pragma: no cover - other crewai versions
+        pass
     try:
         from crewai.agents.agent_executor import AgentExecutor
 
