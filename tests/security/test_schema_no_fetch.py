@@ -156,7 +156,9 @@ async def test_a_stored_schema_referring_outside_itself_fails_edits_closed(
     """Requests stored before the rule (inserted directly: creation refuses them now)."""
     made = await server.create({"type": "object", "properties": {"to": {"type": "string"}}})
     assert made.status_code == 200, made.text
-    template = await server.service.store.get_request("function_call", made.json()["call_id"], "default")
+    template = await server.service.store.get_request(
+        "function_call", made.json()["call_id"], "default"
+    )
     for schema in outside_refs(listener):
         call_id = f"old-{uuid.uuid4().hex[:10]}"
         spec = {**json.loads(template.spec), "parameters": schema}
