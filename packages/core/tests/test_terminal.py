@@ -216,3 +216,31 @@ def test_only_the_allowed_decisions_are_offered() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "e = edit" not in proc.stdout and "r = answer" not in proc.stdout
     assert '"ran": []' in proc.stdout  # "e" is feedback here: a rejection
+
+
+def test_routing_the_terminal_cannot_serve_is_named_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import io
+
+    from functionlayer import ContactChannel, FunctionLayer, SlackContactChannel, TerminalBackend
+    from functionlayer._backends import _terminal
+
+    monkeypatch.setattr(_terminal, "_warned", set(), raising=False)
+    fl = FunctionLayer(
+        backend=TerminalBackend(input=io.StringIO("y\ny\n"), output=io.StringIO()), run_id="w"
+    )
+    slack = ContactChannel(slack=SlackContactChannel(channel_or_user_id="C-OPS"))
+
+    @fl.require_approval(slack)
+    def deploy(env: str) -> str:
+        return f"deployed {env}"
+
+    with caplog.at_level("WARNING", logger="functionlayer"):
+        assert deploy("prod") == "deployed prod"
+        assert deploy("staging") == "deployed staging"
+    warnings = [r.getMessage() for r in caplog.records if "cannot serve" in r.getMessage()]
+    assert warnings == [
+        "the terminal cannot serve Slack channels: the person at this terminal decides instead "
+        "(send approvals to a FunctionLayer server with FUNCTIONLAYER_API_BASE to reach them)"
+    ]

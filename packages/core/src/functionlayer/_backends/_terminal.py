@@ -31,7 +31,7 @@ from typing import IO, Any
 from functionlayer._backends._memory import InMemoryBackend
 from functionlayer._display import make_visible, ordered_names, show_arguments
 from functionlayer._errors import NoHumanAvailableError
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer._models import ApprovalPolicy, ContactChannel, FunctionCall, HumanContact
 
 __all__ = ["TerminalBackend"]
 
@@ -227,6 +227,7 @@ class TerminalBackend(InMemoryBackend):
         stored = super().create_function_call(call)
         if stored.completed:
             return stored  # the same call id was already decided here
+        _warn_unserved(stored.spec.channel, stored.spec.policy)
         with self._prompting:
             self._prompt_function_call(stored)
         return self.get_function_call(call.call_id)
@@ -366,6 +367,7 @@ class TerminalBackend(InMemoryBackend):
         stored = super().create_human_contact(contact)
         if stored.completed:
             return stored
+        _warn_unserved(stored.spec.channel, None)
         with self._prompting:
             spec = stored.spec
             deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
@@ -477,3 +479,43 @@ def _parse_value(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | N
         if isinstance(high, int) and len(value) > high:
             return None, f"at most {high} characters"
     return value, None
+
+
+_warned: set[str] = set()
+
+
+def _warn_unserved(channel: ContactChannel | None, policy: ApprovalPolicy | None) -> None:
+    """Routing the terminal cannot serve (Slack, email, Discord, SMS, WhatsApp, inbox users, a
+    policy's channels or responders) is named once per process on the ``functionlayer`` logger:
+    the person at this terminal decides instead, and nobody there is notified."""
+    kinds: list[str] = []
+    for target in [channel, *((policy.channels or []) if policy is not None else [])]:
+        if target is None:
+            continue
+        for kind in ("slack", "email", "discord", "sms", "whatsapp", "users"):
+            if getattr(target, kind, None) and kind not in kinds:
+                kinds.append(kind)
+    if policy is not None and policy.responders and "responders" not in kinds:
+        kinds.append("responders")
+    new = [k for k in kinds if k not in _warned]
+    if not new:
+        return
+    _warned.update(new)
+    import logging
+
+    logging.getLogger("functionlayer").warning(
+        "the terminal cannot serve %s: the person at this terminal decides instead (send "
+        "approvals to a FunctionLayer server with FUNCTIONLAYER_API_BASE to reach them)",
+        ", ".join(_UNSERVED[k] for k in new),
+    )
+
+
+_UNSERVED = {
+    "slack": "Slack channels",
+    "email": "email",
+    "discord": "Discord",
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "users": "inbox users",
+    "responders": "a policy's responders",
+}
