@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["COOKIE_NAME", "DEVICE_COOKIE_NAME", "DeviceCodec", "Session", "SessionCodec"]
 
@@ -46,29 +47,25 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class SessionCodec:
-    def __init__(self, secret_key: str, *, max_age: int = SESSION_MAX_AGE) -> None:
+class _SignedCookie:
+    """A base64 JSON payload plus an HMAC-SHA256 over it, under a key derived for one purpose
+    only (so the same secret can sign other things safely), valid for ``max_age`` seconds from
+    its ``iat``. A forged, altered, malformed or too old cookie reads as None."""
+
+    def __init__(self, secret_key: str, purpose: bytes, what: str, max_age: int) -> None:
         if not secret_key:
-            raise ValueError("the inbox needs settings.secret_key to sign session cookies")
-        # Derive a key for this purpose only, so the same secret can sign other things safely.
-        self._key = hashlib.sha256(
-            b"functionlayer-inbox-session\x00" + secret_key.encode()
-        ).digest()
+            raise ValueError(f"the inbox needs settings.secret_key to sign {what} cookies")
+        self._key = hashlib.sha256(purpose + b"\x00" + secret_key.encode()).digest()
         self.max_age = max_age
 
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
 
-    def dumps(self, session: Session) -> str:
-        body = json.dumps(
-            {"u": session.sid, "csrf": session.csrf, "iat": session.issued_at},
-            separators=(",", ":"),
-        )
-        payload = _b64(body.encode())
+    def _seal(self, data: dict[str, Any]) -> str:
+        payload = _b64(json.dumps(data, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}"
 
-    def loads(self, cookie: str | None) -> Session | None:
-        """The session in ``cookie``, or None when missing, forged, malformed or too old."""
+    def _open(self, cookie: str | None) -> dict[str, Any] | None:
         if not cookie or cookie.count(".") != 1:
             return None
         payload, signature = cookie.split(".")
@@ -80,61 +77,54 @@ class SessionCodec:
             return None
         try:
             data = json.loads(_unb64(payload))
-            username = data["u"]
-            csrf = data["csrf"]
             issued_at = int(data["iat"])
         except (ValueError, KeyError, TypeError):
             return None
+        if not isinstance(data, dict) or time.time() - issued_at > self.max_age:
+            return None
+        return data
+
+
+class SessionCodec(_SignedCookie):
+    def __init__(self, secret_key: str, *, max_age: int = SESSION_MAX_AGE) -> None:
+        super().__init__(secret_key, b"functionlayer-inbox-session", "session", max_age)
+
+    def dumps(self, session: Session) -> str:
+        return self._seal({"u": session.sid, "csrf": session.csrf, "iat": session.issued_at})
+
+    def loads(self, cookie: str | None) -> Session | None:
+        """The session in ``cookie``, or None when missing, forged, malformed or too old."""
+        data = self._open(cookie)
+        if data is None or "u" not in data:
+            return None
+        username, csrf = data["u"], data.get("csrf")
         if not isinstance(csrf, str) or not (username is None or isinstance(username, str)):
             return None
-        if time.time() - issued_at > self.max_age:
-            return None
-        return Session(sid=username, csrf=csrf, issued_at=issued_at)
+        return Session(sid=username, csrf=csrf, issued_at=int(data["iat"]))
 
 
-class DeviceCodec:
+class DeviceCodec(_SignedCookie):
     """The device cookie: "this browser logged in successfully as ``u`` before", set at each
     successful login and kept after logout. It authenticates nothing; login throttling uses it
     so that failed guesses made elsewhere never lock a person out of a browser they used
     before (``_accounts.LoginThrottle``). Signed like the session cookie, with its own key."""
 
     def __init__(self, secret_key: str, *, max_age: int = DEVICE_MAX_AGE) -> None:
-        if not secret_key:
-            raise ValueError("the inbox needs settings.secret_key to sign device cookies")
-        self._key = hashlib.sha256(b"functionlayer-inbox-device\x00" + secret_key.encode()).digest()
-        self.max_age = max_age
-
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+        super().__init__(secret_key, b"functionlayer-inbox-device", "device", max_age)
 
     def dumps(self, username: str, device_id: str | None = None) -> str:
         """A cookie naming ``username``; ``device_id`` keeps the browser's id (a new one if
         None)."""
-        body = json.dumps(
-            {"u": username, "d": device_id or secrets.token_urlsafe(18), "iat": int(time.time())},
-            separators=(",", ":"),
+        return self._seal(
+            {"u": username, "d": device_id or secrets.token_urlsafe(18), "iat": int(time.time())}
         )
-        payload = _b64(body.encode())
-        return f"{payload}.{self._sign(payload)}"
 
     def loads(self, cookie: str | None) -> tuple[str, str] | None:
         """``(username, device id)``, or None when missing, forged, malformed or too old."""
-        if not cookie or cookie.count(".") != 1:
+        data = self._open(cookie)
+        if data is None:
             return None
-        payload, signature = cookie.split(".")
-        try:
-            expected = self._sign(payload)
-        except UnicodeEncodeError:
-            return None
-        if not hmac.compare_digest(expected, signature):
-            return None
-        try:
-            data = json.loads(_unb64(payload))
-            username, device_id, issued_at = data["u"], data["d"], int(data["iat"])
-        except (ValueError, KeyError, TypeError):
-            return None
+        username, device_id = data.get("u"), data.get("d")
         if not isinstance(username, str) or not isinstance(device_id, str) or not device_id:
-            return None
-        if time.time() - issued_at > self.max_age:
             return None
         return username, device_id
