@@ -18,32 +18,21 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from functionlayer_server import create_app
 from functionlayer_server._settings import Settings
 
-from tests.server.channels.test_email import Mailbox
-from tests.server.conftest import free_port, fresh_postgres_database
+from tests.server.channels.test_email import Mailbox, smtp_mailbox
+from tests.server.conftest import fresh_postgres_database
 
 INBOUND = {"Authorization": "Bearer inbound-s3cret"}
 # Any Message-ID this server makes: "<fl-" and 32 hex digits.
 SERVER_MSGID = re.compile(r"fl-[0-9a-f]{32}@[A-Za-z0-9.-]+")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()
+    with smtp_mailbox() as box:
+        yield box
 
 
 class Server:

@@ -4,6 +4,7 @@ inbound endpoint, and the agent's guarded call (core HTTP backend) sees the outc
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import email.utils
@@ -76,6 +77,18 @@ class Mailbox:
     def to(self, address: str) -> list[EmailMessage]:
         with self._cond:
             return [m for r, m in self.messages if address in r]
+
+
+@contextlib.contextmanager
+def smtp_mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free local port, and what it receives."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield box, controller.port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,32 +14,20 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from functionlayer_server import create_app
 from functionlayer_server._channels._email_inbound import is_approval, parse_reply, strip_quoted
 from functionlayer_server._scheduler import ManualClock
 from functionlayer_server._settings import Settings
 
-from tests.server.channels.test_email import Mailbox
-from tests.server.conftest import free_port
+from tests.server.channels.test_email import Mailbox, smtp_mailbox
 
 TTL = 3600.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()
+    with smtp_mailbox() as box:
+        yield box
 
 
 class App:

@@ -16,29 +16,17 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.server.channels.test_email import Mailbox
-from tests.server.conftest import free_port
+from tests.server.channels.test_email import Mailbox, smtp_mailbox
 from tests.server.inprocess import STORES, InProcess, database_url, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()
+    with smtp_mailbox() as box:
+        yield box
 
 
 @pytest.fixture(params=STORES)
