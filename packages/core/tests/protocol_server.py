@@ -67,7 +67,13 @@ class ProtocolServer:
             def do_POST(self) -> None:
                 server._handle(self, "POST")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # The stdlib's listen backlog of 5 resets connections when a hundred waits connect at
+            # once on a loaded machine; a real server (uvicorn, as `serve` runs it) listens with
+            # a backlog in the thousands.
+            request_queue_size = 1024
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/functionlayer/v1"

@@ -329,8 +329,12 @@ async def test_many_async_waits_share_one_event_loop_without_threads(
 
     async def approve_all() -> None:
         nonlocal peak
+        deadline = time.monotonic() + 60
         while len(server.store.function_calls) < 100:
             peak = max(peak, threading.active_count())
+            assert time.monotonic() < deadline, (
+                f"only {len(server.store.function_calls)} of 100 calls arrived in 60 s"
+            )
             await asyncio.sleep(0.02)
         peak = max(peak, threading.active_count())
         for call in server.store.function_calls:

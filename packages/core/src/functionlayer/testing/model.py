@@ -278,8 +278,19 @@ class ScriptedModel:
     def start(self) -> ScriptedModel:
         from http.server import ThreadingHTTPServer
 
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
+        server = ThreadingHTTPServer(
+            ("127.0.0.1", self._port), _make_handler(self), bind_and_activate=False
+        )
         server.daemon_threads = True
+        # The stdlib listens with a backlog of 5, which resets connections when many agents
+        # call the model at once on a loaded machine.
+        server.request_queue_size = 1024
+        try:
+            server.server_bind()
+            server.server_activate()
+        except BaseException:
+            server.server_close()
+            raise
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, name="functionlayer-scripted-model", daemon=True
