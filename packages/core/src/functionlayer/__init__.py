@@ -45,6 +45,7 @@ from functionlayer._models import (
     ResponseOption,
     SlackContactChannel,
     SMSContactChannel,
+    TeamsContactChannel,
     WhatsAppContactChannel,
 )
 
@@ -116,6 +117,7 @@ __all__ = [
     "ResponseOption",
     "SMSContactChannel",
     "SlackContactChannel",
+    "TeamsContactChannel",
     "TerminalBackend",
     "ToolSpec",
     "WhatsAppContactChannel",

@@ -36,6 +36,7 @@ __all__ = [
     "ResponseOption",
     "SMSContactChannel",
     "SlackContactChannel",
+    "TeamsContactChannel",
     "WhatsAppContactChannel",
 ]
 
@@ -74,6 +75,18 @@ class DiscordContactChannel(_Model):
     """Discord user ids allowed to answer; anyone the policy allows when unset."""
     context: str | None = None
     """Who or what this is (shown in the message and in tool descriptions)."""
+
+
+class TeamsContactChannel(_Model):
+    """Route a request to Microsoft Teams (a FunctionLayer addition): a conversation (a channel
+    or a chat) the bot is in, posted through the Bot Framework connector the server's operator
+    configured (the agent never names where the bot's token goes)."""
+
+    conversation_id: str
+    allowed_responder_ids: list[str] | None = None
+    """Microsoft Entra (AAD) object ids allowed to answer; anyone the policy allows when unset."""
+    context: str | None = None
+    """Who or what this is (shown in the card and in tool descriptions)."""
 
 
 class EmailContactChannel(_Model):
@@ -116,6 +129,7 @@ class ContactChannel(_Model):
     email: EmailContactChannel | None = None
     users: list[str] | None = None
     discord: DiscordContactChannel | None = None
+    teams: TeamsContactChannel | None = None
 
     def describe(self) -> str:
         """A short human description, used for tool names and docstrings."""
@@ -128,6 +142,8 @@ class ContactChannel(_Model):
         if self.discord is not None:
             where = self.discord.context or self.discord.channel_id or self.discord.user_id
             return f"Discord ({where or 'a channel'})"
+        if self.teams is not None:
+            return f"Microsoft Teams ({self.teams.context or self.teams.conversation_id})"
         if self.sms is not None:
             return f"SMS ({self.sms.context_about_user or self.sms.phone_number})"
         if self.whatsapp is not None:

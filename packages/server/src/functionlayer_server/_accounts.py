@@ -1,5 +1,5 @@
 """Credentials and the directory of persons: agent and approver tokens, persons with their
-linked identities (inbox login, email addresses, Slack and Discord ids) and projects, inbox
+linked identities (inbox login, email addresses, Slack, Discord and Teams ids) and projects, inbox
 sessions kept server-side, and login throttling.
 
 Nothing here decides anything about a request: it answers "who is this credential?"; the rules
@@ -45,6 +45,7 @@ def _person(row: PersonRow) -> Person:
         emails=frozenset(v.lower() for k, v in ids if k == "email"),
         slack_ids=frozenset(v for k, v in ids if k == "slack"),
         discord_ids=frozenset(v for k, v in ids if k == "discord"),
+        teams_ids=frozenset(v for k, v in ids if k == "teams"),
         projects=frozenset(row.projects),
         disabled=row.disabled,
     )
@@ -205,6 +206,7 @@ class Accounts:
         slack_ids: Sequence[str] = (),
         discord_ids: Sequence[str] = (),
         projects: Sequence[str] = (),
+        teams_ids: Sequence[str] = (),
     ) -> Person:
         """Create the person (or update: a new password ends their sessions) and link the
         identities given. Without ``projects`` a new person joins ``default``."""
@@ -220,7 +222,12 @@ class Accounts:
         hashed = await asyncio.to_thread(hash_password, password) if password else None
         new = await self.store.upsert_person(name, password_hash=hashed, now=self.clock.now())
         await self.link(
-            name, emails=emails, slack_ids=slack_ids, discord_ids=discord_ids, projects=projects
+            name,
+            emails=emails,
+            slack_ids=slack_ids,
+            discord_ids=discord_ids,
+            projects=projects,
+            teams_ids=teams_ids,
         )
         if new and not projects:
             await self.store.add_membership(name, "default")
@@ -236,12 +243,14 @@ class Accounts:
         slack_ids: Iterable[str] = (),
         discord_ids: Iterable[str] = (),
         projects: Iterable[str] = (),
+        teams_ids: Iterable[str] = (),
     ) -> Person:
         if await self.store.get_person(name) is None:
             raise NotFoundError(f"no person {name!r}")
         pairs = [("email", e.strip().lower()) for e in emails]
         pairs += [("slack", s.strip()) for s in slack_ids]
         pairs += [("discord", d.strip()) for d in discord_ids]
+        pairs += [("teams", t.strip().lower()) for t in teams_ids]
         for kind, value in pairs:
             if not value or not value.isprintable() or (kind == "email" and "@" not in value):
                 raise InvalidRequestError(f"not a valid {kind} identity: {value!r}")

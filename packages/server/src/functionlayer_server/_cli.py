@@ -246,6 +246,7 @@ async def create_user(
     slack_ids: Sequence[str] = (),
     discord_ids: Sequence[str] = (),
     projects: Sequence[str] = (),
+    teams_ids: Sequence[str] = (),
 ) -> None:
     """Create a person of the directory (also used by tests), with an inbox login when a
     password is given, and link their identities."""
@@ -258,6 +259,7 @@ async def create_user(
             slack_ids=[*([slack_user_id] if slack_user_id else []), *slack_ids],
             discord_ids=list(discord_ids),
             projects=list(projects),
+            teams_ids=list(teams_ids),
         )
     finally:
         await service.stop()
@@ -389,6 +391,7 @@ def _users_create(args: argparse.Namespace) -> int:
             slack_ids=args.slack_id or [],
             discord_ids=args.discord_id or [],
             projects=args.project or [],
+            teams_ids=args.teams_id or [],
         )
     )
     login = "without an inbox login" if password is None else "with an inbox login"
@@ -406,6 +409,7 @@ def _users_link(args: argparse.Namespace) -> int:
             slack_ids=args.slack_id or [],
             discord_ids=args.discord_id or [],
             projects=args.project or [],
+            teams_ids=args.teams_id or [],
         )
     )
     print(f"linked to {args.username!r}", file=sys.stderr)
@@ -417,6 +421,7 @@ def _users_list(args: argparse.Namespace) -> int:
     for p in persons:
         ids = [f"email:{e}" for e in sorted(p.emails)] + [f"slack:{s}" for s in sorted(p.slack_ids)]
         ids += [f"discord:{d}" for d in sorted(p.discord_ids)]
+        ids += [f"teams:{t}" for t in sorted(p.teams_ids)]
         state = "disabled" if p.disabled else "active"
         print(f"{p.name}\t{state}\tprojects={','.join(sorted(p.projects))}\t{' '.join(ids)}")
     print(f"# {len(persons)} persons", file=sys.stderr)
@@ -536,6 +541,11 @@ def _parser() -> argparse.ArgumentParser:
             "--slack-id", "--slack-user-id", action="append", help="a Slack user id (repeatable)"
         )
         p.add_argument("--discord-id", action="append", help="a Discord user id (repeatable)")
+        p.add_argument(
+            "--teams-id",
+            action="append",
+            help="a Microsoft Teams user's Entra (AAD) object id (repeatable)",
+        )
         p.add_argument(
             "--project", action="append", help="a project the person belongs to (repeatable)"
         )

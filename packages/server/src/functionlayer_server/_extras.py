@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "postgres": ("PostgreSQL storage", ("psycopg",)),
     "slack": ("the Slack channel", ("slack_sdk", "aiohttp")),
     "discord": ("the Discord channel", ("nacl",)),
+    "teams": ("the Microsoft Teams channel", ("jwt", "cryptography")),
 }
 
 

@@ -55,7 +55,7 @@ __all__ = [
     "resolve_option",
 ]
 
-IdentityKind = Literal["user", "email", "slack", "discord"]
+IdentityKind = Literal["user", "email", "slack", "discord", "teams"]
 Spec = FunctionCallSpec | HumanContactSpec
 Request = FunctionCall | HumanContact
 
@@ -73,14 +73,15 @@ class PolicyError(Exception):
 
 @dataclass(frozen=True)
 class Identity:
-    """How a channel knows someone: an inbox login, an email address, a Slack or Discord id."""
+    """How a channel knows someone: an inbox login, an email address, a Slack or Discord id, a
+    Microsoft Teams (Entra/AAD object) id."""
 
     kind: IdentityKind
     value: str
 
     def normalized(self) -> Identity:
-        if self.kind == "email":
-            return Identity("email", self.value.strip().lower())
+        if self.kind in ("email", "teams"):  # Teams ids are GUIDs: any case is the same id
+            return Identity(self.kind, self.value.strip().lower())
         return Identity(self.kind, self.value.strip())
 
     def __str__(self) -> str:
@@ -95,6 +96,7 @@ class Person:
     emails: frozenset[str] = frozenset()
     slack_ids: frozenset[str] = frozenset()
     discord_ids: frozenset[str] = frozenset()
+    teams_ids: frozenset[str] = frozenset()
     projects: frozenset[str] = frozenset({"default"})
     disabled: bool = False
 
@@ -115,6 +117,8 @@ class Person:
             return ident.value in self.emails
         if ident.kind == "slack":
             return ident.value in self.slack_ids
+        if ident.kind == "teams":
+            return ident.value in self.teams_ids
         return ident.value in self.discord_ids
 
 
@@ -151,11 +155,16 @@ def parse_identity_text(text: str) -> list[Identity]:
     """The identities a bare string in a policy may mean, most specific first."""
     text = text.strip()
     kind, sep, rest = text.partition(":")
-    if sep and kind in ("user", "email", "slack", "discord") and rest:
+    if sep and kind in ("user", "email", "slack", "discord", "teams") and rest:
         return [Identity(kind, rest)]  # type: ignore[arg-type]
     if "@" in text:
         return [Identity("email", text), Identity("user", text)]
-    return [Identity("user", text), Identity("slack", text), Identity("discord", text)]
+    return [
+        Identity("user", text),
+        Identity("slack", text),
+        Identity("discord", text),
+        Identity("teams", text),
+    ]
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,7 @@ class ProjectRules:
     email_addresses: frozenset[str] = frozenset()
     slack_channels: frozenset[str] = frozenset()
     discord_channels: frozenset[str] = frozenset()
+    teams_conversations: frozenset[str] = frozenset()
     deciders: frozenset[str] | None = None
     """Only these persons may decide in this project; None: every member of the project."""
     functions: Mapping[str, FunctionRule] = field(default_factory=dict)
@@ -219,6 +229,7 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
         "email_addresses",
         "slack_channels",
         "discord_channels",
+        "teams_conversations",
         "deciders",
         "functions",
         "default_timeout_seconds",
@@ -261,6 +272,9 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
         discord_channels=_strings(
             f"projects.{name}.discord_channels", data.get("discord_channels", [])
         ),
+        teams_conversations=_strings(
+            f"projects.{name}.teams_conversations", data.get("teams_conversations", [])
+        ),
         deciders=None if deciders is None else _strings(f"projects.{name}.deciders", deciders),
         functions=functions,
         default_timeout_seconds=float(timeout) if timeout is not None else None,
@@ -296,6 +310,9 @@ def routing_identities(spec: Spec) -> list[Identity]:
                 found.append(Identity("discord", channel.discord.user_id))
             for rid in channel.discord.allowed_responder_ids or ():
                 found.append(Identity("discord", rid))
+        if channel.teams is not None:
+            for rid in channel.teams.allowed_responder_ids or ():
+                found.append(Identity("teams", rid))
     return [i.normalized() for i in found]
 
 
@@ -359,6 +376,16 @@ def check_routing(spec: Spec, project: str, rules: ProjectRules, directory: Dire
             for rid in discord.allowed_responder_ids or ():
                 if not _member(directory.resolve(Identity("discord", rid)), project):
                     refuse(f"Discord user {rid!r} in allowed_responder_ids is not in the directory")
+        if channel.teams is not None:
+            conversation = channel.teams.conversation_id.strip()
+            if not conversation or conversation not in rules.teams_conversations:
+                refuse(
+                    f"Teams conversation {conversation!r} is not allowed by the operator's "
+                    f"routing for project {project!r}"
+                )
+            for rid in channel.teams.allowed_responder_ids or ():
+                if not _member(directory.resolve(Identity("teams", rid)), project):
+                    refuse(f"Teams user {rid!r} in allowed_responder_ids is not in the directory")
         if channel.sms is not None or channel.whatsapp is not None:
             refuse("SMS and WhatsApp routing are not available on this server")
     policy = spec.policy
@@ -478,7 +505,7 @@ def may_decide(
     via_identities: Sequence[Identity] | None = None,
 ) -> Person:
     """The person, if they may decide; else ``forbidden``. ``via_identities``: a channel
-    target's own allow-list (Slack/Discord ``allowed_responder_ids``), which must include
+    target's own allow-list (Slack/Discord/Teams ``allowed_responder_ids``), which must include
     them."""
     refusal = _refusal(request, project, person, effective, directory, via_identities)
     if refusal is not None:

@@ -105,7 +105,7 @@ def _identity(responder: Identity | str) -> Identity:
     if isinstance(responder, Identity):
         return responder.normalized()
     kind, sep, value = responder.partition(":")
-    if sep and kind in ("user", "email", "slack", "discord") and value:
+    if sep and kind in ("user", "email", "slack", "discord", "teams") and value:
         return Identity(kind, value).normalized()  # type: ignore[arg-type]
     return Identity("user", responder)
 

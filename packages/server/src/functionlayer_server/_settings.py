@@ -80,6 +80,20 @@ class Settings(BaseModel):
     """The application's Ed25519 public key (hex): verifies Discord interaction requests; they
     are all refused while it is unset."""
     discord_api_base: str = "https://discord.com/api/v10"
+    # Microsoft Teams is on when the bot's app id and password are set (see _channels/_teams.py).
+    teams_app_id: str | None = None
+    """The bot's Microsoft app id: the audience every incoming token must name."""
+    teams_app_password: str | None = None
+    """The bot's client secret: gets the bot token (client credentials) for the connector."""
+    teams_token_url: str = "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"
+    """Where the bot token comes from (a single-tenant bot: the tenant's token endpoint)."""
+    teams_token_scope: str = "https://api.botframework.com/.default"
+    teams_service_url: str = "https://smba.trafficmanager.net/teams/"
+    """The Bot Framework connector cards are posted to and updated at; set by the operator
+    only (never taken from a request or an activity: the bot token goes there)."""
+    teams_openid_url: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    """The OpenID metadata naming the keys (JWKS) that sign incoming Bot Framework tokens."""
+    teams_issuer: str = "https://api.botframework.com"
     # Email is on when smtp_host is set.
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -485,14 +485,15 @@ _warned: set[str] = set()
 
 
 def _warn_unserved(channel: ContactChannel | None, policy: ApprovalPolicy | None) -> None:
-    """Routing the terminal cannot serve (Slack, email, Discord, SMS, WhatsApp, inbox users, a
-    policy's channels or responders) is named once per process on the ``functionlayer`` logger:
-    the person at this terminal decides instead, and nobody there is notified."""
+    """Routing the terminal cannot serve (Slack, email, Discord, Teams, SMS, WhatsApp, inbox
+    users, a policy's channels or responders) is named once per process on the
+    ``functionlayer`` logger: the person at this terminal decides instead, and nobody there is
+    notified."""
     kinds: list[str] = []
     for target in [channel, *((policy.channels or []) if policy is not None else [])]:
         if target is None:
             continue
-        for kind in ("slack", "email", "discord", "sms", "whatsapp", "users"):
+        for kind in ("slack", "email", "discord", "teams", "sms", "whatsapp", "users"):
             if getattr(target, kind, None) and kind not in kinds:
                 kinds.append(kind)
     if policy is not None and policy.responders and "responders" not in kinds:
@@ -514,6 +515,7 @@ _UNSERVED = {
     "slack": "Slack channels",
     "email": "email",
     "discord": "Discord",
+    "teams": "Microsoft Teams",
     "sms": "SMS",
     "whatsapp": "WhatsApp",
     "users": "inbox users",

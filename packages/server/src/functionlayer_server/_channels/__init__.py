@@ -36,7 +36,7 @@ __all__ = [
 
 log = logging.getLogger("functionlayer_server.channels")
 
-CHANNEL_MODULES = ("_slack", "_email", "_discord")
+CHANNEL_MODULES = ("_slack", "_email", "_discord", "_teams")
 
 
 def build_dispatcher(service: ApprovalService, settings: Settings) -> Dispatcher:

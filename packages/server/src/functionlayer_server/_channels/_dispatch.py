@@ -343,6 +343,7 @@ def _inbox_only(target: ContactChannel) -> bool:
         and target.sms is None
         and target.whatsapp is None
         and target.discord is None
+        and target.teams is None
     )
 
 
