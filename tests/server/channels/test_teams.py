@@ -545,13 +545,14 @@ def test_a_person_outside_the_policy_is_refused(world: World) -> None:
         assert answer.json()["ok"] is False, answer.text
         assert reason in world.refusals(call_id)[-1]["details"]["reason"]
     assert world.status(call_id).get("approved") is None
-    # A target's own allow-list narrows it further.
+    # A target's own allow-list narrows it further (alice may decide the request, not here).
     limited = _call_id("allowlist")
     channel = {"teams": {"conversation_id": OPS, "allowed_responder_ids": [BOB]}}
-    assert world.create(limited, channel).status_code == 200
+    created = world.create(limited, channel, policy={"responders": ["alice", "bob"]})
+    assert created.status_code == 200, created.text
     (card,) = posted(world.double, limited)
     assert world.post(activity(card, "Approve", ALICE, double=world.double)).json()["ok"] is False
-    assert "routed to" in world.refusals(limited)[-1]["details"]["reason"]
+    assert "through this message" in world.refusals(limited)[-1]["details"]["reason"]
     assert world.post(activity(card, "Approve", BOB, double=world.double)).json()["ok"] is True
 
 
