@@ -15,7 +15,8 @@ cases are written once, against that interface:
 - an approval of a request already decided, or expired: refused, the record unchanged.
 
 In process (one app per database for the module, TestClient; SQLite and PostgreSQL), with the real Slack Web API client against the
-local Slack double, Discord interactions signed with a real Ed25519 key, and a real SMTP server.
+local Slack double, Discord interactions signed with a real Ed25519 key, Teams activities with real
+RS256 tokens from the local Bot Framework identity double, and a real SMTP server.
 The terminal is the core's TerminalBackend with a scripted person at its input.
 """
 
@@ -51,6 +52,7 @@ from tests.server.channels.slack_double import (
     interaction_body,
     slack_headers,
 )
+from tests.server.channels.teams_double import APP_ID, APP_PASSWORD, TeamsDouble, new_key
 from tests.server.channels.test_email import Mailbox, parts, reply
 from tests.server.conftest import free_port, fresh_postgres_database
 
@@ -62,13 +64,29 @@ DISCORD_KEY = SigningKey.generate()
 # Identities of the directory: alice decides in project default on every channel; dora is the
 # same but disabled; olga belongs to another project; the "unlinked" ones resolve to nobody.
 IDS: dict[str, dict[str, str]] = {
-    "alice": {"slack": "U0ALICE", "discord": "111111111111111111", "email": "alice@corp.example"},
-    "dora": {"slack": "U0DORA", "discord": "444444444444444444", "email": "dora@corp.example"},
-    "olga": {"slack": "U0OLGA", "discord": "333333333333333333", "email": "olga@corp.example"},
+    "alice": {
+        "slack": "U0ALICE",
+        "discord": "111111111111111111",
+        "email": "alice@corp.example",
+        "teams": "a11ce000-0000-4000-8000-000000000001",
+    },
+    "dora": {
+        "slack": "U0DORA",
+        "discord": "444444444444444444",
+        "email": "dora@corp.example",
+        "teams": "d0a00000-0000-4000-8000-000000000004",
+    },
+    "olga": {
+        "slack": "U0OLGA",
+        "discord": "333333333333333333",
+        "email": "olga@corp.example",
+        "teams": "01ga0000-0000-4000-8000-000000000003",
+    },
     "unlinked": {
         "slack": "U0NOBODY",
         "discord": "999999999999999999",
         "email": "nobody@corp.example",
+        "teams": "00b0d000-0000-4000-8000-000000000009",
     },
 }
 INTRUDERS = ("unlinked", "dora", "olga", "agent")
@@ -111,6 +129,7 @@ class World:
     slack: SlackDouble
     discord: DiscordDouble
     mailbox: Mailbox
+    teams: TeamsDouble
     tokens: dict[str, str] = field(default_factory=dict)
 
     def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -440,6 +459,77 @@ class Discord(Channel):
         assert answer.status_code == 401, answer.text
 
 
+class Teams(Channel):
+    name = via = "teams"
+    signs = True
+    audits_refusals = True
+    live = ("\x1b",)  # markdown: agent text only in TextRuns, checked in the test
+    conversation = "19:conformance@thread.tacv2"
+
+    def route(self) -> dict[str, Any]:
+        return {"teams": {"conversation_id": self.conversation}}
+
+    def _card(self, call_id: str) -> Any:
+        needle = json.dumps(call_id)
+        found = self.w.teams.wait_for(
+            "POST", where=lambda c: needle in json.dumps(c.body), timeout=10
+        )
+        return found[-1]
+
+    def shown(self, call_id: str) -> Shown:
+        card = self._card(call_id).card
+        texts: list[str] = []
+        _strings(_teams_texts(card), texts)
+        return Shown("\n".join(texts), json.dumps(card), "Approve" in _teams_titles(card))
+
+    def _activity(self, call_id: str, user: str) -> dict[str, Any] | None:
+        posted = self._card(call_id)
+        approve = [
+            n
+            for n in _nodes(posted.card)
+            if n.get("type") == "Action.Submit" and n.get("title") == "Approve"
+        ]
+        if not approve:
+            return None
+        return {
+            "type": "message",
+            "id": f"1{uuid.uuid4().int % 10**15}",
+            "channelId": "msteams",
+            "serviceUrl": self.w.teams.service_url,
+            "from": {"id": "29:someone", "aadObjectId": user},
+            "conversation": {"id": f"{posted.conversation};messageid={posted.response['id']}"},
+            "replyToId": posted.response["id"],
+            "value": approve[0]["data"],
+        }
+
+    def _post(self, activity: dict[str, Any], token: str) -> Any:
+        return self.w.client.post(
+            "/channels/teams/messages",
+            json=activity,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def approve(self, call_id: str, who: str) -> Any:
+        activity = self._activity(call_id, IDS["alice" if who == "agent" else who]["teams"])
+        if activity is None:
+            return None
+        # The agent has no key of the Bot Framework: it can only sign with one of its own.
+        token = self.w.teams.sign(key=new_key()) if who == "agent" else self.w.teams.sign()
+        self._post(activity, token)
+        return activity, token
+
+    def replay(self, call_id: str, attempt: Any) -> None:
+        self._post(*attempt)
+
+    def stale(self, call_id: str) -> None:
+        activity = self._activity(call_id, IDS["alice"]["teams"])
+        assert activity is not None
+        now = int(time.time())
+        token = self.w.teams.sign(iat=now - 1200, nbf=now - 1200, exp=now - 600)
+        answer = self._post(activity, token)
+        assert answer.status_code == 401, answer.text
+
+
 class Email(Channel):
     name = via = "email"
     audits_refusals = True
@@ -519,7 +609,7 @@ class Terminal(Channel):
         return Shown(text, text, "Approve? [y/N" in text)
 
 
-CHANNELS: list[type[Channel]] = [Inbox, ApproverApi, Slack, Discord, Email, Terminal]
+CHANNELS: list[type[Channel]] = [Inbox, ApproverApi, Slack, Discord, Teams, Email, Terminal]
 #: Each case runs on every channel it applies to (a new channel is in every list it qualifies for).
 SHOWING = [c for c in CHANNELS if c.shows_arguments]  # a person reads a rendering
 DECIDING = [c for c in CHANNELS if c is not Terminal]  # the terminal's person is its process
@@ -548,6 +638,7 @@ def world(
 def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[World]:
     slack = SlackDouble().start()
     discord = DiscordDouble().start()
+    teams = TeamsDouble().start()
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
@@ -556,6 +647,7 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     policy.write_text(
         '[default]\nslack_channels = ["C-OPS"]\ndiscord_channels = ["D-OPS"]\n'
         'email_domains = ["corp.example"]\n'
+        f'teams_conversations = ["{Teams.conversation}"]\n'
     )
     settings = Settings(
         policy_file=str(policy),
@@ -567,6 +659,11 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
         discord_bot_token="discord-bot-token",
         discord_public_key=DISCORD_KEY.verify_key.encode().hex(),
         discord_api_base=discord.api_base,
+        teams_app_id=APP_ID,
+        teams_app_password=APP_PASSWORD,
+        teams_token_url=teams.token_url,
+        teams_service_url=teams.service_url,
+        teams_openid_url=teams.openid_url,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
         smtp_starttls=False,
@@ -577,7 +674,7 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             service = client.app.state.service  # type: ignore[attr-defined]
-            w = World(client, service, slack, discord, mailbox)
+            w = World(client, service, slack, discord, mailbox, teams)
             accounts = service.accounts
             for name in ("alice", "dora", "olga"):
                 w.run(
@@ -587,6 +684,7 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
                     emails=[IDS[name]["email"]],
                     slack_ids=[IDS[name]["slack"]],
                     discord_ids=[IDS[name]["discord"]],
+                    teams_ids=[IDS[name]["teams"]],
                     projects=["other"] if name == "olga" else ["default"],
                 )
                 w.tokens[name] = w.run(
@@ -601,6 +699,7 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
             yield w
     finally:
         smtp.stop()
+        teams.stop()
         discord.stop()
         slack.stop()
 
@@ -684,6 +783,12 @@ def test_markup_and_mentions_in_agent_text_are_inert(channel: Channel) -> None:
         body = json.loads(raw)
         assert body.get("allowed_mentions") == {"parse": []}
         assert "@everyone" not in json.dumps(body), "an unescaped @everyone"
+    if isinstance(channel, Teams):  # markdown renders in TextBlocks only; mentions need entities
+        card = json.loads(raw)
+        assert "entities" not in card.get("msteams", {})
+        for node in _nodes(card):
+            if node.get("type") == "TextBlock":
+                assert "evil.example" not in node["text"] and "alert(1)" not in node["text"]
     # Inert, not hidden: the person still reads what the agent wrote.
     assert "alert(1)" in shown.text and "evil.example" in shown.text
 
@@ -847,3 +952,27 @@ def _mrkdwn(node: Any) -> list[str]:
 
 def _discord_unescape(text: str) -> str:
     return re.sub(r"\\([\\`*_~|>#\-\[\]()<@!.:])", r"\1", text)
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def _teams_texts(card: dict[str, Any]) -> list[str]:
+    """What a person reads on an Adaptive Card: texts, labels and action titles."""
+    return [
+        str(n[k])
+        for n in _nodes(card)
+        for k in ("text", "title", "label")
+        if isinstance(n.get(k), str)
+    ]
+
+
+def _teams_titles(card: dict[str, Any]) -> list[str]:
+    return [str(n.get("title")) for n in _nodes(card) if n.get("type") == "Action.Submit"]
