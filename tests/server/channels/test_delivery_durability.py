@@ -4,7 +4,8 @@ The server process (real ``functionlayer-server serve``) SIGKILLs itself right a
 transaction that stores a new request commits (``crash_after_create.py``), before any listener
 runs. After a restart on the same database (SQLite and PostgreSQL) the request reaches its
 channel exactly once, through the real Slack client (to the Slack double), the real SMTP client
-(to aiosmtpd) or the real Discord REST calls (to the Discord double): the delivery job was
+(to aiosmtpd), the real Discord REST calls (to the Discord double) or the Bot Framework
+connector calls (to the Teams double): the delivery job was
 written in the create's own transaction. Likewise the Slack message is told the decision when
 the server dies right after the decision commits."""
 
@@ -30,6 +31,7 @@ from tests.server.channels.conftest import slack_env
 from tests.server.channels.crash_after_create import CRASH_DECIDE_ENV, CRASH_ENV
 from tests.server.channels.discord_double import DiscordDouble
 from tests.server.channels.slack_double import SlackDouble
+from tests.server.channels.teams_double import APP_ID, APP_PASSWORD, TeamsDouble
 from tests.server.conftest import ServerFactory, free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -39,6 +41,7 @@ ADDRESS = "ops@routed.example"
 POLICY = """[projects.default]
 slack_channels = ["C-OPS"]
 discord_channels = ["D-OPS"]
+teams_conversations = ["19:ops@thread.tacv2"]
 email_domains = ["routed.example"]
 """
 
@@ -91,7 +94,16 @@ def discord_double() -> Iterator[DiscordDouble]:
         double.stop()
 
 
-@pytest.fixture(params=["slack", "email", "discord"])
+@pytest.fixture
+def teams_double() -> Iterator[TeamsDouble]:
+    double = TeamsDouble().start()
+    try:
+        yield double
+    finally:
+        double.stop()
+
+
+@pytest.fixture(params=["slack", "email", "discord", "teams"])
 def target(request: pytest.FixtureRequest) -> Target:
     if request.param == "slack":
         slack: SlackDouble = request.getfixturevalue("slack_double")
@@ -113,6 +125,21 @@ def target(request: pytest.FixtureRequest) -> Target:
             },
             channel={"email": {"address": ADDRESS}},
             received=box.count,
+        )
+    if request.param == "teams":
+        teams: TeamsDouble = request.getfixturevalue("teams_double")
+        return Target(
+            env={
+                "FUNCTIONLAYER_SERVER_TEAMS_APP_ID": APP_ID,
+                "FUNCTIONLAYER_SERVER_TEAMS_APP_PASSWORD": APP_PASSWORD,
+                "FUNCTIONLAYER_SERVER_TEAMS_TOKEN_URL": teams.token_url,
+                "FUNCTIONLAYER_SERVER_TEAMS_SERVICE_URL": teams.service_url,
+                "FUNCTIONLAYER_SERVER_TEAMS_OPENID_URL": teams.openid_url,
+            },
+            channel={"teams": {"conversation_id": "19:ops@thread.tacv2"}},
+            received=lambda call_id: len(
+                teams.find("POST", lambda c: json.dumps(call_id) in json.dumps(c.body))
+            ),
         )
     discord: DiscordDouble = request.getfixturevalue("discord_double")
     return Target(
