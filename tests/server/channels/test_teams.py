@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -585,3 +588,65 @@ def test_the_agent_cannot_route_to_a_conversation_the_policy_does_not_allow(
     assert unknown.status_code == 422, unknown.text
     time.sleep(0.3)
     assert not world.double.find("POST", lambda c: c.conversation == SECRET)
+
+
+# -- quorum, display, the directory --------------------------------------------------------------
+
+
+def test_a_quorum_shows_progress_on_the_card_and_counts_persons(world: World) -> None:
+    call_id = _call_id("quorum")
+    assert world.create(call_id, policy={"approvals_required": 2}).status_code == 200
+    (card,) = posted(world.double, call_id)
+    assert "0 of 2 approvals so far." in text_of(card.card)
+    first = world.post(activity(card, "Approve", ALICE, double=world.double))
+    assert first.json()["ok"] is True and "1 of 2" in first.json()["detail"]
+    progress = updated(world.double, card)
+    assert "1 of 2 approvals so far." in text_of(progress.card)
+    assert "Approve" in actions(progress.card)  # still open for the second person
+    twice = world.post(activity(card, "Approve", ALICE, double=world.double))
+    assert twice.json()["ok"] is False and "counts once" in twice.json()["detail"]
+    assert world.status(call_id).get("approved") is None
+    assert world.post(activity(card, "Approve", BOB, double=world.double)).json()["ok"] is True
+    status = world.status(call_id)
+    assert status["approved"] is True and status["approvals"] == ["alice", "bob"]
+    final = world.double.wait_for("PUT", 2, where=lambda c: c.path == progress.path)[-1]
+    assert "Approved by bob via teams (approvals: alice, bob)" in text_of(final.card)
+    assert "actions" not in final.card
+
+
+@pytest.mark.parametrize("code", [0x202E, 0x200B, 0xFE0F, 0xE0101, 0x034F, 0x180B, 0x3164, 0x2800])
+def test_the_card_marks_every_invisible_character(code: int) -> None:
+    from functionlayer import FunctionCall, FunctionCallSpec
+    from functionlayer_server._channels._teams_cards import request_card
+
+    hidden = chr(code)
+    call = FunctionCall(
+        run_id="r",
+        call_id="c",
+        spec=FunctionCallSpec(
+            fn="wire", kwargs={"to": f"pay{hidden}pal"}, description=f"Wire{hidden} money"
+        ),
+    )
+    shown = text_of(request_card(call, context=None, base_url="https://fl.example"))
+    assert hidden not in shown
+    assert shown.count(f"⟨U+{code:04X}⟩") == 2  # in the arguments and in the docstring
+
+
+def test_users_link_teams_ids_through_the_cli(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "functionlayer_server._cli", *args, "--database-url", url],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    created = cli("users", "create", "carol", "--no-login", "--create", "--teams-id", ALICE.upper())
+    assert created.returncode == 0, created.stderr
+    linked = cli("users", "link", "carol", "--teams-id", BOB)
+    assert linked.returncode == 0, linked.stderr
+    listed = cli("users", "list")
+    assert f"teams:{ALICE}" in listed.stdout and f"teams:{BOB}" in listed.stdout
