@@ -517,6 +517,13 @@ def test_a_service_url_other_than_the_tokens_is_refused(world: World) -> None:
     assert all(c.path.startswith("/v3/") for c in world.double.calls)
 
 
+def test_a_key_not_endorsed_for_the_channel_is_refused(world: World) -> None:
+    call_id, card = _pending(world, "endorse")
+    click = activity(card, "Approve", ALICE, double=world.double)
+    click["channelId"] = "webchat"  # the double's key is endorsed for msteams only
+    _refused_unauthenticated(world, call_id, world.post(click), "not endorsed")
+
+
 # -- refused: not a person who may decide -------------------------------------------------------
 
 
