@@ -26,6 +26,7 @@ from functionlayer._errors import (
 )
 from functionlayer._models import (
     ApprovalPolicy,
+    ClaimedCall,
     CompletedFunctionCall,
     CompletedHumanContact,
     ContactChannel,
@@ -87,6 +88,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendUnavailableError",
+    "ClaimedCall",
     "CompletedFunctionCall",
     "CompletedHumanContact",
     "ConfigurationError",
