@@ -31,7 +31,8 @@ from typing import Any
 
 import httpx
 import psutil
-from functionlayer import FunctionLayer, HttpBackend, call_id_scope
+from functionlayer import FunctionCallSpec, FunctionLayer, HttpBackend, call_id_scope
+from functionlayer._backends._base import Backend
 from functionlayer_server import Settings
 from functionlayer_server._cli import create_token, create_user
 
@@ -116,29 +117,48 @@ def fmt(values: list[float]) -> str:
 
 
 class _Timed(HttpBackend):
-    """Notes when the long-poll hands the agent its decision, and when the execution claim
-    (one approval, one execution) comes back, so the resume can be split in two."""
+    """Notes when the agent holds its decision (with the claim, when the long-poll made it)."""
 
     decided: list[float]
-    claimed: list[float]
 
     def wait_function_call(self, call_id: str, timeout: float | None) -> Any:
         call = super().wait_function_call(call_id, timeout)
         self.decided.append(time.perf_counter())
         return call
 
-    def claim_execution(self, call_id: str, claim_id: str, *, claimed_by: str | None = None) -> Any:
-        claim = super().claim_execution(call_id, claim_id, claimed_by=claimed_by)
-        self.claimed.append(time.perf_counter())
-        return claim
+    def wait_and_claim_function_call(
+        self, call_id: str, timeout: float | None, claim_id: str, *, claimed_by: str | None = None
+    ) -> Any:
+        answer = super().wait_and_claim_function_call(
+            call_id, timeout, claim_id, claimed_by=claimed_by
+        )
+        if answer.claim is not None:  # else wait_function_call noted it (two steps)
+            self.decided.append(time.perf_counter())
+        return answer
 
 
-def long_poll_latency(server: Server) -> dict[str, list[float]]:
-    """One agent thread, guarded function via HttpBackend; the human answers once it waits.
-    Returns the answer -> body latencies, and their two parts: answer -> the agent holds the
-    decision (the decision path), then the execution claim's round trip -> body."""
-    backend = _Timed(server.api, server.token)
-    backend.decided, backend.claimed = [], []
+class _TwoSteps(_Timed):
+    """The decorator as before the claiming wait: long-poll, then a separate claim request."""
+
+    def wait_and_claim_function_call(
+        self, call_id: str, timeout: float | None, claim_id: str, *, claimed_by: str | None = None
+    ) -> Any:
+        return Backend.wait_and_claim_function_call(
+            self, call_id, timeout, claim_id, claimed_by=claimed_by
+        )
+
+
+LATENCY_MODES = ("decorator", "decorator, two steps", "fetch_approval")
+
+
+def long_poll_latency(server: Server, mode: str) -> dict[str, list[float]]:
+    """One agent thread; the human answers once its long-poll is parked on the server.
+    ``mode``: the decorator (its long-poll claims the execution: one round trip), the decorator
+    in two steps (long-poll, then the claim request: the behaviour before), or ``fetch_approval``
+    (the decision only, no claim: the floor). Returns answer -> body latencies and the part
+    answer -> the agent holds the decision."""
+    backend = (_TwoSteps if mode == "decorator, two steps" else _Timed)(server.api, server.token)
+    backend.decided = []
     fl = FunctionLayer(backend=backend, run_id="bench-latency")
     started: list[float] = []
 
@@ -147,12 +167,17 @@ def long_poll_latency(server: Server) -> dict[str, list[float]]:
         started.append(time.perf_counter())
         return n
 
+    spec = FunctionCallSpec(fn="act", kwargs={"n": 0})
     human = httpx.Client(base_url=server.api, headers=server.human_headers)
-    result: dict[str, list[float]] = {"resume": [], "decision": [], "claim": []}
+    result: dict[str, list[float]] = {"resume": [], "decision": []}
     for n in range(LATENCY_SAMPLES):
         call_id = f"lat-{n}-{uuid.uuid4().hex[:8]}"
 
         def agent(call_id: str = call_id, n: int = n) -> None:
+            if mode == "fetch_approval":
+                fl.fetch_approval(spec, call_id)
+                started.append(time.perf_counter())
+                return
             with call_id_scope(call_id):
                 act(n)
 
@@ -168,7 +193,6 @@ def long_poll_latency(server: Server) -> dict[str, list[float]]:
         thread.join()
         result["resume"].append(started[-1] - sent)
         result["decision"].append(backend.decided[-1] - sent)
-        result["claim"].append(started[-1] - backend.decided[-1])
     human.close()
     backend.close()
     return result
@@ -405,6 +429,9 @@ def main() -> None:
         "--database-url",
         help="use this (empty) database instead of a fresh SQLite file, e.g. postgresql://...",
     )
+    parser.add_argument(
+        "--only", choices=["latency"], help="run only the resume-latency part (section 1)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp), args.database_url)
@@ -418,11 +445,17 @@ def main() -> None:
             print(
                 f"1. resume latency: human's answer sent -> guarded function body starts ({LATENCY_SAMPLES} samples)"
             )
-            parts = long_poll_latency(server)
-            lat = parts["resume"]
-            print(f"   long-poll (HttpBackend):          {fmt(lat)}")
-            print(f"     answer -> agent has decision:   {fmt(parts['decision'])}")
-            print(f"     then execution claim -> body:   {fmt(parts['claim'])}")
+            runs = {mode: long_poll_latency(server, mode) for mode in LATENCY_MODES}
+            for mode in LATENCY_MODES:
+                print(f"   {mode + ':':34} {fmt(runs[mode]['resume'])}")
+            lat = runs["decorator"]["resume"]
+            floor = statistics.median(runs["fetch_approval"]["resume"])
+            before = statistics.median(runs["decorator, two steps"]["resume"])
+            print(
+                f"   -> the decorator (decision and claim in one long-poll) at p50 is "
+                f"{statistics.median(lat) / floor:.2f}x fetch_approval (target <= 1.10) and "
+                f"{before / statistics.median(lat):.2f}x faster than in two steps"
+            )
             base = poll_baseline_latency(server)
             print(f"   fixed {BASELINE_INTERVAL:g} s poll baseline ({len(base)}): {fmt(base)}")
             print(
@@ -430,6 +463,8 @@ def main() -> None:
                 f"(a 3 s poll, as in the predecessor, would be ~3x worse again)\n"
             )
 
+            if args.only == "latency":
+                return
             print(f"2. create -> answer -> resume cycles with {CYCLE_AGENTS} concurrent agents")
             done, elapsed = asyncio.run(raw_cycles(server, CYCLE_AGENTS, CYCLE_SECONDS))
             print(

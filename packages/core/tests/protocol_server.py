@@ -50,6 +50,7 @@ class ProtocolServer:
             "GET": deque(),
             "RESPOND": deque(),
             "EXECUTION": deque(),
+            "CLAIMING": deque(),
         }
         self.log: list[tuple[str, str, float]] = []  # (method, path with query, time)
         self._lock = threading.Lock()
@@ -92,13 +93,15 @@ class ProtocolServer:
             self.faults[route].extend(faults)
 
     def requests(self, method: str, path_part: str = "") -> list[tuple[str, str, float]]:
-        # Execution claims and reports are counted only when asked for by path.
+        # Execution claims and reports, and the claiming waits this server does not have (the
+        # backend falls back to a plain wait), are counted only when asked for by path.
         return [
             entry
             for entry in self.log
             if entry[0] == method
             and path_part in entry[1]
             and ("/execution" not in entry[1] or "/execution" in path_part)
+            and ("/claim_when_approved" not in entry[1] or "/claim_when_approved" in path_part)
         ]
 
     # -------------------------------------------------------------- dispatch
@@ -111,6 +114,8 @@ class ProtocolServer:
         route = "RESPOND" if url.path.endswith("/respond") else method
         if "/execution" in url.path:
             route = "EXECUTION"
+        if "/claim_when_approved" in url.path:  # no such route here: like an older server
+            route = "CLAIMING"
         with self._lock:
             fault = self.faults[route].popleft() if self.faults[route] else None
         if fault is not None and not fault.after_processing:

@@ -346,3 +346,34 @@ async def test_many_async_waits_share_one_event_loop_without_threads(
     server_threads = len(server.requests("GET")) + len(server.requests("POST"))
     assert peak - threads_before <= server_threads
     assert peak - threads_before < 100 + server_threads
+
+
+def test_a_server_without_the_claiming_wait_is_waited_on_in_two_steps(
+    server: ProtocolServer,
+) -> None:
+    """The protocol server here predates ``claim_when_approved`` (like the predecessor's): the
+    backend notices its unknown-route 404 once, then long-polls and claims separately."""
+    fl = client(server)
+    ran: list[int] = []
+
+    @fl.require_approval()
+    def act(i: int) -> int:
+        ran.append(i)
+        return i
+
+    def approve_each(count: int) -> None:
+        deadline = time.monotonic() + 10
+        for n in range(1, count + 1):
+            while len(server.store.function_calls) < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)
+            server.store.respond(server.store.function_calls[n - 1].call_id, approved=True)
+
+    human = threading.Thread(target=approve_each, args=(2,), daemon=True)
+    human.start()
+    assert [act(0), act(1)] == [0, 1]
+    human.join(5)
+    assert ran == [0, 1]
+    assert len(server.requests("POST", "/claim_when_approved")) == 1  # asked once, remembered
+    claims = [e for e in server.requests("POST", "/execution") if e[1].endswith("/execution")]
+    assert len(claims) == 2  # each approval claimed on its own

@@ -26,6 +26,7 @@ from functionlayer._errors import (
 )
 from functionlayer._models import (
     ApprovalPolicy,
+    ClaimedCall,
     CompletedFunctionCall,
     CompletedHumanContact,
     ContactChannel,
@@ -88,6 +89,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendUnavailableError",
+    "ClaimedCall",
     "CompletedFunctionCall",
     "CompletedHumanContact",
     "ConfigurationError",

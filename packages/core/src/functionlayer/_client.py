@@ -24,9 +24,11 @@ from functionlayer._errors import (
 )
 from functionlayer._models import (
     DECISION_KINDS,
+    ClaimedCall,
     CompletedFunctionCall,
     ContactChannel,
     DecisionKind,
+    ExecutionClaim,
     ExecutionReport,
     FunctionCall,
     FunctionCallSpec,
@@ -41,6 +43,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _UNSET: Any = object()
+_Claim = tuple[str, str | None]
+"""A claim to make while waiting: (claim id, claimant)."""
 
 
 class ApprovalMethod(enum.StrEnum):
@@ -261,9 +265,22 @@ class FunctionLayer:
 
         Raises a :class:`~functionlayer.FunctionLayerError` when no decision can be had.
         """
+        return self._fetch(spec, call_id, timeout, None).call
+
+    def _fetch(
+        self,
+        spec: FunctionCallSpec,
+        call_id: str | None,
+        timeout: float | None,
+        claim: _Claim | None,
+    ) -> ClaimedCall:
+        """``fetch_approval``; with ``claim`` (claim id, claimant), the wait also claims the
+        execution when the call is approved as proposed (one round trip where the backend
+        can: ``ClaimedCall.claim``)."""
         wait = self._timeout_for(spec, timeout)
         call = self.create_function_call(spec, call_id or current_call_id())
         deadline = None if wait is None else time.monotonic() + wait
+        claimed: ExecutionClaim | None = None
         while not call.completed:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -271,10 +288,15 @@ class FunctionLayer:
                     call, self.backend.expire_function_call(call.call_id, _expiry_reason(wait))
                 )
                 break
-            call = _check_same_request(
-                call, self.backend.wait_function_call(call.call_id, remaining)
-            )
-        return call
+            if claim is None:
+                got = self.backend.wait_function_call(call.call_id, remaining)
+            else:
+                answer = self.backend.wait_and_claim_function_call(
+                    call.call_id, remaining, claim[0], claimed_by=claim[1]
+                )
+                got, claimed = answer.call, answer.claim
+            call = _check_same_request(call, got)
+        return ClaimedCall(call=call, claim=claimed)
 
     # ------------------------------------------------------ function calls, async
 
@@ -294,9 +316,19 @@ class FunctionLayer:
         *,
         timeout: float | None = _UNSET,
     ) -> FunctionCall:
+        return (await self._afetch(spec, call_id, timeout, None)).call
+
+    async def _afetch(
+        self,
+        spec: FunctionCallSpec,
+        call_id: str | None,
+        timeout: float | None,
+        claim: _Claim | None,
+    ) -> ClaimedCall:
         wait = self._timeout_for(spec, timeout)
         call = await self.acreate_function_call(spec, call_id or current_call_id())
         deadline = None if wait is None else time.monotonic() + wait
+        claimed: ExecutionClaim | None = None
         while not call.completed:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -305,10 +337,15 @@ class FunctionLayer:
                     await self.backend.aexpire_function_call(call.call_id, _expiry_reason(wait)),
                 )
                 break
-            call = _check_same_request(
-                call, await self.backend.await_function_call(call.call_id, remaining)
-            )
-        return call
+            if claim is None:
+                got = await self.backend.await_function_call(call.call_id, remaining)
+            else:
+                answer = await self.backend.await_and_claim_function_call(
+                    call.call_id, remaining, claim[0], claimed_by=claim[1]
+                )
+                got, claimed = answer.call, answer.claim
+            call = _check_same_request(call, got)
+        return ClaimedCall(call=call, claim=claimed)
 
     # ------------------------------------------------------------ human contacts
 
@@ -518,21 +555,28 @@ class _Guard:
         named = self.named(args, kwargs)
         spec = self.spec(named)
         call_id = current_call_id() or _new_id()
+        # One approval, one execution: the body runs only under a granted claim, made by the
+        # wait itself when the backend can (one round trip), else right after it.
+        claim_id = _new_id()
         try:
-            decided = self.client.fetch_approval(spec, call_id, timeout=spec.timeout_seconds)
+            fetched = self.client._fetch(
+                spec, call_id, spec.timeout_seconds, (claim_id, self.client.run_id)
+            )
+            decided, claim = fetched.call, fetched.claim
             outcome = self.interpret(decided)
         except Exception as exc:  # any failure to get a decision, even a backend bug: fail closed
             return self.failure_message(exc, call_id)
         if isinstance(outcome, str):
+            if claim is not None and claim.granted:  # claimed, yet not runnable here
+                self.report(call_id, claim_id, _NotRun(outcome), raised=True)
             return outcome
-        # One approval, one execution: claim it first; only the first claim runs the body.
-        claim_id = _new_id()
-        try:
-            claim = self.client.backend.claim_execution(
-                call_id, claim_id, claimed_by=self.client.run_id
-            )
-        except Exception as exc:  # cannot record the execution: fail closed
-            return self.claim_failure(exc, call_id)
+        if claim is None:
+            try:
+                claim = self.client.backend.claim_execution(
+                    call_id, claim_id, claimed_by=self.client.run_id
+                )
+            except Exception as exc:  # cannot record the execution: fail closed
+                return self.claim_failure(exc, call_id)
         if not claim.granted:
             return _feedback.already_ran_message(self.name, call_id, claim.execution)
         try:
@@ -550,20 +594,26 @@ class _Guard:
         named = self.named(args, kwargs)
         spec = self.spec(named)
         call_id = current_call_id() or _new_id()
+        claim_id = _new_id()
         try:
-            decided = await self.client.afetch_approval(spec, call_id, timeout=spec.timeout_seconds)
+            fetched = await self.client._afetch(
+                spec, call_id, spec.timeout_seconds, (claim_id, self.client.run_id)
+            )
+            decided, claim = fetched.call, fetched.claim
             outcome = self.interpret(decided)
         except Exception as exc:  # fail closed, as above
             return self.failure_message(exc, call_id)
         if isinstance(outcome, str):
+            if claim is not None and claim.granted:
+                await self.areport(call_id, claim_id, _NotRun(outcome), raised=True)
             return outcome
-        claim_id = _new_id()
-        try:
-            claim = await self.client.backend.aclaim_execution(
-                call_id, claim_id, claimed_by=self.client.run_id
-            )
-        except Exception as exc:  # fail closed, as above
-            return self.claim_failure(exc, call_id)
+        if claim is None:
+            try:
+                claim = await self.client.backend.aclaim_execution(
+                    call_id, claim_id, claimed_by=self.client.run_id
+                )
+            except Exception as exc:  # fail closed, as above
+                return self.claim_failure(exc, call_id)
         if not claim.granted:
             return _feedback.already_ran_message(self.name, call_id, claim.execution)
         try:
@@ -741,6 +791,11 @@ def _merged(call: FunctionCall) -> dict[str, Any]:
 
 def _expiry_reason(timeout: float | None) -> str:
     return f"no human answered within {timeout:g} seconds" if timeout else "the request expired"
+
+
+class _NotRun(Exception):
+    """Reported as the outcome of a claim whose body this agent refused to run (a decision
+    the function does not accept, let through by the server)."""
 
 
 def _check_same_request(sent: FunctionCall, got: FunctionCall) -> FunctionCall:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ApprovalPolicy",
+    "ClaimedCall",
     "CompletedFunctionCall",
     "CompletedHumanContact",
     "ContactChannel",
@@ -384,3 +385,14 @@ class HumanContact(_Model):
             expired=status.expired,
             responded_by=status.responded_by,
         )
+
+
+class ClaimedCall(_Model):
+    """The answer to waiting for a decision and claiming the execution in one round trip
+    (FunctionLayer addition): the call as it is now, and the claim the server made on the
+    caller's behalf when the call was approved as proposed. ``claim`` is ``None`` while the
+    call is pending, when it was not approved, and when the approval edited the arguments
+    (the agent checks the edits first, then claims on its own)."""
+
+    call: FunctionCall
+    claim: ExecutionClaim | None = None

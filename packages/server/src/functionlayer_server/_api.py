@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from functionlayer._models import (
+    ClaimedCall,
     Execution,
     ExecutionClaim,
     ExecutionReport,
@@ -254,16 +255,16 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     cap = settings.long_poll_max_seconds
     long_polls = LongPollQuota(settings.max_long_polls_per_token)
 
-    async def held(
+    async def waited(
         request: Request, who: ApiClient, kind: str, call_id: str, wait: float
-    ) -> Response:
+    ) -> RequestRecord | None:
         """The request now (no ``wait``), or a long-poll counted against the token's quota
-        and ended early when the client goes away (its connection is not held for nothing)."""
+        and ended early when the client goes away (``None``: its connection is not held for
+        nothing)."""
         if wait <= 0:
-            record = await service.wait_record(
+            return await service.wait_record(
                 kind, call_id, 0.0, project=scope(who), agent=who.is_agent
             )
-            return _record(record)
         with long_polls.holding(who.project, who.token_id, who.token_name):
             waiting = asyncio.ensure_future(
                 service.wait_record(kind, call_id, wait, project=scope(who), agent=who.is_agent)
@@ -275,9 +276,16 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
                 for task in (waiting, gone):
                     task.cancel()
             if not waiting.done() or waiting.cancelled():
-                # The client went away: nobody reads the answer.
-                return Response(status_code=499)
-            return _record(waiting.result())
+                return None
+            return waiting.result()
+
+    async def held(
+        request: Request, who: ApiClient, kind: str, call_id: str, wait: float
+    ) -> Response:
+        record = await waited(request, who, kind, call_id, wait)
+        if record is None:  # the client went away: nobody reads the answer
+            return Response(status_code=499)
+        return _record(record)
 
     router = APIRouter(responses=_ERRORS)
 
@@ -368,6 +376,42 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             creator=who.token_id,
         )
         return _json(granted)
+
+    @router.post(
+        "/function_calls/{call_id}/claim_when_approved",
+        response_model=ClaimedCall,
+        tags=["function calls"],
+        summary="Wait for the decision (with ?wait=S) and, if the call is approved as proposed, "
+        "claim its one execution in the same round trip (same rules as /execution)",
+        openapi_extra={
+            "parameters": [_CALL_ID_PARAM, _WAIT_PARAM],
+            "requestBody": _body_doc("Execution"),
+        },
+    )
+    @fast_path
+    async def claim_when_approved(request: Request) -> Response:
+        who = await agent(request)
+        call_id, wait = _call_id(request), _wait_seconds(request, cap)
+        claim = await _parse_body(request, Execution)
+        # Only the creator may claim: refused before the connection is held for nothing.
+        await service.check_creator(
+            FUNCTION_CALL, call_id, project=who.project, creator=who.token_id
+        )
+        record = await waited(request, who, FUNCTION_CALL, call_id, wait)
+        if record is None:  # gone before the decision: nothing claimed
+            return Response(status_code=499)
+        call = service.call_from_record(record)
+        status = call.status
+        if status is None or status.approved is not True or status.edited_kwargs is not None:
+            return _json(ClaimedCall(call=call))
+        granted = await service.claim_execution(
+            call_id,
+            claim,
+            project=who.project,
+            actor=f"agent:{who.token_name}",
+            creator=who.token_id,
+        )
+        return _json(ClaimedCall(call=call, claim=granted))
 
     @router.post(
         "/function_calls/{call_id}/execution/outcome",

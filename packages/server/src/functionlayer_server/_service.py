@@ -736,6 +736,14 @@ class ApprovalService:
         caller may look in)."""
         return self._call_from(await self._record(FUNCTION_CALL, call_id, project, among=among))
 
+    async def check_creator(self, kind: str, call_id: str, *, project: str, creator: str) -> None:
+        """Refuse (``ForbiddenError``) unless the agent token ``creator`` made this request
+        (``NotFoundError`` when there is none): checked before holding a claiming long-poll."""
+        check_owner(await self._record(kind, call_id, project), creator, "claim its execution")
+
+    def call_from_record(self, record: RequestRecord) -> FunctionCall:
+        return self._call_from(record)
+
     async def get_human_contact(
         self, call_id: str, *, project: str | None = None, among: Collection[str] | None = None
     ) -> HumanContact:

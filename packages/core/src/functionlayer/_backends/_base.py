@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple
 
 from functionlayer._models import (
+    ClaimedCall,
     ExecutionClaim,
     ExecutionReport,
     FunctionCall,
@@ -87,6 +88,23 @@ class Backend(ABC):
         A repeated identical report is accepted (retries); a different one, or one from a
         claim that does not hold the execution, raises :class:`~functionlayer.ConflictError`.
         """
+
+    def wait_and_claim_function_call(
+        self, call_id: str, timeout: float | None, claim_id: str, *, claimed_by: str | None = None
+    ) -> ClaimedCall:
+        """``wait_function_call``, and when the call comes back approved as proposed, its
+        execution claimed under ``claim_id`` (the same compare-and-set as ``claim_execution``).
+
+        ``claim`` is ``None`` when nothing was claimed: the call is still pending, was not
+        approved, or was approved with edits — the caller checks those, then claims. This
+        default waits only (the caller then claims: two steps); backends that can do both in
+        one round trip (the HTTP backend against a FunctionLayer server) override it."""
+        return ClaimedCall(call=self.wait_function_call(call_id, timeout))
+
+    async def await_and_claim_function_call(
+        self, call_id: str, timeout: float | None, claim_id: str, *, claimed_by: str | None = None
+    ) -> ClaimedCall:
+        return ClaimedCall(call=await self.await_function_call(call_id, timeout))
 
     async def aclaim_execution(
         self, call_id: str, claim_id: str, *, claimed_by: str | None = None

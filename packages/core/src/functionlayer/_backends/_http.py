@@ -39,6 +39,7 @@ from functionlayer._errors import (
     NotFoundError,
 )
 from functionlayer._models import (
+    ClaimedCall,
     Execution,
     ExecutionClaim,
     ExecutionReport,
@@ -212,6 +213,41 @@ class HttpBackend(Backend):
         body = Execution(claim_id=claim_id, claimed_by=claimed_by)
         return self._send(ExecutionClaim, "POST", _execution_path(call_id), body=body)
 
+    def wait_and_claim_function_call(
+        self, call_id: str, timeout: float | None, claim_id: str, *, claimed_by: str | None = None
+    ) -> ClaimedCall:
+        """One round trip from the decision to the body: the long-poll claims the execution
+        when the call is approved as proposed. A server without the route (older, or the
+        predecessor's) is remembered and waited on the two-step way."""
+        if self.base_url in _without_claiming_wait:
+            return super().wait_and_claim_function_call(
+                call_id, timeout, claim_id, claimed_by=claimed_by
+            )
+        body = Execution(claim_id=claim_id, claimed_by=claimed_by)
+        try:
+            return self._wait(ClaimedCall, _claiming_path(call_id), timeout, body=body)
+        except _RouteMissing:
+            _without_claiming_wait.add(self.base_url)
+            return super().wait_and_claim_function_call(
+                call_id, timeout, claim_id, claimed_by=claimed_by
+            )
+
+    async def await_and_claim_function_call(
+        self, call_id: str, timeout: float | None, claim_id: str, *, claimed_by: str | None = None
+    ) -> ClaimedCall:
+        if self.base_url in _without_claiming_wait:
+            return await super().await_and_claim_function_call(
+                call_id, timeout, claim_id, claimed_by=claimed_by
+            )
+        body = Execution(claim_id=claim_id, claimed_by=claimed_by)
+        try:
+            return await self._await(ClaimedCall, _claiming_path(call_id), timeout, body=body)
+        except _RouteMissing:
+            _without_claiming_wait.add(self.base_url)
+            return await super().await_and_claim_function_call(
+                call_id, timeout, claim_id, claimed_by=claimed_by
+            )
+
     def report_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
         return self._send(FunctionCall, "POST", _execution_path(call_id) + "/outcome", body=report)
 
@@ -291,26 +327,33 @@ class HttpBackend(Backend):
 
     # ------------------------------------------------------------------- waiting
 
-    def _wait(self, model: type[M], path: str, timeout: float | None) -> M:
+    def _wait(
+        self, model: type[M], path: str, timeout: float | None, body: BaseModel | None = None
+    ) -> M:
+        """Long-poll ``path`` until the request is decided (``body``: POST it, a claiming wait)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         poll = _PollPacing(self.backoff_initial, self.backoff_max)
+        method = "GET" if body is None else "POST"
         while True:
             wait = self._wait_seconds(deadline)
             started = time.monotonic()
-            item = self._send(model, "GET", path, wait=wait, deadline=deadline)
+            item = self._send(model, method, path, body=body, wait=wait, deadline=deadline)
             if _completed(item) or _remaining(deadline) == 0:
                 return item
             pause = poll.after(time.monotonic() - started, wait, _remaining(deadline))
             if pause:
                 time.sleep(pause)
 
-    async def _await(self, model: type[M], path: str, timeout: float | None) -> M:
+    async def _await(
+        self, model: type[M], path: str, timeout: float | None, body: BaseModel | None = None
+    ) -> M:
         deadline = None if timeout is None else time.monotonic() + timeout
         poll = _PollPacing(self.backoff_initial, self.backoff_max)
+        method = "GET" if body is None else "POST"
         while True:
             wait = self._wait_seconds(deadline)
             started = time.monotonic()
-            item = await self._asend(model, "GET", path, wait=wait, deadline=deadline)
+            item = await self._asend(model, method, path, body=body, wait=wait, deadline=deadline)
             if _completed(item) or _remaining(deadline) == 0:
                 return item
             pause = poll.after(time.monotonic() - started, wait, _remaining(deadline))
@@ -385,7 +428,7 @@ class HttpBackend(Backend):
         while True:
             try:
                 response = self._answered(self._sync_client().request(**args))
-                outcome = _interpret(model, response, self.base_url, _creates(method, path))
+                outcome = _interpret(model, response, self.base_url, _creates(method, path), path)
             except httpx.TransportError as exc:
                 outcome = self._unreachable(exc, backoff, started)
             if not isinstance(outcome, _Retry):
@@ -414,7 +457,7 @@ class HttpBackend(Backend):
         while True:
             try:
                 response = self._answered(await self._async_clients().request(args))
-                outcome = _interpret(model, response, self.base_url, _creates(method, path))
+                outcome = _interpret(model, response, self.base_url, _creates(method, path), path)
             except httpx.TransportError as exc:
                 outcome = self._unreachable(exc, backoff, started)
             if not isinstance(outcome, _Retry):
@@ -509,10 +552,16 @@ def _creates(method: str, path: str) -> bool:
 
 
 def _interpret(
-    model: type[M], response: httpx.Response, base_url: str = "", creating: bool = False
+    model: type[M],
+    response: httpx.Response,
+    base_url: str = "",
+    creating: bool = False,
+    path: str = "",
 ) -> M | _Retry:
     """A parsed model, a transient failure to retry, or a raised permanent error."""
     status = response.status_code
+    if status in (404, 405) and path.endswith(_CLAIMING) and not _is_service_error(response):
+        raise _RouteMissing(path)  # a server without the claiming wait, not a missing call
     if status == 429 or status >= 500:
         return _Retry(
             BackendUnavailableError(
@@ -550,6 +599,29 @@ def _interpret(
             f"the FunctionLayer server's answer ({status}) is not a valid {model.__name__}: "
             f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}; body starts {response.text[:120]!r}"
         ) from exc
+
+
+_CLAIMING = "/claim_when_approved"
+# Servers (by base URL) that answered that they have no claiming wait: waited on in two steps.
+_without_claiming_wait: set[str] = set()
+
+
+class _RouteMissing(Exception):
+    """The server has no such route (an older FunctionLayer server, or the predecessor's)."""
+
+
+def _claiming_path(call_id: str) -> str:
+    return f"/function_calls/{quote(call_id, safe='')}{_CLAIMING}"
+
+
+def _is_service_error(response: httpx.Response) -> bool:
+    """A FunctionLayer server's own refusal carries a machine ``code`` (for example
+    ``not_found`` for an unknown call id); a framework's unknown-route 404 does not."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "code" in body
 
 
 def _execution_path(call_id: str) -> str:
@@ -605,6 +677,8 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def _completed(item: FunctionCall | HumanContact | BaseModel) -> bool:
+    if isinstance(item, ClaimedCall):
+        item = item.call
     return bool(getattr(item, "completed", False))
 
 
