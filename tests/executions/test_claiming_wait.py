@@ -138,9 +138,10 @@ async def test_only_the_creating_token_may_claim_and_only_once(server: InProcess
     )
     assert refused.status_code == 403, refused.text
     # An approver token is not an agent: it cannot claim executions either.
-    assert (
-        await server.client.post(url, json={"claim_id": "x"}, headers=alice)
-    ).status_code in (401, 403)
+    assert (await server.client.post(url, json={"claim_id": "x"}, headers=alice)).status_code in (
+        401,
+        403,
+    )
 
     pending = await server.client.post(url, json={"claim_id": "mine"}, headers=owner)
     assert pending.status_code == 200 and pending.json()["claim"] is None  # not decided yet
@@ -153,9 +154,7 @@ async def test_only_the_creating_token_may_claim_and_only_once(server: InProcess
     second = await server.client.post(url, json={"claim_id": "another"}, headers=owner)
     assert second.json()["claim"]["granted"] is False
     assert second.json()["claim"]["execution"]["claim_id"] == "mine"
-    assert (
-        await server.client.post(url, json={"claim_id": "x"}, headers=other)
-    ).status_code == 403
+    assert (await server.client.post(url, json={"claim_id": "x"}, headers=other)).status_code == 403
     audit = await server.client.get(f"{API}/function_calls/{call_id}/audit", headers=alice)
     claims = [e for e in audit.json()["items"] if e["action"] == "execution_started"]
     assert len(claims) == 1 and claims[0]["who"].startswith("agent:owner")
