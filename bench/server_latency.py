@@ -360,9 +360,30 @@ async def backend_cycles(server: Server, agents: int, seconds: float) -> tuple[i
 # -- 3. memory with 2,000 waiting agents ---------------------------------------------------------
 
 
-async def many_waiters(server: Server) -> dict[str, Any]:
+def _raise_open_files_limit() -> None:
+    """The bench holds one socket per waiting agent: its own soft limit goes up to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _print_waiters(stats: dict[str, Any], waiters: int) -> None:
+    print(f"3. {waiters} agents waiting at once (long-polls held open: {stats['waiting']})")
+    print(
+        f"   server RSS {stats['rss_before']:.0f} MB before, {stats['rss_waiting']:.0f} MB while "
+        f"waiting ({(stats['rss_waiting'] - stats['rss_before']) * 1024 / waiters:.1f} KB per waiting agent)"
+    )
+    print(
+        f"   all {waiters} answered in {stats['answered']:.2f} s and every agent resumed within "
+        f"{stats['released']:.2f} s (the waiting clients share this process's CPU)\n"
+    )
+
+
+async def many_waiters(server: Server, count: int = WAITERS) -> dict[str, Any]:
     backend = HttpBackend(server.api, server.token, long_poll=60, request_timeout=60)
-    ids = [f"wait-{n}-{uuid.uuid4().hex[:6]}" for n in range(WAITERS)]
+    ids = [f"wait-{n}-{uuid.uuid4().hex[:6]}" for n in range(count)]
     limits = httpx.Limits(max_connections=100)
     async with httpx.AsyncClient(
         base_url=server.api, headers=server.headers, limits=limits
@@ -383,12 +404,22 @@ async def many_waiters(server: Server) -> dict[str, Any]:
 
         await asyncio.gather(*(create(c) for c in ids))
         rss_before = server.rss_mb()
-        waits = [asyncio.ensure_future(backend.await_function_call(c, 120)) for c in ids]
-        deadline = time.monotonic() + 60
+        # One request first, so this process has reached the server (a connect timeout is then
+        # retried rather than reported as a wrong URL); the waits start 1,000 at a time, as
+        # agents arriving over a few seconds, not 10,000 SYNs in one millisecond.
+        await backend.aget_function_call(ids[0])
+        waits = []
+        for start in range(0, count, 1000):
+            waits += [
+                asyncio.ensure_future(backend.await_function_call(c, 300))
+                for c in ids[start : start + 1000]
+            ]
+            await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 60 + count / 100
         waiting = 0
         while time.monotonic() < deadline:
             waiting = (await admin.get(f"{server.base}/healthz")).json()["waiting"]
-            if waiting >= WAITERS:
+            if waiting >= count:
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
@@ -430,9 +461,18 @@ def main() -> None:
         help="use this (empty) database instead of a fresh SQLite file, e.g. postgresql://...",
     )
     parser.add_argument(
-        "--only", choices=["latency"], help="run only the resume-latency part (section 1)"
+        "--only",
+        choices=["latency", "waiters"],
+        help="run only the resume-latency part (1) or the many-waiters part (3)",
+    )
+    parser.add_argument(
+        "--waiters",
+        type=int,
+        default=WAITERS,
+        help=f"agents waiting at once in part 3 (default {WAITERS}; e.g. 10000)",
     )
     args = parser.parse_args()
+    _raise_open_files_limit()
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp), args.database_url)
         try:
@@ -442,6 +482,10 @@ def main() -> None:
             )
             print(f"server RSS at start: {server.rss_mb():.0f} MB\n")
 
+            if args.only == "waiters":
+                stats = asyncio.run(many_waiters(server, args.waiters))
+                _print_waiters(stats, args.waiters)
+                return
             print(
                 f"1. resume latency: human's answer sent -> guarded function body starts ({LATENCY_SAMPLES} samples)"
             )
@@ -466,40 +510,37 @@ def main() -> None:
             if args.only == "latency":
                 return
             print(f"2. create -> answer -> resume cycles with {CYCLE_AGENTS} concurrent agents")
+            cpu = time.process_time()
             done, elapsed = asyncio.run(raw_cycles(server, CYCLE_AGENTS, CYCLE_SECONDS))
+            raw_cpu = (time.process_time() - cpu) / max(done, 1) * 1000
             print(
-                f"   protocol clients (raw HTTP/1.1):  {done} cycles in {elapsed:.1f} s = {done / elapsed:,.0f} cycles/s"
+                f"   protocol clients (raw HTTP/1.1):  {done} cycles in {elapsed:.1f} s = {done / elapsed:,.0f} cycles/s, "
+                f"{raw_cpu:.2f} ms client CPU per cycle"
             )
             for agents in (5, CYCLE_AGENTS):
+                cpu = time.process_time()
                 hb_done, hb_elapsed = asyncio.run(backend_cycles(server, agents, 3.0))
+                hb_cpu = (time.process_time() - cpu) / max(hb_done, 1) * 1000
                 print(
                     f"   through HttpBackend, {agents:2d} agents: {hb_done} cycles in {hb_elapsed:.1f} s = "
-                    f"{hb_done / hb_elapsed:,.0f} cycles/s"
+                    f"{hb_done / hb_elapsed:,.0f} cycles/s, {hb_cpu:.2f} ms client CPU per cycle"
                 )
             print(
-                "   (httpx costs this client process ~4-5 ms of CPU per cycle, so one Python process of\n"
-                "    agents saturates its core first; the raw-HTTP line above is the server's own figure)\n"
+                "   (client CPU: this process's CPU time per cycle, the bench's raw-HTTP human included;\n"
+                "    the target for HttpBackend is <= 0.5 ms; the raw-HTTP line is the server's own figure)\n"
             )
 
-            stats = asyncio.run(many_waiters(server))
-            print(f"3. {WAITERS} agents waiting at once (long-polls held open: {stats['waiting']})")
-            print(
-                f"   server RSS {stats['rss_before']:.0f} MB before, {stats['rss_waiting']:.0f} MB while "
-                f"waiting ({(stats['rss_waiting'] - stats['rss_before']) * 1024 / WAITERS:.1f} KB per waiting agent)"
-            )
-            print(
-                f"   all {WAITERS} answered in {stats['answered']:.2f} s and every agent resumed within "
-                f"{stats['released']:.2f} s (the {WAITERS} httpx clients share this process's CPU)\n"
-            )
+            stats = asyncio.run(many_waiters(server, args.waiters))
+            _print_waiters(stats, args.waiters)
 
             ok = (
                 pct(lat, 50) < 0.005,
                 pct(lat, 99) < 0.025,
                 done / elapsed >= 500,
-                stats["rss_waiting"] < 1024,
+                stats["rss_waiting"] < (300 if args.waiters >= 10_000 else 1024),
             )
             print(
-                "targets (set for SQLite): p50 < 5 ms {}  p99 < 25 ms {}  >= 500 cycles/s {}  2,000 waits < 1 GB {}".format(
+                "targets (set for SQLite): p50 < 5 ms {}  p99 < 25 ms {}  >= 500 cycles/s {}  waits < 1 GB (10,000: < 300 MB) {}".format(
                     *("met" if o else "MISSED" for o in ok)
                 )
             )
