@@ -68,16 +68,25 @@ class Server:
         self.human_token = asyncio.run(
             create_token(settings, f"bench-human-{run}", approver="bench-human")
         )
+        self.proc = self._serve(self.port)
+        self.extra: list[tuple[subprocess.Popen[bytes], int]] = []
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.human_headers = {"Authorization": f"Bearer {self.human_token}"}
+
+    def rss_mb(self) -> float:
+        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
+
+    def _serve(self, port: int) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "FUNCTIONLAYER_SERVER_DATABASE_URL": self.url,
-            "FUNCTIONLAYER_SERVER_PORT": str(self.port),
+            "FUNCTIONLAYER_SERVER_PORT": str(port),
             "FUNCTIONLAYER_SERVER_LOG_LEVEL": "warning",
             # All the bench's agents share one token: its quotas would cap the 2,000 waiters.
             "FUNCTIONLAYER_SERVER_MAX_PENDING_PER_TOKEN": "0",
             "FUNCTIONLAYER_SERVER_MAX_LONG_POLLS_PER_TOKEN": "0",
         }
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "functionlayer_server._cli", "serve"],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -86,21 +95,25 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return proc
             except httpx.HTTPError:
                 time.sleep(0.05)
-        else:
-            raise RuntimeError("server did not start")
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-        self.human_headers = {"Authorization": f"Bearer {self.human_token}"}
+        proc.terminate()
+        raise RuntimeError("server did not start")
 
-    def rss_mb(self) -> float:
-        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
+    def ports(self, processes: int) -> list[int]:
+        """``processes`` server processes on this database (started as needed): their ports."""
+        while len(self.extra) < processes - 1:
+            port = free_port()
+            self.extra.append((self._serve(port), port))
+        return [self.port] + [port for _, port in self.extra[: processes - 1]]
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        for proc in [self.proc] + [p for p, _ in self.extra]:
+            proc.terminate()
+        for proc in [self.proc] + [p for p, _ in self.extra]:
+            proc.wait(10)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -249,8 +262,9 @@ class RawConnection:
     """A minimal keep-alive HTTP/1.1 JSON client. httpx costs ~1 ms of CPU per request, which
     on a 2-core machine shared with the server would measure the client, not the server."""
 
-    def __init__(self, server: Server, *, human: bool = False) -> None:
+    def __init__(self, server: Server, *, human: bool = False, port: int | None = None) -> None:
         self.server = server
+        self.port = port or server.port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         token = server.human_token if human else server.token
@@ -258,7 +272,7 @@ class RawConnection:
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
         head = (
             f"{method} /functionlayer/v1{path} HTTP/1.1\r\nHost: bench\r\n"
@@ -278,14 +292,22 @@ class RawConnection:
             self.writer.close()
 
 
-async def raw_cycles(server: Server, agents: int, seconds: float) -> tuple[int, float]:
+async def raw_cycles(
+    server: Server, agents: int, seconds: float, ports: list[int] | None = None
+) -> tuple[int, float, list[float]]:
     """Agents speak the protocol directly: create, long-poll, and run once approved; a human
-    per agent answers each request."""
+    per agent answers each request. With several server ``ports`` (processes on one
+    PostgreSQL database), each agent talks to one process and its human to the next, so every
+    decision wakes a long-poll held by another process. Returns cycles, seconds and the
+    decision latencies (answer sent -> the long-poll returns it)."""
+    ports = ports or [server.port]
     done = 0
+    latencies: list[float] = []
 
     async def agent(index: int, stop_at: float) -> None:
         nonlocal done
-        mine, human = RawConnection(server), RawConnection(server, human=True)
+        mine = RawConnection(server, port=ports[index % len(ports)])
+        human = RawConnection(server, human=True, port=ports[(index + 1) % len(ports)])
         n = 0
         while time.perf_counter() < stop_at:
             call_id = f"raw-{index}-{n}-{uuid.uuid4().hex[:6]}"
@@ -293,12 +315,14 @@ async def raw_cycles(server: Server, agents: int, seconds: float) -> tuple[int, 
             status, _ = await mine.request("POST", "/function_calls", body.encode())
             assert status == 200
             wait = asyncio.ensure_future(mine.request("GET", f"/function_calls/{call_id}?wait=30"))
+            sent = time.perf_counter()
             status, _ = await human.request(
                 "POST", f"/agent/function_calls/{call_id}/respond", b'{"approved":true}'
             )
             assert status == 200
             status, payload = await wait
             assert status == 200 and b'"approved":true' in payload
+            latencies.append(time.perf_counter() - sent)
             done += 1  # the guarded body would start here
             n += 1
         mine.close()
@@ -306,9 +330,10 @@ async def raw_cycles(server: Server, agents: int, seconds: float) -> tuple[int, 
 
     await asyncio.gather(*(agent(i, time.perf_counter() + 0.5) for i in range(agents)))  # warm-up
     done = 0
+    latencies.clear()
     began = time.perf_counter()
     await asyncio.gather(*(agent(1000 + i, began + seconds) for i in range(agents)))
-    return done, time.perf_counter() - began
+    return done, time.perf_counter() - began, latencies
 
 
 async def backend_cycles(server: Server, agents: int, seconds: float) -> tuple[int, float]:
@@ -471,7 +496,17 @@ def main() -> None:
         default=WAITERS,
         help=f"agents waiting at once in part 3 (default {WAITERS}; e.g. 10000)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="PostgreSQL only: cycles/s and decision latency with 1..N server processes on the "
+        "one database (each agent on one process, its human on the next); e.g. 2 here, 4-8 on "
+        "a bigger machine",
+    )
     args = parser.parse_args()
+    if args.processes and not (args.database_url or "").startswith("postgres"):
+        parser.error("--processes needs --database-url postgresql://... (one shared database)")
     _raise_open_files_limit()
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp), args.database_url)
@@ -482,6 +517,20 @@ def main() -> None:
             )
             print(f"server RSS at start: {server.rss_mb():.0f} MB\n")
 
+            if args.processes:
+                print(
+                    f"server processes on one PostgreSQL database, {CYCLE_AGENTS} agents, raw HTTP/1.1"
+                )
+                for count in range(1, args.processes + 1):
+                    ports = server.ports(count)
+                    done, elapsed, lat = asyncio.run(
+                        raw_cycles(server, CYCLE_AGENTS, CYCLE_SECONDS, ports)
+                    )
+                    print(
+                        f"   {count} process{'es' if count > 1 else '  '}: {done / elapsed:7,.0f} cycles/s   "
+                        f"decision latency {fmt(lat)}"
+                    )
+                return
             if args.only == "waiters":
                 stats = asyncio.run(many_waiters(server, args.waiters))
                 _print_waiters(stats, args.waiters)
@@ -511,7 +560,7 @@ def main() -> None:
                 return
             print(f"2. create -> answer -> resume cycles with {CYCLE_AGENTS} concurrent agents")
             cpu = time.process_time()
-            done, elapsed = asyncio.run(raw_cycles(server, CYCLE_AGENTS, CYCLE_SECONDS))
+            done, elapsed, _ = asyncio.run(raw_cycles(server, CYCLE_AGENTS, CYCLE_SECONDS))
             raw_cpu = (time.process_time() - cpu) / max(done, 1) * 1000
             print(
                 f"   protocol clients (raw HTTP/1.1):  {done} cycles in {elapsed:.1f} s = {done / elapsed:,.0f} cycles/s, "
