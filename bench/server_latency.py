@@ -255,6 +255,74 @@ def poll_baseline_latency(server: Server) -> list[float]:
     return latencies
 
 
+PREDECESSOR = "humanlayer==0.7.9"
+PREDECESSOR_SAMPLES = 12
+_PREDECESSOR_AGENT = """
+import sys, time
+from humanlayer import HumanLayer
+
+hl = HumanLayer(run_id="bench-predecessor")
+
+@hl.require_approval()
+def act(n: int) -> int:
+    print("BODY", n, time.time(), flush=True)
+    return n
+
+for n in range(int(sys.argv[1])):
+    act(n)
+"""
+
+
+def predecessor_latency(server: Server, directory: Path) -> list[float] | str:
+    """The predecessor SDK's ``@require_approval`` (it polls every 3 s) against this same
+    server, installed into a scratch venv: answer sent -> body starts, in wall-clock time
+    across the two processes. A str: why it could not be measured."""
+    venv = directory / "predecessor"
+    try:
+        subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True)
+        subprocess.run(
+            ["uv", "pip", "install", "-q", "--python", str(venv), PREDECESSOR],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"not measured ({PREDECESSOR} could not be installed: {type(exc).__name__})"
+    env = {**os.environ, "HUMANLAYER_API_KEY": server.token, "HUMANLAYER_API_BASE": server.api}
+    agent = subprocess.Popen(
+        [str(venv / "bin" / "python"), "-c", _PREDECESSOR_AGENT, str(PREDECESSOR_SAMPLES)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert agent.stdout is not None
+    latencies: list[float] = []
+    seen: set[str] = set()
+    with httpx.Client(base_url=server.api, headers=server.human_headers) as human:
+        for _ in range(PREDECESSOR_SAMPLES):
+            call_id = None
+            deadline = time.monotonic() + 30
+            while call_id is None and time.monotonic() < deadline:
+                pending = human.get(
+                    "/function_calls", params={"pending": "true", "run_id": "bench-predecessor"}
+                ).json()["items"]
+                fresh = [c["call_id"] for c in pending if c["call_id"] not in seen]
+                call_id = fresh[0] if fresh else None
+                time.sleep(0.01)
+            if call_id is None:
+                agent.kill()
+                return "not measured (the predecessor's request never arrived)"
+            seen.add(call_id)
+            time.sleep(random.uniform(0.0, 3.0))  # a person answers at any moment of its poll
+            sent = time.time()
+            answer = human.post(f"/agent/function_calls/{call_id}/respond", json={"approved": True})
+            assert answer.status_code == 200, answer.text
+            line = agent.stdout.readline().split()
+            latencies.append(float(line[2]) - sent)
+    agent.wait(30)
+    return latencies
+
+
 # -- 2. cycles per second ------------------------------------------------------------------------
 
 
@@ -546,9 +614,18 @@ def main() -> None:
             before = statistics.median(runs["decorator, two steps"]["resume"])
             print(
                 f"   -> the decorator (decision and claim in one long-poll) at p50 is "
-                f"{statistics.median(lat) / floor:.2f}x fetch_approval (target <= 1.10) and "
-                f"{before / statistics.median(lat):.2f}x faster than in two steps"
+                f"{statistics.median(lat) / floor:.2f}x fetch_approval (target <= 1.10); "
+                f"two steps / one round trip = {before / statistics.median(lat):.2f}"
             )
+            predecessor = predecessor_latency(server, Path(tmp))
+            if isinstance(predecessor, str):
+                print(f"   predecessor SDK ({PREDECESSOR}):  {predecessor}")
+            else:
+                print(f"   predecessor SDK ({PREDECESSOR}): {fmt(predecessor)}")
+                print(
+                    f"   -> the decorator is {statistics.median(predecessor) / statistics.median(lat):,.0f}x "
+                    f"the predecessor at p50 (target >= 1,000x), {pct(predecessor, 99) / pct(lat, 99):,.0f}x at p99"
+                )
             base = poll_baseline_latency(server)
             print(f"   fixed {BASELINE_INTERVAL:g} s poll baseline ({len(base)}): {fmt(base)}")
             print(
