@@ -35,6 +35,7 @@ from functionlayer_server._accounts import Accounts
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import (
     AlreadyDecidedError,
+    ConfirmationRequiredError,
     ConflictError,
     ForbiddenError,
     InvalidDecisionError,
@@ -117,6 +118,8 @@ def _policy_error(exc: policy.PolicyError) -> ServerError:
         return ForbiddenError(exc.message)
     if exc.code == "routing_refused":
         return RoutingRefusedError(exc.message)
+    if exc.code == "confirmation_required":
+        return ConfirmationRequiredError(exc.message)
     return InvalidDecisionError(exc.message)
 
 
@@ -486,6 +489,14 @@ class ApprovalService:
             request, project, [Identity("user", person.name)]
         )
         return policy.may_see(request, project, person, effective, directory)
+
+    async def irreversible(self, request: Request, project: str) -> bool:
+        """Whether approving takes the deliberate second step (the agent's mark or the
+        operator's policy): channels ask before offering Approve."""
+        if not isinstance(request, FunctionCall):
+            return False
+        effective, _ = await self._effective(request, project)
+        return effective.irreversible
 
     async def approvals_required(self, request: Request, project: str) -> int:
         effective, _ = await self._effective(request, project)
