@@ -752,6 +752,17 @@ class ApprovalService:
     ) -> HumanContact:
         return self._contact_from(await self._record(HUMAN_CONTACT, call_id, project, among=among))
 
+    async def requested_by(
+        self, kind: str, call_id: str, *, among: Collection[str]
+    ) -> tuple[str, str] | None:
+        """The name of the agent token that created the one request with this call id (of a
+        project in ``among``) and its project, for the people deciding it (a label: names are
+        never ownership, see ``created_by_token``); None if there is none, or several."""
+        found = [r for r in await self.store.find_requests(kind, call_id) if r.project in among]
+        if len(found) != 1:
+            return None
+        return found[0].created_by, found[0].project
+
     async def get_project(
         self, kind: str, call_id: str, *, among: Collection[str] | None = None
     ) -> str | None:
