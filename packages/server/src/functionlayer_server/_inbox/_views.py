@@ -18,6 +18,7 @@ from functionlayer._display import (
     WARNING,
     ComparedArgument,
     ContextLine,
+    DisplayArgument,
     compare_arguments,
     context_lines,
     display_arguments,
