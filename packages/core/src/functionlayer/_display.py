@@ -267,8 +267,8 @@ def format_number(value: int | float, prop: Mapping[str, Any] | None = None) -> 
     plain = repr(value)
     if "e" in plain or "E" in plain:
         return plain
-    whole, _, fraction = plain.partition(".")
-    head = f"{int(whole):,}" if whole not in ("-0",) else whole
+    integral, _, fraction = plain.partition(".")
+    head = f"{int(integral):,}" if integral != "-0" else integral
     return head + ("." + fraction if fraction else "")
 
 
