@@ -551,3 +551,34 @@ def test_requester_state_endpoint_and_the_irreversible_confirm_step(inbox: Inbox
     assert inbox.call("irrev-inbox").status.approved is True  # type: ignore[union-attr]
     state = inbox.client.get("/inbox/state/calls/irrev-inbox").json()["state"]
     assert state.startswith("approved|")
+
+
+def test_an_edited_approval_of_an_irreversible_call_is_confirmed_with_the_same_edits(
+    inbox: Inbox,
+) -> None:
+    inbox.add_call(
+        "irrev-edit",
+        fn="wire_money",
+        kwargs={"amount": 9000},
+        parameters={"type": "object", "properties": {"amount": {"type": "integer"}}},
+        irreversible=True,
+    )
+    csrf = inbox.login()
+    first = inbox.client.post(
+        "/inbox/calls/irrev-edit",
+        data={"csrf_token": csrf, "action": "edit", "arg.amount": "900"},
+    )
+    assert first.status_code == 200 and 'id="confirm-irreversible"' in first.text
+    assert inbox.call("irrev-edit").status.approved is None  # type: ignore[union-attr]
+    form = first.text[first.text.index('id="confirm-form"') :]
+    form = form[: form.index("</form>")]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    assert fields["action"] == "edit" and fields["arg.amount"] == "900"
+    assert fields["confirmed_irreversible"] == "1"
+    done = inbox.client.post("/inbox/calls/irrev-edit", data=fields, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    status = inbox.call("irrev-edit").status
+    assert status is not None and status.approved is True
+    assert status.edited_kwargs == {"amount": 900}
+    page = inbox.client.get("/inbox/calls/irrev-edit").text
+    assert 'id="comparison"' in page and "9,000" in page
