@@ -60,7 +60,7 @@ def test_the_person_rejects_at_the_terminal_with_feedback() -> None:
     assert "small transfer: Transferred 20 EUR to bob." in text
     # Only the large transfer was asked about, with its arguments shown.
     assert text.count("the agent wants to call transfer_money") == 1
-    assert "amount: 5000" in text
+    assert "amount: 5,000" in text  # formatted by _display.format_number
     assert (
         "large transfer: ERROR User denied transfer_money with feedback: Too much; send 50 at most"
         in text

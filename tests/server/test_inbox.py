@@ -514,3 +514,71 @@ def test_the_list_reads_the_pending_requests_once_however_many(inbox: Inbox) -> 
     assert page.status_code == 200
     assert "(1003 waiting)" in page.text
     assert listed.count(("function_call", True)) == 1, listed
+
+
+def test_requester_state_endpoint_and_the_irreversible_confirm_step(inbox: Inbox) -> None:
+    token = inbox.run(inbox.service.create_token, "billing-bot")
+    created = inbox.client.post(
+        "/functionlayer/v1/function_calls",
+        json={
+            "run_id": "r",
+            "call_id": "irrev-inbox",
+            "spec": {"fn": "wire_money", "kwargs": {"amount": 2_500_000}, "irreversible": True},
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert created.status_code == 200, created.text
+    csrf = inbox.login()
+    listing = inbox.client.get("/inbox").text
+    assert "agent:billing-bot · project default" in listing
+    assert "amount=2,500,000" in listing
+    page = inbox.client.get("/inbox/calls/irrev-inbox").text
+    assert 'id="requested-by">agent:billing-bot · project default<' in page
+    assert inbox.client.get("/inbox/state/calls/irrev-inbox").json() == {"state": "pending|0|"}
+
+    first = inbox.client.post(
+        "/inbox/calls/irrev-inbox", data={"csrf_token": csrf, "action": "approve"}
+    )
+    assert first.status_code == 200
+    assert 'id="confirm-irreversible"' in first.text
+    assert inbox.call("irrev-inbox").status.approved is None  # type: ignore[union-attr]
+    confirmed = inbox.client.post(
+        "/inbox/calls/irrev-inbox",
+        data={"csrf_token": csrf, "action": "approve", "confirmed_irreversible": "1"},
+        follow_redirects=False,
+    )
+    assert confirmed.status_code == 303, confirmed.text
+    assert inbox.call("irrev-inbox").status.approved is True  # type: ignore[union-attr]
+    state = inbox.client.get("/inbox/state/calls/irrev-inbox").json()["state"]
+    assert state.startswith("approved|")
+
+
+def test_an_edited_approval_of_an_irreversible_call_is_confirmed_with_the_same_edits(
+    inbox: Inbox,
+) -> None:
+    inbox.add_call(
+        "irrev-edit",
+        fn="wire_money",
+        kwargs={"amount": 9000},
+        parameters={"type": "object", "properties": {"amount": {"type": "integer"}}},
+        irreversible=True,
+    )
+    csrf = inbox.login()
+    first = inbox.client.post(
+        "/inbox/calls/irrev-edit",
+        data={"csrf_token": csrf, "action": "edit", "arg.amount": "900"},
+    )
+    assert first.status_code == 200 and 'id="confirm-irreversible"' in first.text
+    assert inbox.call("irrev-edit").status.approved is None  # type: ignore[union-attr]
+    form = first.text[first.text.index('id="confirm-form"') :]
+    form = form[: form.index("</form>")]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    assert fields["action"] == "edit" and fields["arg.amount"] == "900"
+    assert fields["confirmed_irreversible"] == "1"
+    done = inbox.client.post("/inbox/calls/irrev-edit", data=fields, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    status = inbox.call("irrev-edit").status
+    assert status is not None and status.approved is True
+    assert status.edited_kwargs == {"amount": 900}
+    page = inbox.client.get("/inbox/calls/irrev-edit").text
+    assert 'id="comparison"' in page and "9,000" in page

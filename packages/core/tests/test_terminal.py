@@ -244,3 +244,47 @@ def test_routing_the_terminal_cannot_serve_is_named_once(
         "the terminal cannot serve Slack channels: the person at this terminal decides instead "
         "(send approvals to a FunctionLayer server with FUNCTIONLAYER_API_BASE to reach them)"
     ]
+
+
+IRREVERSIBLE = textwrap.dedent(
+    """
+    import json
+    from functionlayer import FunctionLayer, RequestContext, TerminalBackend, request_context_scope
+
+    fl = FunctionLayer(backend=TerminalBackend(), run_id="term-run")
+    ran = []
+
+    @fl.require_approval(irreversible=True)
+    def drop_table(name: str) -> str:
+        ran.append(name)
+        return "dropped"
+
+    told = RequestContext(user_request="drop it\\u202e now", reason="asked")
+    with request_context_scope(told):
+        result = drop_table("users")
+    print("\\nRESULT " + json.dumps({"result": result, "ran": ran}))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("stdin", "runs"),
+    [("y\ndrop_table\n", True), ("y\n\n", False), ("y\nyes\n", False), ("y\n", False)],
+)
+def test_an_irreversible_function_needs_its_name_typed(stdin: str, runs: bool) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", IRREVERSIBLE],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    import json
+
+    outcome = json.loads(line[len("RESULT ") :])
+    assert outcome["ran"] == (["users"] if runs else [])
+    assert "From the agent — may be wrong or injected:" in proc.stdout
+    assert "> drop it⟨U+202E⟩ now" in proc.stdout
+    assert "Type its name to confirm" in proc.stdout

@@ -96,7 +96,7 @@ def test_reject_with_feedback_end_to_end(
     open_request(page, "wire_money")
     assert page.locator("#fn-name").inner_text() == "wire_money"
     assert "Send money from the company account." in page.locator("#docstring").inner_text()
-    assert shown_arguments(page) == {"amount": "25000", "to": "acct-991"}
+    assert shown_arguments(page) == {"amount": "25,000", "to": "acct-991"}  # formatted
     page.screenshot(path=str(tmp_path / "inbox-detail.png"), full_page=True)
 
     feedback = "Too much in one go; split it into two transfers under 10k."
@@ -284,6 +284,7 @@ def test_open_detail_page_notices_a_decision_made_elsewhere(
                 json={"approved": False, "comment": "no"},
             )
         assert decided.status_code == 200, decided.text
-    banner.wait_for(state="visible")
-    page.locator("#changed-elsewhere a").click()
+    # The page updates itself: no reload, the decision and who made it appear in place.
+    page.locator("#outcome").wait_for()
     assert "rejected" in page.locator("#outcome").inner_text().lower()
+    assert page.locator("#decide").count() == 0

@@ -509,3 +509,40 @@ async def test_arguments_too_long_to_show_cannot_be_approved_in_discord(
     assert is_ephemeral(answer) and "cannot approve" in answer["data"]["content"]
     status = (await server.call("dc-long")).status
     assert status is not None and status.approved is None
+
+
+async def test_irreversible_function_takes_a_confirm_click_and_context_is_an_inert_embed(
+    server: Server, double: DiscordDouble
+) -> None:
+    from functionlayer._models import RequestContext
+
+    context = RequestContext(user_request="@everyone [approve](http://evil) \u200bnow")
+    await create_call(server, "dc-irrev", irreversible=True, context=context)
+    message = await posted(double, "dc-irrev")
+    [embed] = message.body["embeds"]
+    assert embed["title"] == "From the agent — may be wrong or injected"
+    assert embed["description"].count("```") == 2  # quoted in a code block it cannot close
+    assert "@\u200beveryone" in embed["description"] and "⟨U+200B⟩now" in embed["description"]
+    assert "Irreversible" in message.body["content"]
+
+    first = (await server.post(click(message, "Approve…", ALICE))).json()
+    # Nothing decided: a confirm button only the clicker sees.
+    assert is_ephemeral(first)
+    assert (await server.call("dc-irrev")).status.approved is None  # type: ignore[union-attr]
+    [confirm] = [b for row in first["data"]["components"] for b in row["components"]]
+    assert confirm["custom_id"] == "fl:ac:f:dc-irrev"
+
+    def on_ephemeral(user: str) -> dict[str, Any]:
+        payload = click(message, "Approve…", user)
+        payload["message"] = {"id": "ephemeral-1", "channel_id": message.response["channel_id"]}
+        payload["data"]["custom_id"] = confirm["custom_id"]
+        return payload
+
+    # Bob never clicked Approve: his confirm is refused; alice's confirm approves.
+    refused = (await server.post(on_ephemeral(BOB))).json()
+    assert is_ephemeral(refused) and "click Approve" in refused["data"]["content"]
+    assert (await server.call("dc-irrev")).status.approved is None  # type: ignore[union-attr]
+    done = (await server.post(on_ephemeral(ALICE))).json()
+    assert done["type"] == 7, done
+    status = (await server.call("dc-irrev")).status
+    assert status is not None and status.approved is True and status.responded_by == "alice"

@@ -248,3 +248,50 @@ def test_email_from_defaults_and_channel_is_off_without_smtp(tmp_path: Path) -> 
     assert all(c.name != "email" for c in off.state.channels.channels)
     paths = {getattr(r, "path", "") for r in off.routes}
     assert "/email/inbound" not in paths
+
+
+@pytest.mark.anyio
+async def test_irreversible_call_approves_only_through_the_confirmation_page(
+    app: App, mailbox: tuple[Mailbox, int]
+) -> None:
+    """A reply "approve" cannot approve an irreversible function (the server refuses an
+    approval without its second step); the link's confirmation page can. The agent's context
+    is in the email under its label, escaped in the HTML part."""
+    box, _ = mailbox
+    alice = await app.person("alice")
+    call_id = await app.create_call(
+        {
+            "fn": "drop_table",
+            "kwargs": {"name": "users"},
+            "irreversible": True,
+            "channel": {"email": {"address": alice}},
+            "context": {"user_request": "<b>drop</b> it \u202etxt.exe"},
+        }
+    )
+    sent = await received(box, alice, call_id)
+    text = sent.get_body(preferencelist=("plain",))
+    html = sent.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    assert "From the agent — may be wrong or injected:" in str(text.get_content())
+    assert "> <b>drop</b> it ⟨U+202E⟩txt.exe" in str(text.get_content())
+    assert "IRREVERSIBLE" in str(text.get_content())
+    assert "&lt;b&gt;drop&lt;/b&gt;" in str(html.get_content())
+
+    reply = EmailMessage()
+    reply["From"] = alice
+    reply["References"] = sent["Message-ID"]
+    reply.set_content("approve\n")
+    response = await app.client.post(
+        "/email/inbound", content=reply.as_bytes(), headers={"Authorization": "Bearer s3cret"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "confirmation_required"
+    assert (await app.status(call_id)).get("approved") is None
+
+    path = approve_link(sent)
+    page = await app.client.get(path)
+    assert page.status_code == 200 and "cannot be undone" in page.text
+    assert (await app.status(call_id)).get("approved") is None
+    confirmed = await app.client.post(path)
+    assert confirmed.status_code == 200, confirmed.text
+    assert (await app.status(call_id))["approved"] is True

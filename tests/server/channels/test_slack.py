@@ -24,6 +24,7 @@ from tests.server.channels.conftest import BOT_TOKEN, SIGNING_SECRET, slack_env
 from tests.server.channels.slack_double import (
     SlackCall,
     SlackDouble,
+    action_value,
     block_actions,
     interaction_body,
     slack_headers,
@@ -452,3 +453,70 @@ def test_routing_to_a_channel_or_user_the_operator_did_not_allow_is_refused(
             assert client.get(f"/function_calls/slack-routing-{n}").status_code == 404
     time.sleep(0.3)
     assert len(module_slack_double.calls_to("chat.postMessage")) == posts  # nothing sent
+
+
+def test_irreversible_function_takes_a_second_click_and_context_is_quoted(
+    agent: FunctionLayer, slack_server: ServerProcess, module_slack_double: SlackDouble
+) -> None:
+    """Approve on an irreversible function decides nothing: the server refuses it without
+    the confirmation, and the clicker gets a second, deliberate button. The agent's context is
+    quoted in a code block under its label, escaped."""
+    from functionlayer import RequestContext, request_context_scope
+
+    double = module_slack_double
+    ran: list[str] = []
+
+    @agent.require_approval(contact_channel=slack_channel(), irreversible=True)
+    def drop_table(name: str) -> str:
+        """Irreversible: deletes the table."""
+        ran.append(name)
+        return f"dropped {name}"
+
+    evil = "<!channel> [approve](https://evil.example) \u202eok"
+    context = RequestContext(user_request=evil, reason="the user asked")
+
+    def call_with_context(name: str) -> str:
+        with request_context_scope(context):
+            return drop_table(name=name)
+
+    call = Running(call_with_context, "slack-irrev-1", name="users")
+    message = posted(double, "slack-irrev-1")
+    shown = json.dumps(message.blocks(), ensure_ascii=False)
+    assert "From the agent — may be wrong or injected" in shown
+    assert "&lt;!channel&gt;" in shown and "<!channel>" not in shown
+    assert "[approve](https://evil.example)" in shown  # inside a code block: not a link
+    assert "⟨U+202E⟩ok" in shown and "\u202e" not in shown
+    assert "Irreversible" in shown and "Approve…" in shown
+
+    ephemerals = len(double.calls_to("chat.postEphemeral"))
+    assert send(slack_server, block_actions(message, "U0ALICE", "fl_approve")).status_code == 200
+    note = double.wait_for("chat.postEphemeral", ephemerals + 1)[-1]
+    assert note.params["user"] == "U0ALICE"
+    assert "fl_approve_confirm" in note.blocks_json()
+    time.sleep(0.3)
+    assert call.waiting and not ran
+    assert status(slack_server, "slack-irrev-1").get("approved") is None
+
+    # The confirmation is clicked on the ephemeral message; it names the request's message.
+    action_id, value = action_value(note, "fl_approve_confirm")
+    confirm = {
+        "type": "block_actions",
+        "user": {"id": "U0ALICE"},
+        "container": {
+            "type": "message",
+            "channel_id": message.response["channel"],
+            "message_ts": note.response["message_ts"],
+            "is_ephemeral": True,
+        },
+        "channel": {"id": message.response["channel"]},
+        "actions": [{"action_id": action_id, "value": value, "type": "button"}],
+    }
+    # Someone not allowed to decide gets nothing from it either.
+    stranger = dict(confirm, user={"id": "U0STRANGER"})
+    assert send(slack_server, stranger).status_code == 200
+    time.sleep(0.3)
+    assert call.waiting and not ran
+    assert send(slack_server, confirm).status_code == 200
+    assert call.get() == "dropped users"
+    assert ran == ["users"]
+    assert status(slack_server, "slack-irrev-1")["responded_by"] == "alice"

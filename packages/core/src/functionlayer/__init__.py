@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from functionlayer._client import ApprovalMethod, FunctionLayer
-from functionlayer._context import call_id_scope
+from functionlayer._context import call_id_scope, request_context_scope
 from functionlayer._errors import (
     ApprovalPendingError,
     ApprovalTimeoutError,
@@ -43,6 +43,7 @@ from functionlayer._models import (
     HumanContact,
     HumanContactSpec,
     HumanContactStatus,
+    RequestContext,
     ResponseOption,
     SlackContactChannel,
     SMSContactChannel,
@@ -116,6 +117,7 @@ __all__ = [
     "MalformedResponseError",
     "NoHumanAvailableError",
     "NotFoundError",
+    "RequestContext",
     "ResponseOption",
     "SMSContactChannel",
     "SlackContactChannel",
@@ -125,5 +127,6 @@ __all__ = [
     "WhatsAppContactChannel",
     "__version__",
     "call_id_scope",
+    "request_context_scope",
     "tool_spec",
 ]

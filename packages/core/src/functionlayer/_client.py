@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from functionlayer import _feedback
 from functionlayer._backends._base import Backend
-from functionlayer._context import current_call_id
+from functionlayer._context import current_call_id, current_request_context
 from functionlayer._errors import (
     ApprovalTimeoutError,
     BackendUnavailableError,
@@ -127,6 +127,7 @@ class FunctionLayer:
         when: Callable[..., bool | Awaitable[bool]] | None = None,
         redact: Callable[[Any], str] | None = None,
         decisions: Sequence[DecisionKind] | None = None,
+        irreversible: bool = False,
     ) -> Callable[[Callable[P, R]], Callable[P, R | str]]: ...
 
     def require_approval(
@@ -138,6 +139,7 @@ class FunctionLayer:
         when: Callable[..., bool | Awaitable[bool]] | None = None,
         redact: Callable[[Any], str] | None = None,
         decisions: Sequence[DecisionKind] | None = None,
+        irreversible: bool = False,
     ) -> Callable[[Callable[P, R]], Callable[P, R | str]] | Callable[P, R | str]:
         """Guard a function: it runs only after a human approves that exact call.
 
@@ -149,7 +151,9 @@ class FunctionLayer:
         ``redact(value) -> str`` gives the text recorded about its result instead of its repr.
         ``decisions`` restricts what the person may do (``"approve"``,
         ``"reject"``, ``"edit"``, ``"respond"``; default all): the server refuses the others
-        and channels do not offer them.
+        and channels do not offer them. ``irreversible=True`` marks a function that cannot be
+        undone: approving it takes a deliberate second step in every channel (the server
+        refuses an approval without it).
         """
         if timeout is not _UNSET and timeout is not None and timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
@@ -181,6 +185,7 @@ class FunctionLayer:
                 when=when,
                 redact=redact,
                 decisions=allowed,
+                irreversible=irreversible,
             )
             return guard.wrapper()
 
@@ -445,9 +450,11 @@ class _Guard:
         when: Callable[..., Any] | None,
         redact: Callable[[Any], str] | None = None,
         decisions: list[DecisionKind] | None = None,
+        irreversible: bool = False,
     ) -> None:
         self.client = client
         self.redact = redact
+        self.irreversible = irreversible
         self.fn = fn
         self.name: str = getattr(fn, "__name__", type(fn).__name__)
         self.signature = inspect.signature(fn)
@@ -546,6 +553,8 @@ class _Guard:
             description=self.description,
             parameters=self.parameters,
             allowed_decisions=self.decisions,
+            irreversible=True if self.irreversible else None,
+            context=current_request_context(),
         )
 
     def effective_timeout(self) -> float | None:

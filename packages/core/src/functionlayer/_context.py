@@ -1,14 +1,22 @@
-"""The call id of the tool call being executed, set by adapters around a guarded call."""
+"""The call id of the tool call being executed and what the agent says about it, set by
+adapters around a guarded call."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
-__all__ = ["call_id_scope", "current_call_id"]
+if TYPE_CHECKING:
+    from functionlayer._models import RequestContext
+
+__all__ = ["call_id_scope", "current_call_id", "current_request_context", "request_context_scope"]
 
 _CALL_ID: ContextVar[str | None] = ContextVar("functionlayer_call_id", default=None)
+_REQUEST_CONTEXT: ContextVar[RequestContext | None] = ContextVar(
+    "functionlayer_request_context", default=None
+)
 
 
 @contextmanager
@@ -27,3 +35,19 @@ def call_id_scope(call_id: str | None) -> Iterator[None]:
 
 def current_call_id() -> str | None:
     return _CALL_ID.get()
+
+
+@contextmanager
+def request_context_scope(context: RequestContext | None) -> Iterator[None]:
+    """Attach ``context`` (the user's request, the model's reason) to guarded calls made inside
+    the block, for the approver to read. It is the agent's text: every channel shows it as
+    such, never as a fact."""
+    token = _REQUEST_CONTEXT.set(context)
+    try:
+        yield
+    finally:
+        _REQUEST_CONTEXT.reset(token)
+
+
+def current_request_context() -> RequestContext | None:
+    return _REQUEST_CONTEXT.get()

@@ -34,6 +34,7 @@ __all__ = [
     "HumanContact",
     "HumanContactSpec",
     "HumanContactStatus",
+    "RequestContext",
     "ResponseOption",
     "SMSContactChannel",
     "SlackContactChannel",
@@ -164,6 +165,50 @@ class ResponseOption(_Model):
     interactive: bool = False
 
 
+CONTEXT_FIELD_LIMIT = 4000
+"""At most this many characters per field of :class:`RequestContext`."""
+
+
+class RequestContext(_Model):
+    """What the agent says about why it asks (a FunctionLayer addition), for the approver.
+
+    Never trusted: the agent (and a prompt-injected model) writes every word of it. Every
+    channel shows it as quoted text labelled as coming from the agent, with hidden characters
+    marked (``_display.format_context``); nothing in it changes routing, policy or the call.
+    Each field is at most :data:`CONTEXT_FIELD_LIMIT` characters (:meth:`bounded` cuts
+    longer text before sending)."""
+
+    user_request: str | None = Field(default=None, max_length=CONTEXT_FIELD_LIMIT)
+    """What the user asked the agent (the last user message)."""
+    reason: str | None = Field(default=None, max_length=CONTEXT_FIELD_LIMIT)
+    """The model's stated reason: its text before the tool call."""
+    turn: str | None = Field(default=None, max_length=CONTEXT_FIELD_LIMIT)
+    """Anything else of the conversation turn the agent chose to include."""
+
+    @classmethod
+    def bounded(
+        cls,
+        *,
+        user_request: str | None = None,
+        reason: str | None = None,
+        turn: str | None = None,
+    ) -> RequestContext | None:
+        """A context with each field cut to the limit (``…`` marks a cut); None when empty."""
+
+        def cut(text: str | None) -> str | None:
+            if text is None or not text.strip():
+                return None
+            text = text.strip()
+            if len(text) <= CONTEXT_FIELD_LIMIT:
+                return text
+            return text[: CONTEXT_FIELD_LIMIT - 1] + "…"
+
+        fields = {"user_request": cut(user_request), "reason": cut(reason), "turn": cut(turn)}
+        if not any(fields.values()):
+            return None
+        return cls(**fields)
+
+
 class ApprovalPolicy(_Model):
     """How a server routes and decides a request (FunctionLayer addition).
 
@@ -204,6 +249,13 @@ class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: fiel
     allowed_decisions: list[DecisionKind] | None = None
     """The decisions a person may make (``approve``, ``reject``, ``edit``, ``respond``);
     ``None``: all of them."""
+    irreversible: bool | None = None
+    """The function cannot be undone: approving it takes a deliberate second step in every
+    channel, enforced by the server. The operator's policy may mark a function irreversible
+    too; the agent cannot unmark it (either one suffices)."""
+    context: RequestContext | None = None
+    """Why the agent asks (the user's request, the model's reason): untrusted text from the
+    agent, shown to the approver as such."""
 
 
 class Execution(_Model):
@@ -266,6 +318,9 @@ class FunctionCallStatus(_Model):
     """Quorum progress: who approved so far."""
     execution: Execution | None = None
     """Set once the approved call was claimed for execution (and its outcome, once known)."""
+    confirmed_irreversible: bool | None = None
+    """Sent by an approver with an approval of an irreversible function: the deliberate second
+    step. Without it the server refuses to approve such a function."""
 
     @property
     def completed(self) -> bool:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functionlayer import _feedback
-from functionlayer._models import FunctionCall, FunctionCallSpec
+from functionlayer._models import FunctionCall, FunctionCallSpec, RequestContext
 
 if TYPE_CHECKING:
     from functionlayer._client import FunctionLayer
@@ -83,6 +83,9 @@ class PendingToolCall:
     """The arguments the model proposed (a JSON object)."""
     description: str | None = None
     """The tool's description, shown to the approver."""
+    context: RequestContext | None = None
+    """What the agent says about the call (the user's request, the model's text before it):
+    shown to the approver as the agent's untrusted words."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ def request_for(fl: FunctionLayer, call: PendingToolCall) -> FunctionCall:
         channel=fl.contact_channel,
         timeout_seconds=fl.timeout,
         description=call.description,
+        context=call.context,
     )
     return FunctionCall(run_id=fl.run_id, call_id=call.call_id, spec=spec)
 

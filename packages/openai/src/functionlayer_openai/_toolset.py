@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from functionlayer import ToolSpec, tool_spec
+from functionlayer import RequestContext, ToolSpec, request_context_scope, tool_spec
 from pydantic import ValidationError
 
 __all__ = ["FunctionTool", "Toolset", "tool", "tools"]
@@ -80,6 +80,10 @@ class Toolset:
     approval runs the function once, so a repeated tool call id gets "already ran" instead.
     A rejection, a fail-closed message, malformed arguments or an unknown tool name become the
     tool message's content; an exception raised by an approved function propagates.
+
+    Pass the conversation as ``messages=`` (and the assistant message itself, or the Responses
+    output) and the approver also reads, labelled as the agent's untrusted words, the last user
+    message and the model's text before its tool calls (``RequestContext``).
     """
 
     def __init__(
@@ -116,30 +120,37 @@ class Toolset:
         return [t.responses_definition for t in self._tools.values()]
 
     # -- chat completions ----------------------------------------------------------------------
-    def run(self, tool_calls: Any) -> list[dict[str, Any]]:
+    def run(self, tool_calls: Any, *, messages: Any = None) -> list[dict[str, Any]]:
         """Run the model's tool calls one after another; one tool message per call, in order.
 
         ``tool_calls`` is ``message.tool_calls`` (SDK objects or dicts), or the message itself;
-        ``None`` gives ``[]``.
+        ``None`` gives ``[]``. ``messages``: the conversation so far, for the approver's context.
         """
-        return [_tool_message(call, self._run_one(call)) for call in _chat_calls(tool_calls)]
+        calls = _chat_calls(tool_calls)
+        with request_context_scope(_chat_context(tool_calls, messages)):
+            return [_tool_message(call, self._run_one(call)) for call in calls]
 
-    async def arun(self, tool_calls: Any) -> list[dict[str, Any]]:
+    async def arun(self, tool_calls: Any, *, messages: Any = None) -> list[dict[str, Any]]:
         """Run the model's tool calls concurrently (each waits for its own human decision)."""
         calls = _chat_calls(tool_calls)
-        contents = await self._gather(calls)
+        with request_context_scope(_chat_context(tool_calls, messages)):
+            contents = await self._gather(calls)
         return [_tool_message(call, content) for call, content in zip(calls, contents, strict=True)]
 
     # -- Responses API ---------------------------------------------------------------------------
-    def run_responses(self, output: Any) -> list[dict[str, Any]]:
+    def run_responses(self, output: Any, *, input: Any = None) -> list[dict[str, Any]]:
         """Run the ``function_call`` items of a Responses API output (``response.output``);
-        returns the ``function_call_output`` items to send back as input."""
-        return [_call_output(call, self._run_one(call)) for call in _responses_calls(output)]
+        returns the ``function_call_output`` items to send back as input. ``input``: what was
+        sent as ``input=`` (a string or items), for the approver's context."""
+        calls = _responses_calls(output)
+        with request_context_scope(_responses_context(output, input)):
+            return [_call_output(call, self._run_one(call)) for call in calls]
 
-    async def arun_responses(self, output: Any) -> list[dict[str, Any]]:
+    async def arun_responses(self, output: Any, *, input: Any = None) -> list[dict[str, Any]]:
         """:meth:`run_responses`, with the calls running concurrently."""
         calls = _responses_calls(output)
-        contents = await self._gather(calls)
+        with request_context_scope(_responses_context(output, input)):
+            contents = await self._gather(calls)
         return [_call_output(call, content) for call, content in zip(calls, contents, strict=True)]
 
     # -- running -------------------------------------------------------------------------------
@@ -208,6 +219,53 @@ def _field(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def _text(content: Any) -> str | None:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list | tuple):
+        parts = [_field(part, "text") for part in content]
+        joined = "\n".join(p for p in parts if isinstance(p, str))
+        return joined or None
+    return None
+
+
+def _last_user_text(messages: Any) -> str | None:
+    if isinstance(messages, str):
+        return messages
+    if not isinstance(messages, list | tuple):
+        return None
+    for message in reversed(messages):
+        if _field(message, "role") == "user":
+            return _text(_field(message, "content"))
+    return None
+
+
+def _chat_context(tool_calls: Any, messages: Any) -> RequestContext | None:
+    """The last user message and the model's text before its tool calls (from the assistant
+    message when given, else the last assistant message of ``messages``): the agent's words,
+    shown to the approver as such."""
+    reason = None
+    if not isinstance(tool_calls, list | tuple) and _field(tool_calls, "role") == "assistant":
+        reason = _text(_field(tool_calls, "content"))
+    elif isinstance(messages, list | tuple) and messages:
+        last = messages[-1]
+        if _field(last, "role") == "assistant":
+            reason = _text(_field(last, "content"))
+    return RequestContext.bounded(user_request=_last_user_text(messages), reason=reason)
+
+
+def _responses_context(output: Any, given: Any) -> RequestContext | None:
+    items = _field(output, "output") if not isinstance(output, list | tuple) else output
+    said = [
+        _text(_field(item, "content"))
+        for item in items or []
+        if _field(item, "type") == "message" and _field(item, "role") in (None, "assistant")
+    ]
+    reason = "\n".join(t for t in said if t) or None
+    return RequestContext.bounded(user_request=_last_user_text(given), reason=reason)
 
 
 def _chat_calls(tool_calls: Any) -> list[_Call]:

@@ -27,11 +27,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from functionlayer import FunctionCall, FunctionLayer, _native
+from functionlayer import FunctionCall, FunctionLayer, RequestContext, _native
 from functionlayer._native import NativeDecision, PendingToolCall
 from pydantic_ai import RunContext
 from pydantic_ai.capabilities import HandleDeferredToolCalls
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ToolCallPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    UserPromptPart,
+)
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolApproved, ToolDenied
 
 __all__ = [
@@ -48,12 +56,70 @@ __all__ = [
 _FORMAT = "functionlayer-pydantic-ai/paused-run@1"
 
 
-def _pending(part: ToolCallPart) -> PendingToolCall:
+def _pending(
+    part: ToolCallPart,
+    descriptions: Mapping[str, str | None] | None = None,
+    messages: Sequence[ModelMessage] | None = None,
+) -> PendingToolCall:
     return PendingToolCall(
         call_id=part.tool_call_id,
         fn=part.tool_name,
         kwargs=part.args_as_dict(raise_if_invalid=False),
+        # The tool's docstring, as the model saw it: the approver reads it too.
+        description=(descriptions or {}).get(part.tool_name),
+        context=_context(part.tool_call_id, messages or ()),
     )
+
+
+def _descriptions(source: Any) -> dict[str, str | None]:
+    """Tool name -> description, from a ``RunContext`` (the run's tools) or an ``Agent``
+    (its function toolsets); empty when neither is given."""
+    found: dict[str, str | None] = {}
+    manager = getattr(source, "tool_manager", None)
+    for name, item in (getattr(manager, "tools", None) or {}).items():
+        definition = getattr(item, "tool_def", None)
+        found[name] = getattr(definition, "description", None)
+    for toolset in getattr(source, "toolsets", None) or ():
+        for name, item in (getattr(toolset, "tools", None) or {}).items():
+            found.setdefault(name, getattr(item, "description", None))
+    return found
+
+
+def _user_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        texts = [c for c in content if isinstance(c, str)]
+        return "\n".join(texts) or None
+    return None
+
+
+def _context(call_id: str, messages: Sequence[ModelMessage]) -> RequestContext | None:
+    """The last user prompt before the model's response that holds ``call_id``, and that
+    response's text: the agent's words, for the approver (never trusted)."""
+    reason = None
+    user = None
+    found = False
+    for message in reversed(messages):
+        if not found and isinstance(message, ModelResponse):
+            calls = [p for p in message.parts if isinstance(p, ToolCallPart)]
+            if any(p.tool_call_id == call_id for p in calls):
+                found = True
+                texts = [p.content for p in message.parts if isinstance(p, TextPart)]
+                reason = "\n".join(t for t in texts if t) or None
+        elif found and isinstance(message, ModelRequest):
+            prompts = [p for p in message.parts if isinstance(p, UserPromptPart)]
+            if prompts:
+                user = _user_text(prompts[-1].content)
+                break
+    return RequestContext.bounded(user_request=user, reason=reason)
+
+
+def _messages_of(source: Any) -> list[ModelMessage]:
+    all_messages = getattr(source, "all_messages", None)
+    if callable(all_messages):
+        return list(all_messages())
+    return list(getattr(source, "messages", None) or [])
 
 
 def _requests_of(source: Any) -> DeferredToolRequests:
@@ -81,25 +147,33 @@ def _results(decisions: Mapping[str, NativeDecision]) -> DeferredToolResults:
 # -- waiting --------------------------------------------------------------------------------------
 
 
+def _calls(
+    requests: Any, agent: Any, messages: Sequence[ModelMessage] | None = None
+) -> list[PendingToolCall]:
+    descriptions = _descriptions(agent)
+    history = messages if messages is not None else _messages_of(requests)
+    return [_pending(part, descriptions, history) for part in _requests_of(requests).approvals]
+
+
 def decide(
-    fl: FunctionLayer, requests: Any, *, timeout: float | None = None
+    fl: FunctionLayer, requests: Any, *, timeout: float | None = None, agent: Any = None
 ) -> DeferredToolResults:
     """Ask about every call in ``requests.approvals`` and wait for the decisions.
 
-    ``requests`` is ``DeferredToolRequests`` or a run result whose output is one. Fails closed:
-    a call that cannot be decided (server down, timeout) is denied with the reason. External
-    calls (``requests.calls``) are left to you.
+    ``requests`` is ``DeferredToolRequests`` or a run result whose output is one (then the
+    approver also reads the user's prompt and the model's text before the call, labelled as
+    the agent's). ``agent``: the ``Agent``, so the approver reads each tool's docstring. Fails
+    closed: a call that cannot be decided (server down, timeout) is denied with the reason.
+    External calls (``requests.calls``) are left to you.
     """
-    calls = [_pending(part) for part in _requests_of(requests).approvals]
-    return _results(_native.decide(fl, calls, timeout=timeout))
+    return _results(_native.decide(fl, _calls(requests, agent), timeout=timeout))
 
 
 async def adecide(
-    fl: FunctionLayer, requests: Any, *, timeout: float | None = None
+    fl: FunctionLayer, requests: Any, *, timeout: float | None = None, agent: Any = None
 ) -> DeferredToolResults:
     """The async :func:`decide`; the calls wait concurrently."""
-    calls = [_pending(part) for part in _requests_of(requests).approvals]
-    return _results(await _native.adecide(fl, calls, timeout=timeout))
+    return _results(await _native.adecide(fl, _calls(requests, agent), timeout=timeout))
 
 
 def approval_handler(
@@ -117,7 +191,10 @@ def approval_handler(
     ) -> DeferredToolResults | None:
         if not requests.approvals:
             return None
-        return await adecide(fl, requests, timeout=timeout)
+        # The run's own tools (their docstrings) and messages (the user's prompt, the model's
+        # text before the call) go to the approver with each request.
+        calls = _calls(requests, ctx, list(ctx.messages or []))
+        return _results(await _native.adecide(fl, calls, timeout=timeout))
 
     return HandleDeferredToolCalls(handler=handle)
 
@@ -162,22 +239,23 @@ class PausedRun:
         return cls(messages=json.dumps(loaded["messages"]).encode(), requests=requests)
 
 
-def _paused_calls(result: Any) -> list[PendingToolCall]:
+def _paused_calls(result: Any, agent: Any) -> list[PendingToolCall]:
     requests = _requests_of(result)
     if requests is result or not hasattr(result, "all_messages_json"):
         raise TypeError("pause() needs the run result (for its messages), not only its output")
-    return [_pending(part) for part in requests.approvals]
+    return _calls(result, agent)
 
 
-def pause(fl: FunctionLayer, result: Any) -> PausedRun:
+def pause(fl: FunctionLayer, result: Any, *, agent: Any = None) -> PausedRun:
     """Create a FunctionLayer request for each call awaiting approval in ``result`` (a run whose
-    output is ``DeferredToolRequests``) without waiting; returns what to save."""
-    sent = _native.ask(fl, _paused_calls(result))
+    output is ``DeferredToolRequests``) without waiting; returns what to save. ``agent``: the
+    ``Agent``, so the approver reads each tool's docstring."""
+    sent = _native.ask(fl, _paused_calls(result, agent))
     return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
 
 
-async def apause(fl: FunctionLayer, result: Any) -> PausedRun:
-    sent = await _native.aask(fl, _paused_calls(result))
+async def apause(fl: FunctionLayer, result: Any, *, agent: Any = None) -> PausedRun:
+    sent = await _native.aask(fl, _paused_calls(result, agent))
     return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyDecidedError",
     "AuthenticationError",
+    "ConfirmationRequiredError",
     "ConflictError",
     "ForbiddenError",
     "InvalidDecisionError",
@@ -54,6 +55,12 @@ class InvalidDecisionError(ServerError):
 
     status_code = 422
     code = "invalid_decision"
+
+
+class ConfirmationRequiredError(InvalidDecisionError):
+    """An approval of an irreversible function without its deliberate second step."""
+
+    code = "confirmation_required"
 
 
 class AuthenticationError(ServerError):

@@ -174,6 +174,9 @@ class FunctionRule:
     approvals_required: int = 1
     responders: frozenset[str] | None = None
     """Only these persons (names or identities) may decide; None: no extra restriction."""
+    irreversible: bool = False
+    """Approving takes a deliberate second step (``confirmed_irreversible``), whatever the
+    agent's request says."""
 
 
 @dataclass(frozen=True)
@@ -239,10 +242,18 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
         raise ValueError(f"unknown keys in projects.{name}: {', '.join(sorted(unknown))}")
     functions: dict[str, FunctionRule] = {}
     for fn, rule in (data.get("functions") or {}).items():
-        if not isinstance(rule, Mapping) or set(rule) - {"approvals_required", "responders"}:
+        if not isinstance(rule, Mapping) or set(rule) - {
+            "approvals_required",
+            "responders",
+            "irreversible",
+        }:
             raise ValueError(
-                f"projects.{name}.functions.{fn} takes approvals_required and responders"
+                f"projects.{name}.functions.{fn} takes approvals_required, responders and "
+                "irreversible"
             )
+        irreversible = rule.get("irreversible", False)
+        if not isinstance(irreversible, bool):
+            raise ValueError(f"projects.{name}.functions.{fn}.irreversible must be true or false")
         required = rule.get("approvals_required", 1)
         if not isinstance(required, int) or isinstance(required, bool) or required < 1:
             raise ValueError(f"projects.{name}.functions.{fn}.approvals_required must be >= 1")
@@ -252,6 +263,7 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
             responders=None
             if responders is None
             else _strings(f"projects.{name}.functions.{fn}.responders", responders),
+            irreversible=irreversible,
         )
     timeout = data.get("default_timeout_seconds")
     if timeout is not None and (
@@ -422,6 +434,9 @@ class Effective:
     audience: frozenset[str] | None
     """Person names the routing names personally; None when it names nobody (anyone in the
     project may answer)."""
+    irreversible: bool = False
+    """The agent's ``irreversible`` or the operator's: either one suffices (the agent cannot
+    unmark what the operator marked)."""
 
 
 def effective_policy(
@@ -433,6 +448,9 @@ def effective_policy(
     if rules.deciders is not None:
         restrictions.append(rules.deciders)
     rule = rules.functions.get(fn) if fn is not None else None
+    irreversible = bool(getattr(spec, "irreversible", None)) or (
+        rule is not None and rule.irreversible
+    )
     if rule is not None:
         required = max(required, rule.approvals_required)
         if rule.responders is not None:
@@ -446,6 +464,7 @@ def effective_policy(
         approvals_required=required,
         restrictions=tuple(restrictions),
         audience=frozenset(named) if named else None,
+        irreversible=irreversible,
     )
 
 
@@ -526,6 +545,8 @@ class Decision:
     reject_option_name: str | None = None
     edited_kwargs: dict[str, Any] | None = None
     response: str | None = None
+    confirmed_irreversible: bool = False
+    """The deliberate second step for approving an irreversible function."""
 
     @classmethod
     def from_status(cls, status: FunctionCallStatus) -> Decision:
@@ -535,6 +556,7 @@ class Decision:
             reject_option_name=status.reject_option_name,
             edited_kwargs=status.edited_kwargs,
             response=status.response,
+            confirmed_irreversible=status.confirmed_irreversible is True,
         )
 
 
@@ -638,6 +660,12 @@ def apply_decision(
         )
     if decision.reject_option_name is not None:
         raise _invalid("reject_option_name only makes sense with approved=false")
+    if effective.irreversible and not decision.confirmed_irreversible:
+        raise PolicyError(
+            "confirmation_required",
+            f"{call.spec.fn} is irreversible: approving it takes a second, deliberate step "
+            "(confirm that it cannot be undone; over the API send confirmed_irreversible=true)",
+        )
     if decision.edited_kwargs is not None and not isinstance(decision.edited_kwargs, dict):
         raise _invalid("edited_kwargs must be an object")
     if edits is not None:

@@ -35,6 +35,7 @@ from functionlayer_server._accounts import Accounts
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import (
     AlreadyDecidedError,
+    ConfirmationRequiredError,
     ConflictError,
     ForbiddenError,
     InvalidDecisionError,
@@ -117,6 +118,8 @@ def _policy_error(exc: policy.PolicyError) -> ServerError:
         return ForbiddenError(exc.message)
     if exc.code == "routing_refused":
         return RoutingRefusedError(exc.message)
+    if exc.code == "confirmation_required":
+        return ConfirmationRequiredError(exc.message)
     return InvalidDecisionError(exc.message)
 
 
@@ -487,6 +490,14 @@ class ApprovalService:
         )
         return policy.may_see(request, project, person, effective, directory)
 
+    async def irreversible(self, request: Request, project: str) -> bool:
+        """Whether approving takes the deliberate second step (the agent's mark or the
+        operator's policy): channels ask before offering Approve."""
+        if not isinstance(request, FunctionCall):
+            return False
+        effective, _ = await self._effective(request, project)
+        return effective.irreversible
+
     async def approvals_required(self, request: Request, project: str) -> int:
         effective, _ = await self._effective(request, project)
         return effective.approvals_required
@@ -748,6 +759,17 @@ class ApprovalService:
         self, call_id: str, *, project: str | None = None, among: Collection[str] | None = None
     ) -> HumanContact:
         return self._contact_from(await self._record(HUMAN_CONTACT, call_id, project, among=among))
+
+    async def requested_by(
+        self, kind: str, call_id: str, *, among: Collection[str]
+    ) -> tuple[str, str] | None:
+        """The name of the agent token that created the one request with this call id (of a
+        project in ``among``) and its project, for the people deciding it (a label: names are
+        never ownership, see ``created_by_token``); None if there is none, or several."""
+        found = [r for r in await self.store.find_requests(kind, call_id) if r.project in among]
+        if len(found) != 1:
+            return None
+        return found[0].created_by, found[0].project
 
     async def get_project(
         self, kind: str, call_id: str, *, among: Collection[str] | None = None

@@ -29,7 +29,7 @@ from types import FrameType
 from typing import IO, Any
 
 from functionlayer._backends._memory import InMemoryBackend
-from functionlayer._display import make_visible, ordered_names, show_arguments
+from functionlayer._display import format_context, make_visible, ordered_names, show_arguments
 from functionlayer._errors import NoHumanAvailableError
 from functionlayer._models import ApprovalPolicy, ContactChannel, FunctionCall, HumanContact
 
@@ -242,6 +242,11 @@ class TerminalBackend(InMemoryBackend):
         if spec.description:
             description = make_visible(spec.description)[0]
             lines.extend("  | " + line for line in description.splitlines())
+        told = format_context(spec.context, indent="  ")
+        if told:
+            lines.append(told)  # the agent's words, labelled and quoted, never the system's
+        if spec.irreversible:
+            lines.append(f"  ⚠ IRREVERSIBLE: approving asks you to type {spec.fn} to confirm.")
         # The terminal has no size limit: every argument in full (hidden characters marked).
         lines.append(show_arguments(spec.kwargs, spec.parameters, room=None, indent="    ").text)
         if spec.reject_options:
@@ -276,11 +281,15 @@ class TerminalBackend(InMemoryBackend):
             choice = answer.strip()
             word = choice.lower()
             if word in ("y", "yes") and "approve" in allowed:
-                self.respond(call.call_id, approved=True, responded_by="terminal")
-                return
+                if self._confirmed(call, deadline):
+                    self.respond(call.call_id, approved=True, responded_by="terminal")
+                    return
+                choice = _NOT_CONFIRMED
             if word in ("e", "edit") and "edit" in allowed and spec.kwargs:
                 edits = self._ask_edits(call, deadline)
-                if edits:
+                if edits and not self._confirmed(call, deadline):
+                    choice = _NOT_CONFIRMED
+                elif edits:
                     self._say(
                         "Approved with "
                         + ", ".join(f"{k} = {_json(v)}" for k, v in edits.items())
@@ -290,12 +299,15 @@ class TerminalBackend(InMemoryBackend):
                         call.call_id, approved=True, edited_kwargs=edits, responded_by="terminal"
                     )
                     return
-                if "approve" in allowed:
-                    self._say("Nothing changed: approved as proposed.\n")
-                    self.respond(call.call_id, approved=True, responded_by="terminal")
-                    return
-                self._say("Nothing changed, and this function takes no plain approval.\n")
-                choice = "no change was made"
+                elif "approve" in allowed:
+                    if self._confirmed(call, deadline):
+                        self._say("Nothing changed: approved as proposed.\n")
+                        self.respond(call.call_id, approved=True, responded_by="terminal")
+                        return
+                    choice = _NOT_CONFIRMED
+                else:
+                    self._say("Nothing changed, and this function takes no plain approval.\n")
+                    choice = "no change was made"
             if word in ("r", "respond") and "respond" in allowed:
                 self._say(f"Your answer for the agent (instead of running {spec.fn}): ")
                 text = (self._readline(deadline, f"{spec.fn} was not run") or "").strip()
@@ -325,6 +337,18 @@ class TerminalBackend(InMemoryBackend):
             reject_option_name=option,
             responded_by="terminal",
         )
+
+    def _confirmed(self, call: FunctionCall, deadline: float | None) -> bool:
+        """For an irreversible function, the second step: the person types its name. Anything
+        else is no approval (the call is rejected)."""
+        if not call.spec.irreversible:
+            return True
+        self._say(f"{call.spec.fn} cannot be undone. Type its name to confirm: ")
+        typed = (self._readline(deadline, f"{call.spec.fn} was not run") or "").strip()
+        if typed == call.spec.fn:
+            return True
+        self._say("Not confirmed: rejected.\n")
+        return False
 
     def _ask_edits(self, call: FunctionCall, deadline: float | None) -> dict[str, Any]:
         """Each argument in display order: Enter keeps it, a new value replaces it (checked
@@ -403,6 +427,9 @@ class TerminalBackend(InMemoryBackend):
                 stored.call_id, answer, response_option_name=option, responded_by="terminal"
             )
         return self.get_human_contact(stored.call_id)
+
+
+_NOT_CONFIRMED = "the approver did not confirm the irreversible call"
 
 
 def _json(value: Any) -> str:

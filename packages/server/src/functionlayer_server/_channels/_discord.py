@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
 from functionlayer_server._channels._discord_messages import (
     ACTION_APPROVE,
+    ACTION_CONFIRM,
     ACTION_REJECT,
     ACTION_REJECT_OPTION,
     ACTION_REPLY,
@@ -44,6 +45,7 @@ from functionlayer_server._channels._discord_messages import (
     INPUT_ID,
     ButtonRef,
     arguments_fit,
+    confirm_message,
     decided_message,
     digest,
     ephemeral,
@@ -57,6 +59,7 @@ from functionlayer_server._channels._discord_messages import (
 from functionlayer_server._channels._dispatch import delivery_tiers
 from functionlayer_server._errors import (
     AlreadyDecidedError,
+    ConfirmationRequiredError,
     ForbiddenError,
     InvalidDecisionError,
     NotFoundError,
@@ -183,6 +186,11 @@ def _progress(request: ChannelRequest) -> str | None:
     return f"{have} of {required} approvals so far."
 
 
+class _NeedsConfirmation(Exception):
+    """Approve on an irreversible function: nothing was decided; the clicker is asked to
+    confirm with a second click."""
+
+
 class DiscordChannel:
     name = VIA
 
@@ -196,6 +204,11 @@ class DiscordChannel:
         # (kind, call_id) -> the message an UPDATE_MESSAGE response is rewriting right now, so
         # update() leaves it alone and PATCHes only the other deliveries.
         self._inline: dict[tuple[str, str], str] = {}
+        # (user, call_id) -> (channel, message) of the delivery whose Approve that user clicked
+        # on an irreversible function: the confirm button (on a message only they see) is
+        # checked against that delivery again. Per process and bounded; a confirm this process
+        # does not know fails closed ("click Approve again").
+        self._confirming: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- REST --------------------------------------------------------------------------------
 
@@ -252,6 +265,7 @@ class DiscordChannel:
             context=discord.context,
             base_url=self.settings.base_url,
             progress=_progress(request),
+            irreversible=await self._irreversible(request),
         )
         message = await self._api("POST", f"/channels/{_segment(channel_id)}/messages", body)
         message_id = str(message.get("id") or "")
@@ -386,17 +400,33 @@ class DiscordChannel:
         data: dict[str, Any],
     ) -> dict[str, Any]:
         await self._check_open(request, user)
+        if ref.action == ACTION_CONFIRM:
+            remembered = self._confirming.pop((user, request.call_id), None)
+            if remembered is None or remembered[0] != channel_id:
+                raise _Refused("This confirmation expired: click Approve on the request again.")
+            message_id = remembered[1]
         target = await self._authorize(request, user, channel_id, message_id)
         if isinstance(request, FunctionCall):
-            if ref.action == ACTION_APPROVE:
+            if ref.action in (ACTION_APPROVE, ACTION_CONFIRM):
                 if not arguments_fit(request):
                     raise _Refused(
                         "This message cannot show every argument, so it cannot approve the "
                         "call: open it in the inbox to decide."
                     )
-                return await self._decide(
-                    request, FunctionCallStatus(approved=True), user, target, message_id
-                )
+                confirmed = ref.action == ACTION_CONFIRM
+                try:
+                    return await self._decide(
+                        request,
+                        FunctionCallStatus(approved=True, confirmed_irreversible=confirmed or None),
+                        user,
+                        target,
+                        message_id,
+                    )
+                except _NeedsConfirmation:
+                    if len(self._confirming) > 1000:
+                        self._confirming.clear()
+                    self._confirming[(user, request.call_id)] = (channel_id, message_id)
+                    return confirm_message(request)
             if ref.action == ACTION_REJECT:
                 return modal(request, str(data.get("custom_id")))
             if ref.action == ACTION_REJECT_OPTION and ref.option is not None:
@@ -481,6 +511,9 @@ class DiscordChannel:
         except ForbiddenError as exc:  # audited by the service
             self._inline.pop(key, None)
             raise _Refused("You are not allowed to answer this request.") from exc
+        except ConfirmationRequiredError as exc:
+            self._inline.pop(key, None)
+            raise _NeedsConfirmation(exc.message) from exc
         except InvalidDecisionError as exc:
             self._inline.pop(key, None)
             raise _Refused(exc.message) from exc
@@ -496,6 +529,7 @@ class DiscordChannel:
                 log.warning("Discord: showing quorum progress failed: %s", exc)
             body = request_message(
                 result,
+                irreversible=await self._irreversible(result),
                 context=target.context,
                 base_url=self.settings.base_url,
                 progress=f"Your approval is recorded. {_progress(result) or ''}".strip(),
@@ -539,6 +573,15 @@ class DiscordChannel:
         return {"type": UPDATE_MESSAGE, "data": decided_message(result, context=target.context)}
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _irreversible(self, request: ChannelRequest) -> bool:
+        """Whether Approve takes the second click (the agent's mark or the operator's)."""
+        if not isinstance(request, FunctionCall):
+            return False
+        if request.spec.irreversible:
+            return True
+        project = await self.service.get_project(FUNCTION_CALL, request.call_id)
+        return project is not None and await self.service.irreversible(request, project)
 
     async def _load(self, ref: ButtonRef) -> ChannelRequest:
         call_id = ref.call_id
@@ -636,6 +679,7 @@ class DiscordChannel:
                     context=context,
                     base_url=self.settings.base_url,
                     progress=_progress(request),
+                    irreversible=await self._irreversible(request),
                 )
             )
             try:

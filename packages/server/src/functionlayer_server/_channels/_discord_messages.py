@@ -20,8 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from functionlayer._display import (
+    CONTEXT_LABEL,
     ShownArguments,
-    format_arguments,
+    format_comparison,
+    format_context,
     make_visible,
     show_arguments,
 )
@@ -31,6 +33,7 @@ from functionlayer_server._schema import allowed
 
 __all__ = [
     "ACTION_APPROVE",
+    "ACTION_CONFIRM",
     "ACTION_REJECT",
     "ACTION_REJECT_OPTION",
     "ACTION_REPLY",
@@ -40,6 +43,7 @@ __all__ = [
     "ButtonRef",
     "arguments_fit",
     "code_block",
+    "confirm_message",
     "custom_id",
     "decided_message",
     "digest",
@@ -52,6 +56,8 @@ __all__ = [
 ]
 
 ACTION_APPROVE = "ap"
+ACTION_CONFIRM = "ac"
+"""The second, deliberate click that approves an irreversible function."""
 ACTION_REJECT = "rj"
 ACTION_REJECT_OPTION = "ro"
 ACTION_REPLY = "rp"
@@ -137,6 +143,7 @@ def parse_custom_id(value: str) -> ButtonRef | None:
     action, option = action_text[:2], action_text[2:]
     if action not in (
         ACTION_APPROVE,
+        ACTION_CONFIRM,
         ACTION_REJECT,
         ACTION_REJECT_OPTION,
         ACTION_REPLY,
@@ -231,9 +238,9 @@ def _describe(request: FunctionCall | HumanContact, context: str | None) -> list
         lines.append(code_block(_arguments(request).text, _ARGUMENTS_ROOM))
         status = request.status
         if status is not None and status.edited_kwargs is not None:
-            edited = format_arguments(status.edited_kwargs, spec.parameters)
-            lines.append("Approved with these arguments:")
-            lines.append(code_block(edited, 400))
+            compared = format_comparison(spec.kwargs, status.edited_kwargs, spec.parameters)
+            lines.append("Approved and run with these arguments (proposed → run):")
+            lines.append(code_block(compared, 400))
     else:
         contact = request.spec
         lines.append(f"**{escape(_clip(contact.subject or 'A question for you', 200))}**")
@@ -255,8 +262,10 @@ def request_message(
     context: str | None,
     base_url: str,
     progress: str | None = None,
+    irreversible: bool = False,
 ) -> dict[str, Any]:
-    """The message for a pending request, with its buttons (``POST``/``PATCH`` body)."""
+    """The message for a pending request, with its buttons (``POST``/``PATCH`` body).
+    ``irreversible``: Approve asks for a second, confirm click (the server refuses without)."""
     lines = _describe(request, context)
     if progress:
         lines.append(_clip(escape(progress), _PROGRESS_ROOM))
@@ -264,8 +273,11 @@ def request_message(
     if isinstance(request, FunctionCall):
         accepted = allowed(request.spec)
         buttons = []
+        if irreversible:
+            lines.append("⚠ **Irreversible**: approving asks you to confirm a second time.")
         if "approve" in accepted and arguments_fit(request):
-            buttons.append(_button("Approve", custom_id(ACTION_APPROVE, request), 3))
+            label = "Approve…" if irreversible else "Approve"
+            buttons.append(_button(label, custom_id(ACTION_APPROVE, request), 3))
         elif "approve" in accepted:
             lines.append(_TOO_LONG)
         if "reject" in accepted:
@@ -284,7 +296,43 @@ def request_message(
         for i, o in enumerate(options[:_MAX_OPTIONS])
     ]
     rows.extend(_rows(option_buttons))
-    return {"content": _content(lines), "components": rows, "allowed_mentions": NO_MENTIONS}
+    return {
+        "content": _content(lines),
+        "components": rows,
+        "allowed_mentions": NO_MENTIONS,
+        **context_embeds(request),
+    }
+
+
+def context_embeds(request: FunctionCall | HumanContact) -> dict[str, Any]:
+    """The agent's context as an embed titled with :data:`CONTEXT_LABEL`, its text in a code
+    block it cannot close (no markdown, links or mentions); nothing when there is none."""
+    if not isinstance(request, FunctionCall):
+        return {}
+    told = format_context(request.spec.context, limit=1200)
+    if not told:
+        return {}
+    body = told.split("\n", 1)[1] if "\n" in told else told
+    return {"embeds": [{"title": CONTEXT_LABEL, "description": code_block(body, 4000)}]}
+
+
+def confirm_message(call: FunctionCall) -> dict[str, Any]:
+    """The second step for an irreversible function, only for the clicker (ephemeral): a
+    confirm button."""
+    text = (
+        f"⚠ {escape(_clip(call.spec.fn, 60))} **cannot be undone**. Nothing was recorded yet: "
+        "confirm to approve it with exactly the arguments shown."
+    )
+    button = _button("Confirm: approve (irreversible)", custom_id(ACTION_CONFIRM, call), 4)
+    return {
+        "type": 4,
+        "data": {
+            "content": text,
+            "flags": EPHEMERAL_FLAG,
+            "components": _rows([button]),
+            "allowed_mentions": NO_MENTIONS,
+        },
+    }
 
 
 def _who(responder: str | None, via: str | None) -> str:
@@ -328,6 +376,7 @@ def decided_message(request: FunctionCall | HumanContact, *, context: str | None
         "content": body + "\n" + outcome,
         "components": [],
         "allowed_mentions": NO_MENTIONS,
+        **context_embeds(request),
     }
 
 

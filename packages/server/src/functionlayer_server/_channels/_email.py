@@ -67,6 +67,7 @@ from functionlayer_server._channels._email_render import (
 )
 from functionlayer_server._errors import (
     AlreadyDecidedError,
+    ConfirmationRequiredError,
     ForbiddenError,
     InvalidDecisionError,
     NotFoundError,
@@ -267,6 +268,7 @@ class EmailChannel:
         expires_at = now + self.link_ttl
         expires = datetime.fromtimestamp(expires_at, UTC).strftime("on %Y-%m-%d at %H:%M UTC")
         context = channel.context_about_user
+        irreversible = await self._irreversible(request)
         message_ids: dict[str, str] = {}
         batch: list[tuple[EmailMessage, list[str]]] = []
         subject = ""
@@ -304,6 +306,7 @@ class EmailChannel:
                 approve_url=approve_url,
                 open_url=open_url,
                 expires=expires,
+                irreversible=irreversible,
             )
             subject = content.subject
             msgid = self.message_id(kind, request.call_id, recipient)
@@ -459,6 +462,15 @@ class EmailChannel:
         except NotFoundError:
             return None
 
+    async def _irreversible(self, request: ChannelRequest) -> bool:
+        """Whether approving takes the confirmation step (the agent's mark or the operator's)."""
+        if not isinstance(request, FunctionCall):
+            return False
+        if request.spec.irreversible:
+            return True
+        project = await self.service.get_project(FUNCTION_CALL, request.call_id)
+        return project is not None and await self.service.irreversible(request, project)
+
     async def _verify(self, token: str) -> LinkToken | HTMLResponse:
         try:
             return self.signer.verify(token, now=self.service.clock.now())
@@ -517,14 +529,17 @@ class EmailChannel:
             return self._decided_page(request)
         if isinstance(request, FunctionCall) and not arguments_fit(request):
             return self._too_long_page(request, link)
+        irreversible = await self._irreversible(request)
         return self._page(
             LinkPage(
-                title="Approve this call?",
-                message=f"You are approving as {link.recipient}. Nothing happens until you press the button.",
+                title="Approve this irreversible call?" if irreversible else "Approve this call?",
+                message=f"You are approving as {link.recipient}. Nothing happens until you press the button."
+                + (" It cannot be undone." if irreversible else ""),
                 request=request,
                 form_action=f"{LINK_PREFIX}/{token}",
-                button_label="Approve",
+                button_label="Approve — it cannot be undone" if irreversible else "Approve",
                 open_url=self._inbox_url(link.kind, link.call_id),
+                irreversible=irreversible,
             )
         )
 
@@ -569,9 +584,11 @@ class EmailChannel:
                 )
             )
         try:
+            # This POST comes from the confirmation page (GET shows the call and decides
+            # nothing): for an irreversible function that page is the deliberate second step.
             decided = await self.service.respond_function_call(
                 link.call_id,
-                FunctionCallStatus(approved=True),
+                FunctionCallStatus(approved=True, confirmed_irreversible=True),
                 responder=f"email:{link.recipient}",
                 via=VIA,
             )
@@ -722,6 +739,17 @@ class EmailChannel:
             return answer(409, "already_decided", exc.message, call_id=call_id)
         except ForbiddenError as exc:
             return answer(403, "forbidden", exc.message, call_id=call_id)
+        except ConfirmationRequiredError as exc:
+            await self._refuse(
+                kind, call_id, reply.sender, "a reply cannot approve an irreversible function"
+            )
+            return answer(
+                422,
+                "confirmation_required",
+                exc.message
+                + "; a reply cannot confirm it: use the Approve link; nothing was decided",
+                call_id=call_id,
+            )
         except InvalidDecisionError as exc:
             return answer(422, "invalid_decision", exc.message, call_id=call_id)
         except NotFoundError as exc:

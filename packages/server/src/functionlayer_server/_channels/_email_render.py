@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from functionlayer._display import format_arguments, show_arguments
+from functionlayer._display import (
+    CONTEXT_LABEL,
+    WARNING,
+    context_lines,
+    format_arguments,
+    format_comparison,
+    format_context,
+    show_arguments,
+)
 from functionlayer._models import FunctionCall, HumanContact
 
 __all__ = [
@@ -40,8 +48,18 @@ _TEMPLATES = {
 <body style="{{ style }}">
 <h2 style="margin-top:0">{{ title }}</h2>
 {% if context %}<p style="color:#59636e">For {{ context }}.</p>{% endif %}
+{% if told %}
+<div style="border-left:4px solid #9a6700;background:#fff8c5;padding:8px 12px;margin:12px 0;border-radius:6px">
+<p style="margin:0 0 4px;font-weight:600;color:#9a6700">{{ context_label }}</p>
+{% if told_marked %}<p style="margin:0 0 4px;color:#b42318">{{ warning }}</p>{% endif %}
+{% for line in told %}<p style="margin:6px 0 2px;font-size:13px;font-weight:600">{{ line.label }}</p>
+<blockquote style="margin:0;padding:0 0 0 10px;border-left:2px solid #d4a72c;white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px">{{ line.text }}</blockquote>
+{% endfor %}
+</div>
+{% endif %}
 {% if call %}
 <p>An agent wants to run <strong><code>{{ function }}</code></strong> with these arguments:</p>
+{% if irreversible %}<p style="color:#b42318;font-weight:600">⚠ Irreversible: it cannot be undone. Approving asks you to confirm on a page.</p>{% endif %}
 <pre style="background:#f6f8fa;padding:12px;border-radius:6px;white-space:pre-wrap;word-break:break-word">{{ arguments }}</pre>
 {% else %}
 <p>An agent asks:</p>
@@ -65,7 +83,15 @@ _TEMPLATES = {
 For {{ context }}.
 
 {% endif %}
+{% if told_text %}
+{{ told_text }}
+
+{% endif %}
 {% if call %}
+{% if irreversible %}
+IRREVERSIBLE: it cannot be undone. Approve with the link (it asks you to confirm on a page); a reply cannot approve it.
+
+{% endif %}
 An agent wants to run {{ function }} with these arguments:
 
 {{ arguments }}
@@ -95,6 +121,16 @@ Open in the inbox: {{ open_url }}
 <h2>{{ title }}</h2>
 <p>{{ message }}</p>
 {% if function %}
+{% if irreversible %}<p style="color:#b42318;font-weight:600">⚠ <code>{{ function }}</code> is irreversible: it cannot be undone.</p>{% endif %}
+{% if told %}
+<div style="border-left:4px solid #9a6700;background:#fff8c5;padding:8px 12px;margin:12px 0;border-radius:6px">
+<p style="margin:0 0 4px;font-weight:600;color:#9a6700">{{ context_label }}</p>
+{% if told_marked %}<p style="margin:0 0 4px;color:#b42318">{{ warning }}</p>{% endif %}
+{% for line in told %}<p style="margin:6px 0 2px;font-size:13px;font-weight:600">{{ line.label }}</p>
+<blockquote style="margin:0;padding:0 0 0 10px;border-left:2px solid #d4a72c;white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px">{{ line.text }}</blockquote>
+{% endfor %}
+</div>
+{% endif %}
 <p>Function: <strong><code>{{ function }}</code></strong></p>
 <pre style="background:#f6f8fa;padding:12px;border-radius:6px;white-space:pre-wrap;word-break:break-word">{{ arguments }}</pre>
 {% if run_id %}<p style="color:#59636e;font-size:13px">Run <code>{{ run_id }}</code>, call <code>{{ call_id }}</code></p>{% endif %}
@@ -141,6 +177,7 @@ class LinkPage:
     """Set to show the approve button; the form posts back to the page's own URL."""
     button_label: str = "Approve"
     open_url: str | None = None
+    irreversible: bool = False
 
 
 def pretty_arguments(kwargs: Any, schema: dict[str, Any] | None = None) -> str:
@@ -169,6 +206,7 @@ def render_request(
     approve_url: str | None,
     open_url: str,
     expires: str,
+    irreversible: bool = False,
 ) -> EmailContent:
     is_call = isinstance(request, FunctionCall)
     if isinstance(request, FunctionCall):
@@ -178,6 +216,10 @@ def render_request(
         instructions = (
             "Reply to this email: a first line of 'approve' (or 'yes') approves the call; "
             "any other reply rejects it and your text goes back to the agent as feedback."
+            if shown.complete and not irreversible
+            else "This function is irreversible: a reply cannot approve it. Use the Approve "
+            "link, which asks you to confirm; any other reply rejects the call and your text "
+            "goes back to the agent as feedback."
             if shown.complete
             else "The arguments are too long to show in an email, so this email cannot approve "
             "the call: open it in the inbox to read every argument and decide. Any reply "
@@ -204,12 +246,27 @@ def render_request(
         "expires": expires,
         "style": _BASE_STYLE,
         "button": _BUTTON,
+        "irreversible": irreversible and is_call,
+        **_told(request),
     }
     return EmailContent(
         subject=one_line(subject or title),
         text=_text.get_template("request.txt").render(values),
         html=_html.get_template("request.html").render(values),
     )
+
+
+def _told(request: FunctionCall | HumanContact | None) -> dict[str, Any]:
+    """The agent's context for the templates: labelled, quoted, hidden characters marked."""
+    context = request.spec.context if isinstance(request, FunctionCall) else None
+    lines = context_lines(context, limit=4000)
+    return {
+        "told": lines,
+        "told_marked": any(line.marked for line in lines),
+        "told_text": format_context(context, limit=4000),
+        "context_label": CONTEXT_LABEL,
+        "warning": WARNING,
+    }
 
 
 def describe_decision(request: FunctionCall | HumanContact) -> str:
@@ -256,11 +313,17 @@ def render_page(page: LinkPage) -> str:
         "open_url": page.open_url,
         "style": _BASE_STYLE,
         "button": _BUTTON,
+        "irreversible": page.irreversible,
+        **_told(request),
     }
     if isinstance(request, FunctionCall):
+        status = request.status
+        edited = status.edited_kwargs if status is not None else None
         values.update(
             function=request.spec.fn,
-            arguments=pretty_arguments(request.spec.kwargs, request.spec.parameters),
+            arguments=pretty_arguments(request.spec.kwargs, request.spec.parameters)
+            if edited is None
+            else format_comparison(request.spec.kwargs, edited, request.spec.parameters),
             run_id=request.run_id,
             call_id=request.call_id,
         )

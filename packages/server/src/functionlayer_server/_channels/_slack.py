@@ -31,6 +31,7 @@ from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
 from functionlayer_server._channels._dispatch import delivery_tiers, request_kind
 from functionlayer_server._channels._slack_blocks import (
     ACTION_APPROVE,
+    ACTION_APPROVE_CONFIRM,
     ACTION_REJECT,
     ACTION_REJECT_OPTION,
     ACTION_REPLY,
@@ -40,6 +41,7 @@ from functionlayer_server._channels._slack_blocks import (
     VIEW_REJECT,
     VIEW_REPLY,
     arguments_fit,
+    confirm_blocks,
     decided_blocks,
     escape,
     outcome_text,
@@ -49,6 +51,7 @@ from functionlayer_server._channels._slack_blocks import (
 )
 from functionlayer_server._errors import (
     AlreadyDecidedError,
+    ConfirmationRequiredError,
     ForbiddenError,
     InvalidDecisionError,
     NotFoundError,
@@ -74,6 +77,11 @@ VIA = "slack"
 
 class _Refused(Exception):
     """An answer that must not decide anything; the message is shown to the clicker."""
+
+
+class _NeedsConfirmation(Exception):
+    """Approve on an irreversible function: nothing was decided; the clicker is asked to
+    confirm with a second, deliberate click."""
 
 
 def create_channel(
@@ -128,6 +136,7 @@ class SlackChannel:
             context=slack.context_about_channel_or_user,
             base_url=self.settings.base_url,
             progress=_progress(request),
+            irreversible=await self._irreversible(request),
         )
         response = await self.client(slack.bot_token).chat_postMessage(
             channel=slack.channel_or_user_id,
@@ -260,9 +269,17 @@ class SlackChannel:
                 value = json.loads(action.get("value") or "{}")
                 call_id = str(value["call_id"])
                 request = await self._load(str(value.get("kind")), call_id)
-                target = await self._authorize(request, user, channel_id, message_ts)
+                delivered_ts = message_ts
+                if action_id == ACTION_APPROVE_CONFIRM:
+                    # Clicked on the confirmation shown only to this person: it names the
+                    # request's message, which must be a delivery in this same channel (and
+                    # the person allowed there), as for any other button.
+                    if str(value.get("channel")) != channel_id:
+                        raise _Refused("This confirmation does not belong to this channel.")
+                    delivered_ts = str(value["ts"])
+                target = await self._authorize(request, user, channel_id, delivered_ts)
                 await self._act(
-                    payload, request, target, action_id, value, user, channel_id, message_ts
+                    payload, request, target, action_id, value, user, channel_id, delivered_ts
                 )
             except _Refused as refused:
                 await self._ephemeral(channel_id, user, str(refused), None)
@@ -292,15 +309,29 @@ class SlackChannel:
         if request.completed:
             raise _Refused(_already(request))
         if isinstance(request, FunctionCall):
-            if action_id == ACTION_APPROVE:
+            if action_id in (ACTION_APPROVE, ACTION_APPROVE_CONFIRM):
                 if not arguments_fit(request):
                     raise _Refused(
                         "This message cannot show every argument, so it cannot approve the "
                         "call: open it in the inbox to decide."
                     )
-                await self._decide(
-                    request, FunctionCallStatus(approved=True), user, channel_id, token
-                )
+                confirmed = action_id == ACTION_APPROVE_CONFIRM
+                try:
+                    await self._decide(
+                        request,
+                        FunctionCallStatus(approved=True, confirmed_irreversible=confirmed or None),
+                        user,
+                        channel_id,
+                        token,
+                    )
+                except _NeedsConfirmation:
+                    await self._ephemeral(
+                        channel_id,
+                        user,
+                        f"{request.spec.fn} cannot be undone: confirm to approve it.",
+                        token,
+                        blocks=confirm_blocks(request, channel_id, message_ts),
+                    )
             elif action_id == ACTION_REJECT:
                 await self.client(token).views_open(
                     trigger_id=payload.get("trigger_id"), view=reject_modal(request, metadata)
@@ -346,6 +377,8 @@ class SlackChannel:
             raise _Refused(f"Already decided: {exc.message}") from exc
         except ForbiddenError as exc:
             raise _Refused("You are not allowed to answer this request.") from exc
+        except ConfirmationRequiredError as exc:
+            raise _NeedsConfirmation(exc.message) from exc
         except InvalidDecisionError as exc:
             raise _Refused(exc.message) from exc
         if not result.completed:  # quorum: recorded, more approvals needed
@@ -460,14 +493,31 @@ class SlackChannel:
         )
         raise _Refused("You are not allowed to answer this request.")
 
-    async def _ephemeral(self, channel: str, user: str, text: str, token: str | None) -> None:
+    async def _irreversible(self, request: ChannelRequest) -> bool:
+        """Whether Approve takes the second click (the agent's mark or the operator's)."""
+        if not isinstance(request, FunctionCall):
+            return False
+        if request.spec.irreversible:
+            return True
+        project = await self.service.get_project(FUNCTION_CALL, request.call_id)
+        return project is not None and await self.service.irreversible(request, project)
+
+    async def _ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        token: str | None,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
         from slack_sdk.errors import SlackApiError
 
         if not channel or not user:
             return
         try:
             await self.client(token).chat_postEphemeral(
-                channel=channel, user=user, text=escape(text)
+                channel=channel, user=user, text=escape(text), blocks=blocks
             )
         except (SlackApiError, RuntimeError, OSError) as exc:
             log.warning("Slack ephemeral message failed: %s", exc)
@@ -489,6 +539,7 @@ class SlackChannel:
                     context=context,
                     base_url=self.settings.base_url,
                     progress=_progress(request),
+                    irreversible=await self._irreversible(request),
                 )
             )
             try:

@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 from functionlayer._display import (
     ShownArguments,
-    format_arguments,
+    format_comparison,
+    format_context,
     make_visible,
     show_arguments,
 )
@@ -20,6 +21,7 @@ from functionlayer_server._schema import allowed
 
 __all__ = [
     "ACTION_APPROVE",
+    "ACTION_APPROVE_CONFIRM",
     "ACTION_REJECT",
     "ACTION_REJECT_OPTION",
     "ACTION_REPLY",
@@ -28,6 +30,7 @@ __all__ = [
     "VIEW_REPLY",
     "arguments_fit",
     "code_block",
+    "confirm_blocks",
     "escape",
     "outcome_text",
     "reject_modal",
@@ -36,6 +39,8 @@ __all__ = [
 ]
 
 ACTION_APPROVE = "fl_approve"
+ACTION_APPROVE_CONFIRM = "fl_approve_confirm"
+"""The second, deliberate click that approves an irreversible function."""
 ACTION_REJECT = "fl_reject"
 ACTION_REJECT_OPTION = "fl_reject_option"
 ACTION_REPLY = "fl_reply"
@@ -150,12 +155,21 @@ def _describe_request(
         blocks.append({"type": "header", "text": plain(f"Approve {spec.fn}?", 150)})
         if spec.description:
             blocks.append({"type": "section", "text": plain(make_visible(spec.description)[0])})
+        told = format_context(spec.context, limit=1200)
+        if told:
+            # The agent's words, never the system's: quoted in a code block (no mrkdwn, no
+            # links, no mentions), under a label saying so.
+            blocks.append(_section(":speech_balloon: " + code_block(told, 2900)))
         arguments = _arguments(request).text
-        blocks.append(_section("*Arguments*\n" + code_block(arguments, _ARGUMENTS_ROOM)))
         status = request.status
+        edited_call = status is not None and status.edited_kwargs is not None
+        title = "*Arguments as proposed*" if edited_call else "*Arguments*"
+        blocks.append(_section(title + "\n" + code_block(arguments, _ARGUMENTS_ROOM)))
         if status is not None and status.edited_kwargs is not None:
-            edited = format_arguments(status.edited_kwargs, spec.parameters)
-            blocks.append(_section("*Approved with these arguments*\n" + code_block(edited, 2900)))
+            compared = format_comparison(spec.kwargs, status.edited_kwargs, spec.parameters)
+            blocks.append(
+                _section("*Approved and run with these arguments*\n" + code_block(compared, 2900))
+            )
     else:
         contact = request.spec
         blocks.append(
@@ -172,8 +186,10 @@ def request_blocks(
     context: str | None,
     base_url: str,
     progress: str | None = None,
+    irreversible: bool = False,
 ) -> list[dict[str, Any]]:
-    """The message for a pending request, with its buttons."""
+    """The message for a pending request, with its buttons. ``irreversible``: Approve asks
+    for a second, deliberate click (``confirm_blocks``); the server refuses without it."""
     blocks = _describe_request(request, context)
     if progress:
         blocks.append(_context([progress]))
@@ -181,8 +197,13 @@ def request_blocks(
     if isinstance(request, FunctionCall):
         accepted = allowed(request.spec)
         buttons = []
+        if irreversible:
+            blocks.append(
+                _section(":warning: *Irreversible*: approving asks you to confirm a second time.")
+            )
         if "approve" in accepted and arguments_fit(request):
-            buttons.append(_button("Approve", ACTION_APPROVE, _value(request), "primary"))
+            label = "Approve…" if irreversible else "Approve"
+            buttons.append(_button(label, ACTION_APPROVE, _value(request), "primary"))
         elif "approve" in accepted:
             blocks.append(
                 _section(
@@ -208,6 +229,32 @@ def request_blocks(
         ]
         blocks.append({"type": "actions", "block_id": "fl_options", "elements": elements})
     return blocks
+
+
+def confirm_blocks(call: FunctionCall, channel: str, ts: str) -> list[dict[str, Any]]:
+    """The second step for an irreversible function, shown only to the person who clicked
+    Approve: a confirm button naming the message it belongs to (``channel``/``ts``, checked
+    against the deliveries again when clicked)."""
+    value = json.loads(_value(call))
+    value.update(channel=channel, ts=ts)
+    return [
+        _section(
+            f":warning: `{escape(call.spec.fn)}` *cannot be undone*. Nothing was recorded yet: "
+            "confirm to approve it with exactly the arguments shown."
+        ),
+        {
+            "type": "actions",
+            "block_id": "fl_confirm",
+            "elements": [
+                _button(
+                    "Confirm: approve (irreversible)",
+                    ACTION_APPROVE_CONFIRM,
+                    _clip(json.dumps(value, separators=(",", ":")), 2000),
+                    "danger",
+                )
+            ],
+        },
+    ]
 
 
 def _who(responder: str | None, via: str | None) -> str:

@@ -19,7 +19,13 @@ from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
 from .. import _schema
 from .._accounts import LoginThrottled
 from .._audit_view import visible_details
-from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
+from .._errors import (
+    AlreadyDecidedError,
+    ConfirmationRequiredError,
+    InvalidDecisionError,
+    NotFoundError,
+    ServerError,
+)
 from .._service import FUNCTION_CALL, HUMAN_CONTACT
 from . import _views as views
 from ._session import COOKIE_NAME, DEVICE_COOKIE_NAME, DeviceCodec, Session, SessionCodec
@@ -29,6 +35,7 @@ __all__ = ["create_inbox_router"]
 PREFIX = "/inbox"
 VIA = "web"
 RECENT_LIMIT = 20
+STATE_PREFIX = "/inbox/state/calls/"
 PAGE_SIZE = 50
 
 
@@ -355,13 +362,30 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             views.row_for_contact(c, now) for c in done_contacts
         ]
         decided.sort(key=lambda row: row.decided_at or row.requested_at or now, reverse=True)
+        shown = pending[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        await label_requesters([*shown, *decided[:RECENT_LIMIT]], user)
         return {
-            "pending": pending[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+            "pending": shown,
             "pending_total": total,
             "page": page,
             "pages": pages,
             "decided": decided[:RECENT_LIMIT],
         }
+
+    async def label_requesters(rows: list[views.RequestRow], user: Any) -> None:
+        """Each row's requesting agent token and project (read from the stored records)."""
+        origins = await asyncio.gather(
+            *(
+                service.requested_by(
+                    FUNCTION_CALL if row.kind == "call" else HUMAN_CONTACT,
+                    row.call_id,
+                    among=user.projects,
+                )
+                for row in rows
+            )
+        )
+        for row, origin in zip(rows, origins, strict=True):
+            row.requested_by = views.requester_label(origin)
 
     async def current_version() -> int:
         return int(await service.wait_for_change(-1, 0))
@@ -410,23 +434,23 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             return None
         return call
 
-    async def audit(kind: str, call_id: str, user: Any) -> list[dict[str, Any]]:
+    async def audit(kind: str, call_id: str, user: Any) -> list[views.AuditRow]:
         project = await service.get_project(kind, call_id, among=user.projects)
         entries = await service.audit_trail(call_id, project=project) if project else []
         rows = []
         for entry in entries:
             details: Any = getattr(entry, "details", None)
             if details is not None and not isinstance(details, str):
-                details = json.dumps(visible_details(details), ensure_ascii=False, default=str)
+                details = visible_details(details)
             when = getattr(entry, "at", None) or getattr(entry, "when", None)
             rows.append(
-                {
-                    "when": views.format_time(when) if when is not None else "",
-                    "who": getattr(entry, "who", None) or "",
-                    "via": getattr(entry, "via", None) or "",
-                    "action": getattr(entry, "action", None) or "",
-                    "details": details or "",
-                }
+                views.audit_row(
+                    views.format_time(when) if when is not None else "",
+                    getattr(entry, "who", None) or "",
+                    getattr(entry, "via", None) or "",
+                    getattr(entry, "action", None) or "",
+                    details,
+                )
             )
         return rows
 
@@ -458,9 +482,13 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         status_code: int = 200,
         form: Mapping[str, str] | None = None,
         field_errors: Mapping[str, str] | None = None,
+        confirm: bool = False,
     ) -> Response:
         now = views.now_utc()
         status = call.status
+        project = await service.get_project(FUNCTION_CALL, call.call_id, among=user.projects)
+        irreversible = bool(project) and await service.irreversible(call, project)
+        origin = await service.requested_by(FUNCTION_CALL, call.call_id, among=user.projects)
         requested = status.requested_at if status else None
         expires = status.expires_at if status else None
         outcome = views.call_outcome(call)
@@ -499,6 +527,15 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "approvals_required": call.spec.policy.approvals_required
                 if call.spec.policy
                 else 1,
+                "context": views.context_view(spec.context),
+                "irreversible": irreversible,
+                "confirm": confirm and irreversible,
+                "confirm_fields": [
+                    (k, v) for k, v in values.items() if k not in ("confirmed_irreversible",)
+                ],
+                "requested_by": views.requester_label(origin),
+                "watch_state": views.watch_state(outcome),
+                "state_url": STATE_PREFIX + quote(call.call_id, safe=""),
             },
             status_code=status_code,
         )
@@ -548,8 +585,13 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                     None,
                     f"The {name.replace('_', ' ')} is too long (over {MAX_TEXT} characters).",
                 )
+        confirmed = _text(form, "confirmed_irreversible") in ("1", "true", "yes")
         if action == "approve":
-            return FunctionCallStatus(approved=True, comment=_text(form, "comment") or None), None
+            return FunctionCallStatus(
+                approved=True,
+                comment=_text(form, "comment") or None,
+                confirmed_irreversible=confirmed or None,
+            ), None
         if action == "reject":
             feedback = _text(form, "feedback")
             option_name = _text(form, "reject_option_name") or None
@@ -571,8 +613,12 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 return None, "Nothing was recorded: " + _schema.describe(problems) + "."
             merged = _schema.merge_edits(call.spec, edits)
             if merged == call.spec.kwargs:
-                return FunctionCallStatus(approved=True), None
-            return FunctionCallStatus(approved=True, edited_kwargs=merged), None
+                return FunctionCallStatus(
+                    approved=True, confirmed_irreversible=confirmed or None
+                ), None
+            return FunctionCallStatus(
+                approved=True, edited_kwargs=merged, confirmed_irreversible=confirmed or None
+            ), None
         if action == "edit":
             raw = _text(form, "edited_kwargs")
             try:
@@ -587,11 +633,16 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             if edited == call.spec.kwargs:
                 # Nothing changed: a plain approval, so the agent is not told of phantom edits.
                 return FunctionCallStatus(
-                    approved=True, comment=_text(form, "comment") or None
+                    approved=True,
+                    comment=_text(form, "comment") or None,
+                    confirmed_irreversible=confirmed or None,
                 ), None
             return (
                 FunctionCallStatus(
-                    approved=True, edited_kwargs=edited, comment=_text(form, "comment") or None
+                    approved=True,
+                    edited_kwargs=edited,
+                    comment=_text(form, "comment") or None,
+                    confirmed_irreversible=confirmed or None,
                 ),
                 None,
             )
@@ -642,12 +693,26 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 error=f"Nothing was changed: this request was already decided. ({exc})",
                 status_code=409,
             )
+        except ConfirmationRequiredError:
+            # The second, deliberate step: nothing was recorded; the page asks to confirm.
+            return await render_call(call, session, user, form=values, confirm=True)
         except (InvalidDecisionError, ServerError) as exc:
             code = exc.status_code if 400 <= exc.status_code < 500 else 422
             return await render_call(
                 call, session, user, error=f"Not accepted: {exc}", status_code=code, form=values
             )
         return redirect(views.call_url(call_id) + "?decided=1")
+
+    @router.get(STATE_PREFIX + "{call_id:path}")
+    async def call_state(request: Request, call_id: str) -> Response:
+        """What the detail page watches (outcome, quorum, execution), as a small JSON."""
+        _session, user = await current_user(request)
+        if user is None:
+            return secure(JSONResponse({"detail": "login required"}, status_code=401))
+        call = await visible_call(call_id, user)
+        if call is None:
+            return secure(JSONResponse({"detail": "not found"}, status_code=404))
+        return secure(JSONResponse({"state": views.watch_state(views.call_outcome(call))}))
 
     # -- human contacts ----------------------------------------------------------------------
 

@@ -14,9 +14,15 @@ from typing import Any
 from urllib.parse import quote
 
 from functionlayer._display import (
+    CONTEXT_LABEL,
     WARNING,
+    ComparedArgument,
+    ContextLine,
     DisplayArgument,
+    compare_arguments,
+    context_lines,
     display_arguments,
+    format_number,
     make_visible,
     ordered_names,
     visible_json,
@@ -31,13 +37,17 @@ from functionlayer._models import (
 
 __all__ = [
     "ArgumentsView",
+    "AuditRow",
+    "ContextView",
     "EditField",
     "Outcome",
     "RequestRow",
     "arguments_view",
+    "audit_row",
     "call_outcome",
     "channel_context",
     "contact_outcome",
+    "context_view",
     "edit_fields",
     "edits_from_form",
     "execution_line",
@@ -47,6 +57,7 @@ __all__ = [
     "row_for_call",
     "row_for_contact",
     "short_args",
+    "watch_state",
 ]
 
 SHORT_ARGS_LIMIT = 120
@@ -97,8 +108,14 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_number(value)
+    return _compact(value)
+
+
 def short_args(kwargs: dict[str, Any], limit: int = SHORT_ARGS_LIMIT) -> str:
-    text = ", ".join(f"{name}={_compact(value)}" for name, value in kwargs.items())
+    text = ", ".join(f"{name}={_short(value)}" for name, value in kwargs.items())
     text = make_visible(text)[0]
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -126,6 +143,8 @@ class Outcome:
     approvals: list[str] = field(default_factory=list)
     execution: str | None = None
     """For an approved call that was claimed: when it ran and what came of it."""
+    comparison: list[ComparedArgument] = field(default_factory=list)
+    """After an approval with edits: every argument as proposed and as approved (run)."""
 
 
 def execution_line(call: FunctionCall) -> str | None:
@@ -162,6 +181,9 @@ def call_outcome(call: FunctionCall) -> Outcome:
                 tone="ok",
                 summary="Approved with edited arguments",
                 edited_json=pretty_json(status.edited_kwargs),
+                comparison=compare_arguments(
+                    call.spec.kwargs, status.edited_kwargs, call.spec.parameters
+                ),
                 **common,
             )
         return Outcome(label="approved", tone="ok", summary="Approved", **common)
@@ -211,6 +233,23 @@ class RequestRow:
     expires_in: str
     outcome: Outcome
     decided_at: datetime | None
+    requested_by: str = ""
+    """``agent token name · project`` (filled in by the router, which reads the record)."""
+
+
+def watch_state(outcome: Outcome) -> str:
+    """What the detail page's live update compares: the outcome, quorum progress and the
+    execution (started, finished)."""
+    return f"{outcome.label}|{len(outcome.approvals)}|{outcome.execution or ''}"
+
+
+def requester_label(origin: tuple[str, str] | None) -> str:
+    """``agent:NAME · project P`` (hidden characters marked), or empty when unknown."""
+    if origin is None:
+        return ""
+    name, project = origin
+    who = f"agent:{make_visible(name)[0]}" if name else "(no agent token)"
+    return f"{who} · project {make_visible(project)[0]}"
 
 
 def call_url(call_id: str) -> str:
@@ -311,6 +350,85 @@ def channel_context(
 
 def option_label(option: ResponseOption) -> str:
     return option.title or option.name
+
+
+# -- the agent's context: quoted, labelled, never trusted -------------------------------------
+
+
+@dataclass
+class ContextView:
+    """The agent's context for the page: ``lines`` empty when there is none."""
+
+    lines: list[ContextLine]
+    label: str = CONTEXT_LABEL
+    warning: str = WARNING
+
+    @property
+    def marked(self) -> bool:
+        return any(line.marked for line in self.lines)
+
+
+def context_view(context: Any) -> ContextView:
+    return ContextView(context_lines(context))
+
+
+# -- the audit trail: labelled fields, no raw JSON ---------------------------------------------
+
+
+@dataclass
+class AuditRow:
+    when: str
+    who: str
+    via: str
+    action: str
+    details: list[tuple[str, str]]
+
+
+_ACTION_WORDS = {
+    "created": "requested",
+    "approval_recorded": "approval recorded",
+    "responded": "answered instead",
+    "execution_claimed": "execution started",
+    "execution_reported": "execution finished",
+}
+
+
+def _label(key: str) -> str:
+    return make_visible(key.replace("_", " "))[0].capitalize()
+
+
+def _detail_text(value: Any) -> str:
+    if isinstance(value, str):
+        return make_visible(value)[0]
+    if isinstance(value, bool) or value is None:
+        return "yes" if value else "no" if value is False else "—"
+    if isinstance(value, int | float):
+        return format_number(value)
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(_detail_text(v) for v in value) or "—"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{_label(str(k))}: {_detail_text(v)}" for k, v in value.items())
+    return make_visible(_compact(value))[0]
+
+
+def audit_row(when: str, who: str, via: str, action: str, details: Any) -> AuditRow:
+    """One audit entry for people: the action in words, each detail a labelled field (empty
+    ones left out), values as text (never a JSON dump), hidden characters marked."""
+    fields: list[tuple[str, str]] = []
+    if isinstance(details, Mapping):
+        for key, value in details.items():
+            if value is None or value == "" or value == [] or value == {}:
+                continue
+            fields.append((_label(str(key)), _detail_text(value)))
+    elif details:
+        fields.append(("Details", _detail_text(details)))
+    return AuditRow(
+        when=when,
+        who=make_visible(who)[0],
+        via=make_visible(via)[0],
+        action=_ACTION_WORDS.get(action, action.replace("_", " ")),
+        details=fields,
+    )
 
 
 # -- arguments: faithful display and the schema-generated edit form ---------------------------

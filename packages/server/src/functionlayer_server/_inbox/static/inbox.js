@@ -52,17 +52,32 @@
   loop();
 })();
 
-// A detail page with open forms: tell the user when someone else decided meanwhile. The page is
-// re-fetched and parsed with DOMParser (which runs no scripts); only a data attribute is read.
+// A detail page: it updates itself when the request is decided, runs or expires (anywhere).
+// Each change of the server's counter is followed by a look at the request's small JSON state;
+// when that changed, the page is re-fetched and parsed with DOMParser (which runs no scripts)
+// and its server-rendered, escaped #live-detail replaces this one. While the person may still
+// decide (pending, say a quorum's progress), their open forms are kept and a banner tells them.
 function watchDetail() {
   "use strict";
-  var decide = document.getElementById("decide");
-  var banner = document.getElementById("changed-elsewhere");
-  if (!decide || !banner || !decide.getAttribute("data-watch")) { return; }
-  var url = decide.getAttribute("data-watch");
-  var state = decide.getAttribute("data-state");
+  var live = document.getElementById("live-detail");
+  if (!live || !live.getAttribute("data-state-url")) { return; }
+  var stateUrl = live.getAttribute("data-state-url");
+  var state = live.getAttribute("data-state");
   var version = "-1";
   function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+  function pending(value) { return String(value).indexOf("pending|") === 0; }
+  async function replace() {
+    var page = await fetch(window.location.pathname, { credentials: "same-origin" });
+    if (!page.ok) { return false; }
+    var doc = new DOMParser().parseFromString(await page.text(), "text/html");
+    var fresh = doc.getElementById("live-detail");
+    if (!fresh) { return false; }
+    live.replaceChildren.apply(live, Array.prototype.slice.call(fresh.childNodes).map(
+      function (node) { return document.importNode(node, true); }));
+    state = fresh.getAttribute("data-state");
+    live.setAttribute("data-state", state);
+    return true;
+  }
   (async function () {
     for (;;) {
       try {
@@ -73,14 +88,18 @@ function watchDetail() {
         var first = version === "-1";
         version = String(data.version);
         if (first) { continue; }
-        var page = await fetch(url, { credentials: "same-origin" });
-        if (!page.ok) { continue; }
-        var doc = new DOMParser().parseFromString(await page.text(), "text/html");
-        var fresh = doc.getElementById("decide");
-        if (!fresh || fresh.getAttribute("data-state") !== state) {
-          banner.hidden = false;
-          return;
+        var answer = await fetch(stateUrl,
+          { credentials: "same-origin", headers: { "Accept": "application/json" } });
+        if (!answer.ok) { continue; }
+        var now = String((await answer.json()).state);
+        if (now === state) { continue; }
+        if (pending(state) && pending(now) && document.getElementById("decide")) {
+          var banner = document.getElementById("changed-elsewhere");
+          if (banner) { banner.hidden = false; }
+          state = now;
+          continue;
         }
+        await replace();
       } catch (err) {
         await sleep(2000);
       }
