@@ -249,6 +249,9 @@ class FunctionCallStatus(_Model):
     """Quorum progress: who approved so far."""
     execution: Execution | None = None
     """Set once the approved call was claimed for execution (and its outcome, once known)."""
+    abandoned_at: datetime | None = None
+    """Set when the agent stopped waiting (e.g. Ctrl-C) before anyone decided: the call is
+    then expired for good (``approved`` False) and can no longer be approved or run."""
 
     @property
     def completed(self) -> bool:
@@ -329,6 +332,8 @@ class HumanContactStatus(_Model):
     expired: bool = False
     responded_by: str | None = None
     responded_via: str | None = None
+    abandoned_at: datetime | None = None
+    """Set when the agent stopped waiting before anyone answered (expired for good)."""
 
     @property
     def completed(self) -> bool:
