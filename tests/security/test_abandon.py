@@ -134,3 +134,23 @@ def test_the_inbox_shows_at_once_that_the_agents_long_poll_went_away(
     with deployment.agent() as agent:
         assert agent.get(f"/function_calls/{call_id}", params={"wait": 0}).status_code == 200
     assert "waiting for your answer now" in browser.get(f"/inbox/calls/{call_id}").text
+
+
+def test_a_human_contact_is_abandoned_by_its_creator_only(deployment: Deployment) -> None:
+    call_id = new_id()
+    with deployment.agent() as owner:
+        made = owner.post(
+            "/contact_requests",
+            json={"run_id": "abandon", "call_id": call_id, "spec": {"msg": "which account?"}},
+        )
+        assert made.status_code == 200, made.text
+        with deployment.agent(token=deployment.other_agent_token) as other:
+            assert other.post(f"/contact_requests/{call_id}/abandon").status_code == 403
+        assert owner.get(f"/contact_requests/{call_id}").json()["status"]["expired"] is False
+        abandoned = owner.post(f"/contact_requests/{call_id}/abandon")
+    assert abandoned.status_code == 200, abandoned.text
+    status = abandoned.json()["status"]
+    assert status["abandoned_at"] and status["expired"] is True and status["response"] is None
+    with deployment.person("alice") as alice:
+        late = alice.post(f"/agent/human_contacts/{call_id}/respond", json={"response": "acme"})
+    assert late.status_code == 409 and "stopped waiting" in late.json()["detail"], late.text

@@ -127,7 +127,7 @@ def _end_all(waits: list[_Wait]) -> str:
     worker.start()
     worker.join(ABANDON_SECONDS)
     if worker.is_alive():
-        return "; the server could not be told in time, so the request stays pending there"
+        return "; the server could not be told, so the request stays pending there"
     return "".join(notes)
 
 
