@@ -6,6 +6,10 @@ without a traceback and without running the guarded function.
 The ControlFlow case also points the example at a model by URL (``OPENAI_BASE_URL``, as for a
 local model) with a fresh temporary directory: without internet, it must use the bundled
 tokenizer instead of downloading one.
+
+The same with approvals on a real server (``FUNCTIONLAYER_API_BASE``): Ctrl-C while the worker
+thread long-polls ends the program within 2 s with one line, and the server then holds the
+request as abandoned by its agent.
 """
 
 from __future__ import annotations
