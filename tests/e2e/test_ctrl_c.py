@@ -18,6 +18,7 @@ import os
 import pty
 import select
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -218,3 +219,63 @@ def test_ctrl_c_during_a_server_long_poll_stops_at_once_and_abandons(
         assert call["status"]["abandoned_at"] and call["status"]["approved"] is False, call
         audit = agent.get(f"/function_calls/{call['call_id']}/audit").json()["items"]
     assert [e["action"] for e in audit][-1] == "abandoned", audit
+
+
+HOST_HANDLES_CTRL_C = """
+import signal
+import subprocess
+from functionlayer import FunctionLayer
+
+fl = FunctionLayer()
+
+
+def host(signum, frame):  # the application's own Ctrl-C handling, installed after ours
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGINT, host)
+
+
+@fl.require_approval
+def multiply(x: int, y: int) -> int:
+    print("RAN")
+    return x * y
+
+
+try:
+    multiply(2, 5)
+except KeyboardInterrupt:
+    print("THE HOST STOPPED IT")
+"""
+
+
+def test_a_host_that_handles_ctrl_c_itself_keeps_it_and_the_request_is_abandoned(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    env = _environment(tmp_path)
+    env.update(FUNCTIONLAYER_API_BASE=server.api_base, FUNCTIONLAYER_API_TOKEN=server.token)
+    with server.client() as agent:
+        before = {c["run_id"] for c in agent.get("/function_calls").json()["items"]}
+    ready = _waiting_on(server, before)
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", HOST_HANDLES_CTRL_C],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready(b""):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out.strip() == "THE HOST STOPPED IT", (out, err)
+    with server.client() as agent:
+        calls = [
+            c for c in agent.get("/function_calls").json()["items"] if c["run_id"] not in before
+        ]
+    assert len(calls) == 1 and calls[0]["status"]["abandoned_at"], calls

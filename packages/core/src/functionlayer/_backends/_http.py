@@ -446,13 +446,16 @@ class HttpBackend(Backend):
     def _once(self, model: type[M], path: str) -> M:
         """One POST on its own short-lived connection (not the shared pool, which the thread
         that was interrupted may hold), within ``ABANDON_TIMEOUT`` seconds."""
+        client = httpx.Client(transport=self._transport, timeout=ABANDON_TIMEOUT)
         try:
-            with httpx.Client(transport=self._transport, timeout=ABANDON_TIMEOUT) as client:
-                response = client.post(self.base_url + path, headers=self._headers)
+            response = client.post(self.base_url + path, headers=self._headers)
         except httpx.TransportError as exc:
             raise BackendUnavailableError(
                 f"cannot reach the FunctionLayer server at {self.base_url}: {exc}"
             ) from None
+        finally:
+            if self._transport is None:  # a transport given to us stays open for the others
+                client.close()
         outcome = _interpret(model, response, self.base_url)
         if isinstance(outcome, _Retry):
             raise outcome.error
