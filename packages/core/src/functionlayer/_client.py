@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import inspect
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
-from functionlayer import _feedback
+from functionlayer import _feedback, _interrupt
 from functionlayer._backends._base import Backend
 from functionlayer._context import current_call_id, current_request_context
 from functionlayer._errors import (
@@ -21,6 +22,7 @@ from functionlayer._errors import (
     ConflictError,
     InvalidEditError,
     MalformedResponseError,
+    NoHumanAvailableError,
 )
 from functionlayer._models import (
     DECISION_KINDS,
@@ -286,21 +288,24 @@ class FunctionLayer:
         call = self.create_function_call(spec, call_id or current_call_id())
         deadline = None if wait is None else time.monotonic() + wait
         claimed: ExecutionClaim | None = None
-        while not call.completed:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                call = _check_same_request(
-                    call, self.backend.expire_function_call(call.call_id, _expiry_reason(wait))
-                )
-                break
-            if claim is None:
-                got = self.backend.wait_function_call(call.call_id, remaining)
-            else:
-                answer = self.backend.wait_and_claim_function_call(
-                    call.call_id, remaining, claim[0], claimed_by=claim[1]
-                )
-                got, claimed = answer.call, answer.claim
-            call = _check_same_request(call, got)
+        with self._stoppable(
+            f"{spec.fn} was not run", self.backend.abandon_function_call, call.call_id
+        ):
+            while not call.completed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    call = _check_same_request(
+                        call, self.backend.expire_function_call(call.call_id, _expiry_reason(wait))
+                    )
+                    break
+                if claim is None:
+                    got = self.backend.wait_function_call(call.call_id, remaining)
+                else:
+                    answer = self.backend.wait_and_claim_function_call(
+                        call.call_id, remaining, claim[0], claimed_by=claim[1]
+                    )
+                    got, claimed = answer.call, answer.claim
+                call = _check_same_request(call, got)
         return ClaimedCall(call=call, claim=claimed)
 
     # ------------------------------------------------------ function calls, async
@@ -334,22 +339,27 @@ class FunctionLayer:
         call = await self.acreate_function_call(spec, call_id or current_call_id())
         deadline = None if wait is None else time.monotonic() + wait
         claimed: ExecutionClaim | None = None
-        while not call.completed:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                call = _check_same_request(
-                    call,
-                    await self.backend.aexpire_function_call(call.call_id, _expiry_reason(wait)),
-                )
-                break
-            if claim is None:
-                got = await self.backend.await_function_call(call.call_id, remaining)
-            else:
-                answer = await self.backend.await_and_claim_function_call(
-                    call.call_id, remaining, claim[0], claimed_by=claim[1]
-                )
-                got, claimed = answer.call, answer.claim
-            call = _check_same_request(call, got)
+        with self._stoppable(
+            f"{spec.fn} was not run", self.backend.abandon_function_call, call.call_id
+        ):
+            while not call.completed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    call = _check_same_request(
+                        call,
+                        await self.backend.aexpire_function_call(
+                            call.call_id, _expiry_reason(wait)
+                        ),
+                    )
+                    break
+                if claim is None:
+                    got = await self.backend.await_function_call(call.call_id, remaining)
+                else:
+                    answer = await self.backend.await_and_claim_function_call(
+                        call.call_id, remaining, claim[0], claimed_by=claim[1]
+                    )
+                    got, claimed = answer.call, answer.claim
+                call = _check_same_request(call, got)
         return ClaimedCall(call=call, claim=claimed)
 
     # ------------------------------------------------------------ human contacts
@@ -372,17 +382,20 @@ class FunctionLayer:
         wait = self._timeout_for(spec, timeout)
         contact = self.create_human_contact(spec, call_id or current_call_id())
         deadline = None if wait is None else time.monotonic() + wait
-        while not contact.completed:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+        with self._stoppable(
+            "the question was not answered", self.backend.abandon_human_contact, contact.call_id
+        ):
+            while not contact.completed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    contact = _check_same_contact(
+                        contact,
+                        self.backend.expire_human_contact(contact.call_id, _expiry_reason(wait)),
+                    )
+                    break
                 contact = _check_same_contact(
-                    contact,
-                    self.backend.expire_human_contact(contact.call_id, _expiry_reason(wait)),
+                    contact, self.backend.wait_human_contact(contact.call_id, remaining)
                 )
-                break
-            contact = _check_same_contact(
-                contact, self.backend.wait_human_contact(contact.call_id, remaining)
-            )
         return contact
 
     async def acreate_human_contact(
@@ -402,17 +415,22 @@ class FunctionLayer:
         wait = self._timeout_for(spec, timeout)
         contact = await self.acreate_human_contact(spec, call_id or current_call_id())
         deadline = None if wait is None else time.monotonic() + wait
-        while not contact.completed:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+        with self._stoppable(
+            "the question was not answered", self.backend.abandon_human_contact, contact.call_id
+        ):
+            while not contact.completed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    contact = _check_same_contact(
+                        contact,
+                        await self.backend.aexpire_human_contact(
+                            contact.call_id, _expiry_reason(wait)
+                        ),
+                    )
+                    break
                 contact = _check_same_contact(
-                    contact,
-                    await self.backend.aexpire_human_contact(contact.call_id, _expiry_reason(wait)),
+                    contact, await self.backend.await_human_contact(contact.call_id, remaining)
                 )
-                break
-            contact = _check_same_contact(
-                contact, await self.backend.await_human_contact(contact.call_id, remaining)
-            )
         return contact
 
     # ------------------------------------------------------------------ plumbing
@@ -425,6 +443,25 @@ class FunctionLayer:
         if spec.timeout_seconds is not None:
             return spec.timeout_seconds
         return self.timeout
+
+    @contextlib.contextmanager
+    def _stoppable(
+        self, what: str, abandon: Callable[[str], object], call_id: str
+    ) -> Iterator[None]:
+        """A wait on a backend that keeps requests (a server): Ctrl-C ends it and tells the
+        backend the request was abandoned (see ``functionlayer._interrupt``)."""
+        if not self.backend.keeps_requests:
+            yield
+            return
+        end = functools.partial(_abandon, abandon, call_id)
+        try:
+            with _interrupt.waiting(what, end):
+                _check_not_stopping()
+                yield
+            _check_not_stopping()  # decided just before Ctrl-C: still nothing runs
+        except KeyboardInterrupt:  # the host's own Ctrl-C handling reached this wait
+            end()
+            raise
 
     def close(self) -> None:
         self.backend.close()
@@ -768,6 +805,22 @@ def _log_report_failure(fn: str, call_id: str, exc: Exception) -> None:
         type(exc).__name__,
         exc,
     )
+
+
+def _check_not_stopping() -> None:
+    if _interrupt.stopping.is_set():
+        raise NoHumanAvailableError("interrupted (Ctrl-C): the program is stopping")
+
+
+def _abandon(abandon: Callable[[str], object], call_id: str) -> str:
+    """Tell the backend the agent stopped waiting; what the Ctrl-C line adds about it."""
+    try:
+        abandon(call_id)
+    except ConflictError:
+        return "; it had been decided just before"
+    except Exception:
+        return "; the server could not be told, so the request stays pending there"
+    return "; the request is marked abandoned on the server"
 
 
 def _new_id() -> str:

@@ -321,6 +321,9 @@ class FunctionCallStatus(_Model):
     confirmed_irreversible: bool | None = None
     """Sent by an approver with an approval of an irreversible function: the deliberate second
     step. Without it the server refuses to approve such a function."""
+    abandoned_at: datetime | None = None
+    """Set when the agent stopped waiting (e.g. Ctrl-C) before anyone decided: the call is
+    then expired for good (``approved`` False) and can no longer be approved or run."""
 
     @property
     def completed(self) -> bool:
@@ -401,6 +404,8 @@ class HumanContactStatus(_Model):
     expired: bool = False
     responded_by: str | None = None
     responded_via: str | None = None
+    abandoned_at: datetime | None = None
+    """Set when the agent stopped waiting before anyone answered (expired for good)."""
 
     @property
     def completed(self) -> bool:

@@ -276,6 +276,9 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
                 for task in (waiting, gone):
                     task.cancel()
             if not waiting.done() or waiting.cancelled():
+                # The client went away: nobody reads the answer (and the inbox says so).
+                if who.is_agent:
+                    service.agent_left(scope(who), kind, call_id)
                 return None
             return waiting.result()
 
@@ -467,6 +470,24 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         )
         return _record(decided)
 
+    def abandoning(who: ApiClient) -> ApiClient:
+        if not who.is_agent:
+            raise ForbiddenError("abandoning a request is for the agent token that created it")
+        return who
+
+    @router.post(
+        "/function_calls/{call_id}/abandon",
+        response_model=FunctionCall,
+        tags=["function calls"],
+        summary="The agent stopped waiting (e.g. Ctrl-C): the pending call is expired for good "
+        "and marked abandoned (the creating token only; never un-decides)",
+        openapi_extra={"parameters": [_CALL_ID_PARAM]},
+    )
+    @fast_path
+    async def abandon_function_call(request: Request) -> Response:
+        who = abandoning(await client(request))
+        return _record(await service.abandon(FUNCTION_CALL, _call_id(request), who))
+
     # -- human contacts ---------------------------------------------------------------------
 
     @router.post(
@@ -553,5 +574,18 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
             project=scope(who),
         )
         return _json(contact)
+
+    @router.post(
+        "/contact_requests/{call_id}/abandon",
+        response_model=HumanContact,
+        tags=["human contacts"],
+        summary="The agent stopped waiting: the pending contact is expired for good and marked "
+        "abandoned (the creating token only)",
+        openapi_extra={"parameters": [_CALL_ID_PARAM]},
+    )
+    @fast_path
+    async def abandon_human_contact(request: Request) -> Response:
+        who = abandoning(await client(request))
+        return _record(await service.abandon(HUMAN_CONTACT, _call_id(request), who))
 
     return router

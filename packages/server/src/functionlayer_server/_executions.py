@@ -68,6 +68,8 @@ async def claim_execution(
         status = call.status
         if status is None or status.approved is not True:
             state = "pending" if status is None or status.approved is None else "not approved"
+            if status is not None and status.abandoned_at is not None:
+                state = "abandoned (its agent stopped waiting)"
             raise ExecutionRefusedError(
                 f"function call {call_id!r} is {state}: only an approved call may run"
             )

@@ -12,7 +12,8 @@ Event names, given to ``webhook_event``:
 - ``created``: a new request (``{kind}.created``);
 - ``decided``: approved, rejected or answered (``{kind}.completed``, the predecessor's name);
 - ``expired``: the deadline passed, or the agent gave up (``{kind}.expired``); the service
-  emits these as ``decided`` events whose audit action is ``expired``;
+  emits these as ``decided`` events whose audit action is ``expired`` (or ``abandoned``: the
+  agent stopped waiting, e.g. Ctrl-C);
 - any other service event type ``X`` (``executed``, ...) becomes ``{kind}.X``;
 - ``updated`` (quorum progress) sends no webhook.
 """
@@ -38,7 +39,7 @@ def webhook_event(event_type: str, action: str | None) -> str | None:
     audit action of the change (``approved``, ``expired``, ...)."""
     if event_type in SILENT_EVENTS:
         return None
-    if event_type == "decided" and action == "expired":
+    if event_type == "decided" and action in ("expired", "abandoned"):
         return "expired"
     return event_type
 

@@ -587,6 +587,12 @@ def _invalid(message: str) -> PolicyError:
 def decided_message(request: Request) -> str:
     status = request.status
     noun = "function call" if isinstance(request, FunctionCall) else "human contact"
+    if status is not None and status.abandoned_at is not None:
+        return (
+            f"{noun} {request.call_id!r} was abandoned: the agent stopped waiting at "
+            f"{status.abandoned_at:%Y-%m-%d %H:%M:%S} UTC, so it can no longer be answered "
+            "and nothing will run"
+        )
     if status is not None and status.expired:
         return f"{noun} {request.call_id!r} has expired; it can no longer be answered"
     by = f" by {status.responded_by}" if status is not None and status.responded_by else ""

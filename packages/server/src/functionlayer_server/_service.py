@@ -246,6 +246,8 @@ class ApprovalService:
         self._seen: dict[tuple[str, str, str], float] = {}
         self._seen_unwritten: dict[tuple[str, str, str], float] = {}
         self._seen_flush: asyncio.TimerHandle | None = None
+        # When an agent's long-poll on a request ended by its connection closing (agent_left).
+        self._left: dict[tuple[str, str, str], float] = {}
         self.rules: policy.OperatorPolicy = settings.operator_policy()
         self._changes = 0
         self._change_event = asyncio.Event()
@@ -864,6 +866,7 @@ class ApprovalService:
         ``agent_presence`` reads both."""
         now = self.clock.now()
         key = (record.project, record.kind, record.call_id)
+        self._left.pop(key, None)
         if now - self._seen.get(key, 0.0) >= AGENT_SEEN_WRITE_SECONDS:
             self._seen[key] = now
             if len(self._seen) > 50_000:
@@ -888,13 +891,22 @@ class ApprovalService:
         except Exception:
             log.warning("could not note %d agent polls", len(batch), exc_info=True)
 
+    def agent_left(self, project: str, kind: str, call_id: str) -> None:
+        """The agent's long-poll on this request ended by its connection closing (its process
+        ended or it stopped waiting): the inbox says so at once, until it asks again."""
+        if len(self._left) > 50_000:
+            self._left.clear()
+        self._left[(project, kind, call_id)] = self.clock.now()
+
     async def agent_presence(
         self, kind: str, call_id: str, project: str | None = None
     ) -> tuple[str, float | None]:
         """``("waiting", None)`` while the agent holds a long-poll here (or asked recently),
-        ``("gone", last seen)`` when it has not asked for a while (it may have stopped: the
-        decision is kept for when it comes back), ``("unknown", None)`` if it never asked.
-        Without ``project``: the one project with that call id (none or several: unknown)."""
+        ``("left", when)`` once its long-poll here was dropped by the client and nothing newer
+        was heard of it, ``("gone", last seen)`` when it has not asked for a while (it may have
+        stopped: the decision is kept for when it comes back), ``("unknown", None)`` if it
+        never asked. Without ``project``: the one project with that call id (none or several:
+        unknown)."""
         if project is None:
             project = await self.get_project(kind, call_id)
             if project is None:
@@ -908,6 +920,9 @@ class ApprovalService:
             if unwritten is not None
             else await self.store.agent_seen_at(kind, call_id, project)
         )
+        left = self._left.get(key)
+        if left is not None and (seen is None or seen <= left):
+            return "left", left  # another process may have heard it since: only if noted later
         if seen is None:
             return "unknown", None
         recent = self.settings.long_poll_max_seconds + AGENT_SEEN_WRITE_SECONDS + 30
@@ -1251,6 +1266,36 @@ class ApprovalService:
             via="api",
         )
 
+    async def abandon(self, kind: str, call_id: str, client: ApiClient) -> RequestRecord:
+        """The agent stopped waiting (Ctrl-C, its program ending): only the token that created
+        the request may say so. A pending request is expired for good with ``abandoned_at``
+        set, audited ``abandoned``: nobody can approve it any more and nothing runs. One already
+        abandoned is returned as it is (a retry); any other decided request stays decided
+        (``AlreadyDecidedError``: abandoning never un-decides)."""
+        record = await self._record(kind, call_id, client.project)
+        check_owner(record, client.token_id, "abandon it; agent tokens cannot decide")
+        if not record.completed:
+            at = _dt(self.clock.now())
+            await self.expire(
+                kind,
+                call_id,
+                project=record.project,
+                reason=(
+                    f"The agent stopped waiting at {at:%Y-%m-%d %H:%M:%S} UTC (it was "
+                    "interrupted or ended), so nothing was approved and nothing runs."
+                ),
+                force=True,
+                actor=f"agent:{client.token_name}",
+                via="api",
+                abandoned=True,
+            )
+            fresh = await self.store.get_request(kind, call_id, record.project)
+            assert fresh is not None
+            record = fresh
+        if json.loads(record.status).get("abandoned_at"):
+            return record
+        raise AlreadyDecidedError(policy.decided_message(self._model(record)))
+
     async def _expire_due(self, kind: str, call_id: str, project: str) -> bool:
         return await self.expire(kind, call_id, project=project)
 
@@ -1264,10 +1309,12 @@ class ApprovalService:
         force: bool = False,
         actor: str = "functionlayer-server",
         via: str = "scheduler",
+        abandoned: bool = False,
     ) -> bool:
         """Fail closed: a pending request past its deadline (or any pending one with
         ``force``, when the agent gives up waiting) becomes a rejection (function call) or an
-        unanswered, expired contact. False if it was already decided or is not due.
+        unanswered, expired contact (``abandoned``: marked ``abandoned_at``, audited
+        ``abandoned``). False if it was already decided or is not due.
         Without ``project``: the one request with that call id (none or several: False)."""
         _check_via(via)
         if project is None:
@@ -1299,13 +1346,15 @@ class ApprovalService:
             status.responded_at = _dt(now)
             status.responded_by = actor
             status.responded_via = via
+            if abandoned:
+                status.abandoned_at = _dt(now)
             audit = AuditRow(
                 kind=kind,
                 call_id=call_id,
                 at=now,
                 actor=actor,
                 via=via,
-                action="expired",
+                action="abandoned" if abandoned else "expired",
                 details={"reason": reason},
                 project=project,
             )

@@ -106,6 +106,16 @@ class Backend(ABC):
     ) -> ClaimedCall:
         return ClaimedCall(call=await self.await_function_call(call_id, timeout))
 
+    def abandon_function_call(self, call_id: str) -> FunctionCall | None:
+        """Tell the backend the agent stopped waiting for this call (Ctrl-C, the program
+        ends): a pending request is then expired for good and marked abandoned; a decided one
+        stays decided (:class:`~functionlayer.ConflictError`). ``None``: this backend keeps no
+        request beyond the process, there is nobody to tell."""
+        return None
+
+    def abandon_human_contact(self, call_id: str) -> HumanContact | None:
+        return None
+
     async def aclaim_execution(
         self, call_id: str, claim_id: str, *, claimed_by: str | None = None
     ) -> ExecutionClaim:

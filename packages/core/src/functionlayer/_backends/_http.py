@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from functionlayer import __version__
+from functionlayer import __version__, _interrupt
 from functionlayer._backends._base import Backend
 from functionlayer._errors import (
     BackendError,
@@ -36,6 +36,7 @@ from functionlayer._errors import (
     ConflictError,
     FunctionLayerError,
     MalformedResponseError,
+    NoHumanAvailableError,
     NotFoundError,
 )
 from functionlayer._models import (
@@ -62,6 +63,9 @@ _USER_AGENT = f"functionlayer-python/{__version__}"
 
 #: Default of ``connect_timeout`` when neither the argument nor FUNCTIONLAYER_CONNECT_TIMEOUT says.
 DEFAULT_CONNECT_TIMEOUT = 5.0
+
+#: Seconds for telling the server a request was abandoned (one try: the program is stopping).
+ABANDON_TIMEOUT = 0.8
 
 #: The base URLs that answered at least once in this process (any HTTP answer counts).
 _reached: set[str] = set()
@@ -181,6 +185,7 @@ class HttpBackend(Backend):
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncClients] = (
             weakref.WeakKeyDictionary()
         )
+        _interrupt.install()  # from the main thread: Ctrl-C then ends waits on worker threads
 
     def __repr__(self) -> str:
         return f"HttpBackend(base_url={self.base_url!r})"
@@ -205,6 +210,14 @@ class HttpBackend(Backend):
             return self.get_function_call(call_id)
         except BackendError:  # a server that refuses agent-side expiry: still reject locally
             return _expired_locally(self.get_function_call(call_id), reason)
+
+    def abandon_function_call(self, call_id: str) -> FunctionCall | None:
+        """Tell the server the agent stopped waiting (Ctrl-C): one short try, no retries (the
+        program is stopping). A decided request stays decided (``ConflictError``)."""
+        return self._once(FunctionCall, f"/function_calls/{quote(call_id, safe='')}/abandon")
+
+    def abandon_human_contact(self, call_id: str) -> HumanContact | None:
+        return self._once(HumanContact, f"/contact_requests/{quote(call_id, safe='')}/abandon")
 
     def claim_execution(
         self, call_id: str, claim_id: str, *, claimed_by: str | None = None
@@ -335,6 +348,7 @@ class HttpBackend(Backend):
         poll = _PollPacing(self.backoff_initial, self.backoff_max)
         method = "GET" if body is None else "POST"
         while True:
+            _check_not_stopping()
             wait = self._wait_seconds(deadline)
             started = time.monotonic()
             item = self._send(model, method, path, body=body, wait=wait, deadline=deadline)
@@ -342,7 +356,7 @@ class HttpBackend(Backend):
                 return item
             pause = poll.after(time.monotonic() - started, wait, _remaining(deadline))
             if pause:
-                time.sleep(pause)
+                _interrupt.stopping.wait(pause)
 
     async def _await(
         self, model: type[M], path: str, timeout: float | None, body: BaseModel | None = None
@@ -351,6 +365,7 @@ class HttpBackend(Backend):
         poll = _PollPacing(self.backoff_initial, self.backoff_max)
         method = "GET" if body is None else "POST"
         while True:
+            _check_not_stopping()
             wait = self._wait_seconds(deadline)
             started = time.monotonic()
             item = await self._asend(model, method, path, body=body, wait=wait, deadline=deadline)
@@ -437,7 +452,8 @@ class HttpBackend(Backend):
             if delay is None:
                 raise outcome.error
             outage.failed(outcome.error, backoff.give_up_at)
-            time.sleep(delay)
+            if _interrupt.stopping.wait(delay):  # Ctrl-C: no more retries
+                raise outcome.error
 
     async def _asend(
         self,
@@ -467,6 +483,26 @@ class HttpBackend(Backend):
                 raise outcome.error
             outage.failed(outcome.error, backoff.give_up_at)
             await asyncio.sleep(delay)
+            if _interrupt.stopping.is_set():
+                raise outcome.error
+
+    def _once(self, model: type[M], path: str) -> M:
+        """One POST on its own short-lived connection (not the shared pool, which the thread
+        that was interrupted may hold), within ``ABANDON_TIMEOUT`` seconds."""
+        client = httpx.Client(transport=self._transport, timeout=ABANDON_TIMEOUT)
+        try:
+            response = client.post(self.base_url + path, headers=self._headers)
+        except httpx.TransportError as exc:
+            raise BackendUnavailableError(
+                f"cannot reach the FunctionLayer server at {self.base_url}: {exc}"
+            ) from None
+        finally:
+            if self._transport is None:  # a transport given to us stays open for the others
+                client.close()
+        outcome = _interpret(model, response, self.base_url)
+        if isinstance(outcome, _Retry):
+            raise outcome.error
+        return outcome
 
     def _sync_client(self) -> httpx.Client:
         if self._client is None:
@@ -670,6 +706,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _check_not_stopping() -> None:
+    if _interrupt.stopping.is_set():
+        raise NoHumanAvailableError("interrupted (Ctrl-C): the program is stopping")
 
 
 def _remaining(deadline: float | None) -> float | None:

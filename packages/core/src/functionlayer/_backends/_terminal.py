@@ -8,26 +8,20 @@ rejects and reads one more line as optional feedback; any other text rejects wit
 the feedback. Only the decisions the function allows are offered. End of input (no terminal,
 e.g. in CI) rejects with a clear message and never hangs.
 
-Ctrl-C at a prompt stops the program with one line and exit status 130, nothing run. Frameworks
-often run tools on worker threads, where Python's ``KeyboardInterrupt`` never arrives: it hits
-the main thread, which unwinds through the framework with a traceback and then waits forever
-for the worker still blocked at the prompt. So a ``SIGINT`` handler (installed from the main
-thread, passing through to the previous handler whenever no prompt is open) answers every open
-prompt with "interrupted", raises ``SystemExit`` in the main thread, and ends the process a few
-seconds later if something still holds it.
+Ctrl-C at a prompt stops the program with one line and exit status 130, nothing run, also when
+the prompt is on a framework's worker thread (see ``functionlayer._interrupt``: the prompt is
+an open wait, answered with "interrupted").
 """
 
 from __future__ import annotations
 
-import os
 import queue
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import IO, Any
 
+from functionlayer import _interrupt
 from functionlayer._backends._memory import InMemoryBackend
 from functionlayer._display import format_context, make_visible, ordered_names, show_arguments
 from functionlayer._errors import NoHumanAvailableError
@@ -37,11 +31,6 @@ __all__ = ["TerminalBackend"]
 
 _EOF = object()
 _INTERRUPT = object()
-
-#: Exit status after Ctrl-C at a prompt (128 + SIGINT, as shells report it).
-INTERRUPTED_EXIT_STATUS = 130
-#: How long the interrupted program may take to unwind before it is ended regardless.
-INTERRUPT_GRACE_SECONDS = 3.0
 
 
 class _Interrupted(Exception):
@@ -103,93 +92,6 @@ def _reader_for(stream: IO[str]) -> _LineReader:
         return reader
 
 
-class _Prompts:
-    """The prompts open right now, and the SIGINT handler that interrupts them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[int, tuple[_LineReader, IO[str], str]] = {}
-        self._installed = False
-        self._previous: Any = signal.default_int_handler
-
-    def install(self) -> None:
-        """Install the handler; only possible (and done once) from the main thread."""
-        if self._installed or threading.current_thread() is not threading.main_thread():
-            return
-        try:
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._on_sigint)
-        except (ValueError, OSError):  # no signals here (e.g. an embedded interpreter)
-            return
-        self._installed = True
-
-    def opened(self, reader: _LineReader, out: IO[str], what: str) -> int:
-        with self._lock:
-            key = threading.get_ident()
-            self._open[key] = (reader, out, what)
-            return key
-
-    def closed(self, key: int) -> None:
-        with self._lock:
-            self._open.pop(key, None)
-
-    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        with self._lock:
-            prompts = list(self._open.values())
-        if not prompts:
-            previous = self._previous
-            if callable(previous):
-                previous(signum, frame)
-            elif previous != signal.SIG_IGN:
-                raise KeyboardInterrupt
-            return
-        _, out, what = prompts[0]
-        try:
-            out.write(f"\nInterrupted (Ctrl-C): {what}. Stopping.\n")
-            out.flush()
-        except (OSError, ValueError):
-            pass
-        for reader, _, _ in prompts:
-            reader.interrupt()
-        _quiet()
-        _exit_soon()
-        raise SystemExit(INTERRUPTED_EXIT_STATUS)
-
-
-def _quiet() -> None:
-    """The person asked to stop and has been told what happened: frameworks unwinding from the
-    interruption (ControlFlow's Prefect logs a "crash" per task) must not bury that line."""
-    import logging
-    import warnings
-
-    logging.disable(logging.CRITICAL)
-    warnings.simplefilter("ignore")
-    try:
-        sys.stderr.flush()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
-def _exit_soon() -> None:
-    """End the process if unwinding takes too long (a worker thread or framework holds it)."""
-
-    def end() -> None:
-        time.sleep(INTERRUPT_GRACE_SECONDS)
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(INTERRUPTED_EXIT_STATUS)
-
-    threading.Thread(target=end, name="functionlayer-interrupted", daemon=True).start()
-
-
-_PROMPTS = _Prompts()
-
-
 class TerminalBackend(InMemoryBackend):
     """Prompts at the terminal when a request is created; one prompt at a time."""
 
@@ -198,7 +100,7 @@ class TerminalBackend(InMemoryBackend):
         self._input = input
         self._output = output
         self._prompting = threading.Lock()
-        _PROMPTS.install()
+        _interrupt.install()
 
     def __repr__(self) -> str:
         return "TerminalBackend()"
@@ -214,14 +116,16 @@ class TerminalBackend(InMemoryBackend):
     def _readline(self, deadline: float | None, what: str) -> str | None:
         reader = _reader_for(self._input or sys.stdin)
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        _PROMPTS.install()
-        key = _PROMPTS.opened(reader, self._out, what)
+
+        def interrupted() -> str:
+            reader.interrupt()
+            return ""
+
         try:
-            return reader.readline(timeout)
+            with _interrupt.waiting(what, interrupted, self._out):
+                return reader.readline(timeout)
         except _Interrupted:
             raise NoHumanAvailableError("interrupted (Ctrl-C) at the terminal prompt") from None
-        finally:
-            _PROMPTS.closed(key)
 
     def create_function_call(self, call: FunctionCall) -> FunctionCall:
         stored = super().create_function_call(call)

@@ -467,6 +467,11 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
         from datetime import UTC, datetime
 
         ago = views.since(datetime.fromtimestamp(seen or 0, UTC), now)
+        if state == "left":
+            return (
+                f"stopped waiting {ago} ago (its connection closed); your decision is kept "
+                "and used if it comes back"
+            )
         return (
             f"last checked {ago} ago and may have stopped waiting; your decision is kept and "
             "used if it comes back"

@@ -31,7 +31,9 @@ from functionlayer._models import (
     ApprovalPolicy,
     ContactChannel,
     FunctionCall,
+    FunctionCallStatus,
     HumanContact,
+    HumanContactStatus,
     ResponseOption,
 )
 
@@ -187,6 +189,8 @@ def call_outcome(call: FunctionCall) -> Outcome:
                 **common,
             )
         return Outcome(label="approved", tone="ok", summary="Approved", **common)
+    if status.abandoned_at is not None:
+        return Outcome(label="abandoned", tone="bad", summary=_abandoned(status), **common)
     if status.expired:
         return Outcome(
             label="expired", tone="bad", summary="Expired without an answer (rejected)", **common
@@ -202,6 +206,13 @@ def call_outcome(call: FunctionCall) -> Outcome:
     return Outcome(label="rejected", tone="bad", summary="Rejected", **common)
 
 
+def _abandoned(status: FunctionCallStatus | HumanContactStatus) -> str:
+    return (
+        f"The agent stopped waiting at {format_time(status.abandoned_at)}: nothing can be "
+        "approved or run"
+    )
+
+
 def contact_outcome(contact: HumanContact) -> Outcome:
     status = contact.status
     if status is None or not status.completed:
@@ -213,6 +224,8 @@ def contact_outcome(contact: HumanContact) -> Outcome:
         "when": format_time(status.responded_at),
         "option": status.response_option_name,
     }
+    if status.abandoned_at is not None:
+        return Outcome(label="abandoned", tone="bad", summary=_abandoned(status), **common)
     if status.response is None and status.expired:
         return Outcome(label="expired", tone="bad", summary="Expired without an answer", **common)
     return Outcome(
