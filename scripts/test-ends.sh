@@ -51,6 +51,7 @@ trap 'exit 130' INT TERM
 # tests added by FL_ENDS_FULL=1 | example
 #   example FILE:RE   run FILE offline; a line of its output must match the extended regex RE
 #   example server    serve on a temporary SQLite file and answer /healthz
+#   example none      the example is one of the tests (the MCP gateway prompts in a terminal)
 # "@server" among the requirements installs functionlayer-server from this checkout (the e2e
 # tests that pause a run start a real server). The server's tests run on SQLite only.
 table='
@@ -63,6 +64,7 @@ haystack|haystack|haystack-ai||tests/conformance/test_haystack.py|tests/e2e/test
 pydantic_ai|pydantic_ai|pydantic-ai-slim|pydantic-ai-slim[openai] @server|tests/conformance/test_pydantic_ai.py|tests/e2e/test_pydantic_ai_agent.py|examples/pydantic_ai/math_example.py:Agent: .*42
 openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
 server|server|fastapi||tests/server/test_protocol.py tests/security/test_hostile_agent.py|tests/server/test_inbox.py|server
+mcp|mcp|mcp|@server|tests/mcp/test_gateway.py tests/mcp/test_permission_prompt.py tests/mcp/test_example.py|tests/mcp|none
 '
 test_tools="pytest pytest-timeout anyio hypothesis"
 
@@ -191,6 +193,7 @@ check_end() {  # check_end NAME DIR FRAMEWORK REQS TESTS FULL_TESTS EXAMPLE END:
   echo "--- example"
   case "$example" in
     server) serve_healthz "$venv/bin/functionlayer-server" ;;
+    none) echo "(its example runs in a pseudo-terminal among the tests above)" ;;
     *) run_example "${example%%:*}" "${example#*:}" ;;
   esac
   if [ "$name" = server ] && [ "$end" = newest ]; then

@@ -68,7 +68,9 @@ class _SilentServer(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
-        self.release.wait(30)  # the abandon: no answer
+        if "/claim_when_approved" in self.path:  # the decorator's claiming long-poll
+            self.waiting.set()
+        self.release.wait(30)  # the long-poll or the abandon: no answer
 
     def do_GET(self) -> None:
         self.waiting.set()
