@@ -61,7 +61,7 @@ openai|openai|openai||tests/conformance/test_openai.py|tests/e2e/test_openai_cli
 llamaindex|llamaindex|llama-index-core|llama-index-llms-openai|tests/conformance/test_llamaindex.py|tests/e2e/test_llamaindex_agent.py|examples/llamaindex/math_example.py:Agent: .*42
 haystack|haystack|haystack-ai||tests/conformance/test_haystack.py|tests/e2e/test_haystack_agent.py|examples/haystack/math_example.py:Agent: .*42
 pydantic_ai|pydantic_ai|pydantic-ai-slim|pydantic-ai-slim[openai] @server|tests/conformance/test_pydantic_ai.py tests/e2e/test_pydantic_ai_request_input.py|tests/e2e/test_pydantic_ai_agent.py|examples/pydantic_ai/math_example.py:Agent: .*42
-openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
+openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py tests/e2e/test_openai_agents_sticky.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
 server|server|fastapi||tests/server/test_protocol.py tests/security/test_hostile_agent.py|tests/server/test_inbox.py|server
 '
 test_tools="pytest pytest-timeout anyio hypothesis"
