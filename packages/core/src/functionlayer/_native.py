@@ -102,6 +102,9 @@ class NativeDecision:
     claim_id: str | None = field(default=None, compare=False)
     """Approved and claimed: the claim holding the execution (for :func:`report`); not part
     of what the framework is told, so not compared."""
+    responded_by: str | None = field(default=None, compare=False)
+    """The authenticated person who decided, as the backend recorded it (never anything the
+    agent sent); ``None`` when nobody did (expiry, no decision possible, already ran)."""
 
 
 @dataclass(frozen=True)
@@ -149,18 +152,19 @@ def decision_of(stored: FunctionCall) -> NativeDecision | None:
         return None
     decision = stored.as_completed()
     fn = stored.spec.fn
+    by = None if decision.expired else decision.responded_by
     if decision.approved:
         edits = decision.edited_kwargs
         if edits is None or edits == stored.spec.kwargs:
-            return NativeDecision(stored.call_id, True)
-        return NativeDecision(stored.call_id, True, arguments=dict(edits))
+            return NativeDecision(stored.call_id, True, responded_by=by)
+        return NativeDecision(stored.call_id, True, arguments=dict(edits), responded_by=by)
     if decision.expired:
         message = _feedback.expired_message(fn, stored.spec.timeout_seconds)
     elif decision.response is not None:
         message = decision.response
     else:
         message = _feedback.rejection_message(fn, decision.comment, decision.reject_option_name)
-    return NativeDecision(stored.call_id, False, message=message)
+    return NativeDecision(stored.call_id, False, message=message, responded_by=by)
 
 
 def _failed(call: PendingToolCall, exc: Exception) -> NativeDecision:

@@ -15,12 +15,14 @@ With ``create_agent(..., middleware=[HumanInTheLoopMiddleware(...)], checkpointe
 call and returns the ``Command`` that resumes the agent with their decisions.
 """
 
+from functionlayer_langchain._automode import AutoModeEscalation
 from functionlayer_langchain._hitl import DecisionNotAllowedError, HITLBridge, PendingAction
 from functionlayer_langchain._tool import FunctionLayerTool, tool, tools
 
 __version__ = "0.4.0"
 
 __all__ = [
+    "AutoModeEscalation",
     "DecisionNotAllowedError",
     "FunctionLayerTool",
     "HITLBridge",

@@ -17,14 +17,23 @@ Nothing here changes what a handler decides: the same params object reaches it u
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import version
 from typing import Any
 
 from mcp import types
 from mcp.client.session import ClientSession
 
-__all__ = ["MCP_MAJOR", "ParamsHandler", "field", "register", "send"]
+__all__ = [
+    "MCP_MAJOR",
+    "ParamsHandler",
+    "field",
+    "input_required",
+    "register",
+    "request_state",
+    "send",
+    "speaks_input_required",
+]
 
 MCP_MAJOR = int(version("mcp").split(".")[0])
 """The installed ``mcp`` SDK's major version (1 or 2)."""
@@ -94,3 +103,33 @@ def field(model: Any, name: str) -> Any:
 
 def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+# -- the 2026-07-28 protocol's multi-round-trip result ---------------------------------------------
+
+_INPUT_REQUIRED_SINCE = "2026-07-28"
+_PROTOCOL_VERSION_KEY = _RESERVED_META + "protocolVersion"
+
+
+def speaks_input_required(params: Any) -> bool:
+    """Whether the client that sent ``params`` takes an ``InputRequiredResult`` (it is on the
+    2026-07-28 protocol or later: the version is in the request's own envelope). Clients on
+    the handshake protocol, and every client with the 1.x SDK, do not."""
+    if MCP_MAJOR < 2:
+        return False
+    meta = getattr(params, "meta", None)
+    version = meta.get(_PROTOCOL_VERSION_KEY) if isinstance(meta, Mapping) else None
+    return isinstance(version, str) and version >= _INPUT_REQUIRED_SINCE
+
+
+def request_state(params: Any) -> str | None:
+    """The ``requestState`` a client echoed back on a retry (2026-07-28), as sent: untrusted."""
+    value = getattr(params, "request_state", None)
+    return value if isinstance(value, str) else None
+
+
+def input_required(state: str) -> Any:
+    """An ``InputRequiredResult`` carrying only ``state``: the client retries the same request
+    with it (after a short back-off), as the 2026-07-28 protocol says."""
+    result_type = getattr(types, "InputRequiredResult")  # noqa: B009 - absent from mcp 1.x
+    return result_type(request_state=state)

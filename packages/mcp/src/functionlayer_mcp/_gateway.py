@@ -156,6 +156,8 @@ class Gateway:
         decided). A pending call is remembered by tool and arguments (``_held``), so the same
         call made again resumes the same request instead of asking anew."""
         self._held: dict[str, tuple[str, float]] = {}
+        self._handles: dict[str, tuple[str, str, float]] = {}
+        """2026-07-28 clients: pending calls by the handle handed out (``_hand_out``)."""
         info = _compat.field(upstream_info, "serverInfo")
         self.server: Server[Any, Any] = Server(
             info.name, version=info.version, instructions=upstream_info.instructions
@@ -185,6 +187,16 @@ class Gateway:
         while len(self._held) >= _MAX_HELD:
             del self._held[next(iter(self._held))]
         self._held[key] = (call_id, deadline)
+
+    def _hand_out(self, key: str, call_id: str, deadline: float) -> str:
+        """A fresh, unguessable handle for a pending call (the ``requestState`` a 2026-07-28
+        client echoes on its retry). Known to this session only, for this tool and these
+        arguments, and redeemed once: each retry gets a new one. Bounded like ``_held``."""
+        while len(self._handles) >= _MAX_HELD:
+            del self._handles[next(iter(self._handles))]
+        handle = secrets.token_urlsafe(32)
+        self._handles[handle] = (key, call_id, deadline)
+        return handle
 
     def _forget(self, key: str, call_id: str) -> None:
         if self._held.get(key, (None,))[0] == call_id:
@@ -234,9 +246,11 @@ class Gateway:
 
     async def _call_tool(
         self, params: types.CallToolRequestParams, request_id: types.RequestId | None
-    ) -> types.CallToolResult:
+    ) -> Any:
         name = params.name
         arguments = params.arguments or {}
+        echoed = _compat.request_state(params)  # a retry's requestState (2026-07-28): untrusted
+        retries = _compat.speaks_input_required(params)
         if not self.config.gate:  # a plain proxy, as configured (said on stderr at start-up)
             return await self._forward_call(params)
         tool = await self._tool(name)
@@ -274,8 +288,19 @@ class Gateway:
         timeout = gate.timeout_seconds or self.config.approval.timeout_seconds
         hold = self.hold_seconds
         key = _held_key(name, arguments)
+        handle = None if echoed is None else self._handles.pop(echoed, None)  # redeemed once
         resumed = self._held.get(key) if hold is not None else None
-        if resumed is not None:  # the same call again: the same request, the same deadline
+        if echoed is not None:
+            # A retry names its pending request by the handle this session handed out: an
+            # unknown or used handle, or one for another call, resumes nothing and runs nothing.
+            if handle is None or handle[0] != key:
+                reason = (
+                    "the requestState names no pending approval of this call in this session "
+                    "(unknown, already used, or issued for other arguments)"
+                )
+                return _error(_feedback.not_run_message(name, reason))
+            _, call_id, deadline = handle
+        elif resumed is not None:  # the same call again: the same request, the same deadline
             call_id, deadline = resumed
         else:
             call_id, deadline = self.call_id(request_id), time.monotonic() + timeout
@@ -313,6 +338,8 @@ class Gateway:
             raise
         if verdict.kind == "pending":
             self._remember(key, call_id, deadline)
+            if retries:  # 2026-07-28: the protocol's own "retry with this state"
+                return _compat.input_required(self._hand_out(key, call_id, deadline))
             return _error(_pending_message(name, call_id))
         self._forget(key, call_id)  # decided: the same call made later asks afresh
         if verdict.kind == "refuse":

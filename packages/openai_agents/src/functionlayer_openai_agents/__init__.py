@@ -13,6 +13,7 @@
 
 from functionlayer_openai_agents._approvals import (
     PausedRun,
+    StickyApprovalError,
     adecide,
     apause,
     aresume,
@@ -26,6 +27,7 @@ __version__ = "0.4.0"
 
 __all__ = [
     "PausedRun",
+    "StickyApprovalError",
     "__version__",
     "adecide",
     "apause",

@@ -16,21 +16,46 @@ arguments is applied as a rejection that tells the model which arguments the hum
 Each approval is claimed when it is applied (one approval, one execution): resuming the same
 saved pause twice approves each call once; the second time the call is rejected with "already
 ran". What to ask, how to read the answer and the claim are the core's (``functionlayer._native``).
+
+Sticky SDK decisions: ``state.approve(item, always_approve=True)`` makes the SDK run every later
+call of that tool (of that agent, since 0.24) without an interruption, so without any person
+deciding it. This module never makes one, and refuses (:class:`StickyApprovalError`, nothing
+decided, nothing resumed) a run state that holds one for a tool of the paused agents: a tool
+decided through FunctionLayer must never be run on a decision no person made. A sticky
+*rejection* (``always_reject=True``) stands: calls of that tool are not asked about and the
+SDK rejects them (a person's approval never overrides it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent, RunState, ToolApprovalItem
-from functionlayer import FunctionCall, FunctionLayer, _native
+from functionlayer import FunctionCall, FunctionLayer, FunctionLayerError, _native
 from functionlayer._native import NativeDecision, PendingToolCall
 
-__all__ = ["PausedRun", "adecide", "apause", "aresume", "decide", "pause", "resume"]
+__all__ = [
+    "PausedRun",
+    "StickyApprovalError",
+    "adecide",
+    "apause",
+    "aresume",
+    "decide",
+    "pause",
+    "resume",
+]
+
+
+class StickyApprovalError(FunctionLayerError):
+    """The run state holds an SDK ``always_approve`` for a tool decided through FunctionLayer:
+    resuming it would run later calls of that tool with no person deciding. Nothing was decided
+    or resumed."""
+
 
 _FORMAT = "functionlayer-openai-agents/paused-run@1"
 
@@ -66,9 +91,50 @@ def _pending(item: ToolApprovalItem) -> PendingToolCall | None:
     return PendingToolCall(item.call_id, item.name, kwargs, _description(item))
 
 
-def _calls(state: RunState[Any, Any]) -> list[PendingToolCall]:
+def _calls(state: RunState[Any, Any], agent: Agent[Any] | None = None) -> list[PendingToolCall]:
+    """The interrupted calls to ask about: none when the state holds a sticky approval (refused);
+    calls of a tool with a sticky rejection are left to the SDK, which rejects them."""
+    rejected = _refuse_sticky_approvals(state, agent)
     found = (_pending(item) for item in state.get_interruptions())
-    return [call for call in found if call is not None]
+    return [call for call in found if call is not None and call.fn not in rejected]
+
+
+def _tool_names(state: RunState[Any, Any], agent: Agent[Any] | None) -> set[str]:
+    names: set[str] = set()
+    agents = [item.agent for item in state.get_interruptions()]
+    for owner in [*agents, agent, getattr(state, "_current_agent", None)]:
+        for candidate in getattr(owner, "tools", None) or []:
+            name = getattr(candidate, "name", None)
+            if isinstance(name, str) and name:
+                names.add(name)
+    names.update(item.name for item in state.get_interruptions() if item.name)
+    return names
+
+
+def _refuse_sticky_approvals(state: RunState[Any, Any], agent: Agent[Any] | None) -> set[str]:
+    """Raise :class:`StickyApprovalError` when the state would let the SDK run a tool of the
+    paused agents on an ``always_approve`` instead of a person's decision per call; returns
+    the tools with an ``always_reject`` (their calls stay rejected, nobody is asked)."""
+    if not hasattr(state, "_context"):  # an SDK whose approvals this cannot read: fail closed
+        raise StickyApprovalError(
+            "cannot read this openai-agents release's run state approvals to check for "
+            "always_approve decisions; refusing to decide or resume through FunctionLayer"
+        )
+    context = state._context
+    if context is None:
+        return set()
+    probe = f"functionlayer-probe-{secrets.token_hex(16)}"  # a call id no tool call has
+    status = {name: context.is_tool_approved(name, probe) for name in _tool_names(state, agent)}
+    sticky = sorted(name for name, approved in status.items() if approved is True)
+    if sticky:
+        raise StickyApprovalError(
+            f"the run state holds an always_approve for {', '.join(sticky)}: the Agents SDK "
+            "would run every later call of it without asking anyone. Tools decided through "
+            "FunctionLayer need a person's decision per call; approve with "
+            "state.approve(item) (not always_approve=True) or start from a state without it. "
+            "Nothing was decided or resumed."
+        )
+    return {name for name, approved in status.items() if approved is False}
 
 
 def _apply(
@@ -179,12 +245,14 @@ async def aresume(
     nothing is decided then, and you can try again later. Each approval is claimed here:
     resuming the same pause again rejects an already approved call with "already ran".
     """
-    decisions = await _native.acollect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
-    if decisions is None:
-        return None
     state: RunState[Any, Any] = await RunState.from_json(
         agent, paused.state, context_override=context_override
     )
+    rejected = _refuse_sticky_approvals(state, agent)  # before anything is claimed
+    requests = [request for request in paused.requests if request.spec.fn not in rejected]
+    decisions = await _native.acollect(fl, requests, wait=wait, timeout=timeout, edits=False)
+    if decisions is None:
+        return None
     return _apply(state, decisions)
 
 
@@ -198,11 +266,13 @@ def resume(
     context_override: Any = None,
 ) -> RunState[Any, Any] | None:
     """The sync :func:`aresume`, for code outside an event loop (``Runner.run_sync`` next)."""
-    decisions = _native.collect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
-    if decisions is None:
-        return None
     # RunState.from_json is a coroutine in the SDK; it does no I/O of ours.
     state: RunState[Any, Any] = asyncio.run(
         RunState.from_json(agent, paused.state, context_override=context_override)
     )
+    rejected = _refuse_sticky_approvals(state, agent)  # before anything is claimed
+    requests = [request for request in paused.requests if request.spec.fn not in rejected]
+    decisions = _native.collect(fl, requests, wait=wait, timeout=timeout, edits=False)
+    if decisions is None:
+        return None
     return _apply(state, decisions)

@@ -21,6 +21,7 @@ from functionlayer_pydantic_ai._deferred import (
     decide,
     pause,
 )
+from functionlayer_pydantic_ai._request_input import request_input
 from functionlayer_pydantic_ai._tool import tool, tools, toolset
 
 __version__ = "0.4.0"
@@ -35,6 +36,7 @@ __all__ = [
     "collect",
     "decide",
     "pause",
+    "request_input",
     "tool",
     "tools",
     "toolset",
