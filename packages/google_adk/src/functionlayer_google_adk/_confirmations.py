@@ -6,14 +6,13 @@ A tool declared with ``FunctionTool(fn, require_confirmation=...)`` (or calling
 a ``FunctionResponse`` with ``{"confirmed": ..., "payload": ...}``. This module asks FunctionLayer
 about each paused call (the model's function call id is the call id) and writes the answers:
 
-- :class:`ConfirmationPlugin` (``Runner(..., plugins=[ConfirmationPlugin(fl)])``): a
-  ``require_confirmation`` tool is decided inline, before ADK's own gate, so the run never
-  pauses; a denial answers the call with the human's feedback. It also turns the denial of a
-  paused call resumed below into the same feedback (ADK itself would say only "rejected").
+- :func:`arun`: runs the agent and resumes every pause inline, once FunctionLayer decided;
 - :func:`decide` / :func:`adecide`: the answers to a paused run's confirmation requests, as the
-  message to resume it with; :func:`arun` runs an agent and resumes every pause inline.
+  message to resume it with;
 - :func:`pause` now, :func:`collect` later (another process, with a persistent session
-  service): the requests are created and the session's address saved; nothing blocks.
+  service): the requests are created and the session's address saved; nothing blocks;
+- :class:`ConfirmationPlugin` (``Runner(..., plugins=[ConfirmationPlugin()])``): a denied call's
+  response is the human's feedback instead of ADK's fixed "This tool call is rejected.".
 
 What to ask, how to read the answer, and claiming the one execution an approval authorises are
 the core's (``functionlayer._native``); this module only translates. ADK cannot run a call with
@@ -140,48 +139,17 @@ def _denial_message(confirmation: ToolConfirmation | None) -> str | None:
 
 
 class ConfirmationPlugin(BasePlugin):
-    """Decides ``require_confirmation`` tools through FunctionLayer as they are called.
+    """Gives the model the human's own words when FunctionLayer denied a paused call.
 
-    ``Runner(agent=..., plugins=[ConfirmationPlugin(fl)])``. Before ADK's own gate, a call that
-    requires confirmation is asked under the model's function call id and waits; approved (and
-    claimed), the tool runs; denied, expired or undecidable, the call's response is the message
-    for the model and the tool does not run. ``inline=False`` leaves the pause to ADK (decide it
-    with :func:`adecide` or :func:`pause`) and only turns a FunctionLayer denial into its
-    message. Tools calling ``tool_context.request_confirmation()`` themselves pause the run
-    either way (the plugin cannot know beforehand); :func:`arun` resumes those inline.
+    ``Runner(agent=..., plugins=[ConfirmationPlugin()])``. ADK answers a denied confirmation with
+    a fixed "This tool call is rejected."; with this plugin the call's response is FunctionLayer's
+    message instead (the feedback, the answer given instead, or why nothing ran), as for a
+    guarded function. It changes nothing else: calls confirmed or denied by anyone else keep
+    ADK's own responses.
     """
 
-    def __init__(
-        self,
-        fl: FunctionLayer,
-        *,
-        timeout: float | None = None,
-        inline: bool = True,
-        name: str = "functionlayer_confirmations",
-    ) -> None:
+    def __init__(self, name: str = "functionlayer_confirmations") -> None:
         super().__init__(name=name)
-        self.fl = fl
-        self.timeout = timeout
-        self.inline = inline
-
-    async def before_tool_callback(
-        self, *, tool: BaseTool, tool_args: dict[str, Any], tool_context: ToolContext
-    ) -> dict[str, Any] | None:
-        if not self.inline or tool_context.tool_confirmation is not None:
-            return None
-        call_id = tool_context.function_call_id
-        if (
-            not call_id
-            or await tool.check_require_confirmation(tool_args, tool_context) is not True
-        ):
-            return None
-        call = PendingToolCall(call_id, tool.name, dict(tool_args), tool.description or None)
-        decisions = await _native.adecide(self.fl, [call], timeout=self.timeout, edits=False)
-        decision = decisions[call_id]
-        if decision.approved:
-            tool_context.tool_confirmation = ToolConfirmation(confirmed=True)
-            return None
-        return {"result": decision.message or "The tool call was denied."}
 
     async def after_tool_callback(
         self,
