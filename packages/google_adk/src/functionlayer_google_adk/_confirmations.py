@@ -58,6 +58,7 @@ CONFIRMATION_FUNCTION = "adk_request_confirmation"
 """The function call ADK pauses a run with (``google.adk`` keeps the name private)."""
 
 _FORMAT = "functionlayer-google-adk/paused-run@1"
+_ADK_DEFAULT_HINT = "Please approve or reject the tool call "
 _MARK = "functionlayer"  # the payload key carrying FunctionLayer's message on a denial
 
 
@@ -87,6 +88,8 @@ def requests_in(events: Iterable[Event]) -> list[ConfirmationRequest]:
                 continue  # nothing to match a decision to; ADK keeps it paused
             kwargs = original.get("args") or {}
             hint = confirmation.get("hint") if isinstance(confirmation, Mapping) else None
+            if not isinstance(hint, str) or hint.startswith(_ADK_DEFAULT_HINT):
+                hint = None  # ADK's own words are addressed to a program, not to the approver
             pending = PendingToolCall(
                 call_id=str(original["id"]),
                 fn=str(original.get("name") or "tool"),
