@@ -189,8 +189,12 @@ async def adecide(
 ) -> types.Content | None:
     """The async :func:`decide`; the calls wait concurrently."""
     requests = requests_in(events)
-    if not requests:
-        return None
+    return await _adecide_requests(fl, requests, timeout) if requests else None
+
+
+async def _adecide_requests(
+    fl: FunctionLayer, requests: Sequence[ConfirmationRequest], timeout: float | None
+) -> types.Content:
     calls = [request.call for request in requests]
     return _answers(requests, await _native.adecide(fl, calls, timeout=timeout, edits=False))
 
@@ -208,6 +212,7 @@ async def arun(
     """``runner.run_async`` that resumes every confirmation pause through FunctionLayer: yields
     the events of the run and of each resumed run, until a run ends without asking."""
     message: types.Content | None = new_message
+    answered: set[str] = set()
     while message is not None:
         events: list[Event] = []
         async for event in runner.run_async(
@@ -215,7 +220,10 @@ async def arun(
         ):
             events.append(event)
             yield event
-        message = await adecide(fl, events, timeout=timeout)
+        # Each confirmation request is answered once: one ADK re-emits is left to the caller.
+        requests = [r for r in requests_in(events) if r.request_id not in answered]
+        answered.update(r.request_id for r in requests)
+        message = await _adecide_requests(fl, requests, timeout) if requests else None
 
 
 # -- pause now, resume later ----------------------------------------------------------------------
@@ -269,7 +277,12 @@ class PausedRun:
         confirmations = tuple(
             ConfirmationRequest(
                 str(c["request_id"]),
-                PendingToolCall(str(c["call_id"]), str(c["fn"]), dict(c.get("kwargs") or {})),
+                PendingToolCall(
+                    str(c["call_id"]),
+                    str(c["fn"]),
+                    dict(c.get("kwargs") or {}),
+                    c.get("description"),
+                ),
                 c.get("payload"),
             )
             for c in loaded.get("confirmations") or []
