@@ -60,6 +60,7 @@ functionlayer-llamaindex|llamaindex||example:examples/llamaindex/math_example.py
 functionlayer-haystack|haystack||example:examples/haystack/math_example.py:Agent: .*42
 functionlayer-pydantic-ai|pydantic_ai||example:examples/pydantic_ai/math_example.py:Agent: .*42
 functionlayer-openai-agents|openai_agents||example:examples/openai_agents/math_example.py:Agent: .*42
+functionlayer-google-adk|google_adk||example:examples/google_adk/math_example.py:Agent: .*42
 functionlayer-mcp|mcp||command:functionlayer-mcp --help
 '
 
@@ -93,7 +94,7 @@ readme_requirements() {  # what `pip install ...` in the README's first lines ad
 }
 
 offline_vars() {  # the environment of a user offline: no keys, no server, no way out
-  offline=(-u OPENAI_API_KEY -u OPENAI_BASE_URL -u OPENAI_MODEL -u FUNCTIONLAYER_API_BASE
+  offline=(-u OPENAI_API_KEY -u OPENAI_BASE_URL -u OPENAI_MODEL -u FUNCTIONLAYER_API_BASE -u GOOGLE_API_KEY
     -u FUNCTIONLAYER_API_TOKEN -u TIKTOKEN_CACHE_DIR
     HOME="$home" TMPDIR="$home/tmp"
     HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9

@@ -63,6 +63,7 @@ llamaindex|llamaindex|llama-index-core|llama-index-llms-openai|tests/conformance
 haystack|haystack|haystack-ai||tests/conformance/test_haystack.py|tests/e2e/test_haystack_agent.py|examples/haystack/math_example.py:Agent: .*42
 pydantic_ai|pydantic_ai|pydantic-ai-slim|pydantic-ai-slim[openai] @server|tests/conformance/test_pydantic_ai.py tests/e2e/test_pydantic_ai_request_input.py|tests/e2e/test_pydantic_ai_agent.py|examples/pydantic_ai/math_example.py:Agent: .*42
 openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py tests/e2e/test_openai_agents_sticky.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
+google_adk|google_adk|google-adk|@server|tests/conformance/test_google_adk.py|tests/e2e/test_google_adk_agent.py|examples/google_adk/math_example.py:Agent: .*42
 server|server|fastapi||tests/server/test_protocol.py tests/security/test_hostile_agent.py|tests/server/test_inbox.py|server
 mcp|mcp|mcp|@server|tests/mcp/test_gateway.py tests/mcp/test_permission_prompt.py tests/mcp/test_example.py|tests/mcp|none
 '
@@ -71,7 +72,7 @@ test_tools="pytest pytest-timeout anyio hypothesis"
 started=$(date +%s)
 
 offline_vars() {  # the environment of a user offline: no keys, no server, no way out
-  offline=(-u OPENAI_API_KEY -u OPENAI_BASE_URL -u OPENAI_MODEL -u FUNCTIONLAYER_API_BASE
+  offline=(-u OPENAI_API_KEY -u OPENAI_BASE_URL -u OPENAI_MODEL -u FUNCTIONLAYER_API_BASE -u GOOGLE_API_KEY
     -u FUNCTIONLAYER_API_TOKEN -u TIKTOKEN_CACHE_DIR -u FUNCTIONLAYER_TEST_POSTGRES_URL
     -u VIRTUAL_ENV
     HOME="$home" TMPDIR="$home/tmp"

@@ -144,6 +144,20 @@ def test_saved_pauses_round_trip_and_refuse_other_formats() -> None:
         AgentsPause.from_json(pydantic.to_json())
 
 
+def test_saved_google_adk_pause_round_trips_and_refuses_other_formats() -> None:
+    from functionlayer_google_adk import ConfirmationRequest
+    from functionlayer_google_adk import PausedRun as AdkPause
+    from functionlayer_pydantic_ai import PausedRun as PydanticPause
+
+    sent = tuple(ask(FunctionLayer(backend=InMemoryBackend(), run_id="run-a"), [CALL]))
+    confirmation = ConfirmationRequest("adk-request-1", CALL, payload={"max": 100})
+    adk = AdkPause("app", "me", "session-1", (confirmation,), sent)
+    assert AdkPause.from_json(adk.to_json()) == adk
+    assert adk.call_ids == ["call_1"]
+    with pytest.raises(ValueError, match="not a saved Google ADK pause"):
+        AdkPause.from_json(PydanticPause(messages=b"[]", requests=sent).to_json())
+
+
 # -- one approval, one execution ------------------------------------------------------------------
 
 

@@ -157,6 +157,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
             "OPENAI_BASE_URL": model.base_url,  # the openai SDK and most frameworks
             "OPENAI_API_BASE": model.base_url,  # LlamaIndex's name for it
             "OPENAI_AGENTS_DISABLE_TRACING": "1",  # as the OpenAI Agents README says, offline
+            "GOOGLE_GEMINI_BASE_URL": model.gemini_base_url,  # google-genai (Google ADK)
+            "GOOGLE_API_KEY": "scripted-needs-no-key",
         }
         for block in RUNNABLE:
             cwd = base / f"snippet-{len(jobs)}"

@@ -246,3 +246,117 @@ def test_bad_json_script_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "step 1 needs 'text', 'tool_call' or 'tool_calls'" in proc.stderr
+
+
+# -- the Gemini API (generateContent), as google-genai speaks it ----------------------------------
+
+
+def gemini_client(model: ScriptedModel) -> Any:
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(
+        api_key="unused", http_options=types.HttpOptions(base_url=model.gemini_base_url)
+    )
+
+
+def test_gemini_function_calls_with_ids_then_text_from_the_same_script() -> None:
+    from google.genai import types
+
+    script = [
+        tool_calls(
+            tool_call("multiply", {"x": 2, "y": 5}, id="call_m"), tool_call("add", {"x": 1})
+        ),
+        echo_results,
+    ]
+    with ScriptedModel(script) as model:
+        c = gemini_client(model)
+        tool = types.Tool(
+            function_declarations=[
+                types.FunctionDeclaration(
+                    name="multiply",
+                    description="Multiply.",
+                    parameters_json_schema={"type": "object", "properties": {"x": {}, "y": {}}},
+                )
+            ]
+        )
+        config = types.GenerateContentConfig(tools=[tool], system_instruction="be exact")
+        first = c.models.generate_content(model="gemini-x", contents="go", config=config)
+        calls = first.function_calls or []
+        assert (calls[0].id, calls[0].name, calls[0].args) == (
+            "call_m",
+            "multiply",
+            {"x": 2, "y": 5},
+        )
+        assert calls[1].name == "add" and (calls[1].id or "").startswith("call_")
+        assert first.candidates and first.candidates[0].content
+        answers = types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id=f.id, name=f.name, response={"result": n}
+                    )
+                )
+                for f, n in zip(calls, [10, "denied"], strict=True)
+            ],
+        )
+        history = [
+            types.Content(role="user", parts=[types.Part(text="go")]),
+            first.candidates[0].content,
+            answers,
+        ]
+        second = c.models.generate_content(model="gemini-x", contents=history, config=config)
+        assert second.text == "results: ['10', 'denied']"
+    # The script saw the chat-completions shape; the Gemini body is kept beside it.
+    [system, user] = model.requests[0]["messages"]
+    assert system == {"role": "system", "content": "be exact"}
+    assert user == {"role": "user", "content": "go"}
+    assert model.requests[0]["tools"][0]["function"]["name"] == "multiply"
+    assert model.requests[0]["gemini"]["contents"][0]["parts"] == [{"text": "go"}]
+    assert [(r.call_id, r.name, r.content) for r in tool_results(model.requests[1])] == [
+        ("call_m", "multiply", "10"),
+        (calls[1].id, "add", "denied"),
+    ]
+    assert model.errors == []
+
+
+def echo_results(request: dict[str, Any]) -> Reply:
+    return Reply(content=f"results: {[r.content for r in tool_results(request)]}")
+
+
+def test_gemini_streamed_and_math_script() -> None:
+    from google.genai import types
+
+    with ScriptedModel(math_script()) as model:
+        c = gemini_client(model)
+        [chunk] = list(c.models.generate_content_stream(model="gemini-x", contents="go"))
+        [call] = chunk.function_calls or []
+        assert (call.name, call.args) == ("multiply", {"x": 2, "y": 5})
+        answer = types.Part(
+            function_response=types.FunctionResponse(
+                id=call.id, name=call.name, response={"result": 10}
+            )
+        )
+        assert chunk.candidates and chunk.candidates[0].content
+        history = [
+            types.Content(role="user", parts=[types.Part(text="go")]),
+            chunk.candidates[0].content,
+            types.Content(role="user", parts=[answer]),
+        ]
+        second = c.models.generate_content(model="gemini-x", contents=history)
+        assert [(f.name, f.args) for f in second.function_calls or []] == [
+            ("add", {"x": 10, "y": 32})
+        ]
+
+
+def test_gemini_errors_answer_without_hanging() -> None:
+    from google.genai import errors
+
+    with ScriptedModel([]) as model:
+        c = gemini_client(model)
+        with pytest.raises(errors.ServerError, match="script exhausted"):
+            c.models.generate_content(model="gemini-x", contents="go")
+        with pytest.raises(errors.ClientError):
+            c.models.embed_content(model="gemini-x", contents="go")  # no such method here
+        assert len(model.requests) == 1

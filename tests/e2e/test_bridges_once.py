@@ -6,6 +6,8 @@ model reads that it already ran. Real agent loops against the scripted model ove
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +15,23 @@ from agents import Runner
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
 from functionlayer.testing.model import ScriptedModel, math_script, text, tool_call, tool_results
+from functionlayer_google_adk import ConfirmationPlugin
+from functionlayer_google_adk import PausedRun as AdkPausedRun
+from functionlayer_google_adk import collect as adk_collect
+from functionlayer_google_adk import pause as adk_pause
 from functionlayer_langchain import HITLBridge
 from functionlayer_openai_agents import apause as agents_apause
 from functionlayer_openai_agents import aresume as agents_aresume
 from functionlayer_pydantic_ai import PausedRun, collect
 from functionlayer_pydantic_ai import pause as pydantic_pause
+from google.adk.agents import Agent as AdkAgent
+from google.adk.runners import Runner as AdkRunner
+from google.adk.sessions.sqlite_session_service import SqliteSessionService
+from google.genai import types as adk_types
 from pydantic_ai import Agent
 from pydantic_ai.tools import DeferredToolRequests
 
+from tests.e2e import test_google_adk_agent as adk_e2e
 from tests.e2e import test_haystack_agent as haystack_e2e
 from tests.e2e import test_langchain_hitl as hitl_e2e
 from tests.e2e import test_openai_agents_agent as agents_e2e
@@ -123,3 +134,56 @@ def test_haystack_confirmation_same_tool_call_id_twice_runs_once(use_async: bool
     assert first == "10"
     assert again.startswith(ALREADY_RAN.format("call_same")), again
     assert len(human.function_call_requests) == 1
+
+
+def test_google_adk_the_same_pause_resumed_twice_runs_the_tool_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes hold the same saved pause (a copy of the session file and the PausedRun):
+    each resumes it; ADK's own bookkeeping cannot see the other copy, FunctionLayer's claim can."""
+    monkeypatch.setenv("GOOGLE_API_KEY", "unused")
+    fl = FunctionLayer(backend=ScriptedHuman([approve()]))
+    calculator = adk_e2e.NativeCalculator()
+
+    def runner_on(model: ScriptedModel, path: Path) -> AdkRunner:
+        agent = AdkAgent(name="math", model=adk_e2e.gemini(model), tools=calculator.tools)
+        return AdkRunner(
+            agent=agent,
+            app_name="math",
+            session_service=SqliteSessionService(str(path)),
+            plugins=[ConfirmationPlugin()],
+        )
+
+    async def resume(runner: AdkRunner, paused: AdkPausedRun, answers: Any) -> list[Any]:
+        stream = runner.run_async(
+            user_id=paused.user_id, session_id=paused.session_id, new_message=answers
+        )
+        return [event async for event in stream]
+
+    async def scenario(model: ScriptedModel) -> tuple[str, list[Any], list[Any]]:
+        first, second = tmp_path / "first.sqlite3", tmp_path / "second.sqlite3"
+        runner = runner_on(model, first)
+        session = await runner.session_service.create_session(app_name="math", user_id="me")
+        message = adk_types.Content(role="user", parts=[adk_types.Part(text=TASK)])
+        events = [
+            event
+            async for event in runner.run_async(
+                user_id="me", session_id=session.id, new_message=message
+            )
+        ]
+        paused = AdkPausedRun.from_json(
+            adk_pause(fl, events, app_name="math", user_id="me", session_id=session.id).to_json()
+        )
+        shutil.copy(first, second)  # the pause, saved twice
+        [call_id] = paused.call_ids
+        once, twice = adk_collect(fl, paused), adk_collect(fl, paused)
+        resumed = await resume(runner, paused, once)
+        replayed = await resume(runner_on(model, second), paused, twice)
+        return call_id, resumed, replayed
+
+    with ScriptedModel(math_script()) as model:
+        call_id, resumed, replayed = asyncio.run(scenario(model))
+    assert calculator.multiplied == [(2, 5)]  # the body ran once
+    assert adk_e2e.final_text(resumed) == "2 multiplied by 5 is 10, and adding 32 gives 42."
+    assert told(model.requests[-1]).startswith(ALREADY_RAN.format(call_id))
+    assert "was not run again" in adk_e2e.final_text(replayed)

@@ -16,6 +16,7 @@ __all__ = [
     "contact_failed_message",
     "edited_message",
     "expired_message",
+    "invalid_arguments_message",
     "invalid_edit_message",
     "not_run_message",
     "rejection_message",
@@ -52,6 +53,14 @@ def not_run_message(fn: str, reason: str, call_id: str | None = None) -> str:
         else ""
     )
     return f"{fn} was not run: could not get a human decision ({reason}). Nothing was done.{tail}"
+
+
+def invalid_arguments_message(fn: str, problems: str) -> str:
+    """The model's arguments do not fit the function: nobody was asked, nothing ran."""
+    return (
+        f"{fn} was not run: invalid arguments ({problems}). Nothing was done; call {fn} again "
+        "with arguments that fit its parameters."
+    )
 
 
 def invalid_edit_message(fn: str, reason: str) -> str:

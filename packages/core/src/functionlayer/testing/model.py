@@ -1,8 +1,8 @@
 """A scripted, OpenAI-compatible model server for offline tests and examples.
 
 ``ScriptedModel`` serves the chat-completions API (``POST /v1/chat/completions``, streaming
-and not), ``GET /v1/models`` and a non-streaming Responses API (``POST /v1/responses``) on
-127.0.0.1. Point any OpenAI client (the ``openai`` SDK, LangChain's ``ChatOpenAI``, CrewAI,
+and not), ``GET /v1/models``, a non-streaming Responses API (``POST /v1/responses``) and the Gemini
+API's ``generateContent`` (see ``functionlayer.testing._gemini``) on 127.0.0.1. Point any OpenAI client (the ``openai`` SDK, LangChain's ``ChatOpenAI``, CrewAI,
 ControlFlow) at ``model.base_url`` and it answers from a script instead of an LLM::
 
     from functionlayer.testing import ScriptedModel, text, tool_call
@@ -269,6 +269,12 @@ class ScriptedModel:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     @property
+    def gemini_base_url(self) -> str:
+        """``http://127.0.0.1:<port>``: the Gemini API's base URL (``generateContent``) for
+        ``google-genai`` / Google ADK (``Gemini(base_url=...)``, ``GOOGLE_GEMINI_BASE_URL``)."""
+        return self.base_url.removesuffix("/v1")
+
+    @property
     def remaining(self) -> int | None:
         """Steps not used yet (``None`` for a function script)."""
         if callable(self._script):
@@ -367,6 +373,8 @@ def _chunks(value: str, parts: int) -> list[str]:
 def _make_handler(model: ScriptedModel) -> type:
     from http.server import BaseHTTPRequestHandler
 
+    from functionlayer.testing import _gemini
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -418,6 +426,10 @@ def _make_handler(model: ScriptedModel) -> type:
             except ValueError as exc:
                 self._send_error(400, f"request body is not valid JSON: {exc}")
                 return
+            gemini = _gemini.route(path)
+            if gemini is not None:
+                self._gemini(gemini[0], gemini[1], request)
+                return
             if path not in ("/v1/chat/completions", "/v1/responses"):
                 self._send_error(404, f"no such endpoint: POST {path}")
                 return
@@ -440,6 +452,28 @@ def _make_handler(model: ScriptedModel) -> type:
                 self._stream_chat(name, request, reply, calls)
             else:
                 self._send_json(200, _chat_body(name, request, reply, calls))
+
+        def _gemini(self, name: str, streamed: bool, body: Request) -> None:
+            try:
+                reply = model._next_reply(_gemini.as_script_request(name, body))
+                calls = model._fill_ids(reply)
+            except Exception as exc:  # a broken script must answer, not hang the client
+                self._send_error(
+                    500,
+                    str(exc) if isinstance(exc, _ScriptError) else f"script step failed: {exc!r}",
+                )
+                return
+            answer = _gemini.candidate_body(name, reply, calls)
+            if not streamed:
+                self._send_json(200, answer)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            self.wfile.write(b"data: " + json.dumps(answer).encode() + b"\r\n\r\n")
+            self.wfile.flush()
 
         def _stream_chat(
             self,
