@@ -13,6 +13,8 @@ from agents import Runner
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
 from functionlayer.testing.model import ScriptedModel, math_script, text, tool_call, tool_results
+from functionlayer_agent_framework import apause as af_apause
+from functionlayer_agent_framework import aresume as af_aresume
 from functionlayer_langchain import HITLBridge
 from functionlayer_openai_agents import apause as agents_apause
 from functionlayer_openai_agents import aresume as agents_aresume
@@ -21,6 +23,7 @@ from functionlayer_pydantic_ai import pause as pydantic_pause
 from pydantic_ai import Agent
 from pydantic_ai.tools import DeferredToolRequests
 
+from tests.e2e import test_agent_framework_agent as af_e2e
 from tests.e2e import test_haystack_agent as haystack_e2e
 from tests.e2e import test_langchain_hitl as hitl_e2e
 from tests.e2e import test_openai_agents_agent as agents_e2e
@@ -123,3 +126,28 @@ def test_haystack_confirmation_same_tool_call_id_twice_runs_once(use_async: bool
     assert first == "10"
     assert again.startswith(ALREADY_RAN.format("call_same")), again
     assert len(human.function_call_requests) == 1
+
+
+@pytest.mark.parametrize("api", af_e2e.APIS)
+def test_agent_framework_pause_resumed_twice_runs_the_body_once(api: str) -> None:
+    """Two processes restore the same saved pause (session and requests): each resumes it."""
+    fl = FunctionLayer(backend=ScriptedHuman([approve()]))
+    calculator = af_e2e.NativeCalculator()
+
+    async def scenario(model: ScriptedModel) -> tuple[str, Any, Any]:
+        agent = af_e2e.agent_for(model, api, calculator.tools)
+        session = agent.create_session()
+        paused = await af_apause(fl, agent, await agent.run(TASK, session=session), session)
+        [call_id] = paused.call_ids
+        once = await af_aresume(fl, agent, paused)
+        twice = await af_aresume(fl, agent, paused)
+        return call_id, once, twice
+
+    with ScriptedModel(math_script()) as model:
+        call_id, resumed, replayed = asyncio.run(scenario(model))
+    assert calculator.multiplied == [(2, 5)]  # the body ran once
+    assert resumed.text == "2 multiplied by 5 is 10, and adding 32 gives 42."
+    # The second resume declines the call: the framework tells the model it was rejected.
+    last = model.requests[-1]
+    assert [r.content for r in tool_results(last) if r.call_id == call_id] == [af_e2e.DECLINED]
+    assert af_e2e.DECLINED in replayed.text
