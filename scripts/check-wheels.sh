@@ -60,6 +60,7 @@ functionlayer-llamaindex|llamaindex||example:examples/llamaindex/math_example.py
 functionlayer-haystack|haystack||example:examples/haystack/math_example.py:Agent: .*42
 functionlayer-pydantic-ai|pydantic_ai||example:examples/pydantic_ai/math_example.py:Agent: .*42
 functionlayer-openai-agents|openai_agents||example:examples/openai_agents/math_example.py:Agent: .*42
+functionlayer-agent-framework|agent_framework||example:examples/agent_framework/math_example.py:Agent: .*42
 functionlayer-mcp|mcp||command:functionlayer-mcp --help
 '
 

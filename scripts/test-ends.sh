@@ -62,6 +62,7 @@ llamaindex|llamaindex|llama-index-core|llama-index-llms-openai|tests/conformance
 haystack|haystack|haystack-ai||tests/conformance/test_haystack.py|tests/e2e/test_haystack_agent.py|examples/haystack/math_example.py:Agent: .*42
 pydantic_ai|pydantic_ai|pydantic-ai-slim|pydantic-ai-slim[openai] @server|tests/conformance/test_pydantic_ai.py|tests/e2e/test_pydantic_ai_agent.py|examples/pydantic_ai/math_example.py:Agent: .*42
 openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
+agent_framework|agent_framework|agent-framework-core|agent-framework-openai @server|tests/conformance/test_agent_framework.py|tests/e2e/test_agent_framework_agent.py|examples/agent_framework/math_example.py:Agent: .*42
 server|server|fastapi||tests/server/test_protocol.py tests/security/test_hostile_agent.py|tests/server/test_inbox.py|server
 '
 test_tools="pytest pytest-timeout anyio hypothesis"
