@@ -297,6 +297,33 @@ def test_never_require_calls_the_framework_asks_about_are_approved_without_askin
     assert calculator.multiplied == calculator.added == []
 
 
+@pytest.mark.parametrize("other", ["multiply", "add"])
+def test_a_call_id_two_requests_share_is_declined_and_nobody_is_asked(other: str) -> None:
+    """One approval must not run two calls, and a call that needs approval must not pass as
+    the never_require call that shares its id: every request under that id is declined."""
+    human = ScriptedHuman([approve(), approve()])  # would approve anything it is asked
+    fl = FunctionLayer(backend=human)
+    calculator = NativeCalculator()
+    script = [
+        tool_calls(
+            tool_call("multiply", {"x": 2, "y": 5}, id="call_dup"),
+            tool_call(other, {"x": 2, "y": 5}, id="call_dup"),  # the same arguments
+        ),
+        text(results_text),
+    ]
+
+    async def scenario() -> Any:
+        agent = agent_for(model, "chat_completions", calculator.tools)
+        response = await agent.run("twice")  # no session: the framework asks about both
+        return await adecide(fl, agent, response)
+
+    with ScriptedModel(script) as model:
+        message = asyncio.run(scenario())
+    assert [c.approved for c in message.contents] == [False, False]
+    assert human.requests == []
+    assert calculator.multiplied == calculator.added == []
+
+
 def test_adecide_fails_closed_when_no_decision_can_be_had() -> None:
     fl = FunctionLayer(backend=ScriptedHuman([]))
     calculator = NativeCalculator()

@@ -17,7 +17,9 @@ the human's feedback stays in FunctionLayer's record). The framework cannot run 
 arguments than the model's, so an approval with edits is a decline. A call to a tool the agent
 marks ``never_require`` that the framework surfaced anyway (a mixed batch run without a
 session, or an older release that asks about every call of the batch) is answered
-``approved=True`` without asking anyone: its author said it needs no approval.
+``approved=True`` without asking anyone: its author said it needs no approval. Requests that
+share one function-call id (a model may repeat an id) are all declined and nobody is asked: one
+approval could not say which call it is for.
 
 One approval, one execution: each approval is claimed when it becomes ``approved=True`` (by
 :func:`adecide`, :func:`arun` and :func:`aresume`); resuming the same saved pause twice runs an
@@ -30,6 +32,7 @@ and the claim are the core's (``functionlayer._native``).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,35 +109,50 @@ def _needs_no_approval(call: PendingToolCall, known: Mapping[str, Any]) -> bool:
     return getattr(known.get(call.fn), "approval_mode", None) == "never_require"
 
 
-def _split(
-    requests: Sequence[Content], known: Mapping[str, Any]
-) -> tuple[list[PendingToolCall], list[PendingToolCall]]:
-    """(calls to ask FunctionLayer about, calls the agent's tools say need no approval)."""
-    asked: list[PendingToolCall] = []
-    free: list[PendingToolCall] = []
-    for request in requests:
-        call = _pending(request, known)
-        (free if _needs_no_approval(call, known) else asked).append(call)
-    return asked, free
+@dataclass(frozen=True)
+class _Batch:
+    """One response's approval requests, sorted: what to ask, what needs no one."""
+
+    requests: Sequence[Content]
+    calls: Sequence[PendingToolCall]
+    """One per request, in the same order."""
+    asked: Sequence[PendingToolCall]
+    """The calls to ask FunctionLayer about."""
+    free: frozenset[int]
+    """Positions of the requests the agent's own tools say need no approval."""
+    ambiguous: frozenset[str]
+    """Call ids more than one request uses: an approval could not say which call it is for,
+    so each of them is declined and nobody is asked."""
 
 
-def _message(
-    requests: Sequence[Content],
-    decisions: Mapping[str, NativeDecision],
-    free: Iterable[PendingToolCall],
-) -> Message:
+def _batch(requests: Sequence[Content], known: Mapping[str, Any]) -> _Batch:
+    calls = [_pending(request, known) for request in requests]
+    counts = Counter(call.call_id for call in calls)
+    ambiguous = frozenset(call_id for call_id, count in counts.items() if count > 1)
+    free = frozenset(
+        position
+        for position, call in enumerate(calls)
+        if call.call_id not in ambiguous and _needs_no_approval(call, known)
+    )
+    asked = [
+        call
+        for position, call in enumerate(calls)
+        if call.call_id not in ambiguous and position not in free
+    ]
+    return _Batch(requests, calls, asked, free, ambiguous)
+
+
+def _message(batch: _Batch, decisions: Mapping[str, NativeDecision]) -> Message:
     """The user message answering every request a decision is known for. The decisions come
     from the core with ``edits=False``: an approval here is claimed and runs the model's
-    arguments."""
-    approved_free = {call.call_id for call in free}
+    arguments, once."""
     contents: list[Content] = []
-    for request in requests:
-        assert request.function_call is not None
-        call_id = request.function_call.call_id or ""
-        decision = decisions.get(call_id)
-        if call_id in approved_free:
+    for position, (request, call) in enumerate(zip(batch.requests, batch.calls, strict=True)):
+        if call.call_id in batch.ambiguous:
+            contents.append(request.to_function_approval_response(False))
+        elif position in batch.free:
             contents.append(request.to_function_approval_response(True))
-        elif decision is not None:
+        elif (decision := decisions.get(call.call_id)) is not None:
             approved = decision.approved and decision.arguments is None
             contents.append(request.to_function_approval_response(approved))
     return Message(role="user", contents=contents)
@@ -193,11 +211,9 @@ async def adecide(
     closed: a call that cannot be decided (server down, timeout) is declined. The calls wait
     concurrently.
     """
-    requests = _approval_requests(response)
-    known = _agent_tools(agent, tools)
-    asked, free = _split(requests, known)
-    decisions = await _native.adecide(fl, asked, timeout=timeout, edits=False)
-    return _message(requests, decisions, free)
+    batch = _batch(_approval_requests(response), _agent_tools(agent, tools))
+    decisions = await _native.adecide(fl, batch.asked, timeout=timeout, edits=False)
+    return _message(batch, decisions)
 
 
 async def arun(
@@ -290,8 +306,7 @@ async def apause(
     waiting; returns what to save (``paused.to_json()``). ``session`` is the one the run paused
     in: the framework keeps the pending requests there."""
     requests = _approval_requests(response)
-    asked, _ = _split(requests, _agent_tools(agent, tools))
-    sent = await _native.aask(fl, asked)
+    sent = await _native.aask(fl, _batch(requests, _agent_tools(agent, tools)).asked)
     return PausedRun(
         session=session.to_dict(),
         approvals=tuple(request.to_dict() for request in requests),
@@ -299,20 +314,19 @@ async def apause(
     )
 
 
-def _saved_requests(paused: PausedRun, known: Mapping[str, Any]) -> list[Content]:
+def _saved_batch(paused: PausedRun, known: Mapping[str, Any]) -> _Batch:
     """The saved approval requests, each matching the FunctionLayer request sent for it: a
     pause whose tool call changed after it was sent is refused, not resumed."""
-    requests = [Content.from_dict(saved) for saved in paused.approvals]
+    batch = _batch([Content.from_dict(saved) for saved in paused.approvals], known)
     sent = {request.call_id: request for request in paused.requests}
-    asked, _ = _split(requests, known)
-    for call in asked:
+    for call in batch.asked:
         request = sent.get(call.call_id)
         if request is None or (request.spec.fn, request.spec.kwargs) != (call.fn, call.kwargs):
             raise ValueError(
                 f"the saved pause does not match its FunctionLayer requests (call id "
                 f"{call.call_id}, {call.fn}): nothing was resumed"
             )
-    return requests
+    return batch
 
 
 async def aresume(
@@ -338,12 +352,11 @@ async def aresume(
     claimed here: resuming the same pause again declines an already approved call.
     """
     known = _agent_tools(agent, tools)
-    requests = _saved_requests(paused, known)
+    batch = _saved_batch(paused, known)
     decisions = await _native.acollect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
     if decisions is None:
         return None
-    _, free = _split(requests, known)
-    message = _message(requests, decisions, free)
+    message = _message(batch, decisions)
     extra = dict(run_kwargs)
     if tools is not None:
         extra["tools"] = list(tools)
