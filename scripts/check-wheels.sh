@@ -61,6 +61,7 @@ functionlayer-haystack|haystack||example:examples/haystack/math_example.py:Agent
 functionlayer-pydantic-ai|pydantic_ai||example:examples/pydantic_ai/math_example.py:Agent: .*42
 functionlayer-openai-agents|openai_agents||example:examples/openai_agents/math_example.py:Agent: .*42
 functionlayer-google-adk|google_adk||example:examples/google_adk/math_example.py:Agent: .*42
+functionlayer-agent-framework|agent_framework||example:examples/agent_framework/math_example.py:Agent: .*42
 functionlayer-mcp|mcp||command:functionlayer-mcp --help
 '
 

@@ -158,6 +158,22 @@ def test_saved_google_adk_pause_round_trips_and_refuses_other_formats() -> None:
         AdkPause.from_json(PydanticPause(messages=b"[]", requests=sent).to_json())
 
 
+def test_agent_framework_saved_pause_round_trips_and_refuses_other_formats() -> None:
+    from functionlayer_agent_framework import PausedRun as FrameworkPause
+    from functionlayer_openai_agents import PausedRun as AgentsPause
+
+    sent = tuple(ask(FunctionLayer(backend=InMemoryBackend(), run_id="run-a"), [CALL]))
+    approval = {"type": "function_approval_request", "id": "af-call-1"}
+    paused = FrameworkPause(session={"type": "session"}, approvals=(approval,), requests=sent)
+    assert FrameworkPause.from_json(paused.to_json()) == paused
+    assert paused.call_ids == ["call_1"]
+    agents = AgentsPause(state={"$schemaVersion": "x"}, requests=sent)
+    with pytest.raises(ValueError, match="not a saved Agent Framework pause"):
+        FrameworkPause.from_json(agents.to_json())
+    with pytest.raises(ValueError, match="approvals must be a list of objects"):
+        FrameworkPause.from_json(paused.to_json().replace('[{"type"', '["x", {"type"'))
+
+
 # -- one approval, one execution ------------------------------------------------------------------
 
 

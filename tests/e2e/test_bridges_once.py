@@ -15,6 +15,8 @@ from agents import Runner
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
 from functionlayer.testing.model import ScriptedModel, math_script, text, tool_call, tool_results
+from functionlayer_agent_framework import apause as af_apause
+from functionlayer_agent_framework import aresume as af_aresume
 from functionlayer_google_adk import ConfirmationPlugin
 from functionlayer_google_adk import PausedRun as AdkPausedRun
 from functionlayer_google_adk import collect as adk_collect
@@ -31,6 +33,7 @@ from google.genai import types as adk_types
 from pydantic_ai import Agent
 from pydantic_ai.tools import DeferredToolRequests
 
+from tests.e2e import test_agent_framework_agent as af_e2e
 from tests.e2e import test_google_adk_agent as adk_e2e
 from tests.e2e import test_haystack_agent as haystack_e2e
 from tests.e2e import test_langchain_hitl as hitl_e2e
@@ -181,9 +184,30 @@ def test_google_adk_the_same_pause_resumed_twice_runs_the_tool_once(
         replayed = await resume(runner_on(model, second), paused, twice)
         return call_id, resumed, replayed
 
+
+@pytest.mark.parametrize("api", af_e2e.APIS)
+def test_agent_framework_pause_resumed_twice_runs_the_body_once(api: str) -> None:
+    """Two processes restore the same saved pause (session and requests): each resumes it."""
+    fl = FunctionLayer(backend=ScriptedHuman([approve()]))
+    calculator = af_e2e.NativeCalculator()
+
+    async def scenario(model: ScriptedModel) -> tuple[str, Any, Any]:
+        agent = af_e2e.agent_for(model, api, calculator.tools)
+        session = agent.create_session()
+        paused = await af_apause(fl, agent, await agent.run(TASK, session=session), session)
+        [call_id] = paused.call_ids
+        once = await af_aresume(fl, agent, paused)
+        twice = await af_aresume(fl, agent, paused)
+        return call_id, once, twice
+
     with ScriptedModel(math_script()) as model:
         call_id, resumed, replayed = asyncio.run(scenario(model))
     assert calculator.multiplied == [(2, 5)]  # the body ran once
     assert adk_e2e.final_text(resumed) == "2 multiplied by 5 is 10, and adding 32 gives 42."
     assert told(model.requests[-1]).startswith(ALREADY_RAN.format(call_id))
     assert "was not run again" in adk_e2e.final_text(replayed)
+    assert resumed.text == "2 multiplied by 5 is 10, and adding 32 gives 42."
+    # The second resume declines the call: the framework tells the model it was rejected.
+    last = model.requests[-1]
+    assert [r.content for r in tool_results(last) if r.call_id == call_id] == [af_e2e.DECLINED]
+    assert af_e2e.DECLINED in replayed.text
