@@ -28,7 +28,11 @@ from functionlayer._models import (
 )
 
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
-from functionlayer_server._channels._dispatch import delivery_tiers, request_kind
+from functionlayer_server._channels._dispatch import (
+    delivery_tiers,
+    escalation_targets,
+    request_kind,
+)
 from functionlayer_server._channels._slack_blocks import (
     ACTION_APPROVE,
     ACTION_REJECT,
@@ -55,7 +59,7 @@ from functionlayer_server._errors import (
     ServerError,
 )
 from functionlayer_server._extras import require_extra
-from functionlayer_server._policy import Identity
+from functionlayer_server._policy import Identity, OperatorPolicy
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
 
@@ -422,7 +426,7 @@ class SlackChannel:
         for attempt in range(4):
             for delivery in await self._deliveries(request):
                 if delivery.get("channel") == channel_id and delivery.get("ts") == message_ts:
-                    target = _target(request, str(delivery.get("target")))
+                    target = _target(request, str(delivery.get("target")), self.service.rules)
                     break
             if target is not None or attempt == 3:
                 break
@@ -479,7 +483,7 @@ class SlackChannel:
 
         errors: list[str] = []
         for delivery in deliveries:
-            target = _target(request, str(delivery.get("target")))
+            target = _target(request, str(delivery.get("target")), self.service.rules)
             context = target.context_about_channel_or_user if target else None
             blocks = (
                 decided_blocks(request, context=context)
@@ -504,8 +508,12 @@ class SlackChannel:
             raise RuntimeError("; ".join(errors))
 
 
-def _target(request: ChannelRequest, channel_or_user_id: str) -> SlackContactChannel | None:
-    for tier in delivery_tiers(request):
+def _target(
+    request: ChannelRequest, channel_or_user_id: str, rules: OperatorPolicy
+) -> SlackContactChannel | None:
+    """The target a message was delivered to: one of the request's, or one of the operator's
+    escalation targets (a reminder's escalation)."""
+    for tier in [*delivery_tiers(request), escalation_targets(rules)]:
         for target in tier:
             if target.slack is not None and target.slack.channel_or_user_id == channel_or_user_id:
                 return target.slack
