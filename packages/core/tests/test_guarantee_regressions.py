@@ -218,7 +218,9 @@ def test_a_short_timeout_is_honoured_over_a_long_server_long_poll() -> None:
         result = transfer(10)
         elapsed = time.monotonic() - started
 
-        assert result.startswith("transfer was not run: timed out, no one answered within 0.3 seconds")
+        assert result.startswith(
+            "transfer was not run: timed out, no one answered within 0.3 seconds"
+        )
         assert elapsed < 2.5, f"waited {elapsed:.1f}s for a 0.3s deadline"
         waits = [path for _, path, _ in server.requests("GET", "/function_calls/")]
         assert waits and all("wait=5" not in path for path in waits), waits

@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from functionlayer import FunctionLayer
-from functionlayer import HttpBackend
+from functionlayer import FunctionLayer, HttpBackend
 from functionlayer._feedback import expired_message, rejection_message
 from functionlayer._models import ContactChannel, FunctionCall, FunctionCallSpec
 from functionlayer._models import SlackContactChannel as Slack

@@ -306,9 +306,7 @@ def _reminders(name: str, data: Mapping[str, Any]) -> Reminders | None:
     )
     raw = data.get("escalate_to")
     if (raw is None) != (escalate is None):
-        raise ValueError(
-            f"projects.{name}: escalate_after_seconds and escalate_to go together"
-        )
+        raise ValueError(f"projects.{name}: escalate_after_seconds and escalate_to go together")
     targets: list[ContactChannel] = []
     if raw is not None:
         if not isinstance(raw, list) or not raw:

@@ -36,8 +36,8 @@ from typing import Any
 from functionlayer._models import ContactChannel, FunctionCall, HumanContact
 
 from functionlayer_server._channels._base import Channel, ChannelRequest
-from functionlayer_server._policy import OperatorPolicy, Reminders
 from functionlayer_server._errors import NotFoundError
+from functionlayer_server._policy import OperatorPolicy, Reminders
 from functionlayer_server._service import (
     FUNCTION_CALL,
     HUMAN_CONTACT,
