@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from functionlayer import _feedback
 from functionlayer._backends._base import Backend
-from functionlayer._context import current_call_id
+from functionlayer._context import current_call_id, current_group_id, new_group_id
 from functionlayer._errors import (
     ApprovalTimeoutError,
     BackendUnavailableError,
@@ -250,6 +250,25 @@ class FunctionLayer:
     def get_function_call(self, call_id: str) -> FunctionCall:
         return self.backend.get_function_call(call_id)
 
+    def create_function_calls(
+        self,
+        specs: Sequence[FunctionCallSpec],
+        call_ids: Sequence[str | None] | None = None,
+        *,
+        group_id: str | None = None,
+    ) -> list[FunctionCall]:
+        """Send a model turn's requests as one review group (``group_id``, a new one unless
+        given), without waiting: a person can review them on one page, and each keeps its own
+        decision. Idempotent per call id."""
+        group = group_id or new_group_id()
+        ids = list(call_ids) if call_ids is not None else [None] * len(specs)
+        if len(ids) != len(specs):
+            raise ValueError("call_ids must have one entry per spec")
+        return [
+            self.create_function_call(spec.model_copy(update={"group_id": group}), call_id)
+            for spec, call_id in zip(specs, ids, strict=True)
+        ]
+
     def fetch_approval(
         self,
         spec: FunctionCallSpec,
@@ -286,6 +305,23 @@ class FunctionLayer:
 
     async def aget_function_call(self, call_id: str) -> FunctionCall:
         return await self.backend.aget_function_call(call_id)
+
+    async def acreate_function_calls(
+        self,
+        specs: Sequence[FunctionCallSpec],
+        call_ids: Sequence[str | None] | None = None,
+        *,
+        group_id: str | None = None,
+    ) -> list[FunctionCall]:
+        """The async twin of :meth:`create_function_calls`."""
+        group = group_id or new_group_id()
+        ids = list(call_ids) if call_ids is not None else [None] * len(specs)
+        if len(ids) != len(specs):
+            raise ValueError("call_ids must have one entry per spec")
+        return [
+            await self.acreate_function_call(spec.model_copy(update={"group_id": group}), call_id)
+            for spec, call_id in zip(specs, ids, strict=True)
+        ]
 
     async def afetch_approval(
         self,
@@ -509,6 +545,7 @@ class _Guard:
             description=self.description,
             parameters=self.parameters,
             allowed_decisions=self.decisions,
+            group_id=current_group_id(),
         )
 
     def effective_timeout(self) -> float | None:
@@ -545,6 +582,28 @@ class _Guard:
         if outcome is None:
             return result
         return _feedback.edited_message(self.name, spec.kwargs, _merged(decided), result)
+
+    # -- one review per model turn: create the request now, decide and run later -----------
+
+    def announce(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str) -> None:
+        """Create this call's request without waiting (in the current group), so that a turn's
+        calls are all pending, and reviewable together, before the first one waits. Best
+        effort: the call itself creates (or finds) its request again and fails closed on its
+        own. Skipped when ``when=`` may let the call run unguarded."""
+        if self.when is not None:
+            return
+        try:
+            self.client.create_function_call(self.spec(self.named(args, kwargs)), call_id)
+        except Exception:  # noqa: S110  (the call reports it, fail closed)
+            pass
+
+    async def aannounce(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str) -> None:
+        if self.when is not None:
+            return
+        try:
+            await self.client.acreate_function_call(self.spec(self.named(args, kwargs)), call_id)
+        except Exception:  # noqa: S110  (the call reports it, fail closed)
+            pass
 
     async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         named = self.named(args, kwargs)

@@ -1,4 +1,5 @@
-"""The call id of the tool call being executed, set by adapters around a guarded call."""
+"""The call id of the tool call being executed, set by adapters around a guarded call; and the
+review group of the model turn it belongs to (``group_scope``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["call_id_scope", "current_call_id"]
+__all__ = ["call_id_scope", "current_call_id", "current_group_id", "group_scope", "new_group_id"]
 
 _CALL_ID: ContextVar[str | None] = ContextVar("functionlayer_call_id", default=None)
+_GROUP_ID: ContextVar[str | None] = ContextVar("functionlayer_group_id", default=None)
 
 
 @contextmanager
@@ -27,3 +29,26 @@ def call_id_scope(call_id: str | None) -> Iterator[None]:
 
 def current_call_id() -> str | None:
     return _CALL_ID.get()
+
+
+def new_group_id() -> str:
+    import uuid
+
+    return f"turn-{uuid.uuid4().hex}"
+
+
+@contextmanager
+def group_scope(group_id: str | None = None) -> Iterator[str]:
+    """Requests created inside the block carry one review group id (a new one unless given),
+    so a person can review a model turn's calls together on one page. Each call is still its
+    own request with its own decision. Yields the group id."""
+    group = group_id or new_group_id()
+    token = _GROUP_ID.set(group)
+    try:
+        yield group
+    finally:
+        _GROUP_ID.reset(token)
+
+
+def current_group_id() -> str | None:
+    return _GROUP_ID.get()

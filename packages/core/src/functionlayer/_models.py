@@ -45,6 +45,7 @@ DecisionKind = Literal["approve", "reject", "edit", "respond"]
 """What a person may do with a function call: approve it, reject it (with feedback), approve
 it with edited arguments, or respond in place of running it."""
 DECISION_KINDS: tuple[DecisionKind, ...] = ("approve", "reject", "edit", "respond")
+MAX_GROUP_ID_LENGTH = 128
 
 
 class _Model(BaseModel):
@@ -187,6 +188,10 @@ class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: fiel
     allowed_decisions: list[DecisionKind] | None = None
     """The decisions a person may make (``approve``, ``reject``, ``edit``, ``respond``);
     ``None``: all of them."""
+    group_id: str | None = Field(default=None, min_length=1, max_length=MAX_GROUP_ID_LENGTH)
+    """Calls the model asked for in one turn share a group id, so a person can review them
+    on one page. Inert: the server keys a group by the creating token and this id, and each
+    call keeps its own decision."""
 
 
 class Execution(_Model):
