@@ -64,21 +64,18 @@ def test_group_page_shows_the_turn_with_full_arguments(deployment: Deployment) -
         assert answer.status_code in (200, 201), answer.text
     extra = new_id()
     with deployment.agent() as agent:
-        assert (
-            agent.post(
-                "/function_calls",
-                json={
-                    "run_id": "turn",
-                    "call_id": extra,
-                    "spec": {
-                        "fn": "send_note",
-                        "kwargs": {"note": long_note},
-                        "group_id": group,
-                    },
+        assert agent.post(
+            "/function_calls",
+            json={
+                "run_id": "turn",
+                "call_id": extra,
+                "spec": {
+                    "fn": "send_note",
+                    "kwargs": {"note": long_note},
+                    "group_id": group,
                 },
-            ).status_code
-            in (200, 201)
-        )
+            },
+        ).status_code in (200, 201)
     with closing(deployment.login()) as browser:
         html = group_page(browser, ids[0])
         shown = SHOWN_RE.findall(html)

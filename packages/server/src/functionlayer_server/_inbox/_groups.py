@@ -205,8 +205,6 @@ def install_group_routes(router: APIRouter, service: Any, deps: GroupPageDeps) -
             except ServerError as exc:
                 results.append((call.call_id, f"not accepted: {exc}"))
             else:
-                results.append(
-                    (call.call_id, "approved" if decision.approved else "rejected")
-                )
+                results.append((call.call_id, "approved" if decision.approved else "rejected"))
         fresh = await service.group_members(call_id, project=project, person=user)
         return await render_group(call_id, fresh, session, user, results=results)
