@@ -89,6 +89,7 @@ class FunctionLayer:
         contact_channel: ContactChannel | None = None,
         redact_outcome: Callable[[Any], str] | None = None,
         connect_timeout: float | None = None,
+        group_id: str | None = None,
     ) -> None:
         if backend is None:
             backend = _default_backend(approval_method, api_base, api_token, connect_timeout)
@@ -104,6 +105,9 @@ class FunctionLayer:
         self.timeout = timeout
         self.contact_channel = contact_channel
         self.redact_outcome = redact_outcome
+        self.group_id = group_id
+        """Every request this client creates is in this review group (unless its spec names
+        one, or a ``group_scope`` is open): adapters use it for a turn's calls."""
 
     def __repr__(self) -> str:
         return f"FunctionLayer(backend={self.backend!r}, run_id={self.run_id!r})"
@@ -243,8 +247,13 @@ class FunctionLayer:
     def create_function_call(
         self, spec: FunctionCallSpec, call_id: str | None = None, *, run_id: str | None = None
     ) -> FunctionCall:
-        """Send a request without waiting. Idempotent per ``call_id``."""
-        call = FunctionCall(run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec)
+        """Send a request without waiting. Idempotent per ``call_id``. Inside ``group_scope``
+        a spec without a group id gets the scope's."""
+        call = FunctionCall(
+            run_id=run_id or self.run_id,
+            call_id=call_id or _new_id(),
+            spec=_grouped(spec, self.group_id),
+        )
         return _check_same_request(call, self.backend.create_function_call(call))
 
     def get_function_call(self, call_id: str) -> FunctionCall:
@@ -300,7 +309,11 @@ class FunctionLayer:
     async def acreate_function_call(
         self, spec: FunctionCallSpec, call_id: str | None = None, *, run_id: str | None = None
     ) -> FunctionCall:
-        call = FunctionCall(run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec)
+        call = FunctionCall(
+            run_id=run_id or self.run_id,
+            call_id=call_id or _new_id(),
+            spec=_grouped(spec, self.group_id),
+        )
         return _check_same_request(call, await self.backend.acreate_function_call(call))
 
     async def aget_function_call(self, call_id: str) -> FunctionCall:
@@ -800,6 +813,13 @@ def _merged(call: FunctionCall) -> dict[str, Any]:
 
 def _expiry_reason(timeout: float | None) -> str:
     return f"no human answered within {timeout:g} seconds" if timeout else "the request expired"
+
+
+def _grouped(spec: FunctionCallSpec, default: str | None) -> FunctionCallSpec:
+    group = current_group_id() or default
+    if group is None or spec.group_id is not None:
+        return spec
+    return spec.model_copy(update={"group_id": group})
 
 
 def _check_same_request(sent: FunctionCall, got: FunctionCall) -> FunctionCall:

@@ -3,11 +3,18 @@ review group of the model turn it belongs to (``group_scope``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["call_id_scope", "current_call_id", "current_group_id", "group_scope", "new_group_id"]
+__all__ = [
+    "call_id_scope",
+    "current_call_id",
+    "current_group_id",
+    "group_id_for",
+    "group_scope",
+    "new_group_id",
+]
 
 _CALL_ID: ContextVar[str | None] = ContextVar("functionlayer_call_id", default=None)
 _GROUP_ID: ContextVar[str | None] = ContextVar("functionlayer_group_id", default=None)
@@ -35,6 +42,15 @@ def new_group_id() -> str:
     import uuid
 
     return f"turn-{uuid.uuid4().hex}"
+
+
+def group_id_for(call_ids: Iterable[str]) -> str:
+    """A turn's group id derived from its calls' ids: asking again about the same turn (a
+    resumed pause) sends the same group."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(sorted(call_ids)).encode()).hexdigest()
+    return f"turn-{digest[:32]}"
 
 
 @contextmanager
