@@ -57,12 +57,14 @@ def click_for(message: SlackCall, call_id: str, user: str, prefix: str) -> dict[
     payload = block_actions(message, user, prefix)
     for block in message.blocks():
         for element in block.get("elements", []):
-            if str(element.get("action_id", "")).startswith(prefix):
-                if json.loads(element["value"])["call_id"] == call_id:
-                    payload["actions"] = [
-                        {"action_id": element["action_id"], "value": element["value"]}
-                    ]
-                    return payload
+            if (
+                str(element.get("action_id", "")).startswith(prefix)
+                and json.loads(element["value"])["call_id"] == call_id
+            ):
+                payload["actions"] = [
+                    {"action_id": element["action_id"], "value": element["value"]}
+                ]
+                return payload
     raise AssertionError(f"no {prefix} button for {call_id}")
 
 
