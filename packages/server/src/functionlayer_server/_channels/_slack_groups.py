@@ -115,7 +115,7 @@ async def open_group_message(
                 continue
             channel, ts = str(data.get("channel")), str(data.get("ts"))
             rows = await message_rows(service, deliveries, member, channel, ts)
-            if len(rows) >= MAX_ROWS:
-                continue
+            if len(rows) >= MAX_ROWS or any(r.call_id == call.call_id for r in rows):
+                continue  # full, or this call is in it already (a reminder posts anew)
             return channel, ts, [*rows, call]
     return None
