@@ -12,7 +12,7 @@ import itertools
 from typing import Any, Literal
 
 import pytest
-from functionlayer import FunctionLayer
+from functionlayer import FunctionLayer, group_id_for
 from functionlayer.testing import ScriptedHuman, approve, edit, never, reject, respond
 from functionlayer.testing.model import ScriptedModel, text, tool_call, tool_calls, tool_results
 from functionlayer_langchain import DecisionNotAllowedError, HITLBridge
@@ -162,6 +162,10 @@ def test_several_actions_in_one_interrupt_are_matched_by_tool_call_id() -> None:
         "call_b": "User rejected the tool call for `multiply` with reason: not this one",
     }
     assert {r.call_id for r in human.function_call_requests} == {"hitl:call_a", "hitl:call_b"}
+    # One interrupt, one model turn: one review group.
+    assert {r.spec.group_id for r in human.function_call_requests} == {
+        group_id_for(["hitl:call_a", "hitl:call_b"])
+    }
 
 
 def test_a_decision_the_config_does_not_allow_is_never_sent() -> None:

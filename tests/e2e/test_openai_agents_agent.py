@@ -24,7 +24,7 @@ from agents import (
     set_tracing_disabled,
 )
 from agents.models.interface import Model
-from functionlayer import FunctionLayer
+from functionlayer import FunctionLayer, group_id_for
 from functionlayer._feedback import rejection_message
 from functionlayer._native import edits_unsupported_message
 from functionlayer.testing import ScriptedHuman, approve, edit, reject
@@ -244,6 +244,9 @@ def test_interruptions_decided_through_functionlayer(api: str) -> None:
     }
     [asked] = [r for r in human.function_call_requests if r.call_id == "call_ok"]
     assert asked.spec.description == "Multiply two integers."
+    # The turn's interruptions are one review group, every request out before the first wait.
+    groups = {r.spec.group_id for r in human.function_call_requests}
+    assert groups == {group_id_for(["call_ok", "call_no", "call_edit"])}
 
 
 def test_adecide_fails_closed_when_no_decision_can_be_had() -> None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from functionlayer import FunctionLayer
+from functionlayer import FunctionLayer, group_id_for
 from functionlayer._feedback import rejection_message
 from functionlayer.testing import ScriptedHuman, approve, edit, reject
 from functionlayer.testing.model import (
@@ -183,6 +183,9 @@ def test_inline_handler_applies_edits_and_rejections_through_the_real_loop() -> 
     assert sorted(r.call_id for r in human.function_call_requests) == ["call_edit", "call_no"]
     [edited] = [r for r in human.function_call_requests if r.call_id == "call_edit"]
     assert (edited.spec.fn, edited.spec.kwargs) == ("multiply", {"x": 2, "y": 5})
+    # The turn's deferred calls are one review group.
+    groups = {r.spec.group_id for r in human.function_call_requests}
+    assert groups == {group_id_for(["call_edit", "call_no"])}
 
 
 def test_decide_turns_deferred_requests_into_results_for_the_next_run() -> None:

@@ -197,7 +197,7 @@ async def test_async_timeout_expires_the_request_so_a_late_approval_cannot_land(
 
     result = await transfer(10)  # type: ignore[misc]
 
-    assert result.startswith("transfer was not run: no human answered within 0.2 seconds")
+    assert result.startswith("transfer was not run: timed out, no one answered within 0.2 seconds")
     call_id = human.function_call_requests[0].call_id
     stored = human.get_function_call(call_id)
     assert stored.status is not None and stored.status.expired is True
@@ -218,7 +218,9 @@ def test_a_short_timeout_is_honoured_over_a_long_server_long_poll() -> None:
         result = transfer(10)
         elapsed = time.monotonic() - started
 
-        assert result.startswith("transfer was not run: no human answered within 0.3 seconds")
+        assert result.startswith(
+            "transfer was not run: timed out, no one answered within 0.3 seconds"
+        )
         assert elapsed < 2.5, f"waited {elapsed:.1f}s for a 0.3s deadline"
         waits = [path for _, path, _ in server.requests("GET", "/function_calls/")]
         assert waits and all("wait=5" not in path for path in waits), waits

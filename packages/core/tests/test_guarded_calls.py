@@ -208,7 +208,7 @@ def test_timeout_rejects_and_a_late_answer_cannot_resurrect_the_call() -> None:
         return x * y
 
     message = multiply(2, 5)
-    assert message.startswith("multiply was not run: no human answered within 0.2 seconds")
+    assert message.startswith("multiply was not run: timed out, no one answered within 0.2 seconds")
     call_id = human.function_call_requests[0].call_id
     stored = human.get_function_call(call_id)
     assert stored.status is not None and stored.status.expired and stored.status.approved is False

@@ -227,7 +227,7 @@ def test_timeout_expires_the_request_on_the_server(server: ProtocolServer) -> No
         ran.append(1)
         return 1
 
-    assert act().startswith("act was not run: no human answered within 0.3 seconds")
+    assert act().startswith("act was not run: timed out, no one answered within 0.3 seconds")
     stored = server.store.function_calls[0]
     assert stored.status is not None and stored.status.expired and stored.status.approved is False
     assert len(server.requests("POST", "/respond")) == 1

@@ -104,7 +104,7 @@ def test_timeout_at_the_terminal_rejects() -> None:
         proc.kill()
         assert proc.stdin is not None
         proc.stdin.close()
-    assert "no human answered within 0.5 seconds" in out
+    assert "timed out, no one answered within 0.5 seconds" in out
     assert '"ran": []' in out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from functionlayer._client import ApprovalMethod, FunctionLayer
-from functionlayer._context import call_id_scope, request_context_scope
+from functionlayer._context import call_id_scope, group_id_for, group_scope, request_context_scope
 from functionlayer._errors import (
     ApprovalPendingError,
     ApprovalTimeoutError,
@@ -127,6 +127,8 @@ __all__ = [
     "WhatsAppContactChannel",
     "__version__",
     "call_id_scope",
+    "group_id_for",
+    "group_scope",
     "request_context_scope",
     "tool_spec",
 ]

@@ -14,7 +14,12 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from functionlayer import _feedback, _interrupt
 from functionlayer._backends._base import Backend
-from functionlayer._context import current_call_id, current_request_context
+from functionlayer._context import (
+    current_call_id,
+    current_group_id,
+    current_request_context,
+    new_group_id,
+)
 from functionlayer._errors import (
     ApprovalTimeoutError,
     BackendUnavailableError,
@@ -95,6 +100,7 @@ class FunctionLayer:
         contact_channel: ContactChannel | None = None,
         redact_outcome: Callable[[Any], str] | None = None,
         connect_timeout: float | None = None,
+        group_id: str | None = None,
     ) -> None:
         if backend is None:
             backend = _default_backend(approval_method, api_base, api_token, connect_timeout)
@@ -110,6 +116,9 @@ class FunctionLayer:
         self.timeout = timeout
         self.contact_channel = contact_channel
         self.redact_outcome = redact_outcome
+        self.group_id = group_id
+        """Every request this client creates is in this review group (unless its spec names
+        one, or a ``group_scope`` is open): adapters use it for a turn's calls."""
 
     def __repr__(self) -> str:
         return f"FunctionLayer(backend={self.backend!r}, run_id={self.run_id!r})"
@@ -254,12 +263,36 @@ class FunctionLayer:
     def create_function_call(
         self, spec: FunctionCallSpec, call_id: str | None = None, *, run_id: str | None = None
     ) -> FunctionCall:
-        """Send a request without waiting. Idempotent per ``call_id``."""
-        call = FunctionCall(run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec)
+        """Send a request without waiting. Idempotent per ``call_id``. Inside ``group_scope``
+        a spec without a group id gets the scope's."""
+        call = FunctionCall(
+            run_id=run_id or self.run_id,
+            call_id=call_id or _new_id(),
+            spec=_grouped(spec, self.group_id),
+        )
         return _check_same_request(call, self.backend.create_function_call(call))
 
     def get_function_call(self, call_id: str) -> FunctionCall:
         return self.backend.get_function_call(call_id)
+
+    def create_function_calls(
+        self,
+        specs: Sequence[FunctionCallSpec],
+        call_ids: Sequence[str | None] | None = None,
+        *,
+        group_id: str | None = None,
+    ) -> list[FunctionCall]:
+        """Send a model turn's requests as one review group (``group_id``, a new one unless
+        given), without waiting: a person can review them on one page, and each keeps its own
+        decision. Idempotent per call id."""
+        group = group_id or new_group_id()
+        ids = list(call_ids) if call_ids is not None else [None] * len(specs)
+        if len(ids) != len(specs):
+            raise ValueError("call_ids must have one entry per spec")
+        return [
+            self.create_function_call(spec.model_copy(update={"group_id": group}), call_id)
+            for spec, call_id in zip(specs, ids, strict=True)
+        ]
 
     def fetch_approval(
         self,
@@ -313,11 +346,32 @@ class FunctionLayer:
     async def acreate_function_call(
         self, spec: FunctionCallSpec, call_id: str | None = None, *, run_id: str | None = None
     ) -> FunctionCall:
-        call = FunctionCall(run_id=run_id or self.run_id, call_id=call_id or _new_id(), spec=spec)
+        call = FunctionCall(
+            run_id=run_id or self.run_id,
+            call_id=call_id or _new_id(),
+            spec=_grouped(spec, self.group_id),
+        )
         return _check_same_request(call, await self.backend.acreate_function_call(call))
 
     async def aget_function_call(self, call_id: str) -> FunctionCall:
         return await self.backend.aget_function_call(call_id)
+
+    async def acreate_function_calls(
+        self,
+        specs: Sequence[FunctionCallSpec],
+        call_ids: Sequence[str | None] | None = None,
+        *,
+        group_id: str | None = None,
+    ) -> list[FunctionCall]:
+        """The async twin of :meth:`create_function_calls`."""
+        group = group_id or new_group_id()
+        ids = list(call_ids) if call_ids is not None else [None] * len(specs)
+        if len(ids) != len(specs):
+            raise ValueError("call_ids must have one entry per spec")
+        return [
+            await self.acreate_function_call(spec.model_copy(update={"group_id": group}), call_id)
+            for spec, call_id in zip(specs, ids, strict=True)
+        ]
 
     async def afetch_approval(
         self,
@@ -592,6 +646,7 @@ class _Guard:
             allowed_decisions=self.decisions,
             irreversible=True if self.irreversible else None,
             context=current_request_context(),
+            group_id=current_group_id(),
         )
 
     def effective_timeout(self) -> float | None:
@@ -635,6 +690,28 @@ class _Guard:
         if outcome is None:
             return result
         return _feedback.edited_message(self.name, spec.kwargs, _merged(decided), result)
+
+    # -- one review per model turn: create the request now, decide and run later -----------
+
+    def announce(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str) -> None:
+        """Create this call's request without waiting (in the current group), so that a turn's
+        calls are all pending, and reviewable together, before the first one waits. Best
+        effort: the call itself creates (or finds) its request again and fails closed on its
+        own. Skipped when ``when=`` may let the call run unguarded."""
+        if self.when is not None:
+            return
+        try:
+            self.client.create_function_call(self.spec(self.named(args, kwargs)), call_id)
+        except Exception:  # the call itself reports it, failing closed
+            return
+
+    async def aannounce(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str) -> None:
+        if self.when is not None:
+            return
+        try:
+            await self.client.acreate_function_call(self.spec(self.named(args, kwargs)), call_id)
+        except Exception:  # the call itself reports it, failing closed
+            return
 
     async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         named = self.named(args, kwargs)
@@ -858,6 +935,13 @@ def _expiry_reason(timeout: float | None) -> str:
 class _NotRun(Exception):
     """Reported as the outcome of a claim whose body this agent refused to run (a decision
     the function does not accept, let through by the server)."""
+
+
+def _grouped(spec: FunctionCallSpec, default: str | None) -> FunctionCallSpec:
+    group = current_group_id() or default
+    if group is None or spec.group_id is not None:
+        return spec
+    return spec.model_copy(update={"group_id": group})
 
 
 def _check_same_request(sent: FunctionCall, got: FunctionCall) -> FunctionCall:

@@ -1,9 +1,10 @@
 """The call id of the tool call being executed and what the agent says about it, set by
-adapters around a guarded call."""
+adapters around a guarded call; and the review group of the model turn it belongs to
+(``group_scope``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -11,12 +12,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from functionlayer._models import RequestContext
 
-__all__ = ["call_id_scope", "current_call_id", "current_request_context", "request_context_scope"]
+__all__ = [
+    "call_id_scope",
+    "current_call_id",
+    "current_group_id",
+    "current_request_context",
+    "group_id_for",
+    "group_scope",
+    "new_group_id",
+    "request_context_scope",
+]
 
 _CALL_ID: ContextVar[str | None] = ContextVar("functionlayer_call_id", default=None)
 _REQUEST_CONTEXT: ContextVar[RequestContext | None] = ContextVar(
     "functionlayer_request_context", default=None
 )
+_GROUP_ID: ContextVar[str | None] = ContextVar("functionlayer_group_id", default=None)
 
 
 @contextmanager
@@ -51,3 +62,35 @@ def request_context_scope(context: RequestContext | None) -> Iterator[None]:
 
 def current_request_context() -> RequestContext | None:
     return _REQUEST_CONTEXT.get()
+
+
+def new_group_id() -> str:
+    import uuid
+
+    return f"turn-{uuid.uuid4().hex}"
+
+
+def group_id_for(call_ids: Iterable[str]) -> str:
+    """A turn's group id derived from its calls' ids: asking again about the same turn (a
+    resumed pause) sends the same group."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(sorted(call_ids)).encode()).hexdigest()
+    return f"turn-{digest[:32]}"
+
+
+@contextmanager
+def group_scope(group_id: str | None = None) -> Iterator[str]:
+    """Requests created inside the block carry one review group id (a new one unless given),
+    so a person can review a model turn's calls together on one page. Each call is still its
+    own request with its own decision. Yields the group id."""
+    group = group_id or new_group_id()
+    token = _GROUP_ID.set(group)
+    try:
+        yield group
+    finally:
+        _GROUP_ID.reset(token)
+
+
+def current_group_id() -> str | None:
+    return _GROUP_ID.get()

@@ -38,10 +38,11 @@ def rejection_message(fn: str, comment: str | None, option: str | None = None) -
 
 
 def expired_message(fn: str, timeout: float | None) -> str:
+    """Nobody answered in time: not a rejection (no one decided), and nothing ran."""
     within = f" within {timeout:g} seconds" if timeout else " before the deadline"
     return (
-        f"{fn} was not run: no human answered{within}, so the request expired and was "
-        "rejected. Nothing was done."
+        f"{fn} was not run: timed out, no one answered{within}. The approval request expired "
+        "without a decision (this is not a rejection). Nothing was done."
     )
 
 

@@ -48,6 +48,7 @@ DecisionKind = Literal["approve", "reject", "edit", "respond"]
 """What a person may do with a function call: approve it, reject it (with feedback), approve
 it with edited arguments, or respond in place of running it."""
 DECISION_KINDS: tuple[DecisionKind, ...] = ("approve", "reject", "edit", "respond")
+MAX_GROUP_ID_LENGTH = 128
 
 
 class _Model(BaseModel):
@@ -256,6 +257,10 @@ class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: fiel
     context: RequestContext | None = None
     """Why the agent asks (the user's request, the model's reason): untrusted text from the
     agent, shown to the approver as such."""
+    group_id: str | None = Field(default=None, min_length=1, max_length=MAX_GROUP_ID_LENGTH)
+    """Calls the model asked for in one turn share a group id, so a person can review them
+    on one page. Inert: the server keys a group by the creating token and this id, and each
+    call keeps its own decision."""
 
 
 class Execution(_Model):

@@ -33,13 +33,15 @@ every approval they return (:func:`go_ahead`); :func:`check` and :func:`wait` on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functionlayer import _feedback
+from functionlayer._context import group_id_for, group_scope
 from functionlayer._models import FunctionCall, FunctionCallSpec, RequestContext
 
 if TYPE_CHECKING:
@@ -357,12 +359,22 @@ async def ago_ahead(
 # -- sync -----------------------------------------------------------------------------------------
 
 
+def _turn(requests: Sequence[FunctionCall]) -> contextlib.AbstractContextManager[Any]:
+    """Several calls of one turn: one review group (its id derived from the call ids, so a
+    resumed pause sends the same), for a person to review them together."""
+    if len(requests) < 2:
+        return contextlib.nullcontext()
+    return group_scope(group_id_for(r.call_id for r in requests))
+
+
 def ask(fl: FunctionLayer, calls: Iterable[PendingToolCall]) -> list[FunctionCall]:
     """Create a request for each call without waiting (idempotent per call id); returns the
-    requests as sent, to save for :func:`check` / :func:`wait`."""
+    requests as sent, to save for :func:`check` / :func:`wait`. Several calls are one review
+    group."""
     sent = [request_for(fl, call) for call in calls]
-    for request in sent:
-        fl.create_function_call(request.spec, request.call_id, run_id=request.run_id)
+    with _turn(sent):
+        for request in sent:
+            fl.create_function_call(request.spec, request.call_id, run_id=request.run_id)
     return sent
 
 
@@ -432,12 +444,18 @@ def decide(
     """Ask about each call and wait, failing closed per call: no decision means denied. Each
     approval is claimed (:func:`go_ahead`)."""
     pending = list(calls)
+    requests = [request_for(fl, call) for call in pending]
     decisions: dict[str, NativeDecision] = {}
-    for call in pending:
-        try:
-            decisions[call.call_id] = _wait_one(fl, request_for(fl, call), timeout)
-        except Exception as exc:  # fail closed, as a guarded function does
-            decisions[call.call_id] = _failed(call, exc)
+    with _turn(requests):
+        if len(requests) > 1:  # every request out, as one group, before the first wait
+            for request in requests:
+                with contextlib.suppress(Exception):  # the wait below fails closed on its own
+                    fl.create_function_call(request.spec, request.call_id, run_id=request.run_id)
+        for call, request in zip(pending, requests, strict=True):
+            try:
+                decisions[call.call_id] = _wait_one(fl, request, timeout)
+            except Exception as exc:  # fail closed, as a guarded function does
+                decisions[call.call_id] = _failed(call, exc)
     return go_ahead(fl, decisions, pending, edits=edits)
 
 
@@ -446,8 +464,9 @@ def decide(
 
 async def aask(fl: FunctionLayer, calls: Iterable[PendingToolCall]) -> list[FunctionCall]:
     sent = [request_for(fl, call) for call in calls]
-    for request in sent:
-        await fl.acreate_function_call(request.spec, request.call_id, run_id=request.run_id)
+    with _turn(sent):
+        for request in sent:
+            await fl.acreate_function_call(request.spec, request.call_id, run_id=request.run_id)
     return sent
 
 
@@ -518,10 +537,12 @@ async def adecide(
 ) -> dict[str, NativeDecision]:
     """The async :func:`decide`: concurrent waits, each failing closed on its own."""
     pending = list(calls)
-    results = await asyncio.gather(
-        *(_await_one(fl, request_for(fl, call), timeout) for call in pending),
-        return_exceptions=True,
-    )
+    requests = [request_for(fl, call) for call in pending]
+    with _turn(requests):  # gather copies the context: every request carries the group
+        results = await asyncio.gather(
+            *(_await_one(fl, request, timeout) for request in requests),
+            return_exceptions=True,
+        )
     decisions: dict[str, NativeDecision] = {}
     for call, result in zip(pending, results, strict=True):
         if isinstance(result, NativeDecision):

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from functionlayer._context import call_id_scope
+from functionlayer._context import call_id_scope, current_group_id
 
 __all__ = ["ToolSpec", "tool_spec"]
 
@@ -56,6 +56,35 @@ class ToolSpec:
 
                 return asyncio.run(self.fn(**kwargs))
             return self.fn(**kwargs)
+
+    def announce(self, arguments: Mapping[str, Any], *, call_id: str) -> None:
+        """Inside ``group_scope``: create a guarded function's request for these arguments
+        without waiting, so a turn's calls are reviewable together before any of them waits
+        (``run`` then finds the request under ``call_id``). Nothing for a plain function or
+        invalid arguments (``run`` reports those)."""
+        guard = getattr(self.fn, "__functionlayer_guard__", None)
+        if guard is None or current_group_id() is None:
+            return
+        try:
+            kwargs = self.validate(arguments)
+        except ValueError:
+            return
+        guard.announce((), kwargs, call_id)
+
+    async def aannounce(self, arguments: Mapping[str, Any], *, call_id: str) -> None:
+        guard = getattr(self.fn, "__functionlayer_guard__", None)
+        if guard is None or current_group_id() is None:
+            return
+        try:
+            kwargs = self.validate(arguments)
+        except ValueError:
+            return
+        if guard.is_async:
+            await guard.aannounce((), kwargs, call_id)
+        else:
+            import asyncio
+
+            await asyncio.to_thread(guard.announce, (), kwargs, call_id)
 
     async def arun(self, arguments: Mapping[str, Any], *, call_id: str | None = None) -> Any:
         kwargs = self.validate(arguments)

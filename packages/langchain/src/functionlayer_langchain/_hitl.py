@@ -45,6 +45,7 @@ from functionlayer import (
     FunctionLayerError,
     NotFoundError,
     _native,
+    group_id_for,
 )
 
 if TYPE_CHECKING:
@@ -270,11 +271,14 @@ class HITLBridge:
     def _client(self, pause: _Pause) -> FunctionLayer:
         # The same backend, under a run id derived from the thread: a process resuming the
         # thread later finds the very requests this one sent.
+        # A pause's actions are one model turn: one review group (derived from their ids).
+        ids = [self.call_id(action) for action in _flat(pause)]
         return FunctionLayer(
             backend=self.fl.backend,
             run_id=f"langgraph-thread:{pause.thread_id}",
             timeout=self.timeout,
             contact_channel=self.fl.contact_channel,
+            group_id=group_id_for(ids) if len(ids) > 1 else None,
         )
 
     def _claim(self, client: FunctionLayer, decided: list[_Decided]) -> list[dict[str, Any]]:

@@ -7,12 +7,13 @@ All approval logic lives in ``functionlayer``; this module builds the definition
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from functionlayer import RequestContext, ToolSpec, request_context_scope, tool_spec
+from functionlayer import RequestContext, ToolSpec, group_scope, request_context_scope, tool_spec
 from pydantic import ValidationError
 
 __all__ = ["FunctionTool", "Toolset", "tool", "tools"]
@@ -127,14 +128,17 @@ class Toolset:
         ``None`` gives ``[]``. ``messages``: the conversation so far, for the approver's context.
         """
         calls = _chat_calls(tool_calls)
-        with request_context_scope(_chat_context(tool_calls, messages)):
+        with request_context_scope(_chat_context(tool_calls, messages)), self._turn(calls):
             return [_tool_message(call, self._run_one(call)) for call in calls]
 
     async def arun(self, tool_calls: Any, *, messages: Any = None) -> list[dict[str, Any]]:
         """Run the model's tool calls concurrently (each waits for its own human decision)."""
         calls = _chat_calls(tool_calls)
-        with request_context_scope(_chat_context(tool_calls, messages)):
-            contents = await self._gather(calls)
+        with request_context_scope(
+            _chat_context(tool_calls, messages)
+        ):  # set first: the turn's requests carry it
+            async with self._aturn(calls):
+                contents = await self._gather(calls)
         return [_tool_message(call, content) for call, content in zip(calls, contents, strict=True)]
 
     # -- Responses API ---------------------------------------------------------------------------
@@ -143,17 +147,46 @@ class Toolset:
         returns the ``function_call_output`` items to send back as input. ``input``: what was
         sent as ``input=`` (a string or items), for the approver's context."""
         calls = _responses_calls(output)
-        with request_context_scope(_responses_context(output, input)):
+        with request_context_scope(_responses_context(output, input)), self._turn(calls):
             return [_call_output(call, self._run_one(call)) for call in calls]
 
     async def arun_responses(self, output: Any, *, input: Any = None) -> list[dict[str, Any]]:
         """:meth:`run_responses`, with the calls running concurrently."""
         calls = _responses_calls(output)
-        with request_context_scope(_responses_context(output, input)):
-            contents = await self._gather(calls)
+        with request_context_scope(
+            _responses_context(output, input)
+        ):  # set first: the turn's requests carry it
+            async with self._aturn(calls):
+                contents = await self._gather(calls)
         return [_call_output(call, content) for call, content in zip(calls, contents, strict=True)]
 
     # -- running -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _turn(self, calls: list[_Call]) -> Iterator[None]:
+        """Several calls in one turn: one review group, every request created before the
+        first waits (a person reviews them together; each keeps its own decision)."""
+        if len(calls) < 2:
+            yield
+            return
+        with group_scope():
+            for call in calls:
+                prepared = self._prepare(call)
+                if not isinstance(prepared, str):
+                    prepared[0].spec.announce(prepared[1], call_id=call.id)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _aturn(self, calls: list[_Call]) -> AsyncIterator[None]:
+        if len(calls) < 2:
+            yield
+            return
+        with group_scope():
+            for call in calls:
+                prepared = self._prepare(call)
+                if not isinstance(prepared, str):
+                    await prepared[0].spec.aannounce(prepared[1], call_id=call.id)
+            yield
+
     def _prepare(self, call: _Call) -> tuple[FunctionTool, dict[str, Any]] | str:
         """The tool and its decoded arguments, or the message telling the model what was wrong."""
         item = self._tools.get(call.name)

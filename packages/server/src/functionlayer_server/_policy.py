@@ -44,6 +44,7 @@ __all__ = [
     "PolicyError",
     "ProjectRules",
     "Refusal",
+    "Reminders",
     "Transition",
     "answer_contact",
     "apply_decision",
@@ -193,6 +194,8 @@ class ProjectRules:
     """Only these persons may decide in this project; None: every member of the project."""
     functions: Mapping[str, FunctionRule] = field(default_factory=dict)
     default_timeout_seconds: float | None = None
+    reminders: Reminders | None = None
+    """Reminders and escalation before a pending request expires (see ``Reminders``)."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
         "deciders",
         "functions",
         "default_timeout_seconds",
+        *REMINDER_KEYS,
     }
     unknown = set(data) - allowed
     if unknown:
@@ -290,7 +294,63 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
         deciders=None if deciders is None else _strings(f"projects.{name}.deciders", deciders),
         functions=functions,
         default_timeout_seconds=float(timeout) if timeout is not None else None,
+        reminders=_reminders(name, data),
     )
+
+
+# -- reminders and escalation (operator-set) --------------------------------------------------
+
+REMINDER_KEYS = ("remind_after_seconds", "escalate_after_seconds", "escalate_to")
+
+
+@dataclass(frozen=True)
+class Reminders:
+    """The operator's reminders for a project's pending requests: ``remind_after_seconds``
+    after creation the request's own targets are sent it again (audit ``reminded``);
+    ``escalate_after_seconds`` after creation it is also sent to ``escalate_to`` (audit
+    ``escalated``). Each fires once, only while the request is pending and before it expires.
+    They widen where a request is *shown*, never who may decide (``deciders`` and the
+    function rules still say that)."""
+
+    remind_after_seconds: float | None = None
+    escalate_after_seconds: float | None = None
+    escalate_to: tuple[ContactChannel, ...] = ()
+
+
+def _seconds(where: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{where} must be a positive number of seconds")
+    return float(value)
+
+
+def _reminders(name: str, data: Mapping[str, Any]) -> Reminders | None:
+    remind = _seconds(f"projects.{name}.remind_after_seconds", data.get("remind_after_seconds"))
+    escalate = _seconds(
+        f"projects.{name}.escalate_after_seconds", data.get("escalate_after_seconds")
+    )
+    raw = data.get("escalate_to")
+    if (raw is None) != (escalate is None):
+        raise ValueError(f"projects.{name}: escalate_after_seconds and escalate_to go together")
+    targets: list[ContactChannel] = []
+    if raw is not None:
+        if not isinstance(raw, list) or not raw:
+            raise ValueError(
+                f"projects.{name}.escalate_to must be a list of contact channels "
+                '(e.g. [{slack = {channel_or_user_id = "C123"}}])'
+            )
+        for entry in raw:
+            try:
+                target = ContactChannel.model_validate(entry)
+            except ValueError as exc:
+                raise ValueError(f"projects.{name}.escalate_to: {exc}") from None
+            if target == ContactChannel():
+                raise ValueError(f"projects.{name}.escalate_to has an entry naming no channel")
+            targets.append(target)
+    if remind is None and escalate is None:
+        return None
+    return Reminders(remind, escalate, tuple(targets))
 
 
 # -- routing: who may be asked ----------------------------------------------------------------

@@ -592,6 +592,7 @@ class ApprovalService:
                 _schema.check_schema(spec)
             except _schema.SchemaProblem as exc:
                 raise InvalidRequestError(exc.message) from None
+            self._check_group_id(spec)
         if spec.timeout_seconds is not None and spec.timeout_seconds > MAX_TIMEOUT_SECONDS:
             raise InvalidRequestError(
                 f"timeout_seconds must be at most {MAX_TIMEOUT_SECONDS:.0f} seconds (ten years); omit it for no expiry"
@@ -1415,6 +1416,58 @@ class ApprovalService:
             now=audit.at,
         )
         return rows, rows[0].event_id
+
+    # -- review groups (a model turn's calls, reviewed on one page) ----------------------------
+    #
+    # ``spec.group_id`` is agent-supplied and inert: it only puts calls on one page. A group is
+    # keyed by (project, creating token id, group id), so an agent can only add calls to its own
+    # groups, and the same id used by another agent (or project) is another group. Each call is
+    # still its own request, decided (with its own claim and audit) through
+    # ``decide_function_call``; a page decides only the calls it showed.
+
+    MAX_GROUP_SCAN = 2000
+    """How many of the project's newest function calls a group lookup reads."""
+    MAX_GROUP_SIZE = 50
+    """At most this many calls are shown (and decidable) on one group page."""
+
+    @staticmethod
+    def _check_group_id(spec: FunctionCallSpec) -> None:
+        group = spec.group_id
+        if group is not None and not (0 < len(group) <= 128 and group.isprintable()):
+            raise InvalidRequestError("group_id must be 1-128 printable characters")
+
+    @staticmethod
+    def _group_key(record: RequestRecord) -> tuple[str, str, str] | None:
+        group = json.loads(record.spec).get("group_id")
+        if not isinstance(group, str) or not group:
+            return None
+        return record.project, record.created_by_token, group
+
+    async def group_members(
+        self, call_id: str, *, project: str, person: Person | None = None
+    ) -> list[FunctionCall]:
+        """The calls of the review group of ``call_id`` in ``project`` (oldest first, that call
+        included; just that call if it has no group): same project, same creating token, same
+        group id. With ``person``: only those the person may see."""
+        anchor = await self._record(FUNCTION_CALL, call_id, project)
+        key = self._group_key(anchor)
+        records = [anchor]
+        if key is not None:
+            found = await self.store.list_requests(
+                FUNCTION_CALL, project=project, limit=self.MAX_GROUP_SCAN
+            )
+            records = [r for r in found if self._group_key(r) == key]
+            if not any(r.call_id == anchor.call_id for r in records):
+                records.append(anchor)
+            records.sort(key=lambda r: (r.created_at, r.call_id))
+            records = records[: self.MAX_GROUP_SIZE]
+        members: list[FunctionCall] = []
+        for record in records:
+            record = await self._expire_if_due(record)
+            call = self._call_from(record)
+            if person is None or await self.may_see(call, person, project):
+                members.append(call)
+        return members
 
     # -- executions (one approval, one execution; see _executions) ----------------------------
 

@@ -16,7 +16,13 @@ change (one job per tier on creation, tier *n* due ``n * escalate_after_seconds`
 update job on a decision or expiry). So a request committed just before a crash is still
 delivered after the restart, escalations fire on time across restarts, and failed deliveries
 are retried with backoff. Deliveries are idempotent per (tier, target): a job that runs twice
-does not post twice. Delivery records live in the audit trail (action ``delivered``, details
+does not post twice. Reminders and escalation set by the operator (``remind_after_seconds``, ``escalate_after_seconds``
+and ``escalate_to`` in the policy file, see ``_policy.Reminders``) are planned the same way:
+``reminder_jobs`` adds one job each (topic ``channels.remind``) to the creation's transaction,
+due that long after creation and only if that is before the request expires; when due and the
+request is still pending, the request's tier-0 targets get it again (audit ``reminded``) or
+the operator's escalation targets get it (audit ``escalated``, details ``source: operator``).
+Delivery records live in the audit trail (action ``delivered``, details
 ``{"channel", "tier", "target", "data"}``), which is durable and shared by every server process
 on the database.
 """
@@ -31,6 +37,7 @@ from functionlayer._models import ContactChannel, FunctionCall, HumanContact
 
 from functionlayer_server._channels._base import Channel, ChannelRequest
 from functionlayer_server._errors import NotFoundError
+from functionlayer_server._policy import OperatorPolicy, Reminders
 from functionlayer_server._service import (
     FUNCTION_CALL,
     HUMAN_CONTACT,
@@ -40,17 +47,21 @@ from functionlayer_server._store import NewJob
 
 __all__ = [
     "DELIVER_TOPIC",
+    "REMIND_TOPIC",
     "SERVER_ACTOR",
     "UPDATE_TOPIC",
     "Dispatcher",
     "delivery_jobs",
     "delivery_tiers",
+    "escalation_targets",
+    "reminder_jobs",
 ]
 
 log = logging.getLogger("functionlayer_server.channels")
 
 DELIVER_TOPIC = "channels.deliver"
 UPDATE_TOPIC = "channels.update"
+REMIND_TOPIC = "channels.remind"
 SERVER_ACTOR = "functionlayer-server"
 MAX_ATTEMPTS = 6
 RETRY_BASE_SECONDS = 5.0
@@ -113,6 +124,43 @@ def delivery_jobs(
     return []
 
 
+def reminder_jobs(
+    reminders: Reminders | None,
+    event_type: str,
+    kind: str,
+    project: str,
+    request: ChannelRequest,
+    now: float,
+) -> list[NewJob]:
+    """The operator's reminder and escalation jobs for a request just created (pure): one
+    per configured step, due that long after ``now``, left out if the request expires first."""
+    if reminders is None or event_type != "created":
+        return []
+    status = request.status
+    expires = status.expires_at.timestamp() if status and status.expires_at else None
+    jobs: list[NewJob] = []
+    for what, after in (
+        ("remind", reminders.remind_after_seconds),
+        ("escalate", reminders.escalate_after_seconds),
+    ):
+        if after is None or (expires is not None and now + after >= expires):
+            continue
+        payload = {"kind": kind, "call_id": request.call_id, "project": project, "what": what}
+        jobs.append(NewJob(REMIND_TOPIC, payload, now + after))
+    return jobs
+
+
+def escalation_targets(rules: OperatorPolicy) -> list[ContactChannel]:
+    """Every escalation target the operator configured (any project): channels accept an
+    answer on a message delivered to one of them, like on the request's own targets (who may
+    decide is still the policy's call)."""
+    found: list[ContactChannel] = []
+    for project_rules in [rules.default, *rules.projects.values()]:
+        if project_rules.reminders is not None:
+            found.extend(project_rules.reminders.escalate_to)
+    return found
+
+
 class Dispatcher:
     """Runs the delivery and update jobs the service stores with each change (see
     ``delivery_jobs``). Also the channels' :class:`~functionlayer_server._channels._base.DeliveryStore`."""
@@ -126,8 +174,82 @@ class Dispatcher:
 
     def install(self) -> None:
         self.service.add_job_planner(delivery_jobs)
+        self.service.add_job_planner(self._reminder_jobs)
         self.service.register_job_handler(DELIVER_TOPIC, self.run_job)
         self.service.register_job_handler(UPDATE_TOPIC, self.run_update)
+        self.service.register_job_handler(REMIND_TOPIC, self.run_reminder)
+
+    def _reminder_jobs(
+        self, event_type: str, kind: str, project: str, request: ChannelRequest, now: float
+    ) -> list[NewJob]:
+        reminders = self.service.rules.for_project(project).reminders
+        return reminder_jobs(reminders, event_type, kind, project, request, now)
+
+    # -- reminders and escalation (operator-set) ---------------------------------------------
+
+    async def run_reminder(self, payload: dict[str, Any]) -> None:
+        """A due reminder or escalation: sent only while the request is pending (a request
+        past its deadline is expired by the read, and gets nothing)."""
+        kind, call_id = str(payload["kind"]), str(payload["call_id"])
+        project = str(payload["project"])
+        request = await self._load(kind, call_id, project)
+        if request is None or request.completed:
+            return
+        if payload.get("what") == "escalate":
+            reminders = self.service.rules.for_project(project).reminders
+            targets = list(reminders.escalate_to) if reminders is not None else []
+            action, details = "escalated", {"source": "operator"}
+        else:
+            tiers = delivery_tiers(request)
+            targets = tiers[0] if tiers else []
+            action, details = "reminded", {}
+        await self.service.record_audit(
+            kind,
+            call_id,
+            who=SERVER_ACTOR,
+            via="scheduler",
+            action=action,
+            details={**details, "to": [t.describe() for t in targets]},
+            project=project,
+        )
+        scope = _project.set(project)
+        try:
+            for target in targets:
+                await self._send_once(request, kind, project, target)
+        finally:
+            _project.reset(scope)
+
+    async def _send_once(
+        self, request: ChannelRequest, kind: str, project: str, target: ContactChannel
+    ) -> None:
+        """One delivery outside the tiers (a reminder or an escalation): not retried, a
+        failure is audited."""
+        channel = self.channel_for(target)
+        if channel is None:
+            if not _inbox_only(target):
+                await self.service.record_audit(
+                    kind,
+                    request.call_id,
+                    who=SERVER_ACTOR,
+                    via="channels",
+                    action="not_delivered",
+                    details={"reason": f"no channel is configured for {target.describe()}"},
+                    project=project,
+                )
+            return
+        try:
+            await channel.deliver(request, target, tier=0)
+        except Exception as exc:
+            log.warning("%s: reminding %s failed: %s", channel.name, request.call_id, exc)
+            await self.service.record_audit(
+                kind,
+                request.call_id,
+                who=SERVER_ACTOR,
+                via=channel.name,
+                action="delivery_failed",
+                details={"error": _describe(exc)},
+                project=project,
+            )
 
     def channel_for(self, target: ContactChannel) -> Channel | None:
         for channel in self.channels:

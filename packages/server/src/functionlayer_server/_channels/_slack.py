@@ -27,8 +27,13 @@ from functionlayer._models import (
     SlackContactChannel,
 )
 
+from functionlayer_server._channels import _slack_groups as _groups
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
-from functionlayer_server._channels._dispatch import delivery_tiers, request_kind
+from functionlayer_server._channels._dispatch import (
+    delivery_tiers,
+    escalation_targets,
+    request_kind,
+)
 from functionlayer_server._channels._slack_blocks import (
     ACTION_APPROVE,
     ACTION_APPROVE_CONFIRM,
@@ -58,7 +63,7 @@ from functionlayer_server._errors import (
     ServerError,
 )
 from functionlayer_server._extras import require_extra
-from functionlayer_server._policy import Identity
+from functionlayer_server._policy import Identity, OperatorPolicy
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
 
@@ -131,6 +136,9 @@ class SlackChannel:
     async def deliver(self, request: ChannelRequest, target: ContactChannel, *, tier: int) -> None:
         slack = target.slack
         assert slack is not None
+        grouped = isinstance(request, FunctionCall) and bool(request.spec.group_id)
+        if grouped and await self._join_group(request, slack):  # type: ignore[arg-type]
+            return
         blocks = request_blocks(
             request,
             context=slack.context_about_channel_or_user,
@@ -153,9 +161,56 @@ class SlackChannel:
                 "target": slack.channel_or_user_id,
                 "channel": response.get("channel") or slack.channel_or_user_id,
                 "ts": response.get("ts"),
+                **({"group": True} if grouped else {}),
             },
             kind=request_kind(request),
         )
+
+    # -- review groups: one message per group and target (see _slack_groups) ----------------
+
+    async def _join_group(self, call: FunctionCall, slack: SlackContactChannel) -> bool:
+        """Deliver ``call`` into its group's message at this target, if there is one."""
+        found = await _groups.open_group_message(
+            self.service, self.deliveries, call, slack.channel_or_user_id
+        )
+        if found is None:
+            return False
+        channel, ts, rows = found
+        blocks = _groups.group_blocks(
+            rows, context=slack.context_about_channel_or_user, base_url=self.settings.base_url
+        )
+        if blocks is None:
+            return False
+        await self.client(slack.bot_token).chat_update(
+            channel=channel, ts=ts, text=_groups.group_text(rows), blocks=blocks
+        )
+        await self.deliveries.save_delivery(
+            call.call_id,
+            VIA,
+            {"target": slack.channel_or_user_id, "channel": channel, "ts": ts, "group": True},
+            kind=FUNCTION_CALL,
+        )
+        return True
+
+    async def _rewrite_group(self, call: FunctionCall, delivery: dict[str, Any]) -> bool:
+        """Rebuild a group message after one of its calls changed; False if it holds only
+        this call (then it is rewritten as a single request)."""
+        channel, ts = str(delivery.get("channel")), str(delivery.get("ts"))
+        rows = await _groups.message_rows(self.service, self.deliveries, call, channel, ts)
+        if len(rows) < 2:
+            return False
+        target = _target(call, str(delivery.get("target")), self.service.rules)
+        blocks = _groups.group_blocks(
+            rows,
+            context=target.context_about_channel_or_user if target else None,
+            base_url=self.settings.base_url,
+        )
+        if blocks is None:
+            return False
+        await self.client(target.bot_token if target else None).chat_update(
+            channel=channel, ts=ts, text=_groups.group_text(rows), blocks=blocks
+        )
+        return True
 
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """Replace each delivered message with who decided what, without buttons."""
@@ -455,7 +510,7 @@ class SlackChannel:
         for attempt in range(4):
             for delivery in await self._deliveries(request):
                 if delivery.get("channel") == channel_id and delivery.get("ts") == message_ts:
-                    target = _target(request, str(delivery.get("target")))
+                    target = _target(request, str(delivery.get("target")), self.service.rules)
                     break
             if target is not None or attempt == 3:
                 break
@@ -529,7 +584,14 @@ class SlackChannel:
 
         errors: list[str] = []
         for delivery in deliveries:
-            target = _target(request, str(delivery.get("target")))
+            if delivery.get("group") and isinstance(request, FunctionCall):
+                try:
+                    if await self._rewrite_group(request, delivery):
+                        continue
+                except (SlackApiError, RuntimeError, OSError) as exc:
+                    errors.append(str(exc))
+                    continue
+            target = _target(request, str(delivery.get("target")), self.service.rules)
             context = target.context_about_channel_or_user if target else None
             blocks = (
                 decided_blocks(request, context=context)
@@ -555,8 +617,12 @@ class SlackChannel:
             raise RuntimeError("; ".join(errors))
 
 
-def _target(request: ChannelRequest, channel_or_user_id: str) -> SlackContactChannel | None:
-    for tier in delivery_tiers(request):
+def _target(
+    request: ChannelRequest, channel_or_user_id: str, rules: OperatorPolicy
+) -> SlackContactChannel | None:
+    """The target a message was delivered to: one of the request's, or one of the operator's
+    escalation targets (a reminder's escalation)."""
+    for tier in [*delivery_tiers(request), escalation_targets(rules)]:
         for target in tier:
             if target.slack is not None and target.slack.channel_or_user_id == channel_or_user_id:
                 return target.slack

@@ -834,4 +834,21 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             )
         return redirect(views.contact_url(call_id) + "?decided=1")
 
+    # -- review groups (one model turn on one page, see _groups) ------------------------------
+    from ._groups import GroupPageDeps, install_group_routes
+
+    install_group_routes(
+        router,
+        service,
+        GroupPageDeps(
+            render=render,
+            redirect=redirect,
+            current_user=current_user,
+            csrf_ok=csrf_ok,
+            csrf_refused=csrf_refused,
+            login_redirect=login_redirect,
+            not_found=not_found,
+            visible_call=visible_call,
+        ),
+    )
     return router
