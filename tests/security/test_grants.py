@@ -303,7 +303,7 @@ def test_a_grant_of_a_person_who_left_the_project_approves_nothing(dep: Grants) 
 
 @pytest.mark.parametrize("fn", ["delete_db", "wire_money"])
 def test_no_grant_where_the_policy_forbids_it(dep: Grants, fn: str) -> None:
-    name, token = dep.person()
+    _, token = dep.person()
     call_id = new_id()
     dep.create(call_id, fn, {"amount": 50})
     answer = dep.grant(token, call_id, scope=["amount <= 100"], lifetime_seconds=60, max_uses=5)
