@@ -386,3 +386,23 @@ def test_the_guarded_body_runs_only_for_covered_calls(dep: Grants) -> None:
     assert ran == [40]
     assert results["ok"] == "refunded"
     assert "not run" in results["big"] and "not run" in results["string"]
+
+
+def test_the_operator_lists_and_revokes_grants_from_the_cli(
+    dep: Grants, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from functionlayer_server._cli import main
+
+    name, _, grant = dep.granted()
+    url = dep.server.database_url
+    assert main(["grants", "list", "--database-url", url, "--person", name]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(grant["id"]) and f"\t{name}\t" in line and "\t0/3\tlive\t" in line
+    assert main(["grants", "revoke", grant["id"], "--database-url", url]) == 0
+    assert pending(dep.create(new_id(), grant["fn"], {"amount": 10, "to": "acme"}))
+    capsys.readouterr()
+    assert main(["grants", "list", "--database-url", url, "--person", name]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["grants", "list", "--all", "--database-url", url, "--person", name]) == 0
+    assert "\trevoked\t" in capsys.readouterr().out
+    assert main(["grants", "revoke", grant["id"], "--database-url", url]) == 1

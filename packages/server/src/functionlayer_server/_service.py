@@ -1607,16 +1607,34 @@ class ApprovalService:
             or not person.active
         ):
             raise NotFoundError(f"no grant {grant_id!r} of yours")
+        return await self._revoke_grant(row, person.name, via)
+
+    async def operator_revoke_grant(self, grant_id: str, *, via: str = "cli") -> _grants.Grant:
+        """The operator (with the database: the CLI) revokes any grant."""
+        row = await self.store.get_grant(grant_id)
+        if row is None:
+            raise NotFoundError(f"no grant {grant_id!r}")
+        return await self._revoke_grant(row, "operator", via)
+
+    async def operator_grants(
+        self, *, project: str | None = None, person: str | None = None
+    ) -> list[_grants.Grant]:
+        """Every grant (the operator's CLI), newest first."""
+        rows = await self.store.list_grants(project=project, person=person, limit=100_000)
+        return [self._grant(r) for r in rows]
+
+    async def _revoke_grant(self, row: GrantRow, by: str, via: str) -> _grants.Grant:
+        grant_id = row.id
         now = self.clock.now()
         revoked = await self.store.revoke_grant(
             grant_id,
             now=now,
-            by=person.name,
+            by=by,
             audit=AuditRow(
                 kind=FUNCTION_CALL,
                 call_id=row.source_call_id,
                 at=now,
-                actor=person.name,
+                actor=by,
                 via=via,
                 action="grant_revoked",
                 details={"grant": grant_id},
