@@ -154,7 +154,7 @@ async def test_a_route_rule_sends_large_calls_to_a_group_that_must_give_two_appr
     ("rules", "problem"),
     [
         ({"name": "x", "fn": "f", "when": ["amount <= '1'"], "action": "approve"}, "JSON"),
-        ({"name": "x", "fn": "f", "when": ["amount <= \"1\""], "action": "approve"}, "numbers"),
+        ({"name": "x", "fn": "f", "when": ['amount <= "1"'], "action": "approve"}, "numbers"),
         ({"name": "x", "fn": "f", "when": ["__import__('os')"], "action": "approve"}, "read"),
         ({"name": "x", "fn": "f", "when": [], "action": "reject"}, "reason"),
         ({"name": "x", "fn": "f", "when": [], "action": "route"}, "route rule sets"),
