@@ -406,3 +406,39 @@ def test_the_operator_lists_and_revokes_grants_from_the_cli(
     assert main(["grants", "list", "--all", "--database-url", url, "--person", name]) == 0
     assert "\trevoked\t" in capsys.readouterr().out
     assert main(["grants", "revoke", grant["id"], "--database-url", url]) == 1
+
+
+def test_the_inbox_grant_form_approves_nothing_when_the_grant_is_refused(dep: Grants) -> None:
+    import re
+
+    name = f"w{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_user(dep.server.settings, name, "correct horse battery"))
+    call_id = new_id()
+    dep.create(call_id, "delete_db", {"amount": 50})
+    with httpx.Client(base_url=dep.server.base_url, timeout=30) as browser:
+        page = browser.get("/inbox/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        logged = browser.post(
+            "/inbox/login",
+            data={"username": name, "password": "correct horse battery", "csrf_token": token[1]},
+        )
+        assert logged.status_code in (200, 303), logged.text
+        form = browser.get(f"/inbox/grant/{call_id}")
+        assert form.status_code == 200 and 'id="grant-form"' in form.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        answer = browser.post(
+            f"/inbox/grant/{call_id}",
+            data={
+                "csrf_token": csrf[1],
+                "scope": "amount <= 100",
+                "agents": "token",
+                "lifetime_seconds": "3600",
+                "max_uses": "5",
+                "approve": "yes",
+            },
+        )
+    assert answer.status_code == 403 and "allows no grants" in answer.text
+    with dep.client(dep.agent_token) as agent:
+        assert pending(agent.get(f"/function_calls/{call_id}").json()["status"])

@@ -1510,13 +1510,21 @@ class ApprovalService:
         )
 
     async def create_grant(
-        self, call_id: str, data: dict[str, Any], *, person_name: str, project: str, via: str
+        self,
+        call_id: str,
+        data: dict[str, Any],
+        *,
+        person_name: str,
+        project: str,
+        via: str,
+        dry_run: bool = False,
     ) -> _grants.Grant:
         """``person_name`` grants future calls like ``call_id`` (of ``project``) within
         ``data`` (scope, agents, lifetime_seconds, max_uses: ``_grants.check_grant_request``).
         Only a person who may decide that call may, where the operator's policy allows grants
         for it (``ForbiddenError`` otherwise, audited). Callers authenticate the person: an
-        agent token never reaches this."""
+        agent token never reaches this.
+        ``dry_run``: check only (the same errors), store nothing."""
         _check_via(via)
         record = await self._record(FUNCTION_CALL, call_id, project)
         call = self._call_from(record)
@@ -1527,7 +1535,8 @@ class ApprovalService:
             call, project, person, effective, directory, self.rules.for_project(project)
         )
         if refusal is not None:
-            await self._refused(record, str(identity), f"grant refused: {refusal}", via)
+            if not dry_run:
+                await self._refused(record, str(identity), f"grant refused: {refusal}", via)
             raise ForbiddenError(f"no grant: {refusal}")
         assert person is not None
         try:
@@ -1552,6 +1561,8 @@ class ApprovalService:
             source_call_id=call_id,
             token_name=record.created_by if wanted.agents == "token" else "",
         )
+        if dry_run:
+            return grant
         await self.store.add_grant(
             GrantRow(
                 id=grant.id,

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from functionlayer._models import FunctionCall, FunctionCallStatus
 
 from .._errors import AlreadyDecidedError, NotFoundError, ServerError
-from .._grants import MAX_GRANT_USES, check_grant_request, exact_scope
+from .._grants import MAX_GRANT_USES, exact_scope
 from .._service import FUNCTION_CALL
 
 __all__ = ["add_grant_routes"]
@@ -135,15 +135,12 @@ def add_grant_routes(
         project = await service.get_project(FUNCTION_CALL, call_id, among=user.projects)
         if project is None:
             return not_found(session, user)
-        try:
-            # Checked before anything is recorded: a refused grant approves nothing either.
-            check_grant_request(body, call)
-        except ValueError as exc:
-            return form_page(
-                call, session, user, form=values, error=f"Not accepted: {exc}", status_code=422
-            )
         pending = call.status is None or call.status.approved is None
         try:
+            # Checked before anything is recorded: a refused grant approves nothing either.
+            await service.create_grant(
+                call_id, body, person_name=user.name, project=project, via=VIA, dry_run=True
+            )
             if pending and values.get("approve") == "yes":
                 await service.respond_function_call(
                     call_id,
