@@ -92,12 +92,13 @@ class Grants:
         fn: str | None = None,
         kwargs: dict[str, Any] | None = None,
         agent: str | None = None,
+        projects: tuple[str, ...] = ("default",),
         **body: Any,
     ) -> tuple[str, str, dict[str, Any]]:
         """A person approves a first call and grants calls like it: (name, token, grant).
         Each test grants its own function (``grant["fn"]``), so grants never mix."""
         fn = fn or f"refund_{uuid.uuid4().hex[:8]}"
-        name, token = self.person()
+        name, token = self.person(projects)
         call_id = new_id()
         self.create(call_id, fn, kwargs or {"amount": 50, "to": "acme"}, token=agent)
         self.approve(token, call_id)
@@ -325,13 +326,14 @@ def test_a_function_needing_two_approvals_takes_grants_only_when_the_operator_sa
 
 
 def test_a_grant_serves_neither_another_project_nor_another_token(dep: Grants) -> None:
-    _, _, grant = dep.granted()
+    # The person decides in both projects: only the grant's own project bounds it.
+    _, _, grant = dep.granted(projects=("default", "other"))
     fn = grant["fn"]
     kwargs = {"amount": 10, "to": "acme"}
     assert pending(dep.create(new_id(), fn, kwargs, token=dep.other_project_token))
     assert pending(dep.create(new_id(), fn, kwargs, token=dep.other_agent_token))
     # A grant for the whole project serves the project's other agents, not other projects.
-    dep.granted(fn, agent=dep.other_agent_token, agents="project")
+    dep.granted(fn, agent=dep.other_agent_token, projects=("default", "other"), agents="project")
     assert dep.create(new_id(), fn, kwargs, token=dep.other_agent_token)["approved"]
     assert pending(dep.create(new_id(), fn, kwargs, token=dep.other_project_token))
 
