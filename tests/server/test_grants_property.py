@@ -22,7 +22,7 @@ from functionlayer_server._policy import FunctionRule, OperatorPolicy, OperatorR
 from functionlayer_server._scheduler import ManualClock
 from functionlayer_server._service import FUNCTION_CALL
 from functionlayer_server._store import open_store, prepare_database
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.server.conftest import fresh_postgres_database
@@ -44,7 +44,9 @@ def _open(url: str) -> Iterator[World]:
     prepare_database(url)
     runner = asyncio.Runner()
     clock = ManualClock(1_000_000.0)
-    service = ApprovalService(open_store(url), Settings(database_url=url), clock=clock)
+    service = ApprovalService(
+        open_store(url), Settings(database_url=url, max_pending_per_token=0), clock=clock
+    )
 
     async def setup() -> tuple[str, str]:
         await service.start(scheduler=False)
@@ -93,12 +95,18 @@ grant_step = st.tuples(
 call_step = st.tuples(
     st.just("call"),
     st.sampled_from([0, 1]),  # which agent token
-    st.one_of(st.integers(-10, 250), st.just("50"), st.just(True), st.none()),
+    st.one_of(
+        st.integers(0, 200),
+        st.integers(0, 200),
+        st.sampled_from(["50", True, None, -5, 250, 1.5]),
+    ),
     st.booleans(),  # an extra argument outside any scope
 )
 steps = st.lists(
     st.one_of(
         grant_step,
+        grant_step,
+        call_step,
         call_step,
         call_step,
         call_step,
@@ -109,12 +117,12 @@ steps = st.lists(
             st.just("policy"),
             st.sampled_from([None, True, False]),  # the function's grants setting
             st.sampled_from([1, 2]),  # its approvals_required
-            st.sampled_from([None, 30, -1]),  # approve rule amount <= N (-1: none)
+            st.sampled_from([None, 30, 180, -1]),  # approve rule amount <= N (-1: none)
             st.sampled_from([None, 150]),  # reject rule amount >= N
         ),
     ),
     min_size=1,
-    max_size=25,
+    max_size=30,
 )
 
 
@@ -134,15 +142,16 @@ def _policy(
     fn: str, grants: bool | None, required: int, approve: int | None, reject: int | None
 ) -> OperatorPolicy:
     rules = []
+    # The approve rule comes first in the file: a reject rule wins wherever it stands.
+    if approve is not None and approve >= 0:
+        rules.append(
+            OperatorRule("approve small", fn, (parse_condition(f"amount <= {approve}"),), "approve")
+        )
     if reject is not None:
         rules.append(
             OperatorRule(
                 "reject big", fn, (parse_condition(f"amount >= {reject}"),), "reject", "too big"
             )
-        )
-    if approve is not None and approve >= 0:
-        rules.append(
-            OperatorRule("approve small", fn, (parse_condition(f"amount <= {approve}"),), "approve")
         )
     return OperatorPolicy(
         default=ProjectRules(
@@ -153,15 +162,25 @@ def _policy(
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @settings(
-    max_examples=40,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(sequence=steps)
+# Always tried, besides the random ones: a call both rules match, and a grant meeting them.
+@example(sequence=[("policy", None, 1, 180, 150), ("call", 0, 160, False)])
+@example(
+    sequence=[
+        ("grant", "alice", 200, "project", 4, 100),
+        ("policy", None, 1, 180, 150),
+        ("call", 1, 190, False),
+        ("call", 1, 100, False),
+    ]
+)
 def test_calls_are_approved_without_a_person_only_when_a_live_grant_or_rule_covers_them(
     world: World, sequence: list[tuple[Any, ...]]
 ) -> None:
