@@ -83,3 +83,21 @@ async def test_a_reversible_function_needs_no_second_step(app: InProcess) -> Non
     assert created.status_code == 200, created.text
     approved = await app.decide(alice, "read-1", approved=True)
     assert approved.status_code == 200, approved.text
+
+
+def test_no_grant_covers_an_irreversible_call_unless_the_operator_says_so() -> None:
+    """A grant approves later calls with no second step: an irreversible function (the
+    operator's mark or the agent's own) takes none, unless the operator sets grants = true."""
+    from functionlayer_server._grants import grants_refusal
+    from functionlayer_server._policy import Effective, FunctionRule, ProjectRules
+
+    reversible = Effective(approvals_required=1, restrictions=(), audience=None)
+    irreversible = Effective(
+        approvals_required=1, restrictions=(), audience=None, irreversible=True
+    )
+    rules = ProjectRules()
+    assert grants_refusal(rules, "wire", reversible) is None
+    refusal = grants_refusal(rules, "wire", irreversible)
+    assert refusal is not None and "irreversible" in refusal
+    explicit = ProjectRules(functions={"wire": FunctionRule(grants=True, irreversible=True)})
+    assert grants_refusal(explicit, "wire", irreversible) is None

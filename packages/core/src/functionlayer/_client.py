@@ -794,7 +794,12 @@ class _Guard:
             return _feedback.expired_message(self.name, call.spec.timeout_seconds)
         if decision.response is not None:
             return decision.response
-        return _feedback.rejection_message(self.name, decision.comment, self.option_label(decision))
+        return _feedback.rejection_message(
+            self.name,
+            decision.comment,
+            self.option_label(decision),
+            by_policy=decision.responded_via == "policy",
+        )
 
     def check_allowed(self, kind: DecisionKind) -> None:
         """Fail closed if a backend let through a decision this function does not accept."""

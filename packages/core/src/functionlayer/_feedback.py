@@ -29,8 +29,18 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
 
 
-def rejection_message(fn: str, comment: str | None, option: str | None = None) -> str:
-    """The human rejected the call: nothing ran. ``option`` is the chosen reject option."""
+def rejection_message(
+    fn: str, comment: str | None, option: str | None = None, *, by_policy: bool = False
+) -> str:
+    """The human rejected the call: nothing ran. ``option`` is the chosen reject option.
+    ``by_policy``: the operator's rule rejected it (no human was asked); ``comment`` is the
+    rule's reason."""
+    if by_policy:
+        reason = comment.strip() if comment and comment.strip() else "no reason given"
+        return (
+            f"{fn} was not run: the operator's policy rejects this call ({reason}). "
+            "No human was asked and nothing was done."
+        )
     who = f"User denied {fn}" + (f" ({option})" if option else "")
     if comment and comment.strip():
         return f"{who} with feedback: {comment}"

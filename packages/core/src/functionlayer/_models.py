@@ -348,6 +348,7 @@ class CompletedFunctionCall(_Model):  # type: ignore[no-redef]  # pydantic.mypy:
     response: str | None = None
     expired: bool = False
     responded_by: str | None = None
+    responded_via: str | None = None
 
     @property
     def approved_kwargs(self) -> dict[str, Any]:
@@ -383,6 +384,7 @@ class FunctionCall(_Model):
             response=status.response,
             expired=status.expired,
             responded_by=status.responded_by,
+            responded_via=status.responded_via,
         )
 
 

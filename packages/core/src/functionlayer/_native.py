@@ -165,7 +165,12 @@ def decision_of(stored: FunctionCall) -> NativeDecision | None:
     elif decision.response is not None:
         message = decision.response
     else:
-        message = _feedback.rejection_message(fn, decision.comment, decision.reject_option_name)
+        message = _feedback.rejection_message(
+            fn,
+            decision.comment,
+            decision.reject_option_name,
+            by_policy=decision.responded_via == "policy",
+        )
     return NativeDecision(stored.call_id, False, message=message, responded_by=by)
 
 

@@ -4,6 +4,7 @@ and, for the predecessor's clients, ``/humanlayer/v1``."""
 # No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
 
 import asyncio
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -25,7 +26,12 @@ from pydantic import BaseModel, ValidationError
 
 from functionlayer_server._audit_view import visible_entry
 from functionlayer_server._auth import ApiClient
-from functionlayer_server._errors import AlreadyDecidedError, AuthenticationError, ForbiddenError
+from functionlayer_server._errors import (
+    AlreadyDecidedError,
+    AuthenticationError,
+    ForbiddenError,
+    InvalidRequestError,
+)
 from functionlayer_server._quotas import LongPollQuota
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
@@ -355,7 +361,11 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
     async def function_call_audit(call_id: CallId, who: Client) -> Response:
         await service.get_function_call(call_id, project=who.project)
         entries = await service.audit_trail(call_id, project=who.project)
-        items = [AuditEntryModel(**visible_entry(e)) for e in entries if e.kind == FUNCTION_CALL]
+        items = [
+            AuditEntryModel(**visible_entry(e, agent=who.is_agent))
+            for e in entries
+            if e.kind == FUNCTION_CALL
+        ]
         return _json(AuditList(items=items))
 
     @router.post(
@@ -588,4 +598,66 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
         who = abandoning(await client(request))
         return _record(await service.abandon(HUMAN_CONTACT, _call_id(request), who))
 
+    # -- grants (persons only: an agent token never makes, sees or revokes one) ---------------
+
+    async def granting_person(request: Request) -> tuple[ApiClient, Any]:
+        who = await client(request)
+        if who.is_agent or not who.approver:
+            raise ForbiddenError(
+                "agent tokens cannot make, list or revoke grants: only a person may (the inbox, "
+                "or an approver token made with 'functionlayer-server tokens create NAME "
+                "--approver USER')"
+            )
+        person = await service.get_person(who.approver)
+        if person is None or not person.active:
+            raise ForbiddenError(f"{who.approver} is not an active person of the directory")
+        return who, person
+
+    @router.post(
+        "/function_calls/{call_id}/grants",
+        tags=["grants"],
+        summary="As a person who may decide this call: also approve future calls like it "
+        "(scope, agents, lifetime_seconds, max_uses), where the operator's policy allows it",
+    )
+    async def create_grant(call_id: CallId, request: Request) -> Response:
+        who, person = await granting_person(request)
+        body = await _json_object(request)
+        grant = await service.create_grant(
+            call_id, body, person_name=person.name, project=scope(who), via="api"
+        )
+        return _plain(grant.to_json(service.clock.now()))
+
+    @router.get("/grants", tags=["grants"], summary="Your grants (all=true: every grant, admins)")
+    async def list_grants(request: Request, all: bool = False) -> Response:
+        who, person = await granting_person(request)
+        grants = await service.list_grants(person, project=scope(who), every=all)
+        now = service.clock.now()
+        return _plain({"items": [g.to_json(now) for g in grants]})
+
+    @router.post(
+        "/grants/{grant_id}/revoke",
+        tags=["grants"],
+        summary="Revoke a grant at once (yours, or any as an admin)",
+    )
+    async def revoke_grant(
+        grant_id: Annotated[str, Path(min_length=1, max_length=64)], request: Request
+    ) -> Response:
+        who, person = await granting_person(request)
+        grant = await service.revoke_grant(grant_id, person, via="api", project=scope(who))
+        return _plain(grant.to_json(service.clock.now()))
+
     return router
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise InvalidRequestError("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the body must be a JSON object")
+    return body
+
+
+def _plain(data: Any) -> Response:
+    return Response(content=json.dumps(data), media_type="application/json")

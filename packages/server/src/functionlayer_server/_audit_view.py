@@ -65,6 +65,14 @@ def visible_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(_scrub(details))
 
 
-def visible_entry(entry: AuditEntry) -> dict[str, Any]:
-    """The entry's JSON (``call_id, kind, at, who, via, action, details``) as it may be shown."""
-    return {**entry.to_json(), "details": visible_details(entry.details)}
+GRANT_ACTIONS = frozenset({"granted", "grant_revoked"})
+
+
+def visible_entry(entry: AuditEntry, *, agent: bool = False) -> dict[str, Any]:
+    """The entry's JSON (``call_id, kind, at, who, via, action, details``) as it may be shown.
+    ``agent``: for an agent token, which learns which grant approved its call and nothing of
+    the grant (its scope, uses, lifetime, who else it serves): only the grant id."""
+    shown = {**entry.to_json(), "details": visible_details(entry.details)}
+    if agent and (entry.via == "grant" or entry.action in GRANT_ACTIONS):
+        shown["details"] = {"grant": entry.details.get("grant")}
+    return shown

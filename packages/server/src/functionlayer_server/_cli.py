@@ -354,6 +354,52 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _service_call(settings: Settings, what: str, *args: Any, **kwargs: Any) -> Any:
+    service = await _with_service(settings)
+    try:
+        return await getattr(service, what)(*args, **kwargs)
+    finally:
+        await service.stop()
+
+
+def _grants_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    grants = asyncio.run(
+        _service_call(
+            _admin_settings(args), "operator_grants", project=args.project, person=args.person
+        )
+    )
+    now = time.time()
+    shown = 0
+    for grant in grants:
+        data = grant.to_json(now)
+        if not args.all and data["state"] != "live":
+            continue
+        shown += 1
+        if args.json:
+            print(json.dumps(data, sort_keys=True))
+            continue
+        agents = f"token:{grant.token_name or grant.token_id}" if grant.token_id else "project"
+        print(
+            f"{grant.id}\t{grant.project}\t{grant.fn}\t{grant.person}\t{agents}\t"
+            f"{grant.uses}/{grant.max_uses}\t{data['state']}\t"
+            f"{' AND '.join(c.text() for c in grant.scope)}"
+        )
+    print(f"# {shown} grants", file=sys.stderr)
+    return 0
+
+
+def _grants_revoke(args: argparse.Namespace) -> int:
+    grant = asyncio.run(_service_call(_admin_settings(args), "operator_revoke_grant", args.id))
+    print(
+        f"revoked grant {grant.id} ({grant.person}'s, {grant.fn}); refused from now on",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _read_password(args: argparse.Namespace, name: str) -> str | None:
     if getattr(args, "no_login", False):
         return None
@@ -573,6 +619,25 @@ def _parser() -> argparse.ArgumentParser:
     udisable.add_argument("--enable", action="store_true", help="enable again")
     db(udisable)
     udisable.set_defaults(func=_users_disable)
+
+    grants = sub.add_parser(
+        "grants", help="grants of future calls that persons made (see docs/security.md)"
+    ).add_subparsers(dest="grants_command", required=True)
+    glist = grants.add_parser(
+        "list", help="live grants: id, project, function, person, agents, uses, state, scope"
+    )
+    glist.add_argument("--project", help="only this project's grants")
+    glist.add_argument("--person", help="only this person's grants")
+    glist.add_argument(
+        "--all", action="store_true", help="also revoked, expired and used-up grants"
+    )
+    glist.add_argument("--json", action="store_true", help="one JSON object per line")
+    db(glist)
+    glist.set_defaults(func=_grants_list)
+    grevoke = grants.add_parser("revoke", help="revoke a grant, at once on every server")
+    grevoke.add_argument("id")
+    db(grevoke)
+    grevoke.set_defaults(func=_grants_revoke)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="audit_command", required=True

@@ -31,6 +31,7 @@ from functionlayer._models import (
 )
 
 from functionlayer_server import _schema
+from functionlayer_server._conditions import Condition, ConditionError, parse_conditions
 
 __all__ = [
     "Decision",
@@ -40,6 +41,7 @@ __all__ = [
     "Identity",
     "IdentityKind",
     "OperatorPolicy",
+    "OperatorRule",
     "Person",
     "PolicyError",
     "ProjectRules",
@@ -178,6 +180,32 @@ class FunctionRule:
     irreversible: bool = False
     """Approving takes a deliberate second step (``confirmed_irreversible``), whatever the
     agent's request says."""
+    grants: bool | None = None
+    """False: no grants for this function; True: grants even with several approvals; None:
+    the project's setting, and never with ``approvals_required > 1`` (see ``_grants``)."""
+
+
+RuleAction = Literal["approve", "reject", "route"]
+
+
+@dataclass(frozen=True)
+class OperatorRule:
+    """An operator's rule (policy as code): a decision, or a routing, for calls of ``fn``
+    whose arguments meet every condition of ``when`` (the language of ``_conditions``)."""
+
+    name: str
+    fn: str
+    when: tuple[Condition, ...]
+    action: RuleAction
+    reason: str | None = None
+    """``reject``: the feedback the agent's LLM gets."""
+    approvals_required: int | None = None
+    """``route``: at least this many distinct persons must approve."""
+    responders: frozenset[str] | None = None
+    """``route``: only these persons may decide."""
+
+    def matches(self, fn: str, kwargs: Mapping[str, Any]) -> bool:
+        return fn == self.fn and all(c.matches(kwargs) for c in self.when)
 
 
 @dataclass(frozen=True)
@@ -196,12 +224,18 @@ class ProjectRules:
     default_timeout_seconds: float | None = None
     reminders: Reminders | None = None
     """Reminders and escalation before a pending request expires (see ``Reminders``)."""
+    grants: bool = True
+    """False: nobody may grant future calls in this project."""
+    rules: tuple[OperatorRule, ...] = ()
+    """Auto-approve, auto-reject and routing rules, in the file's order."""
 
 
 @dataclass(frozen=True)
 class OperatorPolicy:
     projects: Mapping[str, ProjectRules] = field(default_factory=dict)
     default: ProjectRules = field(default_factory=ProjectRules)
+    admins: frozenset[str] = frozenset()
+    """Persons who see and may revoke every grant (the inbox's grants page, the API)."""
 
     def for_project(self, project: str) -> ProjectRules:
         return self.projects.get(project, self.default)
@@ -209,7 +243,7 @@ class OperatorPolicy:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> OperatorPolicy:
         """From the operator's TOML file (docs/security.md shows the format)."""
-        known_top = {"projects", "default"}
+        known_top = {"projects", "default", "admins"}
         unknown = set(data) - known_top
         if unknown:
             raise ValueError(f"unknown keys in the policy file: {', '.join(sorted(unknown))}")
@@ -218,7 +252,8 @@ class OperatorPolicy:
             for name, value in (data.get("projects") or {}).items()
         }
         default = _project_rules("default", data["default"]) if "default" in data else None
-        return cls(projects=projects, default=default or ProjectRules())
+        admins = _strings("admins", data["admins"]) if "admins" in data else frozenset()
+        return cls(projects=projects, default=default or ProjectRules(), admins=admins)
 
 
 def _strings(where: str, value: Any) -> frozenset[str]:
@@ -240,6 +275,8 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
         "functions",
         "default_timeout_seconds",
         *REMINDER_KEYS,
+        "grants",
+        "rules",
     }
     unknown = set(data) - allowed
     if unknown:
@@ -250,14 +287,18 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
             "approvals_required",
             "responders",
             "irreversible",
+            "grants",
         }:
             raise ValueError(
-                f"projects.{name}.functions.{fn} takes approvals_required, responders and "
-                "irreversible"
+                f"projects.{name}.functions.{fn} takes approvals_required, responders, "
+                "irreversible and grants"
             )
         irreversible = rule.get("irreversible", False)
         if not isinstance(irreversible, bool):
             raise ValueError(f"projects.{name}.functions.{fn}.irreversible must be true or false")
+        fn_grants = rule.get("grants")
+        if fn_grants is not None and not isinstance(fn_grants, bool):
+            raise ValueError(f"projects.{name}.functions.{fn}.grants must be true or false")
         required = rule.get("approvals_required", 1)
         if not isinstance(required, int) or isinstance(required, bool) or required < 1:
             raise ValueError(f"projects.{name}.functions.{fn}.approvals_required must be >= 1")
@@ -268,6 +309,7 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
             if responders is None
             else _strings(f"projects.{name}.functions.{fn}.responders", responders),
             irreversible=irreversible,
+            grants=fn_grants,
         )
     timeout = data.get("default_timeout_seconds")
     if timeout is not None and (
@@ -275,6 +317,9 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
     ):
         raise ValueError(f"projects.{name}.default_timeout_seconds must be a positive number")
     deciders = data.get("deciders")
+    project_grants = data.get("grants", True)
+    if not isinstance(project_grants, bool):
+        raise ValueError(f"projects.{name}.grants must be true or false")
     return ProjectRules(
         email_domains=frozenset(
             d.lower().lstrip("@")
@@ -295,6 +340,8 @@ def _project_rules(name: str, data: Any) -> ProjectRules:
         functions=functions,
         default_timeout_seconds=float(timeout) if timeout is not None else None,
         reminders=_reminders(name, data),
+        grants=project_grants,
+        rules=_operator_rules(name, data.get("rules", [])),
     )
 
 
@@ -351,6 +398,71 @@ def _reminders(name: str, data: Mapping[str, Any]) -> Reminders | None:
     if remind is None and escalate is None:
         return None
     return Reminders(remind, escalate, tuple(targets))
+
+
+def _operator_rules(project: str, data: Any) -> tuple[OperatorRule, ...]:
+    """``[[projects.NAME.rules]]`` tables: ``name``, ``fn``, ``when`` (conditions), ``action``
+    (``approve``, ``reject`` with a ``reason``, ``route`` with ``approvals_required`` and/or
+    ``responders``)."""
+    if not isinstance(data, list):
+        raise ValueError(f"projects.{project}.rules must be an array of tables")
+    found: list[OperatorRule] = []
+    names: set[str] = set()
+    for index, item in enumerate(data):
+        where = f"projects.{project}.rules[{index}]"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{where} must be a table")
+        unknown = set(item) - {
+            "name",
+            "fn",
+            "when",
+            "action",
+            "reason",
+            "approvals_required",
+            "responders",
+        }
+        if unknown:
+            raise ValueError(f"unknown keys in {where}: {', '.join(sorted(unknown))}")
+        rule_name, fn, action = item.get("name"), item.get("fn"), item.get("action")
+        if not isinstance(rule_name, str) or not rule_name.strip() or rule_name in names:
+            raise ValueError(f"{where}.name must be a unique non-empty string")
+        if not isinstance(fn, str) or not fn.strip():
+            raise ValueError(f"{where}.fn must name a function")
+        if action not in ("approve", "reject", "route"):
+            raise ValueError(f"{where}.action must be approve, reject or route")
+        try:
+            when = parse_conditions(item.get("when", []), where=f"{where}.when")
+        except ConditionError as exc:
+            raise ValueError(str(exc)) from None
+        reason = item.get("reason")
+        if action == "reject" and (not isinstance(reason, str) or not reason.strip()):
+            raise ValueError(f"{where}: a reject rule needs a reason (the agent's feedback)")
+        required = item.get("approvals_required")
+        responders = item.get("responders")
+        if action == "route":
+            if required is None and responders is None:
+                raise ValueError(f"{where}: a route rule sets approvals_required or responders")
+            if required is not None and (
+                not isinstance(required, int) or isinstance(required, bool) or required < 1
+            ):
+                raise ValueError(f"{where}.approvals_required must be >= 1")
+        elif required is not None or responders is not None:
+            raise ValueError(f"{where}: approvals_required and responders are for route rules")
+        names.add(rule_name)
+        found.append(
+            OperatorRule(
+                name=rule_name.strip(),
+                fn=fn.strip(),
+                when=when,
+                action=action,
+                reason=reason.strip() if isinstance(reason, str) else None,
+                approvals_required=required,
+                responders=None
+                if responders is None
+                else _strings(f"{where}.responders", responders),
+            )
+        )
+    return tuple(found)
 
 
 # -- routing: who may be asked ----------------------------------------------------------------
@@ -517,6 +629,13 @@ def effective_policy(
             restrictions.append(rule.responders)
     if policy is not None and policy.responders:
         restrictions.append(frozenset(policy.responders))
+    if fn is not None and isinstance(spec, FunctionCallSpec):
+        # The operator's routing rules whose conditions the call's arguments meet.
+        for op_rule in rules.rules:
+            if op_rule.action == "route" and op_rule.matches(fn, spec.kwargs):
+                required = max(required, op_rule.approvals_required or 1)
+                if op_rule.responders is not None:
+                    restrictions.append(op_rule.responders)
     named = {
         p.name for p in (directory.resolve(i) for i in routing_identities(spec)) if p is not None
     }

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import math
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,8 +30,8 @@ from functionlayer._models import (
     HumanContactStatus,
 )
 
+from functionlayer_server import _grants, _schema
 from functionlayer_server import _policy as policy
-from functionlayer_server import _schema
 from functionlayer_server._accounts import Accounts
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._errors import (
@@ -50,7 +51,14 @@ from functionlayer_server._policy import Decision, Directory, Identity, Person
 from functionlayer_server._quotas import PendingQuota
 from functionlayer_server._scheduler import Clock, JobHandler, Scheduler, SystemClock
 from functionlayer_server._settings import Settings
-from functionlayer_server._store import AuditRow, NewJob, OutboxRow, RequestRecord, Store
+from functionlayer_server._store import (
+    AuditRow,
+    GrantRow,
+    NewJob,
+    OutboxRow,
+    RequestRecord,
+    Store,
+)
 
 __all__ = [
     "FUNCTION_CALL",
@@ -470,6 +478,9 @@ class ApprovalService:
             texts.extend(rule.responders)
         if spec.policy is not None and spec.policy.responders:
             texts.extend(spec.policy.responders)
+        for op_rule in rules.rules:  # routing rules' responders (whatever their conditions)
+            if op_rule.responders and op_rule.fn == getattr(spec, "fn", None):
+                texts.extend(op_rule.responders)
         identities = list(policy.routing_identities(spec)) + list(extra)
         for channel in policy.channels_of(spec):
             if channel.slack is not None:
@@ -659,6 +670,11 @@ class ApprovalService:
             details={"project": project, "run_id": request.run_id},
             project=project,
         )
+        if kind == FUNCTION_CALL and isinstance(request, FunctionCall):
+            # An operator rule or a person's live grant may decide it now (see _grants).
+            decided = await self._decide_at_creation(record, request, audit)
+            if decided is not None:
+                return decided, True
         outbox, event_id = self._outbox("created", record, audit)
         jobs, model = self._jobs("created", record, now)
         # Call ids are unique per project: another project's request under the same id is
@@ -1468,6 +1484,312 @@ class ApprovalService:
             if person is None or await self.may_see(call, person, project):
                 members.append(call)
         return members
+
+    # -- grants and operator rules (rules in _grants; the use is a compare-and-set) ------------
+
+    async def _decide_at_creation(
+        self, record: RequestRecord, call: FunctionCall, created: AuditRow
+    ) -> RequestRecord | None:
+        """Store ``record`` already decided when an operator rule decides it (reject rules
+        first) or a person's live grant covers it now; None when a person must decide (or
+        the call id exists: the caller's path finds it). Nothing is cached: the grant, its
+        person and the policy are read at this moment."""
+        project, fn, kwargs = record.project, call.spec.fn, call.spec.kwargs
+        rules = self.rules.for_project(project)
+        rule = _grants.rule_decision(rules, fn, kwargs)
+        if rule is not None:
+            approve = rule.action == "approve"
+            if approve and "approve" not in _schema.allowed(call.spec):
+                return None  # the function accepts no plain approval: a person decides
+            return await self._store_decided(
+                record,
+                created,
+                approved=approve,
+                responded_by=f"rule:{rule.name}",
+                via="policy",
+                comment=rule.reason
+                if not approve
+                else f"approved by the operator's rule {rule.name!r}",
+                details={"rule": rule.name, **({} if approve else {"comment": rule.reason})},
+            )
+        if "approve" not in _schema.allowed(call.spec):
+            return None
+        for _ in range(10):  # another call used the grant first: read it again
+            now = self.clock.now()
+            rows = await self.store.list_grants(project=project, fn=fn, live_at=now, limit=200)
+            if not rows:
+                return None
+            effective, directory = await self._effective(
+                call, project, [Identity("user", r.person) for r in rows]
+            )
+            chosen: _grants.Grant | None = None
+            for row in reversed(rows):  # the oldest live grant first
+                grant = self._grant(row)
+                person = directory.resolve(Identity("user", grant.person))
+                if person is not None and person.name != grant.person:
+                    person = None
+                refusal = _grants.grant_refusal(
+                    grant,
+                    call,
+                    project,
+                    record.created_by_token,
+                    now,
+                    person,
+                    effective,
+                    directory,
+                    rules,
+                )
+                if refusal is None:
+                    chosen = grant
+                    break
+            if chosen is None:
+                return None
+            use = chosen.uses + 1
+            text = (
+                f"approved under {chosen.person}'s grant {chosen.id} "
+                f"(use {use} of {chosen.max_uses})"
+            )
+            stored = await self._store_decided(
+                record,
+                created,
+                approved=True,
+                responded_by=chosen.person,
+                via="grant",
+                comment=f"approved under grant {chosen.id}",
+                details={"grant": chosen.id, "use": use, "max_uses": chosen.max_uses, "text": text},
+                grant_use=(chosen.id, chosen.uses, now),
+            )
+            if stored is not None:
+                return stored
+            if await self.store.get_request(record.kind, record.call_id, project) is not None:
+                return None  # the call id exists: the caller's path answers with it
+        return None
+
+    async def _store_decided(
+        self,
+        record: RequestRecord,
+        created: AuditRow,
+        *,
+        approved: bool,
+        responded_by: str,
+        via: str,
+        comment: str | None,
+        details: dict[str, Any],
+        grant_use: tuple[str, int, float] | None = None,
+    ) -> RequestRecord | None:
+        now = self.clock.now()
+        status = FunctionCallStatus.model_validate_json(record.status)
+        status.approved = approved
+        status.comment = comment
+        status.responded_at = _dt(now)
+        status.responded_by = responded_by
+        status.responded_via = via
+        decided = RequestRecord(
+            kind=record.kind,
+            call_id=record.call_id,
+            project=record.project,
+            run_id=record.run_id,
+            spec=record.spec,
+            status=status.model_dump_json(),
+            completed=True,
+            expires_at=record.expires_at,
+            created_at=record.created_at,
+            version=1,
+            created_by=record.created_by,
+            created_by_token=record.created_by_token,
+        )
+        audit = AuditRow(
+            kind=record.kind,
+            call_id=record.call_id,
+            at=now,
+            actor=responded_by,
+            via=via,
+            action="approved" if approved else "rejected",
+            details=details,
+            project=record.project,
+        )
+        outbox, event_id = self._outbox("decided", decided, audit)
+        ok = await self.store.insert_decided_request(
+            decided,
+            [created, audit],
+            notify=self._notice("decided", decided),
+            outbox=outbox,
+            grant_use=grant_use,
+        )
+        if not ok:
+            return None
+        self._bump()
+        self._emit("decided", decided, audit, event_id)
+        return decided
+
+    @staticmethod
+    def _grant(row: GrantRow) -> _grants.Grant:
+        return _grants.Grant(
+            id=row.id,
+            project=row.project,
+            fn=row.fn,
+            scope=_grants.Grant.scope_from_json(row.scope),
+            token_id=row.token_id,
+            person=row.person,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            max_uses=row.max_uses,
+            uses=row.uses,
+            revoked_at=row.revoked_at,
+            revoked_by=row.revoked_by,
+            source_call_id=row.source_call_id,
+            token_name=row.token_name,
+        )
+
+    async def create_grant(
+        self,
+        call_id: str,
+        data: dict[str, Any],
+        *,
+        person_name: str,
+        project: str,
+        via: str,
+        dry_run: bool = False,
+    ) -> _grants.Grant:
+        """``person_name`` grants future calls like ``call_id`` (of ``project``) within
+        ``data`` (scope, agents, lifetime_seconds, max_uses: ``_grants.check_grant_request``).
+        Only a person who may decide that call may, where the operator's policy allows grants
+        for it (``ForbiddenError`` otherwise, audited). Callers authenticate the person: an
+        agent token never reaches this.
+        ``dry_run``: check only (the same errors), store nothing."""
+        _check_via(via)
+        record = await self._record(FUNCTION_CALL, call_id, project)
+        call = self._call_from(record)
+        identity = Identity("user", person_name)
+        effective, directory = await self._effective(call, project, [identity])
+        person = directory.resolve(identity)
+        refusal = _grants.may_grant(
+            call, project, person, effective, directory, self.rules.for_project(project)
+        )
+        if refusal is not None:
+            if not dry_run:
+                await self._refused(record, str(identity), f"grant refused: {refusal}", via)
+            raise ForbiddenError(f"no grant: {refusal}")
+        assert person is not None
+        try:
+            wanted = _grants.check_grant_request(data, call)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        if wanted.agents == "token" and not record.created_by_token:
+            raise InvalidRequestError(
+                "this call was made without an agent token: grant the whole project instead"
+            )
+        now = self.clock.now()
+        grant = _grants.Grant(
+            id=f"g_{uuid.uuid4().hex[:16]}",
+            project=project,
+            fn=call.spec.fn,
+            scope=wanted.scope,
+            token_id=record.created_by_token if wanted.agents == "token" else None,
+            person=person.name,
+            created_at=now,
+            expires_at=now + wanted.lifetime_seconds,
+            max_uses=wanted.max_uses,
+            source_call_id=call_id,
+            token_name=record.created_by if wanted.agents == "token" else "",
+        )
+        if dry_run:
+            return grant
+        await self.store.add_grant(
+            GrantRow(
+                id=grant.id,
+                project=grant.project,
+                fn=grant.fn,
+                scope=grant.scope_json(),
+                token_id=grant.token_id,
+                person=grant.person,
+                created_at=grant.created_at,
+                expires_at=grant.expires_at,
+                max_uses=grant.max_uses,
+                source_call_id=grant.source_call_id,
+                token_name=grant.token_name,
+            ),
+            AuditRow(
+                kind=FUNCTION_CALL,
+                call_id=call_id,
+                at=now,
+                actor=person.name,
+                via=via,
+                action="granted",
+                details={"grant": grant.id, **grant.to_json(now)},
+                project=project,
+            ),
+        )
+        self._bump()
+        return grant
+
+    def is_admin(self, person: Person) -> bool:
+        return person.active and person.name in self.rules.admins
+
+    async def list_grants(
+        self, person: Person, *, project: str | None = None, every: bool = False
+    ) -> list[_grants.Grant]:
+        """The person's own grants (``every``, for an admin: everyone's), newest first."""
+        mine = None if every and self.is_admin(person) else person.name
+        if every and mine is not None:
+            raise ForbiddenError("only the operator's admins see every grant")
+        rows = await self.store.list_grants(project=project, person=mine)
+        return [self._grant(r) for r in rows]
+
+    async def revoke_grant(
+        self, grant_id: str, person: Person, *, via: str, project: str | None = None
+    ) -> _grants.Grant:
+        """Revoke at once (every process reads the grant at use time): by its own person or
+        an admin. Unknown to this person and unknown are the same answer."""
+        _check_via(via)
+        row = await self.store.get_grant(grant_id)
+        if (
+            row is None
+            or (project is not None and row.project != project)
+            or (row.person != person.name and not self.is_admin(person))
+            or not person.active
+        ):
+            raise NotFoundError(f"no grant {grant_id!r} of yours")
+        return await self._revoke_grant(row, person.name, via)
+
+    async def operator_revoke_grant(self, grant_id: str, *, via: str = "cli") -> _grants.Grant:
+        """The operator (with the database: the CLI) revokes any grant."""
+        row = await self.store.get_grant(grant_id)
+        if row is None:
+            raise NotFoundError(f"no grant {grant_id!r}")
+        return await self._revoke_grant(row, "operator", via)
+
+    async def operator_grants(
+        self, *, project: str | None = None, person: str | None = None
+    ) -> list[_grants.Grant]:
+        """Every grant (the operator's CLI), newest first."""
+        rows = await self.store.list_grants(project=project, person=person, limit=100_000)
+        return [self._grant(r) for r in rows]
+
+    async def _revoke_grant(self, row: GrantRow, by: str, via: str) -> _grants.Grant:
+        grant_id = row.id
+        now = self.clock.now()
+        revoked = await self.store.revoke_grant(
+            grant_id,
+            now=now,
+            by=by,
+            audit=AuditRow(
+                kind=FUNCTION_CALL,
+                call_id=row.source_call_id,
+                at=now,
+                actor=by,
+                via=via,
+                action="grant_revoked",
+                details={"grant": grant_id},
+                project=row.project,
+            ),
+        )
+        if not revoked:
+            raise ConflictError(f"grant {grant_id!r} is already revoked")
+        self._bump()
+        fresh = await self.store.get_grant(grant_id)
+        assert fresh is not None
+        return self._grant(fresh)
 
     # -- executions (one approval, one execution; see _executions) ----------------------------
 

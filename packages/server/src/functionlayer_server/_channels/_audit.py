@@ -23,6 +23,7 @@ async def audit_lines(
     project: str | None = None,
     since: float | None = None,
     call_id: str | None = None,
+    agent: bool = False,
 ) -> AsyncIterator[str]:
     """One JSON object per line (``call_id, kind, project, at, who, via, action, details``),
     oldest first. The project is recorded with each entry (call ids are unique per project
@@ -43,7 +44,7 @@ async def audit_lines(
             continue
         if since is not None and entry.at.timestamp() < since:
             continue
-        line: dict[str, Any] = {"project": owner, **visible_entry(entry)}
+        line: dict[str, Any] = {"project": owner, **visible_entry(entry, agent=agent)}
         yield json.dumps(line, sort_keys=True, default=str) + "\n"
 
 
@@ -75,7 +76,11 @@ def create_audit_router(service: ApprovalService) -> APIRouter:
         lines = [
             line
             async for line in audit_lines(
-                service, project=client.project, since=since, call_id=call_id
+                service,
+                project=client.project,
+                since=since,
+                call_id=call_id,
+                agent=client.is_agent,
             )
         ]
 

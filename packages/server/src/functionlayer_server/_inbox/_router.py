@@ -28,6 +28,7 @@ from .._errors import (
 )
 from .._service import FUNCTION_CALL, HUMAN_CONTACT
 from . import _views as views
+from ._grant_pages import add_grant_routes
 from ._session import COOKIE_NAME, DEVICE_COOKIE_NAME, DeviceCodec, Session, SessionCodec
 
 __all__ = ["create_inbox_router"]
@@ -850,5 +851,21 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
             not_found=not_found,
             visible_call=visible_call,
         ),
+    )
+
+    # -- grants (pages in _grant_pages) ------------------------------------------------------
+
+    add_grant_routes(
+        router,
+        service,
+        render=render,
+        redirect=redirect,
+        current_user=current_user,
+        login_redirect=login_redirect,
+        csrf_ok=csrf_ok,
+        csrf_refused=csrf_refused,
+        not_found=not_found,
+        error_page=error_page,
+        visible_call=visible_call,
     )
     return router

@@ -8,6 +8,7 @@ from types import ModuleType
 from functionlayer_server._extras import require_extra
 from functionlayer_server._store._base import (
     AuditRow,
+    GrantRow,
     JobRow,
     NewJob,
     OutboxRow,
@@ -19,6 +20,7 @@ from functionlayer_server._store._base import (
 
 __all__ = [
     "AuditRow",
+    "GrantRow",
     "JobRow",
     "NewJob",
     "OutboxRow",

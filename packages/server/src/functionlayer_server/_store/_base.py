@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "AuditRow",
+    "GrantRow",
     "IdentityTakenError",
     "JobRow",
     "NewJob",
@@ -125,6 +126,51 @@ class TokenRow:
     token_id: str = ""
     """Immutable and unique: what owns the requests the token creates (names may repeat over
     time, e.g. revoke then re-issue)."""
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """A person's grant of future calls (``_grants.Grant`` is its model; ``scope`` is JSON)."""
+
+    id: str
+    project: str
+    fn: str
+    scope: str
+    token_id: str | None
+    person: str
+    created_at: float
+    expires_at: float
+    max_uses: int
+    uses: int = 0
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+    source_call_id: str = ""
+    token_name: str = ""
+
+
+_GRANT_COLS = (
+    "id, project, fn, scope, token_id, person, created_at, expires_at, max_uses, uses, "
+    "revoked_at, revoked_by, source_call_id, token_name"
+)
+
+
+def _grant_from(r: Sequence[Any]) -> GrantRow:
+    return GrantRow(
+        id=r[0],
+        project=r[1],
+        fn=r[2],
+        scope=r[3],
+        token_id=r[4],
+        person=r[5],
+        created_at=r[6],
+        expires_at=r[7],
+        max_uses=int(r[8]),
+        uses=int(r[9]),
+        revoked_at=r[10],
+        revoked_by=r[11],
+        source_call_id=r[12] or "",
+        token_name=r[13] or "",
+    )
 
 
 @dataclass(frozen=True)
@@ -293,9 +339,11 @@ class Store(ABC):
         return await self._fetch(sql, params)
 
     @abstractmethod
-    async def _transaction(self, statements: Sequence[Statement], *, guard_first: bool) -> bool:
+    async def _transaction(
+        self, statements: Sequence[Statement], *, guard_first: bool, guarded: int = 1
+    ) -> bool:
         """Run the statements in one transaction. With ``guard_first``, roll back and return
-        False when the first statement changed no row."""
+        False when the first statement (the first ``guarded`` ones) changed no row."""
 
     def _notify_statement(self, payload: str) -> Statement | None:
         """A statement that tells other server processes about a change (none for SQLite)."""
@@ -430,6 +478,135 @@ class Store(ABC):
             *_job_statements(jobs),
         ]
         return await self._transaction(statements, guard_first=True)
+
+    # -- grants (see _grants): made by persons, used by calls, revoked at once ----------------
+
+    async def insert_decided_request(
+        self,
+        record: RequestRecord,
+        audits: Sequence[AuditRow],
+        *,
+        notify: str | None = None,
+        outbox: Sequence[OutboxRow] = (),
+        jobs: Sequence[NewJob] = (),
+        grant_use: tuple[str, int, float] | None = None,
+    ) -> bool:
+        """Insert a request decided at its creation (by an operator rule or a grant) with its
+        audit entries, webhook rows and jobs, in one transaction. ``grant_use``: ``(grant id,
+        uses read, now)``: the grant's use count goes from the count read to the next, only
+        if still live and unchanged (a compare-and-set): concurrent calls never exceed its
+        uses. False, and nothing written, when the call id exists or the grant changed."""
+        statements: list[Statement] = [
+            (
+                f"INSERT INTO fl_requests ({_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, call_id, project) DO NOTHING",
+                (
+                    record.kind,
+                    record.call_id,
+                    record.project,
+                    record.run_id,
+                    record.spec,
+                    record.status,
+                    int(record.completed),
+                    record.expires_at,
+                    record.created_at,
+                    record.version,
+                    record.created_by,
+                    record.created_by_token,
+                ),
+            )
+        ]
+        if grant_use is not None:
+            grant_id, uses, now = grant_use
+            statements.append(
+                (
+                    "UPDATE fl_grants SET uses = uses + 1 WHERE id = ? AND uses = ? "
+                    "AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?",
+                    (grant_id, uses, now),
+                )
+            )
+        for index, audit in enumerate(audits):
+            statements.extend(
+                self._audit_statements(audit, notify if index == len(audits) - 1 else None)
+            )
+        statements.extend(_outbox_statements(outbox))
+        statements.extend(_job_statements(jobs))
+        return await self._transaction(
+            statements, guard_first=True, guarded=2 if grant_use is not None else 1
+        )
+
+    async def add_grant(self, grant: GrantRow, audit: AuditRow) -> None:
+        await self._transaction(
+            [
+                (
+                    f"INSERT INTO fl_grants ({_GRANT_COLS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        grant.id,
+                        grant.project,
+                        grant.fn,
+                        grant.scope,
+                        grant.token_id,
+                        grant.person,
+                        grant.created_at,
+                        grant.expires_at,
+                        grant.max_uses,
+                        grant.uses,
+                        grant.revoked_at,
+                        grant.revoked_by,
+                        grant.source_call_id,
+                        grant.token_name,
+                    ),
+                ),
+                _audit_statement(audit),
+            ],
+            guard_first=False,
+        )
+
+    async def get_grant(self, grant_id: str) -> GrantRow | None:
+        rows = await self._fetch(f"SELECT {_GRANT_COLS} FROM fl_grants WHERE id = ?", (grant_id,))
+        return _grant_from(rows[0]) if rows else None
+
+    async def list_grants(
+        self,
+        *,
+        project: str | None = None,
+        fn: str | None = None,
+        person: str | None = None,
+        live_at: float | None = None,
+        limit: int = 1000,
+    ) -> list[GrantRow]:
+        """Newest first; ``live_at``: only those neither revoked, expired nor used up then."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("project", project), ("fn", fn), ("person", person)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if live_at is not None:
+            where.append("revoked_at IS NULL AND expires_at > ? AND uses < max_uses")
+            params.append(live_at)
+        params.append(limit)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = await self._fetch_many(
+            f"SELECT {_GRANT_COLS} FROM fl_grants {clause}ORDER BY created_at DESC, id LIMIT ?",
+            params,
+        )
+        return [_grant_from(r) for r in rows]
+
+    async def revoke_grant(self, grant_id: str, *, now: float, by: str, audit: AuditRow) -> bool:
+        """Revoke (once; False if unknown or already revoked), with its audit entry."""
+        return await self._transaction(
+            [
+                (
+                    "UPDATE fl_grants SET revoked_at = ?, revoked_by = ? "
+                    "WHERE id = ? AND revoked_at IS NULL",
+                    (now, by, grant_id),
+                ),
+                _audit_statement(audit),
+            ],
+            guard_first=True,
+        )
 
     async def touch_agents(self, seen: Sequence[tuple[str, str, str]], now: float) -> None:
         """Note that the agent asked about these requests (``(project, kind, call_id)``) by
@@ -1023,6 +1200,14 @@ def schema(dialect: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS fl_outbox_due ON fl_outbox (next_attempt_at) "
         "WHERE delivered_at IS NULL AND failed_at IS NULL",
         "CREATE INDEX IF NOT EXISTS fl_outbox_call ON fl_outbox (call_id)",
+        # Grants of future calls by persons (see _grants); uses is a compare-and-set counter.
+        f"""CREATE TABLE IF NOT EXISTS fl_grants (
+            id TEXT PRIMARY KEY, project TEXT NOT NULL, fn TEXT NOT NULL, scope TEXT NOT NULL,
+            token_id TEXT, person TEXT NOT NULL, created_at {real} NOT NULL,
+            expires_at {real} NOT NULL, max_uses INTEGER NOT NULL,
+            uses INTEGER NOT NULL DEFAULT 0, revoked_at {real}, revoked_by TEXT,
+            source_call_id TEXT NOT NULL DEFAULT '', token_name TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX IF NOT EXISTS fl_grants_fn ON fl_grants (project, fn)",
     ]
 
 

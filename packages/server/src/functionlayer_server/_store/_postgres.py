@@ -120,13 +120,15 @@ class PostgresStore(Store):
             cursor = await conn.execute(_pg(sql), tuple(params))
             return await cursor.fetchall()
 
-    async def _transaction(self, statements: Sequence[Statement], *, guard_first: bool) -> bool:
+    async def _transaction(
+        self, statements: Sequence[Statement], *, guard_first: bool, guarded: int = 1
+    ) -> bool:
         async with self._connection() as conn:
             try:
                 async with conn.transaction():
                     for index, (sql, params) in enumerate(statements):
                         cursor = await conn.execute(_pg(sql), tuple(params))
-                        if index == 0 and guard_first and cursor.rowcount == 0:
+                        if index < guarded and guard_first and cursor.rowcount == 0:
                             raise _Rollback
             except _Rollback:
                 return False

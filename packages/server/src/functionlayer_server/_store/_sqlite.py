@@ -172,13 +172,15 @@ class SQLiteStore(Store):
         )
         return rows
 
-    async def _transaction(self, statements: Sequence[Statement], *, guard_first: bool) -> bool:
+    async def _transaction(
+        self, statements: Sequence[Statement], *, guard_first: bool, guarded: int = 1
+    ) -> bool:
         conn = self._main()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for index, (sql, params) in enumerate(statements):
                 cursor = conn.execute(sql, tuple(params))
-                if index == 0 and guard_first and cursor.rowcount == 0:
+                if index < guarded and guard_first and cursor.rowcount == 0:
                     conn.execute("ROLLBACK")
                     return False
             conn.execute("COMMIT")
