@@ -9,12 +9,14 @@ one place. The :class:`~functionlayer_server._channels._dispatch.Dispatcher` dec
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 from functionlayer._models import ContactChannel, FunctionCall, HumanContact
 
-__all__ = ["Channel", "ChannelRequest", "DeliveryStore"]
+__all__ = ["Channel", "ChannelRequest", "DeliveryStore", "find_delivery"]
 
 ChannelRequest = FunctionCall | HumanContact
 
@@ -30,6 +32,26 @@ class DeliveryStore(Protocol):
     async def load_deliveries(
         self, call_id: str, *, channel: str | None = None, kind: str | None = None
     ) -> list[dict[str, Any]]: ...
+
+
+async def find_delivery(
+    load: Callable[[], Awaitable[list[dict[str, Any]]]],
+    matches: Callable[[dict[str, Any]], bool],
+    *,
+    wait: bool = True,
+) -> dict[str, Any] | None:
+    """The saved delivery an answer came from (the first ``matches`` accepts), or None.
+
+    A delivery is saved just after its message is posted, so a click can beat the record:
+    with ``wait``, look up to four times over 0.6 s before giving up."""
+    for attempt in range(4):
+        for delivery in await load():
+            if matches(delivery):
+                return delivery
+        if attempt == 3 or not wait:
+            break
+        await asyncio.sleep(0.1 * (attempt + 1))
+    return None
 
 
 @runtime_checkable

@@ -12,7 +12,6 @@ message) and audited. Decisions go through the service, so a second click never 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -34,7 +33,7 @@ from functionlayer._models import (
 if TYPE_CHECKING:
     from nacl.signing import VerifyKey
 
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
+from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, find_delivery
 from functionlayer_server._channels._discord_messages import (
     ACTION_APPROVE,
     ACTION_CONFIRM,
@@ -618,16 +617,12 @@ class DiscordChannel:
     ) -> DiscordContactChannel:
         """The target this message was delivered to, if ``user`` may answer there; else the
         refusal is audited and raised."""
-        target: DiscordContactChannel | None = None
-        for attempt in range(4):
-            for delivery in await self._deliveries(request):
-                if delivery.get("channel") == channel_id and delivery.get("message") == message_id:
-                    target = _target(request, str(delivery.get("target")))
-                    break
-            if target is not None or attempt == 3 or not message_id:
-                break
-            # The record is saved just after the message is posted: a click can beat it.
-            await asyncio.sleep(0.1 * (attempt + 1))
+        delivery = await find_delivery(
+            lambda: self._deliveries(request),
+            lambda d: d.get("channel") == channel_id and d.get("message") == message_id,
+            wait=bool(message_id),
+        )
+        target = None if delivery is None else _target(request, str(delivery.get("target")))
         reason: str | None = None
         if not user:
             reason = "no Discord user in the interaction"

@@ -10,7 +10,6 @@ Decisions go through the service, so a second click can never decide twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,7 @@ from functionlayer._models import (
 )
 
 from functionlayer_server._channels import _slack_groups as _groups
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
+from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, find_delivery
 from functionlayer_server._channels._dispatch import (
     delivery_tiers,
     escalation_targets,
@@ -506,16 +505,15 @@ class SlackChannel:
     ) -> SlackContactChannel:
         """The target this message was delivered to, if ``user`` may answer there; else the
         refusal is audited and raised."""
-        target: SlackContactChannel | None = None
-        for attempt in range(4):
-            for delivery in await self._deliveries(request):
-                if delivery.get("channel") == channel_id and delivery.get("ts") == message_ts:
-                    target = _target(request, str(delivery.get("target")), self.service.rules)
-                    break
-            if target is not None or attempt == 3:
-                break
-            # The record is saved just after chat.postMessage returns: a click can beat it.
-            await asyncio.sleep(0.1 * (attempt + 1))
+        delivery = await find_delivery(
+            lambda: self._deliveries(request),
+            lambda d: d.get("channel") == channel_id and d.get("ts") == message_ts,
+        )
+        target = (
+            None
+            if delivery is None
+            else _target(request, str(delivery.get("target")), self.service.rules)
+        )
         reason: str | None = None
         if not user:
             reason = "no Slack user in the interaction"

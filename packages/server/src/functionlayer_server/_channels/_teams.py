@@ -46,7 +46,7 @@ from functionlayer._models import (
     TeamsContactChannel,
 )
 
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
+from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, find_delivery
 from functionlayer_server._channels._dispatch import delivery_tiers
 from functionlayer_server._channels._teams_cards import (
     ACTION_APPROVE,
@@ -589,19 +589,12 @@ class TeamsChannel:
     ) -> TeamsContactChannel:
         """The target the clicked card was delivered to, if ``user`` may answer there; else
         the refusal is audited and raised."""
-        target: TeamsContactChannel | None = None
-        for attempt in range(4):
-            for delivery in await self._deliveries(request):
-                if (
-                    delivery.get("conversation") == conversation
-                    and delivery.get("activity") == reply_to
-                ):
-                    target = _target(request, str(delivery.get("target")))
-                    break
-            if target is not None or attempt == 3 or not reply_to:
-                break
-            # The record is saved just after the card is posted: a click can beat it.
-            await asyncio.sleep(0.1 * (attempt + 1))
+        delivery = await find_delivery(
+            lambda: self._deliveries(request),
+            lambda d: d.get("conversation") == conversation and d.get("activity") == reply_to,
+            wait=bool(reply_to),
+        )
+        target = None if delivery is None else _target(request, str(delivery.get("target")))
         reason: str | None = None
         if not user:
             reason = "no Teams user (from.aadObjectId) in the activity"
