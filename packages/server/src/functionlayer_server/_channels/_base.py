@@ -10,13 +10,15 @@ one place. The :class:`~functionlayer_server._channels._dispatch.Dispatcher` dec
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 from functionlayer._models import ContactChannel, FunctionCall, HumanContact
 
-__all__ = ["Channel", "ChannelRequest", "DeliveryStore", "find_delivery"]
+__all__ = ["Channel", "ChannelRequest", "DeliveryStore", "find_delivery", "first_time"]
 
 ChannelRequest = FunctionCall | HumanContact
 
@@ -52,6 +54,21 @@ async def find_delivery(
             break
         await asyncio.sleep(0.1 * (attempt + 1))
     return None
+
+
+class _KeyStore(Protocol):
+    async def remember(self, key: str, value: dict[str, Any]) -> None: ...
+
+    async def recall(self, key: str) -> dict[str, Any] | None: ...
+
+
+async def first_time(store: _KeyStore, key: str) -> bool:
+    """Claim ``key`` (an answer's id, against replays) in the store, on every server process:
+    True for the first claim only (first write wins)."""
+    nonce = uuid.uuid4().hex
+    await store.remember(key, {"nonce": nonce, "at": time.time()})
+    seen = await store.recall(key)
+    return seen is not None and seen.get("nonce") == nonce
 
 
 @runtime_checkable

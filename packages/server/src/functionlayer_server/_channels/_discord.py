@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -33,7 +32,12 @@ from functionlayer._models import (
 if TYPE_CHECKING:
     from nacl.signing import VerifyKey
 
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, find_delivery
+from functionlayer_server._channels._base import (
+    ChannelRequest,
+    DeliveryStore,
+    find_delivery,
+    first_time,
+)
 from functionlayer_server._channels._discord_messages import (
     ACTION_APPROVE,
     ACTION_CONFIRM,
@@ -337,11 +341,7 @@ class DiscordChannel:
 
     async def _first_time(self, interaction_id: str) -> bool:
         """Claim the interaction id; False when it was seen before (first write wins)."""
-        nonce = uuid.uuid4().hex
-        key = _SEEN_KEY + interaction_id[:200]
-        await self.service.store.remember(key, {"nonce": nonce, "at": time.time()})
-        seen = await self.service.store.recall(key)
-        return seen is not None and seen.get("nonce") == nonce
+        return await first_time(self.service.store, _SEEN_KEY + interaction_id[:200])
 
     async def _audit_replay(self, payload: dict[str, Any], interaction_id: str) -> None:
         data = payload.get("data")

@@ -31,7 +31,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -46,7 +45,12 @@ from functionlayer._models import (
     TeamsContactChannel,
 )
 
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, find_delivery
+from functionlayer_server._channels._base import (
+    ChannelRequest,
+    DeliveryStore,
+    find_delivery,
+    first_time,
+)
 from functionlayer_server._channels._dispatch import delivery_tiers
 from functionlayer_server._channels._teams_cards import (
     ACTION_APPROVE,
@@ -402,10 +406,7 @@ class TeamsChannel:
         """Claim the activity id; False when it was seen before (first write wins)."""
         conversation = _conversation(str(_dict(activity.get("conversation")).get("id") or ""))
         key = f"{_SEEN_KEY}{conversation[:200]}:{str(activity.get('id'))[:200]}"
-        nonce = uuid.uuid4().hex
-        await self.service.store.remember(key, {"nonce": nonce, "at": time.time()})
-        seen = await self.service.store.recall(key)
-        return seen is not None and seen.get("nonce") == nonce
+        return await first_time(self.service.store, key)
 
     async def _audit_unverified(
         self, activity: dict[str, Any], reason: str, *, verified: bool = False
