@@ -65,7 +65,7 @@ pydantic_ai|pydantic_ai|pydantic-ai-slim|pydantic-ai-slim[openai] @server|tests/
 openai_agents|openai_agents|openai-agents|@server|tests/conformance/test_openai_agents.py tests/e2e/test_openai_agents_sticky.py|tests/e2e/test_openai_agents_agent.py|examples/openai_agents/math_example.py:Agent: .*42
 google_adk|google_adk|google-adk|@server|tests/conformance/test_google_adk.py|tests/e2e/test_google_adk_agent.py|examples/google_adk/math_example.py:Agent: .*42
 agent_framework|agent_framework|agent-framework-core|agent-framework-openai @server|tests/conformance/test_agent_framework.py|tests/e2e/test_agent_framework_agent.py|examples/agent_framework/math_example.py:Agent: .*42
-server|server|fastapi||tests/server/test_protocol.py tests/security/test_hostile_agent.py|tests/server/test_inbox.py|server
+server|server|fastapi||packages/server/tests/test_protocol.py tests/security/test_hostile_agent.py|packages/server/tests/test_inbox.py|server
 mcp|mcp|mcp|@server|tests/mcp/test_gateway.py tests/mcp/test_permission_prompt.py tests/mcp/test_example.py|tests/mcp|none
 '
 test_tools="pytest pytest-timeout anyio hypothesis"

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from functionlayer import FunctionCall
 
-from tests.server.conftest import ServerProcess
+from tests._support.servers import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSON = "alice"

@@ -36,6 +36,7 @@ from functionlayer_agent_framework import (
     tools,
 )
 
+from tests._support.servers import ServerProcess
 from tests.e2e._pause import (
     ROOT,
     agent_env,
@@ -45,7 +46,6 @@ from tests.e2e._pause import (
     person_decides,
     run_agent,
 )
-from tests.server.conftest import ServerProcess
 
 TASK = "multiply 2 and 5, then add 32 to the result"
 APIS = ["chat_completions", "responses"]

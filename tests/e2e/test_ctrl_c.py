@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from functionlayer.testing.model import ScriptedModel, mark_task_successful, math_script
 
-from tests.server.conftest import ServerProcess
+from tests._support.servers import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = b"Approve? [y/N"

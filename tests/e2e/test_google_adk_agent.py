@@ -38,6 +38,7 @@ from google.adk.tools import FunctionTool
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
+from tests._support.servers import ServerProcess
 from tests.e2e._pause import (
     ROOT,
     agent_env,
@@ -47,7 +48,6 @@ from tests.e2e._pause import (
     person_decides,
     run_agent,
 )
-from tests.server.conftest import ServerProcess
 
 TASK = "multiply 2 and 5, then add 32 to the result"
 ANSWER = "2 multiplied by 5 is 10, and adding 32 gives 42."

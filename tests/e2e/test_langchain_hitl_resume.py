@@ -114,7 +114,7 @@ from functionlayer.testing.model import (  # noqa: E402
     tool_results,
 )
 
-from tests.server.conftest import ServerProcess  # noqa: E402
+from tests._support.servers import ServerProcess  # noqa: E402
 
 
 @pytest.fixture

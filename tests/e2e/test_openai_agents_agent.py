@@ -39,6 +39,7 @@ from functionlayer.testing.model import (
 from functionlayer_openai_agents import adecide, decide, tools
 from openai import AsyncOpenAI
 
+from tests._support.servers import ServerProcess
 from tests.e2e._pause import (
     ROOT,
     agent_env,
@@ -48,7 +49,6 @@ from tests.e2e._pause import (
     person_decides,
     run_agent,
 )
-from tests.server.conftest import ServerProcess
 
 set_tracing_disabled(True)  # the SDK would export traces to api.openai.com
 

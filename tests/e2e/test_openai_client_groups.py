@@ -20,8 +20,8 @@ from functionlayer._feedback import rejection_message
 from functionlayer.testing.model import ScriptedModel, text, tool_call, tool_calls, tool_results
 from functionlayer_openai import Toolset, tools
 
+from tests._support.servers import ServerProcess
 from tests.e2e._pause import PASSWORD, PERSON, _csrf, approval_server  # noqa: F401
-from tests.server.conftest import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 

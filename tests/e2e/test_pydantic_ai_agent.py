@@ -29,6 +29,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.tools import DeferredToolRequests
 
+from tests._support.servers import ServerProcess
 from tests.e2e._pause import (
     ROOT,
     agent_env,
@@ -37,7 +38,6 @@ from tests.e2e._pause import (
     person_decides,
     run_agent,
 )
-from tests.server.conftest import ServerProcess
 
 TASK = "multiply 2 and 5, then add 32 to the result"
 __all__ = ["approval_server"]  # the fixture, imported for this module's tests

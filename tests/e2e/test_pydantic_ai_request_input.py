@@ -23,7 +23,7 @@ from pydantic_ai import Agent, Tool
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from tests.server.conftest import APPROVER, ServerProcess, in_thread
+from tests._support.servers import APPROVER, ServerProcess, in_thread
 
 try:
     from pydantic_ai.capabilities import RequestInput  # noqa: F401

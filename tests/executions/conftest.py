@@ -14,7 +14,7 @@ from functionlayer import FunctionCall, FunctionCallSpec, HttpBackend, TerminalB
 from functionlayer._backends._base import Backend
 from functionlayer.testing import InMemoryBackend, ScriptedHuman, approve, reject
 
-from tests.server.conftest import ServerProcess, _factory
+from tests._support.servers import ServerProcess, _factory
 
 
 class Harness(Protocol):

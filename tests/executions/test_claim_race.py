@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.inprocess import API, STORES, InProcess, database_url, running_app
+from tests._support.inprocess import API, STORES, InProcess, database_url, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from functionlayer import FunctionLayer, HttpBackend
 
-from tests.server.inprocess import API, STORES, InProcess, database_url, running_app
+from tests._support.inprocess import API, STORES, InProcess, database_url, running_app
 
 pytestmark = pytest.mark.anyio
 

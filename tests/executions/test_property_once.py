@@ -20,7 +20,7 @@ from functionlayer.testing import ScriptedHuman, approve, edit, reject
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.server.conftest import ServerProcess
+from tests._support.servers import ServerProcess
 
 Decision = tuple[str, int]  # ("approve" | "reject" | "edit", edited amount)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server.conftest import ServerProcess
+from tests._support.servers import ServerProcess
 
 AGENT = Path(__file__).with_name("agent_process.py")
 PASSWORD = "correct horse battery"

@@ -25,7 +25,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.server.conftest import ServerProcess
+from tests._support.servers import ServerProcess
 
 HERE = Path(__file__).parent
 BANK = HERE / "bank_server.py"

@@ -21,6 +21,7 @@ from functionlayer import _feedback
 from functionlayer_mcp._compat import MCP_MAJOR, field, send
 from mcp import types
 
+from tests._support.servers import ServerProcess
 from tests.mcp.conftest import (
     BANK,
     HERE,
@@ -30,7 +31,6 @@ from tests.mcp.conftest import (
     server_env,
     write_config,
 )
-from tests.server.conftest import ServerProcess
 
 pytestmark = pytest.mark.anyio
 

@@ -19,6 +19,7 @@ from functionlayer import _feedback
 from functionlayer_mcp._compat import MCP_MAJOR, field
 from mcp import types
 
+from tests._support.servers import ServerProcess, free_port
 from tests.mcp.conftest import (
     BANK,
     gateway,
@@ -30,7 +31,6 @@ from tests.mcp.conftest import (
     stored_call,
     write_config,
 )
-from tests.server.conftest import ServerProcess, free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -25,6 +25,7 @@ from functionlayer import _feedback
 from functionlayer_mcp._compat import MCP_MAJOR, field
 from mcp import ClientSession, types
 
+from tests._support.servers import ServerProcess
 from tests.mcp.conftest import (
     MODERN,
     gateway,
@@ -35,7 +36,6 @@ from tests.mcp.conftest import (
     stored_call,
     write_config,
 )
-from tests.server.conftest import ServerProcess
 
 pytestmark = pytest.mark.anyio
 

@@ -18,6 +18,7 @@ import pytest
 from functionlayer_mcp._compat import MCP_MAJOR, field
 from mcp import ClientSession, types
 
+from tests._support.servers import ServerProcess
 from tests.mcp.conftest import (
     gateway,
     pending_ids,
@@ -26,7 +27,6 @@ from tests.mcp.conftest import (
     server_env,
     write_config,
 )
-from tests.server.conftest import ServerProcess
 
 pytestmark = [
     pytest.mark.anyio,

@@ -13,8 +13,8 @@ from functionlayer import _feedback
 from functionlayer_mcp._compat import field
 from mcp import types
 
+from tests._support.servers import ServerProcess
 from tests.mcp.conftest import mcp_session, person_decides, server_env, stored_call
-from tests.server.conftest import ServerProcess
 
 pytestmark = pytest.mark.anyio
 

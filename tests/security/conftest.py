@@ -13,7 +13,7 @@ import httpx
 import pytest
 from functionlayer_server._cli import create_token, create_user
 
-from tests.server.conftest import ServerProcess, fresh_postgres_database
+from tests._support.servers import ServerProcess, fresh_postgres_database
 
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -21,8 +21,8 @@ import pytest
 from functionlayer_server import create_app
 from functionlayer_server._settings import Settings
 
-from tests.server.channels.test_email import Mailbox, smtp_mailbox
-from tests.server.conftest import fresh_postgres_database
+from tests._support.mail import Mailbox, smtp_mailbox
+from tests._support.servers import fresh_postgres_database
 
 INBOUND = {"Authorization": "Bearer inbound-s3cret"}
 # Any Message-ID this server makes: "<fl-" and 32 hex digits.

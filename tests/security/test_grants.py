@@ -24,7 +24,7 @@ import pytest
 from functionlayer import FunctionLayer, call_id_scope
 from functionlayer_server._cli import _accounts_call, create_token, create_user
 
-from tests.server.conftest import ENV_PREFIX, ServerProcess, fresh_postgres_database
+from tests._support.servers import ENV_PREFIX, ServerProcess, fresh_postgres_database
 
 PREFIXES = ["/functionlayer/v1", "/humanlayer/v1"]
 

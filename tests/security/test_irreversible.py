@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.inprocess import STORES, InProcess, database_url, running_app
+from tests._support.inprocess import STORES, InProcess, database_url, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

@@ -24,8 +24,8 @@ from functionlayer_server._errors import ConflictError, ForbiddenError
 from functionlayer_server._settings import Settings
 from functionlayer_server._store import is_postgres_url, open_store, prepare_database
 
+from tests._support.servers import fresh_postgres_database
 from tests.security.conftest import Deployment
-from tests.server.conftest import fresh_postgres_database
 
 
 def new_id() -> str:

@@ -20,8 +20,8 @@ import pytest
 from functionlayer import BackendUnavailableError, FunctionLayer, HttpBackend, call_id_scope
 from functionlayer._models import FunctionCall
 
+from tests._support.servers import ServerProcess, fresh_postgres_database
 from tests.security.conftest import PASSWORD, csrf
-from tests.server.conftest import ServerProcess, fresh_postgres_database
 
 PENDING_QUOTA = 5
 LONG_POLL_QUOTA = 3

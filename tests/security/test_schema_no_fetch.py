@@ -27,7 +27,7 @@ from functionlayer_server._schema import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
 from functionlayer_server._settings import Settings
 from functionlayer_server._store import AuditRow
 
-from tests.server.conftest import fresh_postgres_database
+from tests._support.servers import fresh_postgres_database
 
 
 class Listener:

@@ -1,0 +1,42 @@
+"""Shared fixtures for channel tests: a local Slack Web API double."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from packages.server.tests.channels.slack_double import SlackDouble
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-server-token"
+
+
+def slack_env(double: SlackDouble, **extra: str) -> dict[str, str]:
+    """Environment for ``server_factory``: Slack on, pointed at the double."""
+    env = {
+        "FUNCTIONLAYER_SERVER_SLACK_BOT_TOKEN": BOT_TOKEN,
+        "FUNCTIONLAYER_SERVER_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "FUNCTIONLAYER_SERVER_SLACK_API_URL": double.api_url,
+        "FUNCTIONLAYER_SERVER_SCHEDULER_INTERVAL_SECONDS": "0.2",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def slack_double() -> Iterator[SlackDouble]:
+    double = SlackDouble().start()
+    try:
+        yield double
+    finally:
+        double.stop()
+
+
+@pytest.fixture(scope="module")
+def module_slack_double() -> Iterator[SlackDouble]:
+    double = SlackDouble().start()
+    try:
+        yield double
+    finally:
+        double.stop()
