@@ -12,18 +12,11 @@ from typing import Any
 
 import psycopg
 
-from functionlayer_server._store._base import (
-    BACKFILL,
-    LATE_INDEXES,
-    NOTIFY_CHANNEL,
-    AuditRow,
-    NotifyCallback,
-    Statement,
-    Store,
-    _audit_statement,
-    migrations,
-    schema,
-)
+from functionlayer_server._store._base import Store
+from functionlayer_server._store._ddl import BACKFILL, LATE_INDEXES, migrations, schema
+from functionlayer_server._store._engine import NOTIFY_CHANNEL, NotifyCallback
+from functionlayer_server._store._rows import AuditRow
+from functionlayer_server._store._sql import Statement, audit_statement
 
 __all__ = ["PostgresStore", "postgres_prepare"]
 
@@ -142,7 +135,7 @@ class PostgresStore(Store):
         # wherever it stands in the transaction.
         if notify is None:
             return super()._audit_statements(audit, notify)
-        _, params = _audit_statement(audit)
+        _, params = audit_statement(audit)
         return [
             (
                 "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details, project) "

@@ -20,14 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from functionlayer_server._store._base import (
-    BACKFILL,
-    LATE_INDEXES,
-    Statement,
-    Store,
-    migrations,
-    schema,
-)
+from functionlayer_server._store._base import Store
+from functionlayer_server._store._ddl import BACKFILL, LATE_INDEXES, migrations, schema
+from functionlayer_server._store._sql import Statement
 
 __all__ = ["SQLiteStore", "sqlite_path", "sqlite_prepare"]
 

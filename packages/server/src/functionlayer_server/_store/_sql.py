@@ -1,0 +1,113 @@
+"""The SQL statements the repositories share: the columns they read, and the rows a change
+writes in its own transaction (its audit entry, webhook outbox rows, jobs, the request itself).
+
+Statements use ``?`` placeholders; the PostgreSQL engine rewrites them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from functionlayer_server._store._rows import AuditRow, NewJob, OutboxRow, RequestRecord
+
+__all__ = [
+    "GRANT_COLUMNS",
+    "OUTBOX_COLUMNS",
+    "REQUEST_COLUMNS",
+    "Statement",
+    "audit_statement",
+    "insert_request_statement",
+    "job_statements",
+    "outbox_statements",
+]
+
+Statement = tuple[str, Sequence[Any]]
+
+REQUEST_COLUMNS = (
+    "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version, "
+    "created_by, created_by_token"
+)
+
+GRANT_COLUMNS = (
+    "id, project, fn, scope, token_id, person, created_at, expires_at, max_uses, uses, "
+    "revoked_at, revoked_by, source_call_id, token_name"
+)
+
+OUTBOX_COLUMNS = (
+    "id, event_id, type, kind, call_id, url, payload, created_at, attempts, next_attempt_at, "
+    "delivered_at, failed_at, last_error"
+)
+
+
+def insert_request_statement(record: RequestRecord) -> Statement:
+    """Insert ``record`` unless its ``(kind, call_id, project)`` exists (then no row changes)."""
+    return (
+        f"INSERT INTO fl_requests ({REQUEST_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind, call_id, project) DO NOTHING",
+        (
+            record.kind,
+            record.call_id,
+            record.project,
+            record.run_id,
+            record.spec,
+            record.status,
+            int(record.completed),
+            record.expires_at,
+            record.created_at,
+            record.version,
+            record.created_by,
+            record.created_by_token,
+        ),
+    )
+
+
+def audit_statement(audit: AuditRow) -> Statement:
+    return (
+        "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details, project) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            audit.kind,
+            audit.call_id,
+            audit.at,
+            audit.actor,
+            audit.via,
+            audit.action,
+            json.dumps(audit.details, sort_keys=True, default=str),
+            audit.project,
+        ),
+    )
+
+
+def job_statements(jobs: Sequence[NewJob]) -> list[Statement]:
+    """One INSERT for all of ``jobs`` (none without jobs)."""
+    if not jobs:
+        return []
+    params: list[Any] = []
+    for job in jobs:
+        params.extend((job.topic, json.dumps(job.payload, sort_keys=True), job.due_at))
+    values = ", ".join(["(?, ?, ?)"] * len(jobs))
+    return [(f"INSERT INTO fl_jobs (topic, payload, due_at) VALUES {values}", params)]
+
+
+def outbox_statements(rows: Sequence[OutboxRow]) -> list[Statement]:
+    return [
+        (
+            "INSERT INTO fl_outbox (event_id, type, kind, call_id, url, payload, created_at, "
+            "attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) "
+            "ON CONFLICT (event_id, url) DO NOTHING",
+            (
+                row.event_id,
+                row.type,
+                row.kind,
+                row.call_id,
+                row.url,
+                row.payload,
+                row.created_at,
+                row.created_at,
+            ),
+        )
+        for row in rows
+    ]
