@@ -1,5 +1,5 @@
 """Requests: stored as JSON text (spec and status) with the columns the server filters on
-(project, run_id, completed, expires_at) kept alongside, and a ``version`` that makes
+(project, run_id, completed, expires_at, group_id) kept alongside, and a ``version`` that makes
 every status change a compare-and-set: two concurrent answers cannot both win, across threads
 or server processes.
 """
@@ -95,6 +95,20 @@ class RequestRepository(Engine):
             f"SELECT {REQUEST_COLUMNS} FROM fl_requests WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, call_id LIMIT ?",
             params,
+        )
+        return [RequestRecord.from_row(r) for r in rows]
+
+    async def list_group(
+        self, kind: str, *, project: str, token_id: str, group_id: str, limit: int = 50
+    ) -> list[RequestRecord]:
+        """The requests of one review group, oldest first: the same project, the same creating
+        token (``created_by_token``) and the same group id. Read through the partial index
+        ``fl_requests_group``: groups of any age, in time proportional to the group's size."""
+        rows = await self._fetch(
+            f"SELECT {REQUEST_COLUMNS} FROM fl_requests WHERE project = ? AND "
+            "created_by_token = ? AND group_id = ? AND group_id IS NOT NULL AND kind = ? "
+            "ORDER BY created_at, call_id LIMIT ?",
+            (project, token_id, group_id, kind, limit),
         )
         return [RequestRecord.from_row(r) for r in rows]
 

@@ -18,6 +18,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "Statement",
     "audit_statement",
+    "group_of",
     "insert_request_statement",
     "job_statements",
     "outbox_statements",
@@ -41,11 +42,20 @@ OUTBOX_COLUMNS = (
 )
 
 
+def group_of(spec: str) -> str | None:
+    """The review group id in a request's stored spec (JSON): a non-empty string, else None.
+    Kept in its own column (``group_id``) so a group is found through an index."""
+    if '"group_id"' not in spec:
+        return None
+    group = json.loads(spec).get("group_id")
+    return group if isinstance(group, str) and group else None
+
+
 def insert_request_statement(record: RequestRecord) -> Statement:
     """Insert ``record`` unless its ``(kind, call_id, project)`` exists (then no row changes)."""
     return (
-        f"INSERT INTO fl_requests ({REQUEST_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO fl_requests ({REQUEST_COLUMNS}, group_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (kind, call_id, project) DO NOTHING",
         (
             record.kind,
@@ -60,6 +70,7 @@ def insert_request_statement(record: RequestRecord) -> Statement:
             record.version,
             record.created_by,
             record.created_by_token,
+            group_of(record.spec),
         ),
     )
 
