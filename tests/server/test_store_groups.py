@@ -5,6 +5,7 @@ before the ``group_id`` column, after the migration's one-time backfill."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +22,7 @@ from functionlayer_server._store import (
     prepare_database,
 )
 
-from tests.server.inprocess import STORES, database_url
+from tests.server.inprocess import STORES, database_url, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
@@ -198,3 +199,30 @@ def test_the_group_lookup_uses_its_index_on_postgres_in_a_generic_plan(
             r[0] for r in conn.execute("EXPLAIN EXECUTE q ('p', 'tok', 'g1', 'function_call', 50)")
         )
     assert "fl_requests_group" in plan, plan
+
+
+async def test_the_service_shows_a_group_behind_2001_newer_calls_whole(
+    url: str,
+) -> None:
+    """``group_members`` (the inbox's group page, Slack's and Discord's group message) reads
+    the group through the store's index, not among the project's newest calls."""
+    async with running_app(url) as app:
+        agent = await app.agent()
+        for n in range(3):
+            answer = await app.create(agent, f"turn-{n}", "wire", {"amount": n}, group_id="t1")
+            assert answer.status_code == 200, answer.text
+        store = app.service.store
+        first = await store.get_request(KIND, "turn-0", "default")
+        assert first is not None
+        ungrouped = json.dumps({k: v for k, v in json.loads(first.spec).items() if k != "group_id"})
+        await _insert(
+            store,
+            *(
+                dataclasses.replace(
+                    first, call_id=f"newer-{n}", spec=ungrouped, created_at=first.created_at + 1 + n
+                )
+                for n in range(2001)
+            ),
+        )
+        members = await app.service.group_members("turn-2", project="default")
+        assert [m.call_id for m in members] == ["turn-0", "turn-1", "turn-2"]
