@@ -9,8 +9,9 @@ from typing import TextIO
 
 from functionlayer_server._cli._common import (
     Subcommands,
-    add_database_option,
+    add_command,
     admin_settings,
+    arg,
     command_group,
     open_service,
 )
@@ -42,9 +43,11 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 
 def add_audit(sub: Subcommands) -> None:
-    audit = command_group(sub, "audit", "the audit trail")
-    aexport = audit.add_parser("export", help="print every audit entry as JSON lines")
-    aexport.add_argument("--project", help="only this project's requests (default: all)")
-    aexport.add_argument("--since", type=float, help="only entries at or after this unix time")
-    add_database_option(aexport)
-    aexport.set_defaults(func=_audit_export)
+    add_command(
+        command_group(sub, "audit", "the audit trail"),
+        "export",
+        "print every audit entry as JSON lines",
+        _audit_export,
+        arg("--project", help="only this project's requests (default: all)"),
+        arg("--since", type=float, help="only entries at or after this unix time"),
+    )

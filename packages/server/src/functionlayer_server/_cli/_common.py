@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -14,11 +14,14 @@ from typing import Any, TypeAlias
 from functionlayer_server._settings import Settings
 
 __all__ = [
+    "Argument",
     "CliError",
     "Subcommands",
     "accounts_call",
+    "add_command",
     "add_database_option",
     "admin_settings",
+    "arg",
     "check_database",
     "command_group",
     "database_location",
@@ -113,6 +116,31 @@ def add_database_option(p: argparse.ArgumentParser, *, create: bool = False) -> 
             action="store_true",
             help="create the SQLite database if it does not exist (never its directory)",
         )
+
+
+Argument = tuple[tuple[str, ...], dict[str, Any]]
+"""An option or positional argument: ``add_argument``'s flags and keywords."""
+
+
+def arg(*flags: str, **options: Any) -> Argument:
+    return flags, options
+
+
+def add_command(
+    group: Subcommands,
+    name: str,
+    help: str,
+    func: Callable[[argparse.Namespace], int],
+    *arguments: Argument,
+    create: bool = False,
+) -> argparse.ArgumentParser:
+    """A subcommand running ``func``: its ``arguments``, then the database options."""
+    command: argparse.ArgumentParser = group.add_parser(name, help=help)
+    for flags, options in arguments:
+        command.add_argument(*flags, **options)
+    add_database_option(command, create=create)
+    command.set_defaults(func=func)
+    return command
 
 
 def command_group(sub: Subcommands, name: str, help: str) -> Subcommands:

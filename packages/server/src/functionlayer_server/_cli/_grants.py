@@ -10,8 +10,9 @@ import time
 
 from functionlayer_server._cli._common import (
     Subcommands,
-    add_database_option,
+    add_command,
     admin_settings,
+    arg,
     command_group,
     service_call,
 )
@@ -58,18 +59,16 @@ def add_grants(sub: Subcommands) -> None:
     grants = command_group(
         sub, "grants", "grants of future calls that persons made (see docs/security.md)"
     )
-    glist = grants.add_parser(
-        "list", help="live grants: id, project, function, person, agents, uses, state, scope"
+    add_command(
+        grants,
+        "list",
+        "live grants: id, project, function, person, agents, uses, state, scope",
+        _grants_list,
+        arg("--project", help="only this project's grants"),
+        arg("--person", help="only this person's grants"),
+        arg("--all", action="store_true", help="also revoked, expired and used-up grants"),
+        arg("--json", action="store_true", help="one JSON object per line"),
     )
-    glist.add_argument("--project", help="only this project's grants")
-    glist.add_argument("--person", help="only this person's grants")
-    glist.add_argument(
-        "--all", action="store_true", help="also revoked, expired and used-up grants"
+    add_command(
+        grants, "revoke", "revoke a grant, at once on every server", _grants_revoke, arg("id")
     )
-    glist.add_argument("--json", action="store_true", help="one JSON object per line")
-    add_database_option(glist)
-    glist.set_defaults(func=_grants_list)
-    grevoke = grants.add_parser("revoke", help="revoke a grant, at once on every server")
-    grevoke.add_argument("id")
-    add_database_option(grevoke)
-    grevoke.set_defaults(func=_grants_revoke)

@@ -14,7 +14,8 @@ from functionlayer_server import __version__
 from functionlayer_server._cli._common import (
     CliError,
     Subcommands,
-    add_database_option,
+    add_command,
+    arg,
     check_database,
     database_location,
     open_service,
@@ -181,26 +182,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def add_serve(sub: Subcommands) -> None:
-    serve = sub.add_parser("serve", help="run the server")
-    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8080)")
-    serve.add_argument("--public-url", help="how humans reach this server (for links)")
-    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
-    serve.add_argument(
-        "--policy-file", help="the operator's routing and policy rules (TOML; docs/security.md)"
+    add_command(
+        sub,
+        "serve",
+        "run the server",
+        _serve,
+        arg("--host", help="interface to bind (default 127.0.0.1)"),
+        arg("--port", type=int, help="port (default 8080)"),
+        arg("--public-url", help="how humans reach this server (for links)"),
+        arg("--log-level", choices=["critical", "error", "warning", "info", "debug"]),
+        arg("--access-log", action="store_true", help="log every HTTP request"),
+        arg(
+            "--policy-file", help="the operator's routing and policy rules (TOML; docs/security.md)"
+        ),
+        arg(
+            "--max-pending-per-token",
+            type=int,
+            metavar="N",
+            help="pending requests one agent token may have at once (default 200; 0: no limit)",
+        ),
+        arg(
+            "--max-long-polls-per-token",
+            type=int,
+            metavar="N",
+            help="long-polls one token may hold open at once (default 100; 0: no limit)",
+        ),
     )
-    serve.add_argument(
-        "--max-pending-per-token",
-        type=int,
-        metavar="N",
-        help="pending requests one agent token may have at once (default 200; 0: no limit)",
-    )
-    serve.add_argument(
-        "--max-long-polls-per-token",
-        type=int,
-        metavar="N",
-        help="long-polls one token may hold open at once (default 100; 0: no limit)",
-    )
-    add_database_option(serve)
-    serve.set_defaults(func=_serve)

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from functionlayer_server._cli._common import (
     Subcommands,
     accounts_call,
-    add_database_option,
+    add_command,
     admin_settings,
+    arg,
     command_group,
     open_service,
 )
@@ -70,22 +71,25 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
 
 def add_tokens(sub: Subcommands) -> None:
     tokens = command_group(sub, "tokens", "API tokens for agents")
-    tcreate = tokens.add_parser("create", help="create a token and print it (once)")
-    tcreate.add_argument("name", help="a label, e.g. the agent's name")
-    tcreate.add_argument(
-        "--project", default="default", help="tokens see only their project's requests"
+    add_command(
+        tokens,
+        "create",
+        "create a token and print it (once)",
+        _tokens_create,
+        arg("name", help="a label, e.g. the agent's name"),
+        arg("--project", default="default", help="tokens see only their project's requests"),
+        arg(
+            "--approver",
+            metavar="USER",
+            help="make an approver token that decides as this person (agent tokens never decide)",
+        ),
+        create=True,
     )
-    tcreate.add_argument(
-        "--approver",
-        metavar="USER",
-        help="make an approver token that decides as this person (agent tokens never decide)",
+    add_command(tokens, "list", "every token: name, project, role, created, state", _tokens_list)
+    add_command(
+        tokens,
+        "revoke",
+        "revoke the tokens with this name, at once",
+        _tokens_revoke,
+        arg("name"),
     )
-    add_database_option(tcreate, create=True)
-    tcreate.set_defaults(func=_tokens_create)
-    tlist = tokens.add_parser("list", help="every token: name, project, role, created, state")
-    add_database_option(tlist)
-    tlist.set_defaults(func=_tokens_list)
-    trevoke = tokens.add_parser("revoke", help="revoke the tokens with this name, at once")
-    trevoke.add_argument("name")
-    add_database_option(trevoke)
-    trevoke.set_defaults(func=_tokens_revoke)

@@ -13,8 +13,9 @@ from typing import TypedDict
 from functionlayer_server._cli._common import (
     Subcommands,
     accounts_call,
-    add_database_option,
+    add_command,
     admin_settings,
+    arg,
     command_group,
     open_service,
 )
@@ -128,45 +129,49 @@ def _users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_identity_options(p: argparse.ArgumentParser, *, create: bool = False) -> None:
-    p.add_argument("username")
-    p.add_argument("--email", action="append", help="an email address (repeatable)")
-    p.add_argument(
-        "--slack-id", "--slack-user-id", action="append", help="a Slack user id (repeatable)"
-    )
-    p.add_argument("--discord-id", action="append", help="a Discord user id (repeatable)")
-    p.add_argument(
+IDENTITY_OPTIONS = (
+    arg("username"),
+    arg("--email", action="append", help="an email address (repeatable)"),
+    arg("--slack-id", "--slack-user-id", action="append", help="a Slack user id (repeatable)"),
+    arg("--discord-id", action="append", help="a Discord user id (repeatable)"),
+    arg(
         "--teams-id",
         action="append",
         help="a Microsoft Teams user's Entra (AAD) object id (repeatable)",
-    )
-    p.add_argument(
-        "--project", action="append", help="a project the person belongs to (repeatable)"
-    )
-    add_database_option(p, create=create)
+    ),
+    arg("--project", action="append", help="a project the person belongs to (repeatable)"),
+)
 
 
 def add_users(sub: Subcommands) -> None:
     users = command_group(sub, "users", "the directory of people who decide, and their identities")
-    ucreate = users.add_parser(
-        "create", help="create a person, or reset an existing person's password"
+    ucreate = add_command(
+        users,
+        "create",
+        "create a person, or reset an existing person's password",
+        _users_create,
+        *IDENTITY_OPTIONS,
+        create=True,
     )
-    _add_identity_options(ucreate, create=True)
     ucreate.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
     ucreate.add_argument(
         "--no-login", action="store_true", help="no inbox login (Slack/email only)"
     )
-    ucreate.set_defaults(func=_users_create)
-    ulink = users.add_parser("link", help="link more identities or projects to a person")
-    _add_identity_options(ulink)
-    ulink.set_defaults(func=_users_link)
-    ulist = users.add_parser("list", help="every person with their identities")
-    add_database_option(ulist)
-    ulist.set_defaults(func=_users_list)
-    udisable = users.add_parser("disable", help="disable a person: sessions end, cannot decide")
-    udisable.add_argument("username")
-    udisable.add_argument("--enable", action="store_true", help="enable again")
-    add_database_option(udisable)
-    udisable.set_defaults(func=_users_disable)
+    add_command(
+        users,
+        "link",
+        "link more identities or projects to a person",
+        _users_link,
+        *IDENTITY_OPTIONS,
+    )
+    add_command(users, "list", "every person with their identities", _users_list)
+    add_command(
+        users,
+        "disable",
+        "disable a person: sessions end, cannot decide",
+        _users_disable,
+        arg("username"),
+        arg("--enable", action="store_true", help="enable again"),
+    )

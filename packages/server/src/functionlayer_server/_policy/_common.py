@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functionlayer._models import FunctionCall, FunctionCallSpec, HumanContact, HumanContactSpec
+from functionlayer import FunctionCall, FunctionCallSpec, HumanContact, HumanContactSpec
 
 __all__ = ["PolicyError", "Request", "Spec"]
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functionlayer._models import (
+from functionlayer import (
     FunctionCall,
     FunctionCallStatus,
     HumanContact,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from functionlayer._models import ApprovalPolicy, FunctionCallSpec
+from functionlayer import ApprovalPolicy, FunctionCallSpec
 
 from functionlayer_server._policy._common import Spec
 from functionlayer_server._policy._directory import Directory

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from functionlayer._models import ContactChannel
+from functionlayer import ContactChannel
 
 from functionlayer_server._conditions import Condition, ConditionError, parse_conditions
 

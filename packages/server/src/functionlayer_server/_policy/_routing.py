@@ -3,10 +3,18 @@ directory members of its project and what the operator's routing allows."""
 
 from __future__ import annotations
 
-from functionlayer._models import ContactChannel
+from collections.abc import Iterable
+
+from functionlayer import ContactChannel
 
 from functionlayer_server._policy._common import PolicyError, Spec
-from functionlayer_server._policy._directory import Directory, Identity, Person, named
+from functionlayer_server._policy._directory import (
+    Directory,
+    Identity,
+    IdentityKind,
+    Person,
+    named,
+)
 from functionlayer_server._policy._operator import ProjectRules
 
 __all__ = ["channels_of", "check_routing", "routing_identities"]
@@ -55,6 +63,12 @@ def check_routing(spec: Spec, project: str, rules: ProjectRules, directory: Dire
     def refuse(message: str) -> None:
         raise PolicyError("routing_refused", message + "; nothing was stored or sent")
 
+    def responders(kind: IdentityKind, label: str, ids: Iterable[str] | None) -> None:
+        """A channel target's own allow-list names directory members of the project only."""
+        for rid in ids or ():
+            if not _member(directory.resolve(Identity(kind, rid)), project):
+                refuse(f"{label} user {rid!r} in allowed_responder_ids is not in the directory")
+
     for channel in channels_of(spec):
         for user in channel.users or ():
             if not _member(directory.resolve(Identity("user", user)), project):
@@ -85,9 +99,7 @@ def check_routing(spec: Spec, project: str, rules: ProjectRules, directory: Dire
                     f"Slack channel or user {target!r} is not allowed by the operator's routing "
                     f"for project {project!r}"
                 )
-            for rid in channel.slack.allowed_responder_ids or ():
-                if not _member(directory.resolve(Identity("slack", rid)), project):
-                    refuse(f"Slack user {rid!r} in allowed_responder_ids is not in the directory")
+            responders("slack", "Slack", channel.slack.allowed_responder_ids)
         if channel.discord is not None:
             discord = channel.discord
             channel_id = (discord.channel_id or "").strip()
@@ -101,9 +113,7 @@ def check_routing(spec: Spec, project: str, rules: ProjectRules, directory: Dire
                 )
             if user_id and not _member(directory.resolve(Identity("discord", user_id)), project):
                 refuse(f"Discord user {user_id!r} is not a directory member of project {project!r}")
-            for rid in discord.allowed_responder_ids or ():
-                if not _member(directory.resolve(Identity("discord", rid)), project):
-                    refuse(f"Discord user {rid!r} in allowed_responder_ids is not in the directory")
+            responders("discord", "Discord", discord.allowed_responder_ids)
         if channel.teams is not None:
             conversation = channel.teams.conversation_id.strip()
             if not conversation or conversation not in rules.teams_conversations:
@@ -111,9 +121,7 @@ def check_routing(spec: Spec, project: str, rules: ProjectRules, directory: Dire
                     f"Teams conversation {conversation!r} is not allowed by the operator's "
                     f"routing for project {project!r}"
                 )
-            for rid in channel.teams.allowed_responder_ids or ():
-                if not _member(directory.resolve(Identity("teams", rid)), project):
-                    refuse(f"Teams user {rid!r} in allowed_responder_ids is not in the directory")
+            responders("teams", "Teams", channel.teams.allowed_responder_ids)
         if channel.sms is not None or channel.whatsapp is not None:
             refuse("SMS and WhatsApp routing are not available on this server")
     policy = spec.policy

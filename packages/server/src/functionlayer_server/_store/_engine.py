@@ -45,6 +45,11 @@ class Engine(ABC):
         """Run the statements in one transaction. With ``guard_first``, roll back and return
         False when the first statement (the first ``guarded`` ones) changed no row."""
 
+    async def _execute(self, sql: str, params: Sequence[Any] = (), *, guard: bool = False) -> bool:
+        """One statement in its own transaction; with ``guard``, False (rolled back) when it
+        changed no row."""
+        return await self._transaction([(sql, params)], guard_first=guard)
+
     def _notify_statement(self, payload: str) -> Statement | None:
         """A statement that tells other server processes about a change (none for SQLite)."""
         return None

@@ -4,11 +4,9 @@ revoked at once. A grant's use is counted with the request it approves
 
 from __future__ import annotations
 
-from typing import Any
-
 from functionlayer_server._store._engine import Engine
-from functionlayer_server._store._rows import AuditRow, GrantRow
-from functionlayer_server._store._sql import GRANT_COLUMNS, audit_statement
+from functionlayer_server._store._rows import GRANT_FIELDS, AuditRow, GrantRow
+from functionlayer_server._store._sql import GRANT_COLUMNS, audit_statement, where_clause
 
 __all__ = ["GrantRepository"]
 
@@ -22,22 +20,7 @@ class GrantRepository(Engine):
                 (
                     f"INSERT INTO fl_grants ({GRANT_COLUMNS}) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        grant.id,
-                        grant.project,
-                        grant.fn,
-                        grant.scope,
-                        grant.token_id,
-                        grant.person,
-                        grant.created_at,
-                        grant.expires_at,
-                        grant.max_uses,
-                        grant.uses,
-                        grant.revoked_at,
-                        grant.revoked_by,
-                        grant.source_call_id,
-                        grant.token_name,
-                    ),
+                    tuple(getattr(grant, name) for name in GRANT_FIELDS),
                 ),
                 audit_statement(audit),
             ],
@@ -58,17 +41,12 @@ class GrantRepository(Engine):
         limit: int = 1000,
     ) -> list[GrantRow]:
         """Newest first; ``live_at``: only those neither revoked, expired nor used up then."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("project", project), ("fn", fn), ("person", person)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if live_at is not None:
-            where.append("revoked_at IS NULL AND expires_at > ? AND uses < max_uses")
-            params.append(live_at)
+        live = "revoked_at IS NULL AND expires_at > ? AND uses < max_uses"
+        clause, params = where_clause(
+            {"project": project, "fn": fn, "person": person},
+            (live, (live_at,)) if live_at is not None else None,
+        )
         params.append(limit)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
         rows = await self._fetch_many(
             f"SELECT {GRANT_COLUMNS} FROM fl_grants {clause}ORDER BY created_at DESC, id LIMIT ?",
             params,

@@ -40,15 +40,11 @@ class JobRepository(Engine):
         return [JobRow(id=r[0], topic=r[1], payload=json.loads(r[2]), due_at=r[3]) for r in rows]
 
     async def claim_job(self, job_id: int, now: float, *, stale_before: float) -> bool:
-        return await self._transaction(
-            [
-                (
-                    "UPDATE fl_jobs SET claimed_at = ? WHERE id = ? AND "
-                    "(claimed_at IS NULL OR claimed_at < ?)",
-                    (now, job_id, stale_before),
-                )
-            ],
-            guard_first=True,
+        return await self._execute(
+            "UPDATE fl_jobs SET claimed_at = ? WHERE id = ? AND "
+            "(claimed_at IS NULL OR claimed_at < ?)",
+            (now, job_id, stale_before),
+            guard=True,
         )
 
     async def finish_job(self, job_id: int) -> None:

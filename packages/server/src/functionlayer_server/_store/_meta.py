@@ -18,14 +18,9 @@ class MetaRepository(Engine):
 
     async def remember(self, key: str, value: dict[str, Any]) -> None:
         """Store ``value`` under ``key`` unless the key exists (first write wins)."""
-        await self._transaction(
-            [
-                (
-                    "INSERT INTO fl_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                    (key, json.dumps(value, sort_keys=True)),
-                )
-            ],
-            guard_first=False,
+        await self._execute(
+            "INSERT INTO fl_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, json.dumps(value, sort_keys=True)),
         )
 
     async def recall(self, key: str) -> dict[str, Any] | None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from functionlayer_server._store._engine import Engine
 from functionlayer_server._store._rows import AuditRow, OutboxRow
-from functionlayer_server._store._sql import OUTBOX_COLUMNS, audit_statement, outbox_statements
+from functionlayer_server._store._sql import (
+    OUTBOX_COLUMNS,
+    audit_statement,
+    outbox_statements,
+    where_clause,
+)
 
 __all__ = ["OutboxRepository"]
 
@@ -41,28 +45,19 @@ class OutboxRepository(Engine):
         """Take ``row`` for one attempt: a compare-and-set on ``attempts``, so of several
         workers (processes) that saw the row due, one wins. Until ``lease_until`` nobody else
         takes it; after that the claim is stale and the row is due again."""
-        return await self._transaction(
-            [
-                (
-                    "UPDATE fl_outbox SET attempts = attempts + 1, next_attempt_at = ? "
-                    "WHERE id = ? AND attempts = ? AND next_attempt_at <= ? AND "
-                    "delivered_at IS NULL AND failed_at IS NULL",
-                    (lease_until, row.id, row.attempts, now),
-                )
-            ],
-            guard_first=True,
+        return await self._execute(
+            "UPDATE fl_outbox SET attempts = attempts + 1, next_attempt_at = ? "
+            "WHERE id = ? AND attempts = ? AND next_attempt_at <= ? AND "
+            "delivered_at IS NULL AND failed_at IS NULL",
+            (lease_until, row.id, row.attempts, now),
+            guard=True,
         )
 
     async def outbox_delivered(self, row_id: int, now: float) -> None:
-        await self._transaction(
-            [
-                (
-                    "UPDATE fl_outbox SET delivered_at = ?, last_error = NULL "
-                    "WHERE id = ? AND delivered_at IS NULL",
-                    (now, row_id),
-                )
-            ],
-            guard_first=False,
+        await self._execute(
+            "UPDATE fl_outbox SET delivered_at = ?, last_error = NULL "
+            "WHERE id = ? AND delivered_at IS NULL",
+            (now, row_id),
         )
 
     async def outbox_retry(
@@ -70,15 +65,11 @@ class OutboxRepository(Engine):
     ) -> bool:
         """After a failed attempt: due again at ``next_attempt_at``. False when the claim was
         lost (another worker took the row over)."""
-        return await self._transaction(
-            [
-                (
-                    "UPDATE fl_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ? AND "
-                    "attempts = ? AND delivered_at IS NULL AND failed_at IS NULL",
-                    (next_attempt_at, error, row_id, attempts),
-                )
-            ],
-            guard_first=True,
+        return await self._execute(
+            "UPDATE fl_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ? AND "
+            "attempts = ? AND delivered_at IS NULL AND failed_at IS NULL",
+            (next_attempt_at, error, row_id, attempts),
+            guard=True,
         )
 
     async def outbox_failed(
@@ -101,18 +92,11 @@ class OutboxRepository(Engine):
     async def list_outbox(
         self, *, call_id: str | None = None, pending: bool | None = None, limit: int = 1000
     ) -> list[OutboxRow]:
-        where: list[str] = []
-        params: list[Any] = []
-        if call_id is not None:
-            where.append("call_id = ?")
-            params.append(call_id)
-        if pending is not None:
-            where.append(
-                "delivered_at IS NULL AND failed_at IS NULL"
-                if pending
-                else "(delivered_at IS NOT NULL OR failed_at IS NOT NULL)"
-            )
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        done = "(delivered_at IS NOT NULL OR failed_at IS NOT NULL)"
+        state = "delivered_at IS NULL AND failed_at IS NULL" if pending else done
+        clause, params = where_clause(
+            {"call_id": call_id}, (state, ()) if pending is not None else None
+        )
         params.append(limit)
         rows = await self._fetch_many(
             f"SELECT {OUTBOX_COLUMNS} FROM fl_outbox {clause}ORDER BY id LIMIT ?", params

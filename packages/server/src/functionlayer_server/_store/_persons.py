@@ -17,16 +17,12 @@ class PersonRepository(Engine):
         """Create the person, or update the password when one is given. True when new."""
         existing = await self.get_user(name)
         if existing is None:
-            return await self._transaction(
-                [
-                    (
-                        "INSERT INTO fl_users (username, email, slack_user_id, password_hash, "
-                        "created_at, disabled) VALUES (?, NULL, NULL, ?, ?, 0) "
-                        "ON CONFLICT (username) DO NOTHING",
-                        (name, password_hash or "", now),
-                    )
-                ],
-                guard_first=True,
+            return await self._execute(
+                "INSERT INTO fl_users (username, email, slack_user_id, password_hash, "
+                "created_at, disabled) VALUES (?, NULL, NULL, ?, ?, 0) "
+                "ON CONFLICT (username) DO NOTHING",
+                (name, password_hash or "", now),
+                guard=True,
             )
         if password_hash is not None:
             await self._transaction(
@@ -55,27 +51,17 @@ class PersonRepository(Engine):
         if owner is not None and owner != name:
             raise IdentityTakenError(f"{kind} {value!r} already belongs to {owner!r}")
         if owner is None:
-            await self._transaction(
-                [
-                    (
-                        "INSERT INTO fl_identities (kind, value, username) VALUES (?, ?, ?) "
-                        "ON CONFLICT (kind, value) DO NOTHING",
-                        (kind, value, name),
-                    )
-                ],
-                guard_first=False,
+            await self._execute(
+                "INSERT INTO fl_identities (kind, value, username) VALUES (?, ?, ?) "
+                "ON CONFLICT (kind, value) DO NOTHING",
+                (kind, value, name),
             )
 
     async def add_membership(self, name: str, project: str) -> None:
-        await self._transaction(
-            [
-                (
-                    "INSERT INTO fl_memberships (username, project) VALUES (?, ?) "
-                    "ON CONFLICT (username, project) DO NOTHING",
-                    (name, project),
-                )
-            ],
-            guard_first=False,
+        await self._execute(
+            "INSERT INTO fl_memberships (username, project) VALUES (?, ?) "
+            "ON CONFLICT (username, project) DO NOTHING",
+            (name, project),
         )
 
     async def find_identity(self, kind: str, value: str) -> str | None:
@@ -126,15 +112,10 @@ class PersonRepository(Engine):
     async def add_session(
         self, session_hash: str, username: str, now: float, expires_at: float
     ) -> None:
-        await self._transaction(
-            [
-                (
-                    "INSERT INTO fl_sessions (session_hash, username, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (session_hash, username, now, expires_at),
-                )
-            ],
-            guard_first=False,
+        await self._execute(
+            "INSERT INTO fl_sessions (session_hash, username, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            (session_hash, username, now, expires_at),
         )
 
     async def get_session(self, session_hash: str) -> SessionRow | None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AUDIT_FIELDS",
+    "GRANT_FIELDS",
+    "OUTBOX_FIELDS",
+    "REQUEST_FIELDS",
     "AuditRow",
     "GrantRow",
     "IdentityTakenError",
@@ -20,6 +24,69 @@ __all__ = [
     "TokenRow",
     "UserRow",
 ]
+
+
+# The stored columns of each row type, in the order the store reads them (the field names).
+REQUEST_FIELDS = (
+    "kind",
+    "call_id",
+    "project",
+    "run_id",
+    "spec",
+    "status",
+    "completed",
+    "expires_at",
+    "created_at",
+    "version",
+    "created_by",
+    "created_by_token",
+)
+AUDIT_FIELDS = ("kind", "call_id", "at", "actor", "via", "action", "details", "project")
+GRANT_FIELDS = (
+    "id",
+    "project",
+    "fn",
+    "scope",
+    "token_id",
+    "person",
+    "created_at",
+    "expires_at",
+    "max_uses",
+    "uses",
+    "revoked_at",
+    "revoked_by",
+    "source_call_id",
+    "token_name",
+)
+OUTBOX_FIELDS = (
+    "id",
+    "event_id",
+    "type",
+    "kind",
+    "call_id",
+    "url",
+    "payload",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+    "delivered_at",
+    "failed_at",
+    "last_error",
+)
+
+
+def _text(value: Any) -> str:
+    return value or ""
+
+
+def _values(
+    names: Sequence[str], row: Sequence[Any], **convert: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """A row's values by field name, those named in ``convert`` converted."""
+    values = dict(zip(names, row, strict=True))
+    for name, how in convert.items():
+        values[name] = how(values[name])
+    return values
 
 
 @dataclass(frozen=True)
@@ -71,19 +138,15 @@ class RequestRecord:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RequestRecord:
+        """From the columns ``REQUEST_FIELDS`` in order."""
         return cls(
-            kind=row[0],
-            call_id=row[1],
-            project=row[2],
-            run_id=row[3],
-            spec=row[4],
-            status=row[5],
-            completed=bool(row[6]),
-            expires_at=row[7],
-            created_at=row[8],
-            version=row[9],
-            created_by=row[10] or "",
-            created_by_token=row[11] or "",
+            **_values(
+                REQUEST_FIELDS,
+                row,
+                completed=bool,
+                created_by=_text,
+                created_by_token=_text,
+            )
         )
 
 
@@ -99,6 +162,11 @@ class AuditRow:
     project: str | None = None
     """The request's project (call ids are unique per project only). None on entries written
     before projects were recorded whose request could not be told apart."""
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> AuditRow:
+        """From the columns ``AUDIT_FIELDS`` in order (``details`` as stored JSON)."""
+        return cls(**_values(AUDIT_FIELDS, row, details=json.loads))
 
 
 @dataclass(frozen=True)
@@ -136,22 +204,12 @@ class GrantRow:
     token_name: str = ""
 
     @classmethod
-    def from_row(cls, r: Sequence[Any]) -> GrantRow:
+    def from_row(cls, row: Sequence[Any]) -> GrantRow:
+        """From the columns ``GRANT_FIELDS`` in order."""
         return cls(
-            id=r[0],
-            project=r[1],
-            fn=r[2],
-            scope=r[3],
-            token_id=r[4],
-            person=r[5],
-            created_at=r[6],
-            expires_at=r[7],
-            max_uses=int(r[8]),
-            uses=int(r[9]),
-            revoked_at=r[10],
-            revoked_by=r[11],
-            source_call_id=r[12] or "",
-            token_name=r[13] or "",
+            **_values(
+                GRANT_FIELDS, row, max_uses=int, uses=int, source_call_id=_text, token_name=_text
+            )
         )
 
 
@@ -235,22 +293,9 @@ class OutboxRow:
         return self.delivered_at is None and self.failed_at is None
 
     @classmethod
-    def from_row(cls, r: Sequence[Any]) -> OutboxRow:
-        return cls(
-            id=int(r[0]),
-            event_id=r[1],
-            type=r[2],
-            kind=r[3],
-            call_id=r[4],
-            url=r[5],
-            payload=r[6],
-            created_at=r[7],
-            attempts=int(r[8]),
-            next_attempt_at=r[9],
-            delivered_at=r[10],
-            failed_at=r[11],
-            last_error=r[12],
-        )
+    def from_row(cls, row: Sequence[Any]) -> OutboxRow:
+        """From the columns ``OUTBOX_FIELDS`` in order."""
+        return cls(**_values(OUTBOX_FIELDS, row, id=int, attempts=int))
 
 
 class IdentityTakenError(ValueError):

@@ -7,12 +7,22 @@ Statements use ``?`` placeholders; the PostgreSQL engine rewrites them.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from functionlayer_server._store._rows import AuditRow, NewJob, OutboxRow, RequestRecord
+from functionlayer_server._store._rows import (
+    AUDIT_FIELDS,
+    GRANT_FIELDS,
+    OUTBOX_FIELDS,
+    REQUEST_FIELDS,
+    AuditRow,
+    NewJob,
+    OutboxRow,
+    RequestRecord,
+)
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "GRANT_COLUMNS",
     "OUTBOX_COLUMNS",
     "REQUEST_COLUMNS",
@@ -22,24 +32,34 @@ __all__ = [
     "insert_request_statement",
     "job_statements",
     "outbox_statements",
+    "where_clause",
 ]
 
 Statement = tuple[str, Sequence[Any]]
 
-REQUEST_COLUMNS = (
-    "kind, call_id, project, run_id, spec, status, completed, expires_at, created_at, version, "
-    "created_by, created_by_token"
-)
+REQUEST_COLUMNS = ", ".join(REQUEST_FIELDS)
+AUDIT_COLUMNS = ", ".join(AUDIT_FIELDS)
+GRANT_COLUMNS = ", ".join(GRANT_FIELDS)
+OUTBOX_COLUMNS = ", ".join(OUTBOX_FIELDS)
 
-GRANT_COLUMNS = (
-    "id, project, fn, scope, token_id, person, created_at, expires_at, max_uses, uses, "
-    "revoked_at, revoked_by, source_call_id, token_name"
-)
 
-OUTBOX_COLUMNS = (
-    "id, event_id, type, kind, call_id, url, payload, created_at, attempts, next_attempt_at, "
-    "delivered_at, failed_at, last_error"
-)
+def where_clause(
+    equal: Mapping[str, Any], *conditions: tuple[str, Sequence[Any]] | None
+) -> tuple[str, list[Any]]:
+    """A listing's filter: ``column = ?`` for each value of ``equal`` that is not None, then
+    each condition given (its SQL and parameters). Returns ``WHERE ... `` (empty when nothing
+    filters) and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in equal.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    for condition in conditions:
+        if condition is not None:
+            where.append(condition[0])
+            params.extend(condition[1])
+    return (f"WHERE {' AND '.join(where)} " if where else ""), params
 
 
 def group_of(spec: str) -> str | None:
@@ -77,8 +97,7 @@ def insert_request_statement(record: RequestRecord) -> Statement:
 
 def audit_statement(audit: AuditRow) -> Statement:
     return (
-        "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details, project) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO fl_audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             audit.kind,
             audit.call_id,

@@ -24,15 +24,11 @@ class TokenRepository(Engine):
     ) -> bool:
         """Store a token; False (nothing stored) when a live token of ``project`` already has
         this ``name`` (a unique index, so concurrent creations cannot both win)."""
-        return await self._transaction(
-            [
-                (
-                    "INSERT INTO fl_tokens (token_hash, project, name, created_at, role, approver, "
-                    "token_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (token_hash, project, name, now, role, approver, token_id),
-                )
-            ],
-            guard_first=True,
+        return await self._execute(
+            "INSERT INTO fl_tokens (token_hash, project, name, created_at, role, approver, "
+            "token_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (token_hash, project, name, now, role, approver, token_id),
+            guard=True,
         )
 
     async def live_token_named(self, project: str, name: str) -> bool:
@@ -84,13 +80,8 @@ class TokenRepository(Engine):
         """Revoke every live token called ``name``; how many were revoked."""
         before = [t for t in await self.list_tokens() if t.name == name and t.revoked_at is None]
         if before:
-            await self._transaction(
-                [
-                    (
-                        "UPDATE fl_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                        (now, name),
-                    )
-                ],
-                guard_first=False,
+            await self._execute(
+                "UPDATE fl_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                (now, name),
             )
         return len(before)
