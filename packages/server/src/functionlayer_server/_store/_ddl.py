@@ -5,7 +5,9 @@ engines run them at start, in one transaction (SQLite) or under an advisory lock
 
 from __future__ import annotations
 
-__all__ = ["BACKFILL", "LATE_INDEXES", "backfill", "migrations", "schema"]
+from typing import Any
+
+__all__ = ["BACKFILL", "LATE_INDEXES", "migrations", "once", "run_backfills", "schema"]
 
 
 def schema(dialect: str) -> list[str]:
@@ -140,9 +142,7 @@ BACKFILL = [
     "WHERE revoked_at IS NULL",
 ]
 
-# The group id of requests stored before it had a column (it is in the spec's JSON). Once per
-# database: a marker in fl_meta says it was done (every later insert fills the column).
-_GROUP_BACKFILLED = "schema:group_id_backfilled"
+# The group id of requests stored before it had a column (it is in the spec's JSON).
 _GROUP_OF_SPEC = {
     "sqlite": (
         "json_extract(spec, '$.group_id')",
@@ -155,14 +155,29 @@ _GROUP_OF_SPEC = {
 }
 
 
-def backfill(dialect: str) -> list[str]:
-    """``BACKFILL`` and the backfills written for one dialect (``sqlite`` or ``postgresql``)."""
+def once(dialect: str) -> dict[str, list[str]]:
+    """Backfills run once per database (``sqlite`` or ``postgresql``), by the ``fl_meta`` key
+    that marks them done: each reads the whole table, and every later write fills its column
+    itself."""
     group, is_text = _GROUP_OF_SPEC[dialect]
-    return [
-        *BACKFILL,
-        f"UPDATE fl_requests SET group_id = {group} WHERE group_id IS NULL AND "
-        f"spec LIKE '%\"group_id\"%' AND {is_text} AND {group} <> '' AND NOT EXISTS "
-        f"(SELECT 1 FROM fl_meta WHERE key = '{_GROUP_BACKFILLED}')",
-        f"INSERT INTO fl_meta (key, value) VALUES ('{_GROUP_BACKFILLED}', '1') "
-        "ON CONFLICT (key) DO NOTHING",
-    ]
+    return {
+        "schema:group_id_backfilled": [
+            f"UPDATE fl_requests SET group_id = {group} WHERE group_id IS NULL AND "
+            f"spec LIKE '%\"group_id\"%' AND {is_text} AND {group} <> ''"
+        ]
+    }
+
+
+def run_backfills(conn: Any, dialect: str) -> None:
+    """``BACKFILL``, then each backfill of ``once`` not yet marked done, over a sync connection
+    (sqlite3 or psycopg) inside the caller's migration transaction."""
+    for statement in BACKFILL:
+        conn.execute(statement)
+    for key, statements in once(dialect).items():
+        if conn.execute(f"SELECT 1 FROM fl_meta WHERE key = '{key}'").fetchone() is not None:
+            continue
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO fl_meta (key, value) VALUES ('{key}', '1') ON CONFLICT (key) DO NOTHING"
+        )

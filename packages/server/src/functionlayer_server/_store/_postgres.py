@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from functionlayer_server._store._base import Store
-from functionlayer_server._store._ddl import LATE_INDEXES, backfill, migrations, schema
+from functionlayer_server._store._ddl import LATE_INDEXES, migrations, run_backfills, schema
 from functionlayer_server._store._engine import NOTIFY_CHANNEL, NotifyCallback
 from functionlayer_server._store._rows import AuditRow
 from functionlayer_server._store._sql import Statement, audit_statement
@@ -51,8 +51,9 @@ def postgres_prepare(url: str) -> psycopg.Connection[Any]:
                 "ALTER TABLE fl_requests DROP CONSTRAINT fl_requests_pkey, "
                 "ADD CONSTRAINT fl_requests_pkey PRIMARY KEY (kind, call_id, project)"
             )
-        for statement in LATE_INDEXES + backfill("postgresql"):
+        for statement in LATE_INDEXES:
             conn.execute(statement)
+        run_backfills(conn, "postgresql")
     return conn
 
 
