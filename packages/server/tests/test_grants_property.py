@@ -318,6 +318,8 @@ def test_concurrent_calls_never_exceed_a_grants_uses(world: World) -> None:
 
     async def run() -> None:
         svc.rules = OperatorPolicy()
+        # The module's world is shared: the property test may have left bob disabled.
+        await svc.accounts.disable("bob", False)
         await svc.create_record(
             FUNCTION_CALL,
             FunctionCall(

@@ -1441,8 +1441,6 @@ class ApprovalService:
     # still its own request, decided (with its own claim and audit) through
     # ``decide_function_call``; a page decides only the calls it showed.
 
-    MAX_GROUP_SCAN = 2000
-    """How many of the project's newest function calls a group lookup reads."""
     MAX_GROUP_SIZE = 50
     """At most this many calls are shown (and decidable) on one group page."""
 
@@ -1469,10 +1467,13 @@ class ApprovalService:
         key = self._group_key(anchor)
         records = [anchor]
         if key is not None:
-            found = await self.store.list_requests(
-                FUNCTION_CALL, project=project, limit=self.MAX_GROUP_SCAN
+            records = await self.store.list_group(
+                FUNCTION_CALL,
+                project=key[0],
+                token_id=key[1],
+                group_id=key[2],
+                limit=self.MAX_GROUP_SIZE,
             )
-            records = [r for r in found if self._group_key(r) == key]
             if not any(r.call_id == anchor.call_id for r in records):
                 records.append(anchor)
             records.sort(key=lambda r: (r.created_at, r.call_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from types import ModuleType
+from typing import Any
 
 from functionlayer_server._extras import require_extra
 from functionlayer_server._store._base import (
@@ -61,29 +62,25 @@ def open_store(url: str) -> Store:
 def prepare_database(url: str) -> str:
     """Create the schema if needed and return the server's secret key, generating and storing
     one on first use. Synchronous: runs once before the app starts serving."""
-    new_key = secrets.token_urlsafe(48)
     if is_postgres_url(url):
-        pg = _postgres_store_module().postgres_prepare(url)
-        try:
-            pg.execute(
-                "INSERT INTO fl_meta (key, value) VALUES ('secret_key', %s) ON CONFLICT (key) DO NOTHING",
-                (new_key,),
-            )
-            row = pg.execute("SELECT value FROM fl_meta WHERE key = 'secret_key'").fetchone()
-        finally:
-            pg.close()
-    else:
-        from functionlayer_server._store._sqlite import sqlite_prepare
+        return _secret_key(_postgres_store_module().postgres_prepare(url), "%s")
+    from functionlayer_server._store._sqlite import sqlite_prepare
 
-        open_store(url)  # validates the URL
-        lite = sqlite_prepare(url)
-        try:
-            lite.execute(
-                "INSERT INTO fl_meta (key, value) VALUES ('secret_key', ?) ON CONFLICT (key) DO NOTHING",
-                (new_key,),
-            )
-            row = lite.execute("SELECT value FROM fl_meta WHERE key = 'secret_key'").fetchone()
-        finally:
-            lite.close()
+    open_store(url)  # validates the URL
+    return _secret_key(sqlite_prepare(url), "?")
+
+
+def _secret_key(conn: Any, mark: str) -> str:
+    """The stored secret key (stored now if there is none) over a prepared database's sync
+    connection (sqlite3 or psycopg: ``mark`` is its placeholder), which is closed after."""
+    try:
+        conn.execute(
+            "INSERT INTO fl_meta (key, value) VALUES ('secret_key', "
+            f"{mark}) ON CONFLICT (key) DO NOTHING",
+            (secrets.token_urlsafe(48),),
+        )
+        row = conn.execute("SELECT value FROM fl_meta WHERE key = 'secret_key'").fetchone()
+    finally:
+        conn.close()
     assert row is not None
     return str(row[0])

@@ -12,18 +12,11 @@ from typing import Any
 
 import psycopg
 
-from functionlayer_server._store._base import (
-    BACKFILL,
-    LATE_INDEXES,
-    NOTIFY_CHANNEL,
-    AuditRow,
-    NotifyCallback,
-    Statement,
-    Store,
-    _audit_statement,
-    migrations,
-    schema,
-)
+from functionlayer_server._store._base import Store
+from functionlayer_server._store._ddl import LATE_INDEXES, migrations, run_backfills, schema
+from functionlayer_server._store._engine import NOTIFY_CHANNEL, NotifyCallback
+from functionlayer_server._store._rows import AuditRow
+from functionlayer_server._store._sql import Statement, audit_statement
 
 __all__ = ["PostgresStore", "postgres_prepare"]
 
@@ -58,8 +51,9 @@ def postgres_prepare(url: str) -> psycopg.Connection[Any]:
                 "ALTER TABLE fl_requests DROP CONSTRAINT fl_requests_pkey, "
                 "ADD CONSTRAINT fl_requests_pkey PRIMARY KEY (kind, call_id, project)"
             )
-        for statement in LATE_INDEXES + BACKFILL:
+        for statement in LATE_INDEXES:
             conn.execute(statement)
+        run_backfills(conn, "postgresql")
     return conn
 
 
@@ -142,7 +136,7 @@ class PostgresStore(Store):
         # wherever it stands in the transaction.
         if notify is None:
             return super()._audit_statements(audit, notify)
-        _, params = _audit_statement(audit)
+        _, params = audit_statement(audit)
         return [
             (
                 "INSERT INTO fl_audit (kind, call_id, at, actor, via, action, details, project) "

@@ -20,14 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from functionlayer_server._store._base import (
-    BACKFILL,
-    LATE_INDEXES,
-    Statement,
-    Store,
-    migrations,
-    schema,
-)
+from functionlayer_server._store._base import Store
+from functionlayer_server._store._ddl import LATE_INDEXES, migrations, run_backfills, schema
+from functionlayer_server._store._sql import Statement
 
 __all__ = ["SQLiteStore", "sqlite_path", "sqlite_prepare"]
 
@@ -71,8 +66,9 @@ def sqlite_prepare(url: str) -> sqlite3.Connection:
             if column not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         _rekey_requests(conn)  # before the late indexes: it rebuilds the table
-        for statement in LATE_INDEXES + BACKFILL:
+        for statement in LATE_INDEXES:
             conn.execute(statement)
+        run_backfills(conn, "sqlite")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
