@@ -318,6 +318,8 @@ def test_concurrent_calls_never_exceed_a_grants_uses(world: World) -> None:
 
     async def run() -> None:
         svc.rules = OperatorPolicy()
+        for name in PERSONS:  # the module's world: a property example may have disabled one
+            await svc.accounts.disable(name, False)
         await svc.create_record(
             FUNCTION_CALL,
             FunctionCall(
