@@ -34,8 +34,9 @@ from functionlayer_server._policy import (
     Effective,
     OperatorRule,
     Person,
+    PolicyError,
     ProjectRules,
-    _refusal,
+    may_decide,
 )
 from functionlayer_server._store import GrantRow
 
@@ -227,9 +228,10 @@ def may_grant(
 ) -> str | None:
     """Why ``person`` may not grant calls like ``call`` (None: they may). Exactly those who
     may decide the call may grant, where the operator's policy allows grants."""
-    refusal = _refusal(call, project, person, effective, directory, None)
-    if refusal is not None:
-        return refusal.reason
+    try:
+        may_decide(call, project, person, effective, directory)
+    except PolicyError as exc:
+        return exc.message
     return grants_refusal(rules, call.spec.fn, effective)
 
 

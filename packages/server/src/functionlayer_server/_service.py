@@ -88,14 +88,14 @@ class ApprovalService:
         self.scheduler = self.ledger.scheduler
         self.audit = AuditLog(self.ledger)
         self.authority = Authority(self.accounts, settings.operator_policy(), self.audit)
-        at_creation = AtCreation(self.ledger, self.authority)
-        creator = Creator(self.ledger, self.authority, self.audit, at_creation, self.pending_quota)
-        decider = Decider(self.ledger, self.authority, self.accounts)
-        ending = Ending(self.ledger)
-        listing = Listing(self.ledger, self.authority)
-        granting = Granting(self.ledger, self.authority, self.audit)
-        executions = Executions(self.ledger)
-        groups = Groups(self.ledger, self.authority)
+        part = (self.ledger, self.authority, self.audit)
+        creator = Creator(*part, AtCreation(*part), self.pending_quota)
+        decider = Decider(*part)
+        ending = Ending(*part)
+        listing = Listing(*part)
+        granting = Granting(*part)
+        executions = Executions(*part)
+        groups = Groups(*part)
 
         # listeners and planners (_requests._events)
         self.add_listener = self.events.add_listener

@@ -4,6 +4,6 @@ which stores the change, its webhook rows and its delivery jobs in one transacti
 waiters and tells listeners.
 
 Imports only go down this list: ``_records`` → ``_validate`` → ``_events`` → ``_waiters`` →
-``_presence`` → ``_ledger`` → ``_audit`` → ``_authority`` → ``_at_creation``, ``_create``,
-``_decide``, ``_ending``, ``_listing``, ``_groups``, ``_granting``, ``_executions``.
+``_presence`` → ``_ledger`` → ``_audit`` → ``_authority`` → ``_part`` → ``_at_creation`` →
+``_create``; ``_decide``, ``_ending``, ``_listing``, ``_groups``, ``_granting``, ``_executions``.
 """

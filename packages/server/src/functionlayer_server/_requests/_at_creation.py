@@ -13,17 +13,14 @@ from functionlayer_server import _grants, _schema
 from functionlayer_server._policy import Identity
 from functionlayer_server._store import AuditRow, GrantRow, RequestRecord
 
-from ._authority import Authority
-from ._ledger import Ledger
-from ._records import dt
+from ._part import Part
+from ._records import audit_row, dt
 
 __all__ = ["AtCreation"]
 
 
-class AtCreation:
-    def __init__(self, ledger: Ledger, authority: Authority) -> None:
-        self.ledger = ledger
-        self.authority = authority
+class AtCreation(Part):
+    """Decides a new function call by an operator rule or a live grant, or leaves it to a person."""
 
     async def decide(
         self, record: RequestRecord, call: FunctionCall, created: AuditRow
@@ -130,16 +127,8 @@ class AtCreation:
         status.responded_by = responded_by
         status.responded_via = via
         decided = record.changed(status.model_dump_json(), completed=True)
-        audit = AuditRow(
-            kind=record.kind,
-            call_id=record.call_id,
-            at=now,
-            actor=responded_by,
-            via=via,
-            action="approved" if approved else "rejected",
-            details=details,
-            project=record.project,
-        )
+        action = "approved" if approved else "rejected"
+        audit = audit_row(record, now, responded_by, via, action, details)
         if not await self.ledger.insert_decided(decided, [created, audit], grant_use=grant_use):
             return None
         return decided

@@ -4,38 +4,30 @@ the ledger, in the change's transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from functionlayer_server._store import AuditRow, RequestRecord
 
 from ._events import AuditEntry, audit_entry
 from ._ledger import Ledger
+from ._records import audit_row
 
 __all__ = ["AuditLog"]
 
 
+@dataclass(eq=False)
 class AuditLog:
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.store = ledger.store
-        self.clock = ledger.clock
+    """Audit entries outside a change, and the trail."""
+
+    ledger: Ledger
 
     async def add(self, row: AuditRow) -> None:
-        await self.store.add_audit(row)
+        await self.ledger.store.add_audit(row)
 
     async def refused(self, record: RequestRecord, who: str, reason: str, via: str) -> None:
-        await self.add(
-            AuditRow(
-                kind=record.kind,
-                call_id=record.call_id,
-                at=self.clock.now(),
-                actor=who,
-                via=via,
-                action="refused",
-                details={"reason": reason},
-                project=record.project,
-            )
-        )
+        now = self.ledger.clock.now()
+        await self.add(audit_row(record, now, who, via, "refused", {"reason": reason}))
 
     async def record_audit(
         self,
@@ -55,7 +47,7 @@ class AuditLog:
         row = AuditRow(
             kind=kind,
             call_id=call_id,
-            at=self.clock.now(),
+            at=self.ledger.clock.now(),
             actor=who,
             via=via,
             action=action,
@@ -70,4 +62,6 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """Oldest first; every request when ``call_id`` is None (for export); only
         ``project``'s entries when given (call ids are unique per project only)."""
-        return [audit_entry(r) for r in await self.store.list_audit(call_id, project=project)]
+        return [
+            audit_entry(r) for r in await self.ledger.store.list_audit(call_id, project=project)
+        ]

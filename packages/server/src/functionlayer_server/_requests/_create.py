@@ -5,6 +5,7 @@ rows and delivery jobs by the ledger. Idempotent per (project, call id)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from functionlayer._models import (
     FunctionCall,
@@ -15,32 +16,30 @@ from functionlayer._models import (
 
 from functionlayer_server._errors import ConflictError
 from functionlayer_server._quotas import PendingQuota
-from functionlayer_server._store import AuditRow, RequestRecord
+from functionlayer_server._store import RequestRecord
 
 from ._at_creation import AtCreation
-from ._audit import AuditLog
-from ._authority import Authority
-from ._ledger import Ledger
-from ._records import FUNCTION_CALL, HUMAN_CONTACT, Request, call_from, contact_from, dt
+from ._part import Part
+from ._records import (
+    FUNCTION_CALL,
+    HUMAN_CONTACT,
+    Request,
+    audit_row,
+    call_from,
+    contact_from,
+    dt,
+)
 from ._validate import check_request, same_request
 
 __all__ = ["Creator"]
 
 
-class Creator:
-    def __init__(
-        self,
-        ledger: Ledger,
-        authority: Authority,
-        audit: AuditLog,
-        at_creation: AtCreation,
-        pending_quota: PendingQuota,
-    ) -> None:
-        self.ledger = ledger
-        self.authority = authority
-        self.audit = audit
-        self.at_creation = at_creation
-        self.pending_quota = pending_quota
+@dataclass(eq=False)
+class Creator(Part):
+    """Creates requests (``ApprovalService.create_*``)."""
+
+    at_creation: AtCreation
+    pending_quota: PendingQuota
 
     async def create_function_call(
         self,
@@ -116,15 +115,8 @@ class Creator:
             created_by=created_by,
             created_by_token=created_by_token,
         )
-        audit = AuditRow(
-            kind=kind,
-            call_id=call_id,
-            at=now,
-            actor=actor,
-            via=via,
-            action="created",
-            details={"project": project, "run_id": request.run_id},
-            project=project,
+        audit = audit_row(
+            record, now, actor, via, "created", {"project": project, "run_id": request.run_id}
         )
         if kind == FUNCTION_CALL and isinstance(request, FunctionCall):
             # An operator rule or a person's live grant may decide it now (see _grants).
@@ -145,16 +137,6 @@ class Creator:
         if stored.run_id != request.run_id:
             # A request is its call id, function and arguments: a restarted agent (a new
             # run id) resumes it, pending or decided. The stored run id stays.
-            await self.audit.add(
-                AuditRow(
-                    kind=kind,
-                    call_id=call_id,
-                    at=now,
-                    actor=actor,
-                    via=via,
-                    action="resumed",
-                    details={"run_id": request.run_id, "original_run_id": stored.run_id},
-                    project=project,
-                )
-            )
+            details = {"run_id": request.run_id, "original_run_id": stored.run_id}
+            await self.audit.add(audit_row(stored, now, actor, via, "resumed", details))
         return await self.ledger.expire_if_due(stored), False

@@ -10,18 +10,18 @@ from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
 
 from functionlayer_server import _policy as policy
 from functionlayer_server import _schema
-from functionlayer_server._accounts import Accounts
 from functionlayer_server._errors import AlreadyDecidedError, InvalidDecisionError
 from functionlayer_server._policy import Decision, Identity, Person
 from functionlayer_server._store import AuditRow, RequestRecord
 
-from ._authority import Authority, policy_error
+from ._authority import policy_error
 from ._events import Change
-from ._ledger import Ledger
+from ._part import Part
 from ._records import (
     FUNCTION_CALL,
     HUMAN_CONTACT,
     AmbiguousCallIdError,
+    audit_row,
     call_from,
     contact_from,
     dt,
@@ -54,11 +54,8 @@ async def _check_edits_off_loop(call: FunctionCall, decision: Decision) -> None:
         raise InvalidDecisionError(_schema.describe(problems))
 
 
-class Decider:
-    def __init__(self, ledger: Ledger, authority: Authority, accounts: Accounts) -> None:
-        self.ledger = ledger
-        self.authority = authority
-        self.accounts = accounts
+class Decider(Part):
+    """Persons' decisions and answers (``ApprovalService.authorize``, ``respond_*``)."""
 
     async def authorize(
         self,
@@ -90,7 +87,7 @@ class Decider:
         try:
             return await self.ledger.read(kind, call_id, None)
         except AmbiguousCallIdError:
-            person = await self.accounts.resolve(identity(responder))
+            person = await self.authority.accounts.resolve(identity(responder))
             among = person.projects if person is not None else frozenset()
             return await self.ledger.read(kind, call_id, None, among=among)
 
@@ -202,13 +199,5 @@ class Decider:
         via: str,
         change: policy.Transition,
     ) -> AuditRow:
-        return AuditRow(
-            kind=record.kind,
-            call_id=record.call_id,
-            at=self.ledger.clock.now(),
-            actor=person.name,
-            via=via,
-            action=change.action,
-            details={**change.details, "identity": str(identity(responder))},
-            project=record.project,
-        )
+        details = {**change.details, "identity": str(identity(responder))}
+        return audit_row(record, self.ledger.clock.now(), person.name, via, change.action, details)

@@ -12,15 +12,14 @@ from functionlayer_server._errors import AlreadyDecidedError
 from functionlayer_server._ownership import check_owner
 from functionlayer_server._store import RequestRecord
 
-from ._ledger import Ledger
+from ._part import Part
 from ._records import dt, model
 
 __all__ = ["Ending"]
 
 
-class Ending:
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+class Ending(Part):
+    """The agent giving up or abandoning its own request."""
 
     async def give_up(self, kind: str, call_id: str, client: ApiClient, reason: str) -> bool:
         """An agent stops waiting: only the token that created the request may expire it, and

@@ -18,8 +18,8 @@ from functionlayer_server._errors import ConflictError, InvalidRequestError
 from functionlayer_server._ownership import check_owner
 from functionlayer_server._store import AuditRow, RequestRecord
 
-from ._ledger import Ledger
-from ._records import FUNCTION_CALL, call_from, dt
+from ._part import Part
+from ._records import FUNCTION_CALL, audit_row, call_from, dt
 
 __all__ = ["MAX_SUMMARY", "ExecutionRefusedError", "Executions"]
 
@@ -38,9 +38,8 @@ def _check_claim_id(claim_id: str) -> None:
         raise InvalidRequestError("claim_id must be 1-256 printable characters")
 
 
-class Executions:
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+class Executions(Part):
+    """Execution claims and outcome reports of approved calls."""
 
     async def _read(self, call_id: str, project: str, creator: str | None) -> RequestRecord:
         """The call; ``creator``: the calling agent token's id (None: not an agent token,
@@ -53,16 +52,7 @@ class Executions:
     def _audit(
         self, record: RequestRecord, actor: str, via: str, action: str, details: dict[str, object]
     ) -> AuditRow:
-        return AuditRow(
-            kind=FUNCTION_CALL,
-            call_id=record.call_id,
-            at=self.ledger.clock.now(),
-            actor=actor,
-            via=via,
-            action=action,
-            details=details,
-            project=record.project,
-        )
+        return audit_row(record, self.ledger.clock.now(), actor, via, action, details)
 
     async def claim_execution(
         self,

@@ -17,20 +17,15 @@ from functionlayer_server._errors import (
 from functionlayer_server._policy import Identity, Person
 from functionlayer_server._store import AuditRow, GrantRow
 
-from ._audit import AuditLog
-from ._authority import Authority
-from ._ledger import Ledger
+from ._part import Part
 from ._records import FUNCTION_CALL, call_from
 from ._validate import check_via
 
 __all__ = ["Granting"]
 
 
-class Granting:
-    def __init__(self, ledger: Ledger, authority: Authority, audit: AuditLog) -> None:
-        self.ledger = ledger
-        self.authority = authority
-        self.audit = audit
+class Granting(Part):
+    """Grants made, listed and revoked (``ApprovalService.*_grant*``)."""
 
     async def create_grant(
         self,

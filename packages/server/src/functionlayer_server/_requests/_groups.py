@@ -15,8 +15,7 @@ from functionlayer._models import FunctionCall
 from functionlayer_server._policy import Person
 from functionlayer_server._store import RequestRecord
 
-from ._authority import Authority
-from ._ledger import Ledger
+from ._part import Part
 from ._records import FUNCTION_CALL, call_from
 
 __all__ = ["MAX_GROUP_SCAN", "MAX_GROUP_SIZE", "Groups"]
@@ -34,10 +33,8 @@ def _group_key(record: RequestRecord) -> tuple[str, str, str] | None:
     return record.project, record.created_by_token, group
 
 
-class Groups:
-    def __init__(self, ledger: Ledger, authority: Authority) -> None:
-        self.ledger = ledger
-        self.authority = authority
+class Groups(Part):
+    """The review group of a call (``ApprovalService.group_members``)."""
 
     async def group_members(
         self, call_id: str, *, project: str, person: Person | None = None

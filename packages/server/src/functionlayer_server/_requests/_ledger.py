@@ -16,6 +16,7 @@ import asyncio
 import json
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 
 from functionlayer._models import FunctionCallStatus, HumanContactStatus
 
@@ -27,31 +28,40 @@ from functionlayer_server._store import AuditRow, GrantRow, OutboxRow, RequestRe
 
 from ._events import Change, Events, EventType
 from ._presence import Presence
-from ._records import FUNCTION_CALL, AmbiguousCallIdError, Request, dt, model, noun
+from ._records import (
+    FUNCTION_CALL,
+    AmbiguousCallIdError,
+    Request,
+    audit_row,
+    dt,
+    model,
+    noun,
+)
 from ._validate import check_via
 from ._waiters import Waiters, notice
 
 __all__ = ["Ledger"]
 
 
+@dataclass(eq=False)
 class Ledger:
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        clock: Clock,
-        events: Events,
-        waiters: Waiters,
-        presence: Presence,
-    ) -> None:
-        self.store = store
-        self.settings = settings
-        self.clock = clock
-        self.events = events
-        self.waiters = waiters
-        self.presence = presence
+    """Reads, waits, expiry, and the one write path (see the module docstring)."""
+
+    store: Store
+    settings: Settings
+    clock: Clock
+    events: Events
+    waiters: Waiters
+    presence: Presence
+    scheduler: Scheduler = field(init=False)
+    """Runs expiries (``expire``) and the jobs the ledger writes; woken when it writes some."""
+
+    def __post_init__(self) -> None:
         self.scheduler = Scheduler(
-            store, clock, self._expire_due, max_sleep=settings.scheduler_interval_seconds
+            self.store,
+            self.clock,
+            self._expire_due,
+            max_sleep=self.settings.scheduler_interval_seconds,
         )
 
     # -- reading ----------------------------------------------------------------------------
@@ -202,16 +212,8 @@ class Ledger:
             status.responded_via = via
             if abandoned:
                 status.abandoned_at = dt(now)
-            audit = AuditRow(
-                kind=kind,
-                call_id=call_id,
-                at=now,
-                actor=actor,
-                via=via,
-                action="abandoned" if abandoned else "expired",
-                details={"reason": reason},
-                project=project,
-            )
+            action = "abandoned" if abandoned else "expired"
+            audit = audit_row(record, now, actor, via, action, {"reason": reason})
             if await self.commit(record, status.model_dump_json(), audit, "decided") is not None:
                 return True
         return False

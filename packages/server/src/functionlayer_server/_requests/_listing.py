@@ -10,17 +10,14 @@ from functionlayer._models import FunctionCall, HumanContact
 from functionlayer_server._policy import Person
 from functionlayer_server._store import RequestRecord
 
-from ._authority import Authority
-from ._ledger import Ledger
+from ._part import Part
 from ._records import FUNCTION_CALL, HUMAN_CONTACT, Request, call_from, contact_from, model
 
 __all__ = ["Listing"]
 
 
-class Listing:
-    def __init__(self, ledger: Ledger, authority: Authority) -> None:
-        self.ledger = ledger
-        self.authority = authority
+class Listing(Part):
+    """Lists for the API and pages for the inbox."""
 
     async def _list(
         self,

@@ -4,18 +4,20 @@ stored ``RequestRecord`` into a ``FunctionCall`` or ``HumanContact`` here."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from functionlayer._models import FunctionCall, HumanContact
 
 from functionlayer_server._errors import NotFoundError
 from functionlayer_server._policy import Identity
-from functionlayer_server._store import RequestRecord
+from functionlayer_server._store import AuditRow, RequestRecord
 
 __all__ = [
     "FUNCTION_CALL",
     "HUMAN_CONTACT",
     "AmbiguousCallIdError",
     "Request",
+    "audit_row",
     "call_from",
     "contact_from",
     "dt",
@@ -37,6 +39,13 @@ class AmbiguousCallIdError(NotFoundError):
 
 def dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def audit_row(
+    record: RequestRecord, at: float, actor: str, via: str, action: str, details: dict[str, Any]
+) -> AuditRow:
+    """An audit entry about ``record`` (its kind, call id and project)."""
+    return AuditRow(record.kind, record.call_id, at, actor, via, action, details, record.project)
 
 
 def noun(kind: str) -> str:
