@@ -24,8 +24,7 @@ from functionlayer_server._service import FUNCTION_CALL
 from functionlayer_server._store import open_store, prepare_database
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from tests._support.servers import fresh_postgres_database
+from tests.server.conftest import fresh_postgres_database
 
 PERSONS = ("alice", "bob")
 _counter = itertools.count()
@@ -318,8 +317,8 @@ def test_concurrent_calls_never_exceed_a_grants_uses(world: World) -> None:
 
     async def run() -> None:
         svc.rules = OperatorPolicy()
-        # The module's world is shared: the property test may have left bob disabled.
-        await svc.accounts.disable("bob", False)
+        for name in PERSONS:  # the module's world: a property example may have disabled one
+            await svc.accounts.disable(name, False)
         await svc.create_record(
             FUNCTION_CALL,
             FunctionCall(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from functionlayer._models import FunctionCall
@@ -34,9 +34,11 @@ from functionlayer_server._policy import (
     Effective,
     OperatorRule,
     Person,
+    PolicyError,
     ProjectRules,
-    _refusal,
+    may_decide,
 )
+from functionlayer_server._store import GrantRow
 
 __all__ = [
     "MAX_GRANT_SECONDS",
@@ -82,6 +84,16 @@ class Grant:
     @staticmethod
     def scope_from_json(text: str) -> tuple[Condition, ...]:
         return tuple(parse_condition(t) for t in json.loads(text))
+
+    @classmethod
+    def from_row(cls, row: GrantRow) -> Grant:
+        """The grant as stored (its scope parsed again: it is checked as written today)."""
+        values = {f.name: getattr(row, f.name) for f in fields(row)}
+        return cls(**{**values, "scope": cls.scope_from_json(row.scope)})
+
+    def to_row(self) -> GrantRow:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "scope"}
+        return GrantRow(**values, scope=self.scope_json())
 
     def state(self, now: float) -> str:
         if self.revoked_at is not None:
@@ -216,9 +228,10 @@ def may_grant(
 ) -> str | None:
     """Why ``person`` may not grant calls like ``call`` (None: they may). Exactly those who
     may decide the call may grant, where the operator's policy allows grants."""
-    refusal = _refusal(call, project, person, effective, directory, None)
-    if refusal is not None:
-        return refusal.reason
+    try:
+        may_decide(call, project, person, effective, directory)
+    except PolicyError as exc:
+        return exc.message
     return grants_refusal(rules, call.spec.fn, effective)
 
 

@@ -1,10 +1,10 @@
 """Webhook events as outbox rows: what the service writes, in the transaction that makes a
 change, so that the change and its announcement are stored together or not at all.
 
-Pure (no I/O): ``_service`` builds rows here and hands them to the store; ``_webhooks``
-delivers them. One row per (event, URL): each URL keeps its own attempts, backoff and
-outcome, so a dead receiver never holds back a live one, and a claim (a compare-and-set on
-one row) covers exactly one HTTP attempt. The event id (the delivery id receivers
+Pure (no I/O): the ledger (``_requests._ledger``) builds rows here and hands them to the store
+with the change; ``_webhooks`` delivers them. One row per (event, URL): each URL keeps its own
+attempts, backoff and outcome, so a dead receiver never holds back a live one, and a claim (a
+compare-and-set on one row) covers exactly one HTTP attempt. The event id (the delivery id receivers
 de-duplicate on) is shared by the rows of one event and stays the same across retries.
 
 Event names, given to ``webhook_event``:

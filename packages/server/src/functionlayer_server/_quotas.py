@@ -18,6 +18,15 @@ PENDING_RETRY_AFTER = 10  # seconds: long enough for a person to decide somethin
 LONG_POLL_RETRY_AFTER = 1  # seconds: another long-poll of the token may end by then
 
 
+def _leave(counts: dict[tuple[str, str], int], key: tuple[str, str]) -> None:
+    """One fewer for ``key`` (gone at zero: the dict holds only what is in use)."""
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
 class PendingQuota:
     """At most ``limit`` pending requests per (project, agent token), counted in the database
     (so every server process sees the same count). Creates of one token that are in flight in
@@ -59,11 +68,7 @@ class PendingQuota:
                 )
             yield
         finally:
-            left = self._in_flight[key] - 1
-            if left:
-                self._in_flight[key] = left
-            else:
-                del self._in_flight[key]
+            _leave(self._in_flight, key)
 
 
 class LongPollQuota:
@@ -98,8 +103,4 @@ class LongPollQuota:
         try:
             yield
         finally:
-            left = self._open[key] - 1
-            if left:
-                self._open[key] = left
-            else:
-                del self._open[key]
+            _leave(self._open, key)
