@@ -24,7 +24,8 @@ from functionlayer_server._service import FUNCTION_CALL
 from functionlayer_server._store import open_store, prepare_database
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tests.server.conftest import fresh_postgres_database
+
+from tests._support.servers import fresh_postgres_database
 
 PERSONS = ("alice", "bob")
 _counter = itertools.count()
