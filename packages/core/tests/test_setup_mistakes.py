@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from functionlayer._backends._http import _api_path_hint
+from functionlayer._backends._http_answers import api_path_hint as _api_path_hint
 
 from packages.core.tests.protocol_server import Fault, ProtocolServer
 from packages.core.tests.test_client_hints import _closed_port
