@@ -45,6 +45,7 @@ from functionlayer_server._errors import (
     RoutingRefusedError,
     ServerError,
 )
+from functionlayer_server._held import wake_at
 from functionlayer_server._outbox import outbox_rows, webhook_event
 from functionlayer_server._ownership import check_owner
 from functionlayer_server._policy import Decision, Directory, Identity, Person
@@ -831,7 +832,11 @@ class ApprovalService:
                     agent = False
                 if record.completed or self._stopping:
                     return record
-                await asyncio.wait({fut}, timeout=max(deadline - loop.time(), 0.0))
+                wake = wake_at(deadline, fut)  # lighter than asyncio.wait: 10,000 waiters
+                try:
+                    await fut
+                finally:
+                    wake.cancel()
             finally:
                 waiters = self._waiters.get(key)
                 if waiters is not None:
