@@ -99,7 +99,6 @@ def fmt(values: list[float]) -> str:
     return f"p50 {pct(ms, 50):7.2f} ms   p99 {pct(ms, 99):7.2f} ms   mean {statistics.fmean(ms):7.2f} ms"
 
 
-
 class RawConnection:
     """A minimal keep-alive HTTP/1.1 JSON client. httpx costs ~1 ms of CPU per request, which
     on a 2-core machine shared with the server would measure the client, not the server."""
@@ -130,7 +129,6 @@ class RawConnection:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
 
 
 def raise_open_files_limit() -> None:

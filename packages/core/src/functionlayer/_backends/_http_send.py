@@ -117,6 +117,19 @@ class _OutageLog:
         )
 
 
+class _Retrying:
+    def __init__(self, backoff: _Backoff, outage: _OutageLog) -> None:
+        self.backoff, self.outage = backoff, outage
+
+    def next_delay(self, outcome: Retry) -> float:
+        """Seconds to sleep before the next try; raises the error when it is time to give up."""
+        delay = self.backoff.next_delay(outcome.retry_after)
+        if delay is None:
+            raise outcome.error
+        self.outage.failed(outcome.error, self.backoff.give_up_at)
+        return delay
+
+
 class HttpSending:
     """The sending half of ``HttpBackend`` (which sets the attributes below)."""
 
@@ -179,7 +192,6 @@ class HttpSending:
     def _timeouts(self, wait: float | None) -> dict[str, float]:
         return {
             "connect_timeout": min(self.request_timeout, self.connect_timeout),
-            "timeout": self.request_timeout,
             "read_timeout": self.request_timeout + (wait or 0.0),
         }
 
@@ -197,9 +209,13 @@ class HttpSending:
             )
         return Retry(BackendUnavailableError(message, never_reached=never), retry_after=None)
 
-    def _give_up_at(self, deadline: float | None) -> float:
-        give_up = time.monotonic() + self.retry_for
-        return give_up if deadline is None else min(give_up, max(deadline, time.monotonic() + 1.0))
+    def _retrying(self, started: float, deadline: float | None) -> _Retrying:
+        """The backoff and the outage log of one request, from its first failure on."""
+        give_up = started + self.retry_for
+        if deadline is not None:
+            give_up = min(give_up, max(deadline, started + 1.0))
+        backoff = _Backoff(self.backoff_initial, self.backoff_max, give_up)
+        return _Retrying(backoff, _OutageLog(self.base_url))
 
     def _send_once(self, method: str, path: str, body: bytes | None, wait: float | None) -> Answer:
         if self._wire is not None:
@@ -229,9 +245,7 @@ class HttpSending:
         deadline: float | None = None,
     ) -> M:
         started = time.monotonic()
-        give_up_at = self._give_up_at(deadline)
-        backoff = _Backoff(self.backoff_initial, self.backoff_max, give_up_at)
-        outage = _OutageLog(self.base_url)
+        retrying: _Retrying | None = None  # made at the first failure
         # Null fields included, as the predecessor's clients and servers expect.
         content = None if body is None else body.model_dump_json().encode()
         creating = creates(method, path)
@@ -241,13 +255,12 @@ class HttpSending:
                 _reached.add(self.base_url)
                 outcome = interpret(model, response, self.base_url, creating, path)
             except httpx.TransportError as exc:
-                outcome = self._unreachable(exc, backoff, started)
+                retrying = retrying or self._retrying(started, deadline)
+                outcome = self._unreachable(exc, retrying.backoff, started)
             if not isinstance(outcome, Retry):
                 return outcome
-            delay = backoff.next_delay(outcome.retry_after)
-            if delay is None:
-                raise outcome.error
-            outage.failed(outcome.error, backoff.give_up_at)
+            retrying = retrying or self._retrying(started, deadline)
+            delay = retrying.next_delay(outcome)
             if _interrupt.stopping.wait(delay):  # Ctrl-C: no more retries
                 raise outcome.error
 
@@ -262,9 +275,7 @@ class HttpSending:
         deadline: float | None = None,
     ) -> M:
         started = time.monotonic()
-        give_up_at = self._give_up_at(deadline)
-        backoff = _Backoff(self.backoff_initial, self.backoff_max, give_up_at)
-        outage = _OutageLog(self.base_url)
+        retrying: _Retrying | None = None  # made at the first failure
         content = None if body is None else body.model_dump_json().encode()
         creating = creates(method, path)
         while True:
@@ -273,13 +284,12 @@ class HttpSending:
                 _reached.add(self.base_url)
                 outcome = interpret(model, response, self.base_url, creating, path)
             except httpx.TransportError as exc:
-                outcome = self._unreachable(exc, backoff, started)
+                retrying = retrying or self._retrying(started, deadline)
+                outcome = self._unreachable(exc, retrying.backoff, started)
             if not isinstance(outcome, Retry):
                 return outcome
-            delay = backoff.next_delay(outcome.retry_after)
-            if delay is None:
-                raise outcome.error
-            outage.failed(outcome.error, backoff.give_up_at)
+            retrying = retrying or self._retrying(started, deadline)
+            delay = retrying.next_delay(outcome)
             await asyncio.sleep(delay)
             if _interrupt.stopping.is_set():
                 raise outcome.error

@@ -20,6 +20,7 @@ import os
 import select
 import socket
 import ssl
+import time
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -33,6 +34,9 @@ __all__ = ["AsyncWire", "SyncWire", "WireResponse", "WireTarget", "tls_context"]
 MAX_IDLE = 64
 
 _READ = 65536
+
+#: Seconds an idle connection is reused without first checking that the server kept it open.
+_FRESH = 1.0
 
 
 def tls_context() -> ssl.SSLContext:
@@ -77,25 +81,23 @@ class SyncWire:
 
     def __init__(self, target: WireTarget) -> None:
         self.target = target
-        self._idle: deque[socket.socket] = deque()
+        self._idle: deque[tuple[socket.socket, float]] = deque()
         self._pid = os.getpid()
         self._tls: ssl.SSLContext | None = None
 
-    def request(
-        self, data: bytes, *, connect_timeout: float, timeout: float, read_timeout: float
-    ) -> WireResponse:
+    def request(self, data: bytes, *, connect_timeout: float, read_timeout: float) -> WireResponse:
         if self._pid != os.getpid():  # a forked child must not share its parent's sockets
             self._idle.clear()
             self._pid = os.getpid()
         sock = self._reuse()
         if sock is not None:
             try:
-                return self._exchange(sock, data, timeout, read_timeout, reused=True)
+                return self._exchange(sock, data, read_timeout, reused=True)
             except _Stale:
                 pass  # closed by the server while idle, before it read anything: a new one
         sock = self._connect(connect_timeout)
         try:
-            return self._exchange(sock, data, timeout, read_timeout, reused=False)
+            return self._exchange(sock, data, read_timeout, reused=False)
         except _Stale:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response."
@@ -104,10 +106,12 @@ class SyncWire:
     def _reuse(self) -> socket.socket | None:
         while True:
             try:
-                sock = self._idle.pop()
+                sock, idle_since = self._idle.pop()
             except IndexError:
                 return None
-            if _alive(sock):
+            # Servers close idle connections after seconds (uvicorn: 5): a fresh one is not
+            # looked at (the retry below covers the rare race), an older one is.
+            if time.monotonic() - idle_since < _FRESH or _alive(sock):
                 return sock
             sock.close()
 
@@ -134,11 +138,14 @@ class SyncWire:
         return sock
 
     def _exchange(
-        self, sock: socket.socket, data: bytes, timeout: float, read_timeout: float, *, reused: bool
+        self, sock: socket.socket, data: bytes, read_timeout: float, *, reused: bool
     ) -> WireResponse:
         parser = ResponseParser()
         try:
-            sock.settimeout(timeout)
+            # The read timeout bounds the send too (a request is small: its send never waits
+            # on a live server), so a kept-alive socket is set once, not twice per request.
+            if sock.gettimeout() != read_timeout:
+                sock.settimeout(read_timeout)
             try:
                 sock.sendall(data)
             except TimeoutError:
@@ -147,7 +154,6 @@ class SyncWire:
                 if reused:
                     raise _Stale from None
                 raise httpx.WriteError(str(exc)) from None
-            sock.settimeout(read_timeout)
             while True:
                 try:
                     chunk = sock.recv(_READ)
@@ -177,12 +183,12 @@ class SyncWire:
         if parser.will_close or len(self._idle) >= MAX_IDLE:
             sock.close()
         else:
-            self._idle.append(sock)
+            self._idle.append((sock, time.monotonic()))
         return response
 
     def close(self) -> None:
         while self._idle:
-            self._idle.pop().close()
+            self._idle.pop()[0].close()
 
 
 class _Stale(Exception):
@@ -212,19 +218,19 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         parser, waiter = self.parser, self.waiter
         if parser is None or waiter is None or waiter.done():
-            self._close()  # bytes while no request is open: not a connection to reuse
+            self.close()  # bytes while no request is open: not a connection to reuse
             return
         try:
             done = parser.feed(data)
         except httpx.RemoteProtocolError as exc:
-            self._close()
+            self.close()
             waiter.set_exception(exc)
             return
         if done:
             assert parser.response is not None
             self.parser = None
             if parser.will_close:
-                self._close()
+                self.close()
             waiter.set_result(parser.response)
 
     def eof_received(self) -> bool:
@@ -249,10 +255,15 @@ class _Connection(asyncio.Protocol):
                 )
             )
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _read_timed_out(waiter: asyncio.Future[WireResponse]) -> None:
+    if not waiter.done():
+        waiter.set_exception(httpx.ReadTimeout("timed out"))
 
 
 class AsyncWire:
@@ -264,7 +275,7 @@ class AsyncWire:
         self._tls: ssl.SSLContext | None = None
 
     async def request(
-        self, data: bytes, *, connect_timeout: float, timeout: float, read_timeout: float
+        self, data: bytes, *, connect_timeout: float, read_timeout: float
     ) -> WireResponse:
         connection = self._reuse()
         if connection is not None:
@@ -316,24 +327,22 @@ class AsyncWire:
         assert connection.transport is not None
         waiter: asyncio.Future[WireResponse] = asyncio.get_running_loop().create_future()
         connection.parser, connection.waiter = ResponseParser(), waiter
+        timer = asyncio.get_running_loop().call_later(read_timeout, _read_timed_out, waiter)
         try:
             connection.transport.write(data)
-            async with asyncio.timeout(read_timeout):
-                response = await waiter
-        except TimeoutError:
-            connection._close()
-            raise httpx.ReadTimeout("timed out") from None
-        except BaseException:  # cancelled, or the connection failed: never reused
-            connection._close()
+            response = await waiter
+        except BaseException:  # timed out, cancelled, or the connection failed: never reused
+            connection.close()
             raise
         finally:
+            timer.cancel()
             connection.waiter = None
         if not connection.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(connection)
         elif not connection.closed:
-            connection._close()
+            connection.close()
         return response
 
     def close(self) -> None:
         while self._idle:
-            self._idle.pop()._close()
+            self._idle.pop().close()
