@@ -19,9 +19,14 @@ from packages.core.tests.protocol_server import Fault, ProtocolServer
 from packages.core.tests.test_client_hints import _closed_port
 
 AGENT = """
-from functionlayer import FunctionLayer
+import httpx
+from functionlayer import FunctionLayer, HttpBackend
 
-fl = FunctionLayer(connect_timeout=1)
+fl = (
+    FunctionLayer(connect_timeout=1)
+    if PATH == "lean"
+    else FunctionLayer(backend=HttpBackend(connect_timeout=1, transport=httpx.HTTPTransport()))
+)
 ran = []
 
 @fl.require_approval
@@ -35,11 +40,24 @@ print("ran:", ran)
 """
 
 
+#: The HTTP path the agents use: the lean client (the default) or httpx (a plugged-in
+#: transport). Every test here runs on both.
+_path = {"now": "lean"}
+
+
+@pytest.fixture(autouse=True, params=["lean", "httpx"])
+def http_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    _path["now"] = request.param
+    yield request.param
+    _path["now"] = "lean"
+
+
 def run_agent(base: str, token: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_")}
     env.update(FUNCTIONLAYER_API_BASE=base, FUNCTIONLAYER_API_TOKEN=token)
+    script = f"PATH = {_path['now']!r}\n" + AGENT
     return subprocess.run(
-        [sys.executable, "-c", AGENT], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
 
 
