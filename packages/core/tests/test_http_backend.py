@@ -44,6 +44,10 @@ def http_path(request: pytest.FixtureRequest) -> Iterator[str]:
     _path["now"] = "lean"
 
 
+def http_path_now() -> str:
+    return _path["now"]
+
+
 def backend(base_url: str, token: str, **options: Any) -> HttpBackend:
     if _path["now"] == "httpx":
         options.setdefault("transport", httpx.HTTPTransport())

@@ -17,6 +17,9 @@ from functionlayer._backends._http_answers import api_path_hint as _api_path_hin
 
 from packages.core.tests.protocol_server import Fault, ProtocolServer
 from packages.core.tests.test_client_hints import _closed_port
+from packages.core.tests.test_http_backend import http_path, http_path_now
+
+__all__ = ["http_path"]  # the autouse fixture: every test here runs on both HTTP paths
 
 AGENT = """
 import httpx
@@ -40,22 +43,10 @@ print("ran:", ran)
 """
 
 
-#: The HTTP path the agents use: the lean client (the default) or httpx (a plugged-in
-#: transport). Every test here runs on both.
-_path = {"now": "lean"}
-
-
-@pytest.fixture(autouse=True, params=["lean", "httpx"])
-def http_path(request: pytest.FixtureRequest) -> Iterator[str]:
-    _path["now"] = request.param
-    yield request.param
-    _path["now"] = "lean"
-
-
 def run_agent(base: str, token: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_")}
     env.update(FUNCTIONLAYER_API_BASE=base, FUNCTIONLAYER_API_TOKEN=token)
-    script = f"PATH = {_path['now']!r}\n" + AGENT
+    script = f"PATH = {http_path_now()!r}\n" + AGENT
     return subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )

@@ -44,12 +44,9 @@ class RawServer:
         tls: ssl.SSLContext | None = None,
         hang_up: bool = False,
     ) -> None:
-        self.answer = answer
-        self.hang_up = hang_up
+        self.answer, self.hang_up, self.tls = answer, hang_up, tls
         self.close_idle_after = close_idle_after
-        self.tls = tls
-        self.connections = 0
-        self.requests = 0
+        self.connections = self.requests = 0
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         scheme = "https" if tls else "http"

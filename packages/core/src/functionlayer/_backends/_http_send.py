@@ -19,11 +19,10 @@ import asyncio
 import logging
 import os
 import random
-import ssl
 import time
 import urllib.request
 import weakref
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +30,7 @@ from pydantic import BaseModel
 
 from functionlayer import _interrupt
 from functionlayer._backends._http_answers import Answer, Retry, creates, interpret
+from functionlayer._backends._httpx_clients import AsyncClients
 from functionlayer._backends._wire import AsyncWire, SyncWire, WireTarget
 from functionlayer._errors import BackendUnavailableError, FunctionLayerError
 
@@ -130,6 +130,43 @@ class _Retrying:
         return delay
 
 
+class _Tries(Generic[M]):
+    """One request's tries: its body serialised once, then what each answer means."""
+
+    def __init__(
+        self,
+        sending: HttpSending,
+        model: type[M],
+        method: str,
+        path: str,
+        body: BaseModel | None,
+        deadline: float | None,
+    ) -> None:
+        self.sending, self.model, self.path, self.deadline = sending, model, path, deadline
+        # Null fields included, as the predecessor's clients and servers expect.
+        self.content = None if body is None else body.model_dump_json().encode()
+        self.creating = creates(method, path)
+        self.started = time.monotonic()
+        self.retrying: _Retrying | None = None  # made at the first failure
+        self.error: FunctionLayerError = BackendUnavailableError("not sent")
+
+    def judge(self, answer: Answer | httpx.TransportError) -> M | float:
+        """The parsed model, or seconds to wait before trying again (raises a permanent error,
+        or the last one when it is time to give up)."""
+        sending = self.sending
+        if isinstance(answer, httpx.TransportError):
+            self.retrying = self.retrying or sending._retrying(self.started, self.deadline)
+            outcome: M | Retry = sending._unreachable(answer, self.retrying.backoff, self.started)
+        else:
+            _reached.add(sending.base_url)
+            outcome = interpret(self.model, answer, sending.base_url, self.creating, self.path)
+        if not isinstance(outcome, Retry):
+            return outcome
+        self.error = outcome.error
+        self.retrying = self.retrying or sending._retrying(self.started, self.deadline)
+        return self.retrying.next_delay(outcome)
+
+
 class HttpSending:
     """The sending half of ``HttpBackend`` (which sets the attributes below)."""
 
@@ -160,7 +197,7 @@ class HttpSending:
         self._awires: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncWire] = (
             weakref.WeakKeyDictionary()
         )
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncClients] = (
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClients] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -244,55 +281,43 @@ class HttpSending:
         wait: float | None = None,
         deadline: float | None = None,
     ) -> M:
-        started = time.monotonic()
-        retrying: _Retrying | None = None  # made at the first failure
-        # Null fields included, as the predecessor's clients and servers expect.
-        content = None if body is None else body.model_dump_json().encode()
-        creating = creates(method, path)
+        tries = _Tries(self, model, method, path, body, deadline)
         while True:
+            answer: Answer | httpx.TransportError
             try:
-                response = self._send_once(method, path, content, wait)
-                _reached.add(self.base_url)
-                outcome = interpret(model, response, self.base_url, creating, path)
+                answer = self._send_once(method, path, tries.content, wait)
             except httpx.TransportError as exc:
-                retrying = retrying or self._retrying(started, deadline)
-                outcome = self._unreachable(exc, retrying.backoff, started)
-            if not isinstance(outcome, Retry):
-                return outcome
-            retrying = retrying or self._retrying(started, deadline)
-            delay = retrying.next_delay(outcome)
-            if _interrupt.stopping.wait(delay):  # Ctrl-C: no more retries
-                raise outcome.error
+                answer = exc
+            result = tries.judge(answer)
+            if not isinstance(result, float):
+                return result
+            if _interrupt.stopping.wait(result):  # Ctrl-C: no more retries
+                raise tries.error
 
     async def _asend(
         self,
         model: type[M],
         method: str,
         path: str,
-        *,
         body: BaseModel | None = None,
-        wait: float | None = None,
+        *,
         deadline: float | None = None,
+        wait: float | None = None,
     ) -> M:
-        started = time.monotonic()
-        retrying: _Retrying | None = None  # made at the first failure
-        content = None if body is None else body.model_dump_json().encode()
-        creating = creates(method, path)
+        """The async twin of ``_send``."""
+        attempts = _Tries(self, model, method, path, body, deadline)
         while True:
             try:
-                response = await self._asend_once(method, path, content, wait)
-                _reached.add(self.base_url)
-                outcome = interpret(model, response, self.base_url, creating, path)
+                result = attempts.judge(
+                    await self._asend_once(method, path, attempts.content, wait)
+                )
             except httpx.TransportError as exc:
-                retrying = retrying or self._retrying(started, deadline)
-                outcome = self._unreachable(exc, retrying.backoff, started)
-            if not isinstance(outcome, Retry):
-                return outcome
-            retrying = retrying or self._retrying(started, deadline)
-            delay = retrying.next_delay(outcome)
-            await asyncio.sleep(delay)
+                result = attempts.judge(exc)
+            if not isinstance(result, float):
+                return result
+            await asyncio.sleep(result)
             if _interrupt.stopping.is_set():
-                raise outcome.error
+                raise attempts.error
 
     def _once(self, model: type[M], path: str) -> M:
         """One POST on its own short-lived connection (not the shared pool, which the thread
@@ -325,11 +350,11 @@ class HttpSending:
             wire = self._awires[loop] = AsyncWire(self._async_target)
         return wire
 
-    def _async_clients(self) -> _AsyncClients:
+    def _async_clients(self) -> AsyncClients:
         loop = asyncio.get_running_loop()
         clients = self._aclients.get(loop)
         if clients is None:
-            clients = self._aclients[loop] = _AsyncClients(self._async_transport)
+            clients = self._aclients[loop] = AsyncClients(self._async_transport)
         return clients
 
     def close(self) -> None:
@@ -348,51 +373,3 @@ class HttpSending:
         clients = self._aclients.pop(loop, None)
         if clients is not None:
             await clients.aclose()
-
-
-class _AsyncClients:
-    """Small httpx AsyncClients, each request sent through the least busy one.
-
-    httpcore's pool scans every connection for every queued request on each state change, so
-    one client holding many concurrent long-polls costs CPU that grows with the cube of the
-    concurrency (50 agents: ~55 cycles/s instead of hundreds). Shards of at most
-    ``PER_CLIENT`` concurrent requests keep each scan short; a shard's cap equals its
-    connection limit, so no request ever queues inside httpx.
-    """
-
-    PER_CLIENT = 8
-
-    def __init__(self, transport: httpx.AsyncBaseTransport | None) -> None:
-        self._transport = transport
-        self._ssl: ssl.SSLContext | None = None
-        self._clients: list[httpx.AsyncClient] = []
-        self._busy: list[int] = []
-
-    def _pick(self) -> int:
-        if self._busy:
-            index = min(range(len(self._busy)), key=self._busy.__getitem__)
-            if self._busy[index] < self.PER_CLIENT:
-                return index
-        limits = httpx.Limits(
-            max_connections=self.PER_CLIENT, max_keepalive_connections=self.PER_CLIENT
-        )
-        if self._ssl is None:  # loading the CA bundle costs ~40 ms: once, not per shard
-            self._ssl = httpx.create_ssl_context()
-        client = httpx.AsyncClient(transport=self._transport, limits=limits, verify=self._ssl)
-        self._clients.append(client)
-        self._busy.append(0)
-        return len(self._clients) - 1
-
-    async def request(self, args: dict[str, Any]) -> httpx.Response:
-        index = self._pick()
-        self._busy[index] += 1
-        try:
-            return await self._clients[index].request(**args)
-        finally:
-            self._busy[index] -= 1
-
-    async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
-        self._clients.clear()
-        self._busy.clear()
