@@ -9,7 +9,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from functionlayer import (
     ApprovalMethod,
@@ -30,11 +32,37 @@ def server() -> Iterator[ProtocolServer]:
         yield srv
 
 
+#: Which HTTP path the backends of a test use: the lean client (the default) or httpx (what a
+#: plugged-in transport gets). Every test here runs on both.
+_path = {"now": "lean"}
+
+
+@pytest.fixture(autouse=True, params=["lean", "httpx"])
+def http_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    _path["now"] = request.param
+    yield request.param
+    _path["now"] = "lean"
+
+
+def http_path_now() -> str:
+    return _path["now"]
+
+
+def backend(base_url: str, token: str, **options: Any) -> HttpBackend:
+    if _path["now"] == "httpx":
+        options.setdefault("transport", httpx.HTTPTransport())
+        options.setdefault("async_transport", httpx.AsyncHTTPTransport())
+    made = HttpBackend(base_url, token, **options)
+    assert made.uses_httpx == ((True, True) if _path["now"] == "httpx" else (False, False))
+    return made
+
+
 def client(server: ProtocolServer, **backend_options: float) -> FunctionLayer:
     options = {"retry_for": 5.0, "backoff_initial": 0.02, "backoff_max": 0.2, "long_poll": 10.0}
     options.update(backend_options)
-    backend = HttpBackend(server.base_url, server.token, **options)  # type: ignore[arg-type]
-    return FunctionLayer(backend=backend, run_id="http-test")
+    return FunctionLayer(
+        backend=backend(server.base_url, server.token, **options), run_id="http-test"
+    )
 
 
 def answer_when_asked(
@@ -116,10 +144,11 @@ def test_connection_refused_fails_closed_after_retrying() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens here once the socket closes
-    backend = HttpBackend(
-        f"http://127.0.0.1:{port}/functionlayer/v1", "t", retry_for=0.5, backoff_initial=0.05
+    fl = FunctionLayer(
+        backend=backend(
+            f"http://127.0.0.1:{port}/functionlayer/v1", "t", retry_for=0.5, backoff_initial=0.05
+        )
     )
-    fl = FunctionLayer(backend=backend)
     ran: list[int] = []
 
     @fl.require_approval()
@@ -209,7 +238,7 @@ def test_a_decision_that_does_not_parse_is_never_an_approval(server: ProtocolSer
 
 
 def test_wrong_token_gets_a_clear_message(server: ProtocolServer) -> None:
-    fl = FunctionLayer(backend=HttpBackend(server.base_url, "wrong", retry_for=1))
+    fl = FunctionLayer(backend=backend(server.base_url, "wrong", retry_for=1))
 
     @fl.require_approval()
     def act() -> None: ...

@@ -13,15 +13,23 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from functionlayer._backends._http import _api_path_hint
+from functionlayer._backends._http_answers import api_path_hint as _api_path_hint
 
 from packages.core.tests.protocol_server import Fault, ProtocolServer
 from packages.core.tests.test_client_hints import _closed_port
+from packages.core.tests.test_http_backend import http_path, http_path_now
+
+__all__ = ["http_path"]  # the autouse fixture: every test here runs on both HTTP paths
 
 AGENT = """
-from functionlayer import FunctionLayer
+import httpx
+from functionlayer import FunctionLayer, HttpBackend
 
-fl = FunctionLayer(connect_timeout=1)
+fl = (
+    FunctionLayer(connect_timeout=1)
+    if PATH == "lean"
+    else FunctionLayer(backend=HttpBackend(connect_timeout=1, transport=httpx.HTTPTransport()))
+)
 ran = []
 
 @fl.require_approval
@@ -38,8 +46,9 @@ print("ran:", ran)
 def run_agent(base: str, token: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_")}
     env.update(FUNCTIONLAYER_API_BASE=base, FUNCTIONLAYER_API_TOKEN=token)
+    script = f"PATH = {http_path_now()!r}\n" + AGENT
     return subprocess.run(
-        [sys.executable, "-c", AGENT], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
 
 

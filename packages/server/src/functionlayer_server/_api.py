@@ -3,7 +3,6 @@ and, for the predecessor's clients, ``/humanlayer/v1``."""
 
 # No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
 
-import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from functionlayer_server._errors import (
     ForbiddenError,
     InvalidRequestError,
 )
+from functionlayer_server._held import unless_gone
 from functionlayer_server._quotas import LongPollQuota
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
@@ -206,15 +206,6 @@ def _wait_seconds(request: Request, cap: float) -> float:
     return min(value, cap)
 
 
-async def _disconnected(request: Request) -> None:
-    """Returns when the client closes the connection (the body of a GET is already read, so
-    the next ASGI message is the disconnect)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter:
     async def client(request: Request) -> ApiClient:
         # Read the header straight from the request: FastAPI's Header() parameter machinery
@@ -272,21 +263,16 @@ def create_api_router(service: ApprovalService, settings: Settings) -> APIRouter
                 kind, call_id, 0.0, project=scope(who), agent=who.is_agent
             )
         with long_polls.holding(who.project, who.token_id, who.token_name):
-            waiting = asyncio.ensure_future(
-                service.wait_record(kind, call_id, wait, project=scope(who), agent=who.is_agent)
+            record = await unless_gone(
+                request,
+                service.wait_record(kind, call_id, wait, project=scope(who), agent=who.is_agent),
             )
-            gone = asyncio.ensure_future(_disconnected(request))
-            try:
-                await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
-            finally:  # also when this handler itself is cancelled
-                for task in (waiting, gone):
-                    task.cancel()
-            if not waiting.done() or waiting.cancelled():
+            if record is None:
                 # The client went away: nobody reads the answer (and the inbox says so).
                 if who.is_agent:
                     service.agent_left(scope(who), kind, call_id)
                 return None
-            return waiting.result()
+            return record
 
     async def held(
         request: Request, who: ApiClient, kind: str, call_id: str, wait: float

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functionlayer._models import FunctionCallStatus, HumanContactStatus
 
 from functionlayer_server._errors import NotFoundError
+from functionlayer_server._held import wake_at
 from functionlayer_server._outbox import outbox_rows, webhook_event
 from functionlayer_server._scheduler import Clock, Scheduler
 from functionlayer_server._settings import Settings
@@ -146,7 +147,11 @@ class Ledger:
                     agent = False
                 if record.completed or self.waiters.stopping:
                     return record
-                await asyncio.wait({fut}, timeout=max(deadline - loop.time(), 0.0))
+                wake = wake_at(deadline, fut)  # lighter than asyncio.wait: 10,000 waiters
+                try:
+                    await fut
+                finally:
+                    wake.cancel()
             finally:
                 self.waiters.unregister(key, fut)
             if fut.done() and not fut.cancelled():
