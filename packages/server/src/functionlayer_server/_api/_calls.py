@@ -1,0 +1,105 @@
+"""Function calls in the API: the shared request routes (``_requests``), the audit trail of a
+call, and deciding one with an approver token (or giving it up with the agent's)."""
+
+# No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from functionlayer._models import FunctionCall, FunctionCallStatus
+from pydantic import BaseModel
+
+from functionlayer_server._audit_view import visible_entry
+from functionlayer_server._errors import AlreadyDecidedError, ForbiddenError
+from functionlayer_server._service import FUNCTION_CALL
+
+from . import _executions
+from ._deps import Client, Service, client, person_of, service_of
+from ._requests import CALLS, add_abandon_route, add_request_routes
+from ._wire import (
+    CALL_ID_PARAM,
+    CallId,
+    body_doc,
+    call_id_of,
+    fast_path,
+    model_response,
+    parse_body,
+    record_response,
+)
+
+__all__ = ["AuditEntryModel", "AuditList", "router"]
+
+
+class AuditEntryModel(BaseModel):
+    call_id: str
+    kind: str
+    at: str
+    who: str
+    via: str
+    action: str
+    details: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    items: list[AuditEntryModel]
+
+
+router = APIRouter()
+add_request_routes(router, CALLS)
+
+
+@router.get(
+    "/function_calls/{call_id}/audit",
+    response_model=AuditList,
+    tags=["function calls"],
+    summary="Who did what to this call, oldest first",
+)
+async def function_call_audit(call_id: CallId, who: Client, service: Service) -> Response:
+    await service.get_function_call(call_id, project=who.project)
+    entries = await service.audit_trail(call_id, project=who.project)
+    items = [
+        AuditEntryModel(**visible_entry(e, agent=who.is_agent))
+        for e in entries
+        if e.kind == FUNCTION_CALL
+    ]
+    return model_response(AuditList(items=items))
+
+
+# Claiming and reporting the execution: its own resource, documented here in the call's order.
+router.include_router(_executions.router)
+
+
+@router.post(
+    "/agent/function_calls/{call_id}/respond",
+    response_model=FunctionCall,
+    tags=["function calls"],
+    summary="Decide a function call (approve, reject with comment, edit, respond instead; "
+    "expired=true gives up on it)",
+    openapi_extra={
+        "parameters": [CALL_ID_PARAM],
+        "requestBody": body_doc("FunctionCallStatus"),
+    },
+)
+@fast_path
+async def respond_function_call(request: Request) -> Response:
+    who = await client(request)
+    call_id = call_id_of(request)
+    # Strict: "approved" must be a JSON boolean ("yes" or 1 is not an approval).
+    decision = await parse_body(request, FunctionCallStatus, strict=True)
+    service = service_of(request)
+    if decision.expired:
+        if not who.is_agent:
+            raise ForbiddenError("giving up a request is for the agent that created it")
+        # Giving up is always a fail-closed rejection, whatever else the body says.
+        reason = (decision.comment or "").strip() or "The agent stopped waiting for a decision."
+        if not await service.give_up(FUNCTION_CALL, call_id, who, reason):
+            raise AlreadyDecidedError(f"function call {call_id!r} is already decided")
+        return model_response(await service.get_function_call(call_id, project=who.project))
+    decided = await service.decide_function_call(
+        call_id, decision, responder=person_of(who), via="api", project=who.project
+    )
+    return record_response(decided)
+
+
+add_abandon_route(router, CALLS)

@@ -1,0 +1,176 @@
+"""What function calls and human contacts share in the API: create (idempotent per call id),
+list, get with an optional long-poll, and abandon. One factory serves both kinds; each kind's
+own routes (deciding, executions, audit) are in ``_calls``, ``_contacts`` and
+``_executions``."""
+
+# No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from functionlayer._models import FunctionCall, HumanContact
+from pydantic import BaseModel
+
+from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
+
+from ._deps import Client, Service, abandoning, agent, client, service_of, settings_of
+from ._waiting import held
+from ._wire import (
+    CALL_ID_PARAM,
+    WAIT_PARAM,
+    body_doc,
+    call_id_of,
+    fast_path,
+    model_response,
+    parse_body,
+    record_response,
+    run_id_filter,
+    wait_seconds,
+)
+
+__all__ = [
+    "CALLS",
+    "CONTACTS",
+    "FunctionCallList",
+    "HumanContactList",
+    "RequestKind",
+    "add_abandon_route",
+    "add_request_routes",
+]
+
+
+class FunctionCallList(BaseModel):
+    items: list[FunctionCall]
+
+
+class HumanContactList(BaseModel):
+    items: list[HumanContact]
+
+
+Lister = Callable[..., Awaitable[Sequence[BaseModel]]]
+
+
+@dataclass(frozen=True)
+class RequestKind:
+    """One kind of request as the API names and documents it."""
+
+    kind: str
+    path: str  # the collection, e.g. "/function_calls"
+    name: str  # in operation names: "function_call" (create_function_call, ...)
+    model: type[FunctionCall] | type[HumanContact]
+    listing: type[FunctionCallList] | type[HumanContactList]
+    lister: Callable[[ApprovalService], Lister]
+    tag: str
+    create_summary: str
+    list_summary: str
+    get_summary: str
+    abandon_summary: str
+
+
+CALLS = RequestKind(
+    kind=FUNCTION_CALL,
+    path="/function_calls",
+    name="function_call",
+    model=FunctionCall,
+    listing=FunctionCallList,
+    lister=lambda service: service.list_function_calls,
+    tag="function calls",
+    create_summary="Ask for approval of a function call (idempotent per call_id)",
+    list_summary="List this project's function calls, newest first",
+    get_summary="Get a function call; with ?wait=S, wait until it is decided",
+    abandon_summary="The agent stopped waiting (e.g. Ctrl-C): the pending call is expired for "
+    "good and marked abandoned (the creating token only; never un-decides)",
+)
+CONTACTS = RequestKind(
+    kind=HUMAN_CONTACT,
+    path="/contact_requests",
+    name="human_contact",
+    model=HumanContact,
+    listing=HumanContactList,
+    lister=lambda service: service.list_human_contacts,
+    tag="human contacts",
+    create_summary="Ask a human a question (idempotent per call_id)",
+    list_summary="List this project's human contacts, newest first",
+    get_summary="Get a human contact; with ?wait=S, wait until it is answered",
+    abandon_summary="The agent stopped waiting: the pending contact is expired for good and "
+    "marked abandoned (the creating token only)",
+)
+
+
+def add_request_routes(router: APIRouter, of: RequestKind) -> None:
+    """Create, list and get (with ``?wait=S``) for one kind."""
+
+    @router.post(
+        of.path,
+        name=f"create_{of.name}",
+        response_model=of.model,
+        tags=[of.tag],
+        summary=of.create_summary,
+        openapi_extra={"requestBody": body_doc(of.model.__name__)},
+    )
+    @fast_path
+    async def create(request: Request) -> Response:
+        who = await agent(request)
+        body = await parse_body(request, of.model)
+        stored, _ = await service_of(request).create_record(
+            of.kind,
+            body,
+            project=who.project,
+            actor=f"agent:{who.token_name}",
+            via="api",
+            created_by=who.token_name,
+            created_by_token=who.token_id,
+        )
+        return record_response(stored)
+
+    @router.get(
+        of.path,
+        name=f"list_{of.name}s",
+        response_model=of.listing,
+        tags=[of.tag],
+        summary=of.list_summary,
+    )
+    async def listing(
+        who: Client,
+        service: Service,
+        pending: bool | None = None,
+        run_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> Response:
+        items = await of.lister(service)(
+            pending=pending, project=who.project, run_id=run_id_filter(run_id), limit=limit
+        )
+        return model_response(of.listing(items=items))
+
+    @router.get(
+        of.path + "/{call_id}",
+        name=f"get_{of.name}",
+        response_model=of.model,
+        tags=[of.tag],
+        summary=of.get_summary,
+        openapi_extra={"parameters": [CALL_ID_PARAM, WAIT_PARAM]},
+    )
+    @fast_path
+    async def get(request: Request) -> Response:
+        who = await client(request)
+        cap = settings_of(request).long_poll_max_seconds
+        call_id, wait = call_id_of(request), wait_seconds(request, cap)
+        return await held(request, who, of.kind, call_id, wait)
+
+
+def add_abandon_route(router: APIRouter, of: RequestKind) -> None:
+    @router.post(
+        of.path + "/{call_id}/abandon",
+        name=f"abandon_{of.name}",
+        response_model=of.model,
+        tags=[of.tag],
+        summary=of.abandon_summary,
+        openapi_extra={"parameters": [CALL_ID_PARAM]},
+    )
+    @fast_path
+    async def abandon(request: Request) -> Response:
+        who = abandoning(await client(request))
+        return record_response(await service_of(request).abandon(of.kind, call_id_of(request), who))
