@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from functionlayer_server._api import API_PREFIX, LEGACY_PREFIX, install_api, is_fast_path
 from functionlayer_server._channels import install_channels
 from functionlayer_server._errors import AuthenticationError, QuotaExceededError, ServerError
-from functionlayer_server._inbox import create_inbox_router
+from functionlayer_server._inbox import install_inbox
 from functionlayer_server._scheduler import Clock
 from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
@@ -178,7 +178,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def home() -> RedirectResponse:
         return RedirectResponse("/inbox", status_code=303)  # people land in the inbox
 
-    app.include_router(create_inbox_router(service, settings))
+    install_inbox(app)
     install_channels(app, service, settings)
     app.add_middleware(
         FastPathMiddleware, fastapi_app=app, api=api, prefixes=(API_PREFIX, LEGACY_PREFIX)
