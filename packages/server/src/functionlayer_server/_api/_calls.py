@@ -20,8 +20,8 @@ from ._requests import CALLS, add_abandon_route, add_request_routes
 from ._wire import (
     CALL_ID_PARAM,
     CallId,
-    body_doc,
     call_id_of,
+    documented,
     fast_path,
     model_response,
     parse_body,
@@ -76,10 +76,7 @@ router.include_router(_executions.router)
     tags=["function calls"],
     summary="Decide a function call (approve, reject with comment, edit, respond instead; "
     "expired=true gives up on it)",
-    openapi_extra={
-        "parameters": [CALL_ID_PARAM],
-        "requestBody": body_doc("FunctionCallStatus"),
-    },
+    openapi_extra=documented(CALL_ID_PARAM, body="FunctionCallStatus"),
 )
 @fast_path
 async def respond_function_call(request: Request) -> Response:

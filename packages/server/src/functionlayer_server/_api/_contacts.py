@@ -10,7 +10,7 @@ from functionlayer_server._service import HUMAN_CONTACT
 
 from ._deps import client, person_of, service_of
 from ._requests import CONTACTS, add_abandon_route, add_request_routes
-from ._wire import CALL_ID_PARAM, body_doc, call_id_of, fast_path, model_response, parse_body
+from ._wire import CALL_ID_PARAM, call_id_of, documented, fast_path, model_response, parse_body
 
 __all__ = ["router"]
 
@@ -23,10 +23,7 @@ add_request_routes(router, CONTACTS)
     response_model=HumanContact,
     tags=["human contacts"],
     summary="Answer a human contact (expired=true gives up on it)",
-    openapi_extra={
-        "parameters": [CALL_ID_PARAM],
-        "requestBody": body_doc("HumanContactStatus"),
-    },
+    openapi_extra=documented(CALL_ID_PARAM, body="HumanContactStatus"),
 )
 @fast_path
 async def respond_human_contact(request: Request) -> Response:

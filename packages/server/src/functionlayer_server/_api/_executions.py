@@ -2,6 +2,9 @@
 waiting for the decision) and report how it ended. Agent tokens only; the creating token
 only (the service checks)."""
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from functionlayer._models import (
@@ -12,15 +15,16 @@ from functionlayer._models import (
     FunctionCall,
 )
 
-from functionlayer_server._service import FUNCTION_CALL
+from functionlayer_server._auth import ApiClient
+from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 
 from ._deps import agent, service_of, settings_of
 from ._waiting import waited
 from ._wire import (
     CALL_ID_PARAM,
     WAIT_PARAM,
-    body_doc,
     call_id_of,
+    documented,
     fast_path,
     model_response,
     parse_body,
@@ -31,27 +35,36 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["function calls"])
 
+M = TypeVar("M", Execution, ExecutionReport)
+
+
+async def _creator_sends(request: Request, body: type[M]) -> tuple[ApiClient, str, M]:
+    """The agent token, the call id and the body of a request about a call's execution
+    (only the call's creator may claim or report: the service checks)."""
+    who = await agent(request)
+    call_id = call_id_of(request)
+    return who, call_id, await parse_body(request, body)
+
+
+def _claim(
+    service: ApprovalService, call_id: str, claim: Execution, who: ApiClient
+) -> Awaitable[ExecutionClaim]:
+    return service.claim_execution(
+        call_id, claim, project=who.project, actor=f"agent:{who.token_name}", creator=who.token_id
+    )
+
 
 @router.post(
     "/function_calls/{call_id}/execution",
     response_model=ExecutionClaim,
     summary="Claim the one execution an approved call authorises (granted to the first "
     "claim only; a retry with the same claim_id is the same claim)",
-    openapi_extra={"parameters": [CALL_ID_PARAM], "requestBody": body_doc("Execution")},
+    openapi_extra=documented(CALL_ID_PARAM, body="Execution"),
 )
 @fast_path
 async def claim_execution(request: Request) -> Response:
-    who = await agent(request)
-    call_id = call_id_of(request)
-    claim = await parse_body(request, Execution)
-    granted = await service_of(request).claim_execution(
-        call_id,
-        claim,
-        project=who.project,
-        actor=f"agent:{who.token_name}",
-        creator=who.token_id,
-    )
-    return model_response(granted)
+    who, call_id, claim = await _creator_sends(request, Execution)
+    return model_response(await _claim(service_of(request), call_id, claim, who))
 
 
 @router.post(
@@ -59,10 +72,7 @@ async def claim_execution(request: Request) -> Response:
     response_model=ClaimedCall,
     summary="Wait for the decision (with ?wait=S) and, if the call is approved as proposed, "
     "claim its one execution in the same round trip (same rules as /execution)",
-    openapi_extra={
-        "parameters": [CALL_ID_PARAM, WAIT_PARAM],
-        "requestBody": body_doc("Execution"),
-    },
+    openapi_extra=documented(CALL_ID_PARAM, WAIT_PARAM, body="Execution"),
 )
 @fast_path
 async def claim_when_approved(request: Request) -> Response:
@@ -80,13 +90,7 @@ async def claim_when_approved(request: Request) -> Response:
     status = call.status
     if status is None or status.approved is not True or status.edited_kwargs is not None:
         return model_response(ClaimedCall(call=call))
-    granted = await service.claim_execution(
-        call_id,
-        claim,
-        project=who.project,
-        actor=f"agent:{who.token_name}",
-        creator=who.token_id,
-    )
+    granted = await _claim(service, call_id, claim, who)
     return model_response(ClaimedCall(call=call, claim=granted))
 
 
@@ -94,21 +98,12 @@ async def claim_when_approved(request: Request) -> Response:
     "/function_calls/{call_id}/execution/outcome",
     response_model=FunctionCall,
     summary="Report how the claimed execution ended (returned or raised, with a summary)",
-    openapi_extra={
-        "parameters": [CALL_ID_PARAM],
-        "requestBody": body_doc("ExecutionReport"),
-    },
+    openapi_extra=documented(CALL_ID_PARAM, body="ExecutionReport"),
 )
 @fast_path
 async def report_execution(request: Request) -> Response:
-    who = await agent(request)
-    call_id = call_id_of(request)
-    report = await parse_body(request, ExecutionReport)
+    who, call_id, report = await _creator_sends(request, ExecutionReport)
     call = await service_of(request).report_execution(
-        call_id,
-        report,
-        project=who.project,
-        actor=f"agent:{who.token_name}",
-        creator=who.token_id,
+        call_id, report, project=who.project, actor=f"agent:{who.token_name}", creator=who.token_id
     )
     return model_response(call)

@@ -21,8 +21,8 @@ from ._waiting import held
 from ._wire import (
     CALL_ID_PARAM,
     WAIT_PARAM,
-    body_doc,
     call_id_of,
+    documented,
     fast_path,
     model_response,
     parse_body,
@@ -53,50 +53,43 @@ class HumanContactList(BaseModel):
 Lister = Callable[..., Awaitable[Sequence[BaseModel]]]
 
 
+SUMMARIES = {
+    (FUNCTION_CALL, "create"): "Ask for approval of a function call (idempotent per call_id)",
+    (FUNCTION_CALL, "list"): "List this project's function calls, newest first",
+    (FUNCTION_CALL, "get"): "Get a function call; with ?wait=S, wait until it is decided",
+    (FUNCTION_CALL, "abandon"): "The agent stopped waiting (e.g. Ctrl-C): the pending call is "
+    "expired for good and marked abandoned (the creating token only; never un-decides)",
+    (HUMAN_CONTACT, "create"): "Ask a human a question (idempotent per call_id)",
+    (HUMAN_CONTACT, "list"): "List this project's human contacts, newest first",
+    (HUMAN_CONTACT, "get"): "Get a human contact; with ?wait=S, wait until it is answered",
+    (HUMAN_CONTACT, "abandon"): "The agent stopped waiting: the pending contact is expired for "
+    "good and marked abandoned (the creating token only)",
+}
+"""Each kind's operations as the OpenAPI document summarises them."""
+
+
 @dataclass(frozen=True)
 class RequestKind:
-    """One kind of request as the API names and documents it."""
+    """One kind of request as the API names and documents it. ``kind`` is also the stem of
+    its operations' names (``create_function_call``, ``list_human_contacts``, ...)."""
 
     kind: str
     path: str  # the collection, e.g. "/function_calls"
-    name: str  # in operation names: "function_call" (create_function_call, ...)
     model: type[FunctionCall] | type[HumanContact]
     listing: type[FunctionCallList] | type[HumanContactList]
-    lister: Callable[[ApprovalService], Lister]
     tag: str
-    create_summary: str
-    list_summary: str
-    get_summary: str
-    abandon_summary: str
+
+    def lister(self, service: ApprovalService) -> Lister:
+        if self.kind == FUNCTION_CALL:
+            return service.list_function_calls
+        return service.list_human_contacts
 
 
 CALLS = RequestKind(
-    kind=FUNCTION_CALL,
-    path="/function_calls",
-    name="function_call",
-    model=FunctionCall,
-    listing=FunctionCallList,
-    lister=lambda service: service.list_function_calls,
-    tag="function calls",
-    create_summary="Ask for approval of a function call (idempotent per call_id)",
-    list_summary="List this project's function calls, newest first",
-    get_summary="Get a function call; with ?wait=S, wait until it is decided",
-    abandon_summary="The agent stopped waiting (e.g. Ctrl-C): the pending call is expired for "
-    "good and marked abandoned (the creating token only; never un-decides)",
+    FUNCTION_CALL, "/function_calls", FunctionCall, FunctionCallList, "function calls"
 )
 CONTACTS = RequestKind(
-    kind=HUMAN_CONTACT,
-    path="/contact_requests",
-    name="human_contact",
-    model=HumanContact,
-    listing=HumanContactList,
-    lister=lambda service: service.list_human_contacts,
-    tag="human contacts",
-    create_summary="Ask a human a question (idempotent per call_id)",
-    list_summary="List this project's human contacts, newest first",
-    get_summary="Get a human contact; with ?wait=S, wait until it is answered",
-    abandon_summary="The agent stopped waiting: the pending contact is expired for good and "
-    "marked abandoned (the creating token only)",
+    HUMAN_CONTACT, "/contact_requests", HumanContact, HumanContactList, "human contacts"
 )
 
 
@@ -105,11 +98,11 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
 
     @router.post(
         of.path,
-        name=f"create_{of.name}",
+        name=f"create_{of.kind}",
         response_model=of.model,
         tags=[of.tag],
-        summary=of.create_summary,
-        openapi_extra={"requestBody": body_doc(of.model.__name__)},
+        summary=SUMMARIES[of.kind, "create"],
+        openapi_extra=documented(body=of.model.__name__),
     )
     @fast_path
     async def create(request: Request) -> Response:
@@ -128,10 +121,10 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
 
     @router.get(
         of.path,
-        name=f"list_{of.name}s",
+        name=f"list_{of.kind}s",
         response_model=of.listing,
         tags=[of.tag],
-        summary=of.list_summary,
+        summary=SUMMARIES[of.kind, "list"],
     )
     async def listing(
         who: Client,
@@ -147,11 +140,11 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
 
     @router.get(
         of.path + "/{call_id}",
-        name=f"get_{of.name}",
+        name=f"get_{of.kind}",
         response_model=of.model,
         tags=[of.tag],
-        summary=of.get_summary,
-        openapi_extra={"parameters": [CALL_ID_PARAM, WAIT_PARAM]},
+        summary=SUMMARIES[of.kind, "get"],
+        openapi_extra=documented(CALL_ID_PARAM, WAIT_PARAM),
     )
     @fast_path
     async def get(request: Request) -> Response:
@@ -164,11 +157,11 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
 def add_abandon_route(router: APIRouter, of: RequestKind) -> None:
     @router.post(
         of.path + "/{call_id}/abandon",
-        name=f"abandon_{of.name}",
+        name=f"abandon_{of.kind}",
         response_model=of.model,
         tags=[of.tag],
-        summary=of.abandon_summary,
-        openapi_extra={"parameters": [CALL_ID_PARAM]},
+        summary=SUMMARIES[of.kind, "abandon"],
+        openapi_extra=documented(CALL_ID_PARAM),
     )
     @fast_path
     async def abandon(request: Request) -> Response:

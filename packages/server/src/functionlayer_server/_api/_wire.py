@@ -24,9 +24,9 @@ __all__ = [
     "WAIT_PARAM",
     "CallId",
     "ErrorBody",
-    "body_doc",
     "call_id_of",
     "disconnected",
+    "documented",
     "fast_path",
     "is_fast_path",
     "json_object",
@@ -118,11 +118,16 @@ WAIT_PARAM = {
 }
 
 
-def body_doc(model: str) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
-    }
+def documented(*parameters: dict[str, Any], body: str | None = None) -> dict[str, Any]:
+    """``openapi_extra`` of a hand-parsed endpoint: its ``parameters`` and its JSON ``body``
+    (a schema of the document's components)."""
+    extra: dict[str, Any] = {"parameters": list(parameters)} if parameters else {}
+    if body is not None:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    return extra
 
 
 def _invalid(loc: tuple[str, ...], msg: str, kind: str, value: Any) -> RequestValidationError:

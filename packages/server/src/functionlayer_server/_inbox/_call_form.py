@@ -13,9 +13,14 @@ from functionlayer._models import FunctionCall, FunctionCallStatus
 from .. import _schema
 from ._arguments import FIELD_PREFIX, edit_fields, edits_from_form
 
-__all__ = ["MAX_TEXT", "decision_from_form", "form_text"]
+__all__ = ["MAX_TEXT", "decision_from_form", "form_text", "form_values"]
 
 MAX_TEXT = 20_000  # characters of feedback / answer / edited JSON accepted from a form
+
+
+def form_values(form: Mapping[str, Any]) -> dict[str, str]:
+    """The submitted fields to show again on the page (the CSRF token aside)."""
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
 def form_text(form: Mapping[str, Any], name: str) -> str:

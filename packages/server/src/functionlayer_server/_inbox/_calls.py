@@ -23,8 +23,8 @@ from .._errors import (
 from .._service import FUNCTION_CALL, ApprovalService
 from . import _views as views
 from ._arguments import arguments_view, edit_fields, edits_from_form
-from ._call_form import decision_from_form, form_text
-from ._deps import CsrfForm, CurrentViewer, Viewer, Watcher
+from ._call_form import decision_from_form, form_text, form_values
+from ._deps import CsrfForm, CurrentViewer, ShownCall, Viewer, Watcher
 from ._lookup import audit_rows, presence, visible_call
 from ._pages import PREFIX, VIA, not_found, redirect, render, secure
 
@@ -103,23 +103,17 @@ async def render_call(
 
 @router.get(PREFIX + "/calls/{call_id:path}")
 async def call_detail(
-    call_id: str, who: CurrentViewer, service: Service, decided: str | None = None
+    call: ShownCall, who: CurrentViewer, service: Service, decided: str | None = None
 ) -> Response:
-    call = await visible_call(service, call_id, who.person)
-    if call is None:
-        return not_found(who.session, who.person)
     notice = "Your decision was recorded." if decided else None
     return await render_call(service, call, who, notice=notice)
 
 
 @router.post(PREFIX + "/calls/{call_id:path}")
 async def call_decide(
-    call_id: str, form: CsrfForm, who: CurrentViewer, service: Service
+    call_id: str, form: CsrfForm, who: CurrentViewer, call: ShownCall, service: Service
 ) -> Response:
-    call = await visible_call(service, call_id, who.person)
-    if call is None:
-        return not_found(who.session, who.person)
-    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values = form_values(form)
     decision, problem, field_errors = await decision_from_form(call, form)
     if decision is None and not field_errors and form_text(form, "action") == "edit":
         _, field_errors = edits_from_form(call.spec.kwargs, call.spec.parameters, form)

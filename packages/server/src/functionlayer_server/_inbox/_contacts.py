@@ -12,8 +12,8 @@ from .._app_state import Service
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError
 from .._service import HUMAN_CONTACT, ApprovalService
 from . import _views as views
-from ._call_form import MAX_TEXT, form_text
-from ._deps import CsrfForm, CurrentViewer, Viewer
+from ._call_form import MAX_TEXT, form_text, form_values
+from ._deps import CsrfForm, CurrentViewer, ShownContact, Viewer
 from ._lookup import audit_rows, presence, visible_contact
 from ._pages import PREFIX, VIA, not_found, redirect, render
 
@@ -64,11 +64,8 @@ async def render_contact(
 
 @router.get(PREFIX + "/contacts/{call_id:path}")
 async def contact_detail(
-    call_id: str, who: CurrentViewer, service: Service, decided: str | None = None
+    contact: ShownContact, who: CurrentViewer, service: Service, decided: str | None = None
 ) -> Response:
-    contact = await visible_contact(service, call_id, who.person)
-    if contact is None:
-        return not_found(who.session, who.person)
     notice = "Your answer was recorded." if decided else None
     return await render_contact(service, contact, who, notice=notice)
 
@@ -86,12 +83,9 @@ def _problem(contact: HumanContact, text: str, option_name: str | None) -> str |
 
 @router.post(PREFIX + "/contacts/{call_id:path}")
 async def contact_answer(
-    call_id: str, form: CsrfForm, who: CurrentViewer, service: Service
+    call_id: str, form: CsrfForm, who: CurrentViewer, contact: ShownContact, service: Service
 ) -> Response:
-    contact = await visible_contact(service, call_id, who.person)
-    if contact is None:
-        return not_found(who.session, who.person)
-    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values = form_values(form)
     text = form_text(form, "response")
     option_name = form_text(form, "response_option_name") or None
     problem = _problem(contact, text, option_name)

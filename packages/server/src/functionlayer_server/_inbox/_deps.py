@@ -1,9 +1,12 @@
 """Who is looking at the inbox, as FastAPI dependencies: the session cookie, the person it
 belongs to, and the CSRF check of every form.
 
-- ``CurrentViewer`` / ``CurrentPerson``: a logged-in person (with their session, for the
-  page's CSRF token); anyone else is redirected to the login page.
+- ``CurrentViewer``: the logged-in person and their session (every page's forms carry its
+  CSRF token); anyone else is redirected to the login page.
+- ``CurrentVisitor``: whoever it is, logged in or not (the login page, logout).
 - ``Watcher``: the same for the small JSON endpoints the pages poll (401 instead).
+- ``ShownCall`` / ``ShownContact``: the request of the path, if this person may see it (else
+  the same 404 page as for a request that does not exist).
 - ``CsrfForm``: the submitted form, once its CSRF token matched the session's and the
   browser did not say it came from another site (else the 403 "Form refused" page). Declared
   before ``CurrentViewer`` in a POST, so a forged form is refused before anything else.
@@ -18,20 +21,30 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from functionlayer._models import FunctionCall, HumanContact
 from starlette.datastructures import FormData
 
 from .._app_state import Config, Service
 from .._policy import Person
-from ._pages import Answer, csrf_refused, login_redirect, login_required_json, session_codec
+from ._lookup import visible_call, visible_contact
+from ._pages import (
+    Answer,
+    csrf_refused,
+    login_redirect,
+    login_required_json,
+    not_found,
+    session_codec,
+)
 from ._session import COOKIE_NAME, Session
 
 __all__ = [
     "CookieSession",
     "CsrfForm",
-    "CurrentPerson",
     "CurrentViewer",
     "CurrentVisitor",
     "LoginForm",
+    "ShownCall",
+    "ShownContact",
     "Viewer",
     "Visitor",
     "Watcher",
@@ -80,11 +93,22 @@ def viewer(request: Request, who: CurrentVisitor) -> Viewer:
 CurrentViewer = Annotated[Viewer, Depends(viewer)]
 
 
-def current_person(who: CurrentViewer) -> Person:
-    return who.person
+async def shown_call(call_id: str, who: CurrentViewer, service: Service) -> FunctionCall:
+    call = await visible_call(service, call_id, who.person)
+    if call is None:
+        raise Answer(not_found(who.session, who.person))
+    return call
 
 
-CurrentPerson = Annotated[Person, Depends(current_person)]
+async def shown_contact(call_id: str, who: CurrentViewer, service: Service) -> HumanContact:
+    contact = await visible_contact(service, call_id, who.person)
+    if contact is None:
+        raise Answer(not_found(who.session, who.person))
+    return contact
+
+
+ShownCall = Annotated[FunctionCall, Depends(shown_call)]
+ShownContact = Annotated[HumanContact, Depends(shown_contact)]
 
 
 def watcher(who: CurrentVisitor) -> Person:

@@ -16,7 +16,8 @@ from .._app_state import Service
 from .._errors import AlreadyDecidedError, NotFoundError, ServerError
 from .._grants import MAX_GRANT_USES, exact_scope
 from .._service import FUNCTION_CALL
-from ._deps import CsrfForm, CurrentViewer, Viewer
+from ._call_form import form_values
+from ._deps import CsrfForm, CurrentViewer, ShownCall, Viewer
 from ._lookup import visible_call
 from ._pages import PREFIX, VIA, error_page, not_found, redirect, render
 
@@ -82,22 +83,16 @@ def _form_page(
 
 
 @router.get(PREFIX + "/grant/{call_id:path}")
-async def grant_form(call_id: str, who: CurrentViewer, service: Service) -> Response:
-    call = await visible_call(service, call_id, who.person)
-    if call is None:
-        return not_found(who.session, who.person)
+async def grant_form(call: ShownCall, who: CurrentViewer) -> Response:
     return _form_page(call, who)
 
 
 @router.post(PREFIX + "/grant/{call_id:path}")
 async def grant_submit(
-    call_id: str, form: CsrfForm, who: CurrentViewer, service: Service
+    call_id: str, form: CsrfForm, who: CurrentViewer, call: ShownCall, service: Service
 ) -> Response:
     user = who.person
-    call = await visible_call(service, call_id, user)
-    if call is None:
-        return not_found(who.session, user)
-    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values = form_values(form)
     lines = [line.strip() for line in values.get("scope", "").splitlines() if line.strip()]
     try:
         lifetime = float(values.get("lifetime_seconds", ""))

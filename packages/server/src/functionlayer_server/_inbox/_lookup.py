@@ -5,9 +5,9 @@ waiting, the requesting agent of each row, and the list page's rows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from functionlayer._models import FunctionCall, HumanContact
 
@@ -32,31 +32,39 @@ RECENT_LIMIT = 20
 PAGE_SIZE = 50
 
 
+Shown = TypeVar("Shown", FunctionCall, HumanContact)
+
+
+async def _visible(
+    service: ApprovalService,
+    kind: str,
+    get: Callable[..., Awaitable[Shown]],
+    call_id: str,
+    person: Person,
+) -> Shown | None:
+    """The request, if ``person`` may see it: of one of their projects (call ids are unique
+    per project only: looked up in the person's projects), and allowed by the policy.
+    Anything else reads as "not found"."""
+    try:
+        found = await get(call_id, among=person.projects)
+    except NotFoundError:
+        return None
+    project = await service.get_project(kind, call_id, among=person.projects)
+    if project is None or not await service.may_see(found, person, project):
+        return None
+    return found
+
+
 async def visible_call(
     service: ApprovalService, call_id: str, person: Person
 ) -> FunctionCall | None:
-    try:
-        # Call ids are unique per project only: looked up in the person's projects.
-        call = await service.get_function_call(call_id, among=person.projects)
-    except NotFoundError:
-        return None
-    project = await service.get_project(FUNCTION_CALL, call_id, among=person.projects)
-    if project is None or not await service.may_see(call, person, project):
-        return None
-    return call
+    return await _visible(service, FUNCTION_CALL, service.get_function_call, call_id, person)
 
 
 async def visible_contact(
     service: ApprovalService, call_id: str, person: Person
 ) -> HumanContact | None:
-    try:
-        contact = await service.get_human_contact(call_id, among=person.projects)
-    except NotFoundError:
-        return None
-    project = await service.get_project(HUMAN_CONTACT, call_id, among=person.projects)
-    if project is None or not await service.may_see(contact, person, project):
-        return None
-    return contact
+    return await _visible(service, HUMAN_CONTACT, service.get_human_contact, call_id, person)
 
 
 async def audit_rows(
