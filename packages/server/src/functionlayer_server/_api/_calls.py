@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer._models import FunctionCallStatus
 from pydantic import BaseModel
 
 from functionlayer_server._audit_view import visible_entry
@@ -16,12 +16,10 @@ from functionlayer_server._service import FUNCTION_CALL
 
 from . import _executions
 from ._deps import Client, Service, client, person_of, service_of
-from ._requests import CALLS, add_abandon_route, add_request_routes
+from ._requests import CALLS, add_abandon_route, add_request_routes, kind_route
 from ._wire import (
-    CALL_ID_PARAM,
     CallId,
     call_id_of,
-    documented,
     fast_path,
     model_response,
     parse_body,
@@ -70,13 +68,8 @@ async def function_call_audit(call_id: CallId, who: Client, service: Service) ->
 router.include_router(_executions.router)
 
 
-@router.post(
-    "/agent/function_calls/{call_id}/respond",
-    response_model=FunctionCall,
-    tags=["function calls"],
-    summary="Decide a function call (approve, reject with comment, edit, respond instead; "
-    "expired=true gives up on it)",
-    openapi_extra=documented(CALL_ID_PARAM, body="FunctionCallStatus"),
+@kind_route(
+    router, CALLS, "respond", "/agent/function_calls/{call_id}/respond", body="FunctionCallStatus"
 )
 @fast_path
 async def respond_function_call(request: Request) -> Response:

@@ -3,14 +3,14 @@ with an approver token (or giving it up with the agent's)."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import HumanContact, HumanContactStatus
+from functionlayer._models import HumanContactStatus
 
 from functionlayer_server._errors import AlreadyDecidedError, ForbiddenError
 from functionlayer_server._service import HUMAN_CONTACT
 
 from ._deps import client, person_of, service_of
-from ._requests import CONTACTS, add_abandon_route, add_request_routes
-from ._wire import CALL_ID_PARAM, call_id_of, documented, fast_path, model_response, parse_body
+from ._requests import CONTACTS, add_abandon_route, add_request_routes, kind_route
+from ._wire import call_id_of, fast_path, model_response, parse_body
 
 __all__ = ["router"]
 
@@ -18,12 +18,12 @@ router = APIRouter()
 add_request_routes(router, CONTACTS)
 
 
-@router.post(
+@kind_route(
+    router,
+    CONTACTS,
+    "respond",
     "/agent/human_contacts/{call_id}/respond",
-    response_model=HumanContact,
-    tags=["human contacts"],
-    summary="Answer a human contact (expired=true gives up on it)",
-    openapi_extra=documented(CALL_ID_PARAM, body="HumanContactStatus"),
+    body="HumanContactStatus",
 )
 @fast_path
 async def respond_human_contact(request: Request) -> Response:

@@ -21,8 +21,6 @@ from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from ._deps import agent, service_of, settings_of
 from ._waiting import waited
 from ._wire import (
-    CALL_ID_PARAM,
-    WAIT_PARAM,
     call_id_of,
     documented,
     fast_path,
@@ -59,7 +57,7 @@ def _claim(
     response_model=ExecutionClaim,
     summary="Claim the one execution an approved call authorises (granted to the first "
     "claim only; a retry with the same claim_id is the same claim)",
-    openapi_extra=documented(CALL_ID_PARAM, body="Execution"),
+    openapi_extra=documented(call_id=True, body="Execution"),
 )
 @fast_path
 async def claim_execution(request: Request) -> Response:
@@ -72,7 +70,7 @@ async def claim_execution(request: Request) -> Response:
     response_model=ClaimedCall,
     summary="Wait for the decision (with ?wait=S) and, if the call is approved as proposed, "
     "claim its one execution in the same round trip (same rules as /execution)",
-    openapi_extra=documented(CALL_ID_PARAM, WAIT_PARAM, body="Execution"),
+    openapi_extra=documented(call_id=True, wait=True, body="Execution"),
 )
 @fast_path
 async def claim_when_approved(request: Request) -> Response:
@@ -98,7 +96,7 @@ async def claim_when_approved(request: Request) -> Response:
     "/function_calls/{call_id}/execution/outcome",
     response_model=FunctionCall,
     summary="Report how the claimed execution ended (returned or raised, with a summary)",
-    openapi_extra=documented(CALL_ID_PARAM, body="ExecutionReport"),
+    openapi_extra=documented(call_id=True, body="ExecutionReport"),
 )
 @fast_path
 async def report_execution(request: Request) -> Response:

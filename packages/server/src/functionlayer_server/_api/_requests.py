@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from fastapi.types import DecoratedCallable
 from functionlayer._models import FunctionCall, HumanContact
 from pydantic import BaseModel
 
@@ -19,8 +20,6 @@ from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, Approval
 from ._deps import Client, Service, abandoning, agent, client, service_of, settings_of
 from ._waiting import held
 from ._wire import (
-    CALL_ID_PARAM,
-    WAIT_PARAM,
     call_id_of,
     documented,
     fast_path,
@@ -39,6 +38,7 @@ __all__ = [
     "RequestKind",
     "add_abandon_route",
     "add_request_routes",
+    "kind_route",
 ]
 
 
@@ -59,11 +59,14 @@ SUMMARIES = {
     (FUNCTION_CALL, "get"): "Get a function call; with ?wait=S, wait until it is decided",
     (FUNCTION_CALL, "abandon"): "The agent stopped waiting (e.g. Ctrl-C): the pending call is "
     "expired for good and marked abandoned (the creating token only; never un-decides)",
+    (FUNCTION_CALL, "respond"): "Decide a function call (approve, reject with comment, edit, "
+    "respond instead; expired=true gives up on it)",
     (HUMAN_CONTACT, "create"): "Ask a human a question (idempotent per call_id)",
     (HUMAN_CONTACT, "list"): "List this project's human contacts, newest first",
     (HUMAN_CONTACT, "get"): "Get a human contact; with ?wait=S, wait until it is answered",
     (HUMAN_CONTACT, "abandon"): "The agent stopped waiting: the pending contact is expired for "
     "good and marked abandoned (the creating token only)",
+    (HUMAN_CONTACT, "respond"): "Answer a human contact (expired=true gives up on it)",
 }
 """Each kind's operations as the OpenAPI document summarises them."""
 
@@ -93,17 +96,34 @@ CONTACTS = RequestKind(
 )
 
 
+def kind_route(
+    router: APIRouter,
+    of: RequestKind,
+    op: str,
+    path: str,
+    *,
+    method: str = "POST",
+    call_id: bool = True,
+    wait: bool = False,
+    body: str | None = None,
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route of one operation on one kind: its name (``create_function_call``, ...), model,
+    tag and summary, and what the hand-parsed endpoint reads (documented for OpenAPI)."""
+    return router.api_route(
+        path,
+        methods=[method],
+        name=f"{op}_{of.kind}",
+        response_model=of.model,
+        tags=[of.tag],
+        summary=SUMMARIES[of.kind, op],
+        openapi_extra=documented(call_id=call_id, wait=wait, body=body),
+    )
+
+
 def add_request_routes(router: APIRouter, of: RequestKind) -> None:
     """Create, list and get (with ``?wait=S``) for one kind."""
 
-    @router.post(
-        of.path,
-        name=f"create_{of.kind}",
-        response_model=of.model,
-        tags=[of.tag],
-        summary=SUMMARIES[of.kind, "create"],
-        openapi_extra=documented(body=of.model.__name__),
-    )
+    @kind_route(router, of, "create", of.path, call_id=False, body=of.model.__name__)
     @fast_path
     async def create(request: Request) -> Response:
         who = await agent(request)
@@ -138,14 +158,7 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
         )
         return model_response(of.listing(items=items))
 
-    @router.get(
-        of.path + "/{call_id}",
-        name=f"get_{of.kind}",
-        response_model=of.model,
-        tags=[of.tag],
-        summary=SUMMARIES[of.kind, "get"],
-        openapi_extra=documented(CALL_ID_PARAM, WAIT_PARAM),
-    )
+    @kind_route(router, of, "get", of.path + "/{call_id}", method="GET", wait=True)
     @fast_path
     async def get(request: Request) -> Response:
         who = await client(request)
@@ -155,14 +168,7 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
 
 
 def add_abandon_route(router: APIRouter, of: RequestKind) -> None:
-    @router.post(
-        of.path + "/{call_id}/abandon",
-        name=f"abandon_{of.kind}",
-        response_model=of.model,
-        tags=[of.tag],
-        summary=SUMMARIES[of.kind, "abandon"],
-        openapi_extra=documented(CALL_ID_PARAM),
-    )
+    @kind_route(router, of, "abandon", of.path + "/{call_id}/abandon")
     @fast_path
     async def abandon(request: Request) -> Response:
         who = abandoning(await client(request))

@@ -19,9 +19,7 @@ from functionlayer_server._errors import InvalidRequestError
 from functionlayer_server._store import RequestRecord
 
 __all__ = [
-    "CALL_ID_PARAM",
     "ERRORS",
-    "WAIT_PARAM",
     "CallId",
     "ErrorBody",
     "call_id_of",
@@ -101,14 +99,14 @@ def is_fast_path(endpoint: Any) -> bool:
     return bool(getattr(endpoint, "_fl_fast_path", False))
 
 
-CALL_ID_PARAM = {
+_CALL_ID_PARAM = {
     "name": "call_id",
     "in": "path",
     "required": True,
     "description": "The request's call id",
     "schema": {"type": "string", "minLength": 1, "maxLength": 256},
 }
-WAIT_PARAM = {
+_WAIT_PARAM = {
     "name": "wait",
     "in": "query",
     "required": False,
@@ -118,10 +116,16 @@ WAIT_PARAM = {
 }
 
 
-def documented(*parameters: dict[str, Any], body: str | None = None) -> dict[str, Any]:
-    """``openapi_extra`` of a hand-parsed endpoint: its ``parameters`` and its JSON ``body``
-    (a schema of the document's components)."""
-    extra: dict[str, Any] = {"parameters": list(parameters)} if parameters else {}
+def documented(
+    *, call_id: bool = False, wait: bool = False, body: str | None = None
+) -> dict[str, Any]:
+    """``openapi_extra`` of a hand-parsed endpoint: the parameters it reads (the path's
+    ``call_id``, the ``wait`` query) and its JSON ``body`` (a schema of the document's
+    components)."""
+    extra: dict[str, Any] = {}
+    parameters = [doc for doc, read in ((_CALL_ID_PARAM, call_id), (_WAIT_PARAM, wait)) if read]
+    if parameters:
+        extra["parameters"] = parameters
     if body is not None:
         extra["requestBody"] = {
             "required": True,

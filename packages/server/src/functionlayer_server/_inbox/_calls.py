@@ -25,7 +25,7 @@ from . import _views as views
 from ._arguments import arguments_view, edit_fields, edits_from_form
 from ._call_form import decision_from_form, form_text, form_values
 from ._deps import CsrfForm, CurrentViewer, ShownCall, Viewer, Watcher
-from ._lookup import audit_rows, presence, visible_call
+from ._lookup import request_context, visible_call
 from ._pages import PREFIX, VIA, not_found, redirect, render, secure
 
 __all__ = ["router"]
@@ -49,24 +49,20 @@ async def render_call(
 ) -> Response:
     user = who.person
     now = views.now_utc()
-    status = call.status
     project = await service.get_project(FUNCTION_CALL, call.call_id, among=user.projects)
     irreversible = await service.irreversible(call, project) if project else False
     origin = await service.requested_by(FUNCTION_CALL, call.call_id, among=user.projects)
-    requested = status.requested_at if status else None
-    expires = status.expires_at if status else None
     outcome = views.call_outcome(call)
     values = dict(form or {})
     spec = call.spec
     editing = values if values.get("action") == "edit" else None
+    row = views.row_for_call(call, now)
     return render(
         "call.html",
         {
-            "user": user,
+            **await request_context(service, FUNCTION_CALL, call, row, user, now),
             "csrf": who.session.csrf,
             "call": call,
-            "spec": call.spec,
-            "row": views.row_for_call(call, now),
             "outcome": outcome,
             "kwargs_json": views.pretty_json(call.spec.kwargs),
             "arguments": arguments_view(spec.kwargs, spec.parameters, spec.description),
@@ -77,13 +73,6 @@ async def render_call(
             "feedback_text": values.get("feedback", ""),
             "response_text": values.get("response", ""),
             "open_section": values.get("action", ""),
-            "requested_at": views.format_time(requested),
-            "waiting": views.since(requested, now),
-            "agent": await presence(service, FUNCTION_CALL, call.call_id, now, user),
-            "expires_at": views.format_time(expires),
-            "expires_in": views.row_for_call(call, now).expires_in,
-            "channel": views.channel_context(call.spec.channel, call.spec.policy),
-            "audit": await audit_rows(service, FUNCTION_CALL, call.call_id, user),
             "error": error,
             "notice": notice,
             "approvals_required": call.spec.policy.approvals_required if call.spec.policy else 1,

@@ -14,7 +14,7 @@ from .._service import HUMAN_CONTACT, ApprovalService
 from . import _views as views
 from ._call_form import MAX_TEXT, form_text, form_values
 from ._deps import CsrfForm, CurrentViewer, ShownContact, Viewer
-from ._lookup import audit_rows, presence, visible_contact
+from ._lookup import request_context, visible_contact
 from ._pages import PREFIX, VIA, not_found, redirect, render
 
 __all__ = ["router"]
@@ -32,29 +32,16 @@ async def render_contact(
     status_code: int = 200,
     form: Mapping[str, str] | None = None,
 ) -> Response:
-    user = who.person
     now = views.now_utc()
-    status = contact.status
-    requested = status.requested_at if status else None
-    expires = status.expires_at if status else None
     row = views.row_for_contact(contact, now)
     return render(
         "contact.html",
         {
-            "user": user,
+            **await request_context(service, HUMAN_CONTACT, contact, row, who.person, now),
             "csrf": who.session.csrf,
             "contact": contact,
-            "spec": contact.spec,
-            "row": row,
             "outcome": views.contact_outcome(contact),
             "answer_text": (form or {}).get("response", ""),
-            "requested_at": views.format_time(requested),
-            "waiting": views.since(requested, now),
-            "agent": await presence(service, HUMAN_CONTACT, contact.call_id, now, user),
-            "expires_at": views.format_time(expires),
-            "expires_in": row.expires_in,
-            "channel": views.channel_context(contact.spec.channel, contact.spec.policy),
-            "audit": await audit_rows(service, HUMAN_CONTACT, contact.call_id, user),
             "error": error,
             "notice": notice,
         },

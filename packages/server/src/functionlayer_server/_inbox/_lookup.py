@@ -24,6 +24,7 @@ __all__ = [
     "audit_rows",
     "list_context",
     "presence",
+    "request_context",
     "visible_call",
     "visible_contact",
 ]
@@ -106,6 +107,32 @@ async def presence(
         f"last checked {ago} ago and may have stopped waiting; your decision is kept and "
         "used if it comes back"
     )
+
+
+async def request_context(
+    service: ApprovalService,
+    kind: str,
+    request: FunctionCall | HumanContact,
+    row: views.RequestRow,
+    person: Person,
+    now: datetime,
+) -> dict[str, Any]:
+    """What the pages of a call and of a contact share: when it was asked and when it
+    expires, where it was routed, whether its agent still waits, and its audit trail."""
+    status = request.status
+    requested = status.requested_at if status else None
+    return {
+        "user": person,
+        "spec": request.spec,
+        "row": row,
+        "requested_at": views.format_time(requested),
+        "waiting": views.since(requested, now),
+        "agent": await presence(service, kind, request.call_id, now, person),
+        "expires_at": views.format_time(status.expires_at if status else None),
+        "expires_in": row.expires_in,
+        "channel": views.channel_context(request.spec.channel, request.spec.policy),
+        "audit": await audit_rows(service, kind, request.call_id, person),
+    }
 
 
 async def _label_requesters(
