@@ -11,12 +11,11 @@ from functionlayer._models import FunctionCallStatus
 from pydantic import BaseModel
 
 from functionlayer_server._audit_view import visible_entry
-from functionlayer_server._errors import AlreadyDecidedError, ForbiddenError
 from functionlayer_server._service import FUNCTION_CALL
 
 from . import _executions
-from ._deps import Client, Service, client, person_of, service_of
-from ._requests import CALLS, add_abandon_route, add_request_routes, kind_route
+from ._deps import CurrentClient, Service, client, person_of, service_of
+from ._requests import CALLS, add_abandon_route, add_request_routes, give_up, kind_route
 from ._wire import (
     CallId,
     call_id_of,
@@ -53,7 +52,7 @@ add_request_routes(router, CALLS)
     tags=["function calls"],
     summary="Who did what to this call, oldest first",
 )
-async def function_call_audit(call_id: CallId, who: Client, service: Service) -> Response:
+async def function_call_audit(call_id: CallId, who: CurrentClient, service: Service) -> Response:
     await service.get_function_call(call_id, project=who.project)
     entries = await service.audit_trail(call_id, project=who.project)
     items = [
@@ -79,13 +78,9 @@ async def respond_function_call(request: Request) -> Response:
     decision = await parse_body(request, FunctionCallStatus, strict=True)
     service = service_of(request)
     if decision.expired:
-        if not who.is_agent:
-            raise ForbiddenError("giving up a request is for the agent that created it")
         # Giving up is always a fail-closed rejection, whatever else the body says.
         reason = (decision.comment or "").strip() or "The agent stopped waiting for a decision."
-        if not await service.give_up(FUNCTION_CALL, call_id, who, reason):
-            raise AlreadyDecidedError(f"function call {call_id!r} is already decided")
-        return model_response(await service.get_function_call(call_id, project=who.project))
+        return await give_up(request, CALLS, who, call_id, reason)
     decided = await service.decide_function_call(
         call_id, decision, responder=person_of(who), via="api", project=who.project
     )

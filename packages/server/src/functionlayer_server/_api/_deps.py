@@ -1,5 +1,5 @@
 """Who is calling the agent API, and what the endpoints read from the app: FastAPI
-dependencies (``Client``, ``Granting``, ``Service``) and the same functions called directly
+dependencies (``CurrentClient``, ``Granting``, ``Service``) and the same functions called directly
 by the fast-path endpoints, which take only the request (see ``_wire.fast_path``).
 
 Every endpoint of the API authenticates its caller through :func:`client` (an API token); the
@@ -20,7 +20,7 @@ from functionlayer_server._policy import Person
 from functionlayer_server._quotas import LongPollQuota
 
 __all__ = [
-    "Client",
+    "CurrentClient",
     "Granter",
     "Granting",
     "Service",
@@ -111,5 +111,5 @@ async def granting_person(request: Request) -> Granter:
     return Granter(who, person)
 
 
-Client = Annotated[ApiClient, Depends(client)]
+CurrentClient = Annotated[ApiClient, Depends(client)]
 Granting = Annotated[Granter, Depends(granting_person)]

@@ -15,9 +15,11 @@ from fastapi.types import DecoratedCallable
 from functionlayer._models import FunctionCall, HumanContact
 from pydantic import BaseModel
 
+from functionlayer_server._auth import ApiClient
+from functionlayer_server._errors import AlreadyDecidedError, ForbiddenError
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 
-from ._deps import Client, Service, abandoning, agent, client, service_of, settings_of
+from ._deps import CurrentClient, Service, abandoning, agent, client, service_of, settings_of
 from ._waiting import held
 from ._wire import (
     call_id_of,
@@ -38,6 +40,7 @@ __all__ = [
     "RequestKind",
     "add_abandon_route",
     "add_request_routes",
+    "give_up",
     "kind_route",
 ]
 
@@ -147,7 +150,7 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
         summary=SUMMARIES[of.kind, "list"],
     )
     async def listing(
-        who: Client,
+        who: CurrentClient,
         service: Service,
         pending: bool | None = None,
         run_id: str | None = None,
@@ -165,6 +168,28 @@ def add_request_routes(router: APIRouter, of: RequestKind) -> None:
         cap = settings_of(request).long_poll_max_seconds
         call_id, wait = call_id_of(request), wait_seconds(request, cap)
         return await held(request, who, of.kind, call_id, wait)
+
+
+_ALREADY = {
+    FUNCTION_CALL: "function call {!r} is already decided",
+    HUMAN_CONTACT: "human contact {!r} is already answered",
+}
+
+
+async def give_up(
+    request: Request, of: RequestKind, who: ApiClient, call_id: str, reason: str
+) -> Response:
+    """The agent gives up a request it created (``expired: true`` on its respond route):
+    always a fail-closed rejection; refused to a person's token, to another agent (the
+    service checks the owner) and on a request already decided."""
+    if not who.is_agent:
+        raise ForbiddenError("giving up a request is for the agent that created it")
+    service = service_of(request)
+    if not await service.give_up(of.kind, call_id, who, reason):
+        raise AlreadyDecidedError(_ALREADY[of.kind].format(call_id))
+    if of.kind == FUNCTION_CALL:
+        return model_response(await service.get_function_call(call_id, project=who.project))
+    return model_response(await service.get_human_contact(call_id, project=who.project))
 
 
 def add_abandon_route(router: APIRouter, of: RequestKind) -> None:
