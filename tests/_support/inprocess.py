@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from functionlayer_server import create_app
 from functionlayer_server._settings import Settings
 
@@ -34,9 +35,10 @@ STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 class InProcess:
-    def __init__(self, client: httpx.AsyncClient, service: Any) -> None:
+    def __init__(self, client: httpx.AsyncClient, service: Any, app: FastAPI | None = None) -> None:
         self.client = client
         self.service = service
+        self.app = app
 
     async def agent(self, name: str | None = None, project: str = "default") -> dict[str, str]:
         """Headers of a fresh agent token."""
@@ -82,4 +84,4 @@ async def running_app(url: str, **settings: Any) -> AsyncIterator[InProcess]:
         # A server error is a 500 answer, as a real server gives it.
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield InProcess(client, app.state.service)
+            yield InProcess(client, app.state.service, app)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,12 +20,12 @@ import httpx
 import pytest
 from functionlayer import FunctionCall
 
+from tests._support.inbox import decide_in_inbox, log_in
 from tests._support.servers import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSON = "alice"
 PASSWORD = "alice-inbox-password"
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
@@ -42,33 +41,13 @@ def approval_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
         server.kill()
 
 
-def _csrf(html: str) -> str:
-    match = _CSRF.search(html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
 def person_decides(server: ServerProcess, call_id: str, action: str, **fields: str) -> FunctionCall:
     """A person logs in to the inbox and decides request ``call_id``: ``action`` is ``approve``,
     ``reject`` (``feedback=``), ``edit`` (``edited_kwargs=`` JSON) or ``respond`` (``response=``).
     Returns the request as the agent side then reads it."""
     with httpx.Client(base_url=server.base_url, timeout=30, follow_redirects=False) as browser:
-        login = browser.post(
-            "/inbox/login",
-            data={
-                "username": PERSON,
-                "password": PASSWORD,
-                "csrf_token": _csrf(browser.get("/inbox/login").text),
-            },
-        )
-        assert login.status_code == 303, login.text
-        page = browser.get(f"/inbox/calls/{call_id}")
-        assert page.status_code == 200, page.text  # the person sees the request
-        decided = browser.post(
-            f"/inbox/calls/{call_id}",
-            data={"action": action, "csrf_token": _csrf(page.text), **fields},
-        )
-        assert decided.status_code == 303, decided.text
+        log_in(browser, PERSON, PASSWORD)
+        decide_in_inbox(browser, call_id, {"action": action, **fields})
     with server.client() as agent:
         stored = FunctionCall.model_validate(agent.get(f"/function_calls/{call_id}").json())
     assert stored.status is not None and stored.status.responded_by == PERSON

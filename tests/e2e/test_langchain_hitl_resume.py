@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 THREAD_ID = "order-42"
 PERSON, PASSWORD = "alice", "correct horse battery staple"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 # -- the worker (runs in the subprocesses) -------------------------------------------------------
@@ -114,6 +112,7 @@ from functionlayer.testing.model import (  # noqa: E402
     tool_results,
 )
 
+from tests._support.inbox import decide_in_inbox, log_in  # noqa: E402
 from tests._support.servers import ServerProcess  # noqa: E402
 
 
@@ -157,25 +156,8 @@ def person_decides(server: ServerProcess, call_id: str, form: dict[str, str]) ->
     Their own session and CSRF token, as a browser would: not the agent's API token.
     """
     with httpx.Client(base_url=server.base_url, timeout=30) as browser:
-        login = browser.get("/inbox/login")
-        csrf = CSRF_RE.search(login.text)
-        assert csrf, "no CSRF token on the login page"
-        answer = browser.post(
-            "/inbox/login",
-            data={"username": PERSON, "password": PASSWORD, "csrf_token": csrf.group(1)},
-        )
-        assert answer.status_code == 303, answer.text  # logged in: off to the inbox
-        page = browser.get(f"/inbox/calls/{call_id}")
-        assert page.status_code == 200, page.text
-        csrf = CSRF_RE.search(page.text)
-        assert csrf, "no CSRF token on the request's page"
-        decided = browser.post(
-            f"/inbox/calls/{call_id}",
-            data={**form, "csrf_token": csrf.group(1)},
-            follow_redirects=False,
-        )
-        assert decided.status_code == 303, decided.text
-        assert decided.headers["location"].endswith("?decided=1")
+        log_in(browser, PERSON, PASSWORD)
+        decide_in_inbox(browser, call_id, form)
 
 
 def executions(directory: Path) -> list[dict[str, Any]]:

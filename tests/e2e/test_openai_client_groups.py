@@ -20,8 +20,9 @@ from functionlayer._feedback import rejection_message
 from functionlayer.testing.model import ScriptedModel, text, tool_call, tool_calls, tool_results
 from functionlayer_openai import Toolset, tools
 
+from tests._support.inbox import csrf_of
 from tests._support.servers import ServerProcess
-from tests.e2e._pause import PASSWORD, PERSON, _csrf, approval_server  # noqa: F401
+from tests.e2e._pause import PASSWORD, PERSON, approval_server  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,7 +74,7 @@ def decide_on_group_page(server: ServerProcess, decisions: dict[str, str]) -> No
             data={
                 "username": PERSON,
                 "password": PASSWORD,
-                "csrf_token": _csrf(browser.get("/inbox/login").text),
+                "csrf_token": csrf_of(browser.get("/inbox/login").text),
             },
         )
         assert login.status_code == 303, login.text
@@ -82,7 +83,7 @@ def decide_on_group_page(server: ServerProcess, decisions: dict[str, str]) -> No
         assert page.status_code == 200, page.text
         assert sorted(SHOWN.findall(page.text)) == sorted(decisions)
         form: dict[str, Any] = {
-            "csrf_token": _csrf(page.text),
+            "csrf_token": csrf_of(page.text),
             "bulk": "",
             "shown": list(decisions),
         }

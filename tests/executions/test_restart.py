@@ -5,7 +5,6 @@ it waits, a person approving with an approver token in between."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests._support.inbox import log_in
 from tests._support.servers import ServerProcess
 
 AGENT = Path(__file__).with_name("agent_process.py")
@@ -47,13 +47,7 @@ def _wait_for_request(server: ServerProcess, call_id: str) -> dict[str, object]:
 
 def _inbox_page(server: ServerProcess, call_id: str) -> str:
     with httpx.Client(base_url=server.base_url, timeout=30) as browser:
-        page = browser.get("/inbox/login")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        assert csrf is not None
-        browser.post(
-            "/inbox/login",
-            data={"username": "alice", "password": PASSWORD, "csrf_token": csrf.group(1)},
-        )
+        log_in(browser, "alice", PASSWORD)
         return browser.get(f"/inbox/calls/{call_id}").text
 
 

@@ -25,13 +25,13 @@ import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from tests._support.inbox import decide_in_inbox, log_in
 from tests._support.servers import ServerProcess
 
 HERE = Path(__file__).parent
 BANK = HERE / "bank_server.py"
 PERSON = "alice"
 PASSWORD = "correct horse battery staple"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 PENDING_RE = re.compile(r'class="request-row" data-call-id="([^"]+)"')
 
 
@@ -147,12 +147,7 @@ def person_decides(
     the only place where tests decide: adapt it when the inbox changes.
     """
     with httpx.Client(base_url=server.base_url, timeout=10.0) as person:
-        login_page = person.get("/inbox/login")
-        response = person.post(
-            "/inbox/login",
-            data={"username": PERSON, "password": PASSWORD, "csrf_token": _csrf(login_page.text)},
-        )
-        assert response.status_code == 303, response.text
+        log_in(person, PERSON, PASSWORD)
         deadline = time.monotonic() + timeout
         while True:
             page = person.get("/inbox")
@@ -164,18 +159,8 @@ def person_decides(
             time.sleep(0.1)
         assert len(pending) == 1, f"expected one pending request, found {pending}"
         call_id = pending[0]
-        decided = person.post(
-            "/inbox/calls/" + quote(call_id, safe=""),
-            data={"action": action, "csrf_token": _csrf(page.text), **form},
-        )
-        assert decided.status_code == 303, decided.text
+        decide_in_inbox(person, call_id, {"action": action, **form})
         return call_id
-
-
-def _csrf(page: str) -> str:
-    match = CSRF_RE.search(page)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
 
 
 def stored_call(server: ServerProcess, call_id: str) -> dict[str, Any]:

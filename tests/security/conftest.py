@@ -4,7 +4,6 @@ persons, for the hostile-agent suite."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,13 @@ import httpx
 import pytest
 from functionlayer_server._cli import create_token, create_user
 
+from tests._support.inbox import csrf_of as csrf
+from tests._support.inbox import log_in
 from tests._support.servers import ServerProcess, fresh_postgres_database
 
+__all__ = ["PASSWORD", "Deployment", "csrf"]
+
 PASSWORD = "correct horse battery"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass
@@ -41,21 +43,8 @@ class Deployment:
     def login(self, username: str = "alice", password: str = PASSWORD) -> httpx.Client:
         """A browser logged into the inbox (cookie jar), via the real login form."""
         browser = httpx.Client(base_url=self.server.base_url, timeout=30)
-        page = browser.get("/inbox/login")
-        token = csrf(page.text)
-        answer = browser.post(
-            "/inbox/login",
-            data={"username": username, "password": password, "csrf_token": token},
-            follow_redirects=False,
-        )
-        assert answer.status_code == 303, answer.text
+        log_in(browser, username, password)
         return browser
-
-
-def csrf(html: str) -> str:
-    match = CSRF_RE.search(html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
 
 
 def _deploy(url: str, directory: Path) -> Iterator[Deployment]:

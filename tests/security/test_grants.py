@@ -24,6 +24,7 @@ import pytest
 from functionlayer import FunctionLayer, call_id_scope
 from functionlayer_server._cli import _accounts_call, create_token, create_user
 
+from tests._support.inbox import csrf_of, log_in
 from tests._support.servers import ENV_PREFIX, ServerProcess, fresh_postgres_database
 
 PREFIXES = ["/functionlayer/v1", "/humanlayer/v1"]
@@ -411,29 +412,19 @@ def test_the_operator_lists_and_revokes_grants_from_the_cli(
 
 
 def test_the_inbox_grant_form_approves_nothing_when_the_grant_is_refused(dep: Grants) -> None:
-    import re
 
     name = f"w{uuid.uuid4().hex[:8]}"
     asyncio.run(create_user(dep.server.settings, name, "correct horse battery"))
     call_id = new_id()
     dep.create(call_id, "delete_db", {"amount": 50})
     with httpx.Client(base_url=dep.server.base_url, timeout=30) as browser:
-        page = browser.get("/inbox/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        assert token is not None
-        logged = browser.post(
-            "/inbox/login",
-            data={"username": name, "password": "correct horse battery", "csrf_token": token[1]},
-        )
-        assert logged.status_code in (200, 303), logged.text
+        log_in(browser, name, "correct horse battery")
         form = browser.get(f"/inbox/grant/{call_id}")
         assert form.status_code == 200 and 'id="grant-form"' in form.text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert csrf is not None
         answer = browser.post(
             f"/inbox/grant/{call_id}",
             data={
-                "csrf_token": csrf[1],
+                "csrf_token": csrf_of(form.text),
                 "scope": "amount <= 100",
                 "agents": "token",
                 "lifetime_seconds": "3600",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,17 +13,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from functionlayer import FunctionCall
-from functionlayer._models import FunctionCallStatus
 from functionlayer_server import verify_webhook_signature
 from functionlayer_server._app import create_app
 from functionlayer_server._errors import AlreadyDecidedError
 from functionlayer_server._inbox._session import COOKIE_NAME, Session, SessionCodec
 from functionlayer_server._settings import Settings
 
+from tests._support.inbox import person_decides
+
 SECRET_KEY = "test-secret-key-for-guarantee-tests"
 PASSWORD = "s3cret-password"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass
@@ -60,17 +58,6 @@ class Server:
     def actions(self, call_id: str) -> list[str]:
         response = self.api("GET", f"/function_calls/{call_id}/audit")
         return [entry["action"] for entry in response.json()["items"]]
-
-
-def person_decides(
-    server: Server, call_id: str, *, approved: bool, comment: str | None = None
-) -> FunctionCall:
-    """A person (alice, in the inbox) decides. The one place to change how people decide."""
-    decision = FunctionCallStatus(approved=approved, comment=comment)
-    result: FunctionCall = server.run(
-        server.service.respond_function_call, call_id, decision, responder="alice", via="inbox"
-    )
-    return result
 
 
 @pytest.fixture(scope="module")

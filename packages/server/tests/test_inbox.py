@@ -24,8 +24,9 @@ from functionlayer_server._app import create_app
 from functionlayer_server._errors import NotFoundError
 from functionlayer_server._settings import Settings
 
+from tests._support.inbox import csrf_of, log_in
+
 PASSWORD = "s3cret-password"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass
@@ -59,21 +60,8 @@ class Inbox:
 
     def login(self, username: str = "alice") -> str:
         """Log in through the form; returns the session's CSRF token."""
-        page = self.client.get("/inbox/login")
-        token = csrf_of(page.text)
-        response = self.client.post(
-            "/inbox/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": token},
-            follow_redirects=False,
-        )
-        assert response.status_code == 303, response.text
+        log_in(self.client, username, PASSWORD)
         return csrf_of(self.client.get("/inbox").text)
-
-
-def csrf_of(html: str) -> str:
-    match = CSRF_RE.search(html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
 
 
 @pytest.fixture

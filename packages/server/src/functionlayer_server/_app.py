@@ -15,14 +15,15 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functionlayer_server._api import API_PREFIX, LEGACY_PREFIX, create_api_router, is_fast_path
+from functionlayer_server._api import API_PREFIX, LEGACY_PREFIX, install_api, is_fast_path
 from functionlayer_server._channels import install_channels
 from functionlayer_server._errors import AuthenticationError, QuotaExceededError, ServerError
-from functionlayer_server._inbox import create_inbox_router
+from functionlayer_server._inbox import install_inbox
 from functionlayer_server._scheduler import Clock
 from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
@@ -167,9 +168,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             status_code=500,
         )
 
-    api = create_api_router(service, settings)
-    app.include_router(api, prefix=API_PREFIX)
-    app.include_router(api, prefix=LEGACY_PREFIX, include_in_schema=False)
+    api = install_api(app, settings)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
@@ -179,7 +178,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def home() -> RedirectResponse:
         return RedirectResponse("/inbox", status_code=303)  # people land in the inbox
 
-    app.include_router(create_inbox_router(service, settings))
+    install_inbox(app)
     install_channels(app, service, settings)
     app.add_middleware(
         FastPathMiddleware, fastapi_app=app, api=api, prefixes=(API_PREFIX, LEGACY_PREFIX)
@@ -224,11 +223,14 @@ class FastPathMiddleware:
         self.app = app
         self.fastapi_app = fastapi_app
         self.prefixes = prefixes
-        self.routes: list[tuple[frozenset[str], re.Pattern[str], Any]] = [
-            (frozenset(route.methods or ()), route.path_regex, route.endpoint)
-            for route in api.routes
-            if isinstance(route, APIRoute) and is_fast_path(route.endpoint)
-        ]
+        # The API's routes are in one router per resource: walk the included routers, each
+        # route at its path within the API.
+        self.routes: list[tuple[frozenset[str], re.Pattern[str], Any]] = []
+        for context in iter_route_contexts(api.routes):
+            route = context.original_route
+            if isinstance(route, APIRoute) and is_fast_path(route.endpoint):
+                regex = compile_path(context.path or route.path)[0]
+                self.routes.append((frozenset(route.methods or ()), regex, route.endpoint))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -28,6 +28,7 @@ from packages.server.tests.channels.slack_double import (
     slack_headers,
 )
 from packages.server.tests.channels.test_email import Mailbox
+from tests._support.inbox import csrf_of, log_in, person_decides
 from tests._support.servers import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,22 +63,6 @@ class App:
 
     def audit(self, call_id: str) -> list[Any]:
         return list(self.run(self.service.audit_trail, call_id))
-
-
-def person_decides(
-    app: App,
-    call_id: str,
-    *,
-    approved: bool,
-    comment: str | None = None,
-    responder: str = "alice",
-) -> Any:
-    """A person of the directory decides in the inbox (``responder``: their login or one of
-    their identities). The one place to change how people decide."""
-    decision = FunctionCallStatus(approved=approved, comment=comment)
-    return app.run(
-        app.service.respond_function_call, call_id, decision, responder=responder, via="web"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -230,25 +215,6 @@ def test_a_used_email_link_never_decides_again(app: App, monkeypatch: pytest.Mon
 # -- one rule for a picked option --------------------------------------------------------------
 
 
-def _inbox_login(app: App, name: str, password: str) -> None:
-    page = app.client.get("/inbox/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token, page.text
-    answer = app.client.post(
-        "/inbox/login",
-        data={"username": name, "password": password, "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-
-
-def _inbox_csrf(app: App, path: str) -> str:
-    page = app.client.get(path)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token, page.text
-    return token.group(1)
-
-
 def test_the_inbox_and_slack_store_the_same_answer_for_the_same_option(app: App) -> None:
     """Picking an option without writing anything stores one text, whichever channel."""
     options = [
@@ -284,14 +250,14 @@ def test_the_inbox_and_slack_store_the_same_answer_for_the_same_option(app: App)
             _click(app, block_actions(_posted(app, call_id), "U0BOSS", "fl_respond_option:0"))
             _click(app, block_actions(_posted(app, call_id + "-fn"), "U0BOSS", "fl_reject_option"))
         else:
-            _inbox_login(app, "opal", "opal-password-123")
+            log_in(app.client, "opal", "opal-password-123")
             path = f"/inbox/contacts/{call_id}"
             answered = app.client.post(
                 path,
                 data={
                     "response": "",
                     "response_option_name": "eu",
-                    "csrf_token": _inbox_csrf(app, path),
+                    "csrf_token": csrf_of(app.client.get(path).text),
                 },
                 follow_redirects=False,
             )
@@ -303,7 +269,7 @@ def test_the_inbox_and_slack_store_the_same_answer_for_the_same_option(app: App)
                     "action": "reject",
                     "feedback": "",
                     "reject_option_name": "risky",
-                    "csrf_token": _inbox_csrf(app, path),
+                    "csrf_token": csrf_of(app.client.get(path).text),
                 },
                 follow_redirects=False,
             )

@@ -54,6 +54,7 @@ from packages.server.tests.channels.slack_double import (
 )
 from packages.server.tests.channels.teams_double import APP_ID, APP_PASSWORD, TeamsDouble, new_key
 from packages.server.tests.channels.test_email import Mailbox, parts, reply
+from tests._support.inbox import CSRF_RE, csrf_of
 from tests._support.servers import free_port, fresh_postgres_database
 
 pytestmark = pytest.mark.timeout(120)
@@ -234,7 +235,7 @@ class Inbox(Channel):
         if who == "agent":
             return False
         page = client.get("/inbox/login")
-        token = _csrf(page.text)
+        token = csrf_of(page.text)
         answer = client.post(
             "/inbox/login",
             data={"username": who, "password": PASSWORD, "csrf_token": token},
@@ -257,9 +258,9 @@ class Inbox(Channel):
         csrf = ""
         if logged_in:  # a valid CSRF token of the session, even where the call is not shown
             page = client.get(f"/inbox/calls/{call_id}")
-            if page.status_code != 200 or not _CSRF.search(page.text):
+            if page.status_code != 200 or not CSRF_RE.search(page.text):
                 page = client.get("/inbox")
-            csrf = _csrf(page.text)
+            csrf = csrf_of(page.text)
         form = {**data, "csrf_token": csrf}
         client.post(f"/inbox/calls/{call_id}", data=form, headers=headers, follow_redirects=False)
         return (who, form)
@@ -876,14 +877,6 @@ def test_a_decided_or_expired_request_cannot_be_approved_again(
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _csrf(page: str) -> str:
-    found = _CSRF.search(page)
-    assert found, "no CSRF token on the page"
-    return found.group(1)
 
 
 def _html_text(page: str) -> str:
