@@ -59,7 +59,7 @@ from functionlayer_server._channels._discord_messages import (
     parse_custom_id,
     request_message,
 )
-from functionlayer_server._channels._dispatch import delivery_tiers
+from functionlayer_server._channels._planning import delivery_tiers
 from functionlayer_server._errors import (
     AlreadyDecidedError,
     ConfirmationRequiredError,

@@ -28,7 +28,7 @@ from functionlayer._models import (
 
 from functionlayer_server._channels import _slack_groups as _groups
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, find_delivery
-from functionlayer_server._channels._dispatch import (
+from functionlayer_server._channels._planning import (
     delivery_tiers,
     escalation_targets,
     request_kind,

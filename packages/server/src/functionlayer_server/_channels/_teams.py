@@ -51,7 +51,7 @@ from functionlayer_server._channels._base import (
     find_delivery,
     first_time,
 )
-from functionlayer_server._channels._dispatch import delivery_tiers
+from functionlayer_server._channels._planning import delivery_tiers
 from functionlayer_server._channels._teams_cards import (
     ACTION_APPROVE,
     ACTION_REJECT,
