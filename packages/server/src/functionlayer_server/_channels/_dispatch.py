@@ -104,12 +104,11 @@ class Dispatcher:
             targets = tiers[0] if tiers else []
             action, details = "reminded", {}
         if attempt == 0:
-            await self.service.record_audit(
+            await self._note(
                 kind,
                 call_id,
-                who=SERVER_ACTOR,
+                action,
                 via="scheduler",
-                action=action,
                 details={**details, "to": [t.describe() for t in targets]},
                 project=project,
             )
@@ -153,12 +152,11 @@ class Dispatcher:
             channel = self.channel_for(target)
             if channel is None:
                 if attempt == 0 and not inbox_only(target):
-                    await self.service.record_audit(
+                    await self._note(
                         kind,
                         request.call_id,
-                        who=SERVER_ACTOR,
+                        "not_delivered",
                         via="channels",
-                        action="not_delivered",
                         details={
                             **where,
                             "reason": f"no channel is configured for {target.describe()}",
@@ -172,18 +170,38 @@ class Dispatcher:
             except Exception as exc:
                 failed = True
                 log.warning("%s: delivering %s failed: %s", channel.name, request.call_id, exc)
-                await self.service.record_audit(
+                await self._note(
                     kind,
                     request.call_id,
-                    who=SERVER_ACTOR,
+                    "delivery_failed",
                     via=channel.name,
-                    action="delivery_failed",
                     details={**where, "attempt": attempt + 1, "error": _describe(exc)},
                     project=project,
                 )
             finally:
                 _current.reset(token)
         return failed
+
+    async def _note(
+        self,
+        kind: str,
+        call_id: str,
+        action: str,
+        *,
+        via: str,
+        details: dict[str, Any],
+        project: str | None,
+    ) -> None:
+        """The server's own audit entry for a request (a delivery, a failure, an escalation)."""
+        await self.service.record_audit(
+            kind,
+            call_id,
+            who=SERVER_ACTOR,
+            via=via,
+            action=action,
+            details=details,
+            project=project,
+        )
 
     def channel_for(self, target: ContactChannel) -> Channel | None:
         for channel in self.channels:
@@ -222,12 +240,11 @@ class Dispatcher:
                 await channel.update(request, deliveries)
             except Exception as exc:
                 log.exception("%s: updating %s failed", channel.name, request.call_id)
-                await self.service.record_audit(
+                await self._note(
                     kind,
                     request.call_id,
-                    who=SERVER_ACTOR,
+                    "update_failed",
                     via=channel.name,
-                    action="update_failed",
                     details={"error": _describe(exc)},
                     project=project,
                 )
@@ -266,12 +283,11 @@ class Dispatcher:
         if tier >= len(tiers):
             return
         if tier > 0 and attempt == 0:
-            await self.service.record_audit(
+            await self._note(
                 kind,
                 call_id,
-                who=SERVER_ACTOR,
+                "escalated",
                 via="scheduler",
-                action="escalated",
                 details={"tier": tier, "to": [t.describe() for t in tiers[tier]]},
                 project=project,
             )
@@ -311,14 +327,9 @@ class Dispatcher:
         details: dict[str, Any] = {"channel": channel, "data": data}
         if where is not None:
             details.update(where)
-        await self.service.record_audit(
-            kind or await self._kind_of(call_id),
-            call_id,
-            who=SERVER_ACTOR,
-            via=channel,
-            action="delivered",
-            details=details,
-            project=_project.get(),
+        kind = kind or await self._kind_of(call_id)
+        await self._note(
+            kind, call_id, "delivered", via=channel, details=details, project=_project.get()
         )
 
     async def _records(
