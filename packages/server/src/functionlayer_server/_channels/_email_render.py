@@ -19,6 +19,8 @@ from functionlayer._display import (
 )
 from functionlayer._models import FunctionCall, HumanContact
 
+from functionlayer_server._outcome import OutcomeTable, outcome, render
+
 __all__ = [
     "ARGUMENTS_ROOM",
     "EmailContent",
@@ -269,24 +271,22 @@ def _told(request: FunctionCall | HumanContact | None) -> dict[str, Any]:
     }
 
 
+OUTCOME = OutcomeTable(
+    lines={
+        "pending": "The request is still waiting for an answer.",
+        "approved": "Approved by {who}{edited}{approvals}{comment_suffix}.",
+        "rejected": "Rejected{option} by {who} with feedback: {comment}",
+        "answered": "Answered by {who}: {response}",
+        "answered_instead": "Answered by {who} instead of running it: {response}",
+        "expired": "The request expired before anyone answered; nothing was run ({comment}).",
+        "abandoned": "Abandoned: the agent stopped waiting before anyone answered; nothing was "
+        "run{comment_suffix}.",
+    }
+)
+
+
 def describe_decision(request: FunctionCall | HumanContact) -> str:
-    status = request.status
-    if status is None:
-        return "The request is still waiting for an answer."
-    by = status.responded_by or "someone"
-    via = f" via {status.responded_via}" if status.responded_via else ""
-    if status.expired:
-        return "The request expired before anyone answered; nothing was run."
-    if isinstance(request, FunctionCall) and request.status is not None:
-        call_status = request.status
-        if call_status.response is not None:
-            return f"Answered by {by}{via} instead of running it: {call_status.response}"
-        if call_status.approved:
-            return f"Approved by {by}{via}."
-        return f"Rejected by {by}{via} with feedback: {call_status.comment or ''}"
-    if isinstance(request, HumanContact) and request.status is not None:
-        return f"Answered by {by}{via}: {request.status.response or ''}"
-    return f"Decided by {by}{via}."
+    return render(outcome(request), OUTCOME)
 
 
 def render_decision(request: FunctionCall | HumanContact) -> str:

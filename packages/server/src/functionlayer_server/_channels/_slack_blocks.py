@@ -17,6 +17,7 @@ from functionlayer._display import (
 )
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
+from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._schema import allowed
 
 __all__ = [
@@ -257,39 +258,26 @@ def confirm_blocks(call: FunctionCall, channel: str, ts: str) -> list[dict[str, 
     ]
 
 
-def _who(responder: str | None, via: str | None) -> str:
-    # ``responded_by`` is a person's name in the directory, never a Slack mention (a name that
-    # looks like a Slack id must not ping that user).
-    return f"*{escape(responder or 'someone')}*" + (f" via {escape(via)}" if via else "")
+# ``responded_by`` is a person's name in the directory, never a Slack mention (a name that looks
+# like a Slack id must not ping that user): escaped like every other field.
+OUTCOME = OutcomeTable(
+    lines={
+        "pending": "Pending",
+        "approved": ":white_check_mark: *Approved* by {who}{edited}{approvals}{comment_suffix}",
+        "rejected": ":x: *Rejected*{option} by {who}: {comment}",
+        "answered": ":speech_balloon: *Answered* by {who}: {response}",
+        "answered_instead": ":speech_balloon: *Answered instead* by {who}: {response}",
+        "expired": ":hourglass: *Expired*{comment_suffix}",
+        "abandoned": ":hourglass: *Abandoned* (the agent stopped waiting){comment_suffix}",
+    },
+    text=escape,
+    strong=lambda name: f"*{name}*",
+)
 
 
 def outcome_text(request: FunctionCall | HumanContact) -> str:
     """One line: who decided what (used in the updated message and its fallback text)."""
-    if isinstance(request, HumanContact):
-        contact = request.status
-        if contact is None or not contact.completed:
-            return "Pending"
-        if contact.expired:
-            return ":hourglass: *Expired*: nobody answered before the deadline"
-        who = _who(contact.responded_by, contact.responded_via)
-        return f":speech_balloon: *Answered* by {who}: {escape(contact.response or '')}"
-    status = request.status
-    if status is None or status.approved is None:
-        return "Pending"
-    if status.expired:
-        return ":hourglass: *Expired*" + (f": {escape(status.comment)}" if status.comment else "")
-    who = _who(status.responded_by, status.responded_via)
-    if status.response is not None:
-        return f":speech_balloon: *Answered instead* by {who}: {escape(status.response)}"
-    if status.approved:
-        line = f":white_check_mark: *Approved* by {who}"
-        if status.edited_kwargs is not None:
-            line += " (with edited arguments)"
-        if status.approvals and len(status.approvals) > 1:
-            line += " (approvals: " + ", ".join(_who(a, "slack") for a in status.approvals) + ")"
-        return line + (f": {escape(status.comment)}" if status.comment else "")
-    option = f" ({escape(status.reject_option_name)})" if status.reject_option_name else ""
-    return f":x: *Rejected*{option} by {who}: {escape(status.comment or '')}"
+    return render(outcome(request), OUTCOME)
 
 
 def decided_blocks(
