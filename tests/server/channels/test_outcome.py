@@ -17,8 +17,12 @@ from functionlayer._models import (
     HumanContactSpec,
     HumanContactStatus,
 )
-from functionlayer_server._channels import _discord_messages, _email_render, _slack_blocks
-from functionlayer_server._channels import _teams_cards
+from functionlayer_server._channels import (
+    _discord_messages,
+    _email_render,
+    _slack_blocks,
+    _teams_cards,
+)
 from functionlayer_server._inbox import _views
 from functionlayer_server._outcome import STATUSES, outcome
 from functionlayer_server._policy import decided_message
