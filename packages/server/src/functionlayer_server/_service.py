@@ -511,6 +511,14 @@ class ApprovalService:
         effective, _ = await self._effective(request, project)
         return effective.irreversible
 
+    async def grants_allowed(self, call: FunctionCall, project: str) -> bool:
+        """Whether the operator's policy allows grants for ``call`` now (channels ask before
+        offering one; ``create_grant`` checks again, with the person)."""
+        effective, _ = await self._effective(call, project)
+        return (
+            _grants.grants_refusal(self.rules.for_project(project), call.spec.fn, effective) is None
+        )
+
     async def approvals_required(self, request: Request, project: str) -> int:
         effective, _ = await self._effective(request, project)
         return effective.approvals_required

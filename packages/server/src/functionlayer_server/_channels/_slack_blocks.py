@@ -23,10 +23,12 @@ from functionlayer_server._schema import allowed
 __all__ = [
     "ACTION_APPROVE",
     "ACTION_APPROVE_CONFIRM",
+    "ACTION_GRANT",
     "ACTION_REJECT",
     "ACTION_REJECT_OPTION",
     "ACTION_REPLY",
     "ACTION_RESPOND_OPTION",
+    "VIEW_GRANT",
     "VIEW_REJECT",
     "VIEW_REPLY",
     "arguments_fit",
@@ -34,6 +36,7 @@ __all__ = [
     "confirm_blocks",
     "escape",
     "outcome_text",
+    "plain",
     "reject_modal",
     "reply_modal",
     "request_blocks",
@@ -49,6 +52,8 @@ ACTION_RESPOND_OPTION = "fl_respond_option"
 ACTION_OPEN = "fl_open"
 VIEW_REJECT = "fl_reject"
 VIEW_REPLY = "fl_reply"
+ACTION_GRANT = "fl_grant"
+VIEW_GRANT = "fl_grant_view"
 INPUT_BLOCK = "fl_input"
 INPUT_ACTION = "text"
 
@@ -188,9 +193,11 @@ def request_blocks(
     base_url: str,
     progress: str | None = None,
     irreversible: bool = False,
+    grant: bool = False,
 ) -> list[dict[str, Any]]:
     """The message for a pending request, with its buttons. ``irreversible``: Approve asks
-    for a second, deliberate click (``confirm_blocks``); the server refuses without it."""
+    for a second, deliberate click (``confirm_blocks``); the server refuses without it.
+    ``grant``: also "Approve and allow similar…" (the operator's policy allows grants)."""
     blocks = _describe_request(request, context)
     if progress:
         blocks.append(_context([progress]))
@@ -205,6 +212,8 @@ def request_blocks(
         if "approve" in accepted and arguments_fit(request):
             label = "Approve…" if irreversible else "Approve"
             buttons.append(_button(label, ACTION_APPROVE, _value(request), "primary"))
+            if grant and not irreversible:
+                buttons.append(_button("Approve and allow similar…", ACTION_GRANT, _value(request)))
         elif "approve" in accepted:
             blocks.append(
                 _section(
