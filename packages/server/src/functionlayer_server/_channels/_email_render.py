@@ -73,6 +73,7 @@ _TEMPLATES = {
 </table>
 <p>
 {% if approve_url %}<a href="{{ approve_url }}" style="{{ button }};background:#1f883d;color:#ffffff">Approve</a>{% endif %}
+{% if grant_url %}<a href="{{ grant_url }}" style="{{ button }};background:#f6f8fa;color:#1a7f37;border:1px solid #1f883d">Approve and allow similar calls…</a>{% endif %}
 <a href="{{ open_url }}" style="{{ button }};background:#f6f8fa;color:#1f2328;border:1px solid #d1d9e0">Open in the inbox</a>
 </p>
 <p style="color:#59636e;font-size:13px">{{ instructions }}</p>
@@ -108,6 +109,9 @@ Call id: {{ call_id }}
 
 {% if approve_url %}
 Approve: {{ approve_url }}
+{% endif %}
+{% if grant_url %}
+Approve and allow similar calls (you choose the scope on the page): {{ grant_url }}
 {% endif %}
 Open in the inbox: {{ open_url }}
 
@@ -207,6 +211,7 @@ def render_request(
     context: str | None,
     approve_url: str | None,
     open_url: str,
+    grant_url: str | None = None,
     expires: str,
     irreversible: bool = False,
 ) -> EmailContent:
@@ -243,6 +248,7 @@ def render_request(
         "run_id": request.run_id,
         "call_id": request.call_id,
         "approve_url": approve_url,
+        "grant_url": grant_url,
         "open_url": open_url,
         "instructions": instructions,
         "expires": expires,
