@@ -41,27 +41,19 @@ from email.message import EmailMessage
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from functionlayer._models import (
     ContactChannel,
     FunctionCall,
-    FunctionCallStatus,
 )
 
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
 from functionlayer_server._channels._email_grants import EmailGrants
-from functionlayer_server._channels._email_inbound import (
-    InboundError,
-    is_approval,
-    parse_reply,
-)
 from functionlayer_server._channels._email_links import Action, LinkSigner, LinkToken
 from functionlayer_server._channels._email_pages import (
     LINK_PREFIX,
-    TOO_LONG_REASON,
     VIA,
     LinkPages,
-    refuse_answer,
 )
 from functionlayer_server._channels._email_render import (
     arguments_fit,
@@ -69,14 +61,8 @@ from functionlayer_server._channels._email_render import (
     render_decision,
     render_request,
 )
+from functionlayer_server._channels._email_replies import SECRET_HEADER, ReplyInbox, reply_key
 from functionlayer_server._channels._grant_offer import grant_offered
-from functionlayer_server._errors import (
-    AlreadyDecidedError,
-    ConfirmationRequiredError,
-    ForbiddenError,
-    InvalidDecisionError,
-    NotFoundError,
-)
 from functionlayer_server._schema import allowed
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
@@ -86,14 +72,7 @@ __all__ = ["INBOUND_PATH", "LINK_PREFIX", "SECRET_HEADER", "EmailChannel", "crea
 log = logging.getLogger("functionlayer_server.channels.email")
 
 INBOUND_PATH = "/email/inbound"
-SECRET_HEADER = "X-FunctionLayer-Inbound-Secret"
 SMTP_TIMEOUT_SECONDS = 30.0
-_LEGACY_MSGID_KEY = "email-msgid:"
-"""Reply mapping of messages sent while their ids were also in the (agent-readable) audit."""
-_REPLY_KEY = "email-reply:v2:"
-"""Reply mapping: the hash of a private Message-ID -> the request and that copy's recipient."""
-# Form fields in which inbound-mail services post the raw message (Mailgun, SendGrid, ...).
-_RAW_FIELDS = ("body-mime", "email", "raw", "mime", "message")
 
 
 @dataclass(frozen=True)
@@ -139,11 +118,6 @@ def _bracket(msgid: str) -> str:
     if any(c.isspace() for c in text) or not text:
         raise ValueError(f"not a Message-ID: {msgid!r}")
     return text if text.startswith("<") and text.endswith(">") else f"<{text.strip('<>')}>"
-
-
-def _reply_key(msgid: str) -> str:
-    """The durable key of a Message-ID's reply mapping (its hash, not the id)."""
-    return _REPLY_KEY + hashlib.sha256(msgid.encode("utf-8")).hexdigest()
 
 
 def _send_sync(config: SmtpConfig, messages: list[tuple[EmailMessage, list[str]]]) -> None:
@@ -204,6 +178,7 @@ class EmailChannel:
         self.inbound_secret: str | None = getattr(settings, "email_inbound_secret", None)
         self._domain = self.smtp.sender_address.rpartition("@")[2] or "localhost"
         self.pages = LinkPages(service, self.signer, settings.base_url)
+        self.replies = ReplyInbox(service, self.inbound_secret)
         self.grants = EmailGrants(self.pages)
 
     # -- Channel protocol -------------------------------------------------------------------
@@ -383,7 +358,7 @@ class EmailChannel:
 
         @router.post(INBOUND_PATH)
         async def inbound(request: Request) -> Response:
-            return await self._inbound(request)
+            return await self.replies.receive(request)
 
         return router
 
@@ -395,167 +370,6 @@ class EmailChannel:
         by the id's hash: the id itself is kept nowhere but in the recipient's copy."""
         for recipient, msgid in ids.items():
             await self.service.store.remember(
-                _reply_key(msgid.strip("<>")),
+                reply_key(msgid.strip("<>")),
                 {"kind": kind, "call_id": call_id, "recipient": recipient.lower()},
             )
-
-    async def _find_request(self, message_ids: list[str]) -> tuple[str, str, str | None] | None:
-        """(kind, call id, the recipient of the copy replied to) for the first known
-        Message-ID. The recipient is None when the id cannot prove whose copy it was: a
-        message sent before ids were private (its id was in the agent-readable audit)."""
-        for msgid in message_ids:
-            found = await self.service.store.recall(_reply_key(msgid))
-            if found is not None:
-                return str(found["kind"]), str(found["call_id"]), str(found["recipient"])
-        for msgid in message_ids:
-            legacy = await self.service.store.recall(_LEGACY_MSGID_KEY + msgid)
-            if legacy is not None:
-                return str(legacy["kind"]), str(legacy["call_id"]), None
-        return None
-
-    # -- inbound replies ---------------------------------------------------------------------
-
-    def _authorised(self, request: Request) -> bool:
-        secret = self.inbound_secret
-        assert secret is not None
-        given = request.headers.get(SECRET_HEADER)
-        if given is None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            given = token.strip() if scheme.lower() == "bearer" else None
-        if given is None:
-            given = request.query_params.get("secret")
-        return given is not None and hmac.compare_digest(given.encode(), secret.encode())
-
-    async def _raw_message(self, request: Request) -> bytes:
-        content_type = request.headers.get("content-type", "").lower()
-        if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            form = await request.form()
-            for name in _RAW_FIELDS:
-                value = form.get(name)
-                if isinstance(value, str):
-                    return value.encode("utf-8")
-                if value is not None:
-                    return await value.read()
-            return b""
-        return await request.body()
-
-    async def _inbound(self, request: Request) -> JSONResponse:
-        def answer(status_code: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-            return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status_code)
-
-        if not self.inbound_secret:
-            return answer(
-                404,
-                "not_configured",
-                "inbound email is off: set email_inbound_secret to accept replies",
-            )
-        if not self._authorised(request):
-            return answer(
-                401,
-                "unauthorized",
-                f"missing or wrong inbound secret (send it in the {SECRET_HEADER} header)",
-            )
-        try:
-            reply = parse_reply(await self._raw_message(request))
-        except InboundError as exc:
-            return answer(400, "bad_message", str(exc))
-        found = await self._find_request(reply.message_ids)
-        if found is None:
-            return answer(
-                404,
-                "no_request",
-                "this message is not a reply to a request from this server "
-                "(no known Message-ID in In-Reply-To or References)",
-            )
-        kind, call_id, recipient = found
-        if reply.auto_reply:
-            await refuse_answer(
-                self.service, kind, call_id, reply.sender, "automatic reply (not a decision)"
-            )
-            return answer(200, "ignored", "automatic replies never decide", call_id=call_id)
-        # A reply counts only from the recipient of the copy it threads to: another addressee
-        # replying on their own copy "as" someone else, or a forged From on someone else's
-        # copy, decides nothing. Nor does a reply to a message whose id was once readable.
-        if recipient is None:
-            reason = (
-                "the reply threads to a message sent before reply ids were kept private "
-                "(its id may be known to others); answer with the link or in the inbox"
-            )
-            await refuse_answer(self.service, kind, call_id, reply.sender, reason)
-            return answer(403, "forbidden", reason + "; nothing was decided", call_id=call_id)
-        if reply.sender != recipient:
-            await refuse_answer(
-                self.service,
-                kind,
-                call_id,
-                reply.sender,
-                "sender is not the recipient of the message replied to",
-            )
-            return answer(
-                403,
-                "forbidden",
-                "a reply counts only from the address its message was sent to; nothing was decided",
-                call_id=call_id,
-            )
-        if not reply.text.strip():
-            await refuse_answer(self.service, kind, call_id, reply.sender, "empty reply")
-            return answer(
-                422,
-                "empty_reply",
-                "the reply has no text above the quoted message",
-                call_id=call_id,
-            )
-        try:
-            if kind == FUNCTION_CALL:
-                approves, comment = is_approval(reply.text)
-                if approves and not arguments_fit(await self.service.get_function_call(call_id)):
-                    await refuse_answer(self.service, kind, call_id, reply.sender, TOO_LONG_REASON)
-                    return answer(
-                        422,
-                        "arguments_not_shown",
-                        "the email could not show every argument, so a reply cannot approve "
-                        "the call; nothing was decided (decide in the inbox)",
-                        call_id=call_id,
-                    )
-                decision = (
-                    FunctionCallStatus(approved=True, comment=comment)
-                    if approves
-                    else FunctionCallStatus(approved=False, comment=reply.text)
-                )
-                call = await self.service.respond_function_call(
-                    call_id, decision, responder=f"email:{reply.sender}", via=VIA
-                )
-                status = call.status
-                if status is not None and status.approved is None:
-                    outcome = "approval_recorded"
-                else:
-                    outcome = "approved" if approves else "rejected"
-            else:
-                await self.service.respond_human_contact(
-                    call_id, response=reply.text, responder=f"email:{reply.sender}", via=VIA
-                )
-                outcome = "responded"
-        except AlreadyDecidedError as exc:
-            return answer(409, "already_decided", exc.message, call_id=call_id)
-        except ForbiddenError as exc:
-            return answer(403, "forbidden", exc.message, call_id=call_id)
-        except ConfirmationRequiredError as exc:
-            await refuse_answer(
-                self.service,
-                kind,
-                call_id,
-                reply.sender,
-                "a reply cannot approve an irreversible function",
-            )
-            return answer(
-                422,
-                "confirmation_required",
-                exc.message
-                + "; a reply cannot confirm it: use the Approve link; nothing was decided",
-                call_id=call_id,
-            )
-        except InvalidDecisionError as exc:
-            return answer(422, "invalid_decision", exc.message, call_id=call_id)
-        except NotFoundError as exc:
-            return answer(404, "not_found", exc.message, call_id=call_id)
-        return answer(200, outcome, f"{outcome} by {reply.sender}", call_id=call_id)
