@@ -37,6 +37,8 @@ from functionlayer_server._channels._base import (
     DeliveryStore,
     find_delivery,
     first_time,
+    needs_confirmation,
+    quorum_progress,
 )
 from functionlayer_server._channels._discord_messages import (
     ACTION_APPROVE,
@@ -179,16 +181,6 @@ def _text_input(components: Any) -> str | None:
     return None
 
 
-def _progress(request: ChannelRequest) -> str | None:
-    if not isinstance(request, FunctionCall) or request.spec.policy is None:
-        return None
-    required = request.spec.policy.approvals_required
-    if required <= 1:
-        return None
-    have = len(request.status.approvals or []) if request.status else 0
-    return f"{have} of {required} approvals so far."
-
-
 class _NeedsConfirmation(Exception):
     """Approve on an irreversible function: nothing was decided; the clicker is asked to
     confirm with a second click."""
@@ -267,8 +259,8 @@ class DiscordChannel:
             request,
             context=discord.context,
             base_url=self.settings.base_url,
-            progress=_progress(request),
-            irreversible=await self._irreversible(request),
+            progress=quorum_progress(request),
+            irreversible=await needs_confirmation(self.service, request),
         )
         message = await self._api("POST", f"/channels/{_segment(channel_id)}/messages", body)
         message_id = str(message.get("id") or "")
@@ -528,10 +520,10 @@ class DiscordChannel:
                 log.warning("Discord: showing quorum progress failed: %s", exc)
             body = request_message(
                 result,
-                irreversible=await self._irreversible(result),
+                irreversible=await needs_confirmation(self.service, result),
                 context=target.context,
                 base_url=self.settings.base_url,
-                progress=f"Your approval is recorded. {_progress(result) or ''}".strip(),
+                progress=f"Your approval is recorded. {quorum_progress(result) or ''}".strip(),
             )
             return {"type": UPDATE_MESSAGE, "data": body}
         return {"type": UPDATE_MESSAGE, "data": decided_message(result, context=target.context)}
@@ -572,15 +564,6 @@ class DiscordChannel:
         return {"type": UPDATE_MESSAGE, "data": decided_message(result, context=target.context)}
 
     # -- helpers -----------------------------------------------------------------------------
-
-    async def _irreversible(self, request: ChannelRequest) -> bool:
-        """Whether Approve takes the second click (the agent's mark or the operator's)."""
-        if not isinstance(request, FunctionCall):
-            return False
-        if request.spec.irreversible:
-            return True
-        project = await self.service.get_project(FUNCTION_CALL, request.call_id)
-        return project is not None and await self.service.irreversible(request, project)
 
     async def _load(self, ref: ButtonRef) -> ChannelRequest:
         call_id = ref.call_id
@@ -673,8 +656,8 @@ class DiscordChannel:
                     request,
                     context=context,
                     base_url=self.settings.base_url,
-                    progress=_progress(request),
-                    irreversible=await self._irreversible(request),
+                    progress=quorum_progress(request),
+                    irreversible=await needs_confirmation(self.service, request),
                 )
             )
             try:

@@ -47,7 +47,7 @@ from functionlayer._models import (
     FunctionCall,
 )
 
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
+from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, needs_confirmation
 from functionlayer_server._channels._email_grants import EmailGrants
 from functionlayer_server._channels._email_links import Action, LinkSigner, LinkToken
 from functionlayer_server._channels._email_pages import (
@@ -238,7 +238,7 @@ class EmailChannel:
         expires_at = now + self.link_ttl
         expires = datetime.fromtimestamp(expires_at, UTC).strftime("on %Y-%m-%d at %H:%M UTC")
         context = channel.context_about_user
-        irreversible = await self.pages.irreversible(request)
+        irreversible = await needs_confirmation(self.service, request)
         approvable = (
             isinstance(request, FunctionCall)
             and "approve" in allowed(request.spec)

@@ -13,6 +13,7 @@ import jinja2
 from fastapi.responses import HTMLResponse, Response
 from functionlayer._models import FunctionCall
 
+from functionlayer_server._channels._base import needs_confirmation
 from functionlayer_server._channels._email_links import LinkToken
 from functionlayer_server._channels._email_pages import PAGE_HEADERS, VIA, LinkPages
 from functionlayer_server._channels._email_render import LinkPage, arguments_fit, pretty_arguments
@@ -79,21 +80,16 @@ class EmailGrants:
                 LinkPage("Request not found", "This request no longer exists.", status_code=404)
             )
         if await self.pages.link_used(token):
-            return self.pages.page(
-                LinkPage(
-                    "Link already used",
-                    "This link has already been used; each link works once. Nothing was changed.",
-                    status_code=409,
-                    request=call,
-                )
-            )
+            return self.pages.used_page(call)
         if call.completed:
             return self.pages.decided_page(call)
         if not arguments_fit(call):
             return self.pages.too_long_page(call, link)
         service = self.pages.service
         project = await service.get_project(FUNCTION_CALL, call.call_id)
-        if await self.pages.irreversible(call) or not await grant_offered(service, call, project):
+        if await needs_confirmation(service, call) or not await grant_offered(
+            service, call, project
+        ):
             return self.pages.page(
                 LinkPage(
                     "No grant possible",
@@ -157,14 +153,7 @@ class EmailGrants:
         except ServerError as exc:
             return pages.page(LinkPage("Not possible", exc.message, status_code=422, request=call))
         if not await pages.claim_link(token, link):
-            return pages.page(
-                LinkPage(
-                    "Link already used",
-                    "This link has already been used; each link works once. Nothing was changed.",
-                    status_code=409,
-                    request=call,
-                )
-            )
+            return pages.used_page(call)
         try:
             grant = await approve_and_grant(
                 service, call, choice, person=person.name, responder=responder, via=VIA

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from functionlayer._models import FunctionCall, FunctionCallStatus
 
-from functionlayer_server._channels._base import ChannelRequest
+from functionlayer_server._channels._base import ChannelRequest, needs_confirmation
 from functionlayer_server._channels._email_links import LinkError, LinkSigner, LinkToken, use_key
 from functionlayer_server._channels._email_render import (
     LinkPage,
@@ -103,15 +103,6 @@ class LinkPages:
         except NotFoundError:
             return None
 
-    async def irreversible(self, request: ChannelRequest) -> bool:
-        """Whether approving takes the confirmation step (the agent's mark or the operator's)."""
-        if not isinstance(request, FunctionCall):
-            return False
-        if request.spec.irreversible:
-            return True
-        project = await self.service.get_project(FUNCTION_CALL, request.call_id)
-        return project is not None and await self.service.irreversible(request, project)
-
     async def verify(self, token: str) -> LinkToken | HTMLResponse:
         try:
             return self.signer.verify(token, now=self.service.clock.now())
@@ -120,6 +111,16 @@ class LinkPages:
             return self.page(
                 LinkPage(title=title, message=exc.reason, status_code=410 if exc.expired else 400)
             )
+
+    def used_page(self, request: ChannelRequest) -> HTMLResponse:
+        return self.page(
+            LinkPage(
+                "Link already used",
+                "This link has already been used; each link works once. Nothing was changed.",
+                status_code=409,
+                request=request,
+            )
+        )
 
     def decided_page(self, request: ChannelRequest) -> HTMLResponse:
         return self.page(
@@ -158,19 +159,12 @@ class LinkPages:
                 LinkPage("Request not found", "This request no longer exists.", status_code=404)
             )
         if await self.link_used(token):
-            return self.page(
-                LinkPage(
-                    "Link already used",
-                    "This link has already been used; each link works once. Nothing was changed.",
-                    status_code=409,
-                    request=request,
-                )
-            )
+            return self.used_page(request)
         if request.completed:
             return self.decided_page(request)
         if isinstance(request, FunctionCall) and not arguments_fit(request):
             return self.too_long_page(request, link)
-        irreversible = await self.irreversible(request)
+        irreversible = await needs_confirmation(self.service, request)
         return self.page(
             LinkPage(
                 title="Approve this irreversible call?" if irreversible else "Approve this call?",
@@ -218,14 +212,7 @@ class LinkPages:
                 )
             )
         if not await self.claim_link(token, link):
-            return self.page(
-                LinkPage(
-                    "Link already used",
-                    "This link has already been used; each link works once. Nothing was changed.",
-                    status_code=409,
-                    request=request,
-                )
-            )
+            return self.used_page(request)
         try:
             # This POST comes from the confirmation page (GET shows the call and decides
             # nothing): for an irreversible function that page is the deliberate second step.

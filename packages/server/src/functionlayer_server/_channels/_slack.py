@@ -25,10 +25,15 @@ from functionlayer._models import (
 )
 
 from functionlayer_server._channels import _slack_groups as _groups
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
+from functionlayer_server._channels._base import (
+    ChannelRequest,
+    DeliveryStore,
+    needs_confirmation,
+    quorum_progress,
+)
 from functionlayer_server._channels._grant_offer import grant_offered
 from functionlayer_server._channels._planning import request_kind
-from functionlayer_server._channels._slack_answers import VIA, SlackAnswers, progress, slack_target
+from functionlayer_server._channels._slack_answers import VIA, SlackAnswers, slack_target
 from functionlayer_server._channels._slack_blocks import (
     decided_blocks,
     escape,
@@ -106,8 +111,8 @@ class SlackChannel:
             request,
             context=slack.context_about_channel_or_user,
             base_url=self.settings.base_url,
-            progress=progress(request),
-            irreversible=await self._irreversible(request),
+            progress=quorum_progress(request),
+            irreversible=await needs_confirmation(self.service, request),
             grant=await self._grant_offered(request),
         )
         response = await self.client(slack.bot_token).chat_postMessage(
@@ -275,15 +280,6 @@ class SlackChannel:
         project = await self.service.get_project(FUNCTION_CALL, request.call_id)
         return await grant_offered(self.service, request, project)
 
-    async def _irreversible(self, request: ChannelRequest) -> bool:
-        """Whether Approve takes the second click (the agent's mark or the operator's)."""
-        if not isinstance(request, FunctionCall):
-            return False
-        if request.spec.irreversible:
-            return True
-        project = await self.service.get_project(FUNCTION_CALL, request.call_id)
-        return project is not None and await self.service.irreversible(request, project)
-
     async def ephemeral(
         self,
         channel: str,
@@ -327,8 +323,8 @@ class SlackChannel:
                     request,
                     context=context,
                     base_url=self.settings.base_url,
-                    progress=progress(request),
-                    irreversible=await self._irreversible(request),
+                    progress=quorum_progress(request),
+                    irreversible=await needs_confirmation(self.service, request),
                     grant=await self._grant_offered(request),
                 )
             )

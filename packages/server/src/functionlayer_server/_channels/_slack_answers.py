@@ -16,7 +16,12 @@ from functionlayer._models import (
     SlackContactChannel,
 )
 
-from functionlayer_server._channels._base import ChannelRequest, find_delivery, first_time
+from functionlayer_server._channels._base import (
+    ChannelRequest,
+    find_delivery,
+    first_time,
+    quorum_progress,
+)
 from functionlayer_server._channels._grant_offer import (
     GrantChoice,
     approve_and_grant,
@@ -62,7 +67,7 @@ from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-__all__ = ["VIA", "SlackAnswers", "progress", "slack_target"]
+__all__ = ["VIA", "SlackAnswers", "slack_target"]
 
 log = logging.getLogger("functionlayer_server.channels.slack")
 
@@ -254,7 +259,7 @@ class SlackAnswers:
             raise _Refused(exc.message) from exc
         if not result.completed:  # quorum: recorded, more approvals needed
             await self.channel.ephemeral(
-                channel_id, user, f"Your approval is recorded. {progress(result)}", token
+                channel_id, user, f"Your approval is recorded. {quorum_progress(result)}", token
             )
             await self.channel.rewrite(
                 result, await self.channel.deliveries_of(result), decided=False
@@ -431,16 +436,6 @@ def slack_target(
             if target.slack is not None and target.slack.channel_or_user_id == channel_or_user_id:
                 return target.slack
     return None
-
-
-def progress(request: ChannelRequest) -> str | None:
-    if not isinstance(request, FunctionCall) or request.spec.policy is None:
-        return None
-    required = request.spec.policy.approvals_required
-    if required <= 1:
-        return None
-    have = len(request.status.approvals or []) if request.status else 0
-    return f"{have} of {required} approvals so far."
 
 
 def _already(request: ChannelRequest) -> str:

@@ -50,6 +50,7 @@ from functionlayer_server._channels._base import (
     DeliveryStore,
     find_delivery,
     first_time,
+    quorum_progress,
 )
 from functionlayer_server._channels._planning import delivery_tiers
 from functionlayer_server._channels._teams_cards import (
@@ -146,16 +147,6 @@ def _target(request: ChannelRequest, key: str) -> TeamsContactChannel | None:
             if target.teams is not None and target.teams.conversation_id.strip() == key:
                 return target.teams
     return None
-
-
-def _progress(request: ChannelRequest) -> str | None:
-    if not isinstance(request, FunctionCall) or request.spec.policy is None:
-        return None
-    required = request.spec.policy.approvals_required
-    if required <= 1:
-        return None
-    have = len(request.status.approvals or []) if request.status else 0
-    return f"{have} of {required} approvals so far."
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -305,7 +296,7 @@ class TeamsChannel:
             request,
             context=teams.context,
             base_url=self.settings.base_url,
-            progress=_progress(request),
+            progress=quorum_progress(request),
         )
         answer = await self._connector(
             "POST", f"/v3/conversations/{_segment(conversation)}/activities", message_activity(card)
@@ -529,7 +520,10 @@ class TeamsChannel:
                 await self._rewrite(result, await self._deliveries(result), decided=False)
             except (RuntimeError, TeamsApiError, httpx.HTTPError) as exc:
                 log.warning("Teams: showing quorum progress failed: %s", exc)
-            return {"ok": True, "detail": f"Your approval is recorded. {_progress(result) or ''}"}
+            return {
+                "ok": True,
+                "detail": f"Your approval is recorded. {quorum_progress(result) or ''}",
+            }
         return {"ok": True, "detail": outcome_text(result)}
 
     async def _answer(
@@ -639,7 +633,7 @@ class TeamsChannel:
                     request,
                     context=context,
                     base_url=self.settings.base_url,
-                    progress=_progress(request),
+                    progress=quorum_progress(request),
                 )
             )
             try:
