@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from functionlayer._models import (
     FunctionCall,
@@ -19,20 +19,14 @@ from functionlayer._models import (
 from functionlayer_server._channels._base import (
     ChannelRequest,
     find_delivery,
-    first_time,
     quorum_progress,
-)
-from functionlayer_server._channels._grant_offer import (
-    GrantChoice,
-    approve_and_grant,
-    describe_choice,
-    grant_offered,
 )
 from functionlayer_server._channels._planning import (
     delivery_tiers,
     escalation_targets,
     request_kind,
 )
+from functionlayer_server._channels._slack_api import SlackPoster
 from functionlayer_server._channels._slack_blocks import (
     ACTION_APPROVE,
     ACTION_APPROVE_CONFIRM,
@@ -52,7 +46,13 @@ from functionlayer_server._channels._slack_blocks import (
     reject_modal,
     reply_modal,
 )
-from functionlayer_server._channels._slack_grants import grant_modal, grant_picks
+from functionlayer_server._channels._slack_grants import (
+    Refused as _Refused,
+)
+from functionlayer_server._channels._slack_grants import (
+    SlackGrantAnswers,
+    slack_identities,
+)
 from functionlayer_server._errors import (
     AlreadyDecidedError,
     ConfirmationRequiredError,
@@ -62,21 +62,16 @@ from functionlayer_server._errors import (
     ServerError,
 )
 from functionlayer_server._policy import Identity, OperatorPolicy
-from functionlayer_server._service import FUNCTION_CALL, ApprovalService
+from functionlayer_server._service import FUNCTION_CALL
 
 if TYPE_CHECKING:
-    from slack_sdk.web.async_client import AsyncWebClient
+    pass
 
 __all__ = ["VIA", "SlackAnswers", "slack_target"]
 
 log = logging.getLogger("functionlayer_server.channels.slack")
 
 VIA = "slack"
-_GRANT_SEEN_KEY = "slack-grant-view:"
-
-
-class _Refused(Exception):
-    """An answer that must not decide anything; the message is shown to the clicker."""
 
 
 class _NeedsConfirmation(Exception):
@@ -84,33 +79,10 @@ class _NeedsConfirmation(Exception):
     confirm with a second, deliberate click."""
 
 
-class SlackPoster(Protocol):
-    """What answering needs from the channel: its API client and message rewrites."""
-
-    service: ApprovalService
-
-    def client(self, token: str | None = None) -> AsyncWebClient: ...
-
-    async def ephemeral(
-        self,
-        channel: str,
-        user: str,
-        text: str,
-        token: str | None,
-        *,
-        blocks: list[dict[str, Any]] | None = None,
-    ) -> None: ...
-
-    async def rewrite(
-        self, request: ChannelRequest, deliveries: list[dict[str, Any]], *, decided: bool
-    ) -> None: ...
-
-    async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]: ...
-
-
 class SlackAnswers:
     def __init__(self, channel: SlackPoster) -> None:
         self.channel = channel
+        self.grants = SlackGrantAnswers(self)
 
     async def handle_payload(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Act on a verified interaction; the return value is the HTTP/Socket Mode answer."""
@@ -211,7 +183,7 @@ class SlackAnswers:
                     trigger_id=payload.get("trigger_id"), view=reject_modal(request, metadata)
                 )
             elif action_id == ACTION_GRANT:
-                await self._open_grant(payload, request, target, metadata)
+                await self.grants.open(payload, request, target, metadata)
             elif action_id.startswith(ACTION_REJECT_OPTION + ":"):
                 await self._decide(
                     request,
@@ -271,7 +243,7 @@ class SlackAnswers:
         callback = view.get("callback_id")
         user = str((payload.get("user") or {}).get("id") or "")
         if callback == VIEW_GRANT:
-            return await self._grant_submission(view, user)
+            return await self.grants.submit(view, user)
         if callback not in (VIEW_REJECT, VIEW_REPLY):
             return None
         try:
@@ -307,69 +279,6 @@ class SlackAnswers:
             return _input_error(f"Already decided: {exc.message}")
         except ServerError as exc:
             return _input_error(exc.message)
-        return None  # closes the modal
-
-    # -- "Approve and allow similar…" (presets and the rule in _grant_offer) -----------------
-
-    async def _open_grant(
-        self,
-        payload: dict[str, Any],
-        call: FunctionCall,
-        target: SlackContactChannel,
-        metadata: dict[str, Any],
-    ) -> None:
-        service = self.channel.service
-        project = await service.get_project(FUNCTION_CALL, call.call_id)
-        if not arguments_fit(call) or not await grant_offered(service, call, project):
-            raise _Refused("The operator's policy allows no grant for this call.")
-        await self.channel.client(target.bot_token).views_open(
-            trigger_id=payload.get("trigger_id"), view=grant_modal(call, metadata)
-        )
-
-    async def _grant_submission(self, view: dict[str, Any], user: str) -> dict[str, Any] | None:
-        """Approve and grant, as the person the clicker is, where they may decide the call:
-        each submitted modal once (a replayed submission makes nothing)."""
-        service = self.channel.service
-        try:
-            metadata = json.loads(view.get("private_metadata") or "{}")
-            channel_id, ts = str(metadata.get("channel")), str(metadata.get("ts"))
-            call = await self.load(str(metadata.get("kind")), str(metadata.get("call_id")))
-            if not isinstance(call, FunctionCall):
-                raise _Refused("This form does not match the request.")
-            target = await self.authorize(call, user, channel_id, ts)
-            view_id = str(view.get("id") or "")
-            if not view_id or not await first_time(service.store, _GRANT_SEEN_KEY + view_id[:200]):
-                raise _Refused("This form was already submitted: nothing more was granted.")
-            choice = GrantChoice.parse(call, grant_picks(view))
-            identities = _identities(target)
-            person = await service.authorize(
-                FUNCTION_CALL,
-                call.call_id,
-                Identity("slack", user),
-                via=VIA,
-                via_identities=identities,
-            )
-            grant = await approve_and_grant(
-                service,
-                call,
-                choice,
-                person=person.name,
-                responder=f"slack:{user}",
-                via=VIA,
-                via_identities=identities,
-            )
-        except _Refused as refused:
-            return _grant_error(str(refused))
-        except (ValueError, TypeError, AttributeError):
-            return _grant_error("This form is not a FunctionLayer request.")
-        except ServerError as exc:
-            return _grant_error(f"Nothing was granted: {exc.message}")
-        await self.channel.ephemeral(
-            channel_id,
-            user,
-            f"Approved, and granted ({grant.id}): {describe_choice(call, choice)}.",
-            target.bot_token,
-        )
         return None  # closes the modal
 
     async def load(self, kind: str, call_id: str) -> ChannelRequest:
@@ -410,7 +319,7 @@ class SlackAnswers:
                     request.call_id,
                     Identity("slack", user),
                     via=VIA,
-                    via_identities=_identities(target),
+                    via_identities=slack_identities(target),
                 )
             except ForbiddenError as exc:
                 raise _Refused("You are not allowed to answer this request.") from exc
@@ -444,13 +353,3 @@ def _already(request: ChannelRequest) -> str:
 
 def _input_error(message: str) -> dict[str, Any]:
     return {"response_action": "errors", "errors": {INPUT_BLOCK: message[:1000]}}
-
-
-def _identities(target: SlackContactChannel) -> list[Identity] | None:
-    """The target's own allow-list (``allowed_responder_ids``) as identities, if any."""
-    allowed = target.allowed_responder_ids
-    return None if allowed is None else [Identity("slack", rid) for rid in allowed]
-
-
-def _grant_error(message: str) -> dict[str, Any]:
-    return {"response_action": "errors", "errors": {"fl_grant_scope": message[:1000]}}

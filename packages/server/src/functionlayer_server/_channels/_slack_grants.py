@@ -4,19 +4,37 @@ lets the person pick one (``_grant_offer``), and reading the picks back from its
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
-from functionlayer._models import FunctionCall
+from functionlayer._models import FunctionCall, SlackContactChannel
 
+from functionlayer_server._channels._base import ChannelRequest, first_time
 from functionlayer_server._channels._grant_offer import (
     AGENTS,
     LIFETIMES,
     USES,
+    GrantChoice,
+    approve_and_grant,
+    describe_choice,
+    grant_offered,
     scope_presets,
 )
-from functionlayer_server._channels._slack_blocks import VIEW_GRANT, code_block, escape, plain
+from functionlayer_server._channels._slack_api import SlackPoster
+from functionlayer_server._channels._slack_blocks import (
+    VIEW_GRANT,
+    arguments_fit,
+    code_block,
+    escape,
+    plain,
+)
+from functionlayer_server._errors import ServerError
+from functionlayer_server._policy import Identity
+from functionlayer_server._service import FUNCTION_CALL
 
-__all__ = ["grant_modal", "grant_picks"]
+__all__ = ["Refused", "SlackGrantAnswers", "grant_modal", "grant_picks", "slack_identities"]
+
+VIA = "slack"
+_GRANT_SEEN_KEY = "slack-grant-view:"
 
 CHOICE = "choice"
 _BLOCKS = ("scope", "agents", "lifetime", "uses")
@@ -100,3 +118,98 @@ def grant_picks(view: dict[str, Any]) -> dict[str, str]:
         ) or {}
         picks[block] = str(selected.get("value") or "")
     return picks
+
+
+class Refused(Exception):
+    """An answer that must not decide anything; the message is shown to the clicker."""
+
+
+class SlackAsker(Protocol):
+    """What a grant answer needs from Slack's answers: the request, checked like any answer."""
+
+    @property
+    def channel(self) -> SlackPoster: ...
+
+    async def load(self, kind: str, call_id: str) -> ChannelRequest: ...
+
+    async def authorize(
+        self, request: ChannelRequest, user: str, channel_id: str, message_ts: str
+    ) -> SlackContactChannel: ...
+
+
+class SlackGrantAnswers:
+    """ "Approve and allow similar…": the modal, then approving and granting (``_grant_offer``)."""
+
+    def __init__(self, answers: SlackAsker) -> None:
+        self.answers = answers
+
+    async def open(
+        self,
+        payload: dict[str, Any],
+        call: FunctionCall,
+        target: SlackContactChannel,
+        metadata: dict[str, Any],
+    ) -> None:
+        service = self.answers.channel.service
+        project = await service.get_project(FUNCTION_CALL, call.call_id)
+        if not arguments_fit(call) or not await grant_offered(service, call, project):
+            raise Refused("The operator's policy allows no grant for this call.")
+        await self.answers.channel.client(target.bot_token).views_open(
+            trigger_id=payload.get("trigger_id"), view=grant_modal(call, metadata)
+        )
+
+    async def submit(self, view: dict[str, Any], user: str) -> dict[str, Any] | None:
+        """Approve and grant, as the person the clicker is, where they may decide the call:
+        each submitted modal once (a replayed submission makes nothing)."""
+        service = self.answers.channel.service
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            channel_id, ts = str(metadata.get("channel")), str(metadata.get("ts"))
+            call = await self.answers.load(str(metadata.get("kind")), str(metadata.get("call_id")))
+            if not isinstance(call, FunctionCall):
+                raise Refused("This form does not match the request.")
+            target = await self.answers.authorize(call, user, channel_id, ts)
+            view_id = str(view.get("id") or "")
+            if not view_id or not await first_time(service.store, _GRANT_SEEN_KEY + view_id[:200]):
+                raise Refused("This form was already submitted: nothing more was granted.")
+            choice = GrantChoice.parse(call, grant_picks(view))
+            identities = slack_identities(target)
+            person = await service.authorize(
+                FUNCTION_CALL,
+                call.call_id,
+                Identity("slack", user),
+                via=VIA,
+                via_identities=identities,
+            )
+            grant = await approve_and_grant(
+                service,
+                call,
+                choice,
+                person=person.name,
+                responder=f"slack:{user}",
+                via=VIA,
+                via_identities=identities,
+            )
+        except Refused as refused:
+            return _grant_error(str(refused))
+        except (ValueError, TypeError, AttributeError):
+            return _grant_error("This form is not a FunctionLayer request.")
+        except ServerError as exc:
+            return _grant_error(f"Nothing was granted: {exc.message}")
+        await self.answers.channel.ephemeral(
+            channel_id,
+            user,
+            f"Approved, and granted ({grant.id}): {describe_choice(call, choice)}.",
+            target.bot_token,
+        )
+        return None  # closes the modal
+
+
+def slack_identities(target: SlackContactChannel) -> list[Identity] | None:
+    """The target's own allow-list (``allowed_responder_ids``) as identities, if any."""
+    allowed = target.allowed_responder_ids
+    return None if allowed is None else [Identity("slack", rid) for rid in allowed]
+
+
+def _grant_error(message: str) -> dict[str, Any]:
+    return {"response_action": "errors", "errors": {"fl_grant_scope": message[:1000]}}
