@@ -13,20 +13,11 @@ import jinja2
 from fastapi.responses import HTMLResponse, Response
 from functionlayer._models import FunctionCall
 
+from functionlayer_server._channels import _grant_offer as offer
 from functionlayer_server._channels._base import needs_confirmation
 from functionlayer_server._channels._email_links import LinkToken
 from functionlayer_server._channels._email_pages import PAGE_HEADERS, VIA, LinkPages
 from functionlayer_server._channels._email_render import LinkPage, arguments_fit, pretty_arguments
-from functionlayer_server._channels._grant_offer import (
-    AGENTS,
-    LIFETIMES,
-    USES,
-    GrantChoice,
-    approve_and_grant,
-    describe_choice,
-    grant_offered,
-    scope_presets,
-)
 from functionlayer_server._errors import ForbiddenError, ServerError
 from functionlayer_server._service import FUNCTION_CALL
 
@@ -87,7 +78,7 @@ class EmailGrants:
             return self.pages.too_long_page(call, link)
         service = self.pages.service
         project = await service.get_project(FUNCTION_CALL, call.call_id)
-        if await needs_confirmation(service, call) or not await grant_offered(
+        if await needs_confirmation(service, call) or not await offer.grant_offered(
             service, call, project
         ):
             return self.pages.page(
@@ -115,12 +106,12 @@ class EmailGrants:
                 ),
                 "\n".join(lines),
             )
-            for key, lines in scope_presets(call).items()
+            for key, lines in offer.scope_presets(call).items()
         ]
         choices = [
-            ("agents", "Which agents", list(AGENTS.items())),
-            ("lifetime", "For how long", [(k, v[1]) for k, v in LIFETIMES.items()]),
-            ("uses", "At most this many calls", [(k, k) for k in USES]),
+            ("agents", "Which agents", list(offer.AGENTS.items())),
+            ("lifetime", "For how long", [(k, v[1]) for k, v in offer.LIFETIMES.items()]),
+            ("uses", "At most this many calls", [(k, k) for k in offer.USES]),
         ]
         html = _FORM.render(
             fn=call.spec.fn,
@@ -139,7 +130,9 @@ class EmailGrants:
         pages, service = self.pages, self.pages.service
         responder = f"email:{link.recipient}"
         try:
-            choice = GrantChoice.parse(call, {k: v for k, v in form.items() if isinstance(v, str)})
+            choice = offer.GrantChoice.parse(
+                call, {k: v for k, v in form.items() if isinstance(v, str)}
+            )
             person = await service.authorize(FUNCTION_CALL, call.call_id, responder, via=VIA)
         except ForbiddenError:
             return pages.page(
@@ -155,7 +148,7 @@ class EmailGrants:
         if not await pages.claim_link(token, link):
             return pages.used_page(call)
         try:
-            grant = await approve_and_grant(
+            grant = await offer.approve_and_grant(
                 service, call, choice, person=person.name, responder=responder, via=VIA
             )
         except ServerError as exc:
@@ -166,7 +159,7 @@ class EmailGrants:
         return pages.page(
             LinkPage(
                 "Approved and granted",
-                f"Approved, and granted ({grant.id}): {describe_choice(call, choice)}. "
+                f"Approved, and granted ({grant.id}): {offer.describe_choice(call, choice)}. "
                 "You can revoke it in the inbox.",
             )
         )

@@ -8,17 +8,8 @@ from typing import Any, Protocol
 
 from functionlayer._models import FunctionCall, SlackContactChannel
 
+from functionlayer_server._channels import _grant_offer as offer
 from functionlayer_server._channels._base import ChannelRequest, first_time
-from functionlayer_server._channels._grant_offer import (
-    AGENTS,
-    LIFETIMES,
-    USES,
-    GrantChoice,
-    approve_and_grant,
-    describe_choice,
-    grant_offered,
-    scope_presets,
-)
 from functionlayer_server._channels._slack_api import SlackPoster
 from functionlayer_server._channels._slack_blocks import (
     VIEW_GRANT,
@@ -64,7 +55,7 @@ def _select(block: str, label: str, options: list[tuple[str, str]]) -> dict[str,
 
 def grant_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
     """The modal: what a grant does, each scope in full, and the bounded picks."""
-    presets = scope_presets(call)
+    presets = offer.scope_presets(call)
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
@@ -92,9 +83,9 @@ def grant_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
         )
     blocks += [
         _select("scope", "Which arguments", [(k, _preset_label(k, call)) for k in presets]),
-        _select("agents", "Which agents", list(AGENTS.items())),
-        _select("lifetime", "For how long", [(k, v[1]) for k, v in LIFETIMES.items()]),
-        _select("uses", "At most this many calls", [(k, k) for k in USES]),
+        _select("agents", "Which agents", list(offer.AGENTS.items())),
+        _select("lifetime", "For how long", [(k, v[1]) for k, v in offer.LIFETIMES.items()]),
+        _select("uses", "At most this many calls", [(k, k) for k in offer.USES]),
     ]
     return {
         "type": "modal",
@@ -108,7 +99,7 @@ def grant_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def grant_picks(view: dict[str, Any]) -> dict[str, str]:
-    """The selected preset ids of a submitted grant modal (unchecked: ``GrantChoice.parse``
+    """The selected preset ids of a submitted grant modal (unchecked: ``offer.GrantChoice.parse``
     accepts only the presets)."""
     values = (view.get("state") or {}).get("values") or {}
     picks: dict[str, str] = {}
@@ -152,7 +143,7 @@ class SlackGrantAnswers:
     ) -> None:
         service = self.answers.channel.service
         project = await service.get_project(FUNCTION_CALL, call.call_id)
-        if not arguments_fit(call) or not await grant_offered(service, call, project):
+        if not arguments_fit(call) or not await offer.grant_offered(service, call, project):
             raise Refused("The operator's policy allows no grant for this call.")
         await self.answers.channel.client(target.bot_token).views_open(
             trigger_id=payload.get("trigger_id"), view=grant_modal(call, metadata)
@@ -172,7 +163,7 @@ class SlackGrantAnswers:
             view_id = str(view.get("id") or "")
             if not view_id or not await first_time(service.store, _GRANT_SEEN_KEY + view_id[:200]):
                 raise Refused("This form was already submitted: nothing more was granted.")
-            choice = GrantChoice.parse(call, grant_picks(view))
+            choice = offer.GrantChoice.parse(call, grant_picks(view))
             identities = slack_identities(target)
             person = await service.authorize(
                 FUNCTION_CALL,
@@ -181,7 +172,7 @@ class SlackGrantAnswers:
                 via=VIA,
                 via_identities=identities,
             )
-            grant = await approve_and_grant(
+            grant = await offer.approve_and_grant(
                 service,
                 call,
                 choice,
@@ -199,7 +190,7 @@ class SlackGrantAnswers:
         await self.answers.channel.ephemeral(
             channel_id,
             user,
-            f"Approved, and granted ({grant.id}): {describe_choice(call, choice)}.",
+            f"Approved, and granted ({grant.id}): {offer.describe_choice(call, choice)}.",
             target.bot_token,
         )
         return None  # closes the modal
