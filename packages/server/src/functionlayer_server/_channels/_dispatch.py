@@ -15,9 +15,7 @@ from functionlayer._models import ContactChannel
 from functionlayer_server._channels._base import Channel, ChannelRequest
 from functionlayer_server._channels._planning import (
     DELIVER_TOPIC,
-    MAX_ATTEMPTS,
     REMIND_TOPIC,
-    RETRY_BASE_SECONDS,
     SERVER_ACTOR,
     UPDATE_TOPIC,
     delivery_jobs,
@@ -45,6 +43,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("functionlayer_server.channels")
+
+MAX_ATTEMPTS = 6
+"""Deliveries, reminders and escalations are tried this often, with backoff."""
+RETRY_BASE_SECONDS = 5.0
 
 # Which delivery is running ({"tier", "target"} or {"reminder", "target"}), so save_delivery
 # can record it.

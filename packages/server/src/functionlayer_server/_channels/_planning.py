@@ -40,9 +40,7 @@ from functionlayer_server._store import NewJob
 
 __all__ = [
     "DELIVER_TOPIC",
-    "MAX_ATTEMPTS",
     "REMIND_TOPIC",
-    "RETRY_BASE_SECONDS",
     "SERVER_ACTOR",
     "UPDATE_TOPIC",
     "delivery_jobs",
@@ -57,8 +55,6 @@ DELIVER_TOPIC = "channels.deliver"
 UPDATE_TOPIC = "channels.update"
 REMIND_TOPIC = "channels.remind"
 SERVER_ACTOR = "functionlayer-server"
-MAX_ATTEMPTS = 6
-RETRY_BASE_SECONDS = 5.0
 
 
 def request_kind(request: ChannelRequest) -> str:

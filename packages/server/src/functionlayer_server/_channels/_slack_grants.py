@@ -9,15 +9,9 @@ from typing import Any, Protocol
 from functionlayer._models import FunctionCall, SlackContactChannel
 
 from functionlayer_server._channels import _grant_offer as offer
+from functionlayer_server._channels import _slack_blocks as kit
 from functionlayer_server._channels._base import ChannelRequest, first_time
 from functionlayer_server._channels._slack_api import SlackPoster
-from functionlayer_server._channels._slack_blocks import (
-    VIEW_GRANT,
-    arguments_fit,
-    code_block,
-    escape,
-    plain,
-)
 from functionlayer_server._errors import ServerError
 from functionlayer_server._policy import Identity
 from functionlayer_server._service import FUNCTION_CALL
@@ -39,11 +33,11 @@ def _preset_label(key: str, call: FunctionCall) -> str:
 
 
 def _select(block: str, label: str, options: list[tuple[str, str]]) -> dict[str, Any]:
-    choices = [{"text": plain(text, 75), "value": value} for value, text in options]
+    choices = [{"text": kit.plain(text, 75), "value": value} for value, text in options]
     return {
         "type": "input",
         "block_id": f"fl_grant_{block}",
-        "label": plain(label, 2000),
+        "label": kit.plain(label, 2000),
         "element": {
             "type": "static_select",
             "action_id": CHOICE,
@@ -62,7 +56,7 @@ def grant_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
             "text": {
                 "type": "mrkdwn",
                 "text": (
-                    f"Approve `{escape(call.spec.fn)}` (call `{escape(call.call_id)}`) and "
+                    f"Approve `{kit.escape(call.spec.fn)}` (call `{kit.escape(call.call_id)}`) and "
                     "approve future calls like it at once, in your name, without asking you, "
                     "until the grant expires, is used up or is revoked. It stops working by "
                     "itself if you could no longer decide such a call."
@@ -76,8 +70,8 @@ def grant_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": f"*{escape(_preset_label(key, call))}*: every condition holds\n"
-                    + code_block("\n".join(lines), 2800),
+                    "text": f"*{kit.escape(_preset_label(key, call))}*: every condition holds\n"
+                    + kit.code_block("\n".join(lines), 2800),
                 },
             }
         )
@@ -89,10 +83,10 @@ def grant_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
     ]
     return {
         "type": "modal",
-        "callback_id": VIEW_GRANT,
-        "title": plain("Approve and grant", 24),
-        "submit": plain("Approve and grant", 24),
-        "close": plain("Cancel", 24),
+        "callback_id": kit.VIEW_GRANT,
+        "title": kit.plain("Approve and grant", 24),
+        "submit": kit.plain("Approve and grant", 24),
+        "close": kit.plain("Cancel", 24),
         "private_metadata": json.dumps(metadata),
         "blocks": blocks,
     }
@@ -143,7 +137,7 @@ class SlackGrantAnswers:
     ) -> None:
         service = self.answers.channel.service
         project = await service.get_project(FUNCTION_CALL, call.call_id)
-        if not arguments_fit(call) or not await offer.grant_offered(service, call, project):
+        if not kit.arguments_fit(call) or not await offer.grant_offered(service, call, project):
             raise Refused("The operator's policy allows no grant for this call.")
         await self.answers.channel.client(target.bot_token).views_open(
             trigger_id=payload.get("trigger_id"), view=grant_modal(call, metadata)
