@@ -106,6 +106,7 @@ class ApprovalService:
         # who may see and decide (_requests._authority, rules in _policy)
         self.may_see = self.authority.may_see
         self.irreversible = self.authority.irreversible
+        self.grants_allowed = self.authority.grants_allowed
         self.approvals_required = self.authority.approvals_required
         self.is_admin = self.authority.is_admin
         # creating (_requests._create, decided at once by _requests._at_creation)

@@ -250,3 +250,40 @@ async def test_the_llm_is_told_it_timed_out_not_that_it_was_rejected(server: Ser
     trail = await server.service.audit_trail(call.call_id)
     assert [e.action for e in trail if e.action in ("expired", "rejected")] == ["expired"]
     assert json.loads(json.dumps(trail[-1].to_json()))["action"] in ("expired", "delivered")
+
+
+async def test_a_failed_reminder_is_retried_once_and_never_sent_twice(
+    server: Server, slack_double: SlackDouble
+) -> None:
+    """The Slack API refuses the reminder's first post: the reminder is retried with backoff
+    through the job queue (not lost), and once it reached the target it is not sent again,
+    even when its job runs once more."""
+    await create(server, "rem-retry")
+    await slack_double.await_for("chat.postMessage", 1)
+    slack_double.fail["chat.postMessage"] = ["ratelimited"]
+    await server.advance(61)
+    await slack_double.await_for("chat.postMessage", 2)  # the refused attempt
+    await settle()
+    trail = await server.service.audit_trail("rem-retry")
+    failed = [e for e in trail if e.action == "delivery_failed"]
+    assert len(failed) == 1
+
+    await server.advance(6)  # the first retry is due 5 s later
+    await settle()
+    ok_posts = [c for c in posts_to(slack_double, "C-TEAM") if c.response.get("ok")]
+    assert len(ok_posts) == 2  # the request, then the reminder (retried)
+    assert failed[0].details.get("reminder") == "remind" and failed[0].details["attempt"] == 1
+    trail = await server.service.audit_trail("rem-retry")
+    reminder_deliveries = [
+        e for e in trail if e.action == "delivered" and e.details.get("reminder") == "remind"
+    ]
+    assert len(reminder_deliveries) == 1
+    assert [e.action for e in trail].count("reminded") == 1
+
+    # The retry's job runs again (a second process, a re-run after a crash): nothing is sent.
+    payload = {"kind": "function_call", "call_id": "rem-retry", "project": "default"}
+    await server.app.state.channels.run_reminder(payload | {"what": "remind", "attempt": 1})
+    await server.advance(30)
+    await settle()
+    assert len(posts_to(slack_double, "C-TEAM")) == 3
+    assert [e.action for e in await server.service.audit_trail("rem-retry")].count("reminded") == 1

@@ -20,7 +20,8 @@ from fastapi import FastAPI
 
 from functionlayer_server._channels._audit import audit_lines, create_audit_router
 from functionlayer_server._channels._base import Channel, DeliveryStore, start_channel, stop_channel
-from functionlayer_server._channels._dispatch import Dispatcher, delivery_tiers
+from functionlayer_server._channels._dispatch import Dispatcher
+from functionlayer_server._channels._planning import delivery_tiers
 from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
 

@@ -18,7 +18,17 @@ from typing import Any, Protocol, runtime_checkable
 from fastapi import APIRouter
 from functionlayer._models import ContactChannel, FunctionCall, HumanContact
 
-__all__ = ["Channel", "ChannelRequest", "DeliveryStore", "find_delivery", "first_time"]
+from functionlayer_server._service import FUNCTION_CALL, ApprovalService
+
+__all__ = [
+    "Channel",
+    "ChannelRequest",
+    "DeliveryStore",
+    "find_delivery",
+    "first_time",
+    "needs_confirmation",
+    "quorum_progress",
+]
 
 ChannelRequest = FunctionCall | HumanContact
 
@@ -69,6 +79,27 @@ async def first_time(store: _KeyStore, key: str) -> bool:
     await store.remember(key, {"nonce": nonce, "at": time.time()})
     seen = await store.recall(key)
     return seen is not None and seen.get("nonce") == nonce
+
+
+def quorum_progress(request: ChannelRequest) -> str | None:
+    """ "1 of 2 approvals so far." for a call that needs several approvals, else None."""
+    if not isinstance(request, FunctionCall) or request.spec.policy is None:
+        return None
+    required = request.spec.policy.approvals_required
+    if required <= 1:
+        return None
+    have = len(request.status.approvals or []) if request.status else 0
+    return f"{have} of {required} approvals so far."
+
+
+async def needs_confirmation(service: ApprovalService, request: ChannelRequest) -> bool:
+    """Whether Approve takes the deliberate second step (the agent's mark or the operator's)."""
+    if not isinstance(request, FunctionCall):
+        return False
+    if request.spec.irreversible:
+        return True
+    project = await service.get_project(FUNCTION_CALL, request.call_id)
+    return project is not None and await service.irreversible(request, project)
 
 
 @runtime_checkable

@@ -1,30 +1,7 @@
-"""Routing: which channels a request goes to, when, and what happens after the decision.
-
-Targets come from ``spec.channel`` and ``spec.policy.channels``:
-
-- ``any_of`` (the default): every target at once (tier 0); the first answer wins, since the
-  service decides each request at most once.
-- ``escalate``: tier 0 is ``spec.channel`` (if any) plus ``policy.channels[0]``; tier *n* is
-  ``policy.channels[n]``, added ``n * escalate_after_seconds`` after the request was created if
-  nobody has answered by then (audit ``escalated``). Without ``escalate_after_seconds`` only
-  tier 0 is used.
-
-Every delivery runs as a persisted scheduler job (topic ``channels.deliver``), and so does
-telling the channels how a request was decided (topic ``channels.update``). ``delivery_jobs``
-says which jobs a change needs, and the service writes them in the transaction that stores the
-change (one job per tier on creation, tier *n* due ``n * escalate_after_seconds`` after it; one
-update job on a decision or expiry). So a request committed just before a crash is still
-delivered after the restart, escalations fire on time across restarts, and failed deliveries
-are retried with backoff. Deliveries are idempotent per (tier, target): a job that runs twice
-does not post twice. Reminders and escalation set by the operator (``remind_after_seconds``, ``escalate_after_seconds``
-and ``escalate_to`` in the policy file, see ``_policy.Reminders``) are planned the same way:
-``reminder_jobs`` adds one job each (topic ``channels.remind``) to the creation's transaction,
-due that long after creation and only if that is before the request expires; when due and the
-request is still pending, the request's tier-0 targets get it again (audit ``reminded``) or
-the operator's escalation targets get it (audit ``escalated``, details ``source: operator``).
-Delivery records live in the audit trail (action ``delivered``, details
-``{"channel", "tier", "target", "data"}``), which is durable and shared by every server process
-on the database.
+"""Runs the jobs ``_planning`` plans: deliveries (with retries and escalation tiers), the
+operator's reminders and escalations (retried the same way), and telling the channels how a
+request was decided. Also the channels' delivery records (``DeliveryStore``): each saved
+delivery is the request's ``delivered`` audit entry, durable and shared by every server process.
 """
 
 from __future__ import annotations
@@ -33,16 +10,23 @@ import contextvars
 import logging
 from typing import Any
 
-from functionlayer._models import ContactChannel, FunctionCall, HumanContact
+from functionlayer._models import ContactChannel
 
 from functionlayer_server._channels._base import Channel, ChannelRequest
-from functionlayer_server._errors import NotFoundError
-from functionlayer_server._policy import OperatorPolicy, Reminders
-from functionlayer_server._service import (
-    FUNCTION_CALL,
-    HUMAN_CONTACT,
-    ApprovalService,
+from functionlayer_server._channels._planning import (
+    DELIVER_TOPIC,
+    REMIND_TOPIC,
+    SERVER_ACTOR,
+    UPDATE_TOPIC,
+    delivery_jobs,
+    delivery_tiers,
+    escalation_targets,
+    inbox_only,
+    reminder_jobs,
+    request_kind,
 )
+from functionlayer_server._errors import NotFoundError
+from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._store import NewJob
 
 __all__ = [
@@ -55,19 +39,18 @@ __all__ = [
     "delivery_tiers",
     "escalation_targets",
     "reminder_jobs",
+    "request_kind",
 ]
 
 log = logging.getLogger("functionlayer_server.channels")
 
-DELIVER_TOPIC = "channels.deliver"
-UPDATE_TOPIC = "channels.update"
-REMIND_TOPIC = "channels.remind"
-SERVER_ACTOR = "functionlayer-server"
 MAX_ATTEMPTS = 6
+"""Deliveries, reminders and escalations are tried this often, with backoff."""
 RETRY_BASE_SECONDS = 5.0
 
-# Which (tier, target) the running delivery is for, so save_delivery can record it.
-_current: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+# Which delivery is running ({"tier", "target"} or {"reminder", "target"}), so save_delivery
+# can record it.
+_current: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "fl_channel_delivery", default=None
 )
 # The project of the request being delivered or updated: call ids are unique per project only,
@@ -75,90 +58,6 @@ _current: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVa
 _project: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "fl_channel_project", default=None
 )
-
-
-def _kind(request: ChannelRequest) -> str:
-    return FUNCTION_CALL if isinstance(request, FunctionCall) else HUMAN_CONTACT
-
-
-def delivery_tiers(request: ChannelRequest) -> list[list[ContactChannel]]:
-    """The request's targets grouped by escalation tier (see the module docstring)."""
-    spec = request.spec
-    first: list[ContactChannel] = [spec.channel] if spec.channel is not None else []
-    policy = spec.policy
-    if policy is None:
-        return [first] if first else []
-    if policy.mode == "escalate" and policy.channels:
-        tiers = [first + policy.channels[:1]]
-        if policy.escalate_after_seconds is not None:
-            tiers.extend([c] for c in policy.channels[1:])
-        return tiers
-    every = first + list(policy.channels)
-    return [every] if every else []
-
-
-def delivery_jobs(
-    event_type: str, kind: str, project: str, request: ChannelRequest, now: float
-) -> list[NewJob]:
-    """The jobs a change of ``request`` needs (the service's job planner; pure). ``created``:
-    a delivery job per tier, tier *n* due ``n * escalate_after_seconds`` after ``now``;
-    ``decided`` (answered or expired): one job telling the channels. Nothing for a request
-    without targets, or for other changes."""
-    tiers = delivery_tiers(request)
-    if not tiers:
-        return []
-    call_id = request.call_id
-    if event_type == "created":
-        policy = request.spec.policy
-        step = policy.escalate_after_seconds if policy is not None else None
-        return [
-            NewJob(
-                DELIVER_TOPIC,
-                {"kind": kind, "call_id": call_id, "project": project, "tier": tier},
-                now + tier * (step or 0.0),
-            )
-            for tier in range(len(tiers))
-        ]
-    if event_type == "decided":
-        return [NewJob(UPDATE_TOPIC, {"kind": kind, "call_id": call_id, "project": project}, now)]
-    return []
-
-
-def reminder_jobs(
-    reminders: Reminders | None,
-    event_type: str,
-    kind: str,
-    project: str,
-    request: ChannelRequest,
-    now: float,
-) -> list[NewJob]:
-    """The operator's reminder and escalation jobs for a request just created (pure): one
-    per configured step, due that long after ``now``, left out if the request expires first."""
-    if reminders is None or event_type != "created":
-        return []
-    status = request.status
-    expires = status.expires_at.timestamp() if status and status.expires_at else None
-    jobs: list[NewJob] = []
-    for what, after in (
-        ("remind", reminders.remind_after_seconds),
-        ("escalate", reminders.escalate_after_seconds),
-    ):
-        if after is None or (expires is not None and now + after >= expires):
-            continue
-        payload = {"kind": kind, "call_id": request.call_id, "project": project, "what": what}
-        jobs.append(NewJob(REMIND_TOPIC, payload, now + after))
-    return jobs
-
-
-def escalation_targets(rules: OperatorPolicy) -> list[ContactChannel]:
-    """Every escalation target the operator configured (any project): channels accept an
-    answer on a message delivered to one of them, like on the request's own targets (who may
-    decide is still the policy's call)."""
-    found: list[ContactChannel] = []
-    for project_rules in [rules.default, *rules.projects.values()]:
-        if project_rules.reminders is not None:
-            found.extend(project_rules.reminders.escalate_to)
-    return found
 
 
 class Dispatcher:
@@ -189,13 +88,16 @@ class Dispatcher:
 
     async def run_reminder(self, payload: dict[str, Any]) -> None:
         """A due reminder or escalation: sent only while the request is pending (a request
-        past its deadline is expired by the read, and gets nothing)."""
+        past its deadline is expired by the read, and gets nothing). A failed delivery is
+        retried with backoff like a first delivery; a target it reached is not sent again."""
         kind, call_id = str(payload["kind"]), str(payload["call_id"])
         project = str(payload["project"])
+        what = "escalate" if payload.get("what") == "escalate" else "remind"
+        attempt = int(payload.get("attempt", 0))
         request = await self._load(kind, call_id, project)
         if request is None or request.completed:
             return
-        if payload.get("what") == "escalate":
+        if what == "escalate":
             reminders = self.service.rules.for_project(project).reminders
             targets = list(reminders.escalate_to) if reminders is not None else []
             action, details = "escalated", {"source": "operator"}
@@ -203,53 +105,105 @@ class Dispatcher:
             tiers = delivery_tiers(request)
             targets = tiers[0] if tiers else []
             action, details = "reminded", {}
+        if attempt == 0:
+            await self._note(
+                kind,
+                call_id,
+                action,
+                via="scheduler",
+                details={**details, "to": [t.describe() for t in targets]},
+                project=project,
+            )
+        done = {
+            d["target"]
+            for d in await self._records(call_id, kind=kind, project=project)
+            if d.get("reminder") == what and isinstance(d.get("target"), int)
+        }
+        scope = _project.set(project)
+        try:
+            failed = await self._deliver_each(
+                request, kind, project, targets, {"reminder": what}, done, attempt
+            )
+        finally:
+            _project.reset(scope)
+        if failed and attempt + 1 < MAX_ATTEMPTS:
+            await self.service.schedule(
+                REMIND_TOPIC,
+                {"kind": kind, "call_id": call_id, "project": project, "what": what}
+                | {"attempt": attempt + 1},
+                delay=RETRY_BASE_SECONDS * 2**attempt,
+            )
+
+    async def _deliver_each(
+        self,
+        request: ChannelRequest,
+        kind: str,
+        project: str | None,
+        targets: list[ContactChannel],
+        mark: dict[str, Any],
+        done: set[int],
+        attempt: int,
+    ) -> bool:
+        """Deliver to each target not in ``done`` (indexes); every saved delivery and audit
+        entry carries ``mark`` and the target's index. True when one failed (audited)."""
+        failed = False
+        for index, target in enumerate(targets):
+            if index in done:
+                continue
+            where = {**mark, "target": index}
+            channel = self.channel_for(target)
+            if channel is None:
+                if attempt == 0 and not inbox_only(target):
+                    await self._note(
+                        kind,
+                        request.call_id,
+                        "not_delivered",
+                        via="channels",
+                        details={
+                            **where,
+                            "reason": f"no channel is configured for {target.describe()}",
+                        },
+                        project=project,
+                    )
+                continue
+            token = _current.set(where)
+            try:
+                await channel.deliver(request, target, tier=int(mark.get("tier", 0)))
+            except Exception as exc:
+                failed = True
+                log.warning("%s: delivering %s failed: %s", channel.name, request.call_id, exc)
+                await self._note(
+                    kind,
+                    request.call_id,
+                    "delivery_failed",
+                    via=channel.name,
+                    details={**where, "attempt": attempt + 1, "error": _describe(exc)},
+                    project=project,
+                )
+            finally:
+                _current.reset(token)
+        return failed
+
+    async def _note(
+        self,
+        kind: str,
+        call_id: str,
+        action: str,
+        *,
+        via: str,
+        details: dict[str, Any],
+        project: str | None,
+    ) -> None:
+        """The server's own audit entry for a request (a delivery, a failure, an escalation)."""
         await self.service.record_audit(
             kind,
             call_id,
             who=SERVER_ACTOR,
-            via="scheduler",
+            via=via,
             action=action,
-            details={**details, "to": [t.describe() for t in targets]},
+            details=details,
             project=project,
         )
-        scope = _project.set(project)
-        try:
-            for target in targets:
-                await self._send_once(request, kind, project, target)
-        finally:
-            _project.reset(scope)
-
-    async def _send_once(
-        self, request: ChannelRequest, kind: str, project: str, target: ContactChannel
-    ) -> None:
-        """One delivery outside the tiers (a reminder or an escalation): not retried, a
-        failure is audited."""
-        channel = self.channel_for(target)
-        if channel is None:
-            if not _inbox_only(target):
-                await self.service.record_audit(
-                    kind,
-                    request.call_id,
-                    who=SERVER_ACTOR,
-                    via="channels",
-                    action="not_delivered",
-                    details={"reason": f"no channel is configured for {target.describe()}"},
-                    project=project,
-                )
-            return
-        try:
-            await channel.deliver(request, target, tier=0)
-        except Exception as exc:
-            log.warning("%s: reminding %s failed: %s", channel.name, request.call_id, exc)
-            await self.service.record_audit(
-                kind,
-                request.call_id,
-                who=SERVER_ACTOR,
-                via=channel.name,
-                action="delivery_failed",
-                details={"error": _describe(exc)},
-                project=project,
-            )
 
     def channel_for(self, target: ContactChannel) -> Channel | None:
         for channel in self.channels:
@@ -270,7 +224,7 @@ class Dispatcher:
 
     async def update(self, request: ChannelRequest, *, project: str | None = None) -> None:
         """Tell every channel that delivered the request how it was decided."""
-        kind = _kind(request)
+        kind = request_kind(request)
         scope = _project.set(project)
         try:
             await self._update(request, kind, project)
@@ -288,12 +242,11 @@ class Dispatcher:
                 await channel.update(request, deliveries)
             except Exception as exc:
                 log.exception("%s: updating %s failed", channel.name, request.call_id)
-                await self.service.record_audit(
+                await self._note(
                     kind,
                     request.call_id,
-                    who=SERVER_ACTOR,
+                    "update_failed",
                     via=channel.name,
-                    action="update_failed",
                     details={"error": _describe(exc)},
                     project=project,
                 )
@@ -332,63 +285,22 @@ class Dispatcher:
         if tier >= len(tiers):
             return
         if tier > 0 and attempt == 0:
-            await self.service.record_audit(
+            await self._note(
                 kind,
                 call_id,
-                who=SERVER_ACTOR,
+                "escalated",
                 via="scheduler",
-                action="escalated",
                 details={"tier": tier, "to": [t.describe() for t in tiers[tier]]},
                 project=project,
             )
         done = {
-            (d["tier"], d["target"])
+            d["target"]
             for d in await self._records(call_id, kind=kind, project=project)
-            if isinstance(d.get("tier"), int) and isinstance(d.get("target"), int)
+            if d.get("tier") == tier and isinstance(d.get("target"), int)
         }
-        failed = False
-        for index, target in enumerate(tiers[tier]):
-            if (tier, index) in done:
-                continue
-            channel = self.channel_for(target)
-            if channel is None:
-                if attempt == 0 and not _inbox_only(target):
-                    await self.service.record_audit(
-                        kind,
-                        call_id,
-                        who=SERVER_ACTOR,
-                        via="channels",
-                        action="not_delivered",
-                        details={
-                            "tier": tier,
-                            "target": index,
-                            "reason": f"no channel is configured for {target.describe()}",
-                        },
-                        project=project,
-                    )
-                continue
-            token = _current.set((tier, index))
-            try:
-                await channel.deliver(request, target, tier=tier)
-            except Exception as exc:
-                failed = True
-                log.warning("%s: delivering %s failed: %s", channel.name, call_id, exc)
-                await self.service.record_audit(
-                    kind,
-                    call_id,
-                    who=SERVER_ACTOR,
-                    via=channel.name,
-                    action="delivery_failed",
-                    details={
-                        "tier": tier,
-                        "target": index,
-                        "attempt": attempt + 1,
-                        "error": _describe(exc),
-                    },
-                    project=project,
-                )
-            finally:
-                _current.reset(token)
+        failed = await self._deliver_each(
+            request, kind, project, tiers[tier], {"tier": tier}, done, attempt
+        )
         if failed and attempt + 1 < MAX_ATTEMPTS:
             await self.service.schedule(
                 DELIVER_TOPIC,
@@ -416,15 +328,10 @@ class Dispatcher:
         where = _current.get()
         details: dict[str, Any] = {"channel": channel, "data": data}
         if where is not None:
-            details["tier"], details["target"] = where
-        await self.service.record_audit(
-            kind or await self._kind_of(call_id),
-            call_id,
-            who=SERVER_ACTOR,
-            via=channel,
-            action="delivered",
-            details=details,
-            project=_project.get(),
+            details.update(where)
+        kind = kind or await self._kind_of(call_id)
+        await self._note(
+            kind, call_id, "delivered", via=channel, details=details, project=_project.get()
         )
 
     async def _records(
@@ -457,22 +364,6 @@ class Dispatcher:
         ]
 
 
-def _inbox_only(target: ContactChannel) -> bool:
-    """A target that only names inbox users needs no delivery: the inbox shows it."""
-    return (
-        target.slack is None
-        and target.email is None
-        and target.sms is None
-        and target.whatsapp is None
-        and target.discord is None
-        and target.teams is None
-    )
-
-
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text[:500]
-
-
-def request_kind(request: HumanContact | FunctionCall) -> str:
-    return _kind(request)

@@ -39,80 +39,40 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import Response
 from functionlayer._models import (
     ContactChannel,
     FunctionCall,
-    FunctionCallStatus,
 )
 
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
-from functionlayer_server._channels._email_inbound import (
-    InboundError,
-    is_approval,
-    parse_reply,
+from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, needs_confirmation
+from functionlayer_server._channels._email_grants import EmailGrants
+from functionlayer_server._channels._email_links import Action, LinkSigner, LinkToken
+from functionlayer_server._channels._email_pages import (
+    LINK_PREFIX,
+    VIA,
+    LinkPages,
 )
-from functionlayer_server._channels._email_links import LinkError, LinkSigner, LinkToken, use_key
 from functionlayer_server._channels._email_render import (
-    LinkPage,
     arguments_fit,
-    describe_decision,
     one_line,
     render_decision,
-    render_page,
     render_request,
 )
-from functionlayer_server._errors import (
-    AlreadyDecidedError,
-    ConfirmationRequiredError,
-    ForbiddenError,
-    InvalidDecisionError,
-    NotFoundError,
-)
+from functionlayer_server._channels._email_replies import SECRET_HEADER, ReplyInbox, reply_key
+from functionlayer_server._channels._grant_offer import grant_offered
 from functionlayer_server._schema import allowed
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
 from functionlayer_server._settings import Settings
-from functionlayer_server._store._base import AuditRow
 
 __all__ = ["INBOUND_PATH", "LINK_PREFIX", "SECRET_HEADER", "EmailChannel", "create_channel"]
 
 log = logging.getLogger("functionlayer_server.channels.email")
 
-VIA = "email"
-LINK_PREFIX = "/email/links"
 INBOUND_PATH = "/email/inbound"
-SECRET_HEADER = "X-FunctionLayer-Inbound-Secret"
 SMTP_TIMEOUT_SECONDS = 30.0
-_LEGACY_MSGID_KEY = "email-msgid:"
-"""Reply mapping of messages sent while their ids were also in the (agent-readable) audit."""
-_REPLY_KEY = "email-reply:v2:"
-"""Reply mapping: the hash of a private Message-ID -> the request and that copy's recipient."""
-# Form fields in which inbound-mail services post the raw message (Mailgun, SendGrid, ...).
-_RAW_FIELDS = ("body-mime", "email", "raw", "mime", "message")
-
-_PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    # The token is in the URL: never send it anywhere as a Referer.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-
-def create_channel(
-    service: ApprovalService, settings: Settings, deliveries: DeliveryStore
-) -> EmailChannel | None:
-    """The email channel, or None while ``smtp_host`` is not configured."""
-    if not getattr(settings, "smtp_host", None):
-        return None
-    return EmailChannel(service, settings, deliveries)
 
 
 @dataclass(frozen=True)
@@ -160,11 +120,6 @@ def _bracket(msgid: str) -> str:
     return text if text.startswith("<") and text.endswith(">") else f"<{text.strip('<>')}>"
 
 
-def _reply_key(msgid: str) -> str:
-    """The durable key of a Message-ID's reply mapping (its hash, not the id)."""
-    return _REPLY_KEY + hashlib.sha256(msgid.encode("utf-8")).hexdigest()
-
-
 def _send_sync(config: SmtpConfig, messages: list[tuple[EmailMessage, list[str]]]) -> None:
     """One SMTP session for a batch of messages (runs in a worker thread)."""
     context = ssl.create_default_context()
@@ -186,7 +141,13 @@ def _send_sync(config: SmtpConfig, messages: list[tuple[EmailMessage, list[str]]
             smtp.send_message(message, from_addr=config.sender_address, to_addrs=recipients)
 
 
-_TOO_LONG_REASON = "the email could not show every argument, so it cannot approve"
+def create_channel(
+    service: ApprovalService, settings: Settings, deliveries: DeliveryStore
+) -> EmailChannel | None:
+    """The email channel, or None while ``smtp_host`` is not configured."""
+    if not getattr(settings, "smtp_host", None):
+        return None
+    return EmailChannel(service, settings, deliveries)
 
 
 class EmailChannel:
@@ -216,6 +177,9 @@ class EmailChannel:
         self.link_ttl = float(getattr(settings, "email_link_ttl_seconds", 7 * 24 * 3600))
         self.inbound_secret: str | None = getattr(settings, "email_inbound_secret", None)
         self._domain = self.smtp.sender_address.rpartition("@")[2] or "localhost"
+        self.pages = LinkPages(service, self.signer, settings.base_url)
+        self.replies = ReplyInbox(service, self.inbound_secret)
+        self.grants = EmailGrants(self.pages)
 
     # -- Channel protocol -------------------------------------------------------------------
 
@@ -236,12 +200,18 @@ class EmailChannel:
         ).hexdigest()[:32]
         return f"<fl-{digest}@{self._domain}>"
 
-    def _url(self, path: str) -> str:
-        return self.settings.base_url + path
+    async def _grant_link(self, token: str) -> bool:
+        link = await self.pages.verify(token)
+        return isinstance(link, LinkToken) and link.action == "grant"
 
-    def _inbox_url(self, kind: str, call_id: str) -> str:
-        section = "calls" if kind == FUNCTION_CALL else "contacts"
-        return self._url(f"/inbox/{section}/{quote(call_id, safe='')}")
+    def _link(
+        self, action: Action, kind: str, call_id: str, recipient: str, expires_at: float
+    ) -> str:
+        """A signed link for ``recipient``'s copy (``_email_links``)."""
+        token = self.signer.sign(
+            kind=kind, call_id=call_id, action=action, recipient=recipient, expires_at=expires_at
+        )
+        return self.pages.url(f"{LINK_PREFIX}/{token}")
 
     async def deliver(self, request: ChannelRequest, target: ContactChannel, *, tier: int) -> None:
         channel = target.email
@@ -268,42 +238,34 @@ class EmailChannel:
         expires_at = now + self.link_ttl
         expires = datetime.fromtimestamp(expires_at, UTC).strftime("on %Y-%m-%d at %H:%M UTC")
         context = channel.context_about_user
-        irreversible = await self._irreversible(request)
+        irreversible = await needs_confirmation(self.service, request)
+        approvable = (
+            isinstance(request, FunctionCall)
+            and "approve" in allowed(request.spec)
+            and arguments_fit(request)
+        )
+        grantable = (
+            approvable
+            and not irreversible
+            and isinstance(request, FunctionCall)
+            and await grant_offered(
+                self.service, request, await self.service.get_project(kind, request.call_id)
+            )
+        )
         message_ids: dict[str, str] = {}
         batch: list[tuple[EmailMessage, list[str]]] = []
         subject = ""
         for recipient in recipients:
-            approve_url = None
-            if (
-                isinstance(request, FunctionCall)
-                and "approve" in allowed(request.spec)
-                and arguments_fit(request)
-            ):
-                approve_url = self._url(
-                    f"{LINK_PREFIX}/"
-                    + self.signer.sign(
-                        kind=kind,
-                        call_id=request.call_id,
-                        action="approve",
-                        recipient=recipient,
-                        expires_at=expires_at,
-                    )
-                )
-            open_url = self._url(
-                f"{LINK_PREFIX}/"
-                + self.signer.sign(
-                    kind=kind,
-                    call_id=request.call_id,
-                    action="open",
-                    recipient=recipient,
-                    expires_at=expires_at,
-                )
-            )
+            sign = (kind, request.call_id, recipient, expires_at)
+            approve_url = self._link("approve", *sign) if approvable else None
+            grant_url = self._link("grant", *sign) if grantable else None
+            open_url = self._link("open", *sign)
             content = render_request(
                 request,
                 subject=channel.subject,
                 context=context,
                 approve_url=approve_url,
+                grant_url=grant_url,
                 open_url=open_url,
                 expires=expires,
                 irreversible=irreversible,
@@ -384,15 +346,19 @@ class EmailChannel:
 
         @router.get(LINK_PREFIX + "/{token}")
         async def show_link(token: str) -> Response:
-            return await self._show_link(token)
+            if await self._grant_link(token):
+                return await self.grants.show(token)
+            return await self.pages.show(token)
 
         @router.post(LINK_PREFIX + "/{token}")
-        async def use_link(token: str) -> Response:
-            return await self._use_link(token)
+        async def use_link(token: str, request: Request) -> Response:
+            if await self._grant_link(token):
+                return await self.grants.use(token, await request.form())
+            return await self.pages.use(token)
 
         @router.post(INBOUND_PATH)
         async def inbound(request: Request) -> Response:
-            return await self._inbound(request)
+            return await self.replies.receive(request)
 
         return router
 
@@ -404,354 +370,6 @@ class EmailChannel:
         by the id's hash: the id itself is kept nowhere but in the recipient's copy."""
         for recipient, msgid in ids.items():
             await self.service.store.remember(
-                _reply_key(msgid.strip("<>")),
+                reply_key(msgid.strip("<>")),
                 {"kind": kind, "call_id": call_id, "recipient": recipient.lower()},
             )
-
-    async def _find_request(self, message_ids: list[str]) -> tuple[str, str, str | None] | None:
-        """(kind, call id, the recipient of the copy replied to) for the first known
-        Message-ID. The recipient is None when the id cannot prove whose copy it was: a
-        message sent before ids were private (its id was in the agent-readable audit)."""
-        for msgid in message_ids:
-            found = await self.service.store.recall(_reply_key(msgid))
-            if found is not None:
-                return str(found["kind"]), str(found["call_id"]), str(found["recipient"])
-        for msgid in message_ids:
-            legacy = await self.service.store.recall(_LEGACY_MSGID_KEY + msgid)
-            if legacy is not None:
-                return str(legacy["kind"]), str(legacy["call_id"]), None
-        return None
-
-    async def _link_used(self, token: str) -> bool:
-        return await self.service.store.recall(use_key(token)) is not None
-
-    async def _claim_link(self, token: str, link: LinkToken) -> bool:
-        """Mark the link used, atomically with its audit entry; False if it already was."""
-        now = self.service.clock.now()
-        audit = AuditRow(
-            kind=link.kind,
-            call_id=link.call_id,
-            at=now,
-            actor=link.recipient,
-            via=VIA,
-            action="link_used",
-            details={"action": link.action, "nonce": link.nonce},
-            project=await self.service.get_project(link.kind, link.call_id),
-        )
-        return await self.service.store.claim_once(
-            use_key(token), {"at": now, "call_id": link.call_id}, audit
-        )
-
-    async def _refuse(self, kind: str, call_id: str, who: str, reason: str) -> None:
-        await self.service.record_audit(
-            kind, call_id, who=who, via=VIA, action="answer_refused", details={"reason": reason}
-        )
-
-    # -- links ------------------------------------------------------------------------------
-
-    def _page(self, page: LinkPage) -> HTMLResponse:
-        return HTMLResponse(
-            render_page(page), status_code=page.status_code, headers=dict(_PAGE_HEADERS)
-        )
-
-    async def _request_for(self, link: LinkToken) -> ChannelRequest | None:
-        try:
-            if link.kind == FUNCTION_CALL:
-                return await self.service.get_function_call(link.call_id)
-            return await self.service.get_human_contact(link.call_id)
-        except NotFoundError:
-            return None
-
-    async def _irreversible(self, request: ChannelRequest) -> bool:
-        """Whether approving takes the confirmation step (the agent's mark or the operator's)."""
-        if not isinstance(request, FunctionCall):
-            return False
-        if request.spec.irreversible:
-            return True
-        project = await self.service.get_project(FUNCTION_CALL, request.call_id)
-        return project is not None and await self.service.irreversible(request, project)
-
-    async def _verify(self, token: str) -> LinkToken | HTMLResponse:
-        try:
-            return self.signer.verify(token, now=self.service.clock.now())
-        except LinkError as exc:
-            title = "Link expired" if exc.expired else "Link not valid"
-            return self._page(
-                LinkPage(title=title, message=exc.reason, status_code=410 if exc.expired else 400)
-            )
-
-    def _decided_page(self, request: ChannelRequest) -> HTMLResponse:
-        return self._page(
-            LinkPage(
-                title="Already decided",
-                message=describe_decision(request) + " Nothing was changed.",
-                status_code=409,
-                request=request,
-            )
-        )
-
-    def _too_long_page(self, request: FunctionCall, link: LinkToken) -> HTMLResponse:
-        return self._page(
-            LinkPage(
-                "Open it in the inbox",
-                "The arguments are too long to show in an email, so an email link cannot "
-                "approve this call. Nothing was changed.",
-                status_code=422,
-                open_url=self._inbox_url(link.kind, link.call_id),
-            )
-        )
-
-    async def _show_link(self, token: str) -> Response:
-        link = await self._verify(token)
-        if isinstance(link, HTMLResponse):
-            return link
-        if link.action == "open":
-            return RedirectResponse(
-                self._inbox_url(link.kind, link.call_id),
-                status_code=303,
-                headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
-            )
-        request = await self._request_for(link)
-        if request is None:
-            return self._page(
-                LinkPage("Request not found", "This request no longer exists.", status_code=404)
-            )
-        if await self._link_used(token):
-            return self._page(
-                LinkPage(
-                    "Link already used",
-                    "This link has already been used; each link works once. Nothing was changed.",
-                    status_code=409,
-                    request=request,
-                )
-            )
-        if request.completed:
-            return self._decided_page(request)
-        if isinstance(request, FunctionCall) and not arguments_fit(request):
-            return self._too_long_page(request, link)
-        irreversible = await self._irreversible(request)
-        return self._page(
-            LinkPage(
-                title="Approve this irreversible call?" if irreversible else "Approve this call?",
-                message=f"You are approving as {link.recipient}. Nothing happens until you press the button."
-                + (" It cannot be undone." if irreversible else ""),
-                request=request,
-                form_action=f"{LINK_PREFIX}/{token}",
-                button_label="Approve — it cannot be undone" if irreversible else "Approve",
-                open_url=self._inbox_url(link.kind, link.call_id),
-                irreversible=irreversible,
-            )
-        )
-
-    async def _use_link(self, token: str) -> Response:
-        link = await self._verify(token)
-        if isinstance(link, HTMLResponse):
-            return link
-        if link.action != "approve" or link.kind != FUNCTION_CALL:
-            return self._page(
-                LinkPage("Nothing to do", "This link does not decide anything.", status_code=400)
-            )
-        request = await self._request_for(link)
-        if request is None:
-            return self._page(
-                LinkPage("Request not found", "This request no longer exists.", status_code=404)
-            )
-        if request.completed:
-            return self._decided_page(request)
-        if isinstance(request, FunctionCall) and not arguments_fit(request):
-            await self._refuse(link.kind, link.call_id, f"email:{link.recipient}", _TOO_LONG_REASON)
-            return self._too_long_page(request, link)
-        try:  # before the link is used up: a recipient the policy refuses keeps nothing
-            await self.service.authorize(
-                link.kind, link.call_id, f"email:{link.recipient}", via=VIA
-            )
-        except ForbiddenError:
-            return self._page(
-                LinkPage(
-                    "Not allowed",
-                    "You are not allowed to decide this request. Nothing was changed.",
-                    status_code=403,
-                    request=request,
-                )
-            )
-        if not await self._claim_link(token, link):
-            return self._page(
-                LinkPage(
-                    "Link already used",
-                    "This link has already been used; each link works once. Nothing was changed.",
-                    status_code=409,
-                    request=request,
-                )
-            )
-        try:
-            # This POST comes from the confirmation page (GET shows the call and decides
-            # nothing): for an irreversible function that page is the deliberate second step.
-            decided = await self.service.respond_function_call(
-                link.call_id,
-                FunctionCallStatus(approved=True, confirmed_irreversible=True),
-                responder=f"email:{link.recipient}",
-                via=VIA,
-            )
-        except AlreadyDecidedError as exc:
-            return self._page(LinkPage("Already decided", exc.message, status_code=409))
-        except ForbiddenError:
-            return self._page(
-                LinkPage(
-                    "Not allowed", "You are not allowed to decide this request.", status_code=403
-                )
-            )
-        except InvalidDecisionError as exc:
-            return self._page(LinkPage("Not possible", exc.message, status_code=422))
-        except NotFoundError:
-            return self._page(
-                LinkPage("Request not found", "This request no longer exists.", status_code=404)
-            )
-        status = decided.status
-        if status is not None and status.approved is None:
-            approvals = len(status.approvals or [])
-            policy = decided.spec.policy
-            required = policy.approvals_required if policy is not None else 1
-            message = f"Your approval is recorded ({approvals} of {required} needed)."
-        else:
-            message = "Approved. The agent will now run the call."
-        return self._page(LinkPage("Approved", message, request=decided))
-
-    # -- inbound replies ---------------------------------------------------------------------
-
-    def _authorised(self, request: Request) -> bool:
-        secret = self.inbound_secret
-        assert secret is not None
-        given = request.headers.get(SECRET_HEADER)
-        if given is None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            given = token.strip() if scheme.lower() == "bearer" else None
-        if given is None:
-            given = request.query_params.get("secret")
-        return given is not None and hmac.compare_digest(given.encode(), secret.encode())
-
-    async def _raw_message(self, request: Request) -> bytes:
-        content_type = request.headers.get("content-type", "").lower()
-        if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-            form = await request.form()
-            for name in _RAW_FIELDS:
-                value = form.get(name)
-                if isinstance(value, str):
-                    return value.encode("utf-8")
-                if value is not None:
-                    return await value.read()
-            return b""
-        return await request.body()
-
-    async def _inbound(self, request: Request) -> JSONResponse:
-        def answer(status_code: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-            return JSONResponse({"detail": detail, "code": code, **extra}, status_code=status_code)
-
-        if not self.inbound_secret:
-            return answer(
-                404,
-                "not_configured",
-                "inbound email is off: set email_inbound_secret to accept replies",
-            )
-        if not self._authorised(request):
-            return answer(
-                401,
-                "unauthorized",
-                f"missing or wrong inbound secret (send it in the {SECRET_HEADER} header)",
-            )
-        try:
-            reply = parse_reply(await self._raw_message(request))
-        except InboundError as exc:
-            return answer(400, "bad_message", str(exc))
-        found = await self._find_request(reply.message_ids)
-        if found is None:
-            return answer(
-                404,
-                "no_request",
-                "this message is not a reply to a request from this server "
-                "(no known Message-ID in In-Reply-To or References)",
-            )
-        kind, call_id, recipient = found
-        if reply.auto_reply:
-            await self._refuse(kind, call_id, reply.sender, "automatic reply (not a decision)")
-            return answer(200, "ignored", "automatic replies never decide", call_id=call_id)
-        # A reply counts only from the recipient of the copy it threads to: another addressee
-        # replying on their own copy "as" someone else, or a forged From on someone else's
-        # copy, decides nothing. Nor does a reply to a message whose id was once readable.
-        if recipient is None:
-            reason = (
-                "the reply threads to a message sent before reply ids were kept private "
-                "(its id may be known to others); answer with the link or in the inbox"
-            )
-            await self._refuse(kind, call_id, reply.sender, reason)
-            return answer(403, "forbidden", reason + "; nothing was decided", call_id=call_id)
-        if reply.sender != recipient:
-            await self._refuse(
-                kind,
-                call_id,
-                reply.sender,
-                "sender is not the recipient of the message replied to",
-            )
-            return answer(
-                403,
-                "forbidden",
-                "a reply counts only from the address its message was sent to; nothing was decided",
-                call_id=call_id,
-            )
-        if not reply.text.strip():
-            await self._refuse(kind, call_id, reply.sender, "empty reply")
-            return answer(
-                422,
-                "empty_reply",
-                "the reply has no text above the quoted message",
-                call_id=call_id,
-            )
-        try:
-            if kind == FUNCTION_CALL:
-                approves, comment = is_approval(reply.text)
-                if approves and not arguments_fit(await self.service.get_function_call(call_id)):
-                    await self._refuse(kind, call_id, reply.sender, _TOO_LONG_REASON)
-                    return answer(
-                        422,
-                        "arguments_not_shown",
-                        "the email could not show every argument, so a reply cannot approve "
-                        "the call; nothing was decided (decide in the inbox)",
-                        call_id=call_id,
-                    )
-                decision = (
-                    FunctionCallStatus(approved=True, comment=comment)
-                    if approves
-                    else FunctionCallStatus(approved=False, comment=reply.text)
-                )
-                call = await self.service.respond_function_call(
-                    call_id, decision, responder=f"email:{reply.sender}", via=VIA
-                )
-                status = call.status
-                if status is not None and status.approved is None:
-                    outcome = "approval_recorded"
-                else:
-                    outcome = "approved" if approves else "rejected"
-            else:
-                await self.service.respond_human_contact(
-                    call_id, response=reply.text, responder=f"email:{reply.sender}", via=VIA
-                )
-                outcome = "responded"
-        except AlreadyDecidedError as exc:
-            return answer(409, "already_decided", exc.message, call_id=call_id)
-        except ForbiddenError as exc:
-            return answer(403, "forbidden", exc.message, call_id=call_id)
-        except ConfirmationRequiredError as exc:
-            await self._refuse(
-                kind, call_id, reply.sender, "a reply cannot approve an irreversible function"
-            )
-            return answer(
-                422,
-                "confirmation_required",
-                exc.message
-                + "; a reply cannot confirm it: use the Approve link; nothing was decided",
-                call_id=call_id,
-            )
-        except InvalidDecisionError as exc:
-            return answer(422, "invalid_decision", exc.message, call_id=call_id)
-        except NotFoundError as exc:
-            return answer(404, "not_found", exc.message, call_id=call_id)
-        return answer(200, outcome, f"{outcome} by {reply.sender}", call_id=call_id)

@@ -20,8 +20,8 @@ from typing import Literal
 
 __all__ = ["LinkError", "LinkSigner", "LinkToken", "use_key"]
 
-Action = Literal["approve", "open"]
-_ACTIONS: tuple[str, ...] = ("approve", "open")
+Action = Literal["approve", "open", "grant"]
+_ACTIONS: tuple[str, ...] = ("approve", "open", "grant")
 _KINDS: tuple[str, ...] = ("function_call", "human_contact")
 MAX_TOKEN_LENGTH = 4096
 

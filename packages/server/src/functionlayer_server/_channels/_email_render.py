@@ -19,6 +19,8 @@ from functionlayer._display import (
 )
 from functionlayer._models import FunctionCall, HumanContact
 
+from functionlayer_server._outcome import OutcomeTable, outcome, render
+
 __all__ = [
     "ARGUMENTS_ROOM",
     "EmailContent",
@@ -71,6 +73,7 @@ _TEMPLATES = {
 </table>
 <p>
 {% if approve_url %}<a href="{{ approve_url }}" style="{{ button }};background:#1f883d;color:#ffffff">Approve</a>{% endif %}
+{% if grant_url %}<a href="{{ grant_url }}" style="{{ button }};background:#f6f8fa;color:#1a7f37;border:1px solid #1f883d">Approve and allow similar calls…</a>{% endif %}
 <a href="{{ open_url }}" style="{{ button }};background:#f6f8fa;color:#1f2328;border:1px solid #d1d9e0">Open in the inbox</a>
 </p>
 <p style="color:#59636e;font-size:13px">{{ instructions }}</p>
@@ -106,6 +109,9 @@ Call id: {{ call_id }}
 
 {% if approve_url %}
 Approve: {{ approve_url }}
+{% endif %}
+{% if grant_url %}
+Approve and allow similar calls (you choose the scope on the page): {{ grant_url }}
 {% endif %}
 Open in the inbox: {{ open_url }}
 
@@ -205,6 +211,7 @@ def render_request(
     context: str | None,
     approve_url: str | None,
     open_url: str,
+    grant_url: str | None = None,
     expires: str,
     irreversible: bool = False,
 ) -> EmailContent:
@@ -241,6 +248,7 @@ def render_request(
         "run_id": request.run_id,
         "call_id": request.call_id,
         "approve_url": approve_url,
+        "grant_url": grant_url,
         "open_url": open_url,
         "instructions": instructions,
         "expires": expires,
@@ -269,24 +277,22 @@ def _told(request: FunctionCall | HumanContact | None) -> dict[str, Any]:
     }
 
 
+OUTCOME = OutcomeTable(
+    lines={
+        "pending": "The request is still waiting for an answer.",
+        "approved": "Approved by {who}{edited}{approvals}{comment_suffix}.",
+        "rejected": "Rejected{option} by {who} with feedback: {comment}",
+        "answered": "Answered by {who}: {response}",
+        "answered_instead": "Answered by {who} instead of running it: {response}",
+        "expired": "The request expired before anyone answered; nothing was run ({comment}).",
+        "abandoned": "Abandoned: the agent stopped waiting before anyone answered; nothing was "
+        "run{comment_suffix}.",
+    }
+)
+
+
 def describe_decision(request: FunctionCall | HumanContact) -> str:
-    status = request.status
-    if status is None:
-        return "The request is still waiting for an answer."
-    by = status.responded_by or "someone"
-    via = f" via {status.responded_via}" if status.responded_via else ""
-    if status.expired:
-        return "The request expired before anyone answered; nothing was run."
-    if isinstance(request, FunctionCall) and request.status is not None:
-        call_status = request.status
-        if call_status.response is not None:
-            return f"Answered by {by}{via} instead of running it: {call_status.response}"
-        if call_status.approved:
-            return f"Approved by {by}{via}."
-        return f"Rejected by {by}{via} with feedback: {call_status.comment or ''}"
-    if isinstance(request, HumanContact) and request.status is not None:
-        return f"Answered by {by}{via}: {request.status.response or ''}"
-    return f"Decided by {by}{via}."
+    return render(outcome(request), OUTCOME)
 
 
 def render_decision(request: FunctionCall | HumanContact) -> str:

@@ -21,48 +21,26 @@ from fastapi.responses import JSONResponse, Response
 from functionlayer._models import (
     ContactChannel,
     FunctionCall,
-    FunctionCallStatus,
-    HumanContact,
     SlackContactChannel,
 )
 
 from functionlayer_server._channels import _slack_groups as _groups
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, find_delivery
-from functionlayer_server._channels._dispatch import (
-    delivery_tiers,
-    escalation_targets,
-    request_kind,
+from functionlayer_server._channels._base import (
+    ChannelRequest,
+    DeliveryStore,
+    needs_confirmation,
+    quorum_progress,
 )
+from functionlayer_server._channels._grant_offer import grant_offered
+from functionlayer_server._channels._planning import request_kind
+from functionlayer_server._channels._slack_answers import VIA, SlackAnswers, slack_target
 from functionlayer_server._channels._slack_blocks import (
-    ACTION_APPROVE,
-    ACTION_APPROVE_CONFIRM,
-    ACTION_REJECT,
-    ACTION_REJECT_OPTION,
-    ACTION_REPLY,
-    ACTION_RESPOND_OPTION,
-    INPUT_ACTION,
-    INPUT_BLOCK,
-    VIEW_REJECT,
-    VIEW_REPLY,
-    arguments_fit,
-    confirm_blocks,
     decided_blocks,
     escape,
     outcome_text,
-    reject_modal,
-    reply_modal,
     request_blocks,
 )
-from functionlayer_server._errors import (
-    AlreadyDecidedError,
-    ConfirmationRequiredError,
-    ForbiddenError,
-    InvalidDecisionError,
-    NotFoundError,
-    ServerError,
-)
 from functionlayer_server._extras import require_extra
-from functionlayer_server._policy import Identity, OperatorPolicy
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
 
@@ -76,16 +54,6 @@ __all__ = ["INTERACTIONS_PATH", "SlackChannel", "create_channel"]
 log = logging.getLogger("functionlayer_server.channels.slack")
 
 INTERACTIONS_PATH = "/slack/interactions"
-VIA = "slack"
-
-
-class _Refused(Exception):
-    """An answer that must not decide anything; the message is shown to the clicker."""
-
-
-class _NeedsConfirmation(Exception):
-    """Approve on an irreversible function: nothing was decided; the clicker is asked to
-    confirm with a second, deliberate click."""
 
 
 def create_channel(
@@ -116,6 +84,7 @@ class SlackChannel:
             else None
         )
         self._socket: Any = None
+        self.answers = SlackAnswers(self)
 
     # -- the Channel protocol ---------------------------------------------------------------
 
@@ -142,8 +111,9 @@ class SlackChannel:
             request,
             context=slack.context_about_channel_or_user,
             base_url=self.settings.base_url,
-            progress=_progress(request),
-            irreversible=await self._irreversible(request),
+            progress=quorum_progress(request),
+            irreversible=await needs_confirmation(self.service, request),
+            grant=await self._grant_offered(request),
         )
         response = await self.client(slack.bot_token).chat_postMessage(
             channel=slack.channel_or_user_id,
@@ -198,7 +168,7 @@ class SlackChannel:
         rows = await _groups.message_rows(self.service, self.deliveries, call, channel, ts)
         if len(rows) < 2:
             return False
-        target = _target(call, str(delivery.get("target")), self.service.rules)
+        target = slack_target(call, str(delivery.get("target")), self.service.rules)
         blocks = _groups.group_blocks(
             rows,
             context=target.context_about_channel_or_user if target else None,
@@ -213,7 +183,7 @@ class SlackChannel:
 
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """Replace each delivered message with who decided what, without buttons."""
-        await self._rewrite(request, deliveries, decided=True)
+        await self.rewrite(request, deliveries, decided=True)
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -290,272 +260,27 @@ class SlackChannel:
         if socket is not None:
             await socket.close()
 
-    # -- interactions ------------------------------------------------------------------------
+    # -- interactions (in _slack_answers) ----------------------------------------------------
 
     async def handle_payload(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Act on a verified interaction; the return value is the HTTP/Socket Mode answer."""
-        kind = payload.get("type")
-        try:
-            if kind == "block_actions":
-                await self._block_actions(payload)
-                return None
-            if kind == "view_submission":
-                return await self._view_submission(payload)
-        except Exception:
-            log.exception("Slack interaction failed")
-            return None
-        return None  # other interaction types (view_closed, shortcuts) need nothing
-
-    async def _block_actions(self, payload: dict[str, Any]) -> None:
-        user = str((payload.get("user") or {}).get("id") or "")
-        container = payload.get("container") or {}
-        channel_id = str(
-            container.get("channel_id") or (payload.get("channel") or {}).get("id") or ""
-        )
-        message_ts = str(
-            container.get("message_ts") or (payload.get("message") or {}).get("ts") or ""
-        )
-        for action in payload.get("actions") or []:
-            action_id = str(action.get("action_id") or "")
-            if not action_id.startswith("fl_") or action_id == "fl_open":
-                continue
-            try:
-                value = json.loads(action.get("value") or "{}")
-                call_id = str(value["call_id"])
-                request = await self._load(str(value.get("kind")), call_id)
-                delivered_ts = message_ts
-                if action_id == ACTION_APPROVE_CONFIRM:
-                    # Clicked on the confirmation shown only to this person: it names the
-                    # request's message, which must be a delivery in this same channel (and
-                    # the person allowed there), as for any other button.
-                    if str(value.get("channel")) != channel_id:
-                        raise _Refused("This confirmation does not belong to this channel.")
-                    delivered_ts = str(value["ts"])
-                target = await self._authorize(request, user, channel_id, delivered_ts)
-                await self._act(
-                    payload, request, target, action_id, value, user, channel_id, delivered_ts
-                )
-            except _Refused as refused:
-                await self._ephemeral(channel_id, user, str(refused), None)
-            except (ValueError, KeyError, TypeError):
-                await self._ephemeral(
-                    channel_id, user, "This button is not a FunctionLayer request.", None
-                )
-
-    async def _act(
-        self,
-        payload: dict[str, Any],
-        request: ChannelRequest,
-        target: SlackContactChannel,
-        action_id: str,
-        value: dict[str, Any],
-        user: str,
-        channel_id: str,
-        message_ts: str,
-    ) -> None:
-        token = target.bot_token
-        metadata = {
-            "kind": request_kind(request),
-            "call_id": request.call_id,
-            "channel": channel_id,
-            "ts": message_ts,
-        }
-        if request.completed:
-            raise _Refused(_already(request))
-        if isinstance(request, FunctionCall):
-            if action_id in (ACTION_APPROVE, ACTION_APPROVE_CONFIRM):
-                if not arguments_fit(request):
-                    raise _Refused(
-                        "This message cannot show every argument, so it cannot approve the "
-                        "call: open it in the inbox to decide."
-                    )
-                confirmed = action_id == ACTION_APPROVE_CONFIRM
-                try:
-                    await self._decide(
-                        request,
-                        FunctionCallStatus(approved=True, confirmed_irreversible=confirmed or None),
-                        user,
-                        channel_id,
-                        token,
-                    )
-                except _NeedsConfirmation:
-                    await self._ephemeral(
-                        channel_id,
-                        user,
-                        f"{request.spec.fn} cannot be undone: confirm to approve it.",
-                        token,
-                        blocks=confirm_blocks(request, channel_id, message_ts),
-                    )
-            elif action_id == ACTION_REJECT:
-                await self.client(token).views_open(
-                    trigger_id=payload.get("trigger_id"), view=reject_modal(request, metadata)
-                )
-            elif action_id.startswith(ACTION_REJECT_OPTION + ":"):
-                await self._decide(
-                    request,
-                    FunctionCallStatus(approved=False, reject_option_name=str(value["option"])),
-                    user,
-                    channel_id,
-                    token,
-                )
-        else:
-            if action_id == ACTION_REPLY:
-                await self.client(token).views_open(
-                    trigger_id=payload.get("trigger_id"), view=reply_modal(request, metadata)
-                )
-            elif action_id.startswith(ACTION_RESPOND_OPTION + ":"):
-                try:
-                    await self.service.respond_human_contact(
-                        request.call_id,
-                        response=None,
-                        response_option_name=str(value["option"]),
-                        responder=f"slack:{user}",
-                        via=VIA,
-                    )
-                except (AlreadyDecidedError, InvalidDecisionError, ForbiddenError) as exc:
-                    raise _Refused(exc.message) from exc
-
-    async def _decide(
-        self,
-        call: FunctionCall,
-        decision: FunctionCallStatus,
-        user: str,
-        channel_id: str,
-        token: str | None,
-    ) -> FunctionCall:
-        try:
-            result = await self.service.respond_function_call(
-                call.call_id, decision, responder=f"slack:{user}", via=VIA
-            )
-        except AlreadyDecidedError as exc:
-            raise _Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:
-            raise _Refused("You are not allowed to answer this request.") from exc
-        except ConfirmationRequiredError as exc:
-            raise _NeedsConfirmation(exc.message) from exc
-        except InvalidDecisionError as exc:
-            raise _Refused(exc.message) from exc
-        if not result.completed:  # quorum: recorded, more approvals needed
-            await self._ephemeral(
-                channel_id, user, f"Your approval is recorded. {_progress(result)}", token
-            )
-            await self._rewrite(result, await self._deliveries(result), decided=False)
-        return result
-
-    async def _view_submission(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        view = payload.get("view") or {}
-        callback = view.get("callback_id")
-        if callback not in (VIEW_REJECT, VIEW_REPLY):
-            return None
-        user = str((payload.get("user") or {}).get("id") or "")
-        try:
-            metadata = json.loads(view.get("private_metadata") or "{}")
-            text = str(
-                view["state"]["values"][INPUT_BLOCK][INPUT_ACTION].get("value") or ""
-            ).strip()
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return _input_error("This form is not a FunctionLayer request.")
-        if not text:
-            return _input_error("Please write something: it is what the agent gets back.")
-        try:
-            request = await self._load(str(metadata.get("kind")), str(metadata.get("call_id")))
-            await self._authorize(
-                request, user, str(metadata.get("channel")), str(metadata.get("ts"))
-            )
-            if callback == VIEW_REJECT and isinstance(request, FunctionCall):
-                await self.service.respond_function_call(
-                    request.call_id,
-                    FunctionCallStatus(approved=False, comment=text),
-                    responder=f"slack:{user}",
-                    via=VIA,
-                )
-            elif callback == VIEW_REPLY and isinstance(request, HumanContact):
-                await self.service.respond_human_contact(
-                    request.call_id, response=text, responder=f"slack:{user}", via=VIA
-                )
-            else:
-                return _input_error("This form does not match the request.")
-        except _Refused as refused:
-            return _input_error(str(refused))
-        except AlreadyDecidedError as exc:
-            return _input_error(f"Already decided: {exc.message}")
-        except ServerError as exc:
-            return _input_error(exc.message)
-        return None  # closes the modal
+        return await self.answers.handle_payload(payload)
 
     # -- helpers -----------------------------------------------------------------------------
 
-    async def _load(self, kind: str, call_id: str) -> ChannelRequest:
-        try:
-            if kind == FUNCTION_CALL:
-                return await self.service.get_function_call(call_id)
-            if kind == "human_contact":
-                return await self.service.get_human_contact(call_id)
-        except NotFoundError as exc:
-            raise _Refused("This request no longer exists on the FunctionLayer server.") from exc
-        raise _Refused("This button is not a FunctionLayer request.")
-
-    async def _deliveries(self, request: ChannelRequest) -> list[dict[str, Any]]:
+    async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]:
         return await self.deliveries.load_deliveries(
             request.call_id, channel=VIA, kind=request_kind(request)
         )
 
-    async def _authorize(
-        self, request: ChannelRequest, user: str, channel_id: str, message_ts: str
-    ) -> SlackContactChannel:
-        """The target this message was delivered to, if ``user`` may answer there; else the
-        refusal is audited and raised."""
-        delivery = await find_delivery(
-            lambda: self._deliveries(request),
-            lambda d: d.get("channel") == channel_id and d.get("ts") == message_ts,
-        )
-        target = (
-            None
-            if delivery is None
-            else _target(request, str(delivery.get("target")), self.service.rules)
-        )
-        reason: str | None = None
-        if not user:
-            reason = "no Slack user in the interaction"
-        elif target is None:
-            reason = "the message is not a delivery of this request"
-        if reason is None and target is not None:
-            allowed = target.allowed_responder_ids
-            try:
-                # Who may decide is the policy's call (the directory, the operator's rules,
-                # the request's responders, and this target's allowed_responder_ids).
-                await self.service.authorize(
-                    request_kind(request),
-                    request.call_id,
-                    Identity("slack", user),
-                    via=VIA,
-                    via_identities=None
-                    if allowed is None
-                    else [Identity("slack", rid) for rid in allowed],
-                )
-            except ForbiddenError as exc:
-                raise _Refused("You are not allowed to answer this request.") from exc
-            return target
-        await self.service.record_audit(
-            request_kind(request),
-            request.call_id,
-            who=user or "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, "channel": channel_id, "ts": message_ts},
-        )
-        raise _Refused("You are not allowed to answer this request.")
-
-    async def _irreversible(self, request: ChannelRequest) -> bool:
-        """Whether Approve takes the second click (the agent's mark or the operator's)."""
+    async def _grant_offered(self, request: ChannelRequest) -> bool:
+        """Whether the message offers "Approve and allow similar…" (``_grant_offer``)."""
         if not isinstance(request, FunctionCall):
             return False
-        if request.spec.irreversible:
-            return True
         project = await self.service.get_project(FUNCTION_CALL, request.call_id)
-        return project is not None and await self.service.irreversible(request, project)
+        return await grant_offered(self.service, request, project)
 
-    async def _ephemeral(
+    async def ephemeral(
         self,
         channel: str,
         user: str,
@@ -575,7 +300,7 @@ class SlackChannel:
         except (SlackApiError, RuntimeError, OSError) as exc:
             log.warning("Slack ephemeral message failed: %s", exc)
 
-    async def _rewrite(
+    async def rewrite(
         self, request: ChannelRequest, deliveries: list[dict[str, Any]], *, decided: bool
     ) -> None:
         from slack_sdk.errors import SlackApiError
@@ -589,7 +314,7 @@ class SlackChannel:
                 except (SlackApiError, RuntimeError, OSError) as exc:
                     errors.append(str(exc))
                     continue
-            target = _target(request, str(delivery.get("target")), self.service.rules)
+            target = slack_target(request, str(delivery.get("target")), self.service.rules)
             context = target.context_about_channel_or_user if target else None
             blocks = (
                 decided_blocks(request, context=context)
@@ -598,8 +323,9 @@ class SlackChannel:
                     request,
                     context=context,
                     base_url=self.settings.base_url,
-                    progress=_progress(request),
-                    irreversible=await self._irreversible(request),
+                    progress=quorum_progress(request),
+                    irreversible=await needs_confirmation(self.service, request),
+                    grant=await self._grant_offered(request),
                 )
             )
             try:
@@ -615,37 +341,7 @@ class SlackChannel:
             raise RuntimeError("; ".join(errors))
 
 
-def _target(
-    request: ChannelRequest, channel_or_user_id: str, rules: OperatorPolicy
-) -> SlackContactChannel | None:
-    """The target a message was delivered to: one of the request's, or one of the operator's
-    escalation targets (a reminder's escalation)."""
-    for tier in [*delivery_tiers(request), escalation_targets(rules)]:
-        for target in tier:
-            if target.slack is not None and target.slack.channel_or_user_id == channel_or_user_id:
-                return target.slack
-    return None
-
-
 def _fallback(request: ChannelRequest) -> str:
     if isinstance(request, FunctionCall):
         return f"Approval requested: {escape(request.spec.fn)}"
     return f"Question: {escape(request.spec.subject or 'a human contact request')}"
-
-
-def _progress(request: ChannelRequest) -> str | None:
-    if not isinstance(request, FunctionCall) or request.spec.policy is None:
-        return None
-    required = request.spec.policy.approvals_required
-    if required <= 1:
-        return None
-    have = len(request.status.approvals or []) if request.status else 0
-    return f"{have} of {required} approvals so far."
-
-
-def _already(request: ChannelRequest) -> str:
-    return "Already decided: " + outcome_text(request).replace("*", "")
-
-
-def _input_error(message: str) -> dict[str, Any]:
-    return {"response_action": "errors", "errors": {INPUT_BLOCK: message[:1000]}}

@@ -17,15 +17,18 @@ from functionlayer._display import (
 )
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
+from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._schema import allowed
 
 __all__ = [
     "ACTION_APPROVE",
     "ACTION_APPROVE_CONFIRM",
+    "ACTION_GRANT",
     "ACTION_REJECT",
     "ACTION_REJECT_OPTION",
     "ACTION_REPLY",
     "ACTION_RESPOND_OPTION",
+    "VIEW_GRANT",
     "VIEW_REJECT",
     "VIEW_REPLY",
     "arguments_fit",
@@ -33,6 +36,7 @@ __all__ = [
     "confirm_blocks",
     "escape",
     "outcome_text",
+    "plain",
     "reject_modal",
     "reply_modal",
     "request_blocks",
@@ -48,6 +52,8 @@ ACTION_RESPOND_OPTION = "fl_respond_option"
 ACTION_OPEN = "fl_open"
 VIEW_REJECT = "fl_reject"
 VIEW_REPLY = "fl_reply"
+ACTION_GRANT = "fl_grant"
+VIEW_GRANT = "fl_grant_view"
 INPUT_BLOCK = "fl_input"
 INPUT_ACTION = "text"
 
@@ -187,9 +193,11 @@ def request_blocks(
     base_url: str,
     progress: str | None = None,
     irreversible: bool = False,
+    grant: bool = False,
 ) -> list[dict[str, Any]]:
     """The message for a pending request, with its buttons. ``irreversible``: Approve asks
-    for a second, deliberate click (``confirm_blocks``); the server refuses without it."""
+    for a second, deliberate click (``confirm_blocks``); the server refuses without it.
+    ``grant``: also "Approve and allow similar…" (the operator's policy allows grants)."""
     blocks = _describe_request(request, context)
     if progress:
         blocks.append(_context([progress]))
@@ -204,6 +212,8 @@ def request_blocks(
         if "approve" in accepted and arguments_fit(request):
             label = "Approve…" if irreversible else "Approve"
             buttons.append(_button(label, ACTION_APPROVE, _value(request), "primary"))
+            if grant and not irreversible:
+                buttons.append(_button("Approve and allow similar…", ACTION_GRANT, _value(request)))
         elif "approve" in accepted:
             blocks.append(
                 _section(
@@ -257,39 +267,26 @@ def confirm_blocks(call: FunctionCall, channel: str, ts: str) -> list[dict[str, 
     ]
 
 
-def _who(responder: str | None, via: str | None) -> str:
-    # ``responded_by`` is a person's name in the directory, never a Slack mention (a name that
-    # looks like a Slack id must not ping that user).
-    return f"*{escape(responder or 'someone')}*" + (f" via {escape(via)}" if via else "")
+# ``responded_by`` is a person's name in the directory, never a Slack mention (a name that looks
+# like a Slack id must not ping that user): escaped like every other field.
+OUTCOME = OutcomeTable(
+    lines={
+        "pending": "Pending",
+        "approved": ":white_check_mark: *Approved* by {who}{edited}{approvals}{comment_suffix}",
+        "rejected": ":x: *Rejected*{option} by {who}: {comment}",
+        "answered": ":speech_balloon: *Answered* by {who}: {response}",
+        "answered_instead": ":speech_balloon: *Answered instead* by {who}: {response}",
+        "expired": ":hourglass: *Expired*{comment_suffix}",
+        "abandoned": ":hourglass: *Abandoned* (the agent stopped waiting){comment_suffix}",
+    },
+    text=escape,
+    strong=lambda name: f"*{name}*",
+)
 
 
 def outcome_text(request: FunctionCall | HumanContact) -> str:
     """One line: who decided what (used in the updated message and its fallback text)."""
-    if isinstance(request, HumanContact):
-        contact = request.status
-        if contact is None or not contact.completed:
-            return "Pending"
-        if contact.expired:
-            return ":hourglass: *Expired*: nobody answered before the deadline"
-        who = _who(contact.responded_by, contact.responded_via)
-        return f":speech_balloon: *Answered* by {who}: {escape(contact.response or '')}"
-    status = request.status
-    if status is None or status.approved is None:
-        return "Pending"
-    if status.expired:
-        return ":hourglass: *Expired*" + (f": {escape(status.comment)}" if status.comment else "")
-    who = _who(status.responded_by, status.responded_via)
-    if status.response is not None:
-        return f":speech_balloon: *Answered instead* by {who}: {escape(status.response)}"
-    if status.approved:
-        line = f":white_check_mark: *Approved* by {who}"
-        if status.edited_kwargs is not None:
-            line += " (with edited arguments)"
-        if status.approvals and len(status.approvals) > 1:
-            line += " (approvals: " + ", ".join(_who(a, "slack") for a in status.approvals) + ")"
-        return line + (f": {escape(status.comment)}" if status.comment else "")
-    option = f" ({escape(status.reject_option_name)})" if status.reject_option_name else ""
-    return f":x: *Rejected*{option} by {who}: {escape(status.comment or '')}"
+    return render(outcome(request), OUTCOME)
 
 
 def decided_blocks(

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from functionlayer._display import ShownArguments, format_arguments, make_visible, show_arguments
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
+from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._policy import option_text
 from functionlayer_server._schema import allowed
 
@@ -332,37 +333,22 @@ def request_card(
     return _card(body, actions)
 
 
-def _who(responder: str | None, via: str | None) -> str:
-    return (responder or "someone") + (f" via {via}" if via else "")
+OUTCOME = OutcomeTable(
+    lines={
+        "pending": "Pending",
+        "approved": "Approved by {who}{edited}{approvals}{comment_suffix}",
+        "rejected": "Rejected{option} by {who}: {comment}",
+        "answered": "Answered by {who}: {response}",
+        "answered_instead": "Answered instead by {who}: {response}",
+        "expired": "Expired{comment_suffix}",
+        "abandoned": "Abandoned (the agent stopped waiting){comment_suffix}",
+    }
+)
 
 
 def outcome_text(request: FunctionCall | HumanContact) -> str:
     """One line: who decided what (plain text)."""
-    if isinstance(request, HumanContact):
-        contact = request.status
-        if contact is None or not contact.completed:
-            return "Pending"
-        if contact.expired:
-            return "Expired: nobody answered before the deadline"
-        who = _who(contact.responded_by, contact.responded_via)
-        return f"Answered by {who}: {contact.response or ''}"
-    status = request.status
-    if status is None or status.approved is None:
-        return "Pending"
-    if status.expired:
-        return "Expired" + (f": {status.comment}" if status.comment else "")
-    who = _who(status.responded_by, status.responded_via)
-    if status.response is not None:
-        return f"Answered instead by {who}: {status.response}"
-    if status.approved:
-        line = f"Approved by {who}"
-        if status.edited_kwargs is not None:
-            line += " (with edited arguments)"
-        if status.approvals and len(status.approvals) > 1:
-            line += " (approvals: " + ", ".join(status.approvals) + ")"
-        return line + (f": {status.comment}" if status.comment else "")
-    option = f" ({status.reject_option_name})" if status.reject_option_name else ""
-    return f"Rejected{option} by {who}: {status.comment or ''}"
+    return render(outcome(request), OUTCOME)
 
 
 def decided_card(request: FunctionCall | HumanContact, *, context: str | None) -> dict[str, Any]:

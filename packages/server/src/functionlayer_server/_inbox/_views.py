@@ -34,6 +34,8 @@ from functionlayer._models import (
     ResponseOption,
 )
 
+from functionlayer_server._outcome import outcome
+
 __all__ = [
     "ContextView",
     "Outcome",
@@ -152,48 +154,44 @@ def execution_line(call: FunctionCall) -> str | None:
 
 
 def call_outcome(call: FunctionCall) -> Outcome:
-    status = call.status
-    if status is None or status.approved is None:
-        approvals = list(status.approvals or []) if status else []
-        return Outcome(pending=True, label="pending", tone="pending", approvals=approvals)
+    status, fact = call.status, outcome(call)
+    if status is None or fact.status == "pending":
+        return Outcome(
+            pending=True, label="pending", tone="pending", approvals=list(fact.approvals)
+        )
     common: dict[str, Any] = {
         "pending": False,
-        "who": status.responded_by,
-        "via": status.responded_via,
+        "who": fact.who,
+        "via": fact.via,
         "when": format_time(status.responded_at),
-        "comment": status.comment,
-        "option": status.reject_option_name,
-        "approvals": list(status.approvals or []),
+        "comment": fact.comment,
+        "option": fact.option,
+        "approvals": list(fact.approvals),
         "execution": execution_line(call),
+        "response": fact.response,
     }
-    if status.approved:
-        if status.edited_kwargs is not None:
-            return Outcome(
-                label="approved with edits",
-                tone="ok",
-                summary="Approved with edited arguments",
-                edited_json=pretty_json(status.edited_kwargs),
-                comparison=compare_arguments(
-                    call.spec.kwargs, status.edited_kwargs, call.spec.parameters
-                ),
-                **common,
-            )
-        return Outcome(label="approved", tone="ok", summary="Approved", **common)
-    if status.abandoned_at is not None:
-        return Outcome(label="abandoned", tone="bad", summary=_abandoned(status), **common)
-    if status.expired:
+    if fact.edited and status.edited_kwargs is not None:
         return Outcome(
-            label="expired", tone="bad", summary="Expired without an answer (rejected)", **common
-        )
-    if status.response is not None:
-        return Outcome(
-            label="answered instead",
-            tone="info",
-            summary="Answered instead of running the function",
-            response=status.response,
+            label="approved with edits",
+            tone="ok",
+            summary="Approved with edited arguments",
+            edited_json=pretty_json(status.edited_kwargs),
+            comparison=compare_arguments(
+                call.spec.kwargs, status.edited_kwargs, call.spec.parameters
+            ),
             **common,
         )
-    return Outcome(label="rejected", tone="bad", summary="Rejected", **common)
+    label, tone, summary = _CALL_BOX[fact.status]
+    return Outcome(label=label, tone=tone, summary=summary or _abandoned(status), **common)
+
+
+_CALL_BOX = {  # outcome status -> badge, tone, summary (abandoned: said with its time)
+    "approved": ("approved", "ok", "Approved"),
+    "abandoned": ("abandoned", "bad", ""),
+    "expired": ("expired", "bad", "Expired without an answer (rejected)"),
+    "answered_instead": ("answered instead", "info", "Answered instead of running the function"),
+    "rejected": ("rejected", "bad", "Rejected"),
+}
 
 
 def _abandoned(status: FunctionCallStatus | HumanContactStatus) -> str:
@@ -204,22 +202,22 @@ def _abandoned(status: FunctionCallStatus | HumanContactStatus) -> str:
 
 
 def contact_outcome(contact: HumanContact) -> Outcome:
-    status = contact.status
-    if status is None or not status.completed:
+    status, fact = contact.status, outcome(contact)
+    if status is None or fact.status == "pending":
         return Outcome(pending=True, label="pending", tone="pending")
     common: dict[str, Any] = {
         "pending": False,
-        "who": status.responded_by,
-        "via": status.responded_via,
+        "who": fact.who,
+        "via": fact.via,
         "when": format_time(status.responded_at),
         "option": status.response_option_name,
     }
-    if status.abandoned_at is not None:
+    if fact.status == "abandoned":
         return Outcome(label="abandoned", tone="bad", summary=_abandoned(status), **common)
-    if status.response is None and status.expired:
+    if fact.status == "expired":
         return Outcome(label="expired", tone="bad", summary="Expired without an answer", **common)
     return Outcome(
-        label="answered", tone="ok", summary="Answered", response=status.response, **common
+        label="answered", tone="ok", summary="Answered", response=fact.response, **common
     )
 
 

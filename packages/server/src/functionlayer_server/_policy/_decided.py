@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functionlayer._models import FunctionCall
 
+from functionlayer_server._outcome import outcome
 from functionlayer_server._policy._common import Request
 
 __all__ = ["decided_message"]
@@ -20,12 +21,7 @@ def decided_message(request: Request) -> str:
         )
     if status is not None and status.expired:
         return f"{noun} {request.call_id!r} has expired; it can no longer be answered"
-    by = f" by {status.responded_by}" if status is not None and status.responded_by else ""
-    if isinstance(request, FunctionCall) and request.status is not None:
-        if request.status.response is not None:
-            what = "answered"
-        else:
-            what = "approved" if request.status.approved else "rejected"
-    else:
-        what = "answered"
+    fact = outcome(request)
+    by = f" by {fact.who}" if fact.who else ""
+    what = fact.status if fact.status in ("approved", "rejected") else "answered"
     return f"{noun} {request.call_id!r} was already {what}{by}"

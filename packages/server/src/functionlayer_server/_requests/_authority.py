@@ -18,6 +18,7 @@ from functionlayer_server._errors import (
     RoutingRefusedError,
     ServerError,
 )
+from functionlayer_server._grants import grants_refusal
 from functionlayer_server._policy import Directory, Identity, Person
 from functionlayer_server._store import RequestRecord
 
@@ -100,6 +101,13 @@ class Authority:
             return False
         effective, _ = await self.effective(request, project)
         return effective.irreversible
+
+    async def grants_allowed(self, call: FunctionCall, project: str) -> bool:
+        """Whether the operator's policy allows grants for ``call`` now (channels ask before
+        offering one; ``create_grant`` checks again, with the person)."""
+        effective, _ = await self.effective(call, project)
+        refusal = grants_refusal(self.rules.for_project(project), call.spec.fn, effective)
+        return refusal is None
 
     async def approvals_required(self, request: Request, project: str) -> int:
         effective, _ = await self.effective(request, project)

@@ -1,0 +1,314 @@
+"""Teams answers: a click or a typed answer on a delivered card, turned into a decision
+through the service by a person the policy lets decide there (the activity's token and replays
+are checked by ``_teams``'s route first). Refusals are audited; nothing is decided twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import httpx
+from functionlayer._models import (
+    FunctionCall,
+    FunctionCallStatus,
+    HumanContact,
+    TeamsContactChannel,
+)
+
+from functionlayer_server._channels._base import (
+    ChannelRequest,
+    DeliveryStore,
+    find_delivery,
+    quorum_progress,
+)
+from functionlayer_server._channels._planning import delivery_tiers
+from functionlayer_server._channels._teams_cards import (
+    ACTION_APPROVE,
+    ACTION_REJECT,
+    ACTION_REJECT_OPTION,
+    ACTION_REPLY,
+    ACTION_RESPOND_OPTION,
+    CardRef,
+    arguments_fit,
+    kind_of,
+    outcome_text,
+    parse_value,
+)
+from functionlayer_server._errors import (
+    AlreadyDecidedError,
+    ForbiddenError,
+    InvalidDecisionError,
+    ServerError,
+)
+from functionlayer_server._policy import Identity
+from functionlayer_server._service import ApprovalService
+from functionlayer_server._settings import Settings
+
+__all__ = [
+    "VIA",
+    "TeamsAnswers",
+    "TeamsApiError",
+    "as_dict",
+    "conversation_of",
+    "teams_target",
+    "user_of",
+]
+
+log = logging.getLogger("functionlayer_server.channels.teams")
+
+VIA = "teams"
+
+
+class TeamsApiError(Exception):
+    """The connector or the token endpoint answered with an error."""
+
+
+class _Refused(Exception):
+    """An answer that must not decide anything (audited where it names a request)."""
+
+
+def conversation_of(value: str) -> str:
+    """A conversation id without the ``;messageid=`` suffix Teams adds for a channel thread."""
+    return value.split(";messageid=", 1)[0].strip()
+
+
+def teams_target(request: ChannelRequest, key: str) -> TeamsContactChannel | None:
+    for tier in delivery_tiers(request):
+        for target in tier:
+            if target.teams is not None and target.teams.conversation_id.strip() == key:
+                return target.teams
+    return None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def user_of(activity: dict[str, Any]) -> str:
+    """The clicker's Entra object id (``from.aadObjectId``), lower case; ``""`` without one."""
+    value = as_dict(activity.get("from")).get("aadObjectId")
+    return value.strip().lower()[:200] if isinstance(value, str) else ""
+
+
+class TeamsPoster(Protocol):
+    """What answering needs from the channel: its records and card rewrites."""
+
+    service: ApprovalService
+    settings: Settings
+    deliveries: DeliveryStore
+
+    async def rewrite(
+        self, request: ChannelRequest, deliveries: list[dict[str, Any]], *, decided: bool
+    ) -> None: ...
+
+    async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]: ...
+
+
+class TeamsAnswers:
+    def __init__(self, channel: TeamsPoster) -> None:
+        self.channel = channel
+
+    async def handle_activity(self, activity: dict[str, Any]) -> dict[str, Any]:
+        """Act on a verified, first-seen activity; the return value is the response body."""
+        ref = parse_value(activity.get("value"))
+        if activity.get("type") != "message" or ref is None:
+            return {"ok": True, "detail": "nothing to do"}
+        user = user_of(activity)
+        conversation = conversation_of(str(as_dict(activity.get("conversation")).get("id") or ""))
+        reply_to = str(activity.get("replyToId") or "")
+        try:
+            request = await self.load(ref)
+            return await self._act(request, ref, user, conversation, reply_to)
+        except _Refused as refused:
+            return {"ok": False, "detail": str(refused)}
+        except Exception:
+            log.exception("Teams activity failed")
+            return {"ok": False, "detail": "Something went wrong on the server; nothing changed."}
+
+    async def _act(
+        self,
+        request: ChannelRequest,
+        ref: CardRef,
+        user: str,
+        conversation: str,
+        reply_to: str,
+    ) -> dict[str, Any]:
+        if request.completed:
+            await self._audit_refusal(request, user, "already decided")
+            raise _Refused("Already decided: " + outcome_text(request))
+        target = await self._authorize(request, user, conversation, reply_to)
+        text = (ref.text or "").strip()
+        if isinstance(request, FunctionCall):
+            if ref.action == ACTION_APPROVE:
+                if not arguments_fit(request):
+                    raise _Refused(
+                        "This card cannot show every argument, so it cannot approve the call: "
+                        "open it in the inbox to decide."
+                    )
+                return await self._decide(request, FunctionCallStatus(approved=True), user, target)
+            if ref.action == ACTION_REJECT:
+                if not text:
+                    raise _Refused("Please write something: it is what the agent gets back.")
+                decision = FunctionCallStatus(approved=False, comment=text)
+                return await self._decide(request, decision, user, target)
+            if ref.action == ACTION_REJECT_OPTION and ref.option is not None:
+                options = request.spec.reject_options or []
+                if ref.option >= len(options):
+                    raise _Refused("This option is not part of the request.")
+                decision = FunctionCallStatus(
+                    approved=False, reject_option_name=options[ref.option].name
+                )
+                return await self._decide(request, decision, user, target)
+        else:
+            if ref.action == ACTION_REPLY:
+                if not text:
+                    raise _Refused("Please write something: it is what the agent gets back.")
+                return await self._answer(request, text, None, user, target)
+            if ref.action == ACTION_RESPOND_OPTION and ref.option is not None:
+                response_options = request.spec.response_options or []
+                if ref.option >= len(response_options):
+                    raise _Refused("This option is not part of the request.")
+                name = response_options[ref.option].name
+                return await self._answer(request, None, name, user, target)
+        await self._audit_refusal(request, user, "the action does not match the request")
+        raise _Refused("This action does not match the request.")
+
+    def _via_identities(self, target: TeamsContactChannel) -> list[Identity] | None:
+        allowed = target.allowed_responder_ids
+        return None if allowed is None else [Identity("teams", rid) for rid in allowed]
+
+    async def _decide(
+        self,
+        call: FunctionCall,
+        decision: FunctionCallStatus,
+        user: str,
+        target: TeamsContactChannel,
+    ) -> dict[str, Any]:
+        try:
+            result = await self.channel.service.respond_function_call(
+                call.call_id,
+                decision,
+                responder=Identity("teams", user),
+                via=VIA,
+                via_identities=self._via_identities(target),
+            )
+        except AlreadyDecidedError as exc:
+            await self._audit_refusal(call, user, "already decided")
+            raise _Refused(f"Already decided: {exc.message}") from exc
+        except ForbiddenError as exc:  # audited by the service
+            raise _Refused("You are not allowed to answer this request.") from exc
+        except InvalidDecisionError as exc:
+            raise _Refused(exc.message) from exc
+        if not result.completed:  # quorum: recorded, more approvals needed
+            try:
+                await self.channel.rewrite(
+                    result, await self.channel.deliveries_of(result), decided=False
+                )
+            except (RuntimeError, TeamsApiError, httpx.HTTPError) as exc:
+                log.warning("Teams: showing quorum progress failed: %s", exc)
+            return {
+                "ok": True,
+                "detail": f"Your approval is recorded. {quorum_progress(result) or ''}",
+            }
+        return {"ok": True, "detail": outcome_text(result)}
+
+    async def _answer(
+        self,
+        contact: HumanContact,
+        response: str | None,
+        option: str | None,
+        user: str,
+        target: TeamsContactChannel,
+    ) -> dict[str, Any]:
+        try:
+            result = await self.channel.service.respond_human_contact(
+                contact.call_id,
+                response=response,
+                response_option_name=option,
+                responder=Identity("teams", user),
+                via=VIA,
+                via_identities=self._via_identities(target),
+            )
+        except AlreadyDecidedError as exc:
+            await self._audit_refusal(contact, user, "already decided")
+            raise _Refused(f"Already decided: {exc.message}") from exc
+        except ForbiddenError as exc:
+            raise _Refused("You are not allowed to answer this request.") from exc
+        except InvalidDecisionError as exc:
+            raise _Refused(exc.message) from exc
+        return {"ok": True, "detail": outcome_text(result)}
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def find(self, ref: CardRef) -> ChannelRequest | None:
+        """The request a card names, or None."""
+        try:
+            return await self.load(ref)
+        except _Refused:
+            return None
+
+    async def load(self, ref: CardRef) -> ChannelRequest:
+        try:
+            if ref.kind == "function_call":
+                return await self.channel.service.get_function_call(ref.call_id)
+            return await self.channel.service.get_human_contact(ref.call_id)
+        except ServerError as exc:  # not found, or ambiguous between projects
+            raise _Refused("This request is not available on the FunctionLayer server.") from exc
+
+    async def _deliveries(self, request: ChannelRequest) -> list[dict[str, Any]]:
+        return await self.channel.deliveries.load_deliveries(
+            request.call_id, channel=VIA, kind=kind_of(request)
+        )
+
+    async def _audit_refusal(
+        self, request: ChannelRequest, user: str, reason: str, **details: Any
+    ) -> None:
+        await self.channel.service.record_audit(
+            kind_of(request),
+            request.call_id,
+            who=f"teams:{user}" if user else "unknown",
+            via=VIA,
+            action="refused",
+            details={"reason": reason, **details},
+        )
+
+    async def _authorize(
+        self, request: ChannelRequest, user: str, conversation: str, reply_to: str
+    ) -> TeamsContactChannel:
+        """The target the clicked card was delivered to, if ``user`` may answer there; else
+        the refusal is audited and raised."""
+        delivery = await find_delivery(
+            lambda: self.channel.deliveries_of(request),
+            lambda d: d.get("conversation") == conversation and d.get("activity") == reply_to,
+            wait=bool(reply_to),
+        )
+        target = None if delivery is None else teams_target(request, str(delivery.get("target")))
+        reason: str | None = None
+        if not user:
+            reason = "no Teams user (from.aadObjectId) in the activity"
+        elif target is None:
+            reason = "the card is not a delivery of this request"
+        if reason is None and target is not None:
+            try:
+                # Who may decide is the policy's call (the directory, the operator's rules,
+                # the request's responders, and this target's allowed_responder_ids).
+                await self.channel.service.authorize(
+                    kind_of(request),
+                    request.call_id,
+                    Identity("teams", user),
+                    via=VIA,
+                    via_identities=self._via_identities(target),
+                )
+            except ForbiddenError as exc:  # audited by the service
+                raise _Refused("You are not allowed to answer this request.") from exc
+            return target
+        assert reason is not None
+        await self._audit_refusal(
+            request,
+            user,
+            reason,
+            conversation=conversation[:200],
+            activity=reply_to[:200],
+        )
+        raise _Refused("You are not allowed to answer this request.")
