@@ -46,6 +46,7 @@ from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import ask, make_backend, warn
 from functionlayer_mcp._arguments import finite, schema_problem
 from functionlayer_mcp._config import ConfigError, Gate, GatewayConfig
+from functionlayer_mcp._lifetime import Outstanding, serve
 from functionlayer_mcp._schema import shown
 from functionlayer_mcp._upstream import connect_upstream, startup_tools
 
@@ -93,8 +94,12 @@ class Gateway:
         startup_tools: Collection[str],
         session_tag: str | None = None,
         hold_seconds: float | None = None,
+        outstanding: Outstanding | None = None,
     ) -> None:
         self.config = config
+        self.outstanding = outstanding if outstanding is not None else Outstanding(client)
+        """The requests this session created that nobody decided yet: abandoned when the
+        gateway ends, kept while a call is held between the client's retries."""
         self.startup_tools = frozenset(startup_tools)
         """The tools the upstream listed at start-up, which the configuration was checked against."""
         self._announced: set[str] = set()
@@ -262,6 +267,7 @@ class Gateway:
             if edit_problem is not None:
                 raise InvalidEditError(edit_problem)
 
+        self.outstanding.add(call_id)
         try:
             verdict = await ask(
                 self.client,
@@ -277,6 +283,9 @@ class Gateway:
             )
         except anyio.get_cancelled_exc_class():
             self._forget(key, call_id)
+            if self.outstanding.ending:  # the gateway ends: abandoned with the others
+                raise
+            self.outstanding.discard(call_id)
             # The client gave up on the call: withdraw the request so nobody approves a call
             # that can no longer run. Best effort, bounded, and never on the upstream.
             with (
@@ -294,6 +303,7 @@ class Gateway:
                 return _compat.input_required(self._hand_out(key, call_id, deadline))
             return _error(_pending_message(name, call_id))
         self._forget(key, call_id)  # decided: the same call made later asks afresh
+        self.outstanding.discard(call_id)
         if verdict.kind == "refuse":
             return _error(verdict.text)
         if verdict.kind == "answer":
@@ -324,20 +334,24 @@ async def run_gateway(
     config: GatewayConfig,
     *,
     streams: tuple[Any, Any] | None = None,
-) -> None:
-    """Serve the gateway on stdio (or on ``streams``) until the client disconnects."""
+) -> int | None:
+    """Serve the gateway on stdio (or on ``streams``) until the client disconnects or a SIGINT
+    or SIGTERM arrives (returned); what still waits for a person is then abandoned
+    (:mod:`functionlayer_mcp._lifetime`)."""
     backend = make_backend(
         config.approval.backend, tty_path=config.approval.tty
     )  # fail before starting anything else
     tag = secrets.token_hex(8)
     client = FunctionLayer(backend=backend, run_id=f"mcp-{tag}")
     refusal: str | None = None
+    stopped_by: int | None = None
     try:
         async with connect_upstream(config.upstream) as (session, init):
             listed = await startup_tools(session, init) if config.gate else {}
             refusal = config.unknown_tools(listed) if config.gate else None
             if refusal is None:
                 _announce(config, listed)
+                outstanding = Outstanding(client)
                 gateway = Gateway(
                     config,
                     session,
@@ -346,20 +360,14 @@ async def run_gateway(
                     session_tag=tag,
                     startup_tools=listed,
                     hold_seconds=_hold_seconds(config, backend),
+                    outstanding=outstanding,
                 )
-                server = gateway.server
-                options = server.create_initialization_options()
-                if streams is not None:
-                    await server.run(streams[0], streams[1], options)
-                else:
-                    from mcp.server.stdio import stdio_server
-
-                    async with stdio_server() as (read, write):
-                        await server.run(read, write, options)
+                stopped_by = await serve(gateway.server, outstanding, streams)
     finally:
         await client.aclose()
     if refusal is not None:  # raised here, outside the upstream's task groups, as itself
         raise ConfigError(refusal)
+    return stopped_by
 
 
 def _hold_seconds(config: GatewayConfig, backend: Any) -> float | None:
