@@ -44,7 +44,7 @@ tools = ["transfer_money"]
 HELD = """
 [approval]
 backend = "server"
-hold_seconds = 0.5
+hold_seconds = 3
 
 [[gate]]
 tools = ["transfer_money"]

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 import anyio
-from functionlayer import ConflictError, FunctionLayer, _interrupt
+from functionlayer import ConflictError, FunctionLayer, NotFoundError, _interrupt
 from mcp.server.lowlevel import Server
 
 from functionlayer_mcp._approval import warn
@@ -69,19 +69,23 @@ class Outstanding:
         backend = self.client.backend
         if not ids or not backend.keeps_requests:
             return 0
-        told = 0
+        told = failed = 0
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(ids)))
         try:
             futures = [pool.submit(backend.abandon_function_call, i) for i in ids]
-            done, _ = concurrent.futures.wait(futures, timeout=ABANDON_SECONDS)
+            done, late = concurrent.futures.wait(futures, timeout=ABANDON_SECONDS)
+            failed = len(late)
             for future in done:
                 error = future.exception()
-                if error is None or isinstance(error, ConflictError):  # decided meanwhile
-                    told += error is None
+                if error is None:
+                    told += 1
+                # decided meanwhile, or never created (a hold ended before the create did)
+                elif not isinstance(error, ConflictError | NotFoundError):
+                    failed += 1
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        if told < len(ids):
-            warn(f"{len(ids) - told} request(s) could not be marked abandoned on the server")
+        if failed:
+            warn(f"{failed} request(s) could not be marked abandoned on the server")
         return told
 
 
