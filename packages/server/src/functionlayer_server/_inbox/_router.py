@@ -763,6 +763,7 @@ def create_inbox_router(service: Any, settings: Any) -> APIRouter:
                 "expires_at": views.format_time(expires),
                 "expires_in": row.expires_in,
                 "channel": views.channel_context(contact.spec.channel, contact.spec.policy),
+                "context": views.context_view(contact.spec.context),
                 "audit": await audit(HUMAN_CONTACT, contact.call_id, user),
                 "error": error,
                 "notice": notice,
