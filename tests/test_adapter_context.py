@@ -182,3 +182,41 @@ def test_langchain_hitl_bridge_sends_the_paused_turns_context() -> None:
     assert request.spec.context is not None
     assert request.spec.context.user_request == LC_USER
     assert request.spec.context.reason == LC_REASON
+
+
+def test_google_adk_tools_send_the_users_message_and_the_models_text(
+    monkeypatch: Any,
+) -> None:
+    import asyncio
+
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_google_adk import tools
+    from google.adk.agents import Agent
+    from google.adk.models.google_llm import Gemini
+    from google.adk.runners import InMemoryRunner
+    from google.genai import types
+
+    monkeypatch.setenv("GOOGLE_API_KEY", "unused")
+    monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="adk")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    async def run(model: Gemini) -> None:
+        agent = Agent(name="pay", model=model, tools=tools([wire]))
+        runner = InMemoryRunner(agent=agent, app_name="pay")
+        session = await runner.session_service.create_session(app_name="pay", user_id="me")
+        message = types.Content(role="user", parts=[types.Part(text=LC_USER)])
+        async for _ in runner.run_async(user_id="me", session_id=session.id, new_message=message):
+            pass
+
+    with ScriptedModel(_langchain_script("adk-ctx-1")) as model:
+        asyncio.run(run(Gemini(model="gemini-2.5-flash", base_url=model.gemini_base_url)))
+    [request] = human.function_call_requests
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
