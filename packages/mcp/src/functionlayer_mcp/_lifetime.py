@@ -16,11 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import os
 import signal
-import sys
-import threading
-import time
 from typing import Any
 
 import anyio
@@ -145,21 +141,9 @@ async def _stop_on_signal(
             # Abandon first: unwinding waits for the SDK's stdin reader, a thread that only
             # returns when the client writes or closes; the process ends GRACE_SECONDS later.
             _finish(outstanding, signal.Signals(signum).name)
-            _exit_soon(128 + signum)
+            _interrupt.exit_after(GRACE_SECONDS, 128 + signum)
             scope.cancel()
             return
-
-
-def _exit_soon(status: int) -> None:
-    def end() -> None:
-        time.sleep(GRACE_SECONDS)
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(status)
-
-    threading.Thread(target=end, name="functionlayer-mcp-stopping", daemon=True).start()
 
 
 async def _relay(read: Any, send: Any, outstanding: Outstanding) -> None:
