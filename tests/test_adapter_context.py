@@ -220,3 +220,32 @@ def test_google_adk_tools_send_the_users_message_and_the_models_text(
     assert request.spec.context is not None
     assert request.spec.context.user_request == LC_USER
     assert request.spec.context.reason == LC_REASON
+
+
+def test_openai_agents_tools_send_the_turns_user_message() -> None:
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_openai_agents import tools
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="oaa")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("oaa-ctx-1")) as model:
+        client = AsyncOpenAI(base_url=model.base_url, api_key="unused", max_retries=0)
+        agent = Agent(
+            name="pay",
+            model=OpenAIChatCompletionsModel("gpt-4o-mini", client),
+            tools=tools([wire]),
+        )
+        Runner.run_sync(agent, LC_USER)
+    [request] = human.function_call_requests
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason is None  # the SDK gives tools no model text
