@@ -85,3 +85,167 @@ def test_openai_toolset_sends_the_last_user_message_and_the_models_text() -> Non
     assert request.spec.context is not None
     assert request.spec.context.user_request == "Pay 900 to the landlord"
     assert request.spec.context.reason == "Wiring the rent now."
+
+
+# -- LangChain: the tools under create_agent, and the HumanInTheLoopMiddleware bridge ----------
+
+LC_USER = "Pay the rent of 900 to the landlord"
+LC_REASON = "The user asked for the monthly rent; wiring it now."
+
+
+def _langchain_script(call_id: str) -> list[Any]:
+    from functionlayer.testing.model import Reply, ScriptedToolCall, text
+
+    wire = ScriptedToolCall("wire", {"amount": 900}, call_id)
+    return [Reply(content=LC_REASON, tool_calls=(wire,)), text("done")]
+
+
+def _chat(model: Any) -> Any:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(model="scripted-model", base_url=model.base_url, api_key="unused")
+
+
+def test_langchain_tools_send_the_last_human_message_and_the_ai_messages_text() -> None:
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_langchain import tools
+    from langchain.agents import create_agent
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="lc")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("lc-ctx-1")) as model:
+        agent = create_agent(_chat(model), tools=tools([wire]))
+        earlier = [
+            {"role": "user", "content": "hello"},
+            {"role": "assistant", "content": "Hello! How can I help?"},
+        ]
+        agent.invoke({"messages": [*earlier, {"role": "user", "content": LC_USER}]})
+    [request] = human.function_call_requests
+    assert request.call_id == "lc-ctx-1"
+    assert request.spec.description == DOC
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
+
+
+def test_langchain_tool_called_directly_sends_no_context_and_still_runs() -> None:
+    from functionlayer_langchain import tool
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="lc-direct")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    assert tool(wire).invoke({"amount": 5}) == "sent"
+    [request] = human.function_call_requests
+    assert request.spec.context is None and request.spec.kwargs == {"amount": 5}
+
+
+def test_langchain_hitl_bridge_sends_the_paused_turns_context() -> None:
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_langchain import HITLBridge
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import HumanInTheLoopMiddleware
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    ran: list[int] = []
+
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        ran.append(amount)
+        return "sent"
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="lc-hitl")
+    with ScriptedModel(_langchain_script("lc-hitl-1")) as model:
+        agent = create_agent(
+            _chat(model),
+            tools=[wire],
+            middleware=[HumanInTheLoopMiddleware(interrupt_on={"wire": True})],
+            checkpointer=InMemorySaver(),
+        )
+        config: Any = {"configurable": {"thread_id": "t-ctx"}}
+        agent.invoke({"messages": [{"role": "user", "content": LC_USER}]}, config)
+        agent.invoke(HITLBridge(fl).resume(agent, config), config)
+    assert ran == [900]
+    [request] = human.function_call_requests
+    assert request.call_id == "hitl:lc-hitl-1"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
+
+
+def test_google_adk_tools_send_the_users_message_and_the_models_text(
+    monkeypatch: Any,
+) -> None:
+    import asyncio
+
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_google_adk import tools
+    from google.adk.agents import Agent
+    from google.adk.models.google_llm import Gemini
+    from google.adk.runners import InMemoryRunner
+    from google.genai import types
+
+    monkeypatch.setenv("GOOGLE_API_KEY", "unused")
+    monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="adk")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    async def run(model: Gemini) -> None:
+        agent = Agent(name="pay", model=model, tools=tools([wire]))
+        runner = InMemoryRunner(agent=agent, app_name="pay")
+        session = await runner.session_service.create_session(app_name="pay", user_id="me")
+        message = types.Content(role="user", parts=[types.Part(text=LC_USER)])
+        async for _ in runner.run_async(user_id="me", session_id=session.id, new_message=message):
+            pass
+
+    with ScriptedModel(_langchain_script("adk-ctx-1")) as model:
+        asyncio.run(run(Gemini(model="gemini-2.5-flash", base_url=model.gemini_base_url)))
+    [request] = human.function_call_requests
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
+
+
+def test_openai_agents_tools_send_the_turns_user_message() -> None:
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_openai_agents import tools
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="oaa")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("oaa-ctx-1")) as model:
+        client = AsyncOpenAI(base_url=model.base_url, api_key="unused", max_retries=0)
+        agent = Agent(
+            name="pay",
+            model=OpenAIChatCompletionsModel("gpt-4o-mini", client),
+            tools=tools([wire]),
+        )
+        Runner.run_sync(agent, LC_USER)
+    [request] = human.function_call_requests
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason is None  # the SDK gives tools no model text

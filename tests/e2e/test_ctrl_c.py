@@ -194,6 +194,16 @@ def _waiting_on(server: ServerProcess, run_ids: set[str]) -> Callable[[bytes], b
         ("examples/openai_agents/math_example.py", "multiply was not run"),
         ("examples/pydantic_ai/math_example.py", "multiply was not run"),
         ("examples/core/quickstart.py", "send_invoice was not run"),  # the plain decorator
+        pytest.param(
+            "examples/controlflow/controlflow_math.py",
+            "multiply was not run",
+            marks=pytest.mark.controlflow,
+        ),
+        ("examples/llamaindex/math_example.py", "multiply was not run"),
+        ("examples/haystack/math_example.py", "multiply was not run"),
+        ("examples/openai_client/math_example.py", "multiply was not run"),
+        ("examples/google_adk/math_example.py", "multiply was not run"),
+        ("examples/agent_framework/math_example.py", "multiply was not run"),
     ],
 )
 def test_ctrl_c_during_a_server_long_poll_stops_at_once_and_abandons(

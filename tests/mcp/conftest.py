@@ -177,3 +177,26 @@ def pending_ids(server: ServerProcess) -> list[str]:
         response = client.get("/function_calls", params={"pending": "true"})
         response.raise_for_status()
         return [item["call_id"] for item in response.json()["items"]]
+
+
+def person_approves_late(server: ServerProcess, call_id: str) -> int:
+    """A person logs in and approves ``call_id`` from its detail page, whatever its state;
+    the status code of the form's answer."""
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as person:
+        login_page = person.get("/inbox/login")
+        response = person.post(
+            "/inbox/login",
+            data={"username": PERSON, "password": PASSWORD, "csrf_token": _csrf(login_page.text)},
+        )
+        assert response.status_code == 303, response.text
+        path = "/inbox/calls/" + quote(call_id, safe="")
+        page = person.get(path)
+        decided = person.post(path, data={"action": "approve", "csrf_token": _csrf(page.text)})
+        return decided.status_code
+
+
+def audit_actions(server: ServerProcess, call_id: str) -> list[str]:
+    with server.client() as client:
+        response = client.get(f"/function_calls/{quote(call_id, safe='')}/audit")
+        response.raise_for_status()
+        return [entry["action"] for entry in response.json()["items"]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from functionlayer_mcp._gateway import _schema_problem
+from functionlayer_mcp._arguments import schema_problem
 from mcp import types
 
 from tests.security.test_schema_no_fetch import Listener
@@ -27,7 +27,7 @@ def test_a_reference_outside_the_tool_schema_is_not_fetched(listener: Listener) 
             name="pay",
             inputSchema={"type": "object", "properties": {"to": {"$ref": uri}}},
         )
-        problem = _schema_problem(tool, {"to": "x"})
+        problem = schema_problem(tool, {"to": "x"})
         assert problem is not None and "never fetched" in problem
     assert listener.hits == []
 
@@ -42,6 +42,6 @@ def test_arguments_are_still_checked_against_the_schema() -> None:
             "required": ["amount"],
         },
     )
-    assert _schema_problem(tool, {"amount": 5}) is None
-    assert _schema_problem(tool, {"amount": "5"}) == "'amount': '5' is not of type 'integer'"
-    assert _schema_problem(tool, {}) == "'amount' is a required property"
+    assert schema_problem(tool, {"amount": 5}) is None
+    assert schema_problem(tool, {"amount": "5"}) == "'amount': '5' is not of type 'integer'"
+    assert schema_problem(tool, {}) == "'amount' is a required property"

@@ -220,7 +220,11 @@ class FunctionLayer:
 
         def contact_human(message: str) -> str:
             spec = HumanContactSpec(
-                msg=message, channel=channel, response_options=options, timeout_seconds=wait
+                msg=message,
+                channel=channel,
+                response_options=options,
+                timeout_seconds=wait,
+                context=current_request_context(),
             )
             try:
                 contact = self.fetch_human_response(spec, call_id=current_call_id())
@@ -246,7 +250,11 @@ class FunctionLayer:
 
         async def contact_human(message: str) -> str:
             spec = HumanContactSpec(
-                msg=message, channel=channel, response_options=options, timeout_seconds=wait
+                msg=message,
+                channel=channel,
+                response_options=options,
+                timeout_seconds=wait,
+                context=current_request_context(),
             )
             try:
                 contact = await self.afetch_human_response(spec, call_id=current_call_id())

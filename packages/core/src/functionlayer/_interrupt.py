@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
 
-__all__ = ["INTERRUPTED_EXIT_STATUS", "stopping", "waiting"]
+__all__ = ["INTERRUPTED_EXIT_STATUS", "exit_after", "stopping", "waiting"]
 
 #: Exit status after Ctrl-C during a wait (128 + SIGINT, as shells report it).
 INTERRUPTED_EXIT_STATUS = 130
@@ -151,14 +151,20 @@ def _quiet() -> None:
 
 def _exit_soon() -> None:
     """End the process if unwinding takes too long (a worker thread or framework holds it)."""
+    exit_after(INTERRUPT_GRACE_SECONDS, INTERRUPTED_EXIT_STATUS)
+
+
+def exit_after(seconds: float, status: int) -> None:
+    """End the process with ``status`` in ``seconds`` unless it ended before (a daemon
+    thread; standard output and error are flushed first)."""
 
     def end() -> None:
-        time.sleep(INTERRUPT_GRACE_SECONDS)
+        time.sleep(seconds)
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
-            os._exit(INTERRUPTED_EXIT_STATUS)
+            os._exit(status)
 
     threading.Thread(target=end, name="functionlayer-interrupted", daemon=True).start()
 

@@ -399,6 +399,9 @@ class HumanContactSpec(_Model):
     # FunctionLayer additions.
     timeout_seconds: float | None = Field(default=None, gt=0)
     policy: ApprovalPolicy | None = None
+    context: RequestContext | None = None
+    """Why the agent asks (the user's request, the model's reason): untrusted text from the
+    agent, shown to the person as such, as for function calls."""
 
 
 class HumanContactStatus(_Model):

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from functionlayer import ToolSpec, _feedback, tool_spec
+from functionlayer import ToolSpec, _feedback, request_context_scope, tool_spec
 from google.adk.tools.base_tool import BaseTool
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 from pydantic import ValidationError
+
+from functionlayer_google_adk._context import context_of
 
 __all__ = ["FunctionLayerTool", "tool", "tools"]
 
@@ -40,7 +42,9 @@ class FunctionLayerTool(BaseTool):
             return _feedback.invalid_arguments_message(self.name, _problems(exc))
         # A sync function waits for its human in a worker thread (ToolSpec.arun); the call id
         # travels explicitly, not through the thread's context.
-        return await self.spec.arun(args, call_id=tool_context.function_call_id)
+        # The user's message and the model's text before the call, for the approver.
+        with request_context_scope(context_of(tool_context)):
+            return await self.spec.arun(args, call_id=tool_context.function_call_id)
 
 
 def _problems(exc: ValidationError) -> str:

@@ -48,6 +48,8 @@ from functionlayer import (
     group_id_for,
 )
 
+from functionlayer_langchain._pause import Pause, PendingAction, flat_actions, read_pause
+
 if TYPE_CHECKING:
     from langgraph.types import Command
 
@@ -68,26 +70,6 @@ class StateGraph(Protocol):
     def get_state(self, config: Any) -> Any: ...
 
     async def aget_state(self, config: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class PendingAction:
-    """One action of a ``HumanInTheLoopMiddleware`` interrupt, tied to the model's tool call."""
-
-    interrupt_id: str
-    tool_call_id: str
-    name: str
-    args: dict[str, Any]
-    description: str | None
-    allowed_decisions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Pause:
-    thread_id: str
-    interrupt_count: int
-    actions: dict[str, list[PendingAction]]  # interrupt id -> its actions, in order
-    per_call: frozenset[str]  # interrupts answered with one decision (interrupt_mode="per_call")
 
 
 class HITLBridge:
@@ -129,7 +111,7 @@ class HITLBridge:
 
     def pending(self, graph: StateGraph, config: Mapping[str, Any]) -> list[PendingAction]:
         """The actions the thread is paused on (empty when it is not paused by the middleware)."""
-        pause = _read_pause(graph.get_state(config), config)
+        pause = read_pause(graph.get_state(config), config)
         return [action for actions in pause.actions.values() for action in actions]
 
     def call_id(self, action: PendingAction) -> str:
@@ -148,6 +130,7 @@ class HITLBridge:
             channel=self.channel or self.fl.contact_channel,
             timeout_seconds=self.timeout,
             description=description or None,
+            context=action.context,
             state={
                 "source": SOURCE,
                 "thread_id": thread_id,
@@ -164,7 +147,7 @@ class HITLBridge:
         client = self._client(pause)
         return [
             client.create_function_call(self.spec(action, pause.thread_id), self.call_id(action))
-            for action in _flat(pause)
+            for action in flat_actions(pause)
         ]
 
     def collect(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any] | None:
@@ -175,7 +158,7 @@ class HITLBridge:
         pause = self._pause(graph.get_state(config), config)
         client = self._client(pause)
         calls: list[FunctionCall] = []
-        for action in _flat(pause):
+        for action in flat_actions(pause):
             try:
                 call = client.get_function_call(self.call_id(action))
             except NotFoundError:
@@ -196,7 +179,7 @@ class HITLBridge:
         """
         pause = self._pause(graph.get_state(config), config)
         client = self._client(pause)
-        actions = _flat(pause)
+        actions = flat_actions(pause)
         for action in actions:  # every question goes out before we wait for the first answer
             client.create_function_call(self.spec(action, pause.thread_id), self.call_id(action))
         calls = [
@@ -210,7 +193,7 @@ class HITLBridge:
     # -- async -----------------------------------------------------------------------------
 
     async def apending(self, graph: StateGraph, config: Mapping[str, Any]) -> list[PendingAction]:
-        pause = _read_pause(await graph.aget_state(config), config)
+        pause = read_pause(await graph.aget_state(config), config)
         return [action for actions in pause.actions.values() for action in actions]
 
     async def asubmit(self, graph: StateGraph, config: Mapping[str, Any]) -> list[FunctionCall]:
@@ -220,14 +203,14 @@ class HITLBridge:
             await client.acreate_function_call(
                 self.spec(action, pause.thread_id), self.call_id(action)
             )
-            for action in _flat(pause)
+            for action in flat_actions(pause)
         ]
 
     async def acollect(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any] | None:
         pause = self._pause(await graph.aget_state(config), config)
         client = self._client(pause)
         calls: list[FunctionCall] = []
-        for action in _flat(pause):
+        for action in flat_actions(pause):
             try:
                 call = await client.aget_function_call(self.call_id(action))
             except NotFoundError:
@@ -242,7 +225,7 @@ class HITLBridge:
     async def aresume(self, graph: StateGraph, config: Mapping[str, Any]) -> Command[Any]:
         pause = self._pause(await graph.aget_state(config), config)
         client = self._client(pause)
-        actions = _flat(pause)
+        actions = flat_actions(pause)
         for action in actions:
             await client.acreate_function_call(
                 self.spec(action, pause.thread_id), self.call_id(action)
@@ -259,8 +242,8 @@ class HITLBridge:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _pause(self, snapshot: Any, config: Mapping[str, Any]) -> _Pause:
-        pause = _read_pause(snapshot, config)
+    def _pause(self, snapshot: Any, config: Mapping[str, Any]) -> Pause:
+        pause = read_pause(snapshot, config)
         if not pause.actions:
             raise ValueError(
                 f"thread {pause.thread_id!r} is not paused by HumanInTheLoopMiddleware: "
@@ -268,11 +251,11 @@ class HITLBridge:
             )
         return pause
 
-    def _client(self, pause: _Pause) -> FunctionLayer:
+    def _client(self, pause: Pause) -> FunctionLayer:
         # The same backend, under a run id derived from the thread: a process resuming the
         # thread later finds the very requests this one sent.
         # A pause's actions are one model turn: one review group (derived from their ids).
-        ids = [self.call_id(action) for action in _flat(pause)]
+        ids = [self.call_id(action) for action in flat_actions(pause)]
         return FunctionLayer(
             backend=self.fl.backend,
             run_id=f"langgraph-thread:{pause.thread_id}",
@@ -299,7 +282,7 @@ class HITLBridge:
             for item in decided
         ]
 
-    def _command(self, pause: _Pause, decisions: Sequence[dict[str, Any]]) -> Command[Any]:
+    def _command(self, pause: Pause, decisions: Sequence[dict[str, Any]]) -> Command[Any]:
         from langgraph.types import Command
 
         decided = iter(decisions)
@@ -331,12 +314,12 @@ class _Decided:
         return self.decision["type"] in ("approve", "edit")
 
 
-def _decisions(pause: _Pause, calls: Sequence[FunctionCall]) -> list[_Decided]:
+def _decisions(pause: Pause, calls: Sequence[FunctionCall]) -> list[_Decided]:
     """Every action's LangChain decision, in order; raises :class:`DecisionNotAllowedError`
     before anything is claimed when one is not allowed."""
     return [
         _Decided(action, call.call_id, _decision(action, call))
-        for action, call in zip(_flat(pause), calls, strict=True)
+        for action, call in zip(flat_actions(pause), calls, strict=True)
     ]
 
 
@@ -351,142 +334,6 @@ def _claimed(item: _Decided, claim: _native.Claim) -> dict[str, Any]:
             "nothing was resumed and the agent stays paused."
         )
     return {"type": "reject", "message": claim.message}
-
-
-def _flat(pause: _Pause) -> list[PendingAction]:
-    return [action for actions in pause.actions.values() for action in actions]
-
-
-def _thread_id(config: Mapping[str, Any]) -> str:
-    configurable = config.get("configurable") or {}
-    thread_id = configurable.get("thread_id")
-    if thread_id is None or str(thread_id) == "":
-        raise ValueError(
-            "config has no configurable.thread_id: HumanInTheLoopMiddleware needs a "
-            "checkpointer and a thread id to pause and resume"
-        )
-    return str(thread_id)
-
-
-def _read_pause(snapshot: Any, config: Mapping[str, Any]) -> _Pause:
-    """The middleware's pending actions in a LangGraph ``StateSnapshot``, tied to tool call ids."""
-    thread_id = _thread_id(config)
-    interrupts = tuple(getattr(snapshot, "interrupts", ()) or ())
-    actions: dict[str, list[PendingAction]] = {}
-    per_call: set[str] = set()
-    for interrupt in interrupts:
-        value = getattr(interrupt, "value", None)
-        if not isinstance(value, Mapping):
-            continue
-        interrupt_id = str(interrupt.id)
-        if value.get("type") == "tool_approval":  # interrupt_mode="per_call": one call each
-            actions[interrupt_id] = [_per_call_action(interrupt_id, value, interrupt)]
-            per_call.add(interrupt_id)
-            continue
-        if "action_requests" not in value or "review_configs" not in value:
-            continue  # someone else's interrupt
-        values = getattr(snapshot, "values", None)
-        messages = values.get("messages", []) if isinstance(values, Mapping) else []
-        actions[interrupt_id] = _actions_of(interrupt_id, value, messages)
-    return _Pause(
-        thread_id=thread_id,
-        interrupt_count=len(interrupts),
-        actions=actions,
-        per_call=frozenset(per_call),
-    )
-
-
-def _per_call_action(interrupt_id: str, value: Mapping[str, Any], interrupt: Any) -> PendingAction:
-    """A ``ToolApprovalRequest``: the tool call id is in it, the allowed decisions are the
-    interrupt's ``response_schema`` (a JSON schema, kept in the checkpoint)."""
-    tool_call_id = value.get("tool_call_id")
-    if not tool_call_id:
-        raise ValueError(
-            f"the model's tool call {value.get('name')} has no id: a decision could not be tied "
-            "to it"
-        )
-    return PendingAction(
-        interrupt_id=interrupt_id,
-        tool_call_id=str(tool_call_id),
-        name=str(value["name"]),
-        args=dict(value["args"]),
-        description=value.get("description") or None,
-        allowed_decisions=_allowed_in(getattr(interrupt, "response_schema", None), value),
-    )
-
-
-def _allowed_in(schema: Any, value: Mapping[str, Any]) -> tuple[str, ...]:
-    """The decision types a per-call ``response_schema`` accepts; refuses to guess otherwise."""
-    if isinstance(schema, Mapping):
-        mapping = (schema.get("discriminator") or {}).get("mapping")
-        if isinstance(mapping, Mapping) and mapping:
-            return tuple(str(kind) for kind in mapping)
-        const = ((schema.get("properties") or {}).get("type") or {}).get("const")
-        if isinstance(const, str):
-            return (const,)
-    raise ValueError(
-        f"cannot tell which decisions the interrupt for {value.get('name')} "
-        f"(tool call {value.get('tool_call_id')}) allows: its response_schema is {schema!r}"
-    )
-
-
-def _actions_of(
-    interrupt_id: str, request: Mapping[str, Any], messages: Sequence[Any]
-) -> list[PendingAction]:
-    from langchain_core.messages import AIMessage
-
-    action_requests = list(request["action_requests"])
-    configs = {c["action_name"]: c for c in request["review_configs"]}
-    last_ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-    tool_calls = list(last_ai.tool_calls) if last_ai is not None else []
-
-    # The middleware lists the gated tool calls of the last AIMessage in order: match in order.
-    matched: list[int] = []
-    position = 0
-    for action in action_requests:
-        while position < len(tool_calls) and not _same_call(tool_calls[position], action):
-            position += 1
-        if position == len(tool_calls):
-            raise ValueError(
-                f"the paused state has no tool call {action['name']} {action['args']!r} for the "
-                "interrupt's action: the state and the interrupt do not belong together"
-            )
-        matched.append(position)
-        position += 1
-    for index, call in enumerate(tool_calls):
-        if index not in matched and any(_same_call(call, action) for action in action_requests):
-            raise ValueError(
-                f"tool calls {call['name']} {call['args']!r} appear several times and only some "
-                "are paused for review, so their tool call ids cannot be told apart; refusing "
-                "to guess"
-            )
-
-    actions: list[PendingAction] = []
-    for action, index in zip(action_requests, matched, strict=True):
-        tool_call_id = tool_calls[index].get("id")
-        if not tool_call_id:
-            raise ValueError(
-                f"the model's tool call {action['name']} has no id: a decision could not be "
-                "tied to it"
-            )
-        config = configs.get(action["name"])
-        if config is None:
-            raise ValueError(f"the interrupt has no review config for {action['name']!r}")
-        actions.append(
-            PendingAction(
-                interrupt_id=interrupt_id,
-                tool_call_id=str(tool_call_id),
-                name=action["name"],
-                args=dict(action["args"]),
-                description=action.get("description"),
-                allowed_decisions=tuple(config["allowed_decisions"]),
-            )
-        )
-    return actions
-
-
-def _same_call(tool_call: Mapping[str, Any], action: Mapping[str, Any]) -> bool:
-    return bool(tool_call.get("name") == action["name"] and tool_call.get("args") == action["args"])
 
 
 def _same_action(action: PendingAction, call: FunctionCall) -> FunctionCall:

@@ -98,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from functionlayer_mcp._gateway import run_gateway
 
             config = _proxy_config(args, command)
-            anyio.run(lambda: run_gateway(config))
-            return 0
+            stopped_by = anyio.run(lambda: run_gateway(config))
+            return 0 if stopped_by is None else 128 + stopped_by
         if command:
             raise ConfigError("permission-prompt takes no command after --")
         from functionlayer_mcp._permission import run_permission_prompt
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout = args.timeout if args.timeout is not None else approval.timeout_seconds
         if timeout <= 0:
             raise ConfigError("--timeout must be a positive number of seconds")
-        anyio.run(
+        stopped_by = anyio.run(
             lambda: run_permission_prompt(
                 backend=args.backend or approval.backend,
                 timeout=timeout,
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tty=args.tty or approval.tty,
             )
         )
-        return 0
+        return 0 if stopped_by is None else 128 + stopped_by
     except (ConfigError, TerminalUnavailableError, ValueError) as exc:
         warn(str(exc))
         return 2

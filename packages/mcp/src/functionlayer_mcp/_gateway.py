@@ -30,13 +30,10 @@ against: every call to it is gated. Only the start-up tools no gate names pass s
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
-import math
-import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import anyio
@@ -47,8 +44,11 @@ from mcp.server.lowlevel import Server
 
 from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import ask, make_backend, warn
-from functionlayer_mcp._config import ConfigError, Gate, GatewayConfig, UpstreamConfig
-from functionlayer_mcp._schema import UnreadableSchemaError, shown, undeclared_keys
+from functionlayer_mcp._arguments import finite, schema_problem
+from functionlayer_mcp._config import ConfigError, Gate, GatewayConfig
+from functionlayer_mcp._lifetime import Outstanding, serve
+from functionlayer_mcp._schema import shown
+from functionlayer_mcp._upstream import connect_upstream, startup_tools
 
 __all__ = ["Gateway", "connect_upstream", "run_gateway"]
 
@@ -81,53 +81,6 @@ _PASSTHROUGH: dict[str, list[tuple[type[Any], type[Any], type[Any]]]] = {
 }
 
 
-def upstream_environment(extra: dict[str, str]) -> dict[str, str]:
-    """The upstream's environment: ours, minus FunctionLayer's credentials, plus ``extra``.
-
-    The upstream is the thing being guarded: it must not hold the token that talks to the
-    approval server.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_API_")}
-    env.update(extra)
-    return env
-
-
-@contextlib.asynccontextmanager
-async def connect_upstream(
-    upstream: UpstreamConfig,
-) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
-    """An initialized client session with the upstream server (stdio subprocess or HTTP)."""
-    async with contextlib.AsyncExitStack() as stack:
-        if upstream.url is not None:
-            from mcp.client.streamable_http import streamable_http_client
-
-            # mcp 2.x takes an httpx2 client and yields (read, write); 1.x httpx and a triple.
-            http_lib: Any = importlib.import_module("httpx2" if _compat.MCP_MAJOR >= 2 else "httpx")
-            timeout = http_lib.Timeout(30.0, read=300.0)
-            http = await stack.enter_async_context(
-                http_lib.AsyncClient(headers=upstream.headers, timeout=timeout)
-            )
-            streams = await stack.enter_async_context(
-                streamable_http_client(upstream.url, http_client=http)
-            )
-            read, write = streams[0], streams[1]
-        else:
-            from mcp.client.stdio import StdioServerParameters, stdio_client
-
-            if not upstream.command:
-                raise ValueError("no upstream: give a command after -- or --url")
-            params = StdioServerParameters(
-                command=upstream.command[0],
-                args=upstream.command[1:],
-                env=upstream_environment(upstream.env),
-                cwd=upstream.cwd,
-            )
-            read, write = await stack.enter_async_context(stdio_client(params))
-        session = await stack.enter_async_context(ClientSession(read, write))
-        init = await session.initialize()
-        yield session, init
-
-
 class Gateway:
     """The request handlers of one gateway session."""
 
@@ -141,8 +94,12 @@ class Gateway:
         startup_tools: Collection[str],
         session_tag: str | None = None,
         hold_seconds: float | None = None,
+        outstanding: Outstanding | None = None,
     ) -> None:
         self.config = config
+        self.outstanding = outstanding if outstanding is not None else Outstanding(client)
+        """The requests this session created that nobody decided yet: abandoned when the
+        gateway ends, kept while a call is held between the client's retries."""
         self.startup_tools = frozenset(startup_tools)
         """The tools the upstream listed at start-up, which the configuration was checked against."""
         self._announced: set[str] = set()
@@ -267,12 +224,12 @@ class Gateway:
             return await self._forward_call(params)
         else:
             gate = None
-        if not _finite(arguments):
+        if not finite(arguments):
             # NaN and Infinity are not JSON (mcp 1.x turns them into null, 2.x keeps them): no
             # condition can judge them and no request can record them. Refused, not asked.
             reason = "the arguments hold a number JSON cannot carry (NaN or Infinity)"
             return _error(_feedback.not_run_message(name, reason))
-        problem = _schema_problem(tool, arguments)
+        problem = schema_problem(tool, arguments)
         if problem is not None:
             reason = f"the arguments do not match the tool's input schema: {problem}"
             return _error(_feedback.not_run_message(name, reason))
@@ -306,10 +263,11 @@ class Gateway:
             call_id, deadline = self.call_id(request_id), time.monotonic() + timeout
 
         def validate_edits(edits: dict[str, Any]) -> None:
-            edit_problem = _schema_problem(tool, edits)
+            edit_problem = schema_problem(tool, edits)
             if edit_problem is not None:
                 raise InvalidEditError(edit_problem)
 
+        self.outstanding.add(call_id)
         try:
             verdict = await ask(
                 self.client,
@@ -325,6 +283,9 @@ class Gateway:
             )
         except anyio.get_cancelled_exc_class():
             self._forget(key, call_id)
+            if self.outstanding.ending:  # the gateway ends: abandoned with the others
+                raise
+            self.outstanding.discard(call_id)
             # The client gave up on the call: withdraw the request so nobody approves a call
             # that can no longer run. Best effort, bounded, and never on the upstream.
             with (
@@ -342,6 +303,7 @@ class Gateway:
                 return _compat.input_required(self._hand_out(key, call_id, deadline))
             return _error(_pending_message(name, call_id))
         self._forget(key, call_id)  # decided: the same call made later asks afresh
+        self.outstanding.discard(call_id)
         if verdict.kind == "refuse":
             return _error(verdict.text)
         if verdict.kind == "answer":
@@ -372,20 +334,24 @@ async def run_gateway(
     config: GatewayConfig,
     *,
     streams: tuple[Any, Any] | None = None,
-) -> None:
-    """Serve the gateway on stdio (or on ``streams``) until the client disconnects."""
+) -> int | None:
+    """Serve the gateway on stdio (or on ``streams``) until the client disconnects or a SIGINT
+    or SIGTERM arrives (returned); what still waits for a person is then abandoned
+    (:mod:`functionlayer_mcp._lifetime`)."""
     backend = make_backend(
         config.approval.backend, tty_path=config.approval.tty
     )  # fail before starting anything else
     tag = secrets.token_hex(8)
     client = FunctionLayer(backend=backend, run_id=f"mcp-{tag}")
     refusal: str | None = None
+    stopped_by: int | None = None
     try:
         async with connect_upstream(config.upstream) as (session, init):
-            listed = await _startup_tools(session, init) if config.gate else {}
+            listed = await startup_tools(session, init) if config.gate else {}
             refusal = config.unknown_tools(listed) if config.gate else None
             if refusal is None:
                 _announce(config, listed)
+                outstanding = Outstanding(client)
                 gateway = Gateway(
                     config,
                     session,
@@ -394,20 +360,14 @@ async def run_gateway(
                     session_tag=tag,
                     startup_tools=listed,
                     hold_seconds=_hold_seconds(config, backend),
+                    outstanding=outstanding,
                 )
-                server = gateway.server
-                options = server.create_initialization_options()
-                if streams is not None:
-                    await server.run(streams[0], streams[1], options)
-                else:
-                    from mcp.server.stdio import stdio_server
-
-                    async with stdio_server() as (read, write):
-                        await server.run(read, write, options)
+                stopped_by = await serve(gateway.server, outstanding, streams)
     finally:
         await client.aclose()
     if refusal is not None:  # raised here, outside the upstream's task groups, as itself
         raise ConfigError(refusal)
+    return stopped_by
 
 
 def _hold_seconds(config: GatewayConfig, backend: Any) -> float | None:
@@ -422,24 +382,6 @@ def _hold_seconds(config: GatewayConfig, backend: Any) -> float | None:
     return hold
 
 
-async def _startup_tools(
-    session: ClientSession, init: types.InitializeResult
-) -> dict[str, dict[str, Any]]:
-    """Every tool the upstream lists now (all pages), name -> inputSchema; none without tools."""
-    if init.capabilities.tools is None:
-        return {}
-    tools: dict[str, dict[str, Any]] = {}
-    cursor: str | None = None
-    for _ in range(1000):  # a bound on pages: an upstream cannot keep the gateway listing forever
-        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-        page = await session.list_tools(params=params)
-        tools.update((tool.name, _compat.field(tool, "inputSchema")) for tool in page.tools)
-        cursor = _compat.field(page, "nextCursor")
-        if not cursor:
-            return tools
-    raise ConfigError("the upstream's tool list did not end after 1000 pages")
-
-
 def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
     """Say on stderr which tools are gated and which pass straight through."""
     if not config.gate:
@@ -450,17 +392,6 @@ def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
         f"gating {', '.join(gated)}; passing straight through: {', '.join(passing) or '(none)'};"
         " tools the upstream adds later are gated"
     )
-
-
-def _finite(value: Any) -> bool:
-    """Whether ``value`` (parsed JSON) holds no NaN or infinite number, at any depth."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return True
 
 
 def _held_key(name: str, arguments: dict[str, Any]) -> str:
@@ -495,43 +426,3 @@ def _error(text: str) -> types.CallToolResult:
 def _shown_name(name: str) -> str:
     """A tool name the agent sent, cut for a message (names the upstream lists are bounded)."""
     return name if len(name) <= 128 else name[:128] + "…"
-
-
-def _schema_problem(tool: types.Tool | None, arguments: dict[str, Any]) -> str | None:
-    """Why ``arguments`` do not fit the tool's input schema, or ``None`` when they do.
-
-    Keys the schema does not declare are a misfit too (:mod:`functionlayer_mcp._schema`).
-    """
-    if tool is None:
-        return "the upstream lists no such tool"
-    import jsonschema
-    from referencing import Registry
-    from referencing.exceptions import Unresolvable
-
-    schema = _compat.field(tool, "inputSchema")
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        undeclared = undeclared_keys(schema, arguments)
-    except UnreadableSchemaError as exc:
-        return f"the tool's input schema cannot be examined: {exc}"
-    if undeclared:
-        return "it does not declare the key(s) " + ", ".join(undeclared)
-    try:
-        cls.check_schema(schema)
-        # A registry that fetches nothing: a $ref outside the schema fails closed instead of
-        # making the gateway open a URL (or a file) the schema names.
-        validator = cls(schema, registry=Registry(retrieve=_refuse_retrieval))  # type: ignore[call-arg]
-        error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
-    except jsonschema.SchemaError as exc:
-        return f"the tool's input schema is invalid: {exc.message}"
-    except Unresolvable as exc:
-        return f"the tool's input schema has a reference that is never fetched: {exc}"
-    if error is None:
-        return None
-    where = "/".join(shown(str(p)) for p in error.absolute_path)
-    message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
-    return f"{where}: {message}" if where else message
-
-
-def _refuse_retrieval(uri: str) -> Any:
-    raise LookupError(f"{uri!r} is outside the schema; nothing is fetched")

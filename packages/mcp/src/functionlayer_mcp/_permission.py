@@ -25,6 +25,7 @@ from mcp.server.lowlevel import Server
 
 from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import BackendChoice, Verdict, ask, make_backend
+from functionlayer_mcp._lifetime import Outstanding, serve
 
 __all__ = ["TOOL_NAME", "permission_payload", "permission_server", "run_permission_prompt"]
 
@@ -57,9 +58,15 @@ def permission_payload(verdict: Verdict) -> dict[str, Any]:
 
 
 def permission_server(
-    client: FunctionLayer, *, timeout: float | None, users: list[str] | None = None
+    client: FunctionLayer,
+    *,
+    timeout: float | None,
+    users: list[str] | None = None,
+    outstanding: Outstanding | None = None,
 ) -> Server[Any, Any]:
-    """A low-level MCP server exposing ``request_permission``."""
+    """A low-level MCP server exposing ``request_permission``; the requests it waits on are in
+    ``outstanding`` until decided (abandoned if the process ends first)."""
+    waiting = outstanding if outstanding is not None else Outstanding(client)
     from functionlayer_mcp import __version__
 
     server: Server[Any, Any] = Server("functionlayer-permission-prompt", version=__version__)
@@ -81,6 +88,7 @@ def permission_server(
         tool_use_id = arguments.get("tool_use_id")
         if not tool_use_id:
             tool_use_id = f"permission-{tag}-{request_id}"
+        waiting.add(str(tool_use_id))
         verdict = await ask(
             client,
             name=tool_name,
@@ -89,6 +97,7 @@ def permission_server(
             timeout=timeout,
             users=users,
         )
+        waiting.discard(str(tool_use_id))
         text = json.dumps(permission_payload(verdict), ensure_ascii=False)
         return types.CallToolResult(content=[_text(text)])
 
@@ -103,17 +112,16 @@ async def run_permission_prompt(
     timeout: float | None = 600.0,
     users: list[str] | None = None,
     tty: str = "/dev/tty",
-) -> None:
-    """Serve the permission-prompt tool on stdio until the client disconnects."""
-    from mcp.server.stdio import stdio_server
-
+) -> int | None:
+    """Serve the permission-prompt tool on stdio until the client disconnects or a SIGINT or
+    SIGTERM arrives (returned); a request still waiting is then abandoned."""
     client = FunctionLayer(
         backend=make_backend(backend, tty_path=tty), run_id=f"mcp-permission-{secrets.token_hex(6)}"
     )
-    server = permission_server(client, timeout=timeout, users=users)
+    outstanding = Outstanding(client)
+    server = permission_server(client, timeout=timeout, users=users, outstanding=outstanding)
     try:
-        async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+        return await serve(server, outstanding)
     finally:
         await client.aclose()
 

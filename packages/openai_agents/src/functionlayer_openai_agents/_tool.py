@@ -15,7 +15,7 @@ from typing import Any
 from agents import FunctionTool, RunContextWrapper, default_tool_error_function
 from agents.strict_schema import ensure_strict_json_schema
 from agents.tool_context import ToolContext
-from functionlayer import ToolSpec, tool_spec
+from functionlayer import RequestContext, ToolSpec, request_context_scope, tool_spec
 from pydantic import ValidationError
 
 __all__ = ["tool", "tools"]
@@ -95,7 +95,8 @@ def _build(
         except ValidationError as exc:
             return _invalid(spec, exc)
         try:
-            return await spec.arun(arguments, call_id=ctx.tool_call_id)
+            with request_context_scope(_context(ctx)):
+                return await spec.arun(arguments, call_id=ctx.tool_call_id)
         except Exception as exc:  # raised by the approved function itself, after approval
             if failure_error_function is None:
                 raise
@@ -109,3 +110,23 @@ def _build(
         on_invoke_tool=on_invoke_tool,
         strict_json_schema=strict,
     )
+
+
+def _context(ctx: ToolContext[Any]) -> RequestContext | None:
+    """The user's last message of the turn (``turn_input``), for the approver. The SDK hands a
+    tool no model text of the turn, so there is no stated reason to attach."""
+    user = None
+    for item in reversed(list(getattr(ctx, "turn_input", None) or [])):
+        if isinstance(item, dict) and item.get("role") == "user":
+            user = _text(item.get("content"))
+            break
+    return RequestContext.bounded(user_request=user)
+
+
+def _text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict)]
+        return "\n".join(t for t in texts if isinstance(t, str)) or None
+    return None

@@ -309,7 +309,9 @@ class TerminalBackend(InMemoryBackend):
                 options = "\nOptions: " + ", ".join(
                     o.title or o.name for o in spec.response_options
                 )
-            self._say(f"\n{header}\n{spec.msg}{options}\nYour answer: ")
+            told = format_context(spec.context, indent="  ")  # the agent's words, labelled
+            told = f"\n{told}" if told else ""
+            self._say(f"\n{header}\n{spec.msg}{told}{options}\nYour answer: ")
             try:
                 answer = self._readline(deadline, "the question was not answered")
             except TimeoutError:

@@ -308,8 +308,6 @@ def request_message(
 def context_embeds(request: FunctionCall | HumanContact) -> dict[str, Any]:
     """The agent's context as an embed titled with :data:`CONTEXT_LABEL`, its text in a code
     block it cannot close (no markdown, links or mentions); nothing when there is none."""
-    if not isinstance(request, FunctionCall):
-        return {}
     told = format_context(request.spec.context, limit=1200)
     if not told:
         return {}

@@ -266,7 +266,7 @@ def render_request(
 
 def _told(request: FunctionCall | HumanContact | None) -> dict[str, Any]:
     """The agent's context for the templates: labelled, quoted, hidden characters marked."""
-    context = request.spec.context if isinstance(request, FunctionCall) else None
+    context = request.spec.context if request is not None else None
     lines = context_lines(context, limit=4000)
     return {
         "told": lines,

@@ -161,11 +161,7 @@ def _describe_request(
         blocks.append({"type": "header", "text": plain(f"Approve {spec.fn}?", 150)})
         if spec.description:
             blocks.append({"type": "section", "text": plain(make_visible(spec.description)[0])})
-        told = format_context(spec.context, limit=1200)
-        if told:
-            # The agent's words, never the system's: quoted in a code block (no mrkdwn, no
-            # links, no mentions), under a label saying so.
-            blocks.append(_section(":speech_balloon: " + code_block(told, 2900)))
+        blocks.extend(_told(spec.context))
         arguments = _arguments(request).text
         status = request.status
         edited_call = status is not None and status.edited_kwargs is not None
@@ -182,8 +178,16 @@ def _describe_request(
             {"type": "header", "text": plain(contact.subject or "A question for you", 150)}
         )
         blocks.append(_section(code_block(contact.msg)))
+        blocks.extend(_told(contact.context))
     blocks.append(_context(meta))
     return blocks
+
+
+def _told(context: Any) -> list[dict[str, Any]]:
+    """The agent's words, never the system's: quoted in a code block (no mrkdwn, no links, no
+    mentions), under a label saying so; nothing when there is no context."""
+    told = format_context(context, limit=1200)
+    return [_section(":speech_balloon: " + code_block(told, 2900))] if told else []
 
 
 def request_blocks(

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import ShownArguments, format_arguments, make_visible, show_arguments
+from functionlayer._display import (
+    ShownArguments,
+    format_arguments,
+    format_context,
+    make_visible,
+    show_arguments,
+)
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._outcome import OutcomeTable, outcome, render
@@ -241,6 +247,7 @@ def _describe(request: FunctionCall | HumanContact, context: str | None) -> list
         body.append(_plain(f"Approve {fn}?", weight="Bolder"))
         if spec.description:
             body.append(_plain(_clip(make_visible(spec.description)[0], 300)))
+        body.extend(_told(spec.context))
         body.append(_label("Arguments:", weight="Bolder"))
         body.append(_plain(_arguments(request).text, fontType="Monospace"))
         status = request.status
@@ -254,11 +261,19 @@ def _describe(request: FunctionCall | HumanContact, context: str | None) -> list
         if contact.subject:
             body.append(_plain(_clip(make_visible(contact.subject)[0], 200), weight="Bolder"))
         body.append(_plain(_clip(make_visible(contact.msg)[0], 3000)))
+        body.extend(_told(contact.context))
     meta = f"run {_clip(request.run_id, 80)} · call {_clip(request.call_id, 80)}"
     if context:
         meta += f" · {_clip(context, 100)}"
     body.append(_plain(meta, isSubtle=True, size="Small"))
     return body
+
+
+def _told(context: Any) -> list[dict[str, Any]]:
+    """The agent's context, labelled and quoted as plain text runs (no markdown); nothing when
+    there is none."""
+    told = format_context(context, limit=1200)
+    return [_plain(told, fontType="Monospace")] if told else []
 
 
 def _options_text(options: list[ResponseOption], what: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ async def render_contact(
             "csrf": who.session.csrf,
             "contact": contact,
             "outcome": views.contact_outcome(contact),
+            "context": views.context_view(contact.spec.context),
             "answer_text": (form or {}).get("response", ""),
             "error": error,
             "notice": notice,
