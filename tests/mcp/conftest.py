@@ -25,7 +25,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests._support.inbox import decide_in_inbox, log_in
+from tests._support.inbox import csrf_of, decide_in_inbox, log_in
 from tests._support.servers import ServerProcess
 
 HERE = Path(__file__).parent
@@ -183,15 +183,10 @@ def person_approves_late(server: ServerProcess, call_id: str) -> int:
     """A person logs in and approves ``call_id`` from its detail page, whatever its state;
     the status code of the form's answer."""
     with httpx.Client(base_url=server.base_url, timeout=10.0) as person:
-        login_page = person.get("/inbox/login")
-        response = person.post(
-            "/inbox/login",
-            data={"username": PERSON, "password": PASSWORD, "csrf_token": _csrf(login_page.text)},
-        )
-        assert response.status_code == 303, response.text
+        log_in(person, PERSON, PASSWORD)
         path = "/inbox/calls/" + quote(call_id, safe="")
         page = person.get(path)
-        decided = person.post(path, data={"action": "approve", "csrf_token": _csrf(page.text)})
+        decided = person.post(path, data={"action": "approve", "csrf_token": csrf_of(page.text)})
         return decided.status_code
 
 
