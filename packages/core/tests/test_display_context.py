@@ -14,7 +14,7 @@ from functionlayer._display import (
     format_context,
     format_number,
 )
-from functionlayer._models import CONTEXT_FIELD_LIMIT
+from functionlayer._channel_models import CONTEXT_FIELD_LIMIT
 from functionlayer.testing import ScriptedHuman, approve
 
 CENTS = {"properties": {"amount": {"type": "integer", "description": "Amount in cents"}}}
