@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from functionlayer import FunctionLayer, RequestContext, request_context_scope
+from functionlayer._channel_models import CONTEXT_FIELD_LIMIT
 from functionlayer._display import (
     CONTEXT_LABEL,
     WARNING,
@@ -14,7 +15,6 @@ from functionlayer._display import (
     format_context,
     format_number,
 )
-from functionlayer._channel_models import CONTEXT_FIELD_LIMIT
 from functionlayer.testing import ScriptedHuman, approve
 
 CENTS = {"properties": {"amount": {"type": "integer", "description": "Amount in cents"}}}

@@ -27,6 +27,7 @@ from functionlayer._channel_models import (
     TeamsContactChannel,
     WhatsAppContactChannel,
 )
+from functionlayer._errors import ApprovalPendingError
 from functionlayer._wire import WireModel
 
 __all__ = [
@@ -204,8 +205,6 @@ class FunctionCall(WireModel):
 
     def as_completed(self) -> CompletedFunctionCall:
         """The decision; raises :class:`~functionlayer.ApprovalPendingError` while pending."""
-        from functionlayer._errors import ApprovalPendingError
-
         status = self.status
         if status is None or status.approved is None:
             raise ApprovalPendingError(f"function call {self.call_id!r} has no decision yet")
@@ -275,8 +274,6 @@ class HumanContact(WireModel):
         return self.status is not None and self.status.completed
 
     def as_completed(self) -> CompletedHumanContact:
-        from functionlayer._errors import ApprovalPendingError
-
         status = self.status
         if status is None or not status.completed:
             raise ApprovalPendingError(f"human contact {self.call_id!r} has no answer yet")
