@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from functionlayer import ToolSpec, _feedback, tool_spec
+from functionlayer import ToolSpec, adapters, tool_spec
 from google.adk.tools.base_tool import BaseTool
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
@@ -37,7 +37,7 @@ class FunctionLayerTool(BaseTool):
         try:
             self.spec.validate(args)  # report bad arguments before anyone is asked
         except ValidationError as exc:
-            return _feedback.invalid_arguments_message(self.name, _problems(exc))
+            return adapters.invalid_arguments_message(self.name, _problems(exc))
         # A sync function waits for its human in a worker thread (ToolSpec.arun); the call id
         # travels explicitly, not through the thread's context.
         return await self.spec.arun(args, call_id=tool_context.function_call_id)

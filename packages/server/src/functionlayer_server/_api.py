@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from functionlayer._models import (
+from functionlayer.models import (
     ClaimedCall,
     Execution,
     ExecutionClaim,

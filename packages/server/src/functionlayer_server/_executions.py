@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from functionlayer._models import Execution, ExecutionClaim, ExecutionReport, FunctionCall
+from functionlayer.models import Execution, ExecutionClaim, ExecutionReport, FunctionCall
 
 from functionlayer_server._errors import ConflictError, InvalidRequestError
 from functionlayer_server._ownership import check_owner

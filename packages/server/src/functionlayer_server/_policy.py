@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from functionlayer._models import (
+from functionlayer.models import (
     ApprovalPolicy,
     ContactChannel,
     FunctionCall,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from functionlayer._models import (
+from functionlayer.models import (
     Execution,
     ExecutionClaim,
     ExecutionReport,

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
-from functionlayer._models import ContactChannel, FunctionCall, HumanContact
+from functionlayer.models import ContactChannel, FunctionCall, HumanContact
 
 __all__ = ["Channel", "ChannelRequest", "DeliveryStore", "find_delivery", "first_time"]
 

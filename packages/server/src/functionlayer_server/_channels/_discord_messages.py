@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import (
+from functionlayer.display import (
     CONTEXT_LABEL,
     ShownArguments,
     format_comparison,
@@ -27,7 +27,7 @@ from functionlayer._display import (
     make_visible,
     show_arguments,
 )
-from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._schema import allowed
 

@@ -33,7 +33,7 @@ import contextvars
 import logging
 from typing import Any
 
-from functionlayer._models import ContactChannel, FunctionCall, HumanContact
+from functionlayer.models import ContactChannel, FunctionCall, HumanContact
 
 from functionlayer_server._channels._base import Channel, ChannelRequest
 from functionlayer_server._errors import NotFoundError

@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from functionlayer._models import (
+from functionlayer.models import (
     ContactChannel,
     FunctionCall,
     FunctionCallStatus,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from functionlayer._display import (
+from functionlayer.display import (
     CONTEXT_LABEL,
     WARNING,
     context_lines,
@@ -17,7 +17,7 @@ from functionlayer._display import (
     format_context,
     show_arguments,
 )
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 
 __all__ = [
     "ARGUMENTS_ROOM",

@@ -8,14 +8,14 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import (
+from functionlayer.display import (
     ShownArguments,
     format_comparison,
     format_context,
     make_visible,
     show_arguments,
 )
-from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._schema import allowed
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import ShownArguments, format_arguments, make_visible, show_arguments
-from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+from functionlayer.display import ShownArguments, format_arguments, make_visible, show_arguments
+from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._policy import option_text
 from functionlayer_server._schema import allowed

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from .._errors import AlreadyDecidedError, NotFoundError, ServerError
 from .._grants import MAX_GRANT_USES, exact_scope

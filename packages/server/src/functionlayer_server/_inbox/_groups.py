@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._display import show_arguments
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.display import show_arguments
+from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from .. import _schema
 from .._errors import AlreadyDecidedError, NotFoundError, ServerError

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact
+from functionlayer.models import FunctionCall, FunctionCallStatus, HumanContact
 
 from .. import _schema
 from .._accounts import LoginThrottled
