@@ -97,7 +97,7 @@ def call_id_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.
     """Every warning raised during the test, with the adapter's warn-once flag reset."""
     import functionlayer_controlflow._tool as module
 
-    monkeypatch.setattr(module, "_warned", False)
+    monkeypatch.setattr(module._CALL_IDS, "warned", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught

@@ -76,7 +76,7 @@ def kickoff(model: ScriptedModel, calculator: Calculator) -> Any:
 @pytest.fixture
 def call_id_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.WarningMessage]]:
     """Every CallIdNotFoundWarning raised during the test, with the warn-once flag reset."""
-    monkeypatch.setattr(crewai_tool_module, "_warned", False)
+    monkeypatch.setattr(crewai_tool_module._CALL_IDS, "warned", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught
@@ -182,7 +182,7 @@ def test_an_unknown_executor_warns_once_and_falls_back_to_a_fresh_id(
     call_id_warnings: list[warnings.WarningMessage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What a CrewAI release that renames its executor looks like to the adapter.
-    monkeypatch.setattr(crewai_tool_module, "_EXECUTOR_CODES", frozenset())
+    monkeypatch.setattr(crewai_tool_module._CALL_IDS, "codes", frozenset())
     human = ScriptedHuman([approve(), approve()])
     multiply = Calculator(human).tools[0]
     _, available, _ = convert_tools_to_openai_schema([multiply])
