@@ -109,9 +109,9 @@ def test_core_modules_hide_no_import_inside_a_function() -> None:
             for node in ast.walk(function):
                 if isinstance(node, ast.ImportFrom) and node.module:
                     module = node.module.removeprefix("functionlayer.")
-                    if node.module.startswith("functionlayer.") and module.startswith("_"):
-                        if module not in deferred_for_cost:
-                            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}")
+                    private = node.module.startswith("functionlayer.") and module.startswith("_")
+                    if private and module not in deferred_for_cost:
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}")
     assert found == [], "\n".join(found)
 
 

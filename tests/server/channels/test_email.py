@@ -27,7 +27,7 @@ from functionlayer import (
     FunctionLayer,
     call_id_scope,
 )
-from functionlayer._models import EmailRecipient
+from functionlayer.models import EmailRecipient
 
 from tests.server.conftest import ServerFactory, ServerProcess, free_port
 

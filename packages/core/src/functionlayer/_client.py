@@ -11,17 +11,16 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from functionlayer import _feedback
 from functionlayer._backends._base import Backend
+from functionlayer._channel_models import ContactChannel, ResponseOption
 from functionlayer._context import current_call_id
 from functionlayer._guard import Guard
 from functionlayer._ids import new_id
 from functionlayer._log import report_setup_mistake
 from functionlayer._models import (
     DECISION_KINDS,
-    ContactChannel,
     DecisionKind,
     HumanContact,
     HumanContactSpec,
-    ResponseOption,
 )
 from functionlayer._requests import UNSET, RequestAPI
 

@@ -23,7 +23,7 @@ A person approves what they read, so what they read must be what runs:
 
 Pure functions with no I/O: the terminal (core) and every server channel (inbox, Slack,
 Discord, email) call them, so a fix here fixes every channel. Marking hidden characters is
-``_visible``'s (re-exported here).
+``_visible``'s. The public names are :mod:`functionlayer.display`'s.
 """
 
 from __future__ import annotations
@@ -34,28 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from functionlayer._visible import WARNING, has_hidden_characters, make_visible, visible_json
-
-__all__ = [
-    "CONTEXT_LABEL",
-    "WARNING",
-    "ComparedArgument",
-    "ContextLine",
-    "DisplayArgument",
-    "ShownArguments",
-    "compare_arguments",
-    "context_lines",
-    "display_arguments",
-    "format_arguments",
-    "format_comparison",
-    "format_context",
-    "format_number",
-    "has_hidden_characters",
-    "make_visible",
-    "ordered_names",
-    "show_arguments",
-    "visible_json",
-]
+from functionlayer._visible import WARNING, make_visible
 
 
 def ordered_names(kwargs: Mapping[str, Any], schema: Mapping[str, Any] | None) -> list[str]:

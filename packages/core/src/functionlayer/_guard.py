@@ -10,18 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 from functionlayer import _feedback
+from functionlayer._channel_models import ContactChannel, ResponseOption
 from functionlayer._context import current_call_id, current_group_id, current_request_context
 from functionlayer._errors import ApprovalTimeoutError, InvalidEditError, MalformedResponseError
 from functionlayer._ids import new_id
 from functionlayer._log import log_report_failure, report_setup_mistake
 from functionlayer._models import (
     CompletedFunctionCall,
-    ContactChannel,
     DecisionKind,
     ExecutionReport,
     FunctionCall,
     FunctionCallSpec,
-    ResponseOption,
 )
 from functionlayer._requests import UNSET, RequestAPI, afetch_claimed, fetch_claimed
 

@@ -4,7 +4,8 @@ Field names and shapes stay JSON-compatible with the predecessor SDK (``function
 ``humanlayer``) so its clients keep working against our server. Fields FunctionLayer adds are
 all optional with ``None``/empty defaults, so old payloads still validate. Where a request
 goes (contact channels, options, context, policy) is in ``_channel_models``; the shared base
-(``defer_build``, unknown fields ignored) in ``_wire``.
+(``defer_build``, unknown fields ignored) in ``_wire``. The public names are
+:mod:`functionlayer.models`'s.
 """
 
 from __future__ import annotations
@@ -17,46 +18,11 @@ from pydantic import Field
 from functionlayer._channel_models import (
     ApprovalPolicy,
     ContactChannel,
-    DiscordContactChannel,
-    EmailContactChannel,
-    EmailRecipient,
     RequestContext,
     ResponseOption,
-    SlackContactChannel,
-    SMSContactChannel,
-    TeamsContactChannel,
-    WhatsAppContactChannel,
 )
 from functionlayer._errors import ApprovalPendingError
 from functionlayer._wire import WireModel
-
-__all__ = [
-    "ApprovalPolicy",
-    "ClaimedCall",
-    "CompletedFunctionCall",
-    "CompletedHumanContact",
-    "ContactChannel",
-    "DecisionKind",
-    "DiscordContactChannel",
-    "EmailContactChannel",
-    "EmailRecipient",
-    "Execution",
-    "ExecutionClaim",
-    "ExecutionReport",
-    "FunctionCall",
-    "FunctionCallSpec",
-    "FunctionCallStatus",
-    "HumanContact",
-    "HumanContactSpec",
-    "HumanContactStatus",
-    "RequestContext",
-    "ResponseOption",
-    "SMSContactChannel",
-    "SlackContactChannel",
-    "TeamsContactChannel",
-    "WhatsAppContactChannel",
-]
-
 
 DecisionKind = Literal["approve", "reject", "edit", "respond"]
 """What a person may do with a function call: approve it, reject it (with feedback), approve

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functionlayer import _feedback
+from functionlayer._channel_models import RequestContext
 from functionlayer._execution import summarize
 from functionlayer._ids import new_id
 from functionlayer._log import log_report_failure
-from functionlayer._models import ExecutionReport, FunctionCall, FunctionCallSpec, RequestContext
+from functionlayer._models import ExecutionReport, FunctionCall, FunctionCallSpec
 
 if TYPE_CHECKING:
     from functionlayer._client import FunctionLayer

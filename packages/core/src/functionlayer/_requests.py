@@ -12,12 +12,12 @@ from typing import Any
 
 from functionlayer import _interrupt
 from functionlayer._backends._base import Backend
+from functionlayer._channel_models import ContactChannel
 from functionlayer._context import current_call_id, current_group_id, new_group_id
 from functionlayer._errors import ConflictError, NoHumanAvailableError
 from functionlayer._ids import check_same_contact, check_same_request, new_id
 from functionlayer._models import (
     ClaimedCall,
-    ContactChannel,
     ExecutionClaim,
     FunctionCall,
     FunctionCallSpec,

@@ -23,9 +23,11 @@ from typing import IO, Any
 from functionlayer import _interrupt
 from functionlayer._backends._memory import InMemoryBackend
 from functionlayer._backends._terminal_input import Interrupted, as_json, parse_value, reader_for
-from functionlayer._display import format_context, make_visible, ordered_names, show_arguments
+from functionlayer._channel_models import ApprovalPolicy, ContactChannel
+from functionlayer._display import format_context, ordered_names, show_arguments
 from functionlayer._errors import NoHumanAvailableError
-from functionlayer._models import ApprovalPolicy, ContactChannel, FunctionCall, HumanContact
+from functionlayer._models import FunctionCall, HumanContact
+from functionlayer._visible import make_visible
 
 __all__ = ["TerminalBackend"]
 
