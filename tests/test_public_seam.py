@@ -21,7 +21,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ROOT / "packages"
 CORE = PACKAGES / "core" / "src"
-PUBLIC = ["functionlayer", "functionlayer.models", "functionlayer.display", "functionlayer.adapters"]
+PUBLIC = [
+    "functionlayer",
+    "functionlayer.models",
+    "functionlayer.display",
+    "functionlayer.adapters",
+]
 
 
 def _sources(root: Path) -> list[Path]:
