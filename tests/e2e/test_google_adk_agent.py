@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer._feedback import rejection_message
-from functionlayer._native import edits_unsupported_message
+from functionlayer.adapters import edits_unsupported_message
 from functionlayer.testing import ScriptedHuman, approve, edit, reject
 from functionlayer.testing.model import (
     ScriptedModel,

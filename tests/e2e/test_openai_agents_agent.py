@@ -26,7 +26,7 @@ from agents import (
 from agents.models.interface import Model
 from functionlayer import FunctionLayer, group_id_for
 from functionlayer._feedback import rejection_message
-from functionlayer._native import edits_unsupported_message
+from functionlayer.adapters import edits_unsupported_message
 from functionlayer.testing import ScriptedHuman, approve, edit, reject
 from functionlayer.testing.model import (
     ScriptedModel,

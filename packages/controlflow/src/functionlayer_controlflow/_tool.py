@@ -34,25 +34,6 @@ class CallIdNotFoundWarning(UserWarning):
     """The model's tool call id could not be found, so the approval uses a fresh id."""
 
 
-def _controlflow_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("controlflow")
-    except PackageNotFoundError:  # pragma: no cover - controlflow imported from a source tree
-        return "(unknown version)"
-
-
-def _missing_id_message() -> str:
-    return (
-        f"functionlayer-controlflow could not find the model's tool call id in "
-        f"ControlFlow {_controlflow_version()}'s handle_tool_call (the tool ran outside "
-        "ControlFlow's agent loop, or under a ControlFlow release this adapter does not "
-        "know). Approvals use a fresh call id instead, so a retried turn will ask the "
-        "human again. This warning is shown once per process."
-    )
-
-
 def _tool_call_id(local: Mapping[str, Any]) -> object:
     tool_call = local.get("tool_call")
     return tool_call.get("id") if isinstance(tool_call, dict) else None
@@ -64,7 +45,14 @@ _CALL_IDS = CallIdFinder(
     frozenset({_cf_tools.handle_tool_call.__code__, _cf_tools.handle_tool_call_async.__code__}),
     _tool_call_id,
     warning=CallIdNotFoundWarning,
-    message=_missing_id_message,
+    message=(
+        "functionlayer-controlflow could not find the model's tool call id in "
+        "ControlFlow {version}'s handle_tool_call (the tool ran outside "
+        "ControlFlow's agent loop, or under a ControlFlow release this adapter does not "
+        "know). Approvals use a fresh call id instead, so a retried turn will ask the "
+        "human again. This warning is shown once per process."
+    ),
+    distribution="controlflow",
 )
 
 

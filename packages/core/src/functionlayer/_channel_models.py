@@ -9,21 +9,6 @@ from pydantic import Field
 
 from functionlayer._wire import WireModel
 
-__all__ = [
-    "CONTEXT_FIELD_LIMIT",
-    "ApprovalPolicy",
-    "ContactChannel",
-    "DiscordContactChannel",
-    "EmailContactChannel",
-    "EmailRecipient",
-    "RequestContext",
-    "ResponseOption",
-    "SMSContactChannel",
-    "SlackContactChannel",
-    "TeamsContactChannel",
-    "WhatsAppContactChannel",
-]
-
 
 class SlackContactChannel(WireModel):
     """Route a request to a Slack channel or user."""

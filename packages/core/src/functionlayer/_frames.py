@@ -14,10 +14,11 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from types import CodeType, FrameType
 from typing import Any
 
-__all__ = ["MAX_FRAMES", "CallIdFinder"]
+__all__ = ["MAX_FRAMES", "CallIdFinder", "installed_version"]
 
 MAX_FRAMES = 40
 """Deepest frame walk when looking for the framework's tool-call function."""
@@ -32,7 +33,8 @@ class CallIdFinder:
         read: Callable[[Mapping[str, Any]], object],
         *,
         warning: type[Warning],
-        message: Callable[[], str],
+        message: str,
+        distribution: str,
     ) -> None:
         self.codes = codes
         """The code objects of the framework functions that hold the id while a tool runs."""
@@ -40,7 +42,9 @@ class CallIdFinder:
         """Reads the id from such a frame's locals (anything but a non-empty str: no id)."""
         self.warning = warning
         self.message = message
-        """The warning's text, built when it is first needed (e.g. with the framework's version)."""
+        """The warning's text; ``{version}`` in it is the installed version of ``distribution``
+        (the framework), looked up when the warning is first given."""
+        self.distribution = distribution
         self.warned = False
         """Set once the missing-id warning was given (it is given once per process)."""
         self._lock = threading.Lock()
@@ -66,5 +70,14 @@ class CallIdFinder:
             with self._lock:
                 first, self.warned = not self.warned, True
             if first:
-                warnings.warn(self.message(), self.warning, stacklevel=stacklevel + 1)
+                text = self.message.format(version=installed_version(self.distribution))
+                warnings.warn(text, self.warning, stacklevel=stacklevel + 1)
         return call_id
+
+
+def installed_version(distribution: str) -> str:
+    """The installed version of ``distribution``, or ``(unknown version)``."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:  # imported from a source tree
+        return "(unknown version)"

@@ -43,17 +43,11 @@ from functionlayer._context import group_id_for, group_scope
 from functionlayer._ids import check_same_request
 from functionlayer._models import FunctionCall
 from functionlayer._native_decisions import (
-    Claim,
     NativeDecision,
     PendingToolCall,
-    aclaim,
     ago_ahead,
-    areport,
-    claim,
     decision_of,
-    edits_unsupported_message,
     go_ahead,
-    report,
     request_for,
 )
 
@@ -61,27 +55,15 @@ if TYPE_CHECKING:
     from functionlayer._client import FunctionLayer
 
 __all__ = [
-    "Claim",
-    "NativeDecision",
-    "PendingToolCall",
     "aask",
     "acheck",
-    "aclaim",
     "acollect",
     "adecide",
-    "ago_ahead",
-    "areport",
     "ask",
     "await_decisions",
     "check",
-    "claim",
     "collect",
     "decide",
-    "decision_of",
-    "edits_unsupported_message",
-    "go_ahead",
-    "report",
-    "request_for",
     "wait",
 ]
 

@@ -47,31 +47,33 @@ from functionlayer._feedback import (
     not_run_message,
     rejection_message,
 )
-from functionlayer._frames import CallIdFinder
+from functionlayer._frames import CallIdFinder, installed_version
 from functionlayer._ids import check_same_contact, check_same_request, new_id
 from functionlayer._native import (
-    Claim,
-    NativeDecision,
-    PendingToolCall,
     aask,
     acheck,
-    aclaim,
     acollect,
     adecide,
-    ago_ahead,
-    areport,
     ask,
     await_decisions,
     check,
-    claim,
     collect,
     decide,
+    wait,
+)
+from functionlayer._native_decisions import (
+    Claim,
+    NativeDecision,
+    PendingToolCall,
+    aclaim,
+    ago_ahead,
+    areport,
+    claim,
     decision_of,
     edits_unsupported_message,
     go_ahead,
     report,
     request_for,
-    wait,
 )
 from functionlayer._tools import ToolSpec, args_model_for, tool_spec
 
@@ -113,6 +115,7 @@ __all__ = [
     "go_ahead",
     "group_id_for",
     "group_scope",
+    "installed_version",
     "invalid_arguments_message",
     "invalid_edit_message",
     "new_group_id",

@@ -66,31 +66,19 @@ class CallIdNotFoundWarning(UserWarning):
     """The model's tool call id could not be found, so the approval uses a fresh id."""
 
 
-def _crewai_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("crewai")
-    except PackageNotFoundError:  # pragma: no cover - crewai imported from a source tree
-        return "(unknown version)"
-
-
-def _missing_id_message() -> str:
-    return (
-        f"functionlayer-crewai could not find the model's tool call id in CrewAI "
-        f"{_crewai_version()}'s native tool-call executor (the tool ran outside a Crew's "
-        "native tool-calling loop, or under a CrewAI release this adapter does not "
-        "know). Approvals use a fresh call id instead, so a retried turn will ask the "
-        "human again. This warning is shown once per process."
-    )
-
-
 # The executors hold the model's tool call id in their local ``call_id`` while the tool runs.
 _CALL_IDS = CallIdFinder(
     _executor_codes(),
     lambda local: local.get("call_id"),
     warning=CallIdNotFoundWarning,
-    message=_missing_id_message,
+    message=(
+        "functionlayer-crewai could not find the model's tool call id in CrewAI "
+        "{version}'s native tool-call executor (the tool ran outside a Crew's "
+        "native tool-calling loop, or under a CrewAI release this adapter does not "
+        "know). Approvals use a fresh call id instead, so a retried turn will ask the "
+        "human again. This warning is shown once per process."
+    ),
+    distribution="crewai",
 )
 
 
