@@ -145,10 +145,11 @@ def test_the_seam_covers_what_the_other_distributions_use() -> None:
 
 
 def test_importing_functionlayer_loads_neither_the_seam_nor_pytest() -> None:
+    # The conformance suite (functionlayer.testing.conformance) needs pytest; nothing else does.
     code = (
-        "import sys, functionlayer\n"
-        "heavy = ['pytest', 'functionlayer.adapters', 'functionlayer.testing', "
-        "'functionlayer._tools', 'httpx']\n"
+        "import sys, functionlayer, functionlayer.testing\n"
+        "heavy = ['pytest', 'functionlayer.adapters', "
+        "'functionlayer.testing.conformance', 'functionlayer._tools', 'httpx']\n"
         "print([name for name in heavy if name in sys.modules])\n"
     )
     out = subprocess.run(

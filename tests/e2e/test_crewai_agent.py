@@ -6,7 +6,6 @@ import importlib.metadata
 import json
 import os
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,28 +30,15 @@ from functionlayer.testing.model import (
 )
 from functionlayer_crewai import CallIdNotFoundWarning, tools
 
+from tests.e2e import _support
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "crewai" / "crewai_math.py"
 
 
-class Calculator:
-    """A guarded multiply and a plain add that record every time their bodies run."""
-
-    def __init__(self, human: ScriptedHuman) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="crewai-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools = tools([multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "crewai-e2e"
+    make_tools = tools
 
 
 def kickoff(model: ScriptedModel, calculator: Calculator) -> Any:
@@ -236,15 +222,7 @@ def test_inside_the_executor_the_model_id_is_used_without_a_warning(
 
 def run_example(answers: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FUNCTIONLAYER_"))}
-    return subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        input=answers,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    return _support.run_example(str(EXAMPLE.relative_to(ROOT / "examples")), answers, env)
 
 
 def test_example_in_the_terminal_approved() -> None:
