@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from functionlayer import FunctionCall
-from functionlayer._models import FunctionCallStatus
+from functionlayer.models import FunctionCallStatus
 from functionlayer_server import verify_webhook_signature
 from functionlayer_server._app import create_app
 from functionlayer_server._errors import AlreadyDecidedError
