@@ -43,16 +43,7 @@ import pytest
 
 from functionlayer import FunctionLayer, MalformedResponseError
 from functionlayer.adapters import edited_message, rejection_message
-from functionlayer.testing import (
-    Answer,
-    ScriptedHuman,
-    approve,
-    edit,
-    fail,
-    never,
-    reject,
-    respond,
-)
+from functionlayer.testing import Answer, ScriptedHuman, approve, edit, fail, never, reject, respond
 
 __all__ = ["AdapterConformance", "ToolCall"]
 
