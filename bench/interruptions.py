@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from functionlayer._models import FunctionCall, FunctionCallSpec, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallSpec, FunctionCallStatus
 from functionlayer_server import ApprovalService, Settings
 from functionlayer_server._conditions import parse_condition
 from functionlayer_server._service import FUNCTION_CALL

@@ -16,7 +16,7 @@ from functionlayer._feedback import (
     expired_message,
     rejection_message,
 )
-from functionlayer._native import (
+from functionlayer.adapters import (
     Claim,
     NativeDecision,
     PendingToolCall,

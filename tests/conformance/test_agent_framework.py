@@ -16,10 +16,9 @@ from agent_framework import Agent, FunctionTool
 from agent_framework.openai import OpenAIChatCompletionClient
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer.testing.model import Reply, ScriptedModel, ScriptedToolCall, tool_results
 from functionlayer_agent_framework import tool, tools
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 
 class _Turn:

@@ -15,9 +15,8 @@ from controlflow.tools import Tool
 from controlflow.tools.tools import handle_tool_call, handle_tool_call_async
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance
 from functionlayer_controlflow import tool, tools
-
-from tests.conformance.suite import AdapterConformance
 
 pytestmark = pytest.mark.controlflow
 

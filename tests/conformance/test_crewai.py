@@ -21,9 +21,8 @@ from crewai.utilities.agent_utils import (
 )
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve, reject
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer_crewai import FunctionLayerTool, tool, tools
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 
 def _openai_tool_call(tool_: BaseTool, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer_google_adk import FunctionLayerTool, tool, tools
 from google.adk.agents import LlmAgent
 from google.adk.models.base_llm import BaseLlm
@@ -23,8 +24,6 @@ from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import InMemoryRunner
 from google.genai import types
 from pydantic import Field
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 
 class _Turn(BaseLlm):

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer.testing.model import ScriptedModel, text, tool_call, tool_calls, tool_results
 from functionlayer_haystack import _tool as _tool_module
 from functionlayer_haystack import tool, tools
@@ -26,8 +27,6 @@ from haystack.dataclasses import ChatMessage
 from haystack.dataclasses import ToolCall as HaystackToolCall
 from haystack.tools import Tool
 from haystack.utils import Secret
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 
 def _script(calls: Sequence[ToolCall]) -> list[Any]:

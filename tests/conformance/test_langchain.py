@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance
 from functionlayer_langchain import tool
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-
-from tests.conformance.suite import AdapterConformance
 
 
 def _tool_call(tool_: BaseTool, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:

@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer.testing.model import ScriptedModel, text, tool_call, tool_calls, tool_results
 from functionlayer_llamaindex import tool, tools
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai import OpenAI
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 
 async def run_turn(calls: Sequence[ToolCall]) -> dict[str, str]:

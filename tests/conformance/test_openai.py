@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer_openai import FunctionTool, tool, tools
 from openai.types.chat import ChatCompletionMessage, ChatCompletionMessageFunctionToolCall
 from openai.types.chat.chat_completion_message_function_tool_call import Function
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 
 def _call(tool_: FunctionTool, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:

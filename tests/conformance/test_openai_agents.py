@@ -25,14 +25,13 @@ from agents import (
 from agents.exceptions import UserError
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer_openai_agents import tool, tools
 from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
 )
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 set_tracing_disabled(True)  # the SDK would export traces to api.openai.com
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve
+from functionlayer.testing.conformance import AdapterConformance, ToolCall
 from functionlayer_pydantic_ai import tool, toolset
 from pydantic_ai import Agent, Tool
 from pydantic_ai.messages import (
@@ -27,8 +28,6 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import ToolDefinition
-
-from tests.conformance.suite import AdapterConformance, ToolCall
 
 
 class _Turn:

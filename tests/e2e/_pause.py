@@ -89,3 +89,18 @@ def executions(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def resume_while_person_decides(
+    script: str, args: Sequence[str], env: dict[str, str], server: ServerProcess, call_id: str
+) -> subprocess.CompletedProcess[str]:
+    """Start ``script resume-wait`` (a second process that waits for the decision), let the
+    person approve ``call_id`` in the inbox meanwhile, and return how that process ended."""
+    waiting = agent_process(script, ["resume-wait", *args], env)
+    try:
+        person_decides(server, call_id, "approve")
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    return subprocess.CompletedProcess(waiting.args, waiting.returncode, out, err)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_framework import Agent, FunctionTool, tool
+from agent_framework import Agent, tool
 from agent_framework.openai import OpenAIChatClient, OpenAIChatCompletionClient
 from functionlayer import FunctionLayer
 from functionlayer._feedback import rejection_message
@@ -37,15 +36,16 @@ from functionlayer_agent_framework import (
 )
 
 from tests._support.servers import ServerProcess
+from tests.e2e import _support
 from tests.e2e._pause import (
-    ROOT,
     agent_env,
-    agent_process,
     approval_server,
     executions,
     person_decides,
+    resume_while_person_decides,
     run_agent,
 )
+from tests.e2e._support import model_call_ids
 
 TASK = "multiply 2 and 5, then add 32 to the result"
 APIS = ["chat_completions", "responses"]
@@ -71,48 +71,13 @@ def agent_for(scripted: ScriptedModel, api: str, agent_tools: list[Any]) -> Agen
     )
 
 
-def model_call_ids(request: dict[str, Any]) -> list[str]:
-    """The tool call ids the model made, as the next request replays them (either API)."""
-    ids = [c["id"] for m in request.get("messages") or [] for c in m.get("tool_calls") or []]
-    ids += [
-        item["call_id"]
-        for item in request.get("input") or []
-        if isinstance(item, dict) and item.get("type") == "function_call"
-    ]
-    return ids
-
-
 def results_text(request: dict[str, Any]) -> str:
     return " | ".join(f"{r.call_id}={r.content}" for r in tool_results(request))
 
 
-class Calculator:
-    """A guarded multiply (sync or async) and a plain add, recording every time a body runs."""
-
-    def __init__(self, human: ScriptedHuman, *, use_async: bool = False) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="agent-framework-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        @self.fl.require_approval()
-        async def amultiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            await asyncio.sleep(0)
-            self.multiplied.append((x, y))
-            return x * y
-
-        amultiply.__name__ = "multiply"
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools: list[FunctionTool] = tools([amultiply if use_async else multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "agent-framework-e2e"
+    make_tools = tools
 
 
 # -- guarded functions as tools -------------------------------------------------------------------
@@ -405,14 +370,11 @@ def test_pause_then_person_approves_in_inbox_then_another_process_resumes(
         early = run_agent("_agent_framework_pause_agent.py", ["resume", *args], env)
         assert early.returncode == 3, early.stderr  # a non-blocking check: still pending
         # Process 2 now waits for the decision; the person decides while it waits.
-        waiting = agent_process("_agent_framework_pause_agent.py", ["resume-wait", *args], env)
-        try:
-            person_decides(approval_server, call_id, "approve")
-            out, err = waiting.communicate(timeout=120)
-        finally:
-            if waiting.poll() is None:
-                waiting.kill()
-        assert waiting.returncode == 0, err
+        resumed = resume_while_person_decides(
+            "_agent_framework_pause_agent.py", args, env, approval_server, call_id
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        out = resumed.stdout
     assert out.strip() == "OUTPUT 2 multiplied by 5 is 10, and adding 32 gives 42."
     [ran_once] = executions(ran)
     assert (ran_once["x"], ran_once["y"]) == (2, 5)  # exactly once, with the approved arguments
@@ -446,14 +408,7 @@ def test_pause_rejected_in_inbox_resumes_declined_and_never_runs(
 
 
 def run_example(answers: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "agent_framework" / "math_example.py")],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    return _support.run_example("agent_framework/math_example.py", answers)
 
 
 def test_terminal_example_approved() -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from functionlayer import FunctionLayer
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer.testing.model import (
     ScriptedModel,
@@ -28,6 +27,8 @@ from functionlayer.testing.model import (
     tool_calls,
     tool_results,
 )
+
+from tests.e2e import _support
 
 pytestmark = pytest.mark.controlflow
 
@@ -55,26 +56,15 @@ def offline_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ["TIKTOKEN_CACHE_DIR"] = previous
 
 
-class Calculator:
-    """A guarded multiply and a plain add that record every time their bodies run."""
+def _make_tools(functions: list[Any]) -> Any:
+    from functionlayer_controlflow import tools
 
-    def __init__(self, human: ScriptedHuman) -> None:
-        from functionlayer_controlflow import tools
+    return tools(functions)
 
-        self.fl = FunctionLayer(backend=human, run_id="controlflow-e2e")
-        self.multiplied: list[tuple[int, int]] = []
 
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools = tools([multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "controlflow-e2e"
+    make_tools = _make_tools
 
 
 def run_task(model: ScriptedModel, calculator: Calculator) -> Any:
@@ -97,7 +87,7 @@ def call_id_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.
     """Every warning raised during the test, with the adapter's warn-once flag reset."""
     import functionlayer_controlflow._tool as module
 
-    monkeypatch.setattr(module, "_warned", False)
+    monkeypatch.setattr(module._CALL_IDS, "warned", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught

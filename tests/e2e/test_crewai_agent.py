@@ -6,7 +6,6 @@ import importlib.metadata
 import json
 import os
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,28 +30,15 @@ from functionlayer.testing.model import (
 )
 from functionlayer_crewai import CallIdNotFoundWarning, tools
 
+from tests.e2e import _support
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "crewai" / "crewai_math.py"
 
 
-class Calculator:
-    """A guarded multiply and a plain add that record every time their bodies run."""
-
-    def __init__(self, human: ScriptedHuman) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="crewai-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools = tools([multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "crewai-e2e"
+    make_tools = tools
 
 
 def kickoff(model: ScriptedModel, calculator: Calculator) -> Any:
@@ -76,7 +62,7 @@ def kickoff(model: ScriptedModel, calculator: Calculator) -> Any:
 @pytest.fixture
 def call_id_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.WarningMessage]]:
     """Every CallIdNotFoundWarning raised during the test, with the warn-once flag reset."""
-    monkeypatch.setattr(crewai_tool_module, "_warned", False)
+    monkeypatch.setattr(crewai_tool_module._CALL_IDS, "warned", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught
@@ -182,7 +168,7 @@ def test_an_unknown_executor_warns_once_and_falls_back_to_a_fresh_id(
     call_id_warnings: list[warnings.WarningMessage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What a CrewAI release that renames its executor looks like to the adapter.
-    monkeypatch.setattr(crewai_tool_module, "_EXECUTOR_CODES", frozenset())
+    monkeypatch.setattr(crewai_tool_module._CALL_IDS, "codes", frozenset())
     human = ScriptedHuman([approve(), approve()])
     multiply = Calculator(human).tools[0]
     _, available, _ = convert_tools_to_openai_schema([multiply])
@@ -236,15 +222,7 @@ def test_inside_the_executor_the_model_id_is_used_without_a_warning(
 
 def run_example(answers: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FUNCTIONLAYER_"))}
-    return subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        input=answers,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    return _support.run_example(str(EXAMPLE.relative_to(ROOT / "examples")), answers, env)
 
 
 def test_example_in_the_terminal_approved() -> None:

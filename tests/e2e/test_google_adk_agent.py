@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from functionlayer import FunctionLayer
 from functionlayer._feedback import rejection_message
-from functionlayer._native import edits_unsupported_message
+from functionlayer.adapters import edits_unsupported_message
 from functionlayer.testing import ScriptedHuman, approve, edit, reject
 from functionlayer.testing.model import (
     ScriptedModel,
@@ -39,13 +38,13 @@ from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
 from tests._support.servers import ServerProcess
+from tests.e2e import _support
 from tests.e2e._pause import (
-    ROOT,
     agent_env,
-    agent_process,
     approval_server,
     executions,
     person_decides,
+    resume_while_person_decides,
     run_agent,
 )
 
@@ -65,33 +64,9 @@ def gemini(scripted: ScriptedModel) -> Gemini:
     return Gemini(model="gemini-2.5-flash", base_url=scripted.gemini_base_url)
 
 
-class Calculator:
-    """A guarded multiply (sync or async) and a plain add, recording every time a body runs."""
-
-    def __init__(self, human: ScriptedHuman, *, use_async: bool = False) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="google-adk-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        @self.fl.require_approval()
-        async def amultiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            await asyncio.sleep(0)
-            self.multiplied.append((x, y))
-            return x * y
-
-        amultiply.__name__ = "multiply"
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools: list[Any] = tools([amultiply if use_async else multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "google-adk-e2e"
+    make_tools = tools
 
 
 class NativeCalculator:
@@ -315,14 +290,11 @@ def test_pause_then_person_approves_in_inbox_then_another_process_resumes(
     early = run_agent("_google_adk_pause_agent.py", ["resume", *args], env)
     assert early.returncode == 3, early.stderr  # a non-blocking check: still pending
     # Process 2 now waits for the decision; the person decides while it waits.
-    waiting = agent_process("_google_adk_pause_agent.py", ["resume-wait", *args], env)
-    try:
-        person_decides(approval_server, call_id, "approve")
-        out, err = waiting.communicate(timeout=120)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-    assert waiting.returncode == 0, err
+    resumed = resume_while_person_decides(
+        "_google_adk_pause_agent.py", args, env, approval_server, call_id
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    out = resumed.stdout
     assert out.strip() == f"OUTPUT {ANSWER}"
     [ran_once] = executions(ran)
     assert (ran_once["x"], ran_once["y"]) == (2, 5)
@@ -366,15 +338,7 @@ def run_example(
 ) -> subprocess.CompletedProcess[str]:
     if env is None:
         env = {k: v for k, v in os.environ.items() if k != "GOOGLE_API_KEY"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "google_adk" / "math_example.py")],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-    )
+    return _support.run_example("google_adk/math_example.py", answers, env)
 
 
 def test_terminal_example_approved() -> None:

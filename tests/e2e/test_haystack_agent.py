@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from functionlayer import FunctionLayer
 from functionlayer._feedback import rejection_message
 from functionlayer.testing import ScriptedHuman, approve, edit, fail, reject, respond
 from functionlayer.testing.model import (
@@ -31,41 +29,15 @@ from haystack.dataclasses import ChatMessage
 from haystack.hooks.human_in_the_loop import ConfirmationHook
 from haystack.utils import Secret
 
+from tests.e2e import _support
+
 ROOT = Path(__file__).resolve().parents[2]
 TASK = "multiply 2 and 5, then add 32 to the result"
 
 
-class Calculator:
-    """A multiply (guarded or plain, sync or async) and a plain add, recording multiply's runs."""
-
-    def __init__(
-        self, human: ScriptedHuman, *, use_async: bool = False, guarded: bool = True
-    ) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="haystack-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-        guard = self.fl.require_approval() if guarded else (lambda fn: fn)
-
-        if use_async:
-
-            @guard
-            async def multiply(x: int, y: int) -> int:
-                """Multiply two integers."""
-                self.multiplied.append((x, y))
-                return x * y
-
-        else:
-
-            @guard
-            def multiply(x: int, y: int) -> int:
-                """Multiply two integers."""
-                self.multiplied.append((x, y))
-                return x * y
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools = tools([multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "haystack-e2e"
+    make_tools = tools
 
 
 def agent_for(model: ScriptedModel, calculator: Calculator, **agent_options: Any) -> Agent:
@@ -243,15 +215,7 @@ def test_confirmation_matches_several_calls_by_id_and_answers_instead() -> None:
 def run_example(
     answers: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "haystack" / "math_example.py")],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-        env=env,
-    )
+    return _support.run_example("haystack/math_example.py", answers, env, timeout=180)
 
 
 def test_terminal_example_approved() -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from functionlayer import FunctionLayer
 from functionlayer._feedback import rejection_message
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer.testing.model import (
@@ -25,36 +23,15 @@ from functionlayer_langchain import tools
 from langchain.agents import create_agent
 from langchain_openai import ChatOpenAI
 
+from tests.e2e import _support
+
 ROOT = Path(__file__).resolve().parents[2]
 TASK = "multiply 2 and 5, then add 32 to the result"
 
 
-class Calculator:
-    """A guarded multiply (sync or async) and a plain add, recording every time a body runs."""
-
-    def __init__(self, human: ScriptedHuman, *, use_async: bool = False) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="langchain-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        @self.fl.require_approval()
-        async def amultiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        amultiply.__name__ = "multiply"  # same tool name for the model either way
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools = tools([amultiply if use_async else multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "langchain-e2e"
+    make_tools = tools
 
 
 def agent_for(model: ScriptedModel, calculator: Calculator, *, streaming: bool = False) -> Any:
@@ -140,14 +117,7 @@ def test_parallel_calls_in_one_turn_each_get_their_own_decision() -> None:
 
 
 def run_example(name: str, answers: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "langchain" / name)],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    return _support.run_example(f"langchain/{name}", answers)
 
 
 def test_terminal_example_approved() -> None:

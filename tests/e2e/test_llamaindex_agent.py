@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from functionlayer import FunctionLayer
 from functionlayer._feedback import rejection_message
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer.testing.model import (
@@ -30,38 +28,15 @@ from functionlayer_llamaindex import tools
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.llms.openai import OpenAI
 
+from tests.e2e import _support
+
 ROOT = Path(__file__).resolve().parents[2]
 TASK = "multiply 2 and 5, then add 32 to the result"
 
 
-class Calculator:
-    """A guarded multiply (sync or async) and a plain add, recording every time a body runs."""
-
-    def __init__(self, human: ScriptedHuman, *, use_async: bool = False) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="llamaindex-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        if use_async:
-
-            @self.fl.require_approval()
-            async def multiply(x: int, y: int) -> int:
-                """Multiply two integers."""
-                self.multiplied.append((x, y))
-                return x * y
-
-        else:
-
-            @self.fl.require_approval()
-            def multiply(x: int, y: int) -> int:
-                """Multiply two integers."""
-                self.multiplied.append((x, y))
-                return x * y
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools = tools([multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "llamaindex-e2e"
+    make_tools = tools
 
 
 def agent_for(model: ScriptedModel, calculator: Calculator) -> FunctionAgent:
@@ -161,15 +136,7 @@ def test_agent_workflow_passes_the_call_id_too() -> None:
 def run_example(
     answers: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "llamaindex" / "math_example.py")],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-        env=env,
-    )
+    return _support.run_example("llamaindex/math_example.py", answers, env, timeout=180)
 
 
 def test_terminal_example_approved() -> None:

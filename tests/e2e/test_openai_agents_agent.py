@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agents import (
     Agent,
-    FunctionTool,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
     Runner,
@@ -26,7 +24,7 @@ from agents import (
 from agents.models.interface import Model
 from functionlayer import FunctionLayer, group_id_for
 from functionlayer._feedback import rejection_message
-from functionlayer._native import edits_unsupported_message
+from functionlayer.adapters import edits_unsupported_message
 from functionlayer.testing import ScriptedHuman, approve, edit, reject
 from functionlayer.testing.model import (
     ScriptedModel,
@@ -40,15 +38,16 @@ from functionlayer_openai_agents import adecide, decide, tools
 from openai import AsyncOpenAI
 
 from tests._support.servers import ServerProcess
+from tests.e2e import _support
 from tests.e2e._pause import (
-    ROOT,
     agent_env,
-    agent_process,
     approval_server,
     executions,
     person_decides,
+    resume_while_person_decides,
     run_agent,
 )
+from tests.e2e._support import model_call_ids
 
 set_tracing_disabled(True)  # the SDK would export traces to api.openai.com
 
@@ -64,47 +63,13 @@ def model_for(scripted: ScriptedModel, api: str) -> Model:
     return OpenAIChatCompletionsModel("gpt-4o-mini", client)
 
 
-class Calculator:
-    """A guarded multiply (sync or async) and a plain add, recording every time a body runs."""
-
-    def __init__(self, human: ScriptedHuman, *, use_async: bool = False) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="openai-agents-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        @self.fl.require_approval()
-        async def amultiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        amultiply.__name__ = "multiply"
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools: list[FunctionTool] = tools([amultiply if use_async else multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "openai-agents-e2e"
+    make_tools = tools
 
 
 def agent_for(scripted: ScriptedModel, api: str, agent_tools: list[Any]) -> Agent[Any]:
     return Agent(name="math", model=model_for(scripted, api), tools=agent_tools)
-
-
-def model_call_ids(request: dict[str, Any]) -> list[str]:
-    """The tool call ids the model made, as the next request replays them (either API)."""
-    ids = [c["id"] for m in request.get("messages") or [] for c in m.get("tool_calls") or []]
-    ids += [
-        item["call_id"]
-        for item in request.get("input") or []
-        if isinstance(item, dict) and item.get("type") == "function_call"
-    ]
-    return ids
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -283,14 +248,11 @@ def test_pause_then_person_approves_in_inbox_then_another_process_resumes(
         early = run_agent("_openai_agents_pause_agent.py", ["resume", *args], env)
         assert early.returncode == 3, early.stderr  # a non-blocking check: still pending
         # Process 2 now waits for the decision; the person decides while it waits.
-        waiting = agent_process("_openai_agents_pause_agent.py", ["resume-wait", *args], env)
-        try:
-            person_decides(approval_server, call_id, "approve")
-            out, err = waiting.communicate(timeout=120)
-        finally:
-            if waiting.poll() is None:
-                waiting.kill()
-        assert waiting.returncode == 0, err
+        resumed = resume_while_person_decides(
+            "_openai_agents_pause_agent.py", args, env, approval_server, call_id
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        out = resumed.stdout
     assert out.strip() == "OUTPUT 2 multiplied by 5 is 10, and adding 32 gives 42."
     [ran_once] = executions(ran)
     assert (ran_once["x"], ran_once["y"]) == (2, 5)  # exactly once, with the approved arguments
@@ -327,15 +289,7 @@ def test_pause_rejected_in_inbox_resumes_with_the_feedback(
 def run_example(
     answers: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "openai_agents" / "math_example.py")],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-    )
+    return _support.run_example("openai_agents/math_example.py", answers, env)
 
 
 def test_terminal_example_approved() -> None:

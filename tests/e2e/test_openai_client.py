@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from functionlayer import FunctionLayer
 from functionlayer._feedback import rejection_message
 from functionlayer.testing import ScriptedHuman, approve, reject
 from functionlayer.testing.model import (
@@ -24,26 +22,15 @@ from functionlayer.testing.model import (
 )
 from functionlayer_openai import Toolset, tools
 
+from tests.e2e import _support
+
 ROOT = Path(__file__).resolve().parents[2]
 TASK = "multiply 2 and 5, then add 32 to the result"
 
 
-class Calculator:
-    def __init__(self, human: ScriptedHuman) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="openai-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.toolset = tools([multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "openai-e2e"
+    make_tools = tools
 
 
 def loop(model: ScriptedModel, toolset: Toolset, prompt: str = TASK) -> str:
@@ -83,7 +70,7 @@ def test_approved_runs_once_and_answer_uses_result() -> None:
     human = ScriptedHuman([approve()])
     calculator = Calculator(human)
     with ScriptedModel(math_script()) as model:
-        answer = loop(model, calculator.toolset)
+        answer = loop(model, calculator.tools)
     assert calculator.multiplied == [(2, 5)]
     assert "42" in answer
     assert [(r.name, r.content) for r in tool_results(model.requests[-1])] == [
@@ -92,14 +79,14 @@ def test_approved_runs_once_and_answer_uses_result() -> None:
     ]
     [asked] = human.function_call_requests
     assert asked.call_id == tool_results(model.requests[1])[0].call_id
-    assert model.requests[0]["tools"] == calculator.toolset.definitions
+    assert model.requests[0]["tools"] == calculator.tools.definitions
 
 
 def test_rejected_never_runs_and_model_gets_feedback() -> None:
     human = ScriptedHuman([reject("use 3 instead of 2")])
     calculator = Calculator(human)
     with ScriptedModel(math_script()) as model:
-        answer = loop(model, calculator.toolset)
+        answer = loop(model, calculator.tools)
     assert calculator.multiplied == []
     expected = rejection_message("multiply", "use 3 instead of 2")
     [feedback] = tool_results(model.requests[1])
@@ -120,7 +107,7 @@ def test_async_turn_runs_calls_concurrently_matched_by_id() -> None:
         text("done"),
     ]
     with ScriptedModel(script) as model:
-        assert asyncio.run(aloop(model, calculator.toolset, "go")) == "done"
+        assert asyncio.run(aloop(model, calculator.tools, "go")) == "done"
     assert calculator.multiplied == [(4, 5)]
     results = {r.call_id: r.content for r in tool_results(model.requests[1])}
     assert results["call_ok"] == "20"
@@ -137,9 +124,9 @@ def test_responses_api_loop() -> None:
         items: list[Any] = [{"role": "user", "content": TASK}]
         for _ in range(6):
             response = client.responses.create(
-                model="gpt-4o-mini", input=items, tools=calculator.toolset.responses_definitions
+                model="gpt-4o-mini", input=items, tools=calculator.tools.responses_definitions
             )
-            outputs = calculator.toolset.run_responses(response)
+            outputs = calculator.tools.run_responses(response)
             if not outputs:
                 break
             items += [item.model_dump(exclude_none=True) for item in response.output]
@@ -149,14 +136,7 @@ def test_responses_api_loop() -> None:
 
 
 def run_example(name: str, answers: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "openai_client" / name)],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    return _support.run_example(f"openai_client/{name}", answers)
 
 
 @pytest.mark.parametrize(

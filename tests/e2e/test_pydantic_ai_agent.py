@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.tools import DeferredToolRequests
 
 from tests._support.servers import ServerProcess
+from tests.e2e import _support
 from tests.e2e._pause import (
-    ROOT,
     agent_env,
     approval_server,
     executions,
@@ -43,32 +42,9 @@ TASK = "multiply 2 and 5, then add 32 to the result"
 __all__ = ["approval_server"]  # the fixture, imported for this module's tests
 
 
-class Calculator:
-    """A guarded multiply (sync or async) and a plain add, recording every time a body runs."""
-
-    def __init__(self, human: ScriptedHuman, *, use_async: bool = False) -> None:
-        self.fl = FunctionLayer(backend=human, run_id="pydantic-ai-e2e")
-        self.multiplied: list[tuple[int, int]] = []
-
-        @self.fl.require_approval()
-        def multiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        @self.fl.require_approval()
-        async def amultiply(x: int, y: int) -> int:
-            """Multiply two integers."""
-            self.multiplied.append((x, y))
-            return x * y
-
-        amultiply.__name__ = "multiply"
-
-        def add(x: int, y: int) -> int:
-            """Add two integers."""
-            return x + y
-
-        self.tools = tools([amultiply if use_async else multiply, add])
+class Calculator(_support.Calculator):
+    run_id = "pydantic-ai-e2e"
+    make_tools = tools
 
 
 def chat_model(model: ScriptedModel) -> OpenAIChatModel:
@@ -284,15 +260,7 @@ def test_pause_rejected_in_inbox_resumes_with_the_feedback(
 def run_example(
     answers: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "pydantic_ai" / "math_example.py")],
-        input=answers,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-    )
+    return _support.run_example("pydantic_ai/math_example.py", answers, env)
 
 
 def test_terminal_example_approved() -> None:

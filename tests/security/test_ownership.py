@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from functionlayer._models import Execution, FunctionCall, FunctionCallSpec
+from functionlayer.models import Execution, FunctionCall, FunctionCallSpec
 from functionlayer_server import ApprovalService
 from functionlayer_server._auth import hash_token
 from functionlayer_server._cli import _accounts_call, create_token

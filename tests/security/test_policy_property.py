@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from functionlayer._models import ApprovalPolicy, FunctionCall, FunctionCallSpec, FunctionCallStatus
+from functionlayer.models import ApprovalPolicy, FunctionCall, FunctionCallSpec, FunctionCallStatus
 from functionlayer_server import ApprovalService, Settings
 from functionlayer_server._errors import ServerError
 from functionlayer_server._store import open_store, prepare_database

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from functionlayer import BackendUnavailableError, FunctionLayer, HttpBackend, call_id_scope
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from tests._support.servers import ServerProcess, fresh_postgres_database
 from tests.security.conftest import PASSWORD, csrf

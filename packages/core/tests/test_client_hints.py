@@ -25,7 +25,7 @@ from functionlayer import (
     InMemoryBackend,
     TerminalBackend,
 )
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from packages.core.tests.protocol_server import Fault, ProtocolServer
 from packages.core.tests.test_http_backend import answer_when_asked

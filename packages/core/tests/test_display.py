@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from functionlayer._display import (
+from functionlayer.display import (
     TRUNCATED,
     WARNING,
     display_arguments,

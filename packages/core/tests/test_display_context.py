@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from functionlayer import FunctionLayer, RequestContext, request_context_scope
-from functionlayer._display import (
+from functionlayer.display import (
     CONTEXT_LABEL,
     WARNING,
     compare_arguments,
@@ -14,7 +14,7 @@ from functionlayer._display import (
     format_context,
     format_number,
 )
-from functionlayer._models import CONTEXT_FIELD_LIMIT
+from functionlayer.models import CONTEXT_FIELD_LIMIT
 from functionlayer.testing import ScriptedHuman, approve
 
 CENTS = {"properties": {"amount": {"type": "integer", "description": "Amount in cents"}}}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from functionlayer import ConflictError, FunctionLayer, FunctionLayerError, InMemoryBackend
-from functionlayer._models import (
+from functionlayer.models import (
     FunctionCall,
     FunctionCallSpec,
     FunctionCallStatus,

@@ -23,7 +23,7 @@ from functionlayer import (
     call_id_scope,
 )
 from functionlayer._feedback import rejection_message
-from functionlayer._models import FunctionCallStatus
+from functionlayer.models import FunctionCallStatus
 from functionlayer.testing import InMemoryBackend, ScriptedHuman, approve, edit, never
 
 from packages.core.tests.protocol_server import ProtocolServer

@@ -16,7 +16,7 @@ from functionlayer import (
     group_id_for,
     group_scope,
 )
-from functionlayer._native import PendingToolCall
+from functionlayer.adapters import PendingToolCall
 
 
 class Recording(InMemoryBackend):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from functionlayer._models import FunctionCall, FunctionCallSpec, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallSpec, FunctionCallStatus
 from functionlayer_server import ApprovalService, Settings
 from functionlayer_server._conditions import parse_condition
 from functionlayer_server._policy import FunctionRule, OperatorPolicy, OperatorRule, ProjectRules

@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from functionlayer._models import ApprovalPolicy, FunctionCall, FunctionCallSpec, FunctionCallStatus
+from functionlayer.models import ApprovalPolicy, FunctionCall, FunctionCallSpec, FunctionCallStatus
 from functionlayer_server import ApprovalService, Settings
 from functionlayer_server._store import open_store, prepare_database
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from functionlayer import FunctionCall, FunctionLayer, call_id_scope
-from functionlayer._native import decision_of
+from functionlayer.adapters import decision_of
 from functionlayer_server._policy import OperatorPolicy
 
 from tests._support.inprocess import API, STORES, InProcess, database_url, running_app

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from functionlayer._models import FunctionCall, FunctionCallSpec
+from functionlayer.models import FunctionCall, FunctionCallSpec
 from functionlayer_server import ApprovalService, ManualClock, Settings
 from functionlayer_server._store import open_store, prepare_database
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from functionlayer._models import (
+from functionlayer.models import (
     ApprovalPolicy,
     ContactChannel,
     EmailContactChannel,

@@ -26,7 +26,7 @@ One approval, one execution: each approval is claimed when it becomes ``approved
 approved body once, the second time the call is declined. A resume the framework does not act
 on (another session, a session without the recorded requests) raises
 :class:`ResumeNotAppliedError` instead of going on silently. What to ask, how to read the answer
-and the claim are the core's (``functionlayer._native``).
+and the claim are the core's (``functionlayer.adapters``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_framework import AgentSession, Content, Message
-from functionlayer import FunctionCall, FunctionLayer, FunctionLayerError, _native
-from functionlayer._native import NativeDecision, PendingToolCall
+from functionlayer import FunctionCall, FunctionLayer, FunctionLayerError, adapters
+from functionlayer.adapters import NativeDecision, PendingToolCall
 
 __all__ = ["PausedRun", "ResumeNotAppliedError", "adecide", "apause", "aresume", "arun"]
 
@@ -212,7 +212,7 @@ async def adecide(
     concurrently.
     """
     batch = _batch(_approval_requests(response), _agent_tools(agent, tools))
-    decisions = await _native.adecide(fl, batch.asked, timeout=timeout, edits=False)
+    decisions = await adapters.adecide(fl, batch.asked, timeout=timeout, edits=False)
     return _message(batch, decisions)
 
 
@@ -306,7 +306,7 @@ async def apause(
     waiting; returns what to save (``paused.to_json()``). ``session`` is the one the run paused
     in: the framework keeps the pending requests there."""
     requests = _approval_requests(response)
-    sent = await _native.aask(fl, _batch(requests, _agent_tools(agent, tools)).asked)
+    sent = await adapters.aask(fl, _batch(requests, _agent_tools(agent, tools)).asked)
     return PausedRun(
         session=session.to_dict(),
         approvals=tuple(request.to_dict() for request in requests),
@@ -353,7 +353,9 @@ async def aresume(
     """
     known = _agent_tools(agent, tools)
     batch = _saved_batch(paused, known)
-    decisions = await _native.acollect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
+    decisions = await adapters.acollect(
+        fl, paused.requests, wait=wait, timeout=timeout, edits=False
+    )
     if decisions is None:
         return None
     message = _message(batch, decisions)

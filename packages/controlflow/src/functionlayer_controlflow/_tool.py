@@ -11,34 +11,48 @@ call, id included, but it goes to the run's handlers, not to the tool, and
 pairing an event with the call that follows could only be done by name and
 arguments: guesswork. The id is the ``tool_call`` local of ControlFlow's
 ``handle_tool_call``/``handle_tool_call_async`` while the tool runs, so we read
-it from that frame. When it is not found we warn once
-(:class:`CallIdNotFoundWarning`): the call still works, under a fresh id, but a
-retried turn will ask the human again.
+it from that frame (the core's ``functionlayer.adapters.CallIdFinder``). When
+it is not found we warn once (:class:`CallIdNotFoundWarning`): the call still
+works, under a fresh id, but a retried turn will ask the human again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-import threading
-import warnings
-from collections.abc import Callable, Iterable
-from types import CodeType, FrameType
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from controlflow.tools import Tool
 from controlflow.tools import tools as _cf_tools
 from functionlayer import ToolSpec, tool_spec
+from functionlayer.adapters import CallIdFinder
 
 __all__ = ["CallIdNotFoundWarning", "tool", "tools"]
 
-# Deepest frame walk when looking for ControlFlow's tool-call handler.
-_MAX_FRAMES = 40
+
+class CallIdNotFoundWarning(UserWarning):
+    """The model's tool call id could not be found, so the approval uses a fresh id."""
+
+
+def _tool_call_id(local: Mapping[str, Any]) -> object:
+    tool_call = local.get("tool_call")
+    return tool_call.get("id") if isinstance(tool_call, dict) else None
+
 
 # ControlFlow hands a tool only the arguments; the model's call (with its id)
 # is the local ``tool_call`` of these two functions while the tool runs.
-_HANDLER_CODES: frozenset[CodeType] = frozenset(
-    {_cf_tools.handle_tool_call.__code__, _cf_tools.handle_tool_call_async.__code__}
+_CALL_IDS = CallIdFinder(
+    frozenset({_cf_tools.handle_tool_call.__code__, _cf_tools.handle_tool_call_async.__code__}),
+    _tool_call_id,
+    warning=CallIdNotFoundWarning,
+    message=(
+        "functionlayer-controlflow could not find the model's tool call id in "
+        "ControlFlow {version}'s handle_tool_call (the tool ran outside "
+        "ControlFlow's agent loop, or under a ControlFlow release this adapter does not "
+        "know). Approvals use a fresh call id instead, so a retried turn will ask the "
+        "human again. This warning is shown once per process."
+    ),
+    distribution="controlflow",
 )
 
 
@@ -47,53 +61,12 @@ def model_call_id(depth: int = 1) -> str | None:
 
     ``depth`` is the frame to start from (1: the caller).
     """
-    frame: FrameType | None = sys._getframe(depth)
-    for _ in range(_MAX_FRAMES):
-        if frame is None:
-            return None
-        if frame.f_code in _HANDLER_CODES:
-            tool_call = frame.f_locals.get("tool_call")
-            call_id = tool_call.get("id") if isinstance(tool_call, dict) else None
-            return call_id if isinstance(call_id, str) and call_id else None
-        frame = frame.f_back
-    return None
-
-
-class CallIdNotFoundWarning(UserWarning):
-    """The model's tool call id could not be found, so the approval uses a fresh id."""
-
-
-_warned = False
-_warn_lock = threading.Lock()
-
-
-def _controlflow_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("controlflow")
-    except PackageNotFoundError:  # pragma: no cover - controlflow imported from a source tree
-        return "(unknown version)"
+    return _CALL_IDS.find(depth + 1)
 
 
 def _call_id_or_warn() -> str | None:
     """:func:`model_call_id` seen from the tool, warning once per process when it is missing."""
-    call_id = model_call_id(depth=2)
-    if call_id is None:
-        global _warned
-        with _warn_lock:
-            first, _warned = not _warned, True
-        if first:
-            warnings.warn(
-                f"functionlayer-controlflow could not find the model's tool call id in "
-                f"ControlFlow {_controlflow_version()}'s handle_tool_call (the tool ran outside "
-                "ControlFlow's agent loop, or under a ControlFlow release this adapter does not "
-                "know). Approvals use a fresh call id instead, so a retried turn will ask the "
-                "human again. This warning is shown once per process.",
-                CallIdNotFoundWarning,
-                stacklevel=3,
-            )
-    return call_id
+    return _CALL_IDS.find_or_warn(2, stacklevel=3)
 
 
 def _loop_running() -> bool:

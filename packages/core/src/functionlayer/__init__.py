@@ -24,7 +24,7 @@ from functionlayer._errors import (
     NoHumanAvailableError,
     NotFoundError,
 )
-from functionlayer._models import (
+from functionlayer.models import (
     ApprovalPolicy,
     ClaimedCall,
     CompletedFunctionCall,

@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from functionlayer._models import RequestContext
+    from functionlayer._channel_models import RequestContext
 
 __all__ = [
     "call_id_scope",

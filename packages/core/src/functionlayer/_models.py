@@ -2,10 +2,10 @@
 
 Field names and shapes stay JSON-compatible with the predecessor SDK (``functionlayer-ai`` /
 ``humanlayer``) so its clients keep working against our server. Fields FunctionLayer adds are
-all optional with ``None``/empty defaults, so old payloads still validate.
-
-Models use ``defer_build`` so importing :mod:`functionlayer` does not pay for building every
-validator up front (see ``bench/core_overhead.py``).
+all optional with ``None``/empty defaults, so old payloads still validate. Where a request
+goes (contact channels, options, context, policy) is in ``_channel_models``; the shared base
+(``defer_build``, unknown fields ignored) in ``_wire``. The public names are
+:mod:`functionlayer.models`'s.
 """
 
 from __future__ import annotations
@@ -13,36 +13,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-__all__ = [
-    "ApprovalPolicy",
-    "ClaimedCall",
-    "CompletedFunctionCall",
-    "CompletedHumanContact",
-    "ContactChannel",
-    "DecisionKind",
-    "DiscordContactChannel",
-    "EmailContactChannel",
-    "EmailRecipient",
-    "Execution",
-    "ExecutionClaim",
-    "ExecutionReport",
-    "FunctionCall",
-    "FunctionCallSpec",
-    "FunctionCallStatus",
-    "HumanContact",
-    "HumanContactSpec",
-    "HumanContactStatus",
-    "RequestContext",
-    "ResponseOption",
-    "SMSContactChannel",
-    "SlackContactChannel",
-    "TeamsContactChannel",
-    "WhatsAppContactChannel",
-]
-
-_CONFIG = ConfigDict(defer_build=True, extra="ignore")
+from functionlayer._channel_models import (
+    ApprovalPolicy,
+    ContactChannel,
+    RequestContext,
+    ResponseOption,
+)
+from functionlayer._errors import ApprovalPendingError
+from functionlayer._wire import WireModel
 
 DecisionKind = Literal["approve", "reject", "edit", "respond"]
 """What a person may do with a function call: approve it, reject it (with feedback), approve
@@ -51,184 +31,7 @@ DECISION_KINDS: tuple[DecisionKind, ...] = ("approve", "reject", "edit", "respon
 MAX_GROUP_ID_LENGTH = 128
 
 
-class _Model(BaseModel):
-    model_config = _CONFIG
-
-
-class SlackContactChannel(_Model):
-    """Route a request to a Slack channel or user."""
-
-    channel_or_user_id: str
-    context_about_channel_or_user: str | None = None
-    bot_token: str | None = None
-    """Overrides the server's bot token for this channel."""
-    allowed_responder_ids: list[str] | None = None
-    """Slack user ids allowed to answer; anyone in the channel when unset."""
-    thread_ts: str | None = None
-
-
-class DiscordContactChannel(_Model):
-    """Route a request to Discord (a FunctionLayer addition): a channel of a server the bot is
-    in (``channel_id``), or a direct message to a user (``user_id``). With both, the message
-    goes to the channel and the user is who it is meant for."""
-
-    channel_id: str | None = None
-    user_id: str | None = None
-    allowed_responder_ids: list[str] | None = None
-    """Discord user ids allowed to answer; anyone the policy allows when unset."""
-    context: str | None = None
-    """Who or what this is (shown in the message and in tool descriptions)."""
-
-
-class TeamsContactChannel(_Model):
-    """Route a request to Microsoft Teams (a FunctionLayer addition): a conversation (a channel
-    or a chat) the bot is in, posted through the Bot Framework connector the server's operator
-    configured (the agent never names where the bot's token goes)."""
-
-    conversation_id: str
-    allowed_responder_ids: list[str] | None = None
-    """Microsoft Entra (AAD) object ids allowed to answer; anyone the policy allows when unset."""
-    context: str | None = None
-    """Who or what this is (shown in the card and in tool descriptions)."""
-
-
-class EmailContactChannel(_Model):
-    """Route a request to an email address."""
-
-    address: str
-    context_about_user: str | None = None
-    subject: str | None = None
-    in_reply_to_message_id: str | None = None
-    references_message_id: str | None = None
-    additional_recipients: list[EmailRecipient] | None = None
-
-
-class EmailRecipient(_Model):
-    address: str
-    context_about_user: str | None = None
-    field: Literal["to", "cc", "bcc"] = "to"
-
-
-class SMSContactChannel(_Model):
-    phone_number: str
-    context_about_user: str | None = None
-
-
-class WhatsAppContactChannel(_Model):
-    phone_number: str
-    context_about_user: str | None = None
-
-
-class ContactChannel(_Model):
-    """Where a request goes. Exactly one kind is normally set (``slack=``, ``email=``, ...).
-
-    ``users`` (a FunctionLayer addition) names web-inbox users who may answer: a request with
-    a channel is shown in the inbox only to the users it is routed to.
-    """
-
-    slack: SlackContactChannel | None = None
-    sms: SMSContactChannel | None = None
-    whatsapp: WhatsAppContactChannel | None = None
-    email: EmailContactChannel | None = None
-    users: list[str] | None = None
-    discord: DiscordContactChannel | None = None
-    teams: TeamsContactChannel | None = None
-
-    def describe(self) -> str:
-        """A short human description, used for tool names and docstrings."""
-        if self.slack is not None:
-            who = self.slack.context_about_channel_or_user or self.slack.channel_or_user_id
-            return f"Slack ({who})"
-        if self.email is not None:
-            who = self.email.context_about_user or self.email.address
-            return f"email ({who})"
-        if self.discord is not None:
-            where = self.discord.context or self.discord.channel_id or self.discord.user_id
-            return f"Discord ({where or 'a channel'})"
-        if self.teams is not None:
-            return f"Microsoft Teams ({self.teams.context or self.teams.conversation_id})"
-        if self.sms is not None:
-            return f"SMS ({self.sms.context_about_user or self.sms.phone_number})"
-        if self.whatsapp is not None:
-            return f"WhatsApp ({self.whatsapp.context_about_user or self.whatsapp.phone_number})"
-        if self.users:
-            return f"the web inbox ({', '.join(self.users)})"
-        return "a human"
-
-
-class ResponseOption(_Model):
-    """A pre-written answer the human can pick (for example a reason to reject)."""
-
-    name: str
-    title: str | None = None
-    description: str | None = None
-    prompt_fill: str | None = None
-    interactive: bool = False
-
-
-CONTEXT_FIELD_LIMIT = 4000
-"""At most this many characters per field of :class:`RequestContext`."""
-
-
-class RequestContext(_Model):
-    """What the agent says about why it asks (a FunctionLayer addition), for the approver.
-
-    Never trusted: the agent (and a prompt-injected model) writes every word of it. Every
-    channel shows it as quoted text labelled as coming from the agent, with hidden characters
-    marked (``_display.format_context``); nothing in it changes routing, policy or the call.
-    Each field is at most :data:`CONTEXT_FIELD_LIMIT` characters (:meth:`bounded` cuts
-    longer text before sending)."""
-
-    user_request: str | None = Field(default=None, max_length=CONTEXT_FIELD_LIMIT)
-    """What the user asked the agent (the last user message)."""
-    reason: str | None = Field(default=None, max_length=CONTEXT_FIELD_LIMIT)
-    """The model's stated reason: its text before the tool call."""
-    turn: str | None = Field(default=None, max_length=CONTEXT_FIELD_LIMIT)
-    """Anything else of the conversation turn the agent chose to include."""
-
-    @classmethod
-    def bounded(
-        cls,
-        *,
-        user_request: str | None = None,
-        reason: str | None = None,
-        turn: str | None = None,
-    ) -> RequestContext | None:
-        """A context with each field cut to the limit (``…`` marks a cut); None when empty."""
-
-        def cut(text: str | None) -> str | None:
-            if text is None or not text.strip():
-                return None
-            text = text.strip()
-            if len(text) <= CONTEXT_FIELD_LIMIT:
-                return text
-            return text[: CONTEXT_FIELD_LIMIT - 1] + "…"
-
-        fields = {"user_request": cut(user_request), "reason": cut(reason), "turn": cut(turn)}
-        if not any(fields.values()):
-            return None
-        return cls(**fields)
-
-
-class ApprovalPolicy(_Model):
-    """How a server routes and decides a request (FunctionLayer addition).
-
-    - ``channels`` with ``mode="any_of"``: send to all at once, the first answer wins.
-    - ``mode="escalate"``: send to ``channels[0]``; every ``escalate_after_seconds`` without an
-      answer, also send to the next channel.
-    - ``approvals_required`` > 1: a quorum; that many distinct responders must approve, and any
-      one rejection rejects with that responder's feedback.
-    """
-
-    channels: list[ContactChannel] = Field(default_factory=list)
-    mode: Literal["any_of", "escalate"] = "any_of"
-    escalate_after_seconds: float | None = None
-    approvals_required: int = Field(default=1, ge=1)
-    responders: list[str] | None = None
-    """Who may answer (inbox user names, email addresses or Slack user ids)."""
-
-
-class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: field "kwargs" vs __init__(**kwargs)
+class FunctionCallSpec(WireModel):  # type: ignore[no-redef]  # pydantic.mypy: field "kwargs" vs __init__(**kwargs)
     """What the agent wants to run, and how to ask."""
 
     fn: str
@@ -263,7 +66,7 @@ class FunctionCallSpec(_Model):  # type: ignore[no-redef]  # pydantic.mypy: fiel
     call keeps its own decision."""
 
 
-class Execution(_Model):
+class Execution(WireModel):
     """The one execution an approval authorises (FunctionLayer addition).
 
     Recorded when the agent claims the approved call, just before the body runs; the outcome
@@ -287,14 +90,14 @@ class Execution(_Model):
         return self.outcome is not None
 
 
-class ExecutionClaim(_Model):
+class ExecutionClaim(WireModel):
     """The answer to a claim: ``granted`` only for the first claimant (and its retries)."""
 
     granted: bool
     execution: Execution
 
 
-class ExecutionReport(_Model):
+class ExecutionReport(WireModel):
     """How the claimed execution ended, sent once the body returns or raises."""
 
     claim_id: str
@@ -302,7 +105,7 @@ class ExecutionReport(_Model):
     summary: str = ""
 
 
-class FunctionCallStatus(_Model):
+class FunctionCallStatus(WireModel):
     requested_at: datetime | None = None
     responded_at: datetime | None = None
     approved: bool | None = None
@@ -335,7 +138,7 @@ class FunctionCallStatus(_Model):
         return self.approved is not None
 
 
-class CompletedFunctionCall(_Model):  # type: ignore[no-redef]  # pydantic.mypy: field "kwargs" vs __init__(**kwargs)
+class CompletedFunctionCall(WireModel):  # type: ignore[no-redef]  # pydantic.mypy: field "kwargs" vs __init__(**kwargs)
     """A decided call, as returned by :meth:`FunctionCall.as_completed`."""
 
     call_id: str
@@ -356,7 +159,7 @@ class CompletedFunctionCall(_Model):  # type: ignore[no-redef]  # pydantic.mypy:
         return self.edited_kwargs if self.edited_kwargs is not None else self.kwargs
 
 
-class FunctionCall(_Model):
+class FunctionCall(WireModel):
     run_id: str
     call_id: str
     spec: FunctionCallSpec
@@ -368,8 +171,6 @@ class FunctionCall(_Model):
 
     def as_completed(self) -> CompletedFunctionCall:
         """The decision; raises :class:`~functionlayer.ApprovalPendingError` while pending."""
-        from functionlayer._errors import ApprovalPendingError
-
         status = self.status
         if status is None or status.approved is None:
             raise ApprovalPendingError(f"function call {self.call_id!r} has no decision yet")
@@ -388,7 +189,7 @@ class FunctionCall(_Model):
         )
 
 
-class HumanContactSpec(_Model):
+class HumanContactSpec(WireModel):
     """A question for a human."""
 
     msg: str
@@ -404,7 +205,7 @@ class HumanContactSpec(_Model):
     agent, shown to the person as such, as for function calls."""
 
 
-class HumanContactStatus(_Model):
+class HumanContactStatus(WireModel):
     requested_at: datetime | None = None
     responded_at: datetime | None = None
     response: str | None = None
@@ -422,7 +223,7 @@ class HumanContactStatus(_Model):
         return self.response is not None or self.expired
 
 
-class CompletedHumanContact(_Model):
+class CompletedHumanContact(WireModel):
     call_id: str
     msg: str
     response: str | None
@@ -431,7 +232,7 @@ class CompletedHumanContact(_Model):
     responded_by: str | None = None
 
 
-class HumanContact(_Model):
+class HumanContact(WireModel):
     run_id: str
     call_id: str
     spec: HumanContactSpec
@@ -442,8 +243,6 @@ class HumanContact(_Model):
         return self.status is not None and self.status.completed
 
     def as_completed(self) -> CompletedHumanContact:
-        from functionlayer._errors import ApprovalPendingError
-
         status = self.status
         if status is None or not status.completed:
             raise ApprovalPendingError(f"human contact {self.call_id!r} has no answer yet")
@@ -457,7 +256,7 @@ class HumanContact(_Model):
         )
 
 
-class ClaimedCall(_Model):
+class ClaimedCall(WireModel):
     """The answer to waiting for a decision and claiming the execution in one round trip
     (FunctionLayer addition): the call as it is now, and the claim the server made on the
     caller's behalf when the call was approved as proposed. ``claim`` is ``None`` while the

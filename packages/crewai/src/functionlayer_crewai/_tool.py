@@ -9,7 +9,8 @@ of the model's tool call. Its ``before_tool_call``/``after_tool_call`` hooks get
 ``ToolCallHookContext`` (tool name, input, agent, task, crew) and its
 ``ToolUsage*Event``s carry the tool name and arguments, but neither carries the
 id; the tool itself receives only the arguments. The id is a local of the
-executor function running the call, so we read it from that frame. When it is
+executor function running the call, so we read it from that frame (the core's
+``functionlayer.adapters.CallIdFinder``). When it is
 not found we warn once (:class:`CallIdNotFoundWarning`): the call still works,
 under a fresh id, but a retried turn will ask the human again.
 """
@@ -18,24 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sys
-import threading
-import warnings
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from types import CodeType, FrameType
+from types import CodeType
 from typing import Any, TypeVar
 
 from crewai.tools import BaseTool
 from functionlayer import ToolSpec, tool_spec
+from functionlayer.adapters import CallIdFinder
 from pydantic import ConfigDict, Field
 
 __all__ = ["CallIdNotFoundWarning", "FunctionLayerTool", "tool", "tools"]
 
 _T = TypeVar("_T")
-
-# Deepest frame walk when looking for CrewAI's tool-call executor.
-_MAX_FRAMES = 40
 
 
 def _executor_codes() -> frozenset[CodeType]:
@@ -66,7 +62,24 @@ def _executor_codes() -> frozenset[CodeType]:
     return frozenset(codes)
 
 
-_EXECUTOR_CODES = _executor_codes()
+class CallIdNotFoundWarning(UserWarning):
+    """The model's tool call id could not be found, so the approval uses a fresh id."""
+
+
+# The executors hold the model's tool call id in their local ``call_id`` while the tool runs.
+_CALL_IDS = CallIdFinder(
+    _executor_codes(),
+    lambda local: local.get("call_id"),
+    warning=CallIdNotFoundWarning,
+    message=(
+        "functionlayer-crewai could not find the model's tool call id in CrewAI "
+        "{version}'s native tool-call executor (the tool ran outside a Crew's "
+        "native tool-calling loop, or under a CrewAI release this adapter does not "
+        "know). Approvals use a fresh call id instead, so a retried turn will ask the "
+        "human again. This warning is shown once per process."
+    ),
+    distribution="crewai",
+)
 
 
 def model_call_id(depth: int = 1) -> str | None:
@@ -76,52 +89,12 @@ def model_call_id(depth: int = 1) -> str | None:
     text-based ReAct tools); the core then uses a fresh id. ``depth`` is the
     frame to start from (1: the caller).
     """
-    frame: FrameType | None = sys._getframe(depth)
-    for _ in range(_MAX_FRAMES):
-        if frame is None:
-            return None
-        if frame.f_code in _EXECUTOR_CODES:
-            call_id = frame.f_locals.get("call_id")
-            return call_id if isinstance(call_id, str) and call_id else None
-        frame = frame.f_back
-    return None
-
-
-class CallIdNotFoundWarning(UserWarning):
-    """The model's tool call id could not be found, so the approval uses a fresh id."""
-
-
-_warned = False
-_warn_lock = threading.Lock()
-
-
-def _crewai_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("crewai")
-    except PackageNotFoundError:  # pragma: no cover - crewai imported from a source tree
-        return "(unknown version)"
+    return _CALL_IDS.find(depth + 1)
 
 
 def _call_id_or_warn() -> str | None:
     """:func:`model_call_id` seen from the tool, warning once per process when it is missing."""
-    call_id = model_call_id(depth=2)
-    if call_id is None:
-        global _warned
-        with _warn_lock:
-            first, _warned = not _warned, True
-        if first:
-            warnings.warn(
-                f"functionlayer-crewai could not find the model's tool call id in CrewAI "
-                f"{_crewai_version()}'s native tool-call executor (the tool ran outside a Crew's "
-                "native tool-calling loop, or under a CrewAI release this adapter does not "
-                "know). Approvals use a fresh call id instead, so a retried turn will ask the "
-                "human again. This warning is shown once per process.",
-                CallIdNotFoundWarning,
-                stacklevel=4,  # the caller of BaseTool.run
-            )
-    return call_id
+    return _CALL_IDS.find_or_warn(2, stacklevel=4)  # the caller of BaseTool.run
 
 
 def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:

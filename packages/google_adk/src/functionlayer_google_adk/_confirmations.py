@@ -15,7 +15,7 @@ about each paused call (the model's function call id is the call id) and writes 
   response is the human's feedback instead of ADK's fixed "This tool call is rejected.".
 
 What to ask, how to read the answer, and claiming the one execution an approval authorises are
-the core's (``functionlayer._native``); this module only translates. ADK cannot run a call with
+the core's (``functionlayer.adapters``); this module only translates. ADK cannot run a call with
 other arguments than the model's, so an approval with edits is applied as a denial telling the
 model the approved arguments. The confirmation is ADK's, inside the agent process: for the
 guarantee that nothing in that process can approve, guard the function itself
@@ -29,8 +29,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from functionlayer import FunctionCall, FunctionLayer, _native
-from functionlayer._native import NativeDecision, PendingToolCall
+from functionlayer import FunctionCall, FunctionLayer, adapters
+from functionlayer.adapters import NativeDecision, PendingToolCall
 from google.adk.events import Event
 from google.adk.plugins import BasePlugin
 from google.adk.runners import Runner
@@ -181,7 +181,7 @@ def decide(
     if not requests:
         return None
     calls = [request.call for request in requests]
-    return _answers(requests, _native.decide(fl, calls, timeout=timeout, edits=False))
+    return _answers(requests, adapters.decide(fl, calls, timeout=timeout, edits=False))
 
 
 async def adecide(
@@ -196,7 +196,7 @@ async def _adecide_requests(
     fl: FunctionLayer, requests: Sequence[ConfirmationRequest], timeout: float | None
 ) -> types.Content:
     calls = [request.call for request in requests]
-    return _answers(requests, await _native.adecide(fl, calls, timeout=timeout, edits=False))
+    return _answers(requests, await adapters.adecide(fl, calls, timeout=timeout, edits=False))
 
 
 async def arun(
@@ -303,7 +303,7 @@ def pause(
     """Create a FunctionLayer request for each confirmation request among ``events`` without
     waiting; returns what to save (``paused.to_json()``)."""
     confirmations = tuple(requests_in(events))
-    sent = _native.ask(fl, [c.call for c in confirmations])
+    sent = adapters.ask(fl, [c.call for c in confirmations])
     return PausedRun(app_name, user_id, session_id, confirmations, tuple(sent))
 
 
@@ -311,7 +311,7 @@ async def apause(
     fl: FunctionLayer, events: Iterable[Event], *, app_name: str, user_id: str, session_id: str
 ) -> PausedRun:
     confirmations = tuple(requests_in(events))
-    sent = await _native.aask(fl, [c.call for c in confirmations])
+    sent = await adapters.aask(fl, [c.call for c in confirmations])
     return PausedRun(app_name, user_id, session_id, confirmations, tuple(sent))
 
 
@@ -326,7 +326,7 @@ def collect(
     nothing is decided then, and you can try again later. Each approval is claimed here:
     collecting the same pause again denies an already approved call with "already ran".
     """
-    decisions = _native.collect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
+    decisions = adapters.collect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
     return None if decisions is None else _answers(paused.confirmations, decisions)
 
 
@@ -334,5 +334,7 @@ async def acollect(
     fl: FunctionLayer, paused: PausedRun, *, wait: bool = False, timeout: float | None = None
 ) -> types.Content | None:
     """The async :func:`collect`."""
-    decisions = await _native.acollect(fl, paused.requests, wait=wait, timeout=timeout, edits=False)
+    decisions = await adapters.acollect(
+        fl, paused.requests, wait=wait, timeout=timeout, edits=False
+    )
     return None if decisions is None else _answers(paused.confirmations, decisions)

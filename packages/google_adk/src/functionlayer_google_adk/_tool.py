@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from functionlayer import ToolSpec, _feedback, request_context_scope, tool_spec
+from functionlayer import ToolSpec, adapters, request_context_scope, tool_spec
 from google.adk.tools.base_tool import BaseTool
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
@@ -39,7 +39,7 @@ class FunctionLayerTool(BaseTool):
         try:
             self.spec.validate(args)  # report bad arguments before anyone is asked
         except ValidationError as exc:
-            return _feedback.invalid_arguments_message(self.name, _problems(exc))
+            return adapters.invalid_arguments_message(self.name, _problems(exc))
         # A sync function waits for its human in a worker thread (ToolSpec.arun); the call id
         # travels explicitly, not through the thread's context.
         # The user's message and the model's text before the call, for the approver.

@@ -15,7 +15,7 @@ tool call id, and maps the person's decision onto Haystack's:
   ``execute=False`` with FunctionLayer's message for the model as the tool result.
 
 One approval, one execution: before answering ``execute=True`` the strategy claims the execution
-of the call (``functionlayer._native.claim``). The same tool call id asked about again (a
+of the call (``functionlayer.adapters.claim``). The same tool call id asked about again (a
 replayed or resumed run) gets ``execute=False`` with a message saying the call already ran; a
 claim that cannot be recorded gets ``execute=False`` too (fail closed). Haystack runs the tool
 after the hook, out of this strategy's sight, so the outcome is not reported: the execution is
@@ -37,10 +37,14 @@ from functionlayer import (
     FunctionCallSpec,
     FunctionLayer,
     ResponseOption,
-    _native,
+    adapters,
 )
-from functionlayer._context import current_call_id
-from functionlayer._feedback import expired_message, not_run_message, rejection_message
+from functionlayer.adapters import (
+    current_call_id,
+    expired_message,
+    not_run_message,
+    rejection_message,
+)
 from haystack.core.serialization import default_from_dict, default_to_dict
 from haystack.hooks.human_in_the_loop import ToolExecutionDecision
 
@@ -113,7 +117,7 @@ class FunctionLayerConfirmation:
         decision = self._decision(call, tool_name, tool_params, tool_call_id)
         if not decision.execute:
             return decision
-        return _claimed(decision, _native.claim(self.fl, call.call_id, tool_name))
+        return _claimed(decision, adapters.claim(self.fl, call.call_id, tool_name))
 
     async def run_async(
         self,
@@ -134,7 +138,7 @@ class FunctionLayerConfirmation:
         decision = self._decision(call, tool_name, tool_params, tool_call_id)
         if not decision.execute:
             return decision
-        return _claimed(decision, await _native.aclaim(self.fl, call.call_id, tool_name))
+        return _claimed(decision, await adapters.aclaim(self.fl, call.call_id, tool_name))
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the settings; the client is rebuilt from the environment on load."""
@@ -216,7 +220,7 @@ class FunctionLayerConfirmation:
         )
 
 
-def _claimed(decision: ToolExecutionDecision, claim: _native.Claim) -> ToolExecutionDecision:
+def _claimed(decision: ToolExecutionDecision, claim: adapters.Claim) -> ToolExecutionDecision:
     """The approved decision if its execution was claimed, else a refusal saying why."""
     if claim.proceed:
         return decision

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from functionlayer import FunctionCall, FunctionCallSpec, FunctionLayer, _feedback, _native
+from functionlayer import FunctionCall, FunctionCallSpec, FunctionLayer, adapters
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import ToolMessage
 
@@ -87,7 +87,7 @@ class AutoModeEscalation(AgentMiddleware[Any, Any, Any]):
 
     def _approved_request(self, request: Any, stored: FunctionCall) -> tuple[Any, str | None]:
         """(the request to run, None) for an approval, else (None, the message for the model)."""
-        decision = _native.decision_of(stored)
+        decision = adapters.decision_of(stored)
         if decision is None or not decision.approved:
             return None, (decision.message if decision else None) or "The tool call was denied."
         if decision.arguments is not None:
@@ -98,7 +98,7 @@ class AutoModeEscalation(AgentMiddleware[Any, Any, Any]):
     def _failed(self, request: Any, call_id: str, exc: Exception) -> ToolMessage:
         reason = f"{type(exc).__name__}: {exc}"
         name = str(request.tool_call["name"])
-        return self._message(request, _feedback.not_run_message(name, reason, call_id))
+        return self._message(request, adapters.not_run_message(name, reason, call_id))
 
     def _call_id(self, request: Any) -> str | None:
         tool_call_id = request.tool_call.get("id")
@@ -131,15 +131,15 @@ class AutoModeEscalation(AgentMiddleware[Any, Any, Any]):
         approved, message = self._approved_request(request, stored)
         if approved is None:
             return self._message(request, message or "")
-        granted = _native.claim(self.fl, call_id, name)
+        granted = adapters.claim(self.fl, call_id, name)
         if not granted.proceed:
             return self._message(request, granted.message or "")
         try:
             result = handler(approved)
         except Exception as exc:
-            _native.report(self.fl, granted, exc, raised=True)
+            adapters.report(self.fl, granted, exc, raised=True)
             raise
-        _native.report(self.fl, granted, getattr(result, "content", result))
+        adapters.report(self.fl, granted, getattr(result, "content", result))
         return result
 
     # -- async ------------------------------------------------------------------------------
@@ -166,13 +166,13 @@ class AutoModeEscalation(AgentMiddleware[Any, Any, Any]):
         approved, message = self._approved_request(request, stored)
         if approved is None:
             return self._message(request, message or "")
-        granted = await _native.aclaim(self.fl, call_id, name)
+        granted = await adapters.aclaim(self.fl, call_id, name)
         if not granted.proceed:
             return self._message(request, granted.message or "")
         try:
             outcome = await handler(approved)
         except Exception as exc:
-            await _native.areport(self.fl, granted, exc, raised=True)
+            await adapters.areport(self.fl, granted, exc, raised=True)
             raise
-        await _native.areport(self.fl, granted, getattr(outcome, "content", outcome))
+        await adapters.areport(self.fl, granted, getattr(outcome, "content", outcome))
         return outcome

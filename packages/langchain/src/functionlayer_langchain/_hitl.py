@@ -20,7 +20,7 @@ Three facts shape it:
 - A decision the review config does not allow is never produced: :class:`DecisionNotAllowedError`
   is raised instead and the agent stays paused (fail closed, nothing runs).
 - One approval, one execution: an approve or edit decision is handed to the middleware only
-  after the execution of that call is claimed (``functionlayer._native.claim``). Resuming the
+  after the execution of that call is claimed (``functionlayer.adapters.claim``). Resuming the
   same checkpoint twice therefore runs the tool once: the second ``Command`` rejects the call
   with a message saying it already ran (and a claim that cannot be recorded rejects it too).
 
@@ -44,7 +44,7 @@ from functionlayer import (
     FunctionLayer,
     FunctionLayerError,
     NotFoundError,
-    _native,
+    adapters,
     group_id_for,
 )
 
@@ -270,7 +270,7 @@ class HITLBridge:
         return [
             item.decision
             if not item.runs
-            else _claimed(item, _native.claim(client, item.call_id, item.action.name))
+            else _claimed(item, adapters.claim(client, item.call_id, item.action.name))
             for item in decided
         ]
 
@@ -278,7 +278,7 @@ class HITLBridge:
         return [
             item.decision
             if not item.runs
-            else _claimed(item, await _native.aclaim(client, item.call_id, item.action.name))
+            else _claimed(item, await adapters.aclaim(client, item.call_id, item.action.name))
             for item in decided
         ]
 
@@ -323,7 +323,7 @@ def _decisions(pause: Pause, calls: Sequence[FunctionCall]) -> list[_Decided]:
     ]
 
 
-def _claimed(item: _Decided, claim: _native.Claim) -> dict[str, Any]:
+def _claimed(item: _Decided, claim: adapters.Claim) -> dict[str, Any]:
     if claim.proceed:
         return item.decision
     if "reject" not in item.action.allowed_decisions:

@@ -8,8 +8,8 @@ service, or a client that starts its servers in a new session without a terminal
 ``mcp`` SDK's ``stdio_client`` does), unless a device is named.
 
 Every outcome is turned into one :class:`Verdict`; every text the LLM sees comes from
-:mod:`functionlayer._feedback`. One approval, one execution: a ``run`` verdict holds the claim on
-the call's one execution (``functionlayer._native.aclaim``), taken before anything runs; an
+:mod:`functionlayer.adapters`. One approval, one execution: a ``run`` verdict holds the claim on
+the call's one execution (``functionlayer.adapters.aclaim``), taken before anything runs; an
 approval already used (the same call id asked about again) is a ``refuse`` verdict saying the
 call already ran, and a claim that cannot be recorded is a ``refuse`` verdict too (fail closed).
 """
@@ -32,8 +32,7 @@ from functionlayer import (
     FunctionCallSpec,
     FunctionLayer,
     InvalidEditError,
-    _feedback,
-    _native,
+    adapters,
 )
 
 if TYPE_CHECKING:
@@ -94,10 +93,10 @@ class Verdict:
     text: str = ""
     edited: bool = False
     call_id: str = ""
-    claim: _native.Claim | None = None
+    claim: adapters.Claim | None = None
 
     def edited_text(self, name: str, result: str) -> str:
-        return _feedback.edited_message(name, self.proposed, self.arguments, result)
+        return adapters.edited_message(name, self.proposed, self.arguments, result)
 
 
 async def ask(
@@ -143,18 +142,18 @@ async def ask(
         verdict = _interpret(decided, name, proposed, timeout, validate_edits)
     except InvalidEditError as exc:
         return Verdict(
-            "refuse", text=_feedback.invalid_edit_message(name, str(exc)), call_id=call_id
+            "refuse", text=adapters.invalid_edit_message(name, str(exc)), call_id=call_id
         )
     except ApprovalTimeoutError:
-        return Verdict("refuse", text=_feedback.expired_message(name, timeout), call_id=call_id)
+        return Verdict("refuse", text=adapters.expired_message(name, timeout), call_id=call_id)
     except Exception as exc:  # no decision could be had, even through a bug: fail closed
         reason = f"{type(exc).__name__}: {exc}"
         return Verdict(
-            "refuse", text=_feedback.not_run_message(name, reason, call_id), call_id=call_id
+            "refuse", text=adapters.not_run_message(name, reason, call_id), call_id=call_id
         )
     if verdict.kind != "run":
         return verdict
-    claim = await _native.aclaim(client, verdict.call_id, name)  # never raises: fails closed
+    claim = await adapters.aclaim(client, verdict.call_id, name)  # never raises: fails closed
     if not claim.proceed:
         return Verdict("refuse", text=claim.message or "", call_id=verdict.call_id)
     return dataclasses.replace(verdict, claim=claim)
@@ -178,12 +177,12 @@ def _interpret(
             "run", arguments=dict(edits), proposed=proposed, edited=True, call_id=call.call_id
         )
     if decision.expired:
-        text = _feedback.expired_message(name, call.spec.timeout_seconds or timeout)
+        text = adapters.expired_message(name, call.spec.timeout_seconds or timeout)
         return Verdict("refuse", text=text, call_id=call.call_id)
     if decision.response is not None:
         return Verdict("answer", text=decision.response, call_id=call.call_id)
     option = decision.reject_option_name
-    text = _feedback.rejection_message(name, decision.comment, option)
+    text = adapters.rejection_message(name, decision.comment, option)
     return Verdict("refuse", text=text, call_id=call.call_id)
 
 

@@ -4,7 +4,7 @@ Tools, prompts and resources are forwarded unchanged (the upstream's own request
 objects pass through). A ``tools/call`` that a ``[[gate]]`` matches is first sent to
 FunctionLayer for approval; the upstream sees it only once a person approved it, with exactly
 the approved (possibly edited) arguments, and at most once per approval: the execution is
-claimed before the call is forwarded (``functionlayer._native.aclaim``, in ``_approval.ask``),
+claimed before the call is forwarded (``functionlayer.adapters.aclaim``, in ``_approval.ask``),
 and what the upstream answered (its text, or the error it raised) is reported after, so a later
 "already ran" can tell the model how it ended.
 
@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import anyio
-from functionlayer import FunctionLayer, InvalidEditError, _feedback, _native
+from functionlayer import FunctionLayer, InvalidEditError, adapters
 from mcp import types
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel import Server
@@ -213,7 +213,7 @@ class Gateway:
         tool = await self._tool(name)
         if tool is None:
             reason = "the upstream lists no tool by this name"
-            return _error(_feedback.not_run_message(_shown_name(name), reason))
+            return _error(adapters.not_run_message(_shown_name(name), reason))
         gate: Gate | None
         if name not in self.startup_tools:
             if name not in self._announced:
@@ -228,11 +228,11 @@ class Gateway:
             # NaN and Infinity are not JSON (mcp 1.x turns them into null, 2.x keeps them): no
             # condition can judge them and no request can record them. Refused, not asked.
             reason = "the arguments hold a number JSON cannot carry (NaN or Infinity)"
-            return _error(_feedback.not_run_message(name, reason))
+            return _error(adapters.not_run_message(name, reason))
         problem = schema_problem(tool, arguments)
         if problem is not None:
             reason = f"the arguments do not match the tool's input schema: {problem}"
-            return _error(_feedback.not_run_message(name, reason))
+            return _error(adapters.not_run_message(name, reason))
         # From here on the upstream receives the name, the arguments the gate judged (and a
         # person approved) and the protocol's _meta: no extra fields the client added to params.
         params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=params.meta)
@@ -255,7 +255,7 @@ class Gateway:
                     "the requestState names no pending approval of this call in this session "
                     "(unknown, already used, or issued for other arguments)"
                 )
-                return _error(_feedback.not_run_message(name, reason))
+                return _error(adapters.not_run_message(name, reason))
             _, call_id, deadline = handle
         elif resumed is not None:  # the same call again: the same request, the same deadline
             call_id, deadline = resumed
@@ -313,9 +313,9 @@ class Gateway:
         try:
             result = await self._forward_call(approved)
         except Exception as exc:
-            await _native.areport(self.client, verdict.claim, exc, raised=True)
+            await adapters.areport(self.client, verdict.claim, exc, raised=True)
             raise
-        await _native.areport(
+        await adapters.areport(
             self.client,
             verdict.claim,
             result,

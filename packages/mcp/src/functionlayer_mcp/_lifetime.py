@@ -20,7 +20,7 @@ import signal
 from typing import Any
 
 import anyio
-from functionlayer import ConflictError, FunctionLayer, NotFoundError, _interrupt
+from functionlayer import ConflictError, FunctionLayer, NotFoundError, adapters
 from mcp.server.lowlevel import Server
 
 from functionlayer_mcp._approval import warn
@@ -95,7 +95,7 @@ async def serve(
     # The core's own Ctrl-C handling (functionlayer._interrupt) would end the process from a
     # signal handler in the middle of the event loop; installed first, it is replaced by the
     # receiver below for as long as this serves, so the process ends here, in order.
-    _interrupt.install()
+    adapters.install_interrupt_handler()
     stopped_by: list[int] = []
     options = server.create_initialization_options()
     try:
@@ -141,7 +141,7 @@ async def _stop_on_signal(
             # Abandon first: unwinding waits for the SDK's stdin reader, a thread that only
             # returns when the client writes or closes; the process ends GRACE_SECONDS later.
             _finish(outstanding, signal.Signals(signum).name)
-            _interrupt.exit_after(GRACE_SECONDS, 128 + signum)
+            adapters.exit_after(GRACE_SECONDS, 128 + signum)
             scope.cancel()
             return
 

@@ -52,7 +52,7 @@ def permission_payload(verdict: Verdict) -> dict[str, Any]:
     """The permission-prompt contract's answer for a verdict."""
     if verdict.kind == "run":
         return {"behavior": "allow", "updatedInput": verdict.arguments}
-    # A refusal carries the LLM-facing text from functionlayer._feedback; an answer given
+    # A refusal carries the LLM-facing text from functionlayer.adapters; an answer given
     # instead of a decision is the person's own words.
     return {"behavior": "deny", "message": verdict.text}
 

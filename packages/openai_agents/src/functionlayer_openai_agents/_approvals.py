@@ -15,7 +15,7 @@ The SDK cannot run a call with arguments other than the model's, so an approval 
 arguments is applied as a rejection that tells the model which arguments the human approved.
 Each approval is claimed when it is applied (one approval, one execution): resuming the same
 saved pause twice approves each call once; the second time the call is rejected with "already
-ran". What to ask, how to read the answer and the claim are the core's (``functionlayer._native``).
+ran". What to ask, how to read the answer and the claim are the core's (``functionlayer.adapters``).
 
 Sticky SDK decisions: ``state.approve(item, always_approve=True)`` makes the SDK run every later
 call of that tool (of that agent, since 0.24) without an interruption, so without any person
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent, RunState, ToolApprovalItem
-from functionlayer import FunctionCall, FunctionLayer, FunctionLayerError, _native
-from functionlayer._native import NativeDecision, PendingToolCall
+from functionlayer import FunctionCall, FunctionLayer, FunctionLayerError, adapters
+from functionlayer.adapters import NativeDecision, PendingToolCall
 
 __all__ = [
     "PausedRun",
@@ -165,7 +165,7 @@ def decide(fl: FunctionLayer, result: Any, *, timeout: float | None = None) -> R
     """
     state = _state_of(result)
     calls = _calls(state)
-    return _apply(state, _native.decide(fl, calls, timeout=timeout, edits=False))
+    return _apply(state, adapters.decide(fl, calls, timeout=timeout, edits=False))
 
 
 async def adecide(
@@ -174,7 +174,7 @@ async def adecide(
     """The async :func:`decide`; the calls wait concurrently."""
     state = _state_of(result)
     calls = _calls(state)
-    return _apply(state, await _native.adecide(fl, calls, timeout=timeout, edits=False))
+    return _apply(state, await adapters.adecide(fl, calls, timeout=timeout, edits=False))
 
 
 # -- pause now, resume later ----------------------------------------------------------------------
@@ -218,13 +218,13 @@ def pause(fl: FunctionLayer, result: Any) -> PausedRun:
     """Create a FunctionLayer request for each of ``result.interruptions`` without waiting;
     returns what to save (``paused.to_json()``)."""
     state = _state_of(result)
-    sent = _native.ask(fl, _calls(state))
+    sent = adapters.ask(fl, _calls(state))
     return PausedRun(state=state.to_json(), requests=tuple(sent))
 
 
 async def apause(fl: FunctionLayer, result: Any) -> PausedRun:
     state = _state_of(result)
-    sent = await _native.aask(fl, _calls(state))
+    sent = await adapters.aask(fl, _calls(state))
     return PausedRun(state=state.to_json(), requests=tuple(sent))
 
 
@@ -250,7 +250,7 @@ async def aresume(
     )
     rejected = _refuse_sticky_approvals(state, agent)  # before anything is claimed
     requests = [request for request in paused.requests if request.spec.fn not in rejected]
-    decisions = await _native.acollect(fl, requests, wait=wait, timeout=timeout, edits=False)
+    decisions = await adapters.acollect(fl, requests, wait=wait, timeout=timeout, edits=False)
     if decisions is None:
         return None
     return _apply(state, decisions)
@@ -272,7 +272,7 @@ def resume(
     )
     rejected = _refuse_sticky_approvals(state, agent)  # before anything is claimed
     requests = [request for request in paused.requests if request.spec.fn not in rejected]
-    decisions = _native.collect(fl, requests, wait=wait, timeout=timeout, edits=False)
+    decisions = adapters.collect(fl, requests, wait=wait, timeout=timeout, edits=False)
     if decisions is None:
         return None
     return _apply(state, decisions)

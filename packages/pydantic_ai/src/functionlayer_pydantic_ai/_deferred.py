@@ -15,7 +15,7 @@ Three ways in:
   created and the run's messages saved; nothing blocks.
 
 What to ask, how to read the answer, and claiming the one execution an approval authorises are
-the core's (``functionlayer._native``); this module only translates. An approval is claimed when
+the core's (``functionlayer.adapters``); this module only translates. An approval is claimed when
 it becomes ``True`` / ``ToolApproved`` here, so resuming the same pause twice runs the tool once:
 the second time the call is denied with "already ran".
 """
@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from functionlayer import FunctionCall, FunctionLayer, RequestContext, _native
-from functionlayer._native import NativeDecision, PendingToolCall
+from functionlayer import FunctionCall, FunctionLayer, RequestContext, adapters
+from functionlayer.adapters import NativeDecision, PendingToolCall
 from pydantic_ai import RunContext
 from pydantic_ai.capabilities import HandleDeferredToolCalls
 from pydantic_ai.messages import (
@@ -166,14 +166,14 @@ def decide(
     closed: a call that cannot be decided (server down, timeout) is denied with the reason.
     External calls (``requests.calls``) are left to you.
     """
-    return _results(_native.decide(fl, _calls(requests, agent), timeout=timeout))
+    return _results(adapters.decide(fl, _calls(requests, agent), timeout=timeout))
 
 
 async def adecide(
     fl: FunctionLayer, requests: Any, *, timeout: float | None = None, agent: Any = None
 ) -> DeferredToolResults:
     """The async :func:`decide`; the calls wait concurrently."""
-    return _results(await _native.adecide(fl, _calls(requests, agent), timeout=timeout))
+    return _results(await adapters.adecide(fl, _calls(requests, agent), timeout=timeout))
 
 
 def approval_handler(
@@ -194,7 +194,7 @@ def approval_handler(
         # The run's own tools (their docstrings) and messages (the user's prompt, the model's
         # text before the call) go to the approver with each request.
         calls = _calls(requests, ctx, list(ctx.messages or []))
-        return _results(await _native.adecide(fl, calls, timeout=timeout))
+        return _results(await adapters.adecide(fl, calls, timeout=timeout))
 
     return HandleDeferredToolCalls(handler=handle)
 
@@ -250,12 +250,12 @@ def pause(fl: FunctionLayer, result: Any, *, agent: Any = None) -> PausedRun:
     """Create a FunctionLayer request for each call awaiting approval in ``result`` (a run whose
     output is ``DeferredToolRequests``) without waiting; returns what to save. ``agent``: the
     ``Agent``, so the approver reads each tool's docstring."""
-    sent = _native.ask(fl, _paused_calls(result, agent))
+    sent = adapters.ask(fl, _paused_calls(result, agent))
     return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
 
 
 async def apause(fl: FunctionLayer, result: Any, *, agent: Any = None) -> PausedRun:
-    sent = await _native.aask(fl, _paused_calls(result, agent))
+    sent = await adapters.aask(fl, _paused_calls(result, agent))
     return PausedRun(messages=result.all_messages_json(), requests=tuple(sent))
 
 
@@ -273,7 +273,7 @@ def collect(
     Each approval is claimed here (one approval, one execution): collecting the same pause again
     denies the calls that were already approved once, and the model reads that they already ran.
     """
-    decisions = _native.collect(fl, paused.requests, wait=wait, timeout=timeout)
+    decisions = adapters.collect(fl, paused.requests, wait=wait, timeout=timeout)
     return None if decisions is None else _results(decisions)
 
 
@@ -281,5 +281,5 @@ async def acollect(
     fl: FunctionLayer, paused: PausedRun, *, wait: bool = False, timeout: float | None = None
 ) -> DeferredToolResults | None:
     """The async :func:`collect`."""
-    decisions = await _native.acollect(fl, paused.requests, wait=wait, timeout=timeout)
+    decisions = await adapters.acollect(fl, paused.requests, wait=wait, timeout=timeout)
     return None if decisions is None else _results(decisions)

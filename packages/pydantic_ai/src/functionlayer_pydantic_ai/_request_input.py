@@ -22,8 +22,8 @@ import importlib
 import json
 from typing import Any
 
-from functionlayer import ConfigurationError, FunctionLayer, HumanContactSpec, _feedback, _native
-from functionlayer._native import NativeDecision, PendingToolCall
+from functionlayer import ConfigurationError, FunctionLayer, HumanContactSpec, adapters
+from functionlayer.adapters import NativeDecision, PendingToolCall
 
 from functionlayer_pydantic_ai._deferred import _pending, _results
 
@@ -69,11 +69,11 @@ async def _answer(
     try:
         contact = await fl.afetch_human_response(spec, part.tool_call_id)
     except Exception as exc:  # fail closed: the model hears that nobody answered
-        return None, _feedback.contact_failed_message(f"{type(exc).__name__}: {exc}")
+        return None, adapters.contact_failed_message(f"{type(exc).__name__}: {exc}")
     status = contact.status
     if status is None or status.expired or status.response is None:
         reason = (status.response if status is not None else None) or "the request expired"
-        return None, _feedback.contact_failed_message(reason)
+        return None, adapters.contact_failed_message(reason)
     return status.response, status.responded_by
 
 
@@ -95,7 +95,7 @@ def request_input(fl: FunctionLayer, *, timeout: float | None = None) -> Any:
             part for part in requests.calls if requests.kind(part.tool_call_id) == "question"
         ]
         decided, answers = await asyncio.gather(
-            _native.adecide(fl, approvals, timeout=timeout),
+            adapters.adecide(fl, approvals, timeout=timeout),
             asyncio.gather(*(_answer(fl, part, timeout) for part in questions)),
         )
         results = _results(decided)

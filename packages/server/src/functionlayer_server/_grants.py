@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from functionlayer_server._conditions import (
     Condition,

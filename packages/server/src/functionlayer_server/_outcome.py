@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 
 __all__ = ["STATUSES", "Outcome", "OutcomeTable", "Status", "outcome", "render"]
 

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from functionlayer._models import DECISION_KINDS, FunctionCallSpec
+from functionlayer.models import DECISION_KINDS, FunctionCallSpec
 
 from functionlayer_server._schema_check import (
     MAX_SCHEMA_BYTES,

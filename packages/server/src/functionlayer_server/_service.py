@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 
 from functionlayer_server._accounts import Accounts
 from functionlayer_server._ownership import check_owner

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from functionlayer import FunctionCall
-from functionlayer._models import FunctionCallStatus
+from functionlayer.models import FunctionCallStatus
 from functionlayer_server._app import create_app
 from functionlayer_server._settings import Settings
 

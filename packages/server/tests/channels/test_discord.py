@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from functionlayer._models import (
+from functionlayer.models import (
     ContactChannel,
     DiscordContactChannel,
     FunctionCall,

@@ -26,7 +26,7 @@ from functionlayer import (
     FunctionLayer,
     call_id_scope,
 )
-from functionlayer._models import EmailRecipient
+from functionlayer.models import EmailRecipient
 
 from tests._support.mail import Mailbox
 from tests._support.servers import ServerFactory, ServerProcess, free_port

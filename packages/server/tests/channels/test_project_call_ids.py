@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from functionlayer._models import ApprovalPolicy, FunctionCall, FunctionCallSpec
+from functionlayer.models import ApprovalPolicy, FunctionCall, FunctionCallSpec
 from functionlayer_server._scheduler import ManualClock
 
 from packages.server.tests.channels.slack_double import SlackDouble

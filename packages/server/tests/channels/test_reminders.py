@@ -17,8 +17,8 @@ import httpx
 import pytest
 from functionlayer import FunctionLayer, HttpBackend
 from functionlayer._feedback import expired_message, rejection_message
-from functionlayer._models import ContactChannel, FunctionCall, FunctionCallSpec
-from functionlayer._models import SlackContactChannel as Slack
+from functionlayer.models import ContactChannel, FunctionCall, FunctionCallSpec
+from functionlayer.models import SlackContactChannel as Slack
 from functionlayer_server._app import create_app
 from functionlayer_server._channels._dispatch import REMIND_TOPIC
 from functionlayer_server._policy import OperatorPolicy

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from functionlayer._models import (
+from functionlayer.models import (
     ApprovalPolicy,
     ContactChannel,
     FunctionCall,

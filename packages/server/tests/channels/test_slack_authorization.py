@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from functionlayer._models import FunctionCallStatus, HumanContactStatus
+from functionlayer.models import FunctionCallStatus, HumanContactStatus
 from functionlayer_server._app import create_app
 from functionlayer_server._settings import Settings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from functionlayer._models import FunctionCall, FunctionCallSpec
+from functionlayer.models import FunctionCall, FunctionCallSpec
 from functionlayer_server._scheduler import ManualClock
 from functionlayer_server._service import FUNCTION_CALL
 

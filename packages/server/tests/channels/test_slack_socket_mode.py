@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from functionlayer._models import (
+from functionlayer.models import (
     ContactChannel,
     FunctionCall,
     FunctionCallSpec,

@@ -15,7 +15,6 @@ an open wait, answered with "interrupted").
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 import time
@@ -23,73 +22,14 @@ from typing import IO, Any
 
 from functionlayer import _interrupt
 from functionlayer._backends._memory import InMemoryBackend
-from functionlayer._display import format_context, make_visible, ordered_names, show_arguments
+from functionlayer._backends._terminal_input import Interrupted, as_json, parse_value, reader_for
+from functionlayer._channel_models import ApprovalPolicy, ContactChannel
+from functionlayer._display import format_context, ordered_names, show_arguments
 from functionlayer._errors import NoHumanAvailableError
-from functionlayer._models import ApprovalPolicy, ContactChannel, FunctionCall, HumanContact
+from functionlayer._models import FunctionCall, HumanContact
+from functionlayer._visible import make_visible
 
 __all__ = ["TerminalBackend"]
-
-_EOF = object()
-_INTERRUPT = object()
-
-
-class _Interrupted(Exception):
-    """Ctrl-C at the prompt."""
-
-
-class _LineReader:
-    """Reads lines on a daemon thread so a prompt can time out without losing later lines."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self._lines: queue.Queue[str | object] = queue.Queue()
-        self._eof = False
-        self._thread = threading.Thread(target=self._pump, name="functionlayer-stdin", daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        while True:
-            try:
-                line = self._stream.readline()
-            except (OSError, ValueError):  # closed or unreadable stream: same as end of input
-                line = ""
-            if not line:
-                self._lines.put(_EOF)
-                return
-            self._lines.put(line.rstrip("\r\n"))
-
-    def interrupt(self) -> None:
-        """Answer the pending (or next) ``readline`` with :class:`_Interrupted`."""
-        self._lines.put(_INTERRUPT)
-
-    def readline(self, timeout: float | None) -> str | None:
-        """The next line; ``None`` at end of input. Raises ``TimeoutError`` when none came in
-        time, :class:`_Interrupted` after Ctrl-C."""
-        if self._eof:
-            return None
-        try:
-            item = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
-        if item is _INTERRUPT:
-            raise _Interrupted
-        if item is _EOF:
-            self._eof = True
-            return None
-        assert isinstance(item, str)
-        return item
-
-
-_READERS: dict[int, _LineReader] = {}
-_READERS_LOCK = threading.Lock()
-
-
-def _reader_for(stream: IO[str]) -> _LineReader:
-    with _READERS_LOCK:
-        reader = _READERS.get(id(stream))
-        if reader is None or reader._stream is not stream:
-            reader = _READERS[id(stream)] = _LineReader(stream)
-        return reader
 
 
 class TerminalBackend(InMemoryBackend):
@@ -114,7 +54,7 @@ class TerminalBackend(InMemoryBackend):
         self._out.flush()
 
     def _readline(self, deadline: float | None, what: str) -> str | None:
-        reader = _reader_for(self._input or sys.stdin)
+        reader = reader_for(self._input or sys.stdin)
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
 
         def interrupted() -> str:
@@ -124,7 +64,7 @@ class TerminalBackend(InMemoryBackend):
         try:
             with _interrupt.waiting(what, interrupted, self._out):
                 return reader.readline(timeout)
-        except _Interrupted:
+        except Interrupted:
             raise NoHumanAvailableError("interrupted (Ctrl-C) at the terminal prompt") from None
 
     def create_function_call(self, call: FunctionCall) -> FunctionCall:
@@ -196,7 +136,7 @@ class TerminalBackend(InMemoryBackend):
                 elif edits:
                     self._say(
                         "Approved with "
-                        + ", ".join(f"{k} = {_json(v)}" for k, v in edits.items())
+                        + ", ".join(f"{k} = {as_json(v)}" for k, v in edits.items())
                         + "\n"
                     )
                     self.respond(
@@ -268,19 +208,19 @@ class TerminalBackend(InMemoryBackend):
             current = spec.kwargs[name]
             schema = properties.get(name) if isinstance(properties, dict) else None
             while True:
-                self._say(f"  {make_visible(name)[0]} [{make_visible(_json(current))[0]}]: ")
+                self._say(f"  {make_visible(name)[0]} [{make_visible(as_json(current))[0]}]: ")
                 line = self._readline(deadline, f"{spec.fn} was not run")
                 if line is None:
                     raise NoHumanAvailableError("end of input while editing: nothing was approved")
                 if not line.strip():
                     break
-                value, problem = _parse_value(line, schema if isinstance(schema, dict) else None)
+                value, problem = parse_value(line, schema if isinstance(schema, dict) else None)
                 if problem is None:
-                    if _json(value) != _json(current):
+                    if as_json(value) != as_json(current):
                         edits[name] = value
                     break
                 self._say(
-                    f"    not accepted: {problem}; try again (Enter keeps {_json(current)})\n"
+                    f"    not accepted: {problem}; try again (Enter keeps {as_json(current)})\n"
                 )
         return edits
 
@@ -336,82 +276,6 @@ class TerminalBackend(InMemoryBackend):
 
 
 _NOT_CONFIRMED = "the approver did not confirm the irreversible call"
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
-
-def _parse_value(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | None]:
-    """What the person typed for one argument, and why it does not fit its schema (or None).
-    Checks the usual keywords (type, enum, bounds, lengths); the guard validates the whole call
-    against the function's signature again before the body runs."""
-    import json
-
-    types = (schema or {}).get("type")
-    kinds = [types] if isinstance(types, str) else list(types or [])
-    raw = text.strip()
-    if kinds == ["string"]:
-        value: Any = text.rstrip("\r\n")
-    else:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            if kinds and "string" not in kinds:
-                return None, f"{raw!r} is not JSON of type {' or '.join(kinds)}"
-            value = raw
-    if kinds:
-        fits = any(
-            isinstance(value, _TYPES[k])
-            and not (k in ("integer", "number") and isinstance(value, bool))
-            for k in kinds
-            if k in _TYPES
-        ) or ("integer" in kinds and isinstance(value, float) and value.is_integer())
-        if not fits:
-            return None, f"expected {' or '.join(kinds)}, got {_json(value)}"
-    if schema is None:
-        return value, None
-    enum = schema.get("enum")
-    if isinstance(enum, list) and value not in enum:
-        return None, "one of " + ", ".join(_json(v) for v in enum)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        for key, word in (
-            ("minimum", "at least"),
-            ("maximum", "at most"),
-            ("exclusiveMinimum", "more than"),
-            ("exclusiveMaximum", "less than"),
-        ):
-            bound = schema.get(key)
-            if not isinstance(bound, int | float):
-                continue
-            ok = {
-                "minimum": value >= bound,
-                "maximum": value <= bound,
-                "exclusiveMinimum": value > bound,
-                "exclusiveMaximum": value < bound,
-            }[key]
-            if not ok:
-                return None, f"must be {word} {bound}"
-    if isinstance(value, str):
-        low, high = schema.get("minLength"), schema.get("maxLength")
-        if isinstance(low, int) and len(value) < low:
-            return None, f"at least {low} characters"
-        if isinstance(high, int) and len(value) > high:
-            return None, f"at most {high} characters"
-    return value, None
 
 
 _warned: set[str] = set()

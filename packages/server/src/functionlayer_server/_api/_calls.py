@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import FunctionCallStatus
+from functionlayer.models import FunctionCallStatus
 from pydantic import BaseModel
 
 from functionlayer_server._audit_view import visible_entry

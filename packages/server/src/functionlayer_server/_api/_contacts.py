@@ -3,7 +3,7 @@ with an approver token (or giving it up with the agent's)."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import HumanContactStatus
+from functionlayer.models import HumanContactStatus
 
 from ._deps import client, person_of, service_of
 from ._requests import CONTACTS, add_abandon_route, add_request_routes, give_up, kind_route

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import (
+from functionlayer.models import (
     ClaimedCall,
     Execution,
     ExecutionClaim,

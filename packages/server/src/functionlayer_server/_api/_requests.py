@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from fastapi.types import DecoratedCallable
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 from pydantic import BaseModel
 
 from functionlayer_server._auth import ApiClient

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
-from functionlayer._models import ContactChannel, FunctionCall, HumanContact
+from functionlayer.models import ContactChannel, FunctionCall, HumanContact
 
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from functionlayer._models import (
+from functionlayer.models import (
     ContactChannel,
 )
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import (
+from functionlayer.display import (
     CONTEXT_LABEL,
     ShownArguments,
     format_comparison,
@@ -27,7 +27,7 @@ from functionlayer._display import (
     make_visible,
     show_arguments,
 )
-from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._schema import allowed
@@ -222,7 +222,7 @@ def _arguments(call: FunctionCall) -> ShownArguments:
 
 def arguments_fit(call: FunctionCall) -> bool:
     """Whether the message shows every argument in full (the display rule of
-    ``functionlayer._display.show_arguments``: every argument, hidden characters marked).
+    ``functionlayer.display.show_arguments``: every argument, hidden characters marked).
     When it does not, the message offers no Approve button and points to the inbox."""
     return _arguments(call).complete
 

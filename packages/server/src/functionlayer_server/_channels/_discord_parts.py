@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functionlayer._models import DiscordContactChannel
+from functionlayer.models import DiscordContactChannel
 
 from functionlayer_server._channels._base import ChannelRequest
 from functionlayer_server._channels._discord_messages import INPUT_ID

@@ -10,7 +10,7 @@ import contextvars
 import logging
 from typing import Any
 
-from functionlayer._models import ContactChannel
+from functionlayer.models import ContactChannel
 
 from functionlayer_server._channels._base import Channel, ChannelRequest
 from functionlayer_server._channels._planning import (

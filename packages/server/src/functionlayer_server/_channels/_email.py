@@ -42,7 +42,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import (
+from functionlayer.models import (
     ContactChannel,
     FunctionCall,
 )

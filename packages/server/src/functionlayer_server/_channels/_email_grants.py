@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 from fastapi.responses import HTMLResponse, Response
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from functionlayer_server._channels import _grant_offer as offer
 from functionlayer_server._channels._base import needs_confirmation

@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from functionlayer_server._channels._base import ChannelRequest, needs_confirmation
 from functionlayer_server._channels._email_links import LinkError, LinkSigner, LinkToken, use_key

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from functionlayer._display import (
+from functionlayer.display import (
     CONTEXT_LABEL,
     WARNING,
     context_lines,
@@ -17,7 +17,7 @@ from functionlayer._display import (
     format_context,
     show_arguments,
 )
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 
 from functionlayer_server._outcome import OutcomeTable, outcome, render
 
@@ -187,13 +187,13 @@ class LinkPage:
 
 
 def pretty_arguments(kwargs: Any, schema: dict[str, Any] | None = None) -> str:
-    """Signature order, real line breaks, hidden characters marked (``functionlayer._display``)."""
+    """Signature order, real line breaks, hidden characters marked (``functionlayer.display``)."""
     return format_arguments(kwargs, schema)
 
 
 def arguments_fit(call: FunctionCall) -> bool:
     """Whether the email shows every argument in full (the display rule of
-    ``functionlayer._display.show_arguments``). When it does not, the email has no Approve
+    ``functionlayer.display.show_arguments``). When it does not, the email has no Approve
     link, its links cannot approve and a reply cannot approve: the person decides in the inbox."""
     return show_arguments(call.spec.kwargs, call.spec.parameters, room=ARGUMENTS_ROOM).complete
 

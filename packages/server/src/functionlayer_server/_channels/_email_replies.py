@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from functionlayer._models import FunctionCallStatus
+from functionlayer.models import FunctionCallStatus
 
 from functionlayer_server._channels._email_inbound import InboundError, is_approval, parse_reply
 from functionlayer_server._channels._email_pages import TOO_LONG_REASON, VIA, refuse_answer

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from functionlayer_server._errors import InvalidRequestError
 from functionlayer_server._grants import Grant, exact_scope

@@ -31,7 +31,7 @@ on the database.
 
 from __future__ import annotations
 
-from functionlayer._models import ContactChannel, FunctionCall
+from functionlayer.models import ContactChannel, FunctionCall
 
 from functionlayer_server._channels._base import ChannelRequest
 from functionlayer_server._policy import OperatorPolicy, Reminders

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from functionlayer._models import (
+from functionlayer.models import (
     ContactChannel,
     FunctionCall,
     SlackContactChannel,

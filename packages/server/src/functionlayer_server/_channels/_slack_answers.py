@@ -9,7 +9,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from functionlayer._models import (
+from functionlayer.models import (
     FunctionCall,
     FunctionCallStatus,
     HumanContact,

@@ -8,14 +8,14 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import (
+from functionlayer.display import (
     ShownArguments,
     format_comparison,
     format_context,
     make_visible,
     show_arguments,
 )
-from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._schema import allowed
@@ -144,7 +144,7 @@ def _arguments(call: FunctionCall) -> ShownArguments:
 
 def arguments_fit(call: FunctionCall) -> bool:
     """Whether Slack can show every argument in full (the display rule of
-    ``functionlayer._display.show_arguments``). When it cannot, the message offers no Approve
+    ``functionlayer.display.show_arguments``). When it cannot, the message offers no Approve
     button (nobody approves what they could not read) and links to the inbox."""
     return _arguments(call).complete
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from functionlayer._models import FunctionCall, SlackContactChannel
+from functionlayer.models import FunctionCall, SlackContactChannel
 
 from functionlayer_server._channels import _grant_offer as offer
 from functionlayer_server._channels import _slack_blocks as kit

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from functionlayer_server._channels._base import DeliveryStore
 from functionlayer_server._channels._slack_blocks import decided_blocks, request_blocks

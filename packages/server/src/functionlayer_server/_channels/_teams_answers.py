@@ -9,7 +9,7 @@ import logging
 from typing import Any, Protocol
 
 import httpx
-from functionlayer._models import (
+from functionlayer.models import (
     FunctionCall,
     FunctionCallStatus,
     HumanContact,

@@ -6,7 +6,7 @@ titles, which Adaptive Cards render as plain text: no markdown, no link. A card 
 ``msteams.entities``, so ``<at>…</at>`` in any text mentions nobody. Only the fixed labels of
 this module are ``TextBlock`` text.
 
-Arguments are shown under the one display rule (:func:`functionlayer._display.show_arguments`):
+Arguments are shown under the one display rule (:func:`functionlayer.display.show_arguments`):
 when they do not fit the card's budget, the card says so and offers no Approve (and the channel
 refuses an approval of that call).
 
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import (
+from functionlayer.display import (
     ShownArguments,
     format_arguments,
     format_context,
     make_visible,
     show_arguments,
 )
-from functionlayer._models import FunctionCall, HumanContact, ResponseOption
+from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._policy import option_text

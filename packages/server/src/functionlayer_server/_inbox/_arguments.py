@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functionlayer._display import (
+from functionlayer.display import (
     WARNING,
     DisplayArgument,
     display_arguments,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from functionlayer._display import format_number, make_visible
+from functionlayer.display import format_number, make_visible
 
 __all__ = ["AuditRow", "audit_row"]
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from .. import _schema
 from ._arguments import FIELD_PREFIX, edit_fields, edits_from_form

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from .. import _schema
 from .._app_state import Service

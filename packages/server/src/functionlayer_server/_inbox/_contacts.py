@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from functionlayer._models import HumanContact
+from functionlayer.models import HumanContact
 
 from .._app_state import Service
 from .._errors import AlreadyDecidedError, InvalidDecisionError, NotFoundError, ServerError

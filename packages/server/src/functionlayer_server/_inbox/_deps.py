@@ -21,7 +21,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 from starlette.datastructures import FormData
 
 from .._app_state import Config, Service

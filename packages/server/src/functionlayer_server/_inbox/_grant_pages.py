@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from .._app_state import Service
 from .._errors import AlreadyDecidedError, NotFoundError, ServerError

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from functionlayer._display import show_arguments
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.display import show_arguments
+from functionlayer.models import FunctionCall, FunctionCallStatus
 from starlette.datastructures import FormData
 
 from .. import _schema

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 
 from .._audit_view import visible_details
 from .._errors import NotFoundError

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer._display import (
+from functionlayer.display import (
     CONTEXT_LABEL,
     WARNING,
     ComparedArgument,
@@ -24,7 +24,7 @@ from functionlayer._display import (
     make_visible,
     visible_json,
 )
-from functionlayer._models import (
+from functionlayer.models import (
     ApprovalPolicy,
     ContactChannel,
     FunctionCall,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from functionlayer_server._outcome import outcome
 from functionlayer_server._policy._common import Request

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functionlayer._models import FunctionCall, FunctionCallStatus
+from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from functionlayer_server import _grants, _schema
 from functionlayer_server._policy import Identity

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from functionlayer_server import _policy as policy
 from functionlayer_server._accounts import Accounts

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from functionlayer._models import (
+from functionlayer.models import (
     FunctionCall,
     FunctionCallStatus,
     HumanContact,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from functionlayer._models import FunctionCall, FunctionCallStatus, HumanContact, HumanContactStatus
+from functionlayer.models import FunctionCall, FunctionCallStatus, HumanContact, HumanContactStatus
 
 from functionlayer_server import _policy as policy
 from functionlayer_server import _schema

@@ -12,7 +12,7 @@ nothing ever re-runs it.
 
 from __future__ import annotations
 
-from functionlayer._models import Execution, ExecutionClaim, ExecutionReport, FunctionCall
+from functionlayer.models import Execution, ExecutionClaim, ExecutionReport, FunctionCall
 
 from functionlayer_server._errors import ConflictError, InvalidRequestError
 from functionlayer_server._ownership import check_owner

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from functionlayer._models import FunctionCall
+from functionlayer.models import FunctionCall
 
 from functionlayer_server._policy import Person
 from functionlayer_server._store import RequestRecord

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from functionlayer._models import FunctionCallStatus, HumanContactStatus
+from functionlayer.models import FunctionCallStatus, HumanContactStatus
 
 from functionlayer_server._errors import NotFoundError
 from functionlayer_server._held import wake_at

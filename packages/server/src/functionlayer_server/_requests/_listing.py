@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 
 from functionlayer_server._policy import Person
 from functionlayer_server._store import RequestRecord

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from functionlayer._models import FunctionCall, HumanContact
+from functionlayer.models import FunctionCall, HumanContact
 
 from functionlayer_server._errors import NotFoundError
 from functionlayer_server._policy import Identity

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from functionlayer._models import FunctionCallSpec
+from functionlayer.models import FunctionCallSpec
 
 from functionlayer_server import _schema
 from functionlayer_server._errors import InvalidRequestError

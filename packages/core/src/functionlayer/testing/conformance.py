@@ -1,5 +1,5 @@
 """The conformance suite every FunctionLayer adapter passes (in the spirit of LangChain's
-standard tests).
+standard tests), for this repository's adapters and for anyone writing their own.
 
 An adapter's test module subclasses :class:`AdapterConformance` (the class name must start
 with ``Test`` there, so pytest collects it) and implements a small harness: build the native
@@ -7,6 +7,27 @@ tool from a function, invoke it the way the framework's agent loop would (with t
 tool call id), sync and async, and read the tool's name, description and argument schema.
 Every case below then runs against that adapter. The cases use ``ScriptedHuman``, so they
 are fast and offline; each adapter's real agent loop is covered by its end-to-end tests.
+
+Outside this repository (needs pytest; importing :mod:`functionlayer` never imports it)::
+
+    # conftest.py: readable assertion failures from the suite's cases
+    import pytest
+
+    pytest.register_assert_rewrite("functionlayer.testing.conformance")
+
+    # test_my_adapter.py
+    from functionlayer.testing.conformance import AdapterConformance
+
+    class TestMyAdapter(AdapterConformance):
+        def make_tool(self, fn): return my_adapter.tool(fn)
+        def invoke(self, tool, arguments, call_id): return str(tool.call(arguments, id=call_id))
+        def tool_name(self, tool): return tool.name
+        def tool_description(self, tool): return tool.description
+        def tool_parameters(self, tool): return tool.json_schema
+
+Set ``supports_async = False`` (no async path) or ``passes_call_id = False`` (the framework
+cannot expose the model's tool call id: say why) to skip those cases; override ``ainvoke`` and
+``invoke_turn`` where the framework has an async path or runs a turn's calls itself.
 """
 
 from __future__ import annotations
@@ -19,18 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
+
 from functionlayer import FunctionLayer, MalformedResponseError
-from functionlayer._feedback import edited_message, rejection_message
-from functionlayer.testing import (
-    Answer,
-    ScriptedHuman,
-    approve,
-    edit,
-    fail,
-    never,
-    reject,
-    respond,
-)
+from functionlayer.adapters import edited_message, rejection_message
+from functionlayer.testing import Answer, ScriptedHuman, approve, edit, fail, never, reject, respond
 
 __all__ = ["AdapterConformance", "ToolCall"]
 

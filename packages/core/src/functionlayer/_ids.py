@@ -1,0 +1,50 @@
+"""Request ids and the same-request check every path that reads a decision applies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functionlayer._errors import ConflictError
+from functionlayer._models import FunctionCall, HumanContact
+
+__all__ = ["check_same_contact", "check_same_request", "new_id"]
+
+
+def new_id() -> str:
+    import uuid  # deferred: uuid pulls in platform, a measurable share of the import cost
+
+    return uuid.uuid4().hex
+
+
+def check_same_request(sent: FunctionCall, got: FunctionCall) -> FunctionCall:
+    """Refuse to act on a decision about a different call than the one we asked about."""
+    if (
+        got.call_id != sent.call_id
+        or got.spec.fn != sent.spec.fn
+        or _json_of(got.spec.kwargs) != _json_of(sent.spec.kwargs)
+    ):
+        raise ConflictError(
+            f"the backend holds a different request under call id {sent.call_id!r} "
+            f"({got.spec.fn} {got.spec.kwargs!r}); refusing to use its decision"
+        )
+    return got
+
+
+def _json_of(kwargs: dict[str, Any]) -> str:
+    """Arguments as the wire carries them: ``true``, ``1`` and ``1.0`` are different arguments
+    (Python's ``==`` would call them equal and reuse another call's decision)."""
+    import json
+
+    from pydantic_core import to_jsonable_python
+
+    return json.dumps(
+        to_jsonable_python(kwargs, fallback=repr), sort_keys=True, separators=(",", ":")
+    )
+
+
+def check_same_contact(sent: HumanContact, got: HumanContact) -> HumanContact:
+    if got.call_id != sent.call_id or got.spec.msg != sent.spec.msg:
+        raise ConflictError(
+            f"the backend holds a different contact request under call id {sent.call_id!r}"
+        )
+    return got
