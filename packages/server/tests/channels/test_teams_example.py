@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "server" / "teams_approval.py"
+EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "server" / "teams_approval.py"
 
 
 def test_teams_example_runs_offline(tmp_path: Path) -> None:
