@@ -35,13 +35,10 @@ from functionlayer_server._channels._base import (
     quorum_progress,
 )
 from functionlayer_server._channels._discord_answers import VIA, DiscordAnswers
-from functionlayer_server._channels._discord_messages import (
-    decided_message,
-    digest,
-    kind_of,
-    needs_digest,
-    request_message,
-)
+from functionlayer_server._channels._discord_checks import REF_KEY
+from functionlayer_server._channels._discord_grants import grant_offered
+from functionlayer_server._channels._discord_ids import digest, kind_of, needs_digest
+from functionlayer_server._channels._discord_messages import decided_message, request_message
 from functionlayer_server._channels._discord_parts import (
     DiscordApiError,
     discord_target,
@@ -59,8 +56,6 @@ INTERACTIONS_PATH = "/channels/discord/interactions"
 MAX_AGE_SECONDS = 300.0
 """Interactions signed longer ago than this (or this far in the future) are refused."""
 
-_SEEN_KEY = "discord:interaction:"
-_REF_KEY = "discord:ref:"
 
 # Interaction types (Discord API).
 PING = 1
@@ -126,6 +121,9 @@ class DiscordChannel:
         # checked against that delivery again. Per process and bounded; a confirm this process
         # does not know fails closed ("click Approve again").
         self.confirming: dict[tuple[str, str], tuple[str, str]] = {}
+        # (user, call_id) -> (channel, message) of the delivery whose "Approve and allow
+        # similar…" that user clicked: the grant form (ephemeral) is checked against it again.
+        self.granting: dict[tuple[str, str], tuple[str, str]] = {}
         self.answers = DiscordAnswers(self)
 
     # -- REST --------------------------------------------------------------------------------
@@ -165,7 +163,7 @@ class DiscordChannel:
         kind = kind_of(request)
         if needs_digest(request):
             await self.service.store.remember(
-                _REF_KEY + digest(kind, request.call_id), {"kind": kind, "call_id": request.call_id}
+                REF_KEY + digest(kind, request.call_id), {"kind": kind, "call_id": request.call_id}
             )
         if discord.channel_id:
             channel_id = discord.channel_id.strip()
@@ -184,6 +182,7 @@ class DiscordChannel:
             base_url=self.settings.base_url,
             progress=quorum_progress(request),
             irreversible=await needs_confirmation(self.service, request),
+            grant=await grant_offered(self, request),
         )
         message = await self._api("POST", f"/channels/{_segment(channel_id)}/messages", body)
         message_id = str(message.get("id") or "")
@@ -286,6 +285,7 @@ class DiscordChannel:
                     base_url=self.settings.base_url,
                     progress=quorum_progress(request),
                     irreversible=await needs_confirmation(self.service, request),
+                    grant=await grant_offered(self, request),
                 )
             )
             try:
