@@ -21,9 +21,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from functionlayer._models import (
-    ContactChannel,
-)
+from functionlayer._models import ContactChannel, DiscordContactChannel, FunctionCall
 
 if TYPE_CHECKING:
     from nacl.signing import VerifyKey
@@ -37,6 +35,12 @@ from functionlayer_server._channels._base import (
 from functionlayer_server._channels._discord_answers import VIA, DiscordAnswers
 from functionlayer_server._channels._discord_checks import REF_KEY
 from functionlayer_server._channels._discord_grants import grant_offered
+from functionlayer_server._channels._discord_groups import (
+    group_message,
+    joinable,
+    message_rows,
+    open_group_message,
+)
 from functionlayer_server._channels._discord_ids import digest, kind_of, needs_digest
 from functionlayer_server._channels._discord_messages import decided_message, request_message
 from functionlayer_server._channels._discord_parts import (
@@ -45,7 +49,7 @@ from functionlayer_server._channels._discord_parts import (
     target_key,
 )
 from functionlayer_server._extras import require_extra
-from functionlayer_server._service import ApprovalService
+from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
 
 __all__ = ["INTERACTIONS_PATH", "MAX_AGE_SECONDS", "DiscordChannel", "create_channel"]
@@ -161,6 +165,9 @@ class DiscordChannel:
         discord = target.discord
         assert discord is not None
         kind = kind_of(request)
+        grouped = isinstance(request, FunctionCall) and await joinable(self.service, request)
+        if grouped and await self._join_group(request, discord):  # type: ignore[arg-type]
+            return
         if needs_digest(request):
             await self.service.store.remember(
                 REF_KEY + digest(kind, request.call_id), {"kind": kind, "call_id": request.call_id}
@@ -191,9 +198,44 @@ class DiscordChannel:
         await self.deliveries.save_delivery(
             request.call_id,
             VIA,
-            {"target": target_key(discord), "channel": channel_id, "message": message_id},
+            {
+                "target": target_key(discord),
+                "channel": channel_id,
+                "message": message_id,
+                **({"group": True} if grouped else {}),
+            },
             kind=kind,
         )
+
+    # -- review groups: one message per group and target (see _discord_groups) --------------
+
+    async def _join_group(self, call: FunctionCall, discord: DiscordContactChannel) -> bool:
+        """Deliver ``call`` into its group's message at this target, if there is one."""
+        found = await open_group_message(self.service, self.deliveries, call, target_key(discord))
+        if found is None:
+            return False
+        channel, message, rows = found
+        body = group_message(rows, context=discord.context)
+        if body is None:
+            return False
+        path = f"/channels/{_segment(channel)}/messages/{_segment(message)}"
+        await self._api("PATCH", path, body)
+        await self.deliveries.save_delivery(
+            call.call_id,
+            VIA,
+            {"target": target_key(discord), "channel": channel, "message": message, "group": True},
+            kind=FUNCTION_CALL,
+        )
+        return True
+
+    async def group_body(
+        self, request: ChannelRequest, delivery: dict[str, Any], context: str | None
+    ) -> dict[str, Any] | None:
+        """The group message of ``delivery`` rebuilt, if it is one holding several calls."""
+        if not delivery.get("group") or not isinstance(request, FunctionCall):
+            return None
+        rows = await message_rows(self.service, self.deliveries, request, delivery)
+        return group_message(rows, context=context) if len(rows) >= 2 else None
 
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """Show who decided what in every delivered message, without buttons (except the one
@@ -276,7 +318,7 @@ class DiscordChannel:
                 continue
             target = discord_target(request, str(delivery.get("target")))
             context = target.context if target else None
-            body = (
+            body = await self.group_body(request, delivery, context) or (
                 decided_message(request, context=context)
                 if decided
                 else request_message(

@@ -276,6 +276,11 @@ class DiscordAnswers:
                 progress=f"Your approval is recorded. {quorum_progress(result) or ''}".strip(),
             )
             return {"type": UPDATE_MESSAGE, "data": body}
+        for delivery in await self.channel.deliveries_of(result):
+            if delivery.get("message") == message_id:
+                group = await self.channel.group_body(result, delivery, target.context)
+                if group is not None:  # a review group: the message with every row again
+                    return {"type": UPDATE_MESSAGE, "data": group}
         return {"type": UPDATE_MESSAGE, "data": decided_message(result, context=target.context)}
 
     async def _answer(

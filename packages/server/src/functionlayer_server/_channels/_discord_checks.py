@@ -50,6 +50,10 @@ class DiscordPoster(Protocol):
 
     async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]: ...
 
+    async def group_body(
+        self, request: ChannelRequest, delivery: dict[str, Any], context: str | None
+    ) -> dict[str, Any] | None: ...
+
 
 class DiscordChecks:
     """The checks, on the channel's records."""

@@ -27,7 +27,10 @@ from functionlayer_server._channels._discord_checks import (
 from functionlayer_server._channels._discord_ids import KINDS, ButtonRef, ref_of
 from functionlayer_server._channels._discord_messages import (
     CONTENT_LIMIT,
+    EMBED_LIMIT,
+    EMBEDS_TOTAL,
     EPHEMERAL_FLAG,
+    MAX_EMBEDS,
     NO_MENTIONS,
     arguments_fit,
     clip,
@@ -47,9 +50,6 @@ log = logging.getLogger("functionlayer_server.channels.discord")
 PREFIX = "fg"
 PARTS = {"s": "scope", "a": "agents", "l": "lifetime", "u": "uses"}
 MAKE = "g"
-EMBED_LIMIT = 4096
-EMBEDS_TOTAL = 6000
-MAX_EMBEDS = 10
 UPDATE_MESSAGE = 7
 _INTRO = (
     "Approve **{fn}** and approve future calls like it at once, in your name, without asking "

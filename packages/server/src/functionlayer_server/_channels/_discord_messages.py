@@ -40,17 +40,24 @@ from functionlayer_server._schema import allowed
 
 __all__ = [
     "CONTENT_LIMIT",
+    "EMBEDS_TOTAL",
+    "EMBED_LIMIT",
     "EPHEMERAL_FLAG",
     "INPUT_ID",
+    "MAX_EMBEDS",
     "NO_MENTIONS",
+    "TOO_LONG",
     "arguments_fit",
+    "button",
     "clip",
     "code_block",
     "confirm_message",
     "decided_message",
+    "describe",
     "ephemeral",
     "escape",
     "modal",
+    "option_label",
     "outcome_text",
     "request_message",
 ]
@@ -62,6 +69,9 @@ NO_MENTIONS: dict[str, Any] = {"parse": []}
 
 EPHEMERAL_FLAG = 64
 CONTENT_LIMIT = 2000
+EMBED_LIMIT = 4096
+EMBEDS_TOTAL = 6000
+MAX_EMBEDS = 10
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 
 
@@ -83,7 +93,7 @@ def code_block(text: str, limit: int) -> str:
     return f"```\n{body}\n```"
 
 
-def _button(label: str, custom: str, style: int) -> dict[str, Any]:
+def button(label: str, custom: str, style: int) -> dict[str, Any]:
     return {"type": 2, "style": style, "label": clip(label, 80) or "?", "custom_id": custom}
 
 
@@ -100,7 +110,7 @@ def inbox_url(base_url: str, request: FunctionCall | HumanContact) -> str:
     return f"{base_url.rstrip('/')}/inbox/{path}/{quote(request.call_id, safe='')}"
 
 
-def _option_label(option: ResponseOption) -> str:
+def option_label(option: ResponseOption) -> str:
     return option.title or option.name
 
 
@@ -113,7 +123,7 @@ _TITLE_ROOM = 140
 _DESCRIPTION_ROOM = 150
 _META_ROOM = 200
 _PROGRESS_ROOM = 100
-_TOO_LONG = (
+TOO_LONG = (
     "⚠ **The arguments are too long to show here in full**, so this message cannot approve "
     "the call. Open it in the inbox to read every argument and decide."
 )
@@ -136,7 +146,7 @@ def arguments_fit(call: FunctionCall) -> bool:
     return _arguments(call).complete
 
 
-def _describe(request: FunctionCall | HumanContact, context: str | None) -> list[str]:
+def describe(request: FunctionCall | HumanContact, context: str | None) -> list[str]:
     lines: list[str] = []
     if isinstance(request, FunctionCall):
         spec = request.spec
@@ -178,7 +188,7 @@ def request_message(
     """The message for a pending request, with its buttons (``POST``/``PATCH`` body).
     ``irreversible``: Approve asks for a second, confirm click (the server refuses without).
     ``grant``: also "Approve and allow similar…" (the operator's policy allows grants)."""
-    lines = _describe(request, context)
+    lines = describe(request, context)
     if progress:
         lines.append(clip(escape(progress), _PROGRESS_ROOM))
     buttons: list[dict[str, Any]]
@@ -189,25 +199,25 @@ def request_message(
             lines.append("⚠ **Irreversible**: approving asks you to confirm a second time.")
         if "approve" in accepted and arguments_fit(request):
             label = "Approve…" if irreversible else "Approve"
-            buttons.append(_button(label, custom_id(ACTION_APPROVE, request), 3))
+            buttons.append(button(label, custom_id(ACTION_APPROVE, request), 3))
             if grant and not irreversible:
                 label = "Approve and allow similar…"
-                buttons.append(_button(label, custom_id(ACTION_GRANT, request), 1))
+                buttons.append(button(label, custom_id(ACTION_GRANT, request), 1))
         elif "approve" in accepted:
-            lines.append(_TOO_LONG)
+            lines.append(TOO_LONG)
         if "reject" in accepted:
-            buttons.append(_button("Reject…", custom_id(ACTION_REJECT, request), 4))
+            buttons.append(button("Reject…", custom_id(ACTION_REJECT, request), 4))
         options = (request.spec.reject_options or []) if "reject" in accepted else []
         option_action = ACTION_REJECT_OPTION
     else:
-        buttons = [_button("Reply…", custom_id(ACTION_REPLY, request), 1)]
+        buttons = [button("Reply…", custom_id(ACTION_REPLY, request), 1)]
         options = request.spec.response_options or []
         option_action = ACTION_RESPOND_OPTION
     if base_url.startswith(("https://", "http://")):
         buttons.append(_link("Open in inbox", inbox_url(base_url, request)))
     rows = _rows(buttons)
     option_buttons = [
-        _button(_option_label(o), custom_id(option_action, request, option=i), 2)
+        button(option_label(o), custom_id(option_action, request, option=i), 2)
         for i, o in enumerate(options[:MAX_OPTIONS])
     ]
     rows.extend(_rows(option_buttons))
@@ -236,13 +246,13 @@ def confirm_message(call: FunctionCall) -> dict[str, Any]:
         f"⚠ {escape(clip(call.spec.fn, 60))} **cannot be undone**. Nothing was recorded yet: "
         "confirm to approve it with exactly the arguments shown."
     )
-    button = _button("Confirm: approve (irreversible)", custom_id(ACTION_CONFIRM, call), 4)
+    confirm = button("Confirm: approve (irreversible)", custom_id(ACTION_CONFIRM, call), 4)
     return {
         "type": 4,
         "data": {
             "content": text,
             "flags": EPHEMERAL_FLAG,
-            "components": _rows([button]),
+            "components": _rows([confirm]),
             "allowed_mentions": NO_MENTIONS,
         },
     }
@@ -271,7 +281,7 @@ def outcome_text(request: FunctionCall | HumanContact) -> str:
 def decided_message(request: FunctionCall | HumanContact, *, context: str | None) -> dict[str, Any]:
     """The message after the decision: the request as before, who decided what, no buttons."""
     outcome = clip(outcome_text(request), 600)
-    body = clip("\n".join(_describe(request, context)), CONTENT_LIMIT - len(outcome) - 1)
+    body = clip("\n".join(describe(request, context)), CONTENT_LIMIT - len(outcome) - 1)
     return {
         "content": body + "\n" + outcome,
         "components": [],
