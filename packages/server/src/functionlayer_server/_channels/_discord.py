@@ -26,6 +26,7 @@ from functionlayer._models import ContactChannel, DiscordContactChannel, Functio
 if TYPE_CHECKING:
     from nacl.signing import VerifyKey
 
+from functionlayer_server._channels import _group_messages as shared
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
@@ -35,12 +36,7 @@ from functionlayer_server._channels._base import (
 from functionlayer_server._channels._discord_answers import VIA, DiscordAnswers
 from functionlayer_server._channels._discord_checks import REF_KEY
 from functionlayer_server._channels._discord_grants import grant_offered
-from functionlayer_server._channels._discord_groups import (
-    group_message,
-    joinable,
-    message_rows,
-    open_group_message,
-)
+from functionlayer_server._channels._discord_groups import KEYS, MAX_ROWS, group_message, joinable
 from functionlayer_server._channels._discord_ids import digest, kind_of, needs_digest
 from functionlayer_server._channels._discord_messages import decided_message, request_message
 from functionlayer_server._channels._discord_parts import (
@@ -211,10 +207,18 @@ class DiscordChannel:
 
     async def _join_group(self, call: FunctionCall, discord: DiscordContactChannel) -> bool:
         """Deliver ``call`` into its group's message at this target, if there is one."""
-        found = await open_group_message(self.service, self.deliveries, call, target_key(discord))
+        found = await shared.open_group_message(
+            self.service,
+            self.deliveries,
+            call,
+            via=VIA,
+            keys=KEYS,
+            target=target_key(discord),
+            max_rows=MAX_ROWS,
+        )
         if found is None:
             return False
-        channel, message, rows = found
+        (channel, message), rows = found
         body = group_message(rows, context=discord.context)
         if body is None:
             return False
@@ -234,7 +238,10 @@ class DiscordChannel:
         """The group message of ``delivery`` rebuilt, if it is one holding several calls."""
         if not delivery.get("group") or not isinstance(request, FunctionCall):
             return None
-        rows = await message_rows(self.service, self.deliveries, request, delivery)
+        place = (str(delivery.get("channel")), str(delivery.get("message")))
+        rows = await shared.message_rows(
+            self.service, self.deliveries, request, via=VIA, keys=KEYS, place=place
+        )
         return group_message(rows, context=context) if len(rows) >= 2 else None
 
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:

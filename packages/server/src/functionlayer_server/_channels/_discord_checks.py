@@ -85,14 +85,16 @@ class DiscordChecks:
         except NotFoundError as exc:
             raise Refused("This request no longer exists on the FunctionLayer server.") from exc
 
-    async def audit_refusal(self, request: ChannelRequest, user: str, reason: str) -> None:
+    async def audit_refusal(
+        self, request: ChannelRequest, user: str, reason: str, **details: str
+    ) -> None:
         await self.channel.service.record_audit(
             kind_of(request),
             request.call_id,
             who=f"discord:{user}" if user else "unknown",
             via=VIA,
             action="refused",
-            details={"reason": reason},
+            details={"reason": reason, **details},
         )
 
     async def authorize(
@@ -125,12 +127,7 @@ class DiscordChecks:
             except ForbiddenError as exc:  # audited by the service
                 raise Refused("You are not allowed to answer this request.") from exc
             return target
-        await self.channel.service.record_audit(
-            kind_of(request),
-            request.call_id,
-            who=f"discord:{user}" if user else "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, "channel": channel_id, "message": message_id},
+        await self.audit_refusal(
+            request, user, reason or "not allowed", channel=channel_id, message=message_id
         )
         raise Refused("You are not allowed to answer this request.")

@@ -16,9 +16,7 @@ from typing import Any
 from functionlayer._display import format_context
 from functionlayer._models import FunctionCall
 
-from functionlayer_server._channels import _group_messages as shared
-from functionlayer_server._channels._base import DeliveryStore, needs_confirmation
-from functionlayer_server._channels._discord_checks import VIA
+from functionlayer_server._channels._base import needs_confirmation
 from functionlayer_server._channels._discord_ids import (
     ACTION_APPROVE,
     ACTION_REJECT,
@@ -42,7 +40,7 @@ from functionlayer_server._channels._discord_messages import (
 from functionlayer_server._schema import allowed
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 
-__all__ = ["KEYS", "MAX_ROWS", "group_message", "joinable", "message_rows", "open_group_message"]
+__all__ = ["KEYS", "MAX_ROWS", "group_message", "joinable"]
 
 MAX_ROWS = 5
 KEYS = ("channel", "message")
@@ -118,27 +116,3 @@ def group_message(rows: list[FunctionCall], *, context: str | None) -> dict[str,
         "components": components,
         "allowed_mentions": NO_MENTIONS,
     }
-
-
-async def message_rows(
-    service: ApprovalService,
-    deliveries: DeliveryStore,
-    call: FunctionCall,
-    delivery: dict[str, Any],
-) -> list[FunctionCall]:
-    """The calls of ``call``'s group delivered into the message of ``delivery``."""
-    place = (str(delivery.get("channel")), str(delivery.get("message")))
-    return await shared.message_rows(service, deliveries, call, via=VIA, keys=KEYS, place=place)
-
-
-async def open_group_message(
-    service: ApprovalService, deliveries: DeliveryStore, call: FunctionCall, target: str
-) -> tuple[str, str, list[FunctionCall]] | None:
-    """The (channel, message) of ``call``'s group at ``target`` it may join, and the rows."""
-    found = await shared.open_group_message(
-        service, deliveries, call, via=VIA, keys=KEYS, target=target, max_rows=MAX_ROWS
-    )
-    if found is None:
-        return None
-    (channel, message), rows = found
-    return channel, message, rows

@@ -23,18 +23,8 @@ from functionlayer._display import (
 )
 from functionlayer._models import FunctionCall, HumanContact, ResponseOption
 
-from functionlayer_server._channels._discord_ids import (
-    ACTION_APPROVE,
-    ACTION_CONFIRM,
-    ACTION_GRANT,
-    ACTION_REJECT,
-    ACTION_REJECT_OPTION,
-    ACTION_REPLY,
-    ACTION_RESPOND_OPTION,
-    MAX_OPTIONS,
-    custom_id,
-    modal_id,
-)
+from functionlayer_server._channels import _discord_ids as ids
+from functionlayer_server._channels._discord_ids import custom_id
 from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._schema import allowed
 
@@ -199,26 +189,26 @@ def request_message(
             lines.append("⚠ **Irreversible**: approving asks you to confirm a second time.")
         if "approve" in accepted and arguments_fit(request):
             label = "Approve…" if irreversible else "Approve"
-            buttons.append(button(label, custom_id(ACTION_APPROVE, request), 3))
+            buttons.append(button(label, custom_id(ids.ACTION_APPROVE, request), 3))
             if grant and not irreversible:
                 label = "Approve and allow similar…"
-                buttons.append(button(label, custom_id(ACTION_GRANT, request), 1))
+                buttons.append(button(label, custom_id(ids.ACTION_GRANT, request), 1))
         elif "approve" in accepted:
             lines.append(TOO_LONG)
         if "reject" in accepted:
-            buttons.append(button("Reject…", custom_id(ACTION_REJECT, request), 4))
+            buttons.append(button("Reject…", custom_id(ids.ACTION_REJECT, request), 4))
         options = (request.spec.reject_options or []) if "reject" in accepted else []
-        option_action = ACTION_REJECT_OPTION
+        option_action = ids.ACTION_REJECT_OPTION
     else:
-        buttons = [button("Reply…", custom_id(ACTION_REPLY, request), 1)]
+        buttons = [button("Reply…", custom_id(ids.ACTION_REPLY, request), 1)]
         options = request.spec.response_options or []
-        option_action = ACTION_RESPOND_OPTION
+        option_action = ids.ACTION_RESPOND_OPTION
     if base_url.startswith(("https://", "http://")):
         buttons.append(_link("Open in inbox", inbox_url(base_url, request)))
     rows = _rows(buttons)
     option_buttons = [
         button(option_label(o), custom_id(option_action, request, option=i), 2)
-        for i, o in enumerate(options[:MAX_OPTIONS])
+        for i, o in enumerate(options[: ids.MAX_OPTIONS])
     ]
     rows.extend(_rows(option_buttons))
     return {
@@ -246,7 +236,7 @@ def confirm_message(call: FunctionCall) -> dict[str, Any]:
         f"⚠ {escape(clip(call.spec.fn, 60))} **cannot be undone**. Nothing was recorded yet: "
         "confirm to approve it with exactly the arguments shown."
     )
-    confirm = button("Confirm: approve (irreversible)", custom_id(ACTION_CONFIRM, call), 4)
+    confirm = button("Confirm: approve (irreversible)", custom_id(ids.ACTION_CONFIRM, call), 4)
     return {
         "type": 4,
         "data": {
@@ -313,7 +303,7 @@ def modal(request: FunctionCall | HumanContact, button_id: str) -> dict[str, Any
     return {
         "type": 9,
         "data": {
-            "custom_id": modal_id(button_id),
+            "custom_id": ids.modal_id(button_id),
             "title": title,
             "components": [{"type": 1, "components": [text_input]}],
         },
