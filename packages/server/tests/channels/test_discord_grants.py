@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from functionlayer_server._app import create_app
 from functionlayer_server._policy import OperatorPolicy
 from functionlayer_server._service import ApprovalService
-from functionlayer_server._settings import Settings
 from nacl.signing import SigningKey
 
+from packages.server.tests.channels.discord_app import discord_app, running_double
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from tests._support.inprocess import STORES, database_url
 
@@ -104,38 +103,21 @@ class Box:
 
 @pytest.fixture
 def double() -> Iterator[DiscordDouble]:
-    d = DiscordDouble().start()
-    try:
+    with running_double() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(params=STORES)
 async def box(
     request: pytest.FixtureRequest, tmp_path: Path, double: DiscordDouble
 ) -> AsyncIterator[Box]:
-    key = SigningKey.generate()
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     with database_url(request, tmp_path) as url:
-        settings = Settings(
-            database_url=url,
-            discord_bot_token="discord-bot-token-for-tests",
-            discord_public_key=key.verify_key.encode().hex(),
-            discord_api_base=double.api_base,
-            scheduler_interval_seconds=0.05,
-            policy_file=str(policy),
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            service: ApprovalService = app.state.service
-            await service.accounts.create_person("alice", discord_ids=[ALICE])
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                b = Box(service, http, key, double)
-                b.agent = {"Authorization": f"Bearer {await service.create_token('agent')}"}
-                yield b
+        async with discord_app(url, double, policy, {"alice": ALICE}) as (service, http, key):
+            b = Box(service, http, key, double)
+            b.agent = {"Authorization": f"Bearer {await service.create_token('agent')}"}
+            yield b
 
 
 def labels(components: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from functionlayer._models import (
     ContactChannel,
@@ -21,11 +20,9 @@ from functionlayer._models import (
     FunctionCall,
     FunctionCallSpec,
 )
-from functionlayer_server._app import create_app
-from functionlayer_server._service import FUNCTION_CALL, ApprovalService
-from functionlayer_server._settings import Settings
-from nacl.signing import SigningKey
+from functionlayer_server._service import FUNCTION_CALL
 
+from packages.server.tests.channels.discord_app import discord_app, running_double
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from packages.server.tests.channels.test_discord import ALICE, Server
 
@@ -36,33 +33,17 @@ _counter = iter(range(1, 10**6))
 
 @pytest.fixture
 def double() -> Iterator[DiscordDouble]:
-    d = DiscordDouble().start()
-    try:
+    with running_double() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture
 async def server(tmp_path: Path, double: DiscordDouble) -> AsyncIterator[Server]:
-    key = SigningKey.generate()
     policy = tmp_path / "policy.toml"
     policy.write_text('[default]\ndiscord_channels = ["C-OPS"]\n')
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'groups.sqlite3'}",
-        discord_bot_token="discord-bot-token-for-tests",
-        discord_public_key=key.verify_key.encode().hex(),
-        discord_api_base=double.api_base,
-        scheduler_interval_seconds=0.05,
-        policy_file=str(policy),
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        service: ApprovalService = app.state.service
-        await service.accounts.create_person("alice", discord_ids=[ALICE])
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield Server(service, http, key)
+    url = f"sqlite:///{tmp_path / 'groups.sqlite3'}"
+    async with discord_app(url, double, policy, {"alice": ALICE}) as (service, http, key):
+        yield Server(service, http, key)
 
 
 async def create(
