@@ -23,16 +23,15 @@ from functionlayer.models import (
     HumanContactSpec,
     ResponseOption,
 )
-from functionlayer_server._app import create_app
 from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
 from nacl.signing import SigningKey
 
+from packages.server.tests.channels.discord_app import BOT_TOKEN, discord_app, running_double
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
-BOT_TOKEN = "discord-bot-token-for-tests"
 ALICE, BOB, STRANGER = "111111111111111111", "222222222222222222", "999999999999999999"
 INTERACTIONS = "/channels/discord/interactions"
 _ids = itertools.count(1)
@@ -69,34 +68,21 @@ class Server:
 
 @pytest.fixture
 def double() -> Iterator[DiscordDouble]:
-    d = DiscordDouble().start()
-    try:
+    with running_double() as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture
 async def server(tmp_path: Path, double: DiscordDouble) -> AsyncIterator[Server]:
-    key = SigningKey.generate()
     policy = tmp_path / "policy.toml"
     policy.write_text('[default]\ndiscord_channels = ["C-OPS", "C-SRE"]\n')
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'discord.sqlite3'}",
-        discord_bot_token=BOT_TOKEN,
-        discord_public_key=key.verify_key.encode().hex(),
-        discord_api_base=double.api_base,
-        scheduler_interval_seconds=0.05,
-        policy_file=str(policy),
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        service: ApprovalService = app.state.service
-        await service.accounts.create_person("alice", discord_ids=[ALICE])
-        await service.accounts.create_person("bob", discord_ids=[BOB])
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield Server(service, http, key)
+    url = f"sqlite:///{tmp_path / 'discord.sqlite3'}"
+    async with discord_app(url, double, policy, {"alice": ALICE, "bob": BOB}) as (
+        service,
+        http,
+        key,
+    ):
+        yield Server(service, http, key)
 
 
 def discord(**kwargs: Any) -> ContactChannel:

@@ -21,13 +21,12 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from functionlayer.models import (
-    ContactChannel,
-)
+from functionlayer.models import ContactChannel, DiscordContactChannel, FunctionCall
 
 if TYPE_CHECKING:
     from nacl.signing import VerifyKey
 
+from functionlayer_server._channels import _group_messages as shared
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
@@ -35,20 +34,18 @@ from functionlayer_server._channels._base import (
     quorum_progress,
 )
 from functionlayer_server._channels._discord_answers import VIA, DiscordAnswers
-from functionlayer_server._channels._discord_messages import (
-    decided_message,
-    digest,
-    kind_of,
-    needs_digest,
-    request_message,
-)
+from functionlayer_server._channels._discord_checks import REF_KEY
+from functionlayer_server._channels._discord_grants import grant_offered
+from functionlayer_server._channels._discord_groups import KEYS, MAX_ROWS, group_message, joinable
+from functionlayer_server._channels._discord_ids import digest, kind_of, needs_digest
+from functionlayer_server._channels._discord_messages import decided_message, request_message
 from functionlayer_server._channels._discord_parts import (
     DiscordApiError,
     discord_target,
     target_key,
 )
 from functionlayer_server._extras import require_extra
-from functionlayer_server._service import ApprovalService
+from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
 
 __all__ = ["INTERACTIONS_PATH", "MAX_AGE_SECONDS", "DiscordChannel", "create_channel"]
@@ -59,8 +56,6 @@ INTERACTIONS_PATH = "/channels/discord/interactions"
 MAX_AGE_SECONDS = 300.0
 """Interactions signed longer ago than this (or this far in the future) are refused."""
 
-_SEEN_KEY = "discord:interaction:"
-_REF_KEY = "discord:ref:"
 
 # Interaction types (Discord API).
 PING = 1
@@ -126,6 +121,9 @@ class DiscordChannel:
         # checked against that delivery again. Per process and bounded; a confirm this process
         # does not know fails closed ("click Approve again").
         self.confirming: dict[tuple[str, str], tuple[str, str]] = {}
+        # (user, call_id) -> (channel, message) of the delivery whose "Approve and allow
+        # similar…" that user clicked: the grant form (ephemeral) is checked against it again.
+        self.granting: dict[tuple[str, str], tuple[str, str]] = {}
         self.answers = DiscordAnswers(self)
 
     # -- REST --------------------------------------------------------------------------------
@@ -163,9 +161,12 @@ class DiscordChannel:
         discord = target.discord
         assert discord is not None
         kind = kind_of(request)
+        grouped = isinstance(request, FunctionCall) and await joinable(self.service, request)
+        if grouped and await self._join_group(request, discord):  # type: ignore[arg-type]
+            return
         if needs_digest(request):
             await self.service.store.remember(
-                _REF_KEY + digest(kind, request.call_id), {"kind": kind, "call_id": request.call_id}
+                REF_KEY + digest(kind, request.call_id), {"kind": kind, "call_id": request.call_id}
             )
         if discord.channel_id:
             channel_id = discord.channel_id.strip()
@@ -184,6 +185,7 @@ class DiscordChannel:
             base_url=self.settings.base_url,
             progress=quorum_progress(request),
             irreversible=await needs_confirmation(self.service, request),
+            grant=await grant_offered(self, request),
         )
         message = await self._api("POST", f"/channels/{_segment(channel_id)}/messages", body)
         message_id = str(message.get("id") or "")
@@ -192,9 +194,55 @@ class DiscordChannel:
         await self.deliveries.save_delivery(
             request.call_id,
             VIA,
-            {"target": target_key(discord), "channel": channel_id, "message": message_id},
+            {
+                "target": target_key(discord),
+                "channel": channel_id,
+                "message": message_id,
+                **({"group": True} if grouped else {}),
+            },
             kind=kind,
         )
+
+    # -- review groups: one message per group and target (see _discord_groups) --------------
+
+    async def _join_group(self, call: FunctionCall, discord: DiscordContactChannel) -> bool:
+        """Deliver ``call`` into its group's message at this target, if there is one."""
+        found = await shared.open_group_message(
+            self.service,
+            self.deliveries,
+            call,
+            via=VIA,
+            keys=KEYS,
+            target=target_key(discord),
+            max_rows=MAX_ROWS,
+        )
+        if found is None:
+            return False
+        (channel, message), rows = found
+        body = group_message(rows, context=discord.context)
+        if body is None:
+            return False
+        path = f"/channels/{_segment(channel)}/messages/{_segment(message)}"
+        await self._api("PATCH", path, body)
+        await self.deliveries.save_delivery(
+            call.call_id,
+            VIA,
+            {"target": target_key(discord), "channel": channel, "message": message, "group": True},
+            kind=FUNCTION_CALL,
+        )
+        return True
+
+    async def group_body(
+        self, request: ChannelRequest, delivery: dict[str, Any], context: str | None
+    ) -> dict[str, Any] | None:
+        """The group message of ``delivery`` rebuilt, if it is one holding several calls."""
+        if not delivery.get("group") or not isinstance(request, FunctionCall):
+            return None
+        place = (str(delivery.get("channel")), str(delivery.get("message")))
+        rows = await shared.message_rows(
+            self.service, self.deliveries, request, via=VIA, keys=KEYS, place=place
+        )
+        return group_message(rows, context=context) if len(rows) >= 2 else None
 
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """Show who decided what in every delivered message, without buttons (except the one
@@ -277,7 +325,7 @@ class DiscordChannel:
                 continue
             target = discord_target(request, str(delivery.get("target")))
             context = target.context if target else None
-            body = (
+            body = await self.group_body(request, delivery, context) or (
                 decided_message(request, context=context)
                 if decided
                 else request_message(
@@ -286,6 +334,7 @@ class DiscordChannel:
                     base_url=self.settings.base_url,
                     progress=quorum_progress(request),
                     irreversible=await needs_confirmation(self.service, request),
+                    grant=await grant_offered(self, request),
                 )
             )
             try:

@@ -4,18 +4,12 @@ Everything an LLM wrote is either escaped for Discord markdown (every markdown c
 backslash, ``@`` gets a zero-width space after it) or shown in a code block it cannot close,
 and every message is sent with ``allowed_mentions: {"parse": []}``, so arguments cannot ping
 ``@everyone``/``@here``, roles or users, forge links or format the message. Components are
-built here from fixed templates only.
-
-Button ``custom_id`` (at most 100 characters): ``fl:<action>:<kind>:<ref>`` where ``kind`` is
-``f`` (function call) or ``h`` (human contact) and ``ref`` the call id, or ``#<digest>`` for a
-call id too long to fit (the channel remembers what the digest stands for).
+built here from fixed templates only; their ``custom_id`` values in ``_discord_ids``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -29,41 +23,35 @@ from functionlayer.display import (
 )
 from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
+from functionlayer_server._channels import _discord_ids as ids
+from functionlayer_server._channels._discord_ids import custom_id
 from functionlayer_server._outcome import OutcomeTable, outcome, render
 from functionlayer_server._schema import allowed
 
 __all__ = [
-    "ACTION_APPROVE",
-    "ACTION_CONFIRM",
-    "ACTION_REJECT",
-    "ACTION_REJECT_OPTION",
-    "ACTION_REPLY",
-    "ACTION_RESPOND_OPTION",
+    "CONTENT_LIMIT",
+    "EMBEDS_TOTAL",
+    "EMBED_LIMIT",
+    "EPHEMERAL_FLAG",
     "INPUT_ID",
+    "MAX_EMBEDS",
     "NO_MENTIONS",
-    "ButtonRef",
+    "TOO_LONG",
     "arguments_fit",
+    "button",
+    "clip",
     "code_block",
     "confirm_message",
-    "custom_id",
     "decided_message",
-    "digest",
+    "describe",
     "ephemeral",
     "escape",
     "modal",
+    "option_label",
     "outcome_text",
-    "parse_custom_id",
     "request_message",
 ]
 
-ACTION_APPROVE = "ap"
-ACTION_CONFIRM = "ac"
-"""The second, deliberate click that approves an irreversible function."""
-ACTION_REJECT = "rj"
-ACTION_REJECT_OPTION = "ro"
-ACTION_REPLY = "rp"
-ACTION_RESPOND_OPTION = "rs"
-MODAL_PREFIX = "m"
 INPUT_ID = "fl_text"
 
 NO_MENTIONS: dict[str, Any] = {"parse": []}
@@ -71,12 +59,10 @@ NO_MENTIONS: dict[str, Any] = {"parse": []}
 
 EPHEMERAL_FLAG = 64
 CONTENT_LIMIT = 2000
-CUSTOM_ID_LIMIT = 100
-_MAX_OPTIONS = 20
+EMBED_LIMIT = 4096
+EMBEDS_TOTAL = 6000
+MAX_EMBEDS = 10
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
-
-KIND_CODES = {"function_call": "f", "human_contact": "h"}
-KINDS = {v: k for k, v in KIND_CODES.items()}
 
 
 def escape(text: str) -> str:
@@ -84,7 +70,7 @@ def escape(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text).replace("@", "@\u200b")
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -97,85 +83,8 @@ def code_block(text: str, limit: int) -> str:
     return f"```\n{body}\n```"
 
 
-def kind_of(request: FunctionCall | HumanContact) -> str:
-    return "function_call" if isinstance(request, FunctionCall) else "human_contact"
-
-
-def digest(kind: str, call_id: str) -> str:
-    return hashlib.sha256(f"{kind}\n{call_id}".encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class ButtonRef:
-    """What a button or modal ``custom_id`` says: the action, the request kind, and the call id
-    (or, for long call ids, ``digest`` to look up)."""
-
-    action: str
-    kind: str
-    call_id: str | None
-    digest: str | None
-    option: int | None = None
-    modal: bool = False
-
-
-def custom_id(
-    action: str, request: FunctionCall | HumanContact, *, option: int | None = None
-) -> str:
-    kind = kind_of(request)
-    head = f"fl:{action}{'' if option is None else option}:{KIND_CODES[kind]}:"
-    if len(head) + len(request.call_id) <= CUSTOM_ID_LIMIT - 1:  # room for the modal prefix
-        return head + request.call_id
-    return head + "#" + digest(kind, request.call_id)
-
-
-def modal_id(button_id: str) -> str:
-    return MODAL_PREFIX + button_id
-
-
-def parse_custom_id(value: str) -> ButtonRef | None:
-    """The reference in a button/modal ``custom_id``, or None when it is not one of ours."""
-    modal = value.startswith(MODAL_PREFIX + "fl:")
-    if modal:
-        value = value[len(MODAL_PREFIX) :]
-    parts = value.split(":", 3)
-    if len(parts) != 4 or parts[0] != "fl" or parts[2] not in KINDS or not parts[3]:
-        return None
-    action_text, ref = parts[1], parts[3]
-    action, option = action_text[:2], action_text[2:]
-    if action not in (
-        ACTION_APPROVE,
-        ACTION_CONFIRM,
-        ACTION_REJECT,
-        ACTION_REJECT_OPTION,
-        ACTION_REPLY,
-        ACTION_RESPOND_OPTION,
-    ):
-        return None
-    wants_option = action in (ACTION_REJECT_OPTION, ACTION_RESPOND_OPTION)
-    if wants_option != bool(option) or (option and not option.isdigit()):
-        return None
-    if ref.startswith("#"):
-        call_id, ref_digest = None, ref[1:]
-    else:
-        call_id, ref_digest = ref, None
-    return ButtonRef(
-        action=action,
-        kind=KINDS[parts[2]],
-        call_id=call_id,
-        digest=ref_digest,
-        option=int(option) if option else None,
-        modal=modal,
-    )
-
-
-def needs_digest(request: FunctionCall | HumanContact) -> bool:
-    return "#" in custom_id(ACTION_APPROVE, request) or "#" in custom_id(
-        ACTION_REJECT_OPTION, request, option=_MAX_OPTIONS
-    )
-
-
-def _button(label: str, custom: str, style: int) -> dict[str, Any]:
-    return {"type": 2, "style": style, "label": _clip(label, 80) or "?", "custom_id": custom}
+def button(label: str, custom: str, style: int) -> dict[str, Any]:
+    return {"type": 2, "style": style, "label": clip(label, 80) or "?", "custom_id": custom}
 
 
 def _link(label: str, url: str) -> dict[str, Any]:
@@ -191,7 +100,7 @@ def inbox_url(base_url: str, request: FunctionCall | HumanContact) -> str:
     return f"{base_url.rstrip('/')}/inbox/{path}/{quote(request.call_id, safe='')}"
 
 
-def _option_label(option: ResponseOption) -> str:
+def option_label(option: ResponseOption) -> str:
     return option.title or option.name
 
 
@@ -204,7 +113,7 @@ _TITLE_ROOM = 140
 _DESCRIPTION_ROOM = 150
 _META_ROOM = 200
 _PROGRESS_ROOM = 100
-_TOO_LONG = (
+TOO_LONG = (
     "⚠ **The arguments are too long to show here in full**, so this message cannot approve "
     "the call. Open it in the inbox to read every argument and decide."
 )
@@ -227,14 +136,14 @@ def arguments_fit(call: FunctionCall) -> bool:
     return _arguments(call).complete
 
 
-def _describe(request: FunctionCall | HumanContact, context: str | None) -> list[str]:
+def describe(request: FunctionCall | HumanContact, context: str | None) -> list[str]:
     lines: list[str] = []
     if isinstance(request, FunctionCall):
         spec = request.spec
-        lines.append(_clip(f"**Approve {escape(_clip(spec.fn, 60))}?**", _TITLE_ROOM))
+        lines.append(clip(f"**Approve {escape(clip(spec.fn, 60))}?**", _TITLE_ROOM))
         if spec.description:
             description = make_visible(spec.description)[0]
-            lines.append(_clip(escape(description), _DESCRIPTION_ROOM))
+            lines.append(clip(escape(description), _DESCRIPTION_ROOM))
         lines.append("Arguments:")
         lines.append(code_block(_arguments(request).text, _ARGUMENTS_ROOM))
         status = request.status
@@ -244,17 +153,17 @@ def _describe(request: FunctionCall | HumanContact, context: str | None) -> list
             lines.append(code_block(compared, 400))
     else:
         contact = request.spec
-        lines.append(f"**{escape(_clip(contact.subject or 'A question for you', 200))}**")
+        lines.append(f"**{escape(clip(contact.subject or 'A question for you', 200))}**")
         lines.append(code_block(contact.msg, 1200))
-    meta = f"run {escape(_clip(request.run_id, 80))} · call {escape(_clip(request.call_id, 80))}"
+    meta = f"run {escape(clip(request.run_id, 80))} · call {escape(clip(request.call_id, 80))}"
     if context:
-        meta += f" · {escape(_clip(context, 100))}"
-    lines.append(_clip(meta, _META_ROOM))
+        meta += f" · {escape(clip(context, 100))}"
+    lines.append(clip(meta, _META_ROOM))
     return lines
 
 
 def _content(lines: list[str]) -> str:
-    return _clip("\n".join(lines), CONTENT_LIMIT)
+    return clip("\n".join(lines), CONTENT_LIMIT)
 
 
 def request_message(
@@ -264,12 +173,14 @@ def request_message(
     base_url: str,
     progress: str | None = None,
     irreversible: bool = False,
+    grant: bool = False,
 ) -> dict[str, Any]:
     """The message for a pending request, with its buttons (``POST``/``PATCH`` body).
-    ``irreversible``: Approve asks for a second, confirm click (the server refuses without)."""
-    lines = _describe(request, context)
+    ``irreversible``: Approve asks for a second, confirm click (the server refuses without).
+    ``grant``: also "Approve and allow similar…" (the operator's policy allows grants)."""
+    lines = describe(request, context)
     if progress:
-        lines.append(_clip(escape(progress), _PROGRESS_ROOM))
+        lines.append(clip(escape(progress), _PROGRESS_ROOM))
     buttons: list[dict[str, Any]]
     if isinstance(request, FunctionCall):
         accepted = allowed(request.spec)
@@ -278,23 +189,26 @@ def request_message(
             lines.append("⚠ **Irreversible**: approving asks you to confirm a second time.")
         if "approve" in accepted and arguments_fit(request):
             label = "Approve…" if irreversible else "Approve"
-            buttons.append(_button(label, custom_id(ACTION_APPROVE, request), 3))
+            buttons.append(button(label, custom_id(ids.ACTION_APPROVE, request), 3))
+            if grant and not irreversible:
+                label = "Approve and allow similar…"
+                buttons.append(button(label, custom_id(ids.ACTION_GRANT, request), 1))
         elif "approve" in accepted:
-            lines.append(_TOO_LONG)
+            lines.append(TOO_LONG)
         if "reject" in accepted:
-            buttons.append(_button("Reject…", custom_id(ACTION_REJECT, request), 4))
+            buttons.append(button("Reject…", custom_id(ids.ACTION_REJECT, request), 4))
         options = (request.spec.reject_options or []) if "reject" in accepted else []
-        option_action = ACTION_REJECT_OPTION
+        option_action = ids.ACTION_REJECT_OPTION
     else:
-        buttons = [_button("Reply…", custom_id(ACTION_REPLY, request), 1)]
+        buttons = [button("Reply…", custom_id(ids.ACTION_REPLY, request), 1)]
         options = request.spec.response_options or []
-        option_action = ACTION_RESPOND_OPTION
+        option_action = ids.ACTION_RESPOND_OPTION
     if base_url.startswith(("https://", "http://")):
         buttons.append(_link("Open in inbox", inbox_url(base_url, request)))
     rows = _rows(buttons)
     option_buttons = [
-        _button(_option_label(o), custom_id(option_action, request, option=i), 2)
-        for i, o in enumerate(options[:_MAX_OPTIONS])
+        button(option_label(o), custom_id(option_action, request, option=i), 2)
+        for i, o in enumerate(options[: ids.MAX_OPTIONS])
     ]
     rows.extend(_rows(option_buttons))
     return {
@@ -319,16 +233,16 @@ def confirm_message(call: FunctionCall) -> dict[str, Any]:
     """The second step for an irreversible function, only for the clicker (ephemeral): a
     confirm button."""
     text = (
-        f"⚠ {escape(_clip(call.spec.fn, 60))} **cannot be undone**. Nothing was recorded yet: "
+        f"⚠ {escape(clip(call.spec.fn, 60))} **cannot be undone**. Nothing was recorded yet: "
         "confirm to approve it with exactly the arguments shown."
     )
-    button = _button("Confirm: approve (irreversible)", custom_id(ACTION_CONFIRM, call), 4)
+    confirm = button("Confirm: approve (irreversible)", custom_id(ids.ACTION_CONFIRM, call), 4)
     return {
         "type": 4,
         "data": {
             "content": text,
             "flags": EPHEMERAL_FLAG,
-            "components": _rows([button]),
+            "components": _rows([confirm]),
             "allowed_mentions": NO_MENTIONS,
         },
     }
@@ -356,8 +270,8 @@ def outcome_text(request: FunctionCall | HumanContact) -> str:
 
 def decided_message(request: FunctionCall | HumanContact, *, context: str | None) -> dict[str, Any]:
     """The message after the decision: the request as before, who decided what, no buttons."""
-    outcome = _clip(outcome_text(request), 600)
-    body = _clip("\n".join(_describe(request, context)), CONTENT_LIMIT - len(outcome) - 1)
+    outcome = clip(outcome_text(request), 600)
+    body = clip("\n".join(describe(request, context)), CONTENT_LIMIT - len(outcome) - 1)
     return {
         "content": body + "\n" + outcome,
         "components": [],
@@ -369,13 +283,13 @@ def decided_message(request: FunctionCall | HumanContact, *, context: str | None
 def modal(request: FunctionCall | HumanContact, button_id: str) -> dict[str, Any]:
     """A MODAL response (type 9) asking for rejection feedback or an answer."""
     if isinstance(request, FunctionCall):
-        title = _clip(f"Reject {request.spec.fn}", 45)
+        title = clip(f"Reject {request.spec.fn}", 45)
         label = "Feedback for the agent"
         placeholder = "Why not, and what to do instead"
     else:
-        title = _clip(f"Reply: {request.spec.subject or 'a question'}", 45)
+        title = clip(f"Reply: {request.spec.subject or 'a question'}", 45)
         label = "Your answer"
-        placeholder = _clip(request.spec.msg, 100)
+        placeholder = clip(request.spec.msg, 100)
     text_input = {
         "type": 4,
         "custom_id": INPUT_ID,
@@ -389,7 +303,7 @@ def modal(request: FunctionCall | HumanContact, button_id: str) -> dict[str, Any
     return {
         "type": 9,
         "data": {
-            "custom_id": modal_id(button_id),
+            "custom_id": ids.modal_id(button_id),
             "title": title,
             "components": [{"type": 1, "components": [text_input]}],
         },
@@ -401,7 +315,7 @@ def ephemeral(text: str) -> dict[str, Any]:
     return {
         "type": 4,
         "data": {
-            "content": _clip(escape(text), CONTENT_LIMIT),
+            "content": clip(escape(text), CONTENT_LIMIT),
             "flags": EPHEMERAL_FLAG,
             "allowed_mentions": NO_MENTIONS,
         },

@@ -16,9 +16,10 @@ from typing import Any
 
 from functionlayer.models import FunctionCall
 
+from functionlayer_server._channels import _group_messages as shared
 from functionlayer_server._channels._base import DeliveryStore
 from functionlayer_server._channels._slack_blocks import decided_blocks, request_blocks
-from functionlayer_server._service import FUNCTION_CALL, ApprovalService
+from functionlayer_server._service import ApprovalService
 
 __all__ = ["MAX_ROWS", "group_blocks", "group_text", "message_rows", "open_group_message"]
 
@@ -69,8 +70,7 @@ def group_text(rows: list[FunctionCall]) -> str:
     return f"Approval requested: {len(rows)} calls ({pending} pending)"
 
 
-async def _project(service: ApprovalService, call_id: str) -> str | None:
-    return await service.get_project(FUNCTION_CALL, call_id)
+_KEYS = ("channel", "ts")
 
 
 async def message_rows(
@@ -81,18 +81,9 @@ async def message_rows(
     ts: str,
 ) -> list[FunctionCall]:
     """The calls of ``call``'s group delivered into the message (channel, ts), oldest first."""
-    project = await _project(service, call.call_id)
-    if project is None:
-        return [call]
-    rows: list[FunctionCall] = []
-    for member in await service.group_members(call.call_id, project=project):
-        for data in await deliveries.load_deliveries(
-            member.call_id, channel=VIA, kind=FUNCTION_CALL
-        ):
-            if data.get("channel") == channel and data.get("ts") == ts:
-                rows.append(member)
-                break
-    return rows
+    return await shared.message_rows(
+        service, deliveries, call, via=VIA, keys=_KEYS, place=(channel, ts)
+    )
 
 
 async def open_group_message(
@@ -100,22 +91,10 @@ async def open_group_message(
 ) -> tuple[str, str, list[FunctionCall]] | None:
     """The message of ``call``'s group already posted to ``target`` that it may join (and the
     rows it would then hold), or None."""
-    if not call.spec.group_id:
+    found = await shared.open_group_message(
+        service, deliveries, call, via=VIA, keys=_KEYS, target=target, max_rows=MAX_ROWS
+    )
+    if found is None:
         return None
-    project = await _project(service, call.call_id)
-    if project is None:
-        return None
-    for member in await service.group_members(call.call_id, project=project):
-        if member.call_id == call.call_id:
-            continue
-        for data in await deliveries.load_deliveries(
-            member.call_id, channel=VIA, kind=FUNCTION_CALL
-        ):
-            if not data.get("group") or data.get("target") != target:
-                continue
-            channel, ts = str(data.get("channel")), str(data.get("ts"))
-            rows = await message_rows(service, deliveries, member, channel, ts)
-            if len(rows) >= MAX_ROWS or any(r.call_id == call.call_id for r in rows):
-                continue  # full, or this call is in it already (a reminder posts anew)
-            return channel, ts, [*rows, call]
-    return None
+    (channel, ts), rows = found
+    return channel, ts, rows
