@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from functionlayer._backends._terminal import TerminalBackend
     from functionlayer._tools import ToolSpec, tool_spec
 
-__version__ = "0.4.0"
+from functionlayer._version import __version__
 
 # Imported on first use: httpx and the tool machinery cost more than the whole core.
 _LAZY = {

@@ -19,8 +19,7 @@ from functionlayer_mcp._config import (
 )
 from functionlayer_mcp._gateway import run_gateway
 from functionlayer_mcp._permission import run_permission_prompt
-
-__version__ = "0.4.0"
+from functionlayer_mcp._version import __version__
 
 __all__ = [
     "ApprovalConfig",

@@ -26,6 +26,7 @@ from mcp.server.lowlevel import Server
 from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import BackendChoice, Verdict, ask, make_backend
 from functionlayer_mcp._lifetime import Outstanding, serve
+from functionlayer_mcp._version import __version__
 
 __all__ = ["TOOL_NAME", "permission_payload", "permission_server", "run_permission_prompt"]
 
@@ -67,7 +68,6 @@ def permission_server(
     """A low-level MCP server exposing ``request_permission``; the requests it waits on are in
     ``outstanding`` until decided (abandoned if the process ends first)."""
     waiting = outstanding if outstanding is not None else Outstanding(client)
-    from functionlayer_mcp import __version__
 
     server: Server[Any, Any] = Server("functionlayer-permission-prompt", version=__version__)
     tag = secrets.token_hex(8)

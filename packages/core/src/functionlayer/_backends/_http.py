@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from functionlayer import __version__, _interrupt
+from functionlayer import _interrupt
 from functionlayer._backends._base import Backend
 from functionlayer._backends._http_answers import (
     RouteMissing,
@@ -44,6 +44,7 @@ from functionlayer._models import (
     HumanContact,
     HumanContactStatus,
 )
+from functionlayer._version import __version__
 
 __all__ = ["HttpBackend"]
 
