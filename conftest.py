@@ -8,6 +8,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,8 +60,25 @@ def _collect_framework_clients(request: pytest.FixtureRequest) -> Iterator[None]
     With no loop running, ``__del__`` does nothing and the sockets are simply released.
     """
     yield
-    if any(part in request.node.path.parts for part in ("e2e", "conformance")):
+    if not _framework_free(Path(request.node.path)):
         gc.collect()
+
+
+_ROOT = Path(__file__).resolve().parent
+_FRAMEWORK_FREE = (
+    "packages/server/tests",
+    "packages/core/tests",
+    "tests/security",
+    "tests/executions",
+)
+
+
+def _framework_free(path: Path) -> bool:
+    """Tests that never run an agent framework (the server's, the core's, security and claims):
+    the rest (e2e, conformance, MCP, the adapters' own and the root modules that run real agent
+    loops) collect their garbage after each test."""
+    relative = path.resolve().relative_to(_ROOT).as_posix()
+    return relative.startswith(_FRAMEWORK_FREE)
 
 
 # -- no network: every connection must stay on this machine ----------------------------------

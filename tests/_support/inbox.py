@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
-from functionlayer._models import FunctionCallStatus
+from functionlayer.models import FunctionCallStatus
 
 __all__ = ["CSRF_RE", "csrf_of", "decide_in_inbox", "log_in", "person_decides"]
 

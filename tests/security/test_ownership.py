@@ -369,7 +369,7 @@ def test_a_channel_without_a_project_decides_only_where_the_person_belongs(
     prepare_database(database_url)
 
     async def check() -> None:
-        from functionlayer._models import FunctionCallStatus
+        from functionlayer.models import FunctionCallStatus
         from functionlayer_server._service import AmbiguousCallIdError
 
         service = ApprovalService(open_store(database_url), Settings(database_url=database_url))

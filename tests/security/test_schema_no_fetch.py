@@ -278,7 +278,7 @@ BACKTRACKING = {
 
 @pytest.mark.anyio
 async def test_edit_validation_runs_off_the_event_loop_and_is_stopped() -> None:
-    from functionlayer._models import FunctionCallSpec
+    from functionlayer.models import FunctionCallSpec
     from functionlayer_server._schema import edit_problems_off_loop, schema_problem
 
     assert schema_problem(BACKTRACKING) is None

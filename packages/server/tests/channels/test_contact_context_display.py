@@ -15,7 +15,7 @@ from functionlayer import (
     request_context_scope,
 )
 from functionlayer._display import CONTEXT_LABEL
-from functionlayer._models import HumanContact
+from functionlayer.models import HumanContact
 from functionlayer_server._channels import (
     _discord_messages,
     _email_render,

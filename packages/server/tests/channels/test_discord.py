@@ -500,7 +500,7 @@ async def test_arguments_too_long_to_show_cannot_be_approved_in_discord(
 async def test_irreversible_function_takes_a_confirm_click_and_context_is_an_inert_embed(
     server: Server, double: DiscordDouble
 ) -> None:
-    from functionlayer._models import RequestContext
+    from functionlayer.models import RequestContext
 
     context = RequestContext(user_request="@everyone [approve](http://evil) \u200bnow")
     await create_call(server, "dc-irrev", irreversible=True, context=context)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from functionlayer._models import (
+from functionlayer.models import (
     ContactChannel,
     DiscordContactChannel,
     FunctionCall,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from functionlayer._models import (
+from functionlayer.models import (
     FunctionCall,
     FunctionCallSpec,
     FunctionCallStatus,
