@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
+from functionlayer_mcp._compat import MCP_MAJOR
 from mcp import ClientSession
 
 from tests._support.servers import ServerProcess
@@ -134,6 +135,11 @@ async def test_a_signal_stops_the_gateway_and_abandons_the_waiting_call(
     assert "Traceback" not in log, log
 
 
+@pytest.mark.skipif(
+    MCP_MAJOR >= 2,
+    reason="the mcp 2.x client sends notifications/cancelled when its session closes, which "
+    "expires that one call by design; a client leaving without a word is the 1.x client's way",
+)
 async def test_the_client_going_away_abandons_the_waiting_call(
     fl_server: ServerProcess, bank_log: Path, tmp_path: Path
 ) -> None:
@@ -159,6 +165,11 @@ async def test_the_client_going_away_abandons_the_waiting_call(
     ) in log, log
 
 
+@pytest.mark.skipif(
+    MCP_MAJOR >= 2,
+    reason="drives the 1.x client's call-again loop; under the mcp 2.x SDK a held call is an "
+    "input-required result, covered by test_long_wait_handles.py",
+)
 async def test_a_held_call_stays_pending_until_the_gateway_ends(
     fl_server: ServerProcess, bank_log: Path, tmp_path: Path
 ) -> None:

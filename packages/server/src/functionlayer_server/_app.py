@@ -8,16 +8,17 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import fastapi.routing
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functionlayer_server._api import API_PREFIX, LEGACY_PREFIX, install_api, is_fast_path
@@ -31,6 +32,20 @@ from functionlayer_server._store import open_store, prepare_database
 from functionlayer_server._webhooks import WebhookDispatcher
 
 __all__ = ["create_app"]
+
+
+def _routes_with_paths(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, BaseRoute]]:
+    """Every route under ``routes`` with its path there. FastAPI 0.150 and later include a
+    router lazily (``iter_route_contexts`` walks them); earlier releases copy an included
+    router's routes in, each with its full path (the server's floor is FastAPI 0.115)."""
+    walk = getattr(fastapi.routing, "iter_route_contexts", None)
+    if walk is None:
+        for route in routes:
+            yield str(getattr(route, "path", "")), route
+        return
+    for context in walk(routes):
+        yield context.path or context.original_route.path, context.original_route
+
 
 log = logging.getLogger("functionlayer_server")
 
@@ -226,10 +241,9 @@ class FastPathMiddleware:
         # The API's routes are in one router per resource: walk the included routers, each
         # route at its path within the API.
         self.routes: list[tuple[frozenset[str], re.Pattern[str], Any]] = []
-        for context in iter_route_contexts(api.routes):
-            route = context.original_route
+        for path, route in _routes_with_paths(api.routes):
             if isinstance(route, APIRoute) and is_fast_path(route.endpoint):
-                regex = compile_path(context.path or route.path)[0]
+                regex = compile_path(path)[0]
                 self.routes.append((frozenset(route.methods or ()), regex, route.endpoint))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
