@@ -8,15 +8,15 @@ import asyncio
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
+
+from packages.server.tests.channels._double_base import LocalDouble
 
 
 @dataclass
@@ -40,19 +40,17 @@ class SlackCall:
 
 
 @dataclass
-class SlackDouble:
-    calls: list[SlackCall] = field(default_factory=list)
+class SlackDouble(LocalDouble[SlackCall]):
     fail: dict[str, list[str]] = field(default_factory=dict)
     """method -> Slack error codes to answer with (``ok: false``), one per call, before succeeding."""
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    name = "slack"
+
     def __post_init__(self) -> None:
-        self._cond = threading.Condition()
+        super().__post_init__()
         self._ts = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
         self._sockets: list[web.WebSocketResponse] = []
-        self.port = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -60,47 +58,13 @@ class SlackDouble:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
-    def start(self) -> SlackDouble:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="slack-double")
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the Slack double did not start")
-        return self
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-
-        async def shutdown() -> None:
-            for ws in list(self._sockets):
-                await ws.close()
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        self._loop = None
+    async def before_cleanup(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
 
     # -- Web API -----------------------------------------------------------------------------
 
@@ -141,9 +105,7 @@ class SlackDouble:
             body.update(user_id="UBOT", team_id="T1", bot_id="B1")
         elif method == "apps.connections.open":
             body.update(url=f"ws://127.0.0.1:{self.port}/socket")
-        with self._cond:
-            self.calls.append(SlackCall(method, token, params, body))
-            self._cond.notify_all()
+        self.record(SlackCall(method, token, params, body))
         return web.json_response(body)
 
     # -- Socket Mode -------------------------------------------------------------------------
@@ -181,8 +143,7 @@ class SlackDouble:
             "payload": payload,
             "accepts_response_payload": payload.get("type") == "view_submission",
         }
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._sockets[-1].send_json(message), self._loop).result(5)
+        asyncio.run_coroutine_threadsafe(self._sockets[-1].send_json(message), self.loop).result(5)
         return envelope_id
 
     def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -194,40 +155,7 @@ class SlackDouble:
     # -- inspection --------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[SlackCall]:
-        with self._cond:
-            return [c for c in self.calls if c.method == method]
-
-    def wait_for(
-        self,
-        method: str,
-        count: int = 1,
-        *,
-        where: Callable[[SlackCall], bool] | None = None,
-        timeout: float = 10.0,
-    ) -> list[SlackCall]:
-        """Block until at least ``count`` matching calls were made; returns them."""
-
-        def found() -> list[SlackCall]:
-            return [c for c in self.calls if c.method == method and (where is None or where(c))]
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(found()) >= count, timeout):
-                raise AssertionError(
-                    f"expected {count} {method} call(s), got {len(found())}: "
-                    f"{[c.method for c in self.calls]}"
-                )
-            return found()
-
-    async def await_for(
-        self,
-        method: str,
-        count: int = 1,
-        *,
-        where: Callable[[SlackCall], bool] | None = None,
-        timeout: float = 10.0,
-    ) -> list[SlackCall]:
-        """``wait_for`` without blocking the event loop (for in-process servers)."""
-        return await asyncio.to_thread(self.wait_for, method, count, where=where, timeout=timeout)
+        return self.find(method)
 
 
 # -- signing interaction requests the way Slack does ------------------------------------------

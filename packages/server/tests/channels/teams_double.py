@@ -10,13 +10,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +21,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from packages.server.tests.channels._double_base import HttpCall, LocalDouble, json_body
 
 APP_ID = "00000000-0000-0000-0000-0000000000a1"
 APP_PASSWORD = "teams-app-password-for-tests"
@@ -37,12 +35,8 @@ def new_key() -> rsa.RSAPrivateKey:
 
 
 @dataclass
-class ConnectorCall:
-    method: str
-    path: str  # decoded: /v3/conversations/<conversation>/activities[/<id>]
-    authorization: str
-    body: dict[str, Any]
-    response: dict[str, Any] = field(default_factory=dict)
+class ConnectorCall(HttpCall):
+    """A call to the connector; its path decoded: /v3/conversations/<conversation>/activities[/<id>]."""
 
     @property
     def conversation(self) -> str:
@@ -57,17 +51,16 @@ class ConnectorCall:
 
 
 @dataclass
-class TeamsDouble:
-    calls: list[ConnectorCall] = field(default_factory=list)
+class TeamsDouble(LocalDouble[ConnectorCall]):
     token_requests: list[dict[str, str]] = field(default_factory=list)
     key_fetches: int = 0
 
+    name = "teams"
+    timeout = 15.0
+
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__post_init__()
         self._ids = itertools.count(1_700_000_000_001)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.key = new_key()
         self.kid = f"kid-{uuid.uuid4().hex[:8]}"
 
@@ -117,47 +110,11 @@ class TeamsDouble:
 
     # -- the server -----------------------------------------------------------------------------
 
-    def start(self) -> TeamsDouble:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="teams-double")
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the Teams double did not start")
-        return self
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/.well-known/openidconfiguration", self._openid)
         app.router.add_get("/v1/.well-known/keys", self._keys)
         app.router.add_post("/botframework.com/oauth2/v2.0/token", self._token)
         app.router.add_route("*", "/teams/{tail:.*}", self._connector)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(10)
-        self._loop = None
 
     async def _openid(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -170,7 +127,7 @@ class TeamsDouble:
         )
 
     async def _keys(self, request: web.Request) -> web.Response:
-        with self._lock:
+        with self._cond:
             self.key_fetches += 1
         jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
         jwk.update({"kid": self.kid, "use": "sig", "endorsements": ["msteams"]})
@@ -178,7 +135,7 @@ class TeamsDouble:
 
     async def _token(self, request: web.Request) -> web.Response:
         form = {k: v[0] for k, v in parse_qs((await request.read()).decode()).items()}
-        with self._lock:
+        with self._cond:
             self.token_requests.append(form)
         if form.get("client_id") != APP_ID or form.get("client_secret") != APP_PASSWORD:
             return web.json_response({"error": "invalid_client"}, status=401)
@@ -188,8 +145,7 @@ class TeamsDouble:
 
     async def _connector(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
-        raw = await request.read()
-        body = json.loads(raw) if raw else {}
+        body = await json_body(request)
         parts = path.strip("/").split("/")
         status = 200
         answer: dict[str, Any]
@@ -201,34 +157,9 @@ class TeamsDouble:
             answer = {"id": parts[4]}
         else:
             status, answer = 404, {"error": {"code": "NotFound"}}
-        with self._lock:
-            self.calls.append(
-                ConnectorCall(
-                    request.method, path, request.headers.get("Authorization", ""), body, answer
-                )
+        self.record(
+            ConnectorCall(
+                request.method, path, request.headers.get("Authorization", ""), body, answer
             )
+        )
         return web.json_response(answer, status=status)
-
-    # -- what was recorded ----------------------------------------------------------------------
-
-    def find(
-        self, method: str, where: Callable[[ConnectorCall], bool] = lambda c: True
-    ) -> list[ConnectorCall]:
-        with self._lock:
-            return [c for c in self.calls if c.method == method and where(c)]
-
-    def wait_for(
-        self,
-        method: str,
-        count: int = 1,
-        where: Callable[[ConnectorCall], bool] = lambda c: True,
-        timeout: float = 15.0,
-    ) -> list[ConnectorCall]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.find(method, where)
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} {method} calls, got {found}")
-            time.sleep(0.02)
