@@ -34,6 +34,16 @@ class HttpCall:
     response: dict[str, Any] = field(default_factory=dict)
 
 
+class Address:
+    """A URL on the running double: ``http://127.0.0.1:<port><path>``, read as an attribute."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __get__(self, double: LocalDouble[Any], owner: type | None = None) -> str:
+        return f"http://127.0.0.1:{double.port}{self.path}"
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object (``{}`` for an empty body)."""
     raw = await request.read()
@@ -146,6 +156,7 @@ class LocalDouble(Generic[CallT]):
         self,
         method: str,
         count: int = 1,
+        *,
         where: Callable[[CallT], bool] | None = None,
         timeout: float | None = None,
     ) -> list[CallT]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from packages.server.tests.channels._double_base import HttpCall, LocalDouble, json_body
+from packages.server.tests.channels._double_base import Address, HttpCall, LocalDouble, json_body
 
 DiscordCall = HttpCall
 
@@ -21,9 +21,7 @@ class DiscordDouble(LocalDouble[HttpCall]):
         super().__post_init__()
         self._ids = itertools.count(900_000_000_000_000_001)
 
-    @property
-    def api_base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v10"
+    api_base = Address("/api/v10")
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/v10/{tail:.*}", self._api)

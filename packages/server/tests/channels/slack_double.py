@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
 
-from packages.server.tests.channels._double_base import LocalDouble
+from packages.server.tests.channels._double_base import Address, LocalDouble
 
 
 @dataclass
@@ -54,9 +54,7 @@ class SlackDouble(LocalDouble[SlackCall]):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/"
+    api_url = Address("/api/")
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)

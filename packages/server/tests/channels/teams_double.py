@@ -22,7 +22,12 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from packages.server.tests.channels._double_base import HttpCall, LocalDouble, json_body
+from packages.server.tests.channels._double_base import (
+    Address,
+    HttpCall,
+    LocalDouble,
+    json_body,
+)
 
 APP_ID = "00000000-0000-0000-0000-0000000000a1"
 APP_PASSWORD = "teams-app-password-for-tests"
@@ -66,21 +71,10 @@ class TeamsDouble(LocalDouble[ConnectorCall]):
 
     # -- addresses ------------------------------------------------------------------------------
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def openid_url(self) -> str:
-        return f"{self.base}/v1/.well-known/openidconfiguration"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.base}/botframework.com/oauth2/v2.0/token"
-
-    @property
-    def service_url(self) -> str:
-        return f"{self.base}/teams/"
+    base = Address("")
+    openid_url = Address("/v1/.well-known/openidconfiguration")
+    token_url = Address("/botframework.com/oauth2/v2.0/token")
+    service_url = Address("/teams/")
 
     # -- tokens ---------------------------------------------------------------------------------
 
