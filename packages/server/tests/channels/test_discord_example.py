@@ -4,27 +4,13 @@ call running."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "server" / "discord_approval.py"
+from packages.server.tests.channels._examples import run_example
 
 
 def test_discord_example_runs_offline(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNCTIONLAYER_", "DISCORD_"))}
-    env["HOME"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_example("discord_approval.py", tmp_path, settings="DISCORD_")
     assert "Discord got POST /api/v10/channels/1234567890/messages" in out
     assert "**Approve deploy?**" in out and "version: v2.4.1" in out
     assert "allowed_mentions: {'parse': []}" in out

@@ -4,27 +4,13 @@ agent's guarded call running."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "server" / "email_approval.py"
+from packages.server.tests.channels._examples import run_example
 
 
 def test_email_example_runs_offline(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_")}
-    env["HOME"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--auto"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = run_example("email_approval.py", tmp_path, "--auto")
     assert "Approval needed: transfer" in out and "amount: 250" in out
     assert "GET  -> 200 (confirmation page)" in out
     assert "POST -> 200 (approved)" in out
