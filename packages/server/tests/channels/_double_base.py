@@ -142,33 +142,36 @@ class LocalDouble(Generic[CallT]):
     ) -> list[CallT]:
         """Block until at least ``count`` matching calls were made; returns them."""
         with self._cond:
-            if not self._cond.wait_for(
-                lambda: len(self.find(method, where)) >= count,
-                self.timeout if timeout is None else timeout,
-            ):
-                raise AssertionError(
-                    f"expected {count} {method} call(s), got {len(self.find(method, where))}: "
-                    f"{[c.method for c in self.calls]}"
-                )
-            return self.find(method, where)
+            self._cond.wait_for(lambda: len(self.find(method, where)) >= count, self._for(timeout))
+            return self._enough(method, count, where)
 
     async def await_for(
         self,
         method: str,
         count: int = 1,
         *,
-        where: Callable[[CallT], bool] | None = None,
         timeout: float | None = None,
+        where: Callable[[CallT], bool] | None = None,
     ) -> list[CallT]:
         """``wait_for`` without blocking the event loop (for in-process servers): it looks
         every 20 ms, so the server has its turn to go on between two looks."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.timeout if timeout is None else timeout)
-        while len(found := self.find(method, where)) < count:
-            if loop.time() > deadline:
-                raise AssertionError(
-                    f"expected {count} {method} call(s), got {len(found)}: "
-                    f"{[c.method for c in self.calls]}"
-                )
+        deadline = loop.time() + self._for(timeout)
+        while len(self.find(method, where)) < count and loop.time() <= deadline:
             await asyncio.sleep(0.02)
+        return self._enough(method, count, where)
+
+    def _for(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else timeout
+
+    def _enough(
+        self, method: str, count: int, where: Callable[[CallT], bool] | None
+    ) -> list[CallT]:
+        """The matching calls, failing the test if there are fewer than ``count``."""
+        found = self.find(method, where)
+        if len(found) < count:
+            raise AssertionError(
+                f"expected {count} {method} call(s), got {len(found)}: "
+                f"{[c.method for c in self.calls]}"
+            )
         return found
