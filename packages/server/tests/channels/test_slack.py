@@ -4,9 +4,7 @@ double of the Slack Web API; interactions are signed the way Slack signs them.""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,9 +15,9 @@ from functionlayer import (
     FunctionLayer,
     ResponseOption,
     SlackContactChannel,
-    call_id_scope,
 )
 
+from packages.server.tests.channels._running import Running
 from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET, slack_env
 from packages.server.tests.channels.slack_double import (
     SlackCall,
@@ -73,35 +71,6 @@ def agent(slack_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Funct
 def slack_channel(**kwargs: Any) -> ContactChannel:
     kwargs.setdefault("channel_or_user_id", "C-OPS")
     return ContactChannel(slack=SlackContactChannel(**kwargs))
-
-
-class Running:
-    """A guarded call running in a thread, as an agent would make it."""
-
-    def __init__(self, fn: Callable[..., Any], call_id: str, **kwargs: Any) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                with call_id_scope(call_id):
-                    self.result = fn(**kwargs)
-            except BaseException as exc:  # reported by .get()
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def get(self, timeout: float = 20.0) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the guarded call is still waiting"
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-    @property
-    def waiting(self) -> bool:
-        return self.thread.is_alive()
 
 
 def posted(double: SlackDouble, call_id: str, count: int = 1) -> SlackCall:

@@ -10,10 +10,9 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,10 @@ from functionlayer import (
     FunctionLayer,
     ResponseOption,
     TeamsContactChannel,
-    call_id_scope,
 )
 from functionlayer_server._cli import create_user
 
+from packages.server.tests.channels._running import Running
 from packages.server.tests.channels.teams_double import (
     APP_ID,
     APP_PASSWORD,
@@ -145,35 +144,6 @@ def world(
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-class Running:
-    """A guarded call running in a thread, as an agent would make it."""
-
-    def __init__(self, fn: Callable[..., Any], call_id: str, **kwargs: Any) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                with call_id_scope(call_id):
-                    self.result = fn(**kwargs)
-            except BaseException as exc:  # reported by .get()
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def get(self, timeout: float = 30.0) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the guarded call is still waiting"
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-    @property
-    def waiting(self) -> bool:
-        return self.thread.is_alive()
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -360,7 +330,7 @@ def test_a_signed_approve_runs_the_body_once_and_updates_the_card(world: World) 
     click = activity(card, "Approve", ALICE, double=world.double)
     answer = world.post(click)
     assert answer.status_code == 200 and answer.json()["ok"] is True, answer.text
-    assert call.get() == "deployed billing v2"
+    assert call.get(timeout=30.0) == "deployed billing v2"
     assert ran == ["billing v2"]
 
     update = updated(world.double, card)
@@ -406,7 +376,10 @@ def test_reject_with_feedback_reaches_the_agent(world: World) -> None:
         activity(card, "Reject…", ALICE, text="use the staging copy instead", double=world.double)
     )
     assert done.json()["ok"] is True, done.text
-    assert call.get() == "User denied delete_table with feedback: use the staging copy instead"
+    assert (
+        call.get(timeout=30.0)
+        == "User denied delete_table with feedback: use the staging copy instead"
+    )
     assert ran == []
     update = updated(world.double, card)
     assert "Rejected by alice via teams: use the staging copy instead" in text_of(update.card)
