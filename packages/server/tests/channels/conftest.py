@@ -1,4 +1,4 @@
-"""Shared fixtures for channel tests: a local Slack Web API double."""
+"""Shared fixtures for channel tests: the local doubles of Slack's, Discord's and Teams' APIs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from packages.server.tests.channels.discord_double import DiscordDouble
 from packages.server.tests.channels.slack_double import SlackDouble
+from packages.server.tests.channels.teams_double import TeamsDouble
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-server-token"
@@ -26,17 +28,23 @@ def slack_env(double: SlackDouble, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def slack_double() -> Iterator[SlackDouble]:
-    double = SlackDouble().start()
-    try:
+    with SlackDouble() as double:
         yield double
-    finally:
-        double.stop()
 
 
 @pytest.fixture(scope="module")
 def module_slack_double() -> Iterator[SlackDouble]:
-    double = SlackDouble().start()
-    try:
+    with SlackDouble() as double:
         yield double
-    finally:
-        double.stop()
+
+
+@pytest.fixture
+def discord_double() -> Iterator[DiscordDouble]:
+    with DiscordDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def teams_double() -> Iterator[TeamsDouble]:
+    with TeamsDouble() as double:
+        yield double

@@ -3,8 +3,8 @@ interactions must be signed with the returned Ed25519 key (a real key pair, as D
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -16,15 +16,6 @@ from nacl.signing import SigningKey
 from packages.server.tests.channels.discord_double import DiscordDouble
 
 BOT_TOKEN = "discord-bot-token-for-tests"
-
-
-@contextmanager
-def running_double() -> Iterator[DiscordDouble]:
-    double = DiscordDouble().start()
-    try:
-        yield double
-    finally:
-        double.stop()
 
 
 @asynccontextmanager

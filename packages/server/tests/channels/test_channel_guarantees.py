@@ -13,13 +13,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from fastapi.testclient import TestClient
 from functionlayer import FunctionCall
 from functionlayer.models import FunctionCallStatus
-from functionlayer_server._app import create_app
-from functionlayer_server._settings import Settings
 
-from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET
+from packages.server.tests.channels._app import InProcessApp, in_process, slack_settings
+from packages.server.tests.channels.conftest import SIGNING_SECRET
 from packages.server.tests.channels.slack_double import (
     SlackCall,
     SlackDouble,
@@ -35,17 +33,10 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @dataclass
-class App:
-    client: TestClient
-    service: Any
+class App(InProcessApp):
     token: str
     mailbox: Mailbox
     slack: SlackDouble
-
-    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        portal = self.client.portal
-        assert portal is not None
-        return portal.call(lambda: fn(*args, **kwargs))
 
     def create(self, call_id: str, **spec: Any) -> None:
         spec.setdefault("kwargs", {})
@@ -72,26 +63,16 @@ def app(
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    directory = tmp_path_factory.mktemp("channels")
-    policy_file = directory / "policy.toml"
-    policy_file.write_text('[default]\nslack_channels = ["C-OPS"]\n')
-    settings = Settings(
-        policy_file=str(policy_file),
-        database_url=f"sqlite:///{directory / 'channels.sqlite3'}",
-        public_url="http://testserver",
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=module_slack_double.api_url,
+    settings = slack_settings(
+        tmp_path_factory.mktemp("channels"),
+        module_slack_double,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
         smtp_starttls=False,
         email_from="approvals@fl.example",
-        scheduler_interval_seconds=0.05,
     )
     try:
-        # Server errors become 500 answers, as a real server gives them.
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            service = client.app.state.service  # type: ignore[attr-defined]
+        with in_process(settings) as (client, service):
             box = App(client, service, "", mailbox, module_slack_double)
             box.token = box.run(service.create_token, "agent")
             box.run(service.accounts.create_person, "boss", slack_ids=["U0BOSS"])

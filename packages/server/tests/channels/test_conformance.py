@@ -39,11 +39,10 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from functionlayer import FunctionCall, FunctionCallSpec, TerminalBackend
 from functionlayer.models import FunctionCallStatus
-from functionlayer_server._app import create_app
-from functionlayer_server._settings import Settings
 from nacl.signing import SigningKey
 
-from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET
+from packages.server.tests.channels._app import in_process, slack_settings
+from packages.server.tests.channels.conftest import SIGNING_SECRET
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from packages.server.tests.channels.slack_double import (
     SlackCall,
@@ -643,20 +642,15 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    directory = tmp_path_factory.mktemp("conformance")
-    policy = directory / "policy.toml"
-    policy.write_text(
-        '[default]\nslack_channels = ["C-OPS"]\ndiscord_channels = ["D-OPS"]\n'
-        'email_domains = ["corp.example"]\n'
-        f'teams_conversations = ["{Teams.conversation}"]\n'
-    )
-    settings = Settings(
-        policy_file=str(policy),
+    settings = slack_settings(
+        tmp_path_factory.mktemp("conformance"),
+        slack,
+        policy=(
+            '[default]\nslack_channels = ["C-OPS"]\ndiscord_channels = ["D-OPS"]\n'
+            'email_domains = ["corp.example"]\n'
+            f'teams_conversations = ["{Teams.conversation}"]\n'
+        ),
         database_url=database_url,
-        public_url="http://testserver",
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=slack.api_url,
         discord_bot_token="discord-bot-token",
         discord_public_key=DISCORD_KEY.verify_key.encode().hex(),
         discord_api_base=discord.api_base,
@@ -670,11 +664,9 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
         smtp_starttls=False,
         email_from="approvals@fl.example",
         email_inbound_secret=INBOUND_SECRET,
-        scheduler_interval_seconds=0.05,
     )
     try:
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            service = client.app.state.service  # type: ignore[attr-defined]
+        with in_process(settings) as (client, service):
             w = World(client, service, slack, discord, mailbox, teams)
             accounts = service.accounts
             for name in ("alice", "dora", "olga"):

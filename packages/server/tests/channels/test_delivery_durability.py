@@ -85,24 +85,6 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
         controller.stop()
 
 
-@pytest.fixture
-def discord_double() -> Iterator[DiscordDouble]:
-    double = DiscordDouble().start()
-    try:
-        yield double
-    finally:
-        double.stop()
-
-
-@pytest.fixture
-def teams_double() -> Iterator[TeamsDouble]:
-    double = TeamsDouble().start()
-    try:
-        yield double
-    finally:
-        double.stop()
-
-
 @pytest.fixture(params=["slack", "email", "discord", "teams"])
 def target(request: pytest.FixtureRequest) -> Target:
     if request.param == "slack":

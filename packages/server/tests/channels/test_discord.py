@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
 from nacl.signing import SigningKey
 
-from packages.server.tests.channels.discord_app import BOT_TOKEN, discord_app, running_double
+from packages.server.tests.channels.discord_app import BOT_TOKEN, discord_app
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -67,17 +67,11 @@ class Server:
 
 
 @pytest.fixture
-def double() -> Iterator[DiscordDouble]:
-    with running_double() as d:
-        yield d
-
-
-@pytest.fixture
-async def server(tmp_path: Path, double: DiscordDouble) -> AsyncIterator[Server]:
+async def server(tmp_path: Path, discord_double: DiscordDouble) -> AsyncIterator[Server]:
     policy = tmp_path / "policy.toml"
     policy.write_text('[default]\ndiscord_channels = ["C-OPS", "C-SRE"]\n')
     url = f"sqlite:///{tmp_path / 'discord.sqlite3'}"
-    async with discord_app(url, double, policy, {"alice": ALICE, "bob": BOB}) as (
+    async with discord_app(url, discord_double, policy, {"alice": ALICE, "bob": BOB}) as (
         service,
         http,
         key,
@@ -102,10 +96,10 @@ async def create_call(server: Server, call_id: str, **spec: Any) -> FunctionCall
     return stored
 
 
-async def posted(double: DiscordDouble, call_id: str, count: int = 1) -> DiscordCall:
+async def posted(discord_double: DiscordDouble, call_id: str, count: int = 1) -> DiscordCall:
     """The ``count``-th message posted for ``call_id``."""
     return (
-        await double.await_for(
+        await discord_double.await_for(
             "POST",
             count,
             where=lambda c: (
@@ -183,7 +177,7 @@ async def test_ping_is_answered_with_pong(server: Server) -> None:
 
 
 async def test_delivery_escapes_arguments_and_pings_nobody(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     hostile = "@everyone @here <@&123> <@456> **bold** ```\n# heading\n[x](http://evil)"
     await create_call(
@@ -193,7 +187,7 @@ async def test_delivery_escapes_arguments_and_pings_nobody(
         kwargs={"note": hostile},
         reject_options=[ResponseOption(name="freeze", title="Change freeze")],
     )
-    message = await posted(double, "dc-content")
+    message = await posted(discord_double, "dc-content")
     assert message.path == "/channels/C-OPS/messages"
     assert message.authorization == f"Bot {BOT_TOKEN}"
     assert message.body["allowed_mentions"] == {"parse": []}
@@ -215,16 +209,18 @@ async def test_delivery_escapes_arguments_and_pings_nobody(
     assert delivered == [("delivered", "functionlayer-server", "discord")]
 
 
-async def test_user_target_opens_a_direct_message(server: Server, double: DiscordDouble) -> None:
+async def test_user_target_opens_a_direct_message(
+    server: Server, discord_double: DiscordDouble
+) -> None:
     await create_call(server, "dc-dm", channel=discord(user_id=ALICE))
-    opened = await double.await_for("POST", where=lambda c: c.path == "/users/@me/channels")
+    opened = await discord_double.await_for("POST", where=lambda c: c.path == "/users/@me/channels")
     assert opened[0].body == {"recipient_id": ALICE}
-    message = await posted(double, "dc-dm")
+    message = await posted(discord_double, "dc-dm")
     assert message.path == f"/channels/DM-{ALICE}/messages"
 
 
 async def test_approve_by_a_linked_person_updates_every_message(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     await create_call(
         server,
@@ -232,9 +228,9 @@ async def test_approve_by_a_linked_person_updates_every_message(
         channel=discord(channel_id="C-OPS"),
         policy={"channels": [discord(channel_id="C-SRE")]},
     )
-    await double.await_for("POST", 2, where=lambda c: c.path.endswith("/messages"))
-    ops = next(c for c in double.find("POST") if c.path == "/channels/C-OPS/messages")
-    sre = next(c for c in double.find("POST") if c.path == "/channels/C-SRE/messages")
+    await discord_double.await_for("POST", 2, where=lambda c: c.path.endswith("/messages"))
+    ops = next(c for c in discord_double.find("POST") if c.path == "/channels/C-OPS/messages")
+    sre = next(c for c in discord_double.find("POST") if c.path == "/channels/C-SRE/messages")
 
     response = await server.post(click(ops, "Approve", ALICE))
     assert response.status_code == 200
@@ -248,11 +244,11 @@ async def test_approve_by_a_linked_person_updates_every_message(
     assert status.responded_by == "alice" and status.responded_via == "discord"
 
     # The other delivery is edited over REST; the clicked one is left to the response.
-    patch = (await double.await_for("PATCH"))[0]
+    patch = (await discord_double.await_for("PATCH"))[0]
     assert patch.path == f"/channels/C-SRE/messages/{sre.response['id']}"
     assert patch.body["components"] == [] and "alice" in patch.body["content"]
     assert patch.authorization == f"Bot {BOT_TOKEN}"
-    assert not double.find("PATCH", lambda c: c.path.endswith(ops.response["id"]))
+    assert not discord_double.find("PATCH", lambda c: c.path.endswith(ops.response["id"]))
 
     # A second click (another person, the other message) decides nothing and says so.
     again = (await server.post(click(sre, "Approve", BOB))).json()
@@ -263,10 +259,10 @@ async def test_approve_by_a_linked_person_updates_every_message(
 
 
 async def test_reject_through_the_modal_stores_the_feedback(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     await create_call(server, "dc-reject")
-    message = await posted(double, "dc-reject")
+    message = await posted(discord_double, "dc-reject")
     modal = (await server.post(click(message, "Reject…", ALICE))).json()
     assert modal["type"] == 9 and modal["data"]["custom_id"] == "mfl:rj:f:dc-reject"
     text_input = modal["data"]["components"][0]["components"][0]
@@ -286,13 +282,13 @@ async def test_reject_through_the_modal_stores_the_feedback(
     assert status.comment == "use the *staging* copy" and status.responded_by == "alice"
 
 
-async def test_reject_option_button(server: Server, double: DiscordDouble) -> None:
+async def test_reject_option_button(server: Server, discord_double: DiscordDouble) -> None:
     await create_call(
         server,
         "dc-option",
         reject_options=[ResponseOption(name="freeze", title="Change freeze", prompt_fill="no")],
     )
-    message = await posted(double, "dc-option")
+    message = await posted(discord_double, "dc-option")
     answer = (await server.post(click(message, "Change freeze", ALICE))).json()
     assert answer["type"] == 7 and "(freeze)" in answer["data"]["content"]
     status = (await server.call("dc-option")).status
@@ -300,7 +296,7 @@ async def test_reject_option_button(server: Server, double: DiscordDouble) -> No
 
 
 async def test_reply_to_a_human_contact_in_a_direct_message(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     contact = HumanContact(
         run_id="discord-agent",
@@ -312,7 +308,7 @@ async def test_reply_to_a_human_contact_in_a_direct_message(
         ),
     )
     await server.service.create_human_contact(contact)
-    message = await posted(double, "dc-contact")
+    message = await posted(discord_double, "dc-contact")
     assert buttons(message)[0]["label"] == "Reply…"
     modal = (await server.post(click(message, "Reply…", ALICE, dm=True))).json()
     assert modal["type"] == 9
@@ -326,10 +322,10 @@ async def test_reply_to_a_human_contact_in_a_direct_message(
 
 
 async def test_bad_signatures_stale_and_replayed_interactions_are_refused(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     await create_call(server, "dc-auth")
-    message = await posted(double, "dc-auth")
+    message = await posted(discord_double, "dc-auth")
     approve = click(message, "Approve", ALICE)
 
     forged = await server.post(approve, key=SigningKey.generate())
@@ -360,12 +356,12 @@ async def test_bad_signatures_stale_and_replayed_interactions_are_refused(
 
 
 async def test_unlinked_and_not_allowed_users_are_refused_and_audited(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     await create_call(
         server, "dc-refuse", channel=discord(channel_id="C-OPS", allowed_responder_ids=[ALICE])
     )
-    message = await posted(double, "dc-refuse")
+    message = await posted(discord_double, "dc-refuse")
 
     stranger = (await server.post(click(message, "Approve", STRANGER))).json()
     assert is_ephemeral(stranger) and "not allowed" in stranger["data"]["content"]
@@ -394,33 +390,37 @@ async def test_unlinked_and_not_allowed_users_are_refused_and_audited(
 
 
 async def test_a_decision_elsewhere_edits_the_discord_messages(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     await create_call(server, "dc-elsewhere")
-    message = await posted(double, "dc-elsewhere")
+    message = await posted(discord_double, "dc-elsewhere")
     await server.service.respond_function_call(
         "dc-elsewhere",
         FunctionCallStatus(approved=False, comment="not today"),
         responder="user:bob",
         via="inbox",
     )
-    patch = (await double.await_for("PATCH"))[0]
+    patch = (await discord_double.await_for("PATCH"))[0]
     assert patch.path == f"/channels/C-OPS/messages/{message.response['id']}"
     assert patch.body["components"] == []
     assert "**Rejected** by **bob** via inbox: not today" in patch.body["content"]
 
 
-async def test_long_call_ids_fit_in_custom_ids(server: Server, double: DiscordDouble) -> None:
+async def test_long_call_ids_fit_in_custom_ids(
+    server: Server, discord_double: DiscordDouble
+) -> None:
     call_id = "long-" + "x" * 200
     await create_call(server, call_id)
-    message = (await double.await_for("POST", where=lambda c: c.path.endswith("/messages")))[0]
+    message = (
+        await discord_double.await_for("POST", where=lambda c: c.path.endswith("/messages"))
+    )[0]
     assert all(len(b.get("custom_id", "")) <= 100 for b in buttons(message))
     assert (await server.post(click(message, "Approve", ALICE))).json()["type"] == 7
     assert (await server.call(call_id)).status.approved is True  # type: ignore[union-attr]
 
 
 async def test_routing_outside_the_operator_rules_is_refused(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     token = await server.service.create_token("agent")
     headers = {"Authorization": f"Bearer {token}"}
@@ -449,8 +449,8 @@ async def test_routing_outside_the_operator_rules_is_refused(
         headers=headers,
     )
     assert allowed.status_code in (200, 201), allowed.text
-    await posted(double, "dc-route-ok")
-    contents = " ".join(str(c.body.get("content", "")) for c in double.find("POST"))
+    await posted(discord_double, "dc-route-ok")
+    contents = " ".join(str(c.body.get("content", "")) for c in discord_double.find("POST"))
     assert not any(f"dc-route-{i}" in contents for i in "1234")  # refused: nothing was sent
 
 
@@ -470,7 +470,7 @@ def test_settings_accept_the_discord_environment_names() -> None:
 
 
 async def test_arguments_too_long_to_show_cannot_be_approved_in_discord(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     """No Approve button when the message cannot show every argument (hidden characters marked
     as they are shown), and an Approve click for such a call (a message from before, a crafted
@@ -479,7 +479,7 @@ async def test_arguments_too_long_to_show_cannot_be_approved_in_discord(
         server, "dc-long", kwargs={"to": "eve\u200b@evil.example", "body": "x" * 3000}
     )
     message = (
-        await double.await_for(
+        await discord_double.await_for(
             "POST",
             where=lambda c: (
                 c.path.endswith("/messages") and "fl:rj:f:dc-long" in json.dumps(c.body)
@@ -498,13 +498,13 @@ async def test_arguments_too_long_to_show_cannot_be_approved_in_discord(
 
 
 async def test_irreversible_function_takes_a_confirm_click_and_context_is_an_inert_embed(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     from functionlayer.models import RequestContext
 
     context = RequestContext(user_request="@everyone [approve](http://evil) \u200bnow")
     await create_call(server, "dc-irrev", irreversible=True, context=context)
-    message = await posted(double, "dc-irrev")
+    message = await posted(discord_double, "dc-irrev")
     [embed] = message.body["embeds"]
     assert embed["title"] == "From the agent — may be wrong or injected"
     assert embed["description"].count("```") == 2  # quoted in a code block it cannot close

@@ -12,7 +12,7 @@ import json
 import time
 import tomllib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from functionlayer_server._policy import OperatorPolicy
 from functionlayer_server._service import ApprovalService
 from nacl.signing import SigningKey
 
-from packages.server.tests.channels.discord_app import discord_app, running_double
+from packages.server.tests.channels.discord_app import discord_app
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from tests._support.inprocess import STORES, database_url
 
@@ -101,21 +101,19 @@ class Box:
         return None if status is None else status.approved
 
 
-@pytest.fixture
-def double() -> Iterator[DiscordDouble]:
-    with running_double() as d:
-        yield d
-
-
 @pytest.fixture(params=STORES)
 async def box(
-    request: pytest.FixtureRequest, tmp_path: Path, double: DiscordDouble
+    request: pytest.FixtureRequest, tmp_path: Path, discord_double: DiscordDouble
 ) -> AsyncIterator[Box]:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     with database_url(request, tmp_path) as url:
-        async with discord_app(url, double, policy, {"alice": ALICE}) as (service, http, key):
-            b = Box(service, http, key, double)
+        async with discord_app(url, discord_double, policy, {"alice": ALICE}) as (
+            service,
+            http,
+            key,
+        ):
+            b = Box(service, http, key, discord_double)
             b.agent = {"Authorization": f"Bearer {await service.create_token('agent')}"}
             yield b
 

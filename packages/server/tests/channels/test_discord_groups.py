@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from functionlayer.models import (
 )
 from functionlayer_server._service import FUNCTION_CALL
 
-from packages.server.tests.channels.discord_app import discord_app, running_double
+from packages.server.tests.channels.discord_app import discord_app
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from packages.server.tests.channels.test_discord import ALICE, Server
 
@@ -32,17 +32,11 @@ _counter = iter(range(1, 10**6))
 
 
 @pytest.fixture
-def double() -> Iterator[DiscordDouble]:
-    with running_double() as d:
-        yield d
-
-
-@pytest.fixture
-async def server(tmp_path: Path, double: DiscordDouble) -> AsyncIterator[Server]:
+async def server(tmp_path: Path, discord_double: DiscordDouble) -> AsyncIterator[Server]:
     policy = tmp_path / "policy.toml"
     policy.write_text('[default]\ndiscord_channels = ["C-OPS"]\n')
     url = f"sqlite:///{tmp_path / 'groups.sqlite3'}"
-    async with discord_app(url, double, policy, {"alice": ALICE}) as (service, http, key):
+    async with discord_app(url, discord_double, policy, {"alice": ALICE}) as (service, http, key):
         yield Server(service, http, key)
 
 
@@ -83,8 +77,8 @@ def custom_ids(body: dict[str, Any], label: str) -> list[str]:
     ]
 
 
-def posts(double: DiscordDouble) -> list[DiscordCall]:
-    return double.find("POST", where=lambda c: c.path.endswith("/messages"))
+def posts(discord_double: DiscordDouble) -> list[DiscordCall]:
+    return discord_double.find("POST", where=lambda c: c.path.endswith("/messages"))
 
 
 def click(message_id: str, custom_id: str, user: str = ALICE) -> dict[str, Any]:
@@ -105,14 +99,14 @@ async def status(server: Server, call_id: str) -> bool | None:
 
 
 async def test_a_group_is_one_message_with_a_row_per_call(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     for n, call_id in enumerate(["g-1", "g-2", "g-3"]):
         await create(server, call_id, "turn-A", amount=n + 1)
-    await double.await_for("PATCH", 2)
-    assert len(posts(double)) == 1  # one message for the turn
-    message_id = posts(double)[0].response["id"]
-    latest = double.find("PATCH")[-1].body
+    await discord_double.await_for("PATCH", 2)
+    assert len(posts(discord_double)) == 1  # one message for the turn
+    message_id = posts(discord_double)[0].response["id"]
+    latest = discord_double.find("PATCH")[-1].body
     assert custom_ids(latest, "Approve") == ["fl:ap:f:g-1", "fl:ap:f:g-2", "fl:ap:f:g-3"]
     assert [e["title"] for e in latest["embeds"]] == ["Call 1", "Call 2", "Call 3"]
     assert all("amount:" in e["description"] for e in latest["embeds"])  # every call in full
@@ -133,16 +127,16 @@ async def test_a_group_is_one_message_with_a_row_per_call(
 
 
 async def test_a_button_of_a_call_the_message_does_not_show_decides_nothing(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     await create(server, "mine-1", "turn-B")
     await create(server, "mine-2", "turn-B")
     await create(server, "theirs-1", "turn-B", token="agent-2", amount=999)
-    await double.await_for("POST", 2, where=lambda c: c.path.endswith("/messages"))
+    await discord_double.await_for("POST", 2, where=lambda c: c.path.endswith("/messages"))
     # Another agent's call under the same group id is its own message, not a row.
-    assert len(posts(double)) == 2
-    group = posts(double)[0].response["id"]
-    latest = double.find("PATCH")[-1].body
+    assert len(posts(discord_double)) == 2
+    group = posts(discord_double)[0].response["id"]
+    latest = discord_double.find("PATCH")[-1].body
     assert "theirs-1" not in json.dumps(latest)
     # A crafted click for that call on the group message: refused, nothing approved.
     answer = (await server.post(click(group, "fl:ap:f:theirs-1"))).json()
@@ -153,28 +147,28 @@ async def test_a_button_of_a_call_the_message_does_not_show_decides_nothing(
 
 
 async def test_calls_that_cannot_be_rows_get_their_own_message(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     for n in range(6):
         await create(server, f"many-{n}", "turn-C", amount=n)
     await create(server, "wipe-1", "turn-C", irreversible=True)
-    await double.await_for("POST", 3, where=lambda c: c.path.endswith("/messages"))
-    messages = posts(double)
+    await discord_double.await_for("POST", 3, where=lambda c: c.path.endswith("/messages"))
+    messages = posts(discord_double)
     assert len(messages) == 3  # five rows, the sixth call, the irreversible call
-    latest = double.find("PATCH")[-1].body
+    latest = discord_double.find("PATCH")[-1].body
     assert len(latest["embeds"]) == 5 and len(latest["components"]) == 5
     assert "fl:ap:f:many-5" in json.dumps(messages[1].body)
     assert "wipe-1" in json.dumps(messages[2].body)
 
 
 async def test_a_group_never_holds_more_than_it_can_show_in_full(
-    server: Server, double: DiscordDouble
+    server: Server, discord_double: DiscordDouble
 ) -> None:
     notes = [f"{chr(ord('a') + n)}" * 1100 for n in range(4)]
     for n, note in enumerate(notes):
         await create(server, f"big-{n}", "turn-D", note=note)
-    await double.await_for("POST", 2, where=lambda c: c.path.endswith("/messages"))
-    group = double.find("PATCH")[-1].body
+    await discord_double.await_for("POST", 2, where=lambda c: c.path.endswith("/messages"))
+    group = discord_double.find("PATCH")[-1].body
     assert len(group["embeds"]) < len(notes)  # the rest had their own message
     for embed in group["embeds"]:
         assert any(note in embed["description"] for note in notes)  # each row in full

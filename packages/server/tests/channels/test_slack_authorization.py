@@ -9,40 +9,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from functionlayer.models import FunctionCallStatus, HumanContactStatus
-from functionlayer_server._app import create_app
-from functionlayer_server._settings import Settings
 
-from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET
+from packages.server.tests.channels._app import SlackApp, in_process, slack_settings
 from packages.server.tests.channels.slack_double import (
     SlackCall,
     SlackDouble,
     block_actions,
-    interaction_body,
-    slack_headers,
     view_submission,
 )
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@dataclass
-class App:
-    client: TestClient
-    service: Any
-    headers: dict[str, str]
-    slack: SlackDouble
-
-    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        portal = self.client.portal
-        assert portal is not None
-        return portal.call(lambda: fn(*args, **kwargs))
-
+class App(SlackApp):
     def create(self, path: str, call_id: str, spec: dict[str, Any]) -> None:
         response = self.client.post(
             f"/functionlayer/v1/{path}",
@@ -61,16 +44,9 @@ class App:
         assert status is not None
         return status
 
-    def posted(self, call_id: str) -> SlackCall:
-        return self.slack.wait_for(
-            "chat.postMessage", where=lambda c: f"`{call_id}`" in c.blocks_json()
-        )[-1]
-
-    def send(self, payload: dict[str, Any]) -> Any:
-        body = interaction_body(payload)
-        response = self.client.post(
-            "/slack/interactions", content=body, headers=slack_headers(body, SIGNING_SECRET)
-        )
+    def send(self, payload: dict[str, Any], **headers: str) -> Any:
+        """The server's answer to a signed interaction (None when empty); it must be 200."""
+        response = super().send(payload, **headers)
         assert response.status_code == 200, response.text
         return response.json() if response.content else None
 
@@ -85,20 +61,8 @@ class App:
 def app(
     tmp_path_factory: pytest.TempPathFactory, module_slack_double: SlackDouble
 ) -> Iterator[App]:
-    directory = tmp_path_factory.mktemp("slack-auth")
-    policy_file = directory / "policy.toml"
-    policy_file.write_text('[default]\nslack_channels = ["C-OPS"]\n')
-    settings = Settings(
-        policy_file=str(policy_file),
-        database_url=f"sqlite:///{directory / 'slack.sqlite3'}",
-        public_url="http://testserver",
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=module_slack_double.api_url,
-        scheduler_interval_seconds=0.05,
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        service = client.app.state.service  # type: ignore[attr-defined]
+    settings = slack_settings(tmp_path_factory.mktemp("slack-auth"), module_slack_double)
+    with in_process(settings) as (client, service):
         box = App(client, service, {}, module_slack_double)
         box.headers = {"Authorization": f"Bearer {box.run(service.create_token, 'agent')}"}
         # Both are persons of the project: anywhere else, either may decide.

@@ -12,16 +12,13 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from functionlayer_server._app import create_app
-from functionlayer_server._settings import Settings
 
-from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET
+from packages.server.tests.channels._app import SlackApp, in_process, slack_settings
+from packages.server.tests.channels.conftest import SIGNING_SECRET
 from packages.server.tests.channels.slack_double import (
     SlackCall,
     SlackDouble,
@@ -48,18 +45,7 @@ irreversible = true
 """
 
 
-@dataclass
-class App:
-    client: TestClient
-    service: Any
-    headers: dict[str, str]
-    slack: SlackDouble
-
-    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        portal = self.client.portal
-        assert portal is not None
-        return portal.call(lambda: fn(*args, **kwargs))
-
+class App(SlackApp):
     def create(
         self, fn: str, kwargs: dict[str, Any], *, posted: bool = True
     ) -> tuple[str, SlackCall | None]:
@@ -73,24 +59,12 @@ class App:
         assert response.status_code == 200, response.text
         if not posted:
             return call_id, None
-        message = self.slack.wait_for(
-            "chat.postMessage", where=lambda c: f"`{call_id}`" in c.blocks_json()
-        )[-1]
-        return call_id, message
+        return call_id, self.posted(call_id)
 
     def create_posted(self, fn: str, kwargs: dict[str, Any]) -> tuple[str, SlackCall]:
         call_id, message = self.create(fn, kwargs)
         assert message is not None
         return call_id, message
-
-    def send(self, payload: dict[str, Any], **headers: str) -> Any:
-        body = interaction_body(payload)
-        response = self.client.post(
-            "/slack/interactions",
-            content=body,
-            headers=headers or slack_headers(body, SIGNING_SECRET),
-        )
-        return response
 
     def grants(self) -> list[Any]:
         return list(self.run(self.service.store.list_grants, project="default"))
@@ -113,20 +87,9 @@ def app(
     module_slack_double: SlackDouble,
 ) -> Iterator[App]:
     directory: Path = tmp_path_factory.mktemp("slack-grants")
-    policy_file = directory / "policy.toml"
-    policy_file.write_text(POLICY)
     with database_url(request, directory) as url:
-        settings = Settings(
-            policy_file=str(policy_file),
-            database_url=url,
-            public_url="http://testserver",
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=module_slack_double.api_url,
-            scheduler_interval_seconds=0.05,
-        )
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            service = client.app.state.service  # type: ignore[attr-defined]
+        settings = slack_settings(directory, module_slack_double, policy=POLICY, database_url=url)
+        with in_process(settings) as (client, service):
             box = App(client, service, {}, module_slack_double)
             box.headers = {"Authorization": f"Bearer {box.run(service.create_token, 'agent')}"}
             box.run(service.accounts.create_person, "boss", slack_ids=["U0BOSS"])
