@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from functionlayer_server import create_app
 from functionlayer_server._settings import Settings
 
+from tests._support.mail import email_settings
 from tests._support.servers import fresh_postgres_database
 
 API = "/functionlayer/v1"
@@ -85,3 +86,23 @@ async def running_app(url: str, **settings: Any) -> AsyncIterator[InProcess]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield InProcess(client, app.state.service, app)
+
+
+def app_fixture(*, policy: str | None = None, mail: bool = False, **settings: Any) -> Any:
+    """A fixture for a module's ``app = app_fixture(...)``: the app in process on each store
+    (SQLite, PostgreSQL), with ``policy`` as its policy file, sending email to the module's
+    ``mailbox`` fixture (an SMTP server, its port second) when ``mail``, and ``settings``."""
+
+    @pytest.fixture(params=STORES)
+    async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InProcess]:
+        extra = dict(settings)
+        if mail:
+            extra.update(email_settings(request.getfixturevalue("mailbox")[1]))
+        if policy is not None:
+            (tmp_path / "policy.toml").write_text(policy)
+            extra["policy_file"] = str(tmp_path / "policy.toml")
+        with database_url(request, tmp_path) as url:
+            async with running_app(url, **extra) as running:
+                yield running
+
+    return app

@@ -67,3 +67,15 @@ def smtp_mailbox() -> Iterator[tuple[Mailbox, int]]:
         yield box, controller.port
     finally:
         controller.stop()
+
+
+def email_settings(smtp_port: int, **extra: Any) -> dict[str, Any]:
+    """Server settings that send email to the local SMTP server on ``smtp_port``."""
+    return {
+        "public_url": "http://testserver",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_starttls": False,
+        "email_from": "approvals@fl.example",
+        **extra,
+    }

@@ -34,6 +34,8 @@ from functionlayer_server._channels._email_render import render_request
 from functionlayer_server._channels._slack_blocks import ACTION_APPROVE, request_blocks
 from functionlayer_server._settings import Settings
 
+from packages.server.tests import _edit_form
+from packages.server.tests._edit_form import with_body
 from packages.server.tests.test_inbox import PASSWORD, Inbox
 from tests._support.servers import fresh_postgres_database
 
@@ -301,29 +303,11 @@ def test_inbox_shows_every_argument_in_full_and_offers_approve(inbox: Inbox) -> 
     assert shown["body"] == HUGE["body"] and 'id="approve-form"' in page
 
 
-# What the agent proposed: two nulls, one argument outside the schema (**kwargs), and none of
-# the properties that have a default.
-EDIT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"},
-        "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
-        "seats": {"type": "integer", "default": 2},
-        "express": {"type": "boolean", "default": True},
-        "level": {"enum": ["low", "high"], "default": "high"},
-        "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-        "tags": {"type": "array", "items": {"type": "string"}, "default": ["x"]},
-        "mode": {"enum": ["a", "b"]},
-        "body": {"type": "string"},
-    },
-    "required": ["city"],
-}
+# The edit form's call, with a ``body`` that starts with a line break.
+EDIT_SCHEMA = with_body(_edit_form.EDIT_SCHEMA)
 EDIT_PROPOSED: dict[str, Any] = {
-    "city": "Oslo",
-    "note": None,
-    "limit": None,
+    **_edit_form.EDIT_PROPOSED,
     "body": "\nstarts with a line break",
-    "extra": "kept",
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from functionlayer import FunctionCall, FunctionLayer, call_id_scope
 from functionlayer.adapters import decision_of
 from functionlayer_server._policy import OperatorPolicy
 
-from tests._support.inprocess import API, STORES, InProcess, database_url, running_app
+from tests._support.inprocess import API, InProcess, app_fixture
 from tests._support.servers import ENV_PREFIX, ServerFactory
 
 pytestmark = [pytest.mark.timeout(90)]
@@ -47,13 +46,7 @@ responders = ["fin1", "fin2"]
 """
 
 
-@pytest.fixture(params=STORES)
-async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InProcess]:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
-    with database_url(request, tmp_path) as url:
-        async with running_app(url, policy_file=str(policy)) as app:
-            yield app
+app = app_fixture(policy=POLICY)
 
 
 def new_id() -> str:

@@ -4,13 +4,11 @@ the same request only when its arguments are the same JSON."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests._support.inprocess import STORES, InProcess, database_url, running_app
+from tests._support.inprocess import InProcess, app_fixture
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -21,13 +19,7 @@ responders = ["alice", "bob"]
 """
 
 
-@pytest.fixture(params=STORES)
-async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InProcess]:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
-    with database_url(request, tmp_path) as url:
-        async with running_app(url, policy_file=str(policy)) as app:
-            yield app
+app = app_fixture(policy=POLICY)
 
 
 async def test_the_operators_function_rules_govern_the_decision(app: InProcess) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,16 +118,23 @@ def dialogs() -> Dialogs:
     return Dialogs()
 
 
-@pytest.fixture
-def page(browser: Any, dialogs: Dialogs) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(10_000)
-    opened = context.new_page()
+@contextmanager
+def new_page(browser: Any, dialogs: Dialogs, **context: Any) -> Iterator[Any]:
+    """A page in a fresh browser context (``context``: its options), its dialogs recorded."""
+    opened_context = browser.new_context(**context)
+    opened_context.set_default_timeout(10_000)
+    opened = opened_context.new_page()
     opened.on("dialog", dialogs)
     try:
         yield opened
     finally:
-        context.close()
+        opened_context.close()
+
+
+@pytest.fixture
+def page(browser: Any, dialogs: Dialogs) -> Iterator[Any]:
+    with new_page(browser, dialogs, viewport={"width": 1200, "height": 900}) as opened:
+        yield opened
 
 
 def _login(page: Any, base_url: str, username: str, password: str) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
+
+from packages.server.tests.browser._agent import agent_client, propose
+from packages.server.tests.browser.conftest import new_page
 
 pytestmark = pytest.mark.browser
 
@@ -32,14 +34,8 @@ def viewport(request: pytest.FixtureRequest) -> dict[str, int]:
 
 @pytest.fixture
 def screen(browser: Any, viewport: dict[str, int], dialogs: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=viewport, is_mobile=viewport is PHONE)
-    context.set_default_timeout(10_000)
-    opened = context.new_page()
-    opened.on("dialog", dialogs)
-    try:
+    with new_page(browser, dialogs, viewport=viewport, is_mobile=viewport is PHONE) as opened:
         yield opened
-    finally:
-        context.close()
 
 
 @pytest.fixture
@@ -56,11 +52,7 @@ def _fits(page: Any, viewport: dict[str, int]) -> None:
 
 
 def _create(server: Any, call_id: str, spec: dict[str, Any]) -> None:
-    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as client:
-        created = client.post(
-            "/function_calls", json={"run_id": "run-ctx", "call_id": call_id, "spec": spec}
-        )
-        assert created.status_code in (200, 201), created.text
+    propose(server, "run-ctx", call_id, spec)
 
 
 def _unique(viewport: dict[str, int], name: str) -> str:
@@ -136,7 +128,7 @@ def test_an_irreversible_function_takes_a_second_step(
     assert "cannot be undone" in screen.locator("#confirm-irreversible").inner_text()
     assert screen.locator("#status-badge").inner_text() == "pending"
     _fits(screen, viewport)
-    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as agent:
+    with agent_client(server) as agent:
         status = agent.get(f"/function_calls/{call_id}").json()["status"]
         assert status.get("approved") is None
         screen.click("#confirm-approve")
@@ -186,7 +178,7 @@ def test_proposed_and_run_arguments_side_by_side_and_live_updates(
     _fits(screen, viewport)
 
     # The agent runs it: the page shows that it ran, on its own.
-    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as agent:
+    with agent_client(server) as agent:
         claimed = agent.post(
             f"/function_calls/{call_id}/execution", json={"claim_id": "c-" + call_id}
         )

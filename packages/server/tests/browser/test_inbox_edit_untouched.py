@@ -7,52 +7,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
+
+from packages.server.tests._edit_form import EDIT_PROPOSED, EDIT_SCHEMA
+from packages.server.tests.browser import _agent as agent
+from packages.server.tests.browser._agent import status_of
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery staple"
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "city": {"type": "string"},
-        "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
-        "seats": {"type": "integer", "default": 2},
-        "express": {"type": "boolean", "default": True},
-        "level": {"enum": ["low", "high"], "default": "high"},
-        "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-        "tags": {"type": "array", "items": {"type": "string"}, "default": ["x"]},
-        "mode": {"enum": ["a", "b"]},
-    },
-    "required": ["city"],
-}
-# What the agent proposed: two nulls, one argument outside the schema (**kwargs), and none of
-# the properties that have a default.
-PROPOSED: dict[str, Any] = {"city": "Oslo", "note": None, "limit": None, "extra": "kept"}
-
 
 def propose(server: Any, call_id: str) -> None:
-    call = {
-        "run_id": "edit-untouched",
-        "call_id": call_id,
-        "spec": {
-            "fn": f"book_{call_id.replace('-', '_')}",
-            "kwargs": PROPOSED,
-            "parameters": SCHEMA,
-        },
+    spec = {
+        "fn": f"book_{call_id.replace('-', '_')}",
+        "kwargs": EDIT_PROPOSED,
+        "parameters": EDIT_SCHEMA,
     }
-    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as client:
-        assert client.post("/function_calls", json=call).status_code in (200, 201)
-
-
-def status_of(server: Any, call_id: str) -> dict[str, Any]:
-    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as client:
-        answer = client.get(f"/function_calls/{call_id}")
-        assert answer.status_code == 200, answer.text
-        status: dict[str, Any] = answer.json()["status"]
-        return status
+    agent.propose(server, "edit-untouched", call_id, spec)
 
 
 def open_edit_form(server: Any, page: Any, login: Any, call_id: str, user: str) -> None:
@@ -73,7 +45,7 @@ def test_only_the_changed_field_is_an_edit(server: Any, page: Any, login: Any) -
     page.wait_for_selector("#outcome")
     status = status_of(server, "edit-one-field")
     assert status["approved"] is True
-    assert status["edited_kwargs"] == {**PROPOSED, "city": "Bergen"}
+    assert status["edited_kwargs"] == {**EDIT_PROPOSED, "city": "Bergen"}
 
 
 def test_an_untouched_edit_form_is_a_plain_approval(server: Any, page: Any, login: Any) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
+
+from packages.server.tests.browser import _agent as agent
+from packages.server.tests.browser._agent import status_of
 
 pytestmark = pytest.mark.browser
 
@@ -16,21 +18,8 @@ GROUP = "browser-turn-1"
 
 
 def propose(server: Any, call_id: str, kwargs: dict[str, Any]) -> None:
-    call = {
-        "run_id": "group-browser",
-        "call_id": call_id,
-        "spec": {"fn": "pay_invoice", "kwargs": kwargs, "group_id": GROUP},
-    }
-    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as client:
-        assert client.post("/function_calls", json=call).status_code in (200, 201)
-
-
-def status_of(server: Any, call_id: str) -> dict[str, Any]:
-    with httpx.Client(base_url=server.api_base, headers=server.headers(), timeout=10) as client:
-        answer = client.get(f"/function_calls/{call_id}")
-        assert answer.status_code == 200, answer.text
-        status: dict[str, Any] = answer.json()["status"]
-        return status
+    spec = {"fn": "pay_invoice", "kwargs": kwargs, "group_id": GROUP}
+    agent.propose(server, "group-browser", call_id, spec)
 
 
 def test_approve_two_reject_one_in_one_visit(server: Any, page: Any, login: Any) -> None:

@@ -9,6 +9,7 @@ import pytest
 from packages.server.tests.channels.discord_double import DiscordDouble
 from packages.server.tests.channels.slack_double import SlackDouble
 from packages.server.tests.channels.teams_double import TeamsDouble
+from tests._support.mail import Mailbox, smtp_mailbox
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-server-token"
@@ -48,3 +49,10 @@ def discord_double() -> Iterator[DiscordDouble]:
 def teams_double() -> Iterator[TeamsDouble]:
     with TeamsDouble() as double:
         yield double
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server for the module, and its port."""
+    with smtp_mailbox() as box:
+        yield box

@@ -14,15 +14,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from functionlayer_server._channels._email_links import LinkSigner
 
-from tests._support.inprocess import STORES, InProcess, database_url, running_app
-from tests._support.mail import Mailbox, smtp_mailbox
+from tests._support.inprocess import InProcess, app_fixture
+from tests._support.mail import Mailbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -42,30 +40,7 @@ LAST: list[str] = []
 PICKS = {"scope": "upto:amount", "agents": "project", "lifetime": "1d", "uses": "5"}
 
 
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_mailbox() as box:
-        yield box
-
-
-@pytest.fixture(params=STORES)
-async def app(
-    request: pytest.FixtureRequest, tmp_path: Path, mailbox: tuple[Mailbox, int]
-) -> AsyncIterator[InProcess]:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
-    with database_url(request, tmp_path) as url:
-        async with running_app(
-            url,
-            policy_file=str(policy),
-            public_url="http://testserver",
-            smtp_host="127.0.0.1",
-            smtp_port=mailbox[1],
-            smtp_starttls=False,
-            email_from="approvals@fl.example",
-            secret_key=SECRET,
-        ) as app:
-            yield app
+app = app_fixture(policy=POLICY, mail=True, secret_key=SECRET)
 
 
 async def _request(

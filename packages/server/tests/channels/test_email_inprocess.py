@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,15 +19,9 @@ from functionlayer_server._channels._email_inbound import is_approval, parse_rep
 from functionlayer_server._scheduler import ManualClock
 from functionlayer_server._settings import Settings
 
-from tests._support.mail import Mailbox, smtp_mailbox
+from tests._support.mail import Mailbox
 
 TTL = 3600.0
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_mailbox() as box:
-        yield box
 
 
 class App:

@@ -11,38 +11,17 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
-from tests._support.inprocess import STORES, InProcess, database_url, running_app
-from tests._support.mail import Mailbox, smtp_mailbox
+from tests._support.inprocess import InProcess, app_fixture
+from tests._support.mail import Mailbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_mailbox() as box:
-        yield box
-
-
-@pytest.fixture(params=STORES)
-async def app(
-    request: pytest.FixtureRequest, tmp_path: Path, mailbox: tuple[Mailbox, int]
-) -> AsyncIterator[InProcess]:
-    with database_url(request, tmp_path) as url:
-        async with running_app(
-            url,
-            public_url="http://testserver",
-            smtp_host="127.0.0.1",
-            smtp_port=mailbox[1],
-            smtp_starttls=False,
-            email_from="approvals@fl.example",
-        ) as app:
-            yield app
+app = app_fixture(mail=True)
 
 
 async def _person(app: InProcess, name: str) -> str:
