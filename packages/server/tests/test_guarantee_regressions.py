@@ -19,6 +19,7 @@ from functionlayer_server._errors import AlreadyDecidedError
 from functionlayer_server._inbox._session import COOKIE_NAME, Session, SessionCodec
 from functionlayer_server._settings import Settings
 
+from packages.server.tests._test_client import InProcessApp
 from tests._support.inbox import person_decides
 
 SECRET_KEY = "test-secret-key-for-guarantee-tests"
@@ -26,16 +27,8 @@ PASSWORD = "s3cret-password"
 
 
 @dataclass
-class Server:
-    client: TestClient
-    service: Any
+class Server(InProcessApp):
     token: str
-
-    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call an async service method on the app's own event loop."""
-        portal = self.client.portal
-        assert portal is not None
-        return portal.call(lambda: fn(*args, **kwargs))
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """The agent API with the agent's token."""

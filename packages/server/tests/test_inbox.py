@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,13 @@ from functionlayer_server._app import create_app
 from functionlayer_server._errors import NotFoundError
 from functionlayer_server._settings import Settings
 
+from packages.server.tests._test_client import InProcessApp
 from tests._support.inbox import csrf_of, log_in
 
 PASSWORD = "s3cret-password"
 
 
-@dataclass
-class Inbox:
-    client: TestClient
-    service: Any
-
-    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call an async service method on the app's own event loop."""
-        portal = self.client.portal
-        assert portal is not None
-        return portal.call(lambda: fn(*args, **kwargs))
-
+class Inbox(InProcessApp):
     def add_call(self, call_id: str, fn: str = "transfer", **spec: Any) -> FunctionCall:
         spec.setdefault("kwargs", {"amount": 10})
         call = FunctionCall(run_id="run-1", call_id=call_id, spec=FunctionCallSpec(fn=fn, **spec))

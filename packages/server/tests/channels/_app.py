@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from functionlayer_server._app import create_app
 from functionlayer_server._settings import Settings
 
+from packages.server.tests._test_client import InProcessApp
 from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET
 from packages.server.tests.channels.slack_double import (
     SlackCall,
@@ -53,20 +54,6 @@ def in_process(settings: Settings) -> Iterator[tuple[TestClient, Any]]:
     server gives them."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client, client.app.state.service  # type: ignore[attr-defined]
-
-
-@dataclass
-class InProcessApp:
-    """The app in process and its service."""
-
-    client: TestClient
-    service: Any
-
-    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a service coroutine on the app's loop."""
-        portal = self.client.portal
-        assert portal is not None
-        return portal.call(lambda: fn(*args, **kwargs))
 
 
 @dataclass

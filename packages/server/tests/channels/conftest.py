@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, Literal
 
 import pytest
 
+from packages.server.tests.channels._double_base import LocalDouble
 from packages.server.tests.channels.discord_double import DiscordDouble
 from packages.server.tests.channels.slack_double import SlackDouble
 from packages.server.tests.channels.teams_double import TeamsDouble
@@ -27,28 +29,22 @@ def slack_env(double: SlackDouble, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def slack_double() -> Iterator[SlackDouble]:
-    with SlackDouble() as double:
-        yield double
+def _double_fixture(
+    kind: type[LocalDouble[Any]], name: str, scope: Literal["function", "module"] = "function"
+) -> Any:
+    """A fixture ``name``: a running double of ``kind`` for the test (or ``scope``)."""
+
+    def running() -> Iterator[LocalDouble[Any]]:
+        with kind() as double:
+            yield double
+
+    return pytest.fixture(running, scope=scope, name=name)
 
 
-@pytest.fixture(scope="module")
-def module_slack_double() -> Iterator[SlackDouble]:
-    with SlackDouble() as double:
-        yield double
-
-
-@pytest.fixture
-def discord_double() -> Iterator[DiscordDouble]:
-    with DiscordDouble() as double:
-        yield double
-
-
-@pytest.fixture
-def teams_double() -> Iterator[TeamsDouble]:
-    with TeamsDouble() as double:
-        yield double
+slack_double = _double_fixture(SlackDouble, "slack_double")
+module_slack_double = _double_fixture(SlackDouble, "module_slack_double", scope="module")
+discord_double = _double_fixture(DiscordDouble, "discord_double")
+teams_double = _double_fixture(TeamsDouble, "teams_double")
 
 
 @pytest.fixture(scope="module")
