@@ -7,13 +7,11 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from functionlayer import (
-    ApprovalMethod,
     FunctionCall,
     FunctionCallSpec,
     FunctionLayer,
@@ -22,28 +20,13 @@ from functionlayer import (
     call_id_scope,
 )
 
-from tests._support.servers import ServerFactory, ServerProcess, in_thread
+from packages.server.tests._live import layer_fixture, live_fixture
+from tests._support.servers import ServerProcess, in_thread
+
+live = live_fixture()
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def live(request: pytest.FixtureRequest, module_server_factory: ServerFactory) -> ServerProcess:
-    """The same server on SQLite and on PostgreSQL, shared by this module's tests (which use
-    distinct call ids, run ids and function names)."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("module_postgres_url")
-        return module_server_factory(url)
-    return module_server_factory()
-
-
-@pytest.fixture
-def fl(live: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[FunctionLayer]:
-    monkeypatch.setenv("FUNCTIONLAYER_API_BASE", live.api_base)
-    monkeypatch.setenv("FUNCTIONLAYER_API_TOKEN", live.token)
-    layer = FunctionLayer(approval_method=ApprovalMethod.CLOUD, run_id="protocol-test")
-    yield layer
-    layer.close()
+fl = layer_fixture("protocol-test")
 
 
 class Human:

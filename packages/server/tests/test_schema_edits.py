@@ -5,33 +5,20 @@ the decisions it accepts is enforced by the server. Real server (subprocess), ap
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import httpx
 import pytest
-from functionlayer import ApprovalMethod, FunctionLayer, tool_spec
+from functionlayer import FunctionLayer, tool_spec
 from pydantic import Field
 
-from tests._support.servers import ServerFactory, ServerProcess, in_thread
+from packages.server.tests._live import layer_fixture, live_fixture
+from tests._support.servers import ServerProcess, in_thread
+
+live = live_fixture()
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def live(request: pytest.FixtureRequest, module_server_factory: ServerFactory) -> ServerProcess:
-    if request.param == "postgres":
-        return module_server_factory(request.getfixturevalue("module_postgres_url"))
-    return module_server_factory()
-
-
-@pytest.fixture
-def fl(live: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[FunctionLayer]:
-    monkeypatch.setenv("FUNCTIONLAYER_API_BASE", live.api_base)
-    monkeypatch.setenv("FUNCTIONLAYER_API_TOKEN", live.token)
-    layer = FunctionLayer(approval_method=ApprovalMethod.CLOUD, run_id="schema-test")
-    yield layer
-    layer.close()
+fl = layer_fixture("schema-test")
 
 
 def pending(person: httpx.Client, fn: str, timeout: float = 10.0) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from functionlayer_server._policy import OperatorPolicy
 from functionlayer_server._service import ApprovalService
 from nacl.signing import SigningKey
 
+from packages.server.tests.channels._grants import GRANT_RULES
 from packages.server.tests.channels.discord_app import discord_app
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from tests._support.inprocess import STORES, database_url
@@ -33,19 +34,7 @@ INTERACTIONS = "/channels/discord/interactions"
 GRANT_LABEL = "Approve and allow similar…"
 _ids = itertools.count(1)
 
-POLICY = """
-[default]
-discord_channels = ["C-OPS"]
-
-[default.functions.nogrant]
-grants = false
-
-[default.functions.twice]
-approvals_required = 2
-
-[default.functions.wipe]
-irreversible = true
-"""
+POLICY = '[default]\ndiscord_channels = ["C-OPS"]\n' + GRANT_RULES
 
 
 class Box:

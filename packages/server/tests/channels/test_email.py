@@ -20,7 +20,6 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from functionlayer import (
-    ApprovalMethod,
     ContactChannel,
     EmailContactChannel,
     FunctionLayer,
@@ -28,6 +27,7 @@ from functionlayer import (
 )
 from functionlayer.models import EmailRecipient
 
+from packages.server.tests._live import layer_fixture
 from tests._support.mail import Mailbox
 from tests._support.servers import ServerFactory, ServerProcess, free_port
 
@@ -78,13 +78,7 @@ def live(
     )
 
 
-@pytest.fixture
-def fl(live: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[FunctionLayer]:
-    monkeypatch.setenv("FUNCTIONLAYER_API_BASE", live.api_base)
-    monkeypatch.setenv("FUNCTIONLAYER_API_TOKEN", live.token)
-    layer = FunctionLayer(approval_method=ApprovalMethod.CLOUD, run_id="email-test")
-    yield layer
-    layer.close()
+fl = layer_fixture("email-test")
 
 
 # -- helpers ---------------------------------------------------------------------------------

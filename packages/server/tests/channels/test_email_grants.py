@@ -19,21 +19,13 @@ from email.message import EmailMessage
 import pytest
 from functionlayer_server._channels._email_links import LinkSigner
 
+from packages.server.tests.channels._grants import GRANT_RULES
 from tests._support.inprocess import InProcess, app_fixture
 from tests._support.mail import Mailbox
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
-POLICY = """
-[default.functions.nogrant]
-grants = false
-
-[default.functions.twice]
-approvals_required = 2
-
-[default.functions.wipe]
-irreversible = true
-"""
+POLICY = GRANT_RULES
 GRANT_LINE = re.compile(r"^Approve and allow similar calls.*: http://testserver(\S+)\s*$", re.M)
 SECRET = "email-grants-test-secret"
 LAST: list[str] = []

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from packages.server.tests.channels._app import SlackApp, in_process, slack_settings
+from packages.server.tests.channels._grants import GRANT_RULES
 from packages.server.tests.channels.conftest import SIGNING_SECRET
 from packages.server.tests.channels.slack_double import (
     SlackCall,
@@ -30,19 +31,7 @@ from tests._support.inprocess import STORES, database_url
 
 pytestmark = pytest.mark.timeout(90)
 
-POLICY = """
-[default]
-slack_channels = ["C-OPS"]
-
-[default.functions.nogrant]
-grants = false
-
-[default.functions.twice]
-approvals_required = 2
-
-[default.functions.wipe]
-irreversible = true
-"""
+POLICY = '[default]\nslack_channels = ["C-OPS"]\n' + GRANT_RULES
 
 
 class App(SlackApp):
