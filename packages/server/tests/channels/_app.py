@@ -37,10 +37,10 @@ def slack_settings(
     policy_file = directory / "policy.toml"
     policy_file.write_text(policy)
     extra.setdefault("scheduler_interval_seconds", 0.05)
+    extra.setdefault("public_url", "http://testserver")
     return Settings(
         policy_file=str(policy_file),
         database_url=database_url or f"sqlite:///{directory / 'server.sqlite3'}",
-        public_url="http://testserver",
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
         slack_api_url=double.api_url,

@@ -3,9 +3,11 @@ interactions must be signed with the returned Ed25519 key (a real key pair, as D
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from functionlayer_server._app import create_app
@@ -41,3 +43,17 @@ async def discord_app(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield service, http, key
+
+
+def component_interaction(message_id: str, user: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A MESSAGE_COMPONENT interaction (a click or a pick) by ``user`` in the guild, on the
+    message ``message_id`` in C-OPS, with a fresh interaction id."""
+    return {
+        "id": f"interaction-{uuid.uuid4().hex}",
+        "type": 3,
+        "channel_id": "C-OPS",
+        "guild_id": "G1",
+        "member": {"user": {"id": user}},
+        "message": {"id": message_id, "channel_id": "C-OPS"},
+        "data": data,
+    }

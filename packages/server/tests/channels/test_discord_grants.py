@@ -7,7 +7,6 @@ makes no grant and approves nothing."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import tomllib
@@ -23,7 +22,7 @@ from functionlayer_server._service import ApprovalService
 from nacl.signing import SigningKey
 
 from packages.server.tests.channels._grants import GRANT_RULES
-from packages.server.tests.channels.discord_app import discord_app
+from packages.server.tests.channels.discord_app import component_interaction, discord_app
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from tests._support.inprocess import STORES, database_url
 
@@ -32,7 +31,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 ALICE, STRANGER = "111111111111111111", "999999999999999999"
 INTERACTIONS = "/channels/discord/interactions"
 GRANT_LABEL = "Approve and allow similar…"
-_ids = itertools.count(1)
 
 POLICY = '[default]\ndiscord_channels = ["C-OPS"]\n' + GRANT_RULES
 
@@ -117,15 +115,7 @@ def interaction(
     data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2 if values is None else 3}
     if values is not None:
         data["values"] = values
-    return {
-        "id": f"grant-interaction-{next(_ids)}-{uuid.uuid4().hex[:6]}",
-        "type": 3,
-        "channel_id": "C-OPS",
-        "guild_id": "G1",
-        "member": {"user": {"id": user}},
-        "message": {"id": message_id, "channel_id": "C-OPS"},
-        "data": data,
-    }
+    return component_interaction(message_id, user, data)
 
 
 def click_grant(message: DiscordCall, user: str = ALICE) -> dict[str, Any]:

@@ -22,13 +22,11 @@ from functionlayer.models import (
 )
 from functionlayer_server._service import FUNCTION_CALL
 
-from packages.server.tests.channels.discord_app import discord_app
+from packages.server.tests.channels.discord_app import component_interaction, discord_app
 from packages.server.tests.channels.discord_double import DiscordCall, DiscordDouble
 from packages.server.tests.channels.test_discord import ALICE, Server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
-
-_counter = iter(range(1, 10**6))
 
 
 @pytest.fixture
@@ -82,15 +80,8 @@ def posts(discord_double: DiscordDouble) -> list[DiscordCall]:
 
 
 def click(message_id: str, custom_id: str, user: str = ALICE) -> dict[str, Any]:
-    return {
-        "id": f"group-interaction-{next(_counter)}",
-        "type": 3,
-        "channel_id": "C-OPS",
-        "guild_id": "G1",
-        "member": {"user": {"id": user}},
-        "message": {"id": message_id, "channel_id": "C-OPS"},
-        "data": {"custom_id": custom_id, "component_type": 2},
-    }
+    data = {"custom_id": custom_id, "component_type": 2}
+    return component_interaction(message_id, user, data)
 
 
 async def status(server: Server, call_id: str) -> bool | None:

@@ -24,9 +24,9 @@ from functionlayer_server._channels._dispatch import REMIND_TOPIC
 from functionlayer_server._policy import OperatorPolicy
 from functionlayer_server._scheduler import ManualClock
 from functionlayer_server._service import ApprovalService
-from functionlayer_server._settings import Settings
 
-from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET
+from packages.server.tests.channels._app import slack_settings
+from packages.server.tests.channels.conftest import SIGNING_SECRET
 from packages.server.tests.channels.slack_double import (
     SlackDouble,
     block_actions,
@@ -75,17 +75,8 @@ class Server:
 
 @asynccontextmanager
 async def running(url: str, directory: Path, double: SlackDouble) -> AsyncIterator[Server]:
-    policy = directory / "policy.toml"
-    policy.write_text(POLICY)
     clock = ManualClock()
-    settings = Settings(
-        database_url=url,
-        policy_file=str(policy),
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=double.api_url,
-        scheduler_interval_seconds=0.05,
-    )
+    settings = slack_settings(directory, double, policy=POLICY, database_url=url, public_url=None)
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
         await app.state.service.accounts.create_person("lead", slack_ids=["U0LEAD"])

@@ -25,9 +25,9 @@ from functionlayer.models import (
 from functionlayer_server._app import create_app
 from functionlayer_server._scheduler import ManualClock
 from functionlayer_server._service import ApprovalService
-from functionlayer_server._settings import Settings
 
-from packages.server.tests.channels.conftest import BOT_TOKEN, SIGNING_SECRET, slack_env
+from packages.server.tests.channels._app import slack_settings
+from packages.server.tests.channels.conftest import SIGNING_SECRET, slack_env
 from packages.server.tests.channels.slack_double import (
     SlackCall,
     SlackDouble,
@@ -80,21 +80,19 @@ PERSONS = {
 """Persons of the directory and their linked Slack user ids: only persons decide."""
 
 
+POLICY = f"[projects.default]\nslack_channels = {json.dumps(SLACK_CHANNELS)}\n"
+
+
 def policy_file(directory: Path) -> Path:
     path = directory / "policy.toml"
-    path.write_text(f"[projects.default]\nslack_channels = {json.dumps(SLACK_CHANNELS)}\n")
+    path.write_text(POLICY)
     return path
 
 
 @asynccontextmanager
 async def running(path: Path, double: SlackDouble, clock: ManualClock) -> AsyncIterator[Server]:
-    settings = Settings(
-        database_url=f"sqlite:///{path}",
-        policy_file=str(policy_file(path.parent)),
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=double.api_url,
-        scheduler_interval_seconds=0.05,
+    settings = slack_settings(
+        path.parent, double, policy=POLICY, database_url=f"sqlite:///{path}", public_url=None
     )
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
