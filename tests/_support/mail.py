@@ -58,15 +58,22 @@ class Mailbox:
 
 
 @contextlib.contextmanager
+def smtp_server(handler: Any) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd) on a free local port with ``handler``; its port."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port
+    finally:
+        controller.stop()
+
+
+@contextlib.contextmanager
 def smtp_mailbox() -> Iterator[tuple[Mailbox, int]]:
     """A real SMTP server (aiosmtpd) on a free local port, and what it receives."""
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()
+    with smtp_server(box) as port:
+        yield box, port
 
 
 def email_settings(smtp_port: int, **extra: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -157,3 +158,14 @@ class TeamsDouble(LocalDouble[ConnectorCall]):
             )
         )
         return web.json_response(answer, status=status)
+
+
+def card_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a card (or any JSON value), depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from card_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from card_nodes(value)

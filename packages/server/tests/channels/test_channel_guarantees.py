@@ -12,7 +12,6 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from functionlayer import FunctionCall
 from functionlayer.models import FunctionCallStatus
 
@@ -27,7 +26,7 @@ from packages.server.tests.channels.slack_double import (
 )
 from packages.server.tests.channels.test_email import Mailbox
 from tests._support.inbox import csrf_of, log_in, person_decides
-from tests._support.servers import free_port
+from tests._support.mail import email_settings, smtp_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,25 +60,15 @@ def app(
     tmp_path_factory: pytest.TempPathFactory, module_slack_double: SlackDouble
 ) -> Iterator[App]:
     mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    settings = slack_settings(
-        tmp_path_factory.mktemp("channels"),
-        module_slack_double,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_starttls=False,
-        email_from="approvals@fl.example",
-    )
-    try:
+    with smtp_server(mailbox) as port:
+        directory = tmp_path_factory.mktemp("channels")
+        settings = slack_settings(directory, module_slack_double, **email_settings(port))
         with in_process(settings) as (client, service):
             box = App(client, service, "", mailbox, module_slack_double)
             box.token = box.run(service.create_token, "agent")
             box.run(service.accounts.create_person, "boss", slack_ids=["U0BOSS"])
             box.run(service.accounts.create_person, "intern", slack_ids=["U0INTERN"])
             yield box
-    finally:
-        smtp.stop()
 
 
 # -- Slack: the policy's responders ------------------------------------------------------------

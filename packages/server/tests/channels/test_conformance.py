@@ -35,7 +35,6 @@ from email.message import EmailMessage
 from typing import Any, ClassVar
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from functionlayer import FunctionCall, FunctionCallSpec, TerminalBackend
 from functionlayer.models import FunctionCallStatus
@@ -51,10 +50,17 @@ from packages.server.tests.channels.slack_double import (
     interaction_body,
     slack_headers,
 )
-from packages.server.tests.channels.teams_double import APP_ID, APP_PASSWORD, TeamsDouble, new_key
+from packages.server.tests.channels.teams_double import (
+    APP_ID,
+    APP_PASSWORD,
+    TeamsDouble,
+    card_nodes,
+    new_key,
+)
 from packages.server.tests.channels.test_email import Mailbox, parts, reply
 from tests._support.inbox import CSRF_RE, csrf_of
-from tests._support.servers import free_port, fresh_postgres_database
+from tests._support.mail import email_settings, smtp_server
+from tests._support.servers import fresh_postgres_database
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -486,7 +492,7 @@ class Teams(Channel):
         posted = self._card(call_id)
         approve = [
             n
-            for n in _nodes(posted.card)
+            for n in card_nodes(posted.card)
             if n.get("type") == "Action.Submit" and n.get("title") == "Approve"
         ]
         if not approve:
@@ -636,36 +642,32 @@ def world(
 
 
 def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[World]:
-    slack = SlackDouble().start()
-    discord = DiscordDouble().start()
-    teams = TeamsDouble().start()
     mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    settings = slack_settings(
-        tmp_path_factory.mktemp("conformance"),
-        slack,
-        policy=(
-            '[default]\nslack_channels = ["C-OPS"]\ndiscord_channels = ["D-OPS"]\n'
-            'email_domains = ["corp.example"]\n'
-            f'teams_conversations = ["{Teams.conversation}"]\n'
-        ),
-        database_url=database_url,
-        discord_bot_token="discord-bot-token",
-        discord_public_key=DISCORD_KEY.verify_key.encode().hex(),
-        discord_api_base=discord.api_base,
-        teams_app_id=APP_ID,
-        teams_app_password=APP_PASSWORD,
-        teams_token_url=teams.token_url,
-        teams_service_url=teams.service_url,
-        teams_openid_url=teams.openid_url,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_starttls=False,
-        email_from="approvals@fl.example",
-        email_inbound_secret=INBOUND_SECRET,
-    )
-    try:
+    with (
+        SlackDouble() as slack,
+        DiscordDouble() as discord,
+        TeamsDouble() as teams,
+        smtp_server(mailbox) as port,
+    ):
+        settings = slack_settings(
+            tmp_path_factory.mktemp("conformance"),
+            slack,
+            policy=(
+                '[default]\nslack_channels = ["C-OPS"]\ndiscord_channels = ["D-OPS"]\n'
+                'email_domains = ["corp.example"]\n'
+                f'teams_conversations = ["{Teams.conversation}"]\n'
+            ),
+            database_url=database_url,
+            discord_bot_token="discord-bot-token",
+            discord_public_key=DISCORD_KEY.verify_key.encode().hex(),
+            discord_api_base=discord.api_base,
+            teams_app_id=APP_ID,
+            teams_app_password=APP_PASSWORD,
+            teams_token_url=teams.token_url,
+            teams_service_url=teams.service_url,
+            teams_openid_url=teams.openid_url,
+            **email_settings(port, email_inbound_secret=INBOUND_SECRET),
+        )
         with in_process(settings) as (client, service):
             w = World(client, service, slack, discord, mailbox, teams)
             accounts = service.accounts
@@ -690,11 +692,6 @@ def _world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
             w.tokens["agent"] = w.run(service.create_token, "agent")
             w.tokens["revoked"] = "fl_not_a_live_token"
             yield w
-    finally:
-        smtp.stop()
-        teams.stop()
-        discord.stop()
-        slack.stop()
 
 
 def _harness(request: pytest.FixtureRequest, world: World) -> Channel:
@@ -779,7 +776,7 @@ def test_markup_and_mentions_in_agent_text_are_inert(channel: Channel) -> None:
     if isinstance(channel, Teams):  # markdown renders in TextBlocks only; mentions need entities
         card = json.loads(raw)
         assert "entities" not in card.get("msteams", {})
-        for node in _nodes(card):
+        for node in card_nodes(card):
             if node.get("type") == "TextBlock":
                 assert "evil.example" not in node["text"] and "alert(1)" not in node["text"]
     # Inert, not hidden: the person still reads what the agent wrote.
@@ -939,25 +936,15 @@ def _discord_unescape(text: str) -> str:
     return re.sub(r"\\([\\`*_~|>#\-\[\]()<@!.:])", r"\1", text)
 
 
-def _nodes(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _nodes(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _nodes(value)
-
-
 def _teams_texts(card: dict[str, Any]) -> list[str]:
     """What a person reads on an Adaptive Card: texts, labels and action titles."""
     return [
         str(n[k])
-        for n in _nodes(card)
+        for n in card_nodes(card)
         for k in ("text", "title", "label")
         if isinstance(n.get(k), str)
     ]
 
 
 def _teams_titles(card: dict[str, Any]) -> list[str]:
-    return [str(n.get("title")) for n in _nodes(card) if n.get("type") == "Action.Submit"]
+    return [str(n.get("title")) for n in card_nodes(card) if n.get("type") == "Action.Submit"]

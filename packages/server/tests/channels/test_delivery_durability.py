@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from nacl.signing import SigningKey
 
 from packages.server.tests.channels.conftest import slack_env
@@ -32,7 +31,8 @@ from packages.server.tests.channels.crash_after_create import CRASH_DECIDE_ENV, 
 from packages.server.tests.channels.discord_double import DiscordDouble
 from packages.server.tests.channels.slack_double import SlackDouble
 from packages.server.tests.channels.teams_double import APP_ID, APP_PASSWORD, TeamsDouble
-from tests._support.servers import ServerFactory, free_port
+from tests._support.mail import smtp_server
+from tests._support.servers import ServerFactory
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,12 +77,8 @@ class Target:
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield box, controller.port
-    finally:
-        controller.stop()
+    with smtp_server(box) as port:
+        yield box, port
 
 
 @pytest.fixture(params=["slack", "email", "discord", "teams"])

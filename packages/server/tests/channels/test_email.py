@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from functionlayer import (
     ContactChannel,
     EmailContactChannel,
@@ -28,8 +27,8 @@ from functionlayer import (
 from functionlayer.models import EmailRecipient
 
 from packages.server.tests._live import layer_fixture
-from tests._support.mail import Mailbox
-from tests._support.servers import ServerFactory, ServerProcess, free_port
+from tests._support.mail import Mailbox, smtp_server
+from tests._support.servers import ServerFactory, ServerProcess
 
 INBOUND_SECRET = "inbound-test-secret"
 SENDER = "FunctionLayer <approvals@fl.example>"
@@ -38,13 +37,9 @@ SENDER = "FunctionLayer <approvals@fl.example>"
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[Mailbox]:
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port  # type: ignore[attr-defined]
-    try:
+    with smtp_server(box) as port:
+        box.port = port  # type: ignore[attr-defined]
         yield box
-    finally:
-        controller.stop()
 
 
 def smtp_env(mailbox: Mailbox, **extra: str) -> dict[str, str]:

@@ -36,6 +36,7 @@ from packages.server.tests.channels.teams_double import (
     BOT_TOKEN,
     ConnectorCall,
     TeamsDouble,
+    card_nodes,
     new_key,
 )
 from tests._support.servers import ServerFactory, ServerProcess, fresh_postgres_database
@@ -146,22 +147,12 @@ def world(
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
 def _mentions(call: ConnectorCall, call_id: str) -> bool:
     return any(
         n.get("type") == "Action.Submit"
         and n.get("data", {}).get("functionlayer", {}).get("call_id") == call_id
-        for n in _walk(call.card)
-    ) or any(call_id in str(n.get("text", "")) for n in _walk(call.card))
+        for n in card_nodes(call.card)
+    ) or any(call_id in str(n.get("text", "")) for n in card_nodes(call.card))
 
 
 def posted(double: TeamsDouble, call_id: str, count: int = 1) -> list[ConnectorCall]:
@@ -188,7 +179,7 @@ def text_of(card: dict[str, Any]) -> str:
     """What a person reads on the card (every text, title and label)."""
     texts = [
         str(n[k])
-        for n in _walk(card)
+        for n in card_nodes(card)
         for k in ("text", "title", "label")
         if isinstance(n.get(k), str)
     ]
@@ -198,7 +189,7 @@ def text_of(card: dict[str, Any]) -> str:
 def actions(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         n["title"]: n
-        for n in _walk(card)
+        for n in card_nodes(card)
         if n.get("type") in ("Action.Submit", "Action.ShowCard", "Action.OpenUrl")
     }
 
@@ -278,7 +269,7 @@ def test_the_card_shows_the_call_and_its_decisions(world: World) -> None:
     assert "⟨U+202E⟩" in shown and "\u202e" not in shown  # hidden characters marked
     assert "Change freeze: We are frozen" in shown  # the option and what the agent gets
     # Agent text is only ever in TextRuns (no markdown) or action titles, never in a TextBlock.
-    for node in _walk(body):
+    for node in card_nodes(body):
         if node.get("type") == "TextBlock":
             assert "evil.example" not in node["text"] and "<at>" not in node["text"]
     found = actions(body)
@@ -337,7 +328,7 @@ def test_a_signed_approve_runs_the_body_once_and_updates_the_card(world: World) 
     assert update.authorization == f"Bearer {BOT_TOKEN}"
     assert "Approved by alice via teams" in text_of(update.card)
     assert "actions" not in update.card and not [
-        n for n in _walk(update.card) if n.get("type") == "ActionSet"
+        n for n in card_nodes(update.card) if n.get("type") == "ActionSet"
     ]
     status = world.status(call_id)
     assert status["approved"] is True and status["responded_by"] == "alice"
