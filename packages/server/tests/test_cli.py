@@ -12,15 +12,11 @@ from unittest import mock
 from functionlayer_server import ApprovalService, Settings
 from functionlayer_server._store import open_store
 
+from packages.server.tests._cli_run import run_cli
+
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "functionlayer_server._cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(*args, stdin=stdin)
 
 
 async def _check(url: str, token: str, approver_token: str, password: str) -> None:

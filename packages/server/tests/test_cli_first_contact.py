@@ -15,20 +15,14 @@ from pathlib import Path
 import httpx
 from functionlayer_server import __version__
 
+from packages.server.tests._cli_run import run_cli
+
 SERVER_START = 60.0
 
 
 def _cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTIONLAYER_SERVER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "functionlayer_server._cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env=env,
-    )
+    return run_cli(*args, stdin=stdin, cwd=cwd, env=env)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from functionlayer_server._store import (
     prepare_database,
 )
 
+from packages.server.tests._store_rows import insert_calls
 from tests._support.inprocess import STORES, database_url, running_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
@@ -183,13 +184,13 @@ def test_the_group_lookup_uses_its_index_on_postgres_in_a_generic_plan(
 ) -> None:
     prepare_database(postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        for n in range(300):
-            conn.execute(
-                "INSERT INTO fl_requests (kind, call_id, project, run_id, spec, status, "
-                "completed, created_at, version, created_by_token, group_id) VALUES "
-                "('function_call', %s, 'p', 'r', '{}', '{}', 0, %s, 0, 'tok', %s)",
-                (f"c{n}", float(n), f"g{n % 100}" if n % 2 else None),
-            )
+        insert_calls(
+            conn,
+            300,
+            project="p",
+            created_by_token="tok",
+            group_id=lambda n: f"g{n % 100}" if n % 2 else None,
+        )
         conn.execute("ANALYZE fl_requests")
         conn.prepare_threshold = None
         conn.execute("SET plan_cache_mode = force_generic_plan")

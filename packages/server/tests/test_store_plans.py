@@ -16,6 +16,8 @@ import psycopg
 import pytest
 from functionlayer_server._store import prepare_database
 
+from packages.server.tests._store_rows import insert_calls
+
 LOOKUPS = {
     "get_request": "SELECT * FROM fl_requests WHERE kind = $1 AND call_id = $2 AND project = $3",
     "find_requests": "SELECT * FROM fl_requests WHERE kind = $1 AND call_id = $2",
@@ -55,13 +57,7 @@ def test_call_id_lookups_use_the_primary_key_before_and_after_statistics(
     prepare_database(postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         seen = {"no statistics": _generic_plans(conn)}
-        for n in range(300):
-            conn.execute(
-                "INSERT INTO fl_requests (kind, call_id, project, run_id, spec, status, "
-                "completed, created_at, version) VALUES ('function_call', %s, %s, 'r', '{}', "
-                "'{}', 0, %s, 0)",
-                (f"c{n}", f"p{n % 3}", float(n)),
-            )
+        insert_calls(conn, 300, project=lambda n: f"p{n % 3}")
         seen["300 rows, stale statistics"] = _generic_plans(conn)
         conn.execute("ANALYZE fl_requests")
         seen["analyzed"] = _generic_plans(conn)
@@ -109,13 +105,7 @@ def test_project_listings_use_their_own_index(postgres_url: str) -> None:
     by call id does: each keeps its own index."""
     prepare_database(postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        for n in range(300):
-            conn.execute(
-                "INSERT INTO fl_requests (kind, call_id, project, run_id, spec, status, "
-                "completed, created_at, version) VALUES ('function_call', %s, %s, 'r', '{}', "
-                "'{}', 0, %s, 0)",
-                (f"c{n}", f"p{n % 30}", float(n)),
-            )
+        insert_calls(conn, 300, project=lambda n: f"p{n % 30}")
         conn.execute("ANALYZE fl_requests")
         plan = "\n".join(
             r[0]
