@@ -26,6 +26,6 @@ def insert_calls(conn: psycopg.Connection[Any], count: int, **columns: Any) -> N
         names = ", ".join(row)
         marks = ", ".join(["%s"] * len(row))
         conn.execute(
-            f"INSERT INTO fl_requests ({names}) VALUES ({marks})",  # type: ignore[arg-type]
+            f"INSERT INTO fl_requests ({names}) VALUES ({marks})",
             list(row.values()),
         )

@@ -9,14 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from functionlayer.models import (
-    FunctionCall,
-    FunctionCallSpec,
-    FunctionCallStatus,
-    HumanContact,
-    HumanContactSpec,
-    HumanContactStatus,
-)
+from functionlayer import models
 from functionlayer_server._channels import (
     _discord_messages,
     _email_render,
@@ -35,17 +28,17 @@ def _markup_free(text: str) -> str:
     return text.replace("*", "").replace("\\", "")
 
 
-def _inbox(request: FunctionCall | HumanContact) -> str:
+def _inbox(request: models.FunctionCall | models.HumanContact) -> str:
     box = (
         _views.call_outcome(request)
-        if isinstance(request, FunctionCall)
+        if isinstance(request, models.FunctionCall)
         else _views.contact_outcome(request)
     )
     parts = [box.label, box.summary, box.who, box.via, box.comment, box.option, box.response]
     return " ".join([p for p in parts if p] + box.approvals)
 
 
-RENDERERS: dict[str, Callable[[FunctionCall | HumanContact], str]] = {
+RENDERERS: dict[str, Callable[[models.FunctionCall | models.HumanContact], str]] = {
     "slack": _slack_blocks.outcome_text,
     "discord": _discord_messages.outcome_text,
     "teams": _teams_cards.outcome_text,
@@ -54,25 +47,25 @@ RENDERERS: dict[str, Callable[[FunctionCall | HumanContact], str]] = {
 }
 
 
-def _call(**status: Any) -> FunctionCall:
-    return FunctionCall(
+def _call(**status: Any) -> models.FunctionCall:
+    return models.FunctionCall(
         run_id="run-1",
         call_id="call-1",
-        spec=FunctionCallSpec(fn="pay", kwargs={"amount": 5}),
-        status=FunctionCallStatus(responded_at=NOW, **status) if status else None,
+        spec=models.FunctionCallSpec(fn="pay", kwargs={"amount": 5}),
+        status=models.FunctionCallStatus(responded_at=NOW, **status) if status else None,
     )
 
 
-def _contact(**status: Any) -> HumanContact:
-    return HumanContact(
+def _contact(**status: Any) -> models.HumanContact:
+    return models.HumanContact(
         run_id="run-1",
         call_id="contact-1",
-        spec=HumanContactSpec(msg="Which account?"),
-        status=HumanContactStatus(responded_at=NOW, **status) if status else None,
+        spec=models.HumanContactSpec(msg="Which account?"),
+        status=models.HumanContactStatus(responded_at=NOW, **status) if status else None,
     )
 
 
-def cases(via: str) -> list[tuple[str, FunctionCall | HumanContact, list[str]]]:
+def cases(via: str) -> list[tuple[str, models.FunctionCall | models.HumanContact, list[str]]]:
     """(status, request, the facts every channel must state)."""
     by = {"responded_by": "alice", "responded_via": via}
     return [
