@@ -87,16 +87,25 @@ def _rejection(service: ApprovalService, record: RequestRecord, who: str) -> tup
     return status.model_dump_json(), _audit(service, record, who, "rejected")
 
 
-async def test_a_commit_that_loses_its_compare_and_set_writes_and_tells_nothing(
-    service: ApprovalService,
-) -> None:
+async def _watched(
+    service: ApprovalService, call_id: str
+) -> tuple[list[ServiceEvent], RequestRecord, asyncio.Task[Any]]:
+    """A pending call with jobs planned, every event the service tells, and a long-poll
+    waiting on the call: (events, the record as read, the waiting task)."""
     service.add_job_planner(_plan)
     events: list[ServiceEvent] = []
     service.add_listener(events.append)
-    record = await _pending(service, "lose-1")
-    waiter = asyncio.create_task(service.wait_record("function_call", "lose-1", 30))
+    record = await _pending(service, call_id)
+    waiter = asyncio.create_task(service.wait_record("function_call", call_id, 30))
     while service.waiting == 0:
         await asyncio.sleep(0.005)
+    return events, record, waiter
+
+
+async def test_a_commit_that_loses_its_compare_and_set_writes_and_tells_nothing(
+    service: ApprovalService,
+) -> None:
+    events, record, waiter = await _watched(service, "lose-1")
 
     # Another decision lands first (here: a quorum-progress update, so the request stays
     # pending and a woken long-poll would show).
@@ -127,13 +136,7 @@ async def test_a_commit_that_loses_its_compare_and_set_writes_and_tells_nothing(
 async def test_a_commit_that_wins_writes_everything_in_one_transaction_then_tells(
     service: ApprovalService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service.add_job_planner(_plan)
-    events: list[ServiceEvent] = []
-    service.add_listener(events.append)
-    record = await _pending(service, "win-1")
-    waiter = asyncio.create_task(service.wait_record("function_call", "win-1", 30))
-    while service.waiting == 0:
-        await asyncio.sleep(0.005)
+    events, record, waiter = await _watched(service, "win-1")
     store = service.store
     original = store._transaction
     transactions: list[list[str]] = []

@@ -43,24 +43,20 @@ async def test_a_write_from_a_stale_version_changes_nothing(app: InProcess) -> N
     store = app.service.store
     read: RequestRecord = await store.get_request("function_call", "cas-1", "default")
 
-    first = await store.update_request(
-        "function_call",
-        "cas-1",
-        project="default",
-        status=json.dumps({"approved": True, "comment": "first"}),
-        completed=True,
-        expected_version=read.version,
-        audit=_audit("cas-1", "approved"),
-    )
-    late = await store.update_request(  # read the same version, writes second
-        "function_call",
-        "cas-1",
-        project="default",
-        status=json.dumps({"approved": False, "comment": "second"}),
-        completed=True,
-        expected_version=read.version,
-        audit=_audit("cas-1", "rejected"),
-    )
+    async def decide(approved: bool, comment: str, action: str) -> bool:
+        ok: bool = await store.update_request(
+            "function_call",
+            "cas-1",
+            project="default",
+            status=json.dumps({"approved": approved, "comment": comment}),
+            completed=True,
+            expected_version=read.version,
+            audit=_audit("cas-1", action),
+        )
+        return ok
+
+    first = await decide(True, "first", "approved")
+    late = await decide(False, "second", "rejected")  # read the same version, writes second
 
     assert (first, late) == (True, False)
     stored = await store.get_request("function_call", "cas-1", "default")
