@@ -154,57 +154,48 @@ async def test_rows_exist_only_if_the_change_does(tmp_path: Path) -> None:
         record = await store.get_request("function_call", "a", "default")
         assert record is not None
         audit = AuditRow("function_call", "a", 1.0, "x", "test", "approved", {})
-        rows = outbox_rows(
-            [URL_A],
-            event="decided",
-            kind="function_call",
-            project="default",
-            request={"call_id": "a"},
-            action="approved",
-            now=1.0,
-        )
+        rows = _rows("a", "decided", "approved", 1.0)
+
+        async def decide(version: int) -> bool:
+            ok: bool = await store.update_request(
+                "function_call",
+                "a",
+                project="default",
+                status=record.status,
+                completed=True,
+                expected_version=version,
+                audit=audit,
+                outbox=rows,
+            )
+            return ok
+
         # A lost compare-and-set writes neither the change nor its rows.
-        assert not await store.update_request(
-            "function_call",
-            "a",
-            project="default",
-            status=record.status,
-            completed=True,
-            expected_version=record.version + 1,
-            audit=audit,
-            outbox=rows,
-        )
+        assert not await decide(record.version + 1)
         # A create that finds the call id taken writes no rows either.
         _, inserted = await store.insert_request(record, audit, outbox=rows)
         assert not inserted
         assert [r.type for r in await store.list_outbox()] == ["function_call.created"]
-        assert await store.update_request(
-            "function_call",
-            "a",
-            project="default",
-            status=record.status,
-            completed=True,
-            expected_version=record.version,
-            audit=audit,
-            outbox=rows,
-        )
+        assert await decide(record.version)
         assert {r.event_id for r in await store.list_outbox()} >= {rows[0].event_id}
     finally:
         await service.stop()
 
 
-async def _claims(store: Store, now: float) -> None:
-    await store.add_outbox(
-        outbox_rows(
-            [URL_A],
-            event="created",
-            kind="function_call",
-            project="default",
-            request={"call_id": "a"},
-            action="created",
-            now=now,
-        )
+def _rows(call_id: str, event: str, action: str, now: float) -> list[OutboxRow]:
+    """The outbox rows of one change of function call ``call_id`` for the webhook URL_A."""
+    return outbox_rows(
+        [URL_A],
+        event=event,
+        kind="function_call",
+        project="default",
+        request={"call_id": call_id},
+        action=action,
+        now=now,
     )
+
+
+async def _claims(store: Store, now: float) -> None:
+    await store.add_outbox(_rows("a", "created", "created", now))
     (row,) = await store.due_outbox(now)
     assert await store.claim_outbox(row, now, lease_until=now + 10)
     # The same snapshot claimed again (another worker that read it at the same time): lost.
@@ -243,17 +234,7 @@ async def test_claims_across_postgres_connections(postgres_url: str) -> None:
         await _claims(stores[0], 1000.0)
         now = 5000.0
         for i in range(30):
-            await stores[0].add_outbox(
-                outbox_rows(
-                    [URL_A],
-                    event="created",
-                    kind="function_call",
-                    project="default",
-                    request={"call_id": f"r{i}"},
-                    action="created",
-                    now=now,
-                )
-            )
+            await stores[0].add_outbox(_rows(f"r{i}", "created", "created", now))
         # Three "processes" see the same due rows and race for each: one winner per row.
         seen = [await s.due_outbox(now) for s in stores]
         results = await asyncio.gather(
