@@ -119,10 +119,7 @@ class ProtocolServer:
         with self._lock:
             fault = self.faults[route].popleft() if self.faults[route] else None
         if fault is not None and not fault.after_processing:
-            time.sleep(fault.delay)
-            if fault.drop_connection:
-                handler.close_connection = True
-                handler.connection.shutdown(2)
+            if _delay_or_drop(handler, fault):
                 return
             if fault.status is not None:
                 self._send(
@@ -139,10 +136,7 @@ class ProtocolServer:
         except ConflictError as exc:
             status, payload = 409, {"detail": str(exc)}
         if fault is not None and fault.after_processing:
-            time.sleep(fault.delay)
-            if fault.drop_connection:
-                handler.close_connection = True
-                handler.connection.shutdown(2)
+            if _delay_or_drop(handler, fault):
                 return
             if fault.status is not None:
                 status = fault.status
@@ -234,3 +228,13 @@ class ProtocolServer:
             handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(body)
+
+
+def _delay_or_drop(handler: BaseHTTPRequestHandler, fault: Fault) -> bool:
+    """Apply the fault's delay; True when it then drops the connection (nothing is sent)."""
+    time.sleep(fault.delay)
+    if fault.drop_connection:
+        handler.close_connection = True
+        handler.connection.shutdown(2)
+        return True
+    return False

@@ -28,6 +28,7 @@ from functionlayer import (
 from functionlayer.models import FunctionCall
 
 from packages.core.tests.protocol_server import Fault, ProtocolServer
+from packages.core.tests.recording import recorded_act
 from packages.core.tests.test_http_backend import answer_when_asked
 
 
@@ -63,14 +64,7 @@ def test_an_unreachable_server_is_logged_at_once_then_every_ten_seconds(fl_log: 
     backend = HttpBackend(
         url, "token", retry_for=12.0, backoff_initial=0.05, backoff_max=0.5, connect_timeout=30
     )
-    fl = FunctionLayer(backend=backend)
-    ran: list[int] = []
-
-    @fl.require_approval()
-    def act(x: int) -> int:
-        ran.append(x)
-        return x
-
+    act, ran = recorded_act(FunctionLayer(backend=backend))
     started = time.monotonic()
     message = act(1)
     took = time.monotonic() - started

@@ -7,14 +7,17 @@ import asyncio
 from typing import Any
 
 import pytest
-from functionlayer import ConflictError, FunctionLayer, FunctionLayerError, InMemoryBackend
-from functionlayer.models import (
+from functionlayer import (
+    ConflictError,
     FunctionCall,
     FunctionCallSpec,
     FunctionCallStatus,
+    FunctionLayer,
+    FunctionLayerError,
     HumanContact,
     HumanContactSpec,
     HumanContactStatus,
+    InMemoryBackend,
 )
 
 

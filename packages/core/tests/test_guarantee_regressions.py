@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import pytest
 from functionlayer import (
@@ -30,24 +31,25 @@ from packages.core.tests.protocol_server import ProtocolServer
 
 # -- backends that hand back the wrong request ------------------------------------------------
 
+_Held = TypeVar("_Held", FunctionCall, HumanContact)
+
 
 class LaxBackend(InMemoryBackend):
     """A store that, asked to create a call id it already holds, returns what it holds without
     comparing it with what was sent (as a buggy or hostile server might)."""
 
     def create_function_call(self, call: FunctionCall) -> FunctionCall:
-        with self._changed:
-            existing = self._calls.get(call.call_id)
-        if existing is not None:
-            return existing.model_copy(deep=True)
-        return super().create_function_call(call)
+        held = self._held(self._calls, call.call_id)
+        return held if held is not None else super().create_function_call(call)
 
     def create_human_contact(self, contact: HumanContact) -> HumanContact:
+        held = self._held(self._contacts, contact.call_id)
+        return held if held is not None else super().create_human_contact(contact)
+
+    def _held(self, stored: Mapping[str, _Held], call_id: str) -> _Held | None:
         with self._changed:
-            existing = self._contacts.get(contact.call_id)
-        if existing is not None:
-            return existing.model_copy(deep=True)
-        return super().create_human_contact(contact)
+            existing = stored.get(call_id)
+        return None if existing is None else existing.model_copy(deep=True)
 
 
 class MixedUpBackend(InMemoryBackend):

@@ -37,13 +37,23 @@ def make(
     return fl, human, []
 
 
-def test_approved_call_runs_once_with_the_proposed_arguments_and_returns_its_result() -> None:
-    fl, human, ran = make([approve()])
+def guarded_multiply(
+    script: typing.Any, approval: dict[str, typing.Any] | None = None, **kwargs: typing.Any
+) -> tuple[typing.Callable[..., typing.Any], ScriptedHuman, list[tuple[int, int]]]:
+    """``multiply(x, y)`` guarded by ``require_approval(**approval)`` on a client whose human
+    follows ``script``; ``ran`` records the arguments each run had."""
+    fl, human, ran = make(script, **kwargs)
 
-    @fl.require_approval()
+    @fl.require_approval(**(approval or {}))
     def multiply(x: int, y: int) -> int:
         ran.append((x, y))
         return x * y
+
+    return multiply, human, ran
+
+
+def test_approved_call_runs_once_with_the_proposed_arguments_and_returns_its_result() -> None:
+    multiply, human, ran = guarded_multiply([approve()])
 
     assert multiply(2, y=5) == 10
     assert ran == [(2, 5)]
@@ -54,12 +64,7 @@ def test_approved_call_runs_once_with_the_proposed_arguments_and_returns_its_res
 
 
 def test_rejected_call_never_runs_and_returns_the_feedback() -> None:
-    fl, _, ran = make([reject("use smaller numbers")])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([reject("use smaller numbers")])
 
     assert multiply(2, 5) == "User denied multiply with feedback: use smaller numbers"
     assert ran == []
@@ -89,12 +94,7 @@ def test_rejection_without_feedback_says_so() -> None:
 
 
 def test_approve_with_edits_runs_exactly_the_edited_arguments_and_tells_the_model() -> None:
-    fl, _, ran = make([edit(x=3, y=7)])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([edit(x=3, y=7)])
 
     result = multiply(2, 5)
     assert ran == [(3, 7)]
@@ -104,12 +104,7 @@ def test_approve_with_edits_runs_exactly_the_edited_arguments_and_tells_the_mode
 
 
 def test_edits_are_validated_against_the_signature_and_invalid_ones_never_run() -> None:
-    fl, _, ran = make([edit(x="three", y=5), edit(y=None), edit(x=1, y=2, z=3)])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([edit(x="three", y=5), edit(y=None), edit(x=1, y=2, z=3)])
 
     wrong_type, nulled, unknown = multiply(2, 5), multiply(2, 5), multiply(2, 5)
     assert ran == []
@@ -121,12 +116,7 @@ def test_edits_are_validated_against_the_signature_and_invalid_ones_never_run() 
 
 
 def test_partial_edits_merge_into_the_proposal() -> None:
-    fl, human, ran = make([edit(y=7)])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, human, ran = guarded_multiply([edit(y=7)])
 
     result = multiply(2, 5)
     assert ran == [(2, 7)]
@@ -156,12 +146,7 @@ def test_the_request_carries_the_schema_docstring_and_allowed_decisions() -> Non
 
 
 def test_a_decision_the_function_does_not_accept_never_runs_it() -> None:
-    fl, _, ran = make([edit(x=9)])
-
-    @fl.require_approval(decisions=["approve", "reject"])
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([edit(x=9)], approval=dict(decisions=["approve", "reject"]))
 
     result = multiply(2, 5)
     assert ran == []
@@ -177,35 +162,21 @@ def test_decisions_must_be_known_kinds() -> None:
 
 
 def test_edit_equal_to_the_proposal_is_a_plain_approval() -> None:
-    fl, _, ran = make([edit(x=2, y=5)])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([edit(x=2, y=5)])
 
     assert multiply(2, 5) == 10
+    assert ran == [(2, 5)]
 
 
 def test_respond_instead_returns_the_humans_answer_without_running() -> None:
-    fl, _, ran = make([respond("The result is 10, no need to call it.")])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([respond("The result is 10, no need to call it.")])
 
     assert multiply(2, 5) == "The result is 10, no need to call it."
     assert ran == []
 
 
 def test_timeout_rejects_and_a_late_answer_cannot_resurrect_the_call() -> None:
-    fl, human, ran = make([never()], timeout=0.2)
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, human, ran = guarded_multiply([never()], timeout=0.2)
 
     message = multiply(2, 5)
     assert message.startswith("multiply was not run: timed out, no one answered within 0.2 seconds")
@@ -229,12 +200,7 @@ def test_decorator_timeout_overrides_the_clients() -> None:
 
 
 def test_backend_failure_fails_closed_with_a_clear_message() -> None:
-    fl, _, ran = make([fail()])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([fail()])
 
     message = multiply(2, 5)
     assert message.startswith("multiply was not run: could not get a human decision")
@@ -243,12 +209,7 @@ def test_backend_failure_fails_closed_with_a_clear_message() -> None:
 
 
 def test_an_exhausted_script_fails_closed() -> None:
-    fl, _, ran = make([])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([])
 
     assert "no answer left" in multiply(1, 2)
     assert ran == []
@@ -303,12 +264,7 @@ def test_metadata_is_kept_for_frameworks() -> None:
 
 
 def test_same_call_id_asks_the_human_once() -> None:
-    fl, human, ran = make([approve()])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, human, ran = guarded_multiply([approve()])
 
     with call_id_scope("tool-call-1"):
         assert multiply(2, 5) == 10
@@ -320,12 +276,7 @@ def test_same_call_id_asks_the_human_once() -> None:
 
 
 def test_same_call_id_with_different_arguments_is_refused() -> None:
-    fl, _, ran = make([approve()])
-
-    @fl.require_approval()
-    def multiply(x: int, y: int) -> int:
-        ran.append((x, y))
-        return x * y
+    multiply, _, ran = guarded_multiply([approve()])
 
     with call_id_scope("tool-call-1"):
         assert multiply(2, 5) == 10

@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -82,6 +82,30 @@ def answer_when_asked(
     return thread
 
 
+def approved_call_runs(fl: FunctionLayer, server: ProtocolServer, after: float = 0.2) -> None:
+    """A guarded call through ``fl``, approved ``after`` seconds after it reaches ``server``,
+    runs and returns its result."""
+
+    @fl.require_approval()
+    def act() -> str:
+        return "done"
+
+    answer_when_asked(server, after=after, approved=True)
+    assert act() == "done"
+
+
+def guarded_act(fl: FunctionLayer, **approval: Any) -> tuple[Callable[[], Any], list[int]]:
+    """``act()`` guarded by ``fl.require_approval(**approval)``; ``ran`` records each run."""
+    ran: list[int] = []
+
+    @fl.require_approval(**approval)
+    def act() -> int:
+        ran.append(1)
+        return 1
+
+    return act, ran
+
+
 def test_approval_arrives_through_one_long_poll_not_a_polling_loop(server: ProtocolServer) -> None:
     fl = client(server)
     ran: list[int] = []
@@ -126,14 +150,7 @@ def test_edits_and_respond_instead_over_http(server: ProtocolServer) -> None:
 
 def test_server_that_ignores_wait_is_polled_with_growing_backoff() -> None:
     with ProtocolServer(honour_wait=False) as server:
-        fl = client(server, backoff_initial=0.02, backoff_max=0.4)
-
-        @fl.require_approval()
-        def act() -> str:
-            return "done"
-
-        answer_when_asked(server, after=1.5, approved=True)
-        assert act() == "done"
+        approved_call_runs(client(server, backoff_initial=0.02, backoff_max=0.4), server, after=1.5)
         times = [t for _, _, t in server.requests("GET", "/function_calls/")]
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert 3 <= len(times) <= 20, len(times)  # neither one request nor a hot loop
@@ -149,12 +166,7 @@ def test_connection_refused_fails_closed_after_retrying() -> None:
             f"http://127.0.0.1:{port}/functionlayer/v1", "t", retry_for=0.5, backoff_initial=0.05
         )
     )
-    ran: list[int] = []
-
-    @fl.require_approval()
-    def act() -> int:
-        ran.append(1)
-        return 1
+    act, ran = guarded_act(fl)
 
     started = time.monotonic()
     message = act()
@@ -173,40 +185,21 @@ def test_server_errors_are_retried_and_creation_stays_idempotent(server: Protoco
     )
     # The next one is stored by the server but its answer is lost: the retry must not duplicate it.
     server.inject("POST", Fault(drop_connection=True, after_processing=True))
-    fl = client(server)
-
-    @fl.require_approval()
-    def act() -> str:
-        return "done"
-
-    answer_when_asked(server, approved=True)
-    assert act() == "done"
+    approved_call_runs(client(server), server)
     assert len(server.requests("POST", "/function_calls")) == 5
     assert len(server.store.function_calls) == 1
 
 
 def test_slow_answers_and_dropped_long_polls_are_retried(server: ProtocolServer) -> None:
     server.inject("GET", Fault(drop_connection=True), Fault(delay=1.5, status=200))
-    fl = client(server, request_timeout=0.5, long_poll=0.5)
-
-    @fl.require_approval()
-    def act() -> str:
-        return "done"
-
-    answer_when_asked(server, after=0.3, approved=True)
-    assert act() == "done"
+    approved_call_runs(client(server, request_timeout=0.5, long_poll=0.5), server, after=0.3)
 
 
 def test_malformed_json_fails_closed(server: ProtocolServer) -> None:
     server.inject("GET", Fault(body=b"<html>proxy error</html>", after_processing=True))
     server.inject("POST", Fault(body=b'{"run_id": "x", "call_id": 7}', after_processing=True))
     fl = client(server, long_poll=0.3)
-    ran: list[int] = []
-
-    @fl.require_approval()
-    def act() -> int:
-        ran.append(1)
-        return 1
+    act, ran = guarded_act(fl)
 
     first = act()  # POST answer malformed
     assert first.startswith("act was not run") and "MalformedResponseError" in first
@@ -217,12 +210,7 @@ def test_malformed_json_fails_closed(server: ProtocolServer) -> None:
 
 def test_a_decision_that_does_not_parse_is_never_an_approval(server: ProtocolServer) -> None:
     fl = client(server)
-    ran: list[int] = []
-
-    @fl.require_approval()
-    def act() -> int:
-        ran.append(1)
-        return 1
+    act, ran = guarded_act(fl)
 
     tampered = {
         "run_id": "http-test",
@@ -249,12 +237,7 @@ def test_wrong_token_gets_a_clear_message(server: ProtocolServer) -> None:
 
 def test_timeout_expires_the_request_on_the_server(server: ProtocolServer) -> None:
     fl = client(server)
-    ran: list[int] = []
-
-    @fl.require_approval(timeout=0.3)
-    def act() -> int:
-        ran.append(1)
-        return 1
+    act, ran = guarded_act(fl, timeout=0.3)
 
     assert act().startswith("act was not run: timed out, no one answered within 0.3 seconds")
     stored = server.store.function_calls[0]

@@ -4,7 +4,6 @@ every one of them is sent before the first wait, so a person can review them tog
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from functionlayer import (
@@ -17,6 +16,8 @@ from functionlayer import (
     group_scope,
 )
 from functionlayer.adapters import PendingToolCall
+
+from packages.core.tests.recording import recorded_act
 
 
 class Recording(InMemoryBackend):
@@ -110,22 +111,16 @@ def test_native_ask_groups_several_calls_only() -> None:
 
 def test_tool_spec_announce_creates_without_waiting() -> None:
     backend = InMemoryBackend()
-    fl = FunctionLayer(backend=backend)
-    ran: list[Any] = []
-
-    @fl.require_approval()
-    def pay(n: int) -> int:
-        ran.append(n)
-        return n
+    act, ran = recorded_act(FunctionLayer(backend=backend))
 
     from functionlayer import tool_spec
 
-    tool = tool_spec(pay)
-    tool.announce({"n": 1}, call_id="outside")  # no group open: nothing
+    tool = tool_spec(act)
+    tool.announce({"x": 1}, call_id="outside")  # no group open: nothing
     assert backend.function_calls == []
     with group_scope("g1"):
-        tool.announce({"n": 1}, call_id="t1")
-        tool.announce({"n": "not a number"}, call_id="t2")  # invalid: left to the run
+        tool.announce({"x": 1}, call_id="t1")
+        tool.announce({"x": "not a number"}, call_id="t2")  # invalid: left to the run
     assert [(c.call_id, c.spec.group_id, c.completed) for c in backend.function_calls] == [
         ("t1", "g1", False)
     ]

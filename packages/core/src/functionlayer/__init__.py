@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from functionlayer import _channel_models, _models
+from functionlayer import models as models  # the public module, loaded with the package
+from functionlayer._channel_models import *  # noqa: F403  # wire models, in its __all__
 from functionlayer._client import ApprovalMethod, FunctionLayer
 from functionlayer._context import call_id_scope, group_id_for, group_scope, request_context_scope
 from functionlayer._errors import (
@@ -24,32 +27,7 @@ from functionlayer._errors import (
     NoHumanAvailableError,
     NotFoundError,
 )
-from functionlayer.models import (
-    ApprovalPolicy,
-    ClaimedCall,
-    CompletedFunctionCall,
-    CompletedHumanContact,
-    ContactChannel,
-    DecisionKind,
-    DiscordContactChannel,
-    EmailContactChannel,
-    EmailRecipient,
-    Execution,
-    ExecutionClaim,
-    ExecutionReport,
-    FunctionCall,
-    FunctionCallSpec,
-    FunctionCallStatus,
-    HumanContact,
-    HumanContactSpec,
-    HumanContactStatus,
-    RequestContext,
-    ResponseOption,
-    SlackContactChannel,
-    SMSContactChannel,
-    TeamsContactChannel,
-    WhatsAppContactChannel,
-)
+from functionlayer._models import *  # noqa: F403  # wire models, in its __all__
 
 if TYPE_CHECKING:
     from functionlayer._backends._base import Backend
@@ -85,46 +63,22 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ApprovalMethod",
     "ApprovalPendingError",
-    "ApprovalPolicy",
     "ApprovalTimeoutError",
     "Backend",
     "BackendError",
     "BackendUnavailableError",
-    "ClaimedCall",
-    "CompletedFunctionCall",
-    "CompletedHumanContact",
     "ConfigurationError",
     "ConflictError",
-    "ContactChannel",
-    "DecisionKind",
-    "DiscordContactChannel",
-    "EmailContactChannel",
-    "EmailRecipient",
-    "Execution",
-    "ExecutionClaim",
-    "ExecutionReport",
-    "FunctionCall",
-    "FunctionCallSpec",
-    "FunctionCallStatus",
     "FunctionLayer",
     "FunctionLayerError",
     "HttpBackend",
-    "HumanContact",
-    "HumanContactSpec",
-    "HumanContactStatus",
     "InMemoryBackend",
     "InvalidEditError",
     "MalformedResponseError",
     "NoHumanAvailableError",
     "NotFoundError",
-    "RequestContext",
-    "ResponseOption",
-    "SMSContactChannel",
-    "SlackContactChannel",
-    "TeamsContactChannel",
     "TerminalBackend",
     "ToolSpec",
-    "WhatsAppContactChannel",
     "__version__",
     "call_id_scope",
     "group_id_for",
@@ -132,3 +86,5 @@ __all__ = [
     "request_context_scope",
     "tool_spec",
 ]
+__all__ += _channel_models.__all__  # the wire models: all of functionlayer.models
+__all__ += _models.__all__

@@ -9,6 +9,21 @@ from pydantic import Field
 
 from functionlayer._wire import WireModel
 
+__all__ = [  # re-exported by functionlayer.models, and from there by functionlayer
+    "CONTEXT_FIELD_LIMIT",
+    "ApprovalPolicy",
+    "ContactChannel",
+    "DiscordContactChannel",
+    "EmailContactChannel",
+    "EmailRecipient",
+    "RequestContext",
+    "ResponseOption",
+    "SMSContactChannel",
+    "SlackContactChannel",
+    "TeamsContactChannel",
+    "WhatsAppContactChannel",
+]
+
 
 class SlackContactChannel(WireModel):
     """Route a request to a Slack channel or user."""

@@ -28,6 +28,7 @@ __all__ = ["ApprovalMethod", "FunctionLayer"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_Tool = TypeVar("_Tool", Callable[[str], str], Callable[[str], Awaitable[str]])
 
 _UNSET: Any = UNSET
 
@@ -192,27 +193,16 @@ class FunctionLayer(RequestAPI):
         timeout: float | None = _UNSET,
     ) -> Callable[[str], str]:
         """A tool function ``(message) -> answer`` that asks a human and returns their answer."""
-        channel = contact_channel or self.contact_channel
-        options = list(response_options) if response_options else None
-        wait = self.timeout if timeout is _UNSET else timeout
+        tool = _ContactTool(self, contact_channel, response_options, timeout)
 
         def contact_human(message: str) -> str:
-            spec = HumanContactSpec(
-                msg=message,
-                channel=channel,
-                response_options=options,
-                timeout_seconds=wait,
-                context=current_request_context(),
-            )
             try:
-                contact = self.fetch_human_response(spec, call_id=current_call_id())
+                contact = self.fetch_human_response(tool.spec(message), call_id=current_call_id())
             except Exception as exc:  # fail closed: the model hears that nobody answered
-                report_setup_mistake(exc)
-                return _feedback.contact_failed_message(str(exc))
+                return _contact_failed(exc)
             return _contact_answer(contact)
 
-        _describe_contact_tool(contact_human, channel)
-        return contact_human
+        return tool.described(contact_human)
 
     def ahuman_as_tool(
         self,
@@ -222,27 +212,17 @@ class FunctionLayer(RequestAPI):
         timeout: float | None = _UNSET,
     ) -> Callable[[str], Awaitable[str]]:
         """The async twin of :meth:`human_as_tool`."""
-        channel = contact_channel or self.contact_channel
-        options = list(response_options) if response_options else None
-        wait = self.timeout if timeout is _UNSET else timeout
+        tool = _ContactTool(self, contact_channel, response_options, timeout)
 
         async def contact_human(message: str) -> str:
-            spec = HumanContactSpec(
-                msg=message,
-                channel=channel,
-                response_options=options,
-                timeout_seconds=wait,
-                context=current_request_context(),
-            )
+            spec = tool.spec(message)
             try:
                 contact = await self.afetch_human_response(spec, call_id=current_call_id())
             except Exception as exc:  # fail closed, as above
-                report_setup_mistake(exc)
-                return _feedback.contact_failed_message(str(exc))
+                return _contact_failed(exc)
             return _contact_answer(contact)
 
-        _describe_contact_tool(contact_human, channel)
-        return contact_human
+        return tool.described(contact_human)
 
 
 # ------------------------------------------------------------------- helpers
@@ -271,19 +251,49 @@ def _contact_answer(contact: HumanContact) -> str:
     return status.response
 
 
-def _describe_contact_tool(fn: Callable[..., Any], channel: ContactChannel | None) -> None:
-    where = channel.describe() if channel is not None else "a human"
-    if channel is None:
-        fn.__name__ = "contact_human"
-    else:
-        slug = re.sub(r"[^a-z0-9]+", "_", where.lower()).strip("_")[:48]
-        fn.__name__ = f"contact_human_via_{slug}"
-    fn.__qualname__ = fn.__name__
-    fn.__doc__ = (
-        f"Contact {where} and wait for their answer. Use this to ask for a decision, a "
-        "clarification or information only a human has. The message must be self-contained: "
-        "say what you need and why. Returns the human's answer as text."
-    )
+class _ContactTool:
+    """What a human-as-tool function asks with: its channel, options and wait."""
+
+    def __init__(
+        self,
+        client: FunctionLayer,
+        contact_channel: ContactChannel | None,
+        response_options: Sequence[ResponseOption] | None,
+        timeout: float | None,
+    ) -> None:
+        self.channel = contact_channel or client.contact_channel
+        self.options = list(response_options) if response_options else None
+        self.wait = client.timeout if timeout is _UNSET else timeout
+
+    def spec(self, message: str) -> HumanContactSpec:
+        return HumanContactSpec(
+            msg=message,
+            channel=self.channel,
+            response_options=self.options,
+            timeout_seconds=self.wait,
+            context=current_request_context(),
+        )
+
+    def described(self, fn: _Tool) -> _Tool:
+        """``fn``, named and documented for the model after where it asks."""
+        where = self.channel.describe() if self.channel is not None else "a human"
+        if self.channel is None:
+            fn.__name__ = "contact_human"
+        else:
+            slug = re.sub(r"[^a-z0-9]+", "_", where.lower()).strip("_")[:48]
+            fn.__name__ = f"contact_human_via_{slug}"
+        fn.__qualname__ = fn.__name__
+        fn.__doc__ = (
+            f"Contact {where} and wait for their answer. Use this to ask for a decision, a "
+            "clarification or information only a human has. The message must be self-contained: "
+            "say what you need and why. Returns the human's answer as text."
+        )
+        return fn
+
+
+def _contact_failed(exc: Exception) -> str:
+    report_setup_mistake(exc)
+    return _feedback.contact_failed_message(str(exc))
 
 
 def _default_backend(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from functionlayer._channel_models import RequestContext
@@ -28,6 +28,17 @@ _REQUEST_CONTEXT: ContextVar[RequestContext | None] = ContextVar(
     "functionlayer_request_context", default=None
 )
 _GROUP_ID: ContextVar[str | None] = ContextVar("functionlayer_group_id", default=None)
+_T = TypeVar("_T")
+
+
+@contextmanager
+def _scoped(var: ContextVar[_T], value: _T) -> Iterator[None]:
+    """``var`` is ``value`` inside the block, and what it was after it."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
 
 
 @contextmanager
@@ -37,11 +48,8 @@ def call_id_scope(call_id: str | None) -> Iterator[None]:
     Asking again under the same call id returns the existing request instead of asking the human
     twice, so a retried or resumed turn reuses the decision.
     """
-    token = _CALL_ID.set(call_id)
-    try:
+    with _scoped(_CALL_ID, call_id):
         yield
-    finally:
-        _CALL_ID.reset(token)
 
 
 def current_call_id() -> str | None:
@@ -53,11 +61,8 @@ def request_context_scope(context: RequestContext | None) -> Iterator[None]:
     """Attach ``context`` (the user's request, the model's reason) to guarded calls made inside
     the block, for the approver to read. It is the agent's text: every channel shows it as
     such, never as a fact."""
-    token = _REQUEST_CONTEXT.set(context)
-    try:
+    with _scoped(_REQUEST_CONTEXT, context):
         yield
-    finally:
-        _REQUEST_CONTEXT.reset(token)
 
 
 def current_request_context() -> RequestContext | None:
@@ -85,11 +90,8 @@ def group_scope(group_id: str | None = None) -> Iterator[str]:
     so a person can review a model turn's calls together on one page. Each call is still its
     own request with its own decision. Yields the group id."""
     group = group_id or new_group_id()
-    token = _GROUP_ID.set(group)
-    try:
+    with _scoped(_GROUP_ID, group):
         yield group
-    finally:
-        _GROUP_ID.reset(token)
 
 
 def current_group_id() -> str | None:

@@ -5,9 +5,11 @@ They name the function, carry the human's own words, and say plainly whether any
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from functionlayer._channel_models import ResponseOption
     from functionlayer._models import Execution
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "invalid_arguments_message",
     "invalid_edit_message",
     "not_run_message",
+    "reject_option_label",
     "rejection_message",
 ]
 
@@ -27,6 +30,15 @@ def _json(value: Any) -> str:
     import json  # only needed on the edit path; keeps `import functionlayer` light
 
     return json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
+
+
+def reject_option_label(options: Iterable[ResponseOption] | None, name: str | None) -> str | None:
+    """How :func:`rejection_message` names the reject option a person chose (``name``): its
+    title among ``options``, else the name as given; None when none was chosen."""
+    if not name:
+        return None
+    chosen = next((option for option in options or () if option.name == name), None)
+    return name if chosen is None else chosen.title or chosen.name
 
 
 def rejection_message(

@@ -14,6 +14,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from types import CodeType, FrameType
 from typing import Any
@@ -24,30 +25,23 @@ MAX_FRAMES = 40
 """Deepest frame walk when looking for the framework's tool-call function."""
 
 
+@dataclass(eq=False, repr=False)
 class CallIdFinder:
     """Finds the model's tool call id in the frame of a framework function in ``codes``."""
 
-    def __init__(
-        self,
-        codes: frozenset[CodeType],
-        read: Callable[[Mapping[str, Any]], object],
-        *,
-        warning: type[Warning],
-        message: str,
-        distribution: str,
-    ) -> None:
-        self.codes = codes
-        """The code objects of the framework functions that hold the id while a tool runs."""
-        self.read = read
-        """Reads the id from such a frame's locals (anything but a non-empty str: no id)."""
-        self.warning = warning
-        self.message = message
-        """The warning's text; ``{version}`` in it is the installed version of ``distribution``
-        (the framework), looked up when the warning is first given."""
-        self.distribution = distribution
-        self.warned = False
-        """Set once the missing-id warning was given (it is given once per process)."""
-        self._lock = threading.Lock()
+    codes: frozenset[CodeType]
+    """The code objects of the framework functions that hold the id while a tool runs."""
+    read: Callable[[Mapping[str, Any]], object]
+    """Reads the id from such a frame's locals (anything but a non-empty str: no id)."""
+    _: KW_ONLY
+    warning: type[Warning]
+    message: str
+    """The warning's text; ``{version}`` in it is the installed version of ``distribution``
+    (the framework), looked up when the warning is first given."""
+    distribution: str
+    warned: bool = field(default=False, init=False)
+    """Set once the missing-id warning was given (it is given once per process)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def find(self, depth: int = 1) -> str | None:
         """The tool call id the model gave the call the framework is running now, if any.

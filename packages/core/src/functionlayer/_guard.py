@@ -16,7 +16,6 @@ from functionlayer._errors import ApprovalTimeoutError, InvalidEditError, Malfor
 from functionlayer._ids import new_id
 from functionlayer._log import log_report_failure, report_setup_mistake
 from functionlayer._models import (
-    CompletedFunctionCall,
     DecisionKind,
     ExecutionReport,
     FunctionCall,
@@ -297,7 +296,7 @@ class Guard:
         return _feedback.rejection_message(
             self.name,
             decision.comment,
-            self.option_label(decision),
+            _feedback.reject_option_label(self.reject_options, decision.reject_option_name),
             by_policy=decision.responded_via == "policy",
         )
 
@@ -328,15 +327,6 @@ class Guard:
             )
             raise InvalidEditError(problems) from exc
         return {name: getattr(model, name) for name in type(model).model_fields}
-
-    def option_label(self, decision: CompletedFunctionCall) -> str | None:
-        name = decision.reject_option_name
-        if not name:
-            return None
-        for option in self.reject_options or ():
-            if option.name == name:
-                return option.title or option.name
-        return name
 
     def failure_message(self, exc: Exception, call_id: str) -> str:
         report_setup_mistake(exc)

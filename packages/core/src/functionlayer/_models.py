@@ -24,6 +24,24 @@ from functionlayer._channel_models import (
 from functionlayer._errors import ApprovalPendingError
 from functionlayer._wire import WireModel
 
+__all__ = [  # re-exported by functionlayer.models, and from there by functionlayer
+    "DECISION_KINDS",
+    "MAX_GROUP_ID_LENGTH",
+    "ClaimedCall",
+    "CompletedFunctionCall",
+    "CompletedHumanContact",
+    "DecisionKind",
+    "Execution",
+    "ExecutionClaim",
+    "ExecutionReport",
+    "FunctionCall",
+    "FunctionCallSpec",
+    "FunctionCallStatus",
+    "HumanContact",
+    "HumanContactSpec",
+    "HumanContactStatus",
+]
+
 DecisionKind = Literal["approve", "reject", "edit", "respond"]
 """What a person may do with a function call: approve it, reject it (with feedback), approve
 it with edited arguments, or respond in place of running it."""

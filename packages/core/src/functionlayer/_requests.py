@@ -1,14 +1,18 @@
 """The request API under :class:`~functionlayer.FunctionLayer`: create, read and wait for
 function calls and human contacts, sync and async, each answer checked against the request
-sent; a wait on a server stops cleanly on Ctrl-C."""
+sent; a wait on a server stops cleanly on Ctrl-C.
+
+What a request is and how a wait ends is written once (``_new_call``, ``_grouped_specs``,
+``_Deadline``); the sync and async methods are thin loops around it, one pair for both kinds of
+request (``_wait_for`` and ``_await_for``)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 from functionlayer import _interrupt
 from functionlayer._backends._base import Backend
@@ -32,6 +36,9 @@ UNSET: Any = object()
 _UNSET = UNSET
 _Claim = tuple[str, str | None]
 """A claim to make while waiting: (claim id, claimant)."""
+_Request = TypeVar("_Request", FunctionCall, HumanContact)
+_Polled = tuple[_Request, ExecutionClaim | None]
+"""What one wait on the backend gives: the request as it is now, and the claim it made."""
 
 
 class RequestAPI:
@@ -51,11 +58,7 @@ class RequestAPI:
     ) -> FunctionCall:
         """Send a request without waiting. Idempotent per ``call_id``. Inside ``group_scope``
         a spec without a group id gets the scope's."""
-        call = FunctionCall(
-            run_id=run_id or self.run_id,
-            call_id=call_id or new_id(),
-            spec=_grouped(spec, self.group_id),
-        )
+        call = self._new_call(spec, call_id, run_id)
         return check_same_request(call, self.backend.create_function_call(call))
 
     def get_function_call(self, call_id: str) -> FunctionCall:
@@ -71,14 +74,8 @@ class RequestAPI:
         """Send a model turn's requests as one review group (``group_id``, a new one unless
         given), without waiting: a person can review them on one page, and each keeps its own
         decision. Idempotent per call id."""
-        group = group_id or new_group_id()
-        ids = list(call_ids) if call_ids is not None else [None] * len(specs)
-        if len(ids) != len(specs):
-            raise ValueError("call_ids must have one entry per spec")
-        return [
-            self.create_function_call(spec.model_copy(update={"group_id": group}), call_id)
-            for spec, call_id in zip(specs, ids, strict=True)
-        ]
+        grouped = _grouped_specs(specs, call_ids, group_id)
+        return [self.create_function_call(spec, call_id) for spec, call_id in grouped]
 
     def fetch_approval(
         self,
@@ -91,52 +88,14 @@ class RequestAPI:
 
         Raises a :class:`~functionlayer.FunctionLayerError` when no decision can be had.
         """
-        return self._fetch(spec, call_id, timeout, None).call
-
-    def _fetch(
-        self,
-        spec: FunctionCallSpec,
-        call_id: str | None,
-        timeout: float | None,
-        claim: _Claim | None,
-    ) -> ClaimedCall:
-        """``fetch_approval``; with ``claim`` (claim id, claimant), the wait also claims the
-        execution when the call is approved as proposed (one round trip where the backend
-        can: ``ClaimedCall.claim``)."""
-        wait = self._timeout_for(spec, timeout)
-        call = self.create_function_call(spec, call_id or current_call_id())
-        deadline = None if wait is None else time.monotonic() + wait
-        claimed: ExecutionClaim | None = None
-        with self._stoppable(
-            f"{spec.fn} was not run", self.backend.abandon_function_call, call.call_id
-        ):
-            while not call.completed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    call = check_same_request(
-                        call, self.backend.expire_function_call(call.call_id, _expiry_reason(wait))
-                    )
-                    break
-                if claim is None:
-                    got = self.backend.wait_function_call(call.call_id, remaining)
-                else:
-                    answer = self.backend.wait_and_claim_function_call(
-                        call.call_id, remaining, claim[0], claimed_by=claim[1]
-                    )
-                    got, claimed = answer.call, answer.claim
-                call = check_same_request(call, got)
-        return ClaimedCall(call=call, claim=claimed)
+        return fetch_claimed(self, spec, call_id, timeout, None).call
 
     # ------------------------------------------------------ function calls, async
 
     async def acreate_function_call(
         self, spec: FunctionCallSpec, call_id: str | None = None, *, run_id: str | None = None
     ) -> FunctionCall:
-        call = FunctionCall(
-            run_id=run_id or self.run_id,
-            call_id=call_id or new_id(),
-            spec=_grouped(spec, self.group_id),
-        )
+        call = self._new_call(spec, call_id, run_id)
         return check_same_request(call, await self.backend.acreate_function_call(call))
 
     async def aget_function_call(self, call_id: str) -> FunctionCall:
@@ -150,14 +109,8 @@ class RequestAPI:
         group_id: str | None = None,
     ) -> list[FunctionCall]:
         """The async twin of :meth:`create_function_calls`."""
-        group = group_id or new_group_id()
-        ids = list(call_ids) if call_ids is not None else [None] * len(specs)
-        if len(ids) != len(specs):
-            raise ValueError("call_ids must have one entry per spec")
-        return [
-            await self.acreate_function_call(spec.model_copy(update={"group_id": group}), call_id)
-            for spec, call_id in zip(specs, ids, strict=True)
-        ]
+        grouped = _grouped_specs(specs, call_ids, group_id)
+        return [await self.acreate_function_call(spec, call_id) for spec, call_id in grouped]
 
     async def afetch_approval(
         self,
@@ -166,41 +119,7 @@ class RequestAPI:
         *,
         timeout: float | None = _UNSET,
     ) -> FunctionCall:
-        return (await self._afetch(spec, call_id, timeout, None)).call
-
-    async def _afetch(
-        self,
-        spec: FunctionCallSpec,
-        call_id: str | None,
-        timeout: float | None,
-        claim: _Claim | None,
-    ) -> ClaimedCall:
-        wait = self._timeout_for(spec, timeout)
-        call = await self.acreate_function_call(spec, call_id or current_call_id())
-        deadline = None if wait is None else time.monotonic() + wait
-        claimed: ExecutionClaim | None = None
-        with self._stoppable(
-            f"{spec.fn} was not run", self.backend.abandon_function_call, call.call_id
-        ):
-            while not call.completed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    call = check_same_request(
-                        call,
-                        await self.backend.aexpire_function_call(
-                            call.call_id, _expiry_reason(wait)
-                        ),
-                    )
-                    break
-                if claim is None:
-                    got = await self.backend.await_function_call(call.call_id, remaining)
-                else:
-                    answer = await self.backend.await_and_claim_function_call(
-                        call.call_id, remaining, claim[0], claimed_by=claim[1]
-                    )
-                    got, claimed = answer.call, answer.claim
-                call = check_same_request(call, got)
-        return ClaimedCall(call=call, claim=claimed)
+        return (await afetch_claimed(self, spec, call_id, timeout, None)).call
 
     # ------------------------------------------------------------ human contacts
 
@@ -219,22 +138,12 @@ class RequestAPI:
         """Ask a human and block until they answer (or the request expires)."""
         wait = self._timeout_for(spec, timeout)
         contact = self.create_human_contact(spec, call_id or current_call_id())
-        deadline = None if wait is None else time.monotonic() + wait
-        with self._stoppable(
-            "the question was not answered", self.backend.abandon_human_contact, contact.call_id
-        ):
-            while not contact.completed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    contact = check_same_contact(
-                        contact,
-                        self.backend.expire_human_contact(contact.call_id, _expiry_reason(wait)),
-                    )
-                    break
-                contact = check_same_contact(
-                    contact, self.backend.wait_human_contact(contact.call_id, remaining)
-                )
-        return contact
+
+        def poll(call_id: str, remaining: float | None) -> _Polled[HumanContact]:
+            return self.backend.wait_human_contact(call_id, remaining), None
+
+        expire = self.backend.expire_human_contact
+        return self._wait_for(contact, wait, poll, expire, check_same_contact)[0]
 
     async def acreate_human_contact(
         self, spec: HumanContactSpec, call_id: str | None = None, *, run_id: str | None = None
@@ -250,24 +159,58 @@ class RequestAPI:
     ) -> HumanContact:
         wait = self._timeout_for(spec, timeout)
         contact = await self.acreate_human_contact(spec, call_id or current_call_id())
-        deadline = None if wait is None else time.monotonic() + wait
-        with self._stoppable(
-            "the question was not answered", self.backend.abandon_human_contact, contact.call_id
-        ):
-            while not contact.completed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    contact = check_same_contact(
-                        contact,
-                        await self.backend.aexpire_human_contact(
-                            contact.call_id, _expiry_reason(wait)
-                        ),
-                    )
-                    break
-                contact = check_same_contact(
-                    contact, await self.backend.await_human_contact(contact.call_id, remaining)
-                )
-        return contact
+
+        async def poll(call_id: str, remaining: float | None) -> _Polled[HumanContact]:
+            return await self.backend.await_human_contact(call_id, remaining), None
+
+        expire = self.backend.aexpire_human_contact
+        return (await self._await_for(contact, wait, poll, expire, check_same_contact))[0]
+
+    # ------------------------------------------------------------- the two waits
+
+    def _wait_for(
+        self,
+        request: _Request,
+        wait: float | None,
+        poll: Callable[[str, float | None], _Polled[_Request]],
+        expire: Callable[[str, str], _Request],
+        check: Callable[[_Request, _Request], _Request],
+    ) -> _Polled[_Request]:
+        """Poll until ``request`` is completed; at the deadline, expire it. Every answer is
+        checked (``check``) against the request sent."""
+        state = _Waiting(request, wait, check)
+        with self._stoppable(request):
+            for remaining in state.polls():
+                state.take(poll(request.call_id, remaining))
+            if state.expired:
+                state.take((expire(request.call_id, state.reason), state.claimed))
+        return state.request, state.claimed
+
+    async def _await_for(
+        self,
+        request: _Request,
+        wait: float | None,
+        poll: Callable[[str, float | None], Awaitable[_Polled[_Request]]],
+        expire: Callable[[str, str], Awaitable[_Request]],
+        check: Callable[[_Request, _Request], _Request],
+    ) -> _Polled[_Request]:
+        """The async :meth:`_wait_for`."""
+        state = _Waiting(request, wait, check)
+        with self._stoppable(request):
+            for remaining in state.polls():
+                state.take(await poll(request.call_id, remaining))
+            if state.expired:
+                state.take((await expire(request.call_id, state.reason), state.claimed))
+        return state.request, state.claimed
+
+    def _new_call(
+        self, spec: FunctionCallSpec, call_id: str | None, run_id: str | None
+    ) -> FunctionCall:
+        return FunctionCall(
+            run_id=run_id or self.run_id,
+            call_id=call_id or new_id(),
+            spec=_grouped(spec, self.group_id),
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -281,15 +224,18 @@ class RequestAPI:
         return self.timeout
 
     @contextlib.contextmanager
-    def _stoppable(
-        self, what: str, abandon: Callable[[str], object], call_id: str
-    ) -> Iterator[None]:
+    def _stoppable(self, request: FunctionCall | HumanContact) -> Iterator[None]:
         """A wait on a backend that keeps requests (a server): Ctrl-C ends it and tells the
         backend the request was abandoned (see ``functionlayer._interrupt``)."""
         if not self.backend.keeps_requests:
             yield
             return
-        end = functools.partial(_abandon, abandon, call_id)
+        abandon: Callable[[str], object]
+        if isinstance(request, FunctionCall):
+            what, abandon = f"{request.spec.fn} was not run", self.backend.abandon_function_call
+        else:
+            what, abandon = "the question was not answered", self.backend.abandon_human_contact
+        end = functools.partial(_abandon, abandon, request.call_id)
         try:
             with _interrupt.waiting(what, end):
                 _check_not_stopping()
@@ -313,9 +259,24 @@ def fetch_claimed(
     timeout: float | None,
     claim: _Claim | None,
 ) -> ClaimedCall:
-    """What a guarded function waits with: ``fetch_approval`` that also claims the execution
-    when the call is approved as proposed (one round trip where the backend can)."""
-    return client._fetch(spec, call_id, timeout, claim)
+    """``fetch_approval``; with ``claim`` (claim id, claimant), the wait also claims the
+    execution when the call is approved as proposed (one round trip where the backend
+    can: ``ClaimedCall.claim``). What a guarded function waits with."""
+    wait = client._timeout_for(spec, timeout)
+    call = client.create_function_call(spec, call_id or current_call_id())
+
+    def poll(call_id: str, remaining: float | None) -> _Polled[FunctionCall]:
+        if claim is None:
+            return client.backend.wait_function_call(call_id, remaining), None
+        answer = client.backend.wait_and_claim_function_call(
+            call_id, remaining, claim[0], claimed_by=claim[1]
+        )
+        return answer.call, answer.claim
+
+    call, claimed = client._wait_for(
+        call, wait, poll, client.backend.expire_function_call, check_same_request
+    )
+    return ClaimedCall(call=call, claim=claimed)
 
 
 async def afetch_claimed(
@@ -326,7 +287,21 @@ async def afetch_claimed(
     claim: _Claim | None,
 ) -> ClaimedCall:
     """The async :func:`fetch_claimed`."""
-    return await client._afetch(spec, call_id, timeout, claim)
+    wait = client._timeout_for(spec, timeout)
+    call = await client.acreate_function_call(spec, call_id or current_call_id())
+
+    async def poll(call_id: str, remaining: float | None) -> _Polled[FunctionCall]:
+        if claim is None:
+            return await client.backend.await_function_call(call_id, remaining), None
+        answer = await client.backend.await_and_claim_function_call(
+            call_id, remaining, claim[0], claimed_by=claim[1]
+        )
+        return answer.call, answer.claim
+
+    call, claimed = await client._await_for(
+        call, wait, poll, client.backend.aexpire_function_call, check_same_request
+    )
+    return ClaimedCall(call=call, claim=claimed)
 
 
 def _check_not_stopping() -> None:
@@ -345,8 +320,53 @@ def _abandon(abandon: Callable[[str], object], call_id: str) -> str:
     return "; the request is marked abandoned on the server"
 
 
-def _expiry_reason(timeout: float | None) -> str:
-    return f"no human answered within {timeout:g} seconds" if timeout else "the request expired"
+class _Waiting(Generic[_Request]):
+    """One wait for a request, without the I/O: how long each poll may wait, and where it
+    stands after each answer (checked against the request sent)."""
+
+    def __init__(
+        self,
+        request: _Request,
+        wait: float | None,
+        check: Callable[[_Request, _Request], _Request],
+    ) -> None:
+        self.request: _Request = request
+        self.claimed: ExecutionClaim | None = None
+        self.expired = False
+        self.reason = (
+            f"no human answered within {wait:g} seconds" if wait else "the request expired"
+        )
+        self._deadline = None if wait is None else time.monotonic() + wait
+        self._check: Callable[[_Request, _Request], _Request] = check
+
+    def polls(self) -> Iterator[float | None]:
+        """How long each poll may wait (``None``: no limit), until the request is completed
+        or the deadline passes (then ``expired``: the caller expires the request)."""
+        while not self.request.completed:
+            remaining = None if self._deadline is None else self._deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.expired = True
+                return
+            yield remaining
+
+    def take(self, answer: _Polled[_Request]) -> None:
+        got, self.claimed = answer
+        self.request = self._check(self.request, got)
+
+
+def _grouped_specs(
+    specs: Sequence[FunctionCallSpec],
+    call_ids: Sequence[str | None] | None,
+    group_id: str | None,
+) -> list[tuple[FunctionCallSpec, str | None]]:
+    """A model turn's specs, each in the review group ``group_id`` (a new one unless given),
+    paired with its call id."""
+    group = group_id or new_group_id()
+    ids = list(call_ids) if call_ids is not None else [None] * len(specs)
+    if len(ids) != len(specs):
+        raise ValueError("call_ids must have one entry per spec")
+    grouped = [spec.model_copy(update={"group_id": group}) for spec in specs]
+    return list(zip(grouped, ids, strict=True))
 
 
 def _grouped(spec: FunctionCallSpec, default: str | None) -> FunctionCallSpec:

@@ -62,29 +62,32 @@ class ToolSpec:
         without waiting, so a turn's calls are reviewable together before any of them waits
         (``run`` then finds the request under ``call_id``). Nothing for a plain function or
         invalid arguments (``run`` reports those)."""
-        guard = getattr(self.fn, "__functionlayer_guard__", None)
-        if guard is None or current_group_id() is None:
-            return
-        try:
-            kwargs = self.validate(arguments)
-        except ValueError:
-            return
-        guard.announce((), kwargs, call_id)
+        announcing = self._announcing(arguments)
+        if announcing is not None:
+            guard, kwargs = announcing
+            guard.announce((), kwargs, call_id)
 
     async def aannounce(self, arguments: Mapping[str, Any], *, call_id: str) -> None:
-        guard = getattr(self.fn, "__functionlayer_guard__", None)
-        if guard is None or current_group_id() is None:
+        announcing = self._announcing(arguments)
+        if announcing is None:
             return
-        try:
-            kwargs = self.validate(arguments)
-        except ValueError:
-            return
+        guard, kwargs = announcing
         if guard.is_async:
             await guard.aannounce((), kwargs, call_id)
         else:
             import asyncio
 
             await asyncio.to_thread(guard.announce, (), kwargs, call_id)
+
+    def _announcing(self, arguments: Mapping[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+        """The guard and valid arguments to announce; None when there is nothing to announce."""
+        guard = getattr(self.fn, "__functionlayer_guard__", None)
+        if guard is None or current_group_id() is None:
+            return None
+        try:
+            return guard, self.validate(arguments)
+        except ValueError:
+            return None
 
     async def arun(self, arguments: Mapping[str, Any], *, call_id: str | None = None) -> Any:
         kwargs = self.validate(arguments)

@@ -45,6 +45,7 @@ from functionlayer._feedback import (
     invalid_arguments_message,
     invalid_edit_message,
     not_run_message,
+    reject_option_label,
     rejection_message,
 )
 from functionlayer._frames import CallIdFinder, installed_version
@@ -125,6 +126,7 @@ __all__ = [
     "new_group_id",
     "new_id",
     "not_run_message",
+    "reject_option_label",
     "rejection_message",
     "report",
     "request_context_scope",

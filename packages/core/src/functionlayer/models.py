@@ -1,70 +1,17 @@
 """The wire models of the FunctionLayer protocol, for servers, channels and adapters.
 
 What a request, its decision, its execution and a human contact look like on the wire, and
-where a request goes. The server and every channel build on these names; the most used ones are
-also exported from :mod:`functionlayer` itself. Stable: a change here is a protocol change.
+where a request goes. The server and every channel build on these names; :mod:`functionlayer`
+itself exports them all too. Stable: a change here is a protocol change.
 """
 
 from __future__ import annotations
 
-from functionlayer._channel_models import (
-    CONTEXT_FIELD_LIMIT,
-    ApprovalPolicy,
-    ContactChannel,
-    DiscordContactChannel,
-    EmailContactChannel,
-    EmailRecipient,
-    RequestContext,
-    ResponseOption,
-    SlackContactChannel,
-    SMSContactChannel,
-    TeamsContactChannel,
-    WhatsAppContactChannel,
-)
-from functionlayer._models import (
-    DECISION_KINDS,
-    MAX_GROUP_ID_LENGTH,
-    ClaimedCall,
-    CompletedFunctionCall,
-    CompletedHumanContact,
-    DecisionKind,
-    Execution,
-    ExecutionClaim,
-    ExecutionReport,
-    FunctionCall,
-    FunctionCallSpec,
-    FunctionCallStatus,
-    HumanContact,
-    HumanContactSpec,
-    HumanContactStatus,
-)
+from functionlayer import _channel_models, _models
+from functionlayer._channel_models import *  # noqa: F403  # the names listed in its __all__
+from functionlayer._models import *  # noqa: F403  # the names listed in its __all__
 
-__all__ = [
-    "CONTEXT_FIELD_LIMIT",
-    "DECISION_KINDS",
-    "MAX_GROUP_ID_LENGTH",
-    "ApprovalPolicy",
-    "ClaimedCall",
-    "CompletedFunctionCall",
-    "CompletedHumanContact",
-    "ContactChannel",
-    "DecisionKind",
-    "DiscordContactChannel",
-    "EmailContactChannel",
-    "EmailRecipient",
-    "Execution",
-    "ExecutionClaim",
-    "ExecutionReport",
-    "FunctionCall",
-    "FunctionCallSpec",
-    "FunctionCallStatus",
-    "HumanContact",
-    "HumanContactSpec",
-    "HumanContactStatus",
-    "RequestContext",
-    "ResponseOption",
-    "SMSContactChannel",
-    "SlackContactChannel",
-    "TeamsContactChannel",
-    "WhatsAppContactChannel",
-]
+# One list of the names per module that defines them (where they are written).
+__all__: list[str] = []
+__all__ += _channel_models.__all__
+__all__ += _models.__all__

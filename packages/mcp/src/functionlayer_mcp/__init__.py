@@ -7,30 +7,17 @@
   for clients that delegate permission prompts to an MCP tool (Claude Code).
 """
 
+from functionlayer_mcp import _config
 from functionlayer_mcp._approval import TerminalUnavailableError
-from functionlayer_mcp._config import (
-    ApprovalConfig,
-    Condition,
-    ConfigError,
-    Gate,
-    GatewayConfig,
-    UpstreamConfig,
-    load_config,
-)
+from functionlayer_mcp._config import *  # noqa: F403  # the configuration, listed in its __all__
 from functionlayer_mcp._gateway import run_gateway
 from functionlayer_mcp._permission import run_permission_prompt
 from functionlayer_mcp._version import __version__
 
 __all__ = [
-    "ApprovalConfig",
-    "Condition",
-    "ConfigError",
-    "Gate",
-    "GatewayConfig",
     "TerminalUnavailableError",
-    "UpstreamConfig",
     "__version__",
-    "load_config",
     "run_gateway",
     "run_permission_prompt",
 ]
+__all__ += _config.__all__

@@ -30,7 +30,6 @@ against: every call to it is gated. Only the start-up tools no gate names pass s
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -46,7 +45,9 @@ from functionlayer_mcp import _compat
 from functionlayer_mcp._approval import ask, make_backend, warn
 from functionlayer_mcp._arguments import finite, schema_problem
 from functionlayer_mcp._config import ConfigError, Gate, GatewayConfig
+from functionlayer_mcp._held import HeldCalls, held_key, pending_message
 from functionlayer_mcp._lifetime import Outstanding, serve
+from functionlayer_mcp._results import edited_result, error, result_text, shown_name, text
 from functionlayer_mcp._schema import shown
 from functionlayer_mcp._upstream import connect_upstream, startup_tools
 
@@ -57,9 +58,6 @@ Handler = Callable[[Any, Any], Awaitable[Any]]
 # The gate of a tool the upstream added after start-up: every call asks, with [approval]'s
 # timeout and users.
 _LATER_TOOL = Gate(tools=["*"])
-
-# Pending calls a gateway session remembers to resume (see Gateway._remember).
-_MAX_HELD = 256
 
 # Requests forwarded as they are when the upstream offers the capability:
 # (request, its params, its result).
@@ -110,11 +108,9 @@ class Gateway:
         self.tools: dict[str, types.Tool] = {}
         self.hold_seconds = hold_seconds
         """How long a gated call waits for a person before answering "pending" (None: until
-        decided). A pending call is remembered by tool and arguments (``_held``), so the same
-        call made again resumes the same request instead of asking anew."""
-        self._held: dict[str, tuple[str, float]] = {}
-        self._handles: dict[str, tuple[str, str, float]] = {}
-        """2026-07-28 clients: pending calls by the handle handed out (``_hand_out``)."""
+        decided). A pending call is remembered (``held``), so the same call made again
+        resumes the same request instead of asking anew."""
+        self.held = HeldCalls()
         info = _compat.field(upstream_info, "serverInfo")
         self.server: Server[Any, Any] = Server(
             info.name, version=info.version, instructions=upstream_info.instructions
@@ -136,28 +132,6 @@ class Gateway:
 
     def call_id(self, request_id: types.RequestId) -> str:
         return f"mcp-{self.session_tag}-{request_id}"
-
-    def _remember(self, key: str, call_id: str, deadline: float) -> None:
-        """Keep a pending call to resume; bounded, the oldest is forgotten first (a forgotten
-        request is never run: its call id is not asked about again, and it expires)."""
-        self._held.pop(key, None)
-        while len(self._held) >= _MAX_HELD:
-            del self._held[next(iter(self._held))]
-        self._held[key] = (call_id, deadline)
-
-    def _hand_out(self, key: str, call_id: str, deadline: float) -> str:
-        """A fresh, unguessable handle for a pending call (the ``requestState`` a 2026-07-28
-        client echoes on its retry). Known to this session only, for this tool and these
-        arguments, and redeemed once: each retry gets a new one. Bounded like ``_held``."""
-        while len(self._handles) >= _MAX_HELD:
-            del self._handles[next(iter(self._handles))]
-        handle = secrets.token_urlsafe(32)
-        self._handles[handle] = (key, call_id, deadline)
-        return handle
-
-    def _forget(self, key: str, call_id: str) -> None:
-        if self._held.get(key, (None,))[0] == call_id:
-            del self._held[key]
 
     # -- forwarding --------------------------------------------------------------------------
 
@@ -206,14 +180,12 @@ class Gateway:
     ) -> Any:
         name = params.name
         arguments = params.arguments or {}
-        echoed = _compat.request_state(params)  # a retry's requestState (2026-07-28): untrusted
-        retries = _compat.speaks_input_required(params)
         if not self.config.gate:  # a plain proxy, as configured (said on stderr at start-up)
             return await self._forward_call(params)
         tool = await self._tool(name)
         if tool is None:
             reason = "the upstream lists no tool by this name"
-            return _error(adapters.not_run_message(_shown_name(name), reason))
+            return error(adapters.not_run_message(shown_name(name), reason))
         gate: Gate | None
         if name not in self.startup_tools:
             if name not in self._announced:
@@ -228,25 +200,38 @@ class Gateway:
             # NaN and Infinity are not JSON (mcp 1.x turns them into null, 2.x keeps them): no
             # condition can judge them and no request can record them. Refused, not asked.
             reason = "the arguments hold a number JSON cannot carry (NaN or Infinity)"
-            return _error(adapters.not_run_message(name, reason))
+            return error(adapters.not_run_message(name, reason))
         problem = schema_problem(tool, arguments)
         if problem is not None:
             reason = f"the arguments do not match the tool's input schema: {problem}"
-            return _error(adapters.not_run_message(name, reason))
+            return error(adapters.not_run_message(name, reason))
         # From here on the upstream receives the name, the arguments the gate judged (and a
         # person approved) and the protocol's _meta: no extra fields the client added to params.
-        params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=params.meta)
+        judged = types.CallToolRequestParams(name=name, arguments=arguments, _meta=params.meta)
         if gate is None:
             gate = self.config.gate_for(name, arguments)
             if gate is None:
-                return await self._forward_call(params)
-
+                return await self._forward_call(judged)
         assert request_id is not None  # tools/call is a request, never a notification
+        return await self._gated(params, judged, tool, gate, request_id)
+
+    async def _gated(
+        self,
+        sent: types.CallToolRequestParams,
+        params: types.CallToolRequestParams,
+        tool: types.Tool,
+        gate: Gate,
+        request_id: types.RequestId,
+    ) -> Any:
+        """Ask for approval of a gated call (``params``, as judged), or resume the request
+        the same call made before; run it on the upstream only once approved."""
+        name, arguments = params.name, params.arguments or {}
+        echoed = _compat.request_state(sent)  # a retry's requestState (2026-07-28): untrusted
         timeout = gate.timeout_seconds or self.config.approval.timeout_seconds
         hold = self.hold_seconds
-        key = _held_key(name, arguments)
-        handle = None if echoed is None else self._handles.pop(echoed, None)  # redeemed once
-        resumed = self._held.get(key) if hold is not None else None
+        key = held_key(name, arguments)
+        handle = None if echoed is None else self.held.redeem(echoed)  # redeemed once
+        resumed = self.held.resumed(key) if hold is not None else None
         if echoed is not None:
             # A retry names its pending request by the handle this session handed out: an
             # unknown or used handle, or one for another call, resumes nothing and runs nothing.
@@ -255,7 +240,7 @@ class Gateway:
                     "the requestState names no pending approval of this call in this session "
                     "(unknown, already used, or issued for other arguments)"
                 )
-                return _error(adapters.not_run_message(name, reason))
+                return error(adapters.not_run_message(name, reason))
             _, call_id, deadline = handle
         elif resumed is not None:  # the same call again: the same request, the same deadline
             call_id, deadline = resumed
@@ -275,41 +260,31 @@ class Gateway:
                 arguments=arguments,
                 call_id=call_id,
                 timeout=timeout,
-                description=tool.description if tool is not None else None,
+                description=tool.description,
                 users=gate.users or self.config.approval.users,
                 validate_edits=validate_edits,
                 hold=hold,
                 deadline=deadline if hold is not None else None,
             )
         except anyio.get_cancelled_exc_class():
-            self._forget(key, call_id)
+            self.held.forget(key, call_id)
             if self.outstanding.ending:  # the gateway ends: abandoned with the others
                 raise
-            self.outstanding.discard(call_id)
-            # The client gave up on the call: withdraw the request so nobody approves a call
-            # that can no longer run. Best effort, bounded, and never on the upstream.
-            with (
-                anyio.CancelScope(shield=True),
-                anyio.move_on_after(5),
-                contextlib.suppress(Exception),
-            ):
-                await self.client.backend.aexpire_function_call(
-                    call_id, "the MCP client cancelled the call"
-                )
+            await self._withdraw(call_id)
             raise
         if verdict.kind == "pending":
-            self._remember(key, call_id, deadline)
-            if retries:  # 2026-07-28: the protocol's own "retry with this state"
-                return _compat.input_required(self._hand_out(key, call_id, deadline))
-            return _error(_pending_message(name, call_id))
-        self._forget(key, call_id)  # decided: the same call made later asks afresh
+            self.held.remember(key, call_id, deadline)
+            if _compat.speaks_input_required(sent):  # 2026-07-28: "retry with this state"
+                return _compat.input_required(self.held.hand_out(key, call_id, deadline))
+            return error(pending_message(name, call_id))
+        self.held.forget(key, call_id)  # decided: the same call made later asks afresh
         self.outstanding.discard(call_id)
         if verdict.kind == "refuse":
-            return _error(verdict.text)
+            return error(verdict.text)
         if verdict.kind == "answer":
-            return types.CallToolResult(content=[_text(verdict.text)], isError=False)
-        approved = params.model_copy(update={"arguments": verdict.arguments})
+            return types.CallToolResult(content=[text(verdict.text)], isError=False)
         assert verdict.claim is not None  # a run verdict holds the claim
+        approved = params.model_copy(update={"arguments": verdict.arguments})
         try:
             result = await self._forward_call(approved)
         except Exception as exc:
@@ -320,14 +295,24 @@ class Gateway:
             verdict.claim,
             result,
             raised=bool(_compat.field(result, "isError")),
-            redact=_result_text,
+            redact=result_text,
         )
         if verdict.edited:
-            texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
-            others = [c for c in result.content if not isinstance(c, types.TextContent)]
-            message = verdict.edited_text(name, "\n".join(texts))
-            result = result.model_copy(update={"content": [_text(message), *others]})
+            return edited_result(result, lambda ran: verdict.edited_text(name, ran))
         return result
+
+    async def _withdraw(self, call_id: str) -> None:
+        """The client gave up on the call: withdraw the request so nobody approves a call
+        that can no longer run. Best effort, bounded, and never on the upstream."""
+        self.outstanding.discard(call_id)
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(5),
+            contextlib.suppress(Exception),
+        ):
+            await self.client.backend.aexpire_function_call(
+                call_id, "the MCP client cancelled the call"
+            )
 
 
 async def run_gateway(
@@ -392,37 +377,3 @@ def _announce(config: GatewayConfig, listed: Collection[str]) -> None:
         f"gating {', '.join(gated)}; passing straight through: {', '.join(passing) or '(none)'};"
         " tools the upstream adds later are gated"
     )
-
-
-def _held_key(name: str, arguments: dict[str, Any]) -> str:
-    """What makes two calls "the same call": the tool's name and the arguments, canonically."""
-    return json.dumps([name, arguments], sort_keys=True, separators=(",", ":"), default=repr)
-
-
-def _pending_message(name: str, call_id: str) -> str:
-    return (
-        f"{name} has not run: a person has been asked to approve it and has not decided yet "
-        f"(approval {call_id}). Call {name} again with exactly the same arguments to keep "
-        "waiting for that decision; it runs only if they approve, and at most once."
-    )
-
-
-def _result_text(result: Any) -> str:
-    """What is recorded about an upstream result: its text blocks (else its content types)."""
-    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
-    if texts:
-        return "\n".join(texts)
-    return ", ".join(sorted({c.type for c in result.content})) or "(no content)"
-
-
-def _text(text: str) -> types.TextContent:
-    return types.TextContent(type="text", text=text)
-
-
-def _error(text: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[_text(text)], isError=True)
-
-
-def _shown_name(name: str) -> str:
-    """A tool name the agent sent, cut for a message (names the upstream lists are bounded)."""
-    return name if len(name) <= 128 else name[:128] + "…"

@@ -13,30 +13,11 @@ import importlib
 from typing import Any
 
 from functionlayer._backends._memory import InMemoryBackend
-from functionlayer.testing._human import (
-    Answer,
-    ScriptedHuman,
-    ScriptExhaustedError,
-    approve,
-    edit,
-    fail,
-    never,
-    reject,
-    respond,
-)
+from functionlayer.testing import _human
+from functionlayer.testing._human import *  # noqa: F403  # the scripted human, listed in its __all__
 
-__all__ = [  # plus the names of functionlayer.testing.model, re-exported lazily
-    "Answer",
-    "InMemoryBackend",
-    "ScriptExhaustedError",
-    "ScriptedHuman",
-    "approve",
-    "edit",
-    "fail",
-    "never",
-    "reject",
-    "respond",
-]
+__all__ = ["InMemoryBackend"]  # plus the names of functionlayer.testing.model, re-exported lazily
+__all__ += _human.__all__
 
 
 def _model_module() -> Any:

@@ -137,54 +137,30 @@ class ScriptedHuman(InMemoryBackend):
                 )
             return self._queue.pop(0)
 
-    def create_function_call(self, call: FunctionCall) -> FunctionCall:
-        if self._known_call(call.call_id):
-            return super().create_function_call(call)  # idempotent: no new question, no new answer
-        answer = self._next_answer(call)
+    def _answer_for(self, request: Request) -> Answer:
+        """The script's answer to a new request; a scripted failure is raised here (before
+        the request is stored), else the request is recorded."""
+        answer = self._next_answer(request)
         if answer.kind == "fail":
             assert answer.error is not None
             raise answer.error
-        stored = super().create_function_call(call)
-        self.requests.append(stored)
-        if answer.kind == "approve":
-            self.respond(
-                call.call_id, approved=True, comment=answer.comment, responded_by="scripted"
-            )
-        elif answer.kind == "edit":
-            self.respond(
-                call.call_id,
-                approved=True,
-                # Partial edits merge into the proposal, as the server stores them.
-                edited_kwargs={**call.spec.kwargs, **(answer.edited_kwargs or {})},
-                responded_by="scripted",
-            )
-        elif answer.kind == "reject":
-            self.respond(
-                call.call_id,
-                approved=False,
-                comment=answer.comment,
-                reject_option_name=answer.option,
-                responded_by="scripted",
-            )
-        elif answer.kind == "respond":
-            self.respond(
-                call.call_id,
-                approved=False,
-                comment=answer.text,
-                response=answer.text,
-                responded_by="scripted",
-            )
+        return answer
+
+    def create_function_call(self, call: FunctionCall) -> FunctionCall:
+        if self._known(self._calls, call.call_id):
+            return super().create_function_call(call)  # idempotent: no new question, no new answer
+        answer = self._answer_for(call)
+        self.requests.append(super().create_function_call(call))
+        decision = _decision(answer, call)
+        if decision is not None:
+            self.respond(call.call_id, responded_by="scripted", **decision)
         return self.get_function_call(call.call_id)
 
     def create_human_contact(self, contact: HumanContact) -> HumanContact:
-        if self._known_contact(contact.call_id):
+        if self._known(self._contacts, contact.call_id):
             return super().create_human_contact(contact)
-        answer = self._next_answer(contact)
-        if answer.kind == "fail":
-            assert answer.error is not None
-            raise answer.error
-        stored = super().create_human_contact(contact)
-        self.requests.append(stored)
+        answer = self._answer_for(contact)
+        self.requests.append(super().create_human_contact(contact))
         if answer.kind == "respond":
             assert answer.text is not None
             self.answer(contact.call_id, answer.text, responded_by="scripted")
@@ -194,10 +170,23 @@ class ScriptedHuman(InMemoryBackend):
             )
         return self.get_human_contact(contact.call_id)
 
-    def _known_call(self, call_id: str) -> bool:
+    def _known(self, stored: Mapping[str, object], call_id: str) -> bool:
         with self._changed:
-            return call_id in self._calls
+            return call_id in stored
 
-    def _known_contact(self, call_id: str) -> bool:
-        with self._changed:
-            return call_id in self._contacts
+
+def _decision(answer: Answer, call: FunctionCall) -> dict[str, Any] | None:
+    """How the scripted human decides ``call`` (``respond``'s keywords); None: not (yet)."""
+    if answer.kind == "approve":
+        return {"approved": True, "comment": answer.comment}
+    if answer.kind == "edit":
+        # Partial edits merge into the proposal, as the server stores them.
+        return {
+            "approved": True,
+            "edited_kwargs": {**call.spec.kwargs, **(answer.edited_kwargs or {})},
+        }
+    if answer.kind == "reject":
+        return {"approved": False, "comment": answer.comment, "reject_option_name": answer.option}
+    if answer.kind == "respond":
+        return {"approved": False, "comment": answer.text, "response": answer.text}
+    return None

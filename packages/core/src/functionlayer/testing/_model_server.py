@@ -7,7 +7,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from functionlayer.testing._openai_wire import (
@@ -202,15 +202,10 @@ def _make_handler(model: ScriptedModel) -> type:
             if path == "/v1/responses" and request.get("stream"):
                 self._send_error(400, "streaming is not supported on /v1/responses")
                 return
-            try:
-                reply = model._next_reply(request)
-                calls = model._fill_ids(reply)
-            except Exception as exc:  # a broken script must answer, not hang the client
-                self._send_error(
-                    500,
-                    str(exc) if isinstance(exc, _ScriptError) else f"script step failed: {exc!r}",
-                )
+            scripted = self._scripted(lambda: request)
+            if scripted is None:
                 return
+            reply, calls = scripted
             name = str(request.get("model") or model.model)
             if path == "/v1/responses":
                 self._send_json(200, response_body(name, request, reply, calls))
@@ -219,16 +214,27 @@ def _make_handler(model: ScriptedModel) -> type:
             else:
                 self._send_json(200, chat_body(name, request, reply, calls))
 
-        def _gemini(self, name: str, streamed: bool, body: Request) -> None:
+        def _scripted(
+            self, request: Callable[[], Request]
+        ) -> tuple[Reply, list[tuple[str, ScriptedToolCall]]] | None:
+            """The script's next reply to ``request()`` and its tool calls (ids filled in); None
+            when the script or the request failed, the error already sent (a broken script
+            answers, not hangs the client)."""
             try:
-                reply = model._next_reply(_gemini.as_script_request(name, body))
-                calls = model._fill_ids(reply)
-            except Exception as exc:  # a broken script must answer, not hang the client
+                reply = model._next_reply(request())
+                return reply, model._fill_ids(reply)
+            except Exception as exc:
                 self._send_error(
                     500,
                     str(exc) if isinstance(exc, _ScriptError) else f"script step failed: {exc!r}",
                 )
+                return None
+
+        def _gemini(self, name: str, streamed: bool, body: Request) -> None:
+            scripted = self._scripted(lambda: _gemini.as_script_request(name, body))
+            if scripted is None:
                 return
+            reply, calls = scripted
             answer = _gemini.candidate_body(name, reply, calls)
             if not streamed:
                 self._send_json(200, answer)
