@@ -38,16 +38,11 @@ __all__ = ["Creator", "Origin"]
 class Origin(TypedDict, total=False):
     """Where a new request comes from (each one left out: its default)."""
 
-    project: str
-    """The agent token's project (default ``"default"``)."""
-    actor: str
-    """Who the audit names (default ``"api"``)."""
-    via: str
-    """Through what (default ``"api"``)."""
-    created_by: str
-    """The creating agent token's name (a label)."""
-    created_by_token: str
-    """The creating agent token's id (what owns the request)."""
+    project: str  # the agent token's project (default "default")
+    actor: str  # who the audit names (default "api")
+    via: str  # through what (default "api")
+    created_by: str  # the creating agent token's name (a label)
+    created_by_token: str  # its id (what owns the request)
 
 
 @dataclass(eq=False)
