@@ -26,11 +26,9 @@ __all__ = ["MAX_SUMMARY", "ExecutionRefusedError", "Executions"]
 MAX_SUMMARY = 500
 
 
-class ExecutionRefusedError(ConflictError):
+class ExecutionRefusedError(ConflictError, code="execution_refused"):
     """The request is not approved (pending, rejected, answered instead or expired), or the
     claim does not hold its execution."""
-
-    code = "execution_refused"
 
 
 def _check_claim_id(claim_id: str) -> None:
