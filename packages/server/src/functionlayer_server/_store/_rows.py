@@ -141,15 +141,8 @@ class RequestRecord:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RequestRecord:
         """From the columns ``REQUEST_FIELDS`` in order."""
-        return cls(
-            **_values(
-                REQUEST_FIELDS,
-                row,
-                completed=bool,
-                created_by=_text,
-                created_by_token=_text,
-            )
-        )
+        texts = {"created_by": _text, "created_by_token": _text}
+        return cls(**_values(REQUEST_FIELDS, row, completed=bool, **texts))
 
 
 @dataclass(frozen=True)
