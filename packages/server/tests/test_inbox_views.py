@@ -5,40 +5,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from functionlayer.models import (
-    ApprovalPolicy,
-    ContactChannel,
-    EmailContactChannel,
-    EmailRecipient,
-    FunctionCall,
-    FunctionCallSpec,
-    FunctionCallStatus,
-    HumanContact,
-    HumanContactSpec,
-    SlackContactChannel,
-    SMSContactChannel,
-    WhatsAppContactChannel,
-)
+from functionlayer import models as wire
 from functionlayer_server._inbox._views import channel_context, row_for_call, row_for_contact
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 def test_every_label_of_every_channel_in_order() -> None:
-    channel = ContactChannel(
-        slack=SlackContactChannel(
+    channel = wire.ContactChannel(
+        slack=wire.SlackContactChannel(
             channel_or_user_id="C1",
             context_about_channel_or_user="the ops channel",
             allowed_responder_ids=["U1", "U2"],
         ),
-        email=EmailContactChannel(
+        email=wire.EmailContactChannel(
             address="boss@example.com",
             context_about_user="the boss",
             subject="Approve?",
-            additional_recipients=[EmailRecipient(address="cc@example.com", field="cc")],
+            additional_recipients=[wire.EmailRecipient(address="cc@example.com", field="cc")],
         ),
-        sms=SMSContactChannel(phone_number="+100"),
-        whatsapp=WhatsAppContactChannel(phone_number="+200"),
+        sms=wire.SMSContactChannel(phone_number="+100"),
+        whatsapp=wire.WhatsAppContactChannel(phone_number="+200"),
         users=["alice", "bob"],
     )
     assert channel_context(channel, None) == [
@@ -56,22 +43,22 @@ def test_every_label_of_every_channel_in_order() -> None:
 
 
 def test_empty_details_are_left_out_but_each_address_is_shown() -> None:
-    channel = ContactChannel(
-        slack=SlackContactChannel(
+    channel = wire.ContactChannel(
+        slack=wire.SlackContactChannel(
             channel_or_user_id="", context_about_channel_or_user="", allowed_responder_ids=[]
         ),
-        email=EmailContactChannel(address="a@example.com", subject=""),
+        email=wire.EmailContactChannel(address="a@example.com", subject=""),
     )
     assert channel_context(channel, None) == [("Slack", ""), ("Email", "a@example.com")]
 
 
 def test_policy_channels_are_numbered_and_nothing_routed_says_so() -> None:
-    policy = ApprovalPolicy(
+    policy = wire.ApprovalPolicy(
         responders=["alice"],
         approvals_required=2,
         channels=[
-            ContactChannel(users=["carol"]),
-            ContactChannel(sms=SMSContactChannel(phone_number="+1")),
+            wire.ContactChannel(users=["carol"]),
+            wire.ContactChannel(sms=wire.SMSContactChannel(phone_number="+1")),
         ],
     )
     assert channel_context(None, policy) == [
@@ -81,18 +68,18 @@ def test_policy_channels_are_numbered_and_nothing_routed_says_so() -> None:
         ("#1 Inbox users", "carol"),
         ("#2 SMS", "+1"),
     ]
-    assert channel_context(ContactChannel(), None) == [
+    assert channel_context(wire.ContactChannel(), None) == [
         ("Routing", "not routed: every inbox user may answer")
     ]
 
 
 def test_a_call_row_and_a_contact_row() -> None:
     requested = NOW - timedelta(seconds=90)
-    call = FunctionCall(
+    call = wire.FunctionCall(
         run_id="run-1",
         call_id="c/1",
-        spec=FunctionCallSpec(fn="send_money", kwargs={"amount": 5}),
-        status=FunctionCallStatus(
+        spec=wire.FunctionCallSpec(fn="send_money", kwargs={"amount": 5}),
+        status=wire.FunctionCallStatus(
             requested_at=requested,
             expires_at=NOW + timedelta(minutes=5),
             approved=True,
@@ -108,7 +95,9 @@ def test_a_call_row_and_a_contact_row() -> None:
     assert (row.waiting, row.expires_in) == ("1m 30s", "5m 00s")
     assert (row.outcome.label, row.outcome.who) == ("approved", "alice")
 
-    contact = HumanContact(run_id="run-2", call_id="h1", spec=HumanContactSpec(msg="Which one?"))
+    contact = wire.HumanContact(
+        run_id="run-2", call_id="h1", spec=wire.HumanContactSpec(msg="Which one?")
+    )
     row = row_for_contact(contact, NOW)
     assert (row.kind, row.call_id, row.run_id) == ("contact", "h1", "run-2")
     assert (row.title, row.summary, row.url) == (
@@ -118,5 +107,7 @@ def test_a_call_row_and_a_contact_row() -> None:
     )
     assert (row.requested_at, row.decided_at, row.waiting, row.expires_in) == (None, None, "", "")
     assert row.outcome.pending
-    subject = HumanContact(run_id="r", call_id="h2", spec=HumanContactSpec(msg="m", subject="Pick"))
+    subject = wire.HumanContact(
+        run_id="r", call_id="h2", spec=wire.HumanContactSpec(msg="m", subject="Pick")
+    )
     assert row_for_contact(subject, NOW).title == "Pick"
