@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from functionlayer_server._auth import (
     ApiClient,
@@ -30,12 +31,22 @@ from functionlayer_server._scheduler import Clock
 from functionlayer_server._store import Store
 from functionlayer_server._store._base import IdentityTakenError, PersonRow, TokenRow
 
-__all__ = ["MIN_PASSWORD_LENGTH", "Accounts", "LoginThrottle", "LoginThrottled"]
+__all__ = ["MIN_PASSWORD_LENGTH", "Accounts", "Links", "LoginThrottle", "LoginThrottled"]
 
 MIN_PASSWORD_LENGTH = 12
 SESSION_MAX_AGE = 12 * 3600
 
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+
+class Links(TypedDict, total=False):
+    """A person's identities and projects to link (each one left out: none)."""
+
+    emails: Sequence[str]
+    slack_ids: Sequence[str]
+    discord_ids: Sequence[str]
+    teams_ids: Sequence[str]
+    projects: Sequence[str]
 
 
 def _person(row: PersonRow) -> Person:
@@ -198,15 +209,7 @@ class Accounts:
     # -- persons --------------------------------------------------------------------------
 
     async def create_person(
-        self,
-        name: str,
-        *,
-        password: str | None = None,
-        emails: Sequence[str] = (),
-        slack_ids: Sequence[str] = (),
-        discord_ids: Sequence[str] = (),
-        projects: Sequence[str] = (),
-        teams_ids: Sequence[str] = (),
+        self, name: str, *, password: str | None = None, **links: Unpack[Links]
     ) -> Person:
         """Create the person (or update: a new password ends their sessions) and link the
         identities given. Without ``projects`` a new person joins ``default``."""
@@ -221,36 +224,20 @@ class Accounts:
             )
         hashed = await asyncio.to_thread(hash_password, password) if password else None
         new = await self.store.upsert_person(name, password_hash=hashed, now=self.clock.now())
-        await self.link(
-            name,
-            emails=emails,
-            slack_ids=slack_ids,
-            discord_ids=discord_ids,
-            projects=projects,
-            teams_ids=teams_ids,
-        )
-        if new and not projects:
+        await self.link(name, **links)
+        if new and not links.get("projects"):
             await self.store.add_membership(name, "default")
         person = await self.get_person(name)
         assert person is not None
         return person
 
-    async def link(
-        self,
-        name: str,
-        *,
-        emails: Iterable[str] = (),
-        slack_ids: Iterable[str] = (),
-        discord_ids: Iterable[str] = (),
-        projects: Iterable[str] = (),
-        teams_ids: Iterable[str] = (),
-    ) -> Person:
+    async def link(self, name: str, **links: Unpack[Links]) -> Person:
         if await self.store.get_person(name) is None:
             raise NotFoundError(f"no person {name!r}")
-        pairs = [("email", e.strip().lower()) for e in emails]
-        pairs += [("slack", s.strip()) for s in slack_ids]
-        pairs += [("discord", d.strip()) for d in discord_ids]
-        pairs += [("teams", t.strip().lower()) for t in teams_ids]
+        pairs = [("email", e.strip().lower()) for e in links.get("emails", ())]
+        pairs += [("slack", s.strip()) for s in links.get("slack_ids", ())]
+        pairs += [("discord", d.strip()) for d in links.get("discord_ids", ())]
+        pairs += [("teams", t.strip().lower()) for t in links.get("teams_ids", ())]
         for kind, value in pairs:
             if not value or not value.isprintable() or (kind == "email" and "@" not in value):
                 raise InvalidRequestError(f"not a valid {kind} identity: {value!r}")
@@ -258,7 +245,7 @@ class Accounts:
                 await self.store.link_identity(name, kind, value)
             except IdentityTakenError as exc:
                 raise InvalidRequestError(str(exc)) from None
-        for project in projects:
+        for project in links.get("projects", ()):
             if not project.strip():
                 raise InvalidRequestError("project names must not be empty")
             await self.store.add_membership(name, project.strip())

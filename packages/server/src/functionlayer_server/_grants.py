@@ -38,7 +38,7 @@ from functionlayer_server._policy import (
     ProjectRules,
     may_decide,
 )
-from functionlayer_server._store import GrantRow
+from functionlayer_server._store import GrantFields, GrantRow
 
 __all__ = [
     "MAX_GRANT_SECONDS",
@@ -58,25 +58,8 @@ MAX_GRANT_USES = 10_000
 
 
 @dataclass(frozen=True)
-class Grant:
-    """A grant as stored (``uses``: how many calls it approved so far)."""
-
-    id: str
-    project: str
-    fn: str
-    scope: tuple[Condition, ...]
-    token_id: str | None
-    """The one agent token it serves; None: every agent token of the project."""
-    person: str
-    created_at: float
-    expires_at: float
-    max_uses: int
-    uses: int = 0
-    revoked_at: float | None = None
-    revoked_by: str | None = None
-    source_call_id: str = ""
-    token_name: str = ""
-    """The served token's name when it was made (a label for people; ``token_id`` decides)."""
+class Grant(GrantFields[tuple[Condition, ...]]):
+    """A grant as the rules read it: its scope parsed into conditions."""
 
     def scope_json(self) -> str:
         return json.dumps([c.text() for c in self.scope], ensure_ascii=False)

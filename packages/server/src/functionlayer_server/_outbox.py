@@ -84,14 +84,6 @@ def outbox_rows(
     )
     call_id = str(request.get("call_id", ""))
     return [
-        OutboxRow(
-            event_id=event_id,
-            type=type_,
-            kind=kind,
-            call_id=call_id,
-            url=url,
-            payload=payload,
-            created_at=now,
-        )
+        OutboxRow(event_id, type_, kind, call_id, url, payload, created_at=now)
         for url in dict.fromkeys(urls)  # a URL listed twice gets one delivery
     ]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from functionlayer_server._store import Store
 
-__all__ = ["Clock", "JobHandler", "ManualClock", "Scheduler", "SystemClock"]
+__all__ = ["Clock", "JobHandler", "ManualClock", "Scheduler", "SystemClock", "worker_tick"]
 
 log = logging.getLogger("functionlayer_server.scheduler")
 
@@ -53,6 +53,23 @@ class ManualClock:
 
 Expire = Callable[[str, str, str], Awaitable[bool]]
 """``expire(kind, call_id, project)``: fail a due request closed; True if it changed."""
+
+
+async def worker_tick(
+    work: Callable[[], Awaitable[object]],
+    next_due: Callable[[], Awaitable[float | None]],
+    logger: logging.Logger,
+    what: str,
+) -> float | None:
+    """One pass of a background worker's loop: do the due work, then say when more is due.
+    A failure is logged and gives None (the loop then waits its full interval); cancelling
+    the worker is never caught."""
+    try:
+        await work()
+        return await next_due()
+    except Exception:
+        logger.exception("%s tick failed", what)
+        return None
 
 
 class Scheduler:
@@ -105,14 +122,7 @@ class Scheduler:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await self.run_due()
-                due = await self._store.next_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("scheduler tick failed")
-                due = None
+            due = await worker_tick(self.run_due, self._store.next_due, log, "scheduler")
             now = self.clock.now()
             # Something still due right after a run has no handler here: wait the full interval.
             sleep = (

@@ -61,6 +61,7 @@ __all__ = [
     "edit_problems",
     "edit_problems_off_loop",
     "merge_edits",
+    "non_finite",
     "schema_problem",
 ]
 
@@ -127,13 +128,15 @@ def merge_edits(spec: FunctionCallSpec, edits: Mapping[str, Any]) -> dict[str, A
     return {**spec.kwargs, **edits}
 
 
-def _non_finite(value: Any) -> bool:
+def non_finite(value: Any) -> bool:
+    """True if a NaN, an infinity (or a number too large for JSON, parsed as one) hides in a
+    JSON value: refused in arguments, state and edits alike."""
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, Mapping):
-        return any(_non_finite(v) for v in value.values())
+        return any(non_finite(v) for v in value.values())
     if isinstance(value, list | tuple):
-        return any(_non_finite(v) for v in value)
+        return any(non_finite(v) for v in value)
     return False
 
 
@@ -142,7 +145,7 @@ def edit_problems(spec: FunctionCallSpec, merged: Mapping[str, Any]) -> dict[str
     Empty when they fit the schema, or when the request carries no schema."""
     problems: dict[str, str] = {}
     for name, value in merged.items():
-        if _non_finite(value):
+        if non_finite(value):
             problems[name] = "must be a finite number (NaN and Infinity are not JSON numbers)"
     schema = spec.parameters
     if not schema:

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from functionlayer_server._outbox import outbox_rows, webhook_event
+from functionlayer_server._scheduler import worker_tick
 from functionlayer_server._store import AuditRow, OutboxRow
 
 if TYPE_CHECKING:
@@ -194,14 +195,9 @@ class WebhookDispatcher:
         while True:
             since = self._service.change_counter
             self._wake.clear()
-            try:
-                await self.run_once()
-                due = await self._store.next_outbox_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook outbox tick failed")
-                due = None
+            due = await worker_tick(
+                self.run_once, self._store.next_outbox_due, log, "webhook outbox"
+            )
             now = self._clock.now()
             sleep = max_sleep if due is None else min(max_sleep, max(due - now, 0.0))
             if sleep <= 0:

@@ -7,16 +7,9 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 
-from functionlayer_server._cli._common import (
-    Subcommands,
-    accounts_call,
-    add_command,
-    admin_settings,
-    arg,
-    command_group,
-    open_service,
-)
 from functionlayer_server._settings import Settings
+
+from ._common import Subcommands, accounts_call, add_command, admin_settings, arg, command_group
 
 __all__ = ["add_tokens", "create_token"]
 
@@ -26,9 +19,10 @@ async def create_token(
 ) -> str:
     """Create an API token (also used by tests); returns it in clear, once. With ``approver``
     the token decides as that person; without, it is an agent token (never decides)."""
-    async with open_service(settings) as service:
-        token: str = await service.create_token(name, project=project, approver=approver)
-        return token
+    token: str = await accounts_call(
+        settings, "create_token", name, project=project, approver=approver
+    )
+    return token
 
 
 def _tokens_create(args: argparse.Namespace) -> int:

@@ -7,19 +7,12 @@ import argparse
 import asyncio
 import getpass
 import sys
-from collections.abc import Sequence
-from typing import TypedDict
+from typing import Unpack
 
-from functionlayer_server._cli._common import (
-    Subcommands,
-    accounts_call,
-    add_command,
-    admin_settings,
-    arg,
-    command_group,
-    open_service,
-)
+from functionlayer_server._accounts import MIN_PASSWORD_LENGTH, Links
 from functionlayer_server._settings import Settings
+
+from ._common import Subcommands, accounts_call, add_command, admin_settings, arg, command_group
 
 __all__ = ["add_users", "create_user"]
 
@@ -31,24 +24,19 @@ async def create_user(
     *,
     email: str | None = None,
     slack_user_id: str | None = None,
-    emails: Sequence[str] = (),
-    slack_ids: Sequence[str] = (),
-    discord_ids: Sequence[str] = (),
-    projects: Sequence[str] = (),
-    teams_ids: Sequence[str] = (),
+    **links: Unpack[Links],
 ) -> None:
     """Create a person of the directory (also used by tests), with an inbox login when a
     password is given, and link their identities."""
-    async with open_service(settings) as service:
-        await service.accounts.create_person(
-            username,
-            password=password,
-            emails=[*([email] if email else []), *emails],
-            slack_ids=[*([slack_user_id] if slack_user_id else []), *slack_ids],
-            discord_ids=list(discord_ids),
-            projects=list(projects),
-            teams_ids=list(teams_ids),
-        )
+    emails = [*([email] if email else []), *links.get("emails", ())]
+    slack_ids = [*([slack_user_id] if slack_user_id else []), *links.get("slack_ids", ())]
+    await accounts_call(
+        settings,
+        "create_person",
+        username,
+        password=password,
+        **{**links, "emails": emails, "slack_ids": slack_ids},
+    )
 
 
 def _read_password(args: argparse.Namespace, name: str) -> str | None:
@@ -56,8 +44,6 @@ def _read_password(args: argparse.Namespace, name: str) -> str | None:
         return None
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    from functionlayer_server._accounts import MIN_PASSWORD_LENGTH
-
     for _ in range(3):  # the length is checked at once, not after typing it twice
         password = getpass.getpass(
             f"Password for {name} (at least {MIN_PASSWORD_LENGTH} characters): "
@@ -76,15 +62,7 @@ def _read_password(args: argparse.Namespace, name: str) -> str | None:
     return password
 
 
-class _Identities(TypedDict):
-    emails: list[str]
-    slack_ids: list[str]
-    discord_ids: list[str]
-    projects: list[str]
-    teams_ids: list[str]
-
-
-def _identities(args: argparse.Namespace) -> _Identities:
+def _identities(args: argparse.Namespace) -> Links:
     """The identities and projects given with ``--email``, ``--slack-id``... (each repeatable)."""
     return {
         "emails": args.email or [],

@@ -5,6 +5,7 @@ state the page watches for live updates."""
 # No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
 
 from collections.abc import Mapping
+from typing import Unpack
 from urllib.parse import quote
 
 from fastapi import APIRouter
@@ -27,6 +28,7 @@ from ._call_form import decision_from_form, form_text, form_values
 from ._deps import CsrfForm, CurrentViewer, ShownCall, Viewer, Watcher
 from ._lookup import request_context, visible_call
 from ._pages import PREFIX, VIA, not_found, redirect, render, secure
+from ._shown import Shown, already_answered, not_accepted
 
 __all__ = ["router"]
 
@@ -40,12 +42,9 @@ async def render_call(
     call: FunctionCall,
     who: Viewer,
     *,
-    error: str | None = None,
-    notice: str | None = None,
-    status_code: int = 200,
-    form: Mapping[str, str] | None = None,
     field_errors: Mapping[str, str] | None = None,
     confirm: bool = False,
+    **shown: Unpack[Shown],
 ) -> Response:
     user = who.person
     now = views.now_utc()
@@ -53,7 +52,7 @@ async def render_call(
     irreversible = await service.irreversible(call, project) if project else False
     origin = await service.requested_by(FUNCTION_CALL, call.call_id, among=user.projects)
     outcome = views.call_outcome(call)
-    values = dict(form or {})
+    values = dict(shown.get("form") or {})
     spec = call.spec
     editing = values if values.get("action") == "edit" else None
     row = views.row_for_call(call, now)
@@ -73,8 +72,8 @@ async def render_call(
             "feedback_text": values.get("feedback", ""),
             "response_text": values.get("response", ""),
             "open_section": values.get("action", ""),
-            "error": error,
-            "notice": notice,
+            "error": shown.get("error"),
+            "notice": shown.get("notice"),
             "approvals_required": call.spec.policy.approvals_required if call.spec.policy else 1,
             "context": views.context_view(spec.context),
             "irreversible": irreversible,
@@ -86,7 +85,7 @@ async def render_call(
             "watch_state": views.watch_state(outcome),
             "state_url": STATE_PREFIX + quote(call.call_id, safe=""),
         },
-        status_code=status_code,
+        status_code=shown.get("status_code", 200),
     )
 
 
@@ -124,21 +123,12 @@ async def call_decide(
         return not_found(who.session, who.person)
     except AlreadyDecidedError as exc:
         fresh = await visible_call(service, call_id, who.person) or call
-        return await render_call(
-            service,
-            fresh,
-            who,
-            error=f"Nothing was changed: this request was already decided. ({exc})",
-            status_code=409,
-        )
+        return await render_call(service, fresh, who, **already_answered(exc, "decided"))
     except ConfirmationRequiredError:
         # The second, deliberate step: nothing was recorded; the page asks to confirm.
         return await render_call(service, call, who, form=values, confirm=True)
     except (InvalidDecisionError, ServerError) as exc:
-        code = exc.status_code if 400 <= exc.status_code < 500 else 422
-        return await render_call(
-            service, call, who, error=f"Not accepted: {exc}", status_code=code, form=values
-        )
+        return await render_call(service, call, who, **not_accepted(exc, values))
     return redirect(views.call_url(call_id) + "?decided=1")
 
 

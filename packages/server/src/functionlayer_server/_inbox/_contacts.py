@@ -2,7 +2,7 @@
 
 # No "from __future__ import annotations": FastAPI must resolve the local Annotated aliases.
 
-from collections.abc import Mapping
+from typing import Unpack
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -16,6 +16,7 @@ from ._call_form import MAX_TEXT, form_text, form_values
 from ._deps import CsrfForm, CurrentViewer, ShownContact, Viewer
 from ._lookup import request_context, visible_contact
 from ._pages import PREFIX, VIA, not_found, redirect, render
+from ._shown import Shown, already_answered, not_accepted
 
 __all__ = ["router"]
 
@@ -26,11 +27,7 @@ async def render_contact(
     service: ApprovalService,
     contact: HumanContact,
     who: Viewer,
-    *,
-    error: str | None = None,
-    notice: str | None = None,
-    status_code: int = 200,
-    form: Mapping[str, str] | None = None,
+    **shown: Unpack[Shown],
 ) -> Response:
     now = views.now_utc()
     row = views.row_for_contact(contact, now)
@@ -42,11 +39,11 @@ async def render_contact(
             "contact": contact,
             "outcome": views.contact_outcome(contact),
             "context": views.context_view(contact.spec.context),
-            "answer_text": (form or {}).get("response", ""),
-            "error": error,
-            "notice": notice,
+            "answer_text": (shown.get("form") or {}).get("response", ""),
+            "error": shown.get("error"),
+            "notice": shown.get("notice"),
         },
-        status_code=status_code,
+        status_code=shown.get("status_code", 200),
     )
 
 
@@ -54,8 +51,8 @@ async def render_contact(
 async def contact_detail(
     contact: ShownContact, who: CurrentViewer, service: Service, decided: str | None = None
 ) -> Response:
-    notice = "Your answer was recorded." if decided else None
-    return await render_contact(service, contact, who, notice=notice)
+    shown: Shown = {"notice": "Your answer was recorded."} if decided else {}
+    return await render_contact(service, contact, who, **shown)
 
 
 def _problem(contact: HumanContact, text: str, option_name: str | None) -> str | None:
@@ -93,16 +90,7 @@ async def contact_answer(
         return not_found(who.session, who.person)
     except AlreadyDecidedError as exc:
         fresh = await visible_contact(service, call_id, who.person) or contact
-        return await render_contact(
-            service,
-            fresh,
-            who,
-            error=f"Nothing was changed: this request was already answered. ({exc})",
-            status_code=409,
-        )
+        return await render_contact(service, fresh, who, **already_answered(exc, "answered"))
     except (InvalidDecisionError, ServerError) as exc:
-        code = exc.status_code if 400 <= exc.status_code < 500 else 422
-        return await render_contact(
-            service, contact, who, error=f"Not accepted: {exc}", status_code=code, form=values
-        )
+        return await render_contact(service, contact, who, **not_accepted(exc, values))
     return redirect(views.contact_url(call_id) + "?decided=1")

@@ -268,64 +268,66 @@ def _expires_in(expires_at: datetime | None, now: datetime) -> str:
     return format_duration(left) if left > 0 else "now"
 
 
-def row_for_call(call: FunctionCall, now: datetime) -> RequestRow:
-    status = call.status
+def _row(
+    request: FunctionCall | HumanContact, now: datetime, kind: str, title: str, summary: str
+) -> RequestRow:
+    """A request's row: what it asks (``title``, ``summary``), its times and its outcome."""
+    status = request.status
+    requested_at = status.requested_at if status else None
+    if isinstance(request, FunctionCall):
+        url, outcome = call_url(request.call_id), call_outcome(request)
+    else:
+        url, outcome = contact_url(request.call_id), contact_outcome(request)
     return RequestRow(
-        kind="call",
-        call_id=call.call_id,
-        run_id=call.run_id,
-        title=call.spec.fn,
-        summary=short_args(call.spec.kwargs),
-        url=call_url(call.call_id),
-        requested_at=status.requested_at if status else None,
-        waiting=since(status.requested_at if status else None, now),
+        kind=kind,
+        call_id=request.call_id,
+        run_id=request.run_id,
+        title=title,
+        summary=summary,
+        url=url,
+        requested_at=requested_at,
+        waiting=since(requested_at, now),
         expires_in=_expires_in(status.expires_at if status else None, now),
-        outcome=call_outcome(call),
+        outcome=outcome,
         decided_at=status.responded_at if status else None,
     )
+
+
+def row_for_call(call: FunctionCall, now: datetime) -> RequestRow:
+    return _row(call, now, "call", call.spec.fn, short_args(call.spec.kwargs))
 
 
 def row_for_contact(contact: HumanContact, now: datetime) -> RequestRow:
-    status = contact.status
-    spec = contact.spec
-    return RequestRow(
-        kind="contact",
-        call_id=contact.call_id,
-        run_id=contact.run_id,
-        title=spec.subject or "Question from the agent",
-        summary=_shorten(spec.msg),
-        url=contact_url(contact.call_id),
-        requested_at=status.requested_at if status else None,
-        waiting=since(status.requested_at if status else None, now),
-        expires_in=_expires_in(status.expires_at if status else None, now),
-        outcome=contact_outcome(contact),
-        decided_at=status.responded_at if status else None,
-    )
+    title = contact.spec.subject or "Question from the agent"
+    return _row(contact, now, "contact", title, _shorten(contact.spec.msg))
 
 
 def _channel_lines(channel: ContactChannel, prefix: str = "") -> Iterable[tuple[str, str]]:
-    if channel.slack is not None:
-        slack = channel.slack
-        yield f"{prefix}Slack", slack.channel_or_user_id
-        if slack.context_about_channel_or_user:
-            yield f"{prefix}Slack context", slack.context_about_channel_or_user
-        if slack.allowed_responder_ids:
-            yield f"{prefix}Slack responders", ", ".join(slack.allowed_responder_ids)
-    if channel.email is not None:
-        email = channel.email
-        yield f"{prefix}Email", email.address
-        if email.context_about_user:
-            yield f"{prefix}Email context", email.context_about_user
-        if email.subject:
-            yield f"{prefix}Email subject", email.subject
-        for recipient in email.additional_recipients or []:
-            yield f"{prefix}Email {recipient.field}", recipient.address
+    """Label/value pairs of one contact channel (a value left empty is not shown, but for
+    each target's own address)."""
+    pairs: list[tuple[str, str | None]] = []
+    if (slack := channel.slack) is not None:
+        pairs += [
+            ("Slack", slack.channel_or_user_id),
+            ("Slack context", slack.context_about_channel_or_user or None),
+            ("Slack responders", ", ".join(ids) if (ids := slack.allowed_responder_ids) else None),
+        ]
+    if (email := channel.email) is not None:
+        pairs += [
+            ("Email", email.address),
+            ("Email context", email.context_about_user or None),
+            ("Email subject", email.subject or None),
+        ]
+        pairs += [(f"Email {r.field}", r.address) for r in email.additional_recipients or []]
     if channel.sms is not None:
-        yield f"{prefix}SMS", channel.sms.phone_number
+        pairs.append(("SMS", channel.sms.phone_number))
     if channel.whatsapp is not None:
-        yield f"{prefix}WhatsApp", channel.whatsapp.phone_number
+        pairs.append(("WhatsApp", channel.whatsapp.phone_number))
     if channel.users:
-        yield f"{prefix}Inbox users", ", ".join(channel.users)
+        pairs.append(("Inbox users", ", ".join(channel.users)))
+    for label, value in pairs:
+        if value is not None:
+            yield prefix + label, value
 
 
 def channel_context(

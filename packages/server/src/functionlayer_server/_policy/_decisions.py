@@ -5,7 +5,7 @@ answer to a human contact, checked against the function's schema and allowed dec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from functionlayer import (
@@ -46,14 +46,10 @@ class Decision:
 
     @classmethod
     def from_status(cls, status: FunctionCallStatus) -> Decision:
-        return cls(
-            approved=status.approved,
-            comment=status.comment,
-            reject_option_name=status.reject_option_name,
-            edited_kwargs=status.edited_kwargs,
-            response=status.response,
-            confirmed_irreversible=status.confirmed_irreversible is True,
-        )
+        """The decision a status records: each field of the same name (the second step only
+        when it is true)."""
+        values = {f.name: getattr(status, f.name) for f in fields(cls)}
+        return cls(**{**values, "confirmed_irreversible": status.confirmed_irreversible is True})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from functionlayer.models import (
     FunctionCall,
@@ -31,7 +32,17 @@ from ._records import (
 )
 from ._validate import check_request, same_request
 
-__all__ = ["Creator"]
+__all__ = ["Creator", "Origin"]
+
+
+class Origin(TypedDict, total=False):
+    """Where a new request comes from (each one left out: its default)."""
+
+    project: str  # the agent token's project (default "default")
+    actor: str  # who the audit names (default "api")
+    via: str  # through what (default "api")
+    created_by: str  # the creating agent token's name (a label)
+    created_by_token: str  # its id (what owns the request)
 
 
 @dataclass(eq=False)
@@ -42,50 +53,28 @@ class Creator(Part):
     pending_quota: PendingQuota
 
     async def create_function_call(
-        self,
-        call: FunctionCall,
-        *,
-        project: str = "default",
-        actor: str = "api",
-        via: str = "api",
-        created_by: str = "",
+        self, call: FunctionCall, **origin: Unpack[Origin]
     ) -> tuple[FunctionCall, bool]:
         """Store a new request (the status the caller sent is ignored: the server owns it).
         Idempotent per call id; returns the stored call and whether it was created now.
         A request routed outside the operator's rules is refused (``RoutingRefusedError``)
         before anything is stored or sent."""
-        record, created = await self.create_record(
-            FUNCTION_CALL, call, project=project, actor=actor, via=via, created_by=created_by
-        )
+        record, created = await self.create_record(FUNCTION_CALL, call, **origin)
         return call_from(record), created
 
     async def create_human_contact(
-        self,
-        contact: HumanContact,
-        *,
-        project: str = "default",
-        actor: str = "api",
-        via: str = "api",
-        created_by: str = "",
+        self, contact: HumanContact, **origin: Unpack[Origin]
     ) -> tuple[HumanContact, bool]:
-        record, created = await self.create_record(
-            HUMAN_CONTACT, contact, project=project, actor=actor, via=via, created_by=created_by
-        )
+        record, created = await self.create_record(HUMAN_CONTACT, contact, **origin)
         return contact_from(record), created
 
     async def create_record(
-        self,
-        kind: str,
-        request: Request,
-        *,
-        project: str = "default",
-        actor: str = "api",
-        via: str = "api",
-        created_by: str = "",
-        created_by_token: str = "",
+        self, kind: str, request: Request, **origin: Unpack[Origin]
     ) -> tuple[RequestRecord, bool]:
         """``create_function_call`` / ``create_human_contact`` answering with the stored record
         (the API renders its JSON with ``RequestRecord.to_json``, without a model round trip)."""
+        project = origin.get("project", "default")
+        actor, via = origin.get("actor", "api"), origin.get("via", "api")
         check_request(request)
         call_id, spec = request.call_id, request.spec
         await self.authority.check_routing(spec, project)
@@ -112,8 +101,8 @@ class Creator(Part):
             expires_at=expires_at,
             created_at=now,
             version=0,
-            created_by=created_by,
-            created_by_token=created_by_token,
+            created_by=origin.get("created_by", ""),
+            created_by_token=origin.get("created_by_token", ""),
         )
         audit = audit_row(
             record, now, actor, via, "created", {"project": project, "run_id": request.run_id}
@@ -125,7 +114,9 @@ class Creator(Part):
                 return decided, True
         # Call ids are unique per project: another project's request under the same id is
         # another request (nothing about it is seen, nothing of it is reused).
-        quota = self.pending_quota.creating(kind, call_id, project, created_by_token, created_by)
+        quota = self.pending_quota.creating(
+            kind, call_id, project, record.created_by_token, record.created_by
+        )
         stored, created = await self.ledger.insert(record, audit, quota)
         if created:
             return stored, True

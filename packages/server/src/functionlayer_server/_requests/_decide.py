@@ -5,6 +5,7 @@ Quorum counts distinct persons; any rejection rejects at once; the first decisio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Required, TypedDict, Unpack
 
 from functionlayer.models import FunctionCall, FunctionCallStatus, HumanContact, HumanContactStatus
 
@@ -30,7 +31,7 @@ from ._records import (
 )
 from ._validate import check_via
 
-__all__ = ["Decider"]
+__all__ = ["DecidedBy", "Decider"]
 
 
 async def _check_edits_off_loop(call: FunctionCall, decision: Decision) -> None:
@@ -52,6 +53,25 @@ async def _check_edits_off_loop(call: FunctionCall, decision: Decision) -> None:
     problems = await _schema.edit_problems_off_loop(call.spec, merged)
     if problems:
         raise InvalidDecisionError(_schema.describe(problems))
+
+
+class DecidedBy(TypedDict, total=False):
+    """Who decides, and through what."""
+
+    responder: Required[Identity | str]
+    """How the channel knows the person (an ``Identity``, or text such as ``slack:U1``)."""
+    via: Required[str]
+    """The channel or surface (checked by ``check_via``)."""
+    project: str | None
+    """The request's project; None: found among the person's projects by call id."""
+    via_identities: Sequence[Identity] | None
+    """The allow-list of the target the decision came through, if it has one."""
+
+
+def _by(by: DecidedBy) -> tuple[Identity | str, str, str | None, Sequence[Identity] | None]:
+    """``by``'s values (its via checked), in the order the deciding code reads them."""
+    check_via(by["via"])
+    return by["responder"], by["via"], by.get("project"), by.get("via_identities")
 
 
 class Decider(Part):
@@ -92,36 +112,13 @@ class Decider(Part):
             return await self.ledger.read(kind, call_id, None, among=among)
 
     async def respond_function_call(
-        self,
-        call_id: str,
-        decision: FunctionCallStatus | Decision,
-        *,
-        responder: Identity | str,
-        via: str,
-        project: str | None = None,
-        via_identities: Sequence[Identity] | None = None,
+        self, call_id: str, decision: FunctionCallStatus | Decision, **by: Unpack[DecidedBy]
     ) -> FunctionCall:
         """A person's decision; see ``decide_function_call`` (which answers with the record)."""
-        return call_from(
-            await self.decide_function_call(
-                call_id,
-                decision,
-                responder=responder,
-                via=via,
-                project=project,
-                via_identities=via_identities,
-            )
-        )
+        return call_from(await self.decide_function_call(call_id, decision, **by))
 
     async def decide_function_call(
-        self,
-        call_id: str,
-        decision: FunctionCallStatus | Decision,
-        *,
-        responder: Identity | str,
-        via: str,
-        project: str | None = None,
-        via_identities: Sequence[Identity] | None = None,
+        self, call_id: str, decision: FunctionCallStatus | Decision, **by: Unpack[DecidedBy]
     ) -> RequestRecord:
         """A person's decision: approve, reject, approve with edits, or answer instead.
 
@@ -131,7 +128,7 @@ class Decider(Part):
         that person's name and ``via``, whatever the request body claimed. Quorum counts
         distinct persons; any rejection rejects at once.
         """
-        check_via(via)
+        responder, via, project, via_identities = _by(by)
         wanted = decision if isinstance(decision, Decision) else Decision.from_status(decision)
         for _ in range(20):  # retries only when a concurrent quorum approval won the race
             record = await self._record(FUNCTION_CALL, call_id, project, responder)
@@ -165,13 +162,10 @@ class Decider(Part):
         *,
         response: str | None,
         response_option_name: str | None = None,
-        responder: Identity | str,
-        via: str,
-        project: str | None = None,
-        via_identities: Sequence[Identity] | None = None,
+        **by: Unpack[DecidedBy],
     ) -> HumanContact:
         """A person's answer to a human contact (same authority rules as decisions)."""
-        check_via(via)
+        responder, via, project, via_identities = _by(by)
         record = await self._record(HUMAN_CONTACT, call_id, project, responder)
         contact = contact_from(record)
         person, _ = await self.authority.decider(contact, record, responder, via_identities, via)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -66,16 +66,9 @@ class AuditEntry:
 
 
 def audit_entry(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        call_id=row.call_id,
-        kind=row.kind,
-        at=dt(row.at),
-        who=row.actor,
-        via=row.via,
-        action=row.action,
-        details=row.details,
-        project=row.project,
-    )
+    """The entry as stored: each field of the same name, ``at`` as a time, ``who`` its actor."""
+    same = {f.name: getattr(row, f.name) for f in fields(row) if f.name not in ("at", "actor")}
+    return AuditEntry(**same, at=dt(row.at), who=row.actor)
 
 
 @dataclass(frozen=True)

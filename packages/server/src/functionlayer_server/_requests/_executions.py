@@ -12,6 +12,8 @@ nothing ever re-runs it.
 
 from __future__ import annotations
 
+from typing import Required, TypedDict, Unpack
+
 from functionlayer.models import Execution, ExecutionClaim, ExecutionReport, FunctionCall
 
 from functionlayer_server._errors import ConflictError, InvalidRequestError
@@ -21,16 +23,23 @@ from functionlayer_server._store import AuditRow, RequestRecord
 from ._part import Part
 from ._records import FUNCTION_CALL, audit_row, call_from, dt
 
-__all__ = ["MAX_SUMMARY", "ExecutionRefusedError", "Executions"]
+__all__ = ["MAX_SUMMARY", "ExecutionRefusedError", "Executions", "Runner"]
 
 MAX_SUMMARY = 500
 
 
-class ExecutionRefusedError(ConflictError):
+class ExecutionRefusedError(ConflictError, code="execution_refused"):
     """The request is not approved (pending, rejected, answered instead or expired), or the
     claim does not hold its execution."""
 
-    code = "execution_refused"
+
+class Runner(TypedDict, total=False):
+    """Who claims a call's execution or reports how it ended."""
+
+    project: Required[str]  # the request's project
+    actor: Required[str]  # who the audit names
+    via: str  # through what (default "api")
+    creator: str | None  # an agent token's id: only the token that created the call may
 
 
 def _check_claim_id(claim_id: str) -> None:
@@ -41,35 +50,30 @@ def _check_claim_id(claim_id: str) -> None:
 class Executions(Part):
     """Execution claims and outcome reports of approved calls."""
 
-    async def _read(self, call_id: str, project: str, creator: str | None) -> RequestRecord:
-        """The call; ``creator``: the calling agent token's id (None: not an agent token,
+    async def _read(self, call_id: str, by: Runner) -> RequestRecord:
+        """The call; ``by["creator"]``: the calling agent token's id (None: not an agent token,
         nothing to check), which must have created it."""
-        record = await self.ledger.read(FUNCTION_CALL, call_id, project)
+        record = await self.ledger.read(FUNCTION_CALL, call_id, by["project"])
+        creator = by.get("creator")
         if creator is not None:
             check_owner(record, creator, "claim or report its execution")
         return record
 
     def _audit(
-        self, record: RequestRecord, actor: str, via: str, action: str, details: dict[str, object]
+        self, record: RequestRecord, by: Runner, action: str, details: dict[str, object]
     ) -> AuditRow:
-        return audit_row(record, self.ledger.clock.now(), actor, via, action, details)
+        now = self.ledger.clock.now()
+        return audit_row(record, now, by["actor"], by.get("via", "api"), action, details)
 
     async def claim_execution(
-        self,
-        call_id: str,
-        claim: Execution,
-        *,
-        project: str,
-        actor: str,
-        via: str = "api",
-        creator: str | None = None,
+        self, call_id: str, claim: Execution, **by: Unpack[Runner]
     ) -> ExecutionClaim:
         """Grant the first claim on an approved call's execution; later claims get the recorded
         execution (``granted`` false), a retry with the same claim id is granted again. With
         ``creator`` (an agent token's id), only the token that created the request may claim."""
         _check_claim_id(claim.claim_id)
         for _ in range(20):  # retries only while a concurrent change (another claim) lands
-            record = await self._read(call_id, project, creator)
+            record = await self._read(call_id, by)
             status = call_from(record).status
             if status is None or status.approved is not True:
                 state = "pending" if status is None or status.approved is None else "not approved"
@@ -82,13 +86,8 @@ class Executions(Part):
                 granted = status.execution.claim_id == claim.claim_id
                 return ExecutionClaim(granted=granted, execution=status.execution)
             claimed_by = (claim.claimed_by or "")[:256] or None
-            audit = self._audit(
-                record,
-                actor,
-                via,
-                "execution_started",
-                {"claim_id": claim.claim_id, "claimed_by": claimed_by},
-            )
+            details: dict[str, object] = {"claim_id": claim.claim_id, "claimed_by": claimed_by}
+            audit = self._audit(record, by, "execution_started", details)
             execution = Execution(
                 claim_id=claim.claim_id, claimed_by=claimed_by, started_at=dt(audit.at)
             )
@@ -98,21 +97,14 @@ class Executions(Part):
         raise ConflictError(f"function call {call_id!r} kept changing; try again")
 
     async def report_execution(
-        self,
-        call_id: str,
-        report: ExecutionReport,
-        *,
-        project: str,
-        actor: str,
-        via: str = "api",
-        creator: str | None = None,
+        self, call_id: str, report: ExecutionReport, **by: Unpack[Runner]
     ) -> FunctionCall:
         """Record how the claimed execution ended; only the claim holder may report, once (an
         identical retry is accepted)."""
         _check_claim_id(report.claim_id)
         summary = report.summary[:MAX_SUMMARY]
         for _ in range(20):
-            record = await self._read(call_id, project, creator)
+            record = await self._read(call_id, by)
             call = call_from(record)
             status = call.status
             execution = status.execution if status is not None else None
@@ -126,13 +118,12 @@ class Executions(Part):
                 raise ExecutionRefusedError(
                     f"function call {call_id!r}: its outcome was already reported"
                 )
-            audit = self._audit(
-                record,
-                actor,
-                via,
-                "executed",
-                {"claim_id": report.claim_id, "outcome": report.outcome, "summary": summary},
-            )
+            details: dict[str, object] = {
+                "claim_id": report.claim_id,
+                "outcome": report.outcome,
+                "summary": summary,
+            }
+            audit = self._audit(record, by, "executed", details)
             done = execution.model_copy(
                 update={"outcome": report.outcome, "summary": summary, "finished_at": dt(audit.at)}
             )

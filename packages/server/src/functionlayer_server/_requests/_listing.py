@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TypedDict, Unpack
 
 from functionlayer.models import FunctionCall, HumanContact
 
@@ -13,30 +14,36 @@ from functionlayer_server._store import RequestRecord
 from ._part import Part
 from ._records import FUNCTION_CALL, HUMAN_CONTACT, Request, call_from, contact_from, model
 
-__all__ = ["Listing"]
+__all__ = ["Filters", "Listing"]
+
+
+class Filters(TypedDict, total=False):
+    """What a list is narrowed to (each one left out: no narrowing, a page of 200)."""
+
+    pending: bool | None
+    """True: pending only; False: decided only."""
+    visible_to: Person | None
+    """A person: every request of their projects the policy lets them see."""
+    project: str | None
+    run_id: str | None
+    limit: int
+    offset: int
 
 
 class Listing(Part):
     """Lists for the API and pages for the inbox."""
 
     async def _list(
-        self,
-        kind: str,
-        *,
-        pending: bool | None,
-        visible_to: Person | None,
-        project: str | None,
-        run_id: str | None,
-        limit: int,
-        offset: int = 0,
-        every: bool = False,
+        self, kind: str, *, every: bool = False, **filters: Unpack[Filters]
     ) -> tuple[list[RequestRecord], int]:
         """A page of records, newest first, and how many match in all (``every``: all of them,
         no page). For a person: every request of their projects the policy lets them see
         (pending ones without any cap; decided ones from the most recent history)."""
         store = self.ledger.store
-        limit = max(1, min(limit, 1000))
-        offset = max(0, offset)
+        pending, visible_to = filters.get("pending"), filters.get("visible_to")
+        project, run_id = filters.get("project"), filters.get("run_id")
+        limit = max(1, min(filters.get("limit", 200), 1000))
+        offset = max(0, filters.get("offset", 0))
         if visible_to is None:
             records = await store.list_requests(
                 kind, project=project, pending=pending, run_id=run_id, limit=offset + limit
@@ -68,47 +75,14 @@ class Listing(Part):
             return result, len(result)
         return result[offset : offset + limit], len(result)
 
-    async def list_function_calls(
-        self,
-        *,
-        pending: bool | None = None,
-        visible_to: Person | None = None,
-        project: str | None = None,
-        run_id: str | None = None,
-        limit: int = 200,
-        offset: int = 0,
-    ) -> list[FunctionCall]:
+    async def list_function_calls(self, **filters: Unpack[Filters]) -> list[FunctionCall]:
         """Newest first."""
-        records, _ = await self._list(
-            FUNCTION_CALL,
-            pending=pending,
-            visible_to=visible_to,
-            project=project,
-            run_id=run_id,
-            limit=limit,
-            offset=offset,
-        )
+        records, _ = await self._list(FUNCTION_CALL, **filters)
         return [call_from(r) for r in records]
 
-    async def list_human_contacts(
-        self,
-        *,
-        pending: bool | None = None,
-        visible_to: Person | None = None,
-        project: str | None = None,
-        run_id: str | None = None,
-        limit: int = 200,
-        offset: int = 0,
-    ) -> list[HumanContact]:
-        records, _ = await self._list(
-            HUMAN_CONTACT,
-            pending=pending,
-            visible_to=visible_to,
-            project=project,
-            run_id=run_id,
-            limit=limit,
-            offset=offset,
-        )
+    async def list_human_contacts(self, **filters: Unpack[Filters]) -> list[HumanContact]:
+        """Newest first."""
+        records, _ = await self._list(HUMAN_CONTACT, **filters)
         return [contact_from(r) for r in records]
 
     async def inbox_page(
@@ -117,13 +91,7 @@ class Listing(Part):
         """One page of what ``person`` may see, and the total (the inbox pages; nothing is
         silently dropped)."""
         records, total = await self._list(
-            kind,
-            pending=pending,
-            visible_to=person,
-            project=None,
-            run_id=None,
-            limit=limit,
-            offset=offset,
+            kind, pending=pending, visible_to=person, limit=limit, offset=offset
         )
         return [model(r) for r in records], total
 
@@ -131,15 +99,7 @@ class Listing(Part):
         """Every pending request ``person`` may see, newest first, in one pass (the inbox
         sorts and pages them itself; how many there are is bounded by the agent tokens'
         pending quotas)."""
-        records, _ = await self._list(
-            kind,
-            pending=True,
-            visible_to=person,
-            project=None,
-            run_id=None,
-            limit=1,
-            every=True,
-        )
+        records, _ = await self._list(kind, every=True, pending=True, visible_to=person)
         return [model(r) for r in records]
 
     async def requested_by(

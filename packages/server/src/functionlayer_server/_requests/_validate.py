@@ -4,7 +4,6 @@ I/O). Each failure is an ``InvalidRequestError`` saying what to fix."""
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from functionlayer.models import FunctionCallSpec
@@ -38,17 +37,6 @@ def check_via(via: str) -> None:
         raise InvalidRequestError(f"via must be 1-{MAX_CALL_ID_LENGTH} printable characters")
 
 
-def _non_finite(value: Any) -> bool:
-    """True if a NaN, an infinity (or a number too large for JSON, parsed as one) hides in it."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_non_finite(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_non_finite(v) for v in value)
-    return False
-
-
 def check_group_id(spec: FunctionCallSpec) -> None:
     group = spec.group_id
     if group is not None and not (0 < len(group) <= 128 and group.isprintable()):
@@ -71,7 +59,7 @@ def check_request(request: Request) -> None:
     if not _is_name(request.run_id):
         raise InvalidRequestError(f"run_id must be 1-{MAX_CALL_ID_LENGTH} printable characters")
     spec = request.spec
-    if _non_finite(getattr(spec, "kwargs", None)) or _non_finite(spec.state):
+    if _schema.non_finite(getattr(spec, "kwargs", None)) or _schema.non_finite(spec.state):
         # JSON has no NaN or Infinity: stored, they would silently become null, and the
         # human would approve arguments other than the ones that run.
         raise InvalidRequestError(

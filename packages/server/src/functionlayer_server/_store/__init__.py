@@ -9,6 +9,7 @@ from typing import Any
 from functionlayer_server._extras import require_extra
 from functionlayer_server._store._base import (
     AuditRow,
+    GrantFields,
     GrantRow,
     JobRow,
     NewJob,
@@ -21,6 +22,7 @@ from functionlayer_server._store._base import (
 
 __all__ = [
     "AuditRow",
+    "GrantFields",
     "GrantRow",
     "JobRow",
     "NewJob",

@@ -19,6 +19,7 @@ from functionlayer_server._store._persons import PersonRepository
 from functionlayer_server._store._requests import RequestRepository
 from functionlayer_server._store._rows import (
     AuditRow,
+    GrantFields,
     GrantRow,
     IdentityTakenError,
     JobRow,
@@ -37,6 +38,7 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "AuditRow",
     "Engine",
+    "GrantFields",
     "GrantRow",
     "IdentityTakenError",
     "JobRow",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = [
     "AUDIT_FIELDS",
@@ -13,6 +13,7 @@ __all__ = [
     "OUTBOX_FIELDS",
     "REQUEST_FIELDS",
     "AuditRow",
+    "GrantFields",
     "GrantRow",
     "IdentityTakenError",
     "JobRow",
@@ -25,6 +26,7 @@ __all__ = [
     "UserRow",
 ]
 
+ScopeT = TypeVar("ScopeT")
 
 # The stored columns of each row type, in the order the store reads them (the field names).
 REQUEST_FIELDS = (
@@ -139,15 +141,8 @@ class RequestRecord:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RequestRecord:
         """From the columns ``REQUEST_FIELDS`` in order."""
-        return cls(
-            **_values(
-                REQUEST_FIELDS,
-                row,
-                completed=bool,
-                created_by=_text,
-                created_by_token=_text,
-            )
-        )
+        texts = {"created_by": _text, "created_by_token": _text}
+        return cls(**_values(REQUEST_FIELDS, row, completed=bool, **texts))
 
 
 @dataclass(frozen=True)
@@ -185,23 +180,32 @@ class TokenRow:
 
 
 @dataclass(frozen=True)
-class GrantRow:
-    """A person's grant of future calls (``_grants.Grant`` is its model; ``scope`` is JSON)."""
+class GrantFields(Generic[ScopeT]):
+    """A person's grant of future calls, as stored (``scope``: JSON) and as the rules read it
+    (``_grants.Grant``, its scope parsed into conditions): one list of fields for both."""
 
     id: str
     project: str
     fn: str
-    scope: str
+    scope: ScopeT
     token_id: str | None
+    """The one agent token it serves; None: every agent token of the project."""
     person: str
     created_at: float
     expires_at: float
     max_uses: int
     uses: int = 0
+    """How many calls it approved so far."""
     revoked_at: float | None = None
     revoked_by: str | None = None
     source_call_id: str = ""
     token_name: str = ""
+    """The served token's name when it was made (a label for people; ``token_id`` decides)."""
+
+
+@dataclass(frozen=True)
+class GrantRow(GrantFields[str]):
+    """A grant's row (``_grants.Grant`` is its model; ``scope`` is JSON)."""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> GrantRow:
