@@ -7,6 +7,7 @@ and replays are checked by ``_discord``'s route first). Refusals are shown only 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -17,6 +18,8 @@ from functionlayer.models import (
     HumanContact,
 )
 
+from functionlayer_server._channels import _discord_ids as ids
+from functionlayer_server._channels._answering import NeedsConfirmation, refusals
 from functionlayer_server._channels._base import (
     ChannelRequest,
     first_time,
@@ -30,18 +33,7 @@ from functionlayer_server._channels._discord_checks import (
     Refused,
 )
 from functionlayer_server._channels._discord_grants import DiscordGrants, is_grant_form
-from functionlayer_server._channels._discord_ids import (
-    ACTION_APPROVE,
-    ACTION_CONFIRM,
-    ACTION_GRANT,
-    ACTION_REJECT,
-    ACTION_REJECT_OPTION,
-    ACTION_REPLY,
-    ACTION_RESPOND_OPTION,
-    ButtonRef,
-    kind_of,
-    parse_custom_id,
-)
+from functionlayer_server._channels._discord_ids import ButtonRef, kind_of, parse_custom_id
 from functionlayer_server._channels._discord_messages import (
     arguments_fit,
     confirm_message,
@@ -51,12 +43,6 @@ from functionlayer_server._channels._discord_messages import (
     request_message,
 )
 from functionlayer_server._channels._discord_parts import DiscordApiError, text_input, user_of
-from functionlayer_server._errors import (
-    AlreadyDecidedError,
-    ConfirmationRequiredError,
-    ForbiddenError,
-    InvalidDecisionError,
-)
 from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT
 
 __all__ = ["VIA", "DiscordAnswers"]
@@ -69,11 +55,6 @@ MESSAGE_COMPONENT = 3
 MODAL_SUBMIT = 5
 # Interaction callback types.
 UPDATE_MESSAGE = 7
-
-
-class _NeedsConfirmation(Exception):
-    """Approve on an irreversible function: nothing was decided; the clicker is asked to
-    confirm with a second, deliberate click."""
 
 
 class DiscordAnswers:
@@ -144,22 +125,22 @@ class DiscordAnswers:
         data: dict[str, Any],
     ) -> dict[str, Any]:
         await self.checks.check_open(request, user)
-        if ref.action == ACTION_CONFIRM:
+        if ref.action == ids.ACTION_CONFIRM:
             remembered = self.channel.confirming.pop((user, request.call_id), None)
             if remembered is None or remembered[0] != channel_id:
                 raise Refused("This confirmation expired: click Approve on the request again.")
             message_id = remembered[1]
         target = await self.checks.authorize(request, user, channel_id, message_id)
-        if isinstance(request, FunctionCall) and ref.action == ACTION_GRANT:
+        if isinstance(request, FunctionCall) and ref.action == ids.ACTION_GRANT:
             return await self.grants.open_form(request, user, channel_id, message_id)
         if isinstance(request, FunctionCall):
-            if ref.action in (ACTION_APPROVE, ACTION_CONFIRM):
+            if ref.action in (ids.ACTION_APPROVE, ids.ACTION_CONFIRM):
                 if not arguments_fit(request):
                     raise Refused(
                         "This message cannot show every argument, so it cannot approve the "
                         "call: open it in the inbox to decide."
                     )
-                confirmed = ref.action == ACTION_CONFIRM
+                confirmed = ref.action == ids.ACTION_CONFIRM
                 try:
                     return await self._decide(
                         request,
@@ -168,14 +149,14 @@ class DiscordAnswers:
                         target,
                         message_id,
                     )
-                except _NeedsConfirmation:
+                except NeedsConfirmation:
                     if len(self.channel.confirming) > 1000:
                         self.channel.confirming.clear()
                     self.channel.confirming[(user, request.call_id)] = (channel_id, message_id)
                     return confirm_message(request)
-            if ref.action == ACTION_REJECT:
+            if ref.action == ids.ACTION_REJECT:
                 return modal(request, str(data.get("custom_id")))
-            if ref.action == ACTION_REJECT_OPTION and ref.option is not None:
+            if ref.action == ids.ACTION_REJECT_OPTION and ref.option is not None:
                 options = request.spec.reject_options or []
                 if ref.option >= len(options):
                     raise Refused("This option is not part of the request.")
@@ -187,9 +168,9 @@ class DiscordAnswers:
                     message_id,
                 )
         else:
-            if ref.action == ACTION_REPLY:
+            if ref.action == ids.ACTION_REPLY:
                 return modal(request, str(data.get("custom_id")))
-            if ref.action == ACTION_RESPOND_OPTION and ref.option is not None:
+            if ref.action == ids.ACTION_RESPOND_OPTION and ref.option is not None:
                 response_options = request.spec.response_options or []
                 if ref.option >= len(response_options):
                     raise Refused("This option is not part of the request.")
@@ -211,7 +192,7 @@ class DiscordAnswers:
             return ephemeral("Please write something: it is what the agent gets back.")
         await self.checks.check_open(request, user)
         target = await self.checks.authorize(request, user, channel_id, message_id)
-        if isinstance(request, FunctionCall) and ref.action == ACTION_REJECT:
+        if isinstance(request, FunctionCall) and ref.action == ids.ACTION_REJECT:
             return await self._decide(
                 request,
                 FunctionCallStatus(approved=False, comment=text),
@@ -219,9 +200,12 @@ class DiscordAnswers:
                 target,
                 message_id,
             )
-        if isinstance(request, HumanContact) and ref.action == ACTION_REPLY:
+        if isinstance(request, HumanContact) and ref.action == ids.ACTION_REPLY:
             return await self._answer(request, text, None, user, target, message_id)
         raise Refused("This form does not match the request.")
+
+    def _audit_already(self, request: ChannelRequest, user: str) -> Callable[[], Awaitable[None]]:
+        return lambda: self.checks.audit_refusal(request, user, "already decided")
 
     async def _decide(
         self,
@@ -233,30 +217,18 @@ class DiscordAnswers:
     ) -> dict[str, Any]:
         key = (FUNCTION_CALL, call.call_id)
         self.channel.inline[key] = message_id
-        try:
-            result = await self.channel.service.respond_function_call(
-                call.call_id,
-                decision,
-                responder=f"discord:{user}",
-                via=VIA,
-                via_identities=self.checks.via_identities(target),
-            )
-        except AlreadyDecidedError as exc:
-            self.channel.inline.pop(key, None)
-            await self.checks.audit_refusal(call, user, "already decided")
-            raise Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:  # audited by the service
-            self.channel.inline.pop(key, None)
-            raise Refused("You are not allowed to answer this request.") from exc
-        except ConfirmationRequiredError as exc:
-            self.channel.inline.pop(key, None)
-            raise _NeedsConfirmation(exc.message) from exc
-        except InvalidDecisionError as exc:
-            self.channel.inline.pop(key, None)
-            raise Refused(exc.message) from exc
-        except BaseException:
-            self.channel.inline.pop(key, None)
-            raise
+        async with refusals(self._audit_already(call, user), confirm=True):
+            try:
+                result = await self.channel.service.respond_function_call(
+                    call.call_id,
+                    decision,
+                    responder=f"discord:{user}",
+                    via=VIA,
+                    via_identities=self.checks.via_identities(target),
+                )
+            except BaseException:
+                self.channel.inline.pop(key, None)
+                raise
         if not result.completed:  # quorum: recorded, more approvals needed
             self.channel.inline.pop(key, None)
             others = [
@@ -294,26 +266,17 @@ class DiscordAnswers:
     ) -> dict[str, Any]:
         key = (HUMAN_CONTACT, contact.call_id)
         self.channel.inline[key] = message_id
-        try:
-            result = await self.channel.service.respond_human_contact(
-                contact.call_id,
-                response=response,
-                response_option_name=option,
-                responder=f"discord:{user}",
-                via=VIA,
-                via_identities=self.checks.via_identities(target),
-            )
-        except AlreadyDecidedError as exc:
-            self.channel.inline.pop(key, None)
-            await self.checks.audit_refusal(contact, user, "already decided")
-            raise Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:
-            self.channel.inline.pop(key, None)
-            raise Refused("You are not allowed to answer this request.") from exc
-        except InvalidDecisionError as exc:
-            self.channel.inline.pop(key, None)
-            raise Refused(exc.message) from exc
-        except BaseException:
-            self.channel.inline.pop(key, None)
-            raise
+        async with refusals(self._audit_already(contact, user)):
+            try:
+                result = await self.channel.service.respond_human_contact(
+                    contact.call_id,
+                    response=response,
+                    response_option_name=option,
+                    responder=f"discord:{user}",
+                    via=VIA,
+                    via_identities=self.checks.via_identities(target),
+                )
+            except BaseException:
+                self.channel.inline.pop(key, None)
+                raise
         return {"type": UPDATE_MESSAGE, "data": decided_message(result, context=target.context)}

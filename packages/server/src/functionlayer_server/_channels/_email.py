@@ -48,6 +48,7 @@ from functionlayer.models import (
 )
 
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, needs_confirmation
+from functionlayer_server._channels._core import ChannelCore
 from functionlayer_server._channels._email_grants import EmailGrants
 from functionlayer_server._channels._email_links import Action, LinkSigner, LinkToken
 from functionlayer_server._channels._email_pages import (
@@ -150,15 +151,11 @@ def create_channel(
     return EmailChannel(service, settings, deliveries)
 
 
-class EmailChannel:
+class EmailChannel(ChannelCore):
     name = VIA
 
-    def __init__(
-        self, service: ApprovalService, settings: Settings, deliveries: DeliveryStore
-    ) -> None:
-        self.service = service
-        self.settings = settings
-        self.deliveries = deliveries
+    def prepare(self) -> None:
+        settings = self.settings
         secret = settings.secret_key
         if not secret:
             raise ValueError("the email channel needs settings.secret_key to sign its links")
@@ -177,14 +174,11 @@ class EmailChannel:
         self.link_ttl = float(getattr(settings, "email_link_ttl_seconds", 7 * 24 * 3600))
         self.inbound_secret: str | None = getattr(settings, "email_inbound_secret", None)
         self._domain = self.smtp.sender_address.rpartition("@")[2] or "localhost"
-        self.pages = LinkPages(service, self.signer, settings.base_url)
-        self.replies = ReplyInbox(service, self.inbound_secret)
+        self.pages = LinkPages(self.service, self.signer, settings.base_url)
+        self.replies = ReplyInbox(self.service, self.inbound_secret)
         self.grants = EmailGrants(self.pages)
 
     # -- Channel protocol -------------------------------------------------------------------
-
-    def handles(self, target: ContactChannel) -> bool:
-        return target.email is not None
 
     async def send(self, messages: list[tuple[EmailMessage, list[str]]]) -> None:
         await asyncio.to_thread(_send_sync, self.smtp, messages)
