@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from functionlayer_server._channels._base import ChannelRequest
+from functionlayer_server._channels._base import ChannelRequest, find_delivery
 from functionlayer_server._channels._planning import request_kind
 from functionlayer_server._errors import (
     AlreadyDecidedError,
@@ -29,7 +29,9 @@ __all__ = [
     "NeedsConfirmation",
     "Refused",
     "allowed_identities",
+    "audit_refused",
     "authorize_person",
+    "delivered_to",
     "refusals",
 ]
 
@@ -54,6 +56,47 @@ class _Target(Protocol):
 
 
 Target = TypeVar("Target", bound=_Target)
+
+
+class _Delivered(Protocol):
+    async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]: ...
+
+
+async def delivered_to(
+    channel: _Delivered,
+    request: ChannelRequest,
+    place: dict[str, str],
+    target_of: Callable[[str], Target | None],
+    *,
+    wait: bool = True,
+) -> Target | None:
+    """The target of the delivery of ``request`` whose message is at ``place`` (the saved
+    delivery has each of its fields), or None when no delivery of ``request`` is there."""
+    delivery = await find_delivery(
+        lambda: channel.deliveries_of(request),
+        lambda d: all(d.get(field) == value for field, value in place.items()),
+        wait=wait,
+    )
+    return None if delivery is None else target_of(str(delivery.get("target")))
+
+
+async def audit_refused(
+    service: ApprovalService,
+    request: ChannelRequest,
+    via: str,
+    user: str,
+    reason: str,
+    **details: Any,
+) -> None:
+    """Record on ``request`` that ``via:user`` (or an unknown person) was refused, and why."""
+    await service.record_audit(
+        request_kind(request),
+        request.call_id,
+        who=f"{via}:{user}" if user else "unknown",
+        via=via,
+        action="refused",
+        details={"reason": reason, **details},
+    )
 
 
 def allowed_identities(via: IdentityKind, target: _Target) -> list[Identity] | None:

@@ -5,6 +5,7 @@ as :class:`Refused`, whose message is shown only to the clicker."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Final, Protocol
 
 from functionlayer.models import DiscordContactChannel
@@ -12,15 +13,16 @@ from functionlayer.models import DiscordContactChannel
 from functionlayer_server._channels._answering import (
     Refused,
     allowed_identities,
+    audit_refused,
     authorize_person,
+    delivered_to,
 )
 from functionlayer_server._channels._base import (
     ChannelRequest,
     Deliveries,
     DeliveryStore,
-    find_delivery,
 )
-from functionlayer_server._channels._discord_ids import ButtonRef, kind_of
+from functionlayer_server._channels._discord_ids import ButtonRef
 from functionlayer_server._channels._discord_messages import outcome_text
 from functionlayer_server._channels._discord_parts import discord_target
 from functionlayer_server._errors import NotFoundError
@@ -89,29 +91,20 @@ class DiscordChecks:
     async def audit_refusal(
         self, request: ChannelRequest, user: str, reason: str, **details: str
     ) -> None:
-        await self.channel.service.record_audit(
-            kind_of(request),
-            request.call_id,
-            who=f"discord:{user}" if user else "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, **details},
-        )
+        await audit_refused(self.channel.service, request, VIA, user, reason, **details)
 
     async def authorize(
         self, request: ChannelRequest, user: str, channel_id: str, message_id: str
     ) -> DiscordContactChannel:
         """The target this message was delivered to, if ``user`` may answer there; else the
         refusal is audited and raised."""
-        delivery = await find_delivery(
-            lambda: self.channel.deliveries_of(request),
-            lambda d: d.get("channel") == channel_id and d.get("message") == message_id,
-            wait=bool(message_id),
+        place = {"channel": channel_id, "message": message_id}
+        target = await delivered_to(
+            self.channel, request, place, partial(discord_target, request), wait=bool(message_id)
         )
-        target = None if delivery is None else discord_target(request, str(delivery.get("target")))
 
         async def audit(reason: str) -> None:
-            await self.audit_refusal(request, user, reason, channel=channel_id, message=message_id)
+            await self.audit_refusal(request, user, reason, **place)
 
         unknown = (NO_USER, "the message is not a delivery of this request")
         return await authorize_person(

@@ -251,16 +251,13 @@ class EmailChannel(ChannelCore):
         subject = ""
         for recipient in recipients:
             sign = (kind, request.call_id, recipient, expires_at)
-            approve_url = self._link("approve", *sign) if approvable else None
-            grant_url = self._link("grant", *sign) if grantable else None
-            open_url = self._link("open", *sign)
             content = render_request(
                 request,
                 subject=channel.subject,
                 context=context,
-                approve_url=approve_url,
-                grant_url=grant_url,
-                open_url=open_url,
+                approve_url=self._link("approve", *sign) if approvable else None,
+                grant_url=self._link("grant", *sign) if grantable else None,
+                open_url=self._link("open", *sign),
                 expires=expires,
                 irreversible=irreversible,
             )

@@ -20,11 +20,11 @@ from functionlayer_server._channels._answering import (
     NeedsConfirmation,
     Refused,
     authorize_person,
+    delivered_to,
     refusals,
 )
 from functionlayer_server._channels._base import (
     ChannelRequest,
-    find_delivery,
     quorum_progress,
 )
 from functionlayer_server._channels._planning import (
@@ -291,24 +291,21 @@ class SlackAnswers:
     ) -> SlackContactChannel:
         """The target this message was delivered to, if ``user`` may answer there; else the
         refusal is audited and raised."""
-        delivery = await find_delivery(
-            lambda: self.channel.deliveries_of(request),
-            lambda d: d.get("channel") == channel_id and d.get("ts") == message_ts,
-        )
-        target = (
-            None
-            if delivery is None
-            else slack_target(request, str(delivery.get("target")), self.channel.service.rules)
+        place = {"channel": channel_id, "ts": message_ts}
+        rules = self.channel.service.rules
+        target = await delivered_to(
+            self.channel, request, place, lambda key: slack_target(request, key, rules)
         )
 
         async def audit(reason: str) -> None:
+            # Slack's refusals name the user as Slack sent it (no "slack:" prefix).
             await self.channel.service.record_audit(
                 request_kind(request),
                 request.call_id,
                 who=user or "unknown",
                 via=VIA,
                 action="refused",
-                details={"reason": reason, "channel": channel_id, "ts": message_ts},
+                details={"reason": reason, **place},
             )
 
         unknown = (

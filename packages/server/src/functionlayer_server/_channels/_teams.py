@@ -39,6 +39,7 @@ from functionlayer.models import (
     ContactChannel,
 )
 
+from functionlayer_server._channels._answering import audit_refused
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
@@ -273,14 +274,8 @@ class TeamsChannel(MessageChannel):
         except LookupError:
             return
         user = user_of(activity) if verified else ""
-        await self.service.record_audit(
-            kind_of(request),
-            request.call_id,
-            who=f"teams:{user}" if user else "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, "activity": str(activity.get("id") or "")[:200]},
-        )
+        activity_id = str(activity.get("id") or "")[:200]
+        await audit_refused(self.service, request, VIA, user, reason, activity=activity_id)
 
     # -- answers (in _teams_answers) ---------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Final, Protocol
 
 import httpx
@@ -20,13 +21,14 @@ from functionlayer.models import (
 from functionlayer_server._channels._answering import (
     Refused,
     allowed_identities,
+    audit_refused,
     authorize_person,
+    delivered_to,
     refusals,
 )
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
-    find_delivery,
     quorum_progress,
 )
 from functionlayer_server._channels._planning import delivery_tiers
@@ -38,7 +40,6 @@ from functionlayer_server._channels._teams_cards import (
     ACTION_RESPOND_OPTION,
     CardRef,
     arguments_fit,
-    kind_of,
     outcome_text,
     parse_value,
 )
@@ -135,7 +136,7 @@ class TeamsAnswers:
         reply_to: str,
     ) -> dict[str, Any]:
         if request.completed:
-            await self._audit_refusal(request, user, "already decided")
+            await audit_refused(self.channel.service, request, VIA, user, "already decided")
             raise Refused("Already decided: " + outcome_text(request))
         target = await self._authorize(request, user, conversation, reply_to)
         text = (ref.text or "").strip()
@@ -171,11 +172,13 @@ class TeamsAnswers:
                     raise Refused("This option is not part of the request.")
                 name = response_options[ref.option].name
                 return await self._answer(request, None, name, user, target)
-        await self._audit_refusal(request, user, "the action does not match the request")
+        await audit_refused(
+            self.channel.service, request, VIA, user, "the action does not match the request"
+        )
         raise Refused("This action does not match the request.")
 
     def _already(self, request: ChannelRequest, user: str) -> Callable[[], Awaitable[None]]:
-        return lambda: self._audit_refusal(request, user, "already decided")
+        return lambda: audit_refused(self.channel.service, request, VIA, user, "already decided")
 
     async def _decide(
         self,
@@ -241,33 +244,19 @@ class TeamsAnswers:
         except ServerError as exc:  # not found, or ambiguous between projects
             raise Refused("This request is not available on the FunctionLayer server.") from exc
 
-    async def _audit_refusal(
-        self, request: ChannelRequest, user: str, reason: str, **details: Any
-    ) -> None:
-        await self.channel.service.record_audit(
-            kind_of(request),
-            request.call_id,
-            who=f"teams:{user}" if user else "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, **details},
-        )
-
     async def _authorize(
         self, request: ChannelRequest, user: str, conversation: str, reply_to: str
     ) -> TeamsContactChannel:
         """The target the clicked card was delivered to, if ``user`` may answer there; else
         the refusal is audited and raised."""
-        delivery = await find_delivery(
-            lambda: self.channel.deliveries_of(request),
-            lambda d: d.get("conversation") == conversation and d.get("activity") == reply_to,
-            wait=bool(reply_to),
+        place = {"conversation": conversation, "activity": reply_to}
+        target = await delivered_to(
+            self.channel, request, place, partial(teams_target, request), wait=bool(reply_to)
         )
-        target = None if delivery is None else teams_target(request, str(delivery.get("target")))
 
         async def audit(reason: str) -> None:
             details = {"conversation": conversation[:200], "activity": reply_to[:200]}
-            await self._audit_refusal(request, user, reason, **details)
+            await audit_refused(self.channel.service, request, VIA, user, reason, **details)
 
         unknown = (
             "no Teams user (from.aadObjectId) in the activity",
