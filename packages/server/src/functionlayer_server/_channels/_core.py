@@ -9,18 +9,23 @@ stays in the channel's module.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from functionlayer.models import ContactChannel
 
-from functionlayer_server._channels._base import ChannelRequest, DeliveryStore
+from functionlayer_server._channels._base import (
+    ChannelRequest,
+    DeliveryStore,
+    needs_confirmation,
+    quorum_progress,
+)
 from functionlayer_server._channels._planning import request_kind
 from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
 
-__all__ = ["ChannelCore", "MessageChannel", "rewrite_each"]
+__all__ = ["ChannelCore", "MessageChannel", "Offer", "rewrite_each"]
 
 Body = TypeVar("Body")
 
@@ -52,6 +57,17 @@ class ChannelCore:
         )
 
 
+class Offer(TypedDict):
+    """What an open request's message offers besides the request (the renderers' keywords)."""
+
+    progress: str | None
+    """Quorum progress ("1 of 2 approvals so far."), if several approvals are needed."""
+    irreversible: bool
+    """Approve takes a deliberate second click."""
+    grant: bool
+    """The message offers "Approve and allow similar…"."""
+
+
 class MessageChannel(ChannelCore):
     """A chat channel: its messages are rewritten once the request is decided, and its answers
     arrive on one signed POST endpoint (``inbound_path``, handled by :meth:`receive`)."""
@@ -63,6 +79,18 @@ class MessageChannel(ChannelCore):
     ) -> None:
         """Rebuild every delivered message: the decided one, or the open request again."""
         raise NotImplementedError
+
+    async def grant_offered(self, request: ChannelRequest) -> bool:
+        """Whether the channel's message offers "Approve and allow similar…" for ``request``."""
+        return False
+
+    async def offer(self, request: ChannelRequest) -> Offer:
+        """What the message of the open ``request`` offers now."""
+        return Offer(
+            progress=quorum_progress(request),
+            irreversible=await needs_confirmation(self.service, request),
+            grant=await self.grant_offered(request),
+        )
 
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """Replace every delivered message by one showing who decided what, without buttons."""

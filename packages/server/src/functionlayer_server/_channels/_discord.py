@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -25,17 +26,15 @@ from functionlayer.models import ContactChannel, DiscordContactChannel, Function
 if TYPE_CHECKING:
     from nacl.signing import VerifyKey
 
+from functionlayer_server._channels import _discord_grants as grants
 from functionlayer_server._channels import _group_messages as shared
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
-    needs_confirmation,
-    quorum_progress,
 )
 from functionlayer_server._channels._core import MessageChannel, rewrite_each
 from functionlayer_server._channels._discord_answers import VIA, DiscordAnswers
 from functionlayer_server._channels._discord_checks import REF_KEY
-from functionlayer_server._channels._discord_grants import grant_offered
 from functionlayer_server._channels._discord_groups import KEYS, MAX_ROWS, group_message, joinable
 from functionlayer_server._channels._discord_ids import digest, kind_of, needs_digest
 from functionlayer_server._channels._discord_messages import decided_message, request_message
@@ -44,7 +43,7 @@ from functionlayer_server._channels._discord_parts import (
     discord_target,
     target_key,
 )
-from functionlayer_server._channels._rest import call_json, path_segment
+from functionlayer_server._channels._rest import call_json, path_segment, required_id
 from functionlayer_server._extras import require_extra
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
@@ -96,8 +95,7 @@ def _unauthorized(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": "unauthorized"}, status_code=401)
 
 
-def _segment(value: str) -> str:
-    return path_segment(value, "Discord")
+_segment = partial(path_segment, platform="Discord")
 
 
 class DiscordChannel(MessageChannel):
@@ -151,16 +149,14 @@ class DiscordChannel(MessageChannel):
             dm = await self._api(
                 "POST", "/users/@me/channels", {"recipient_id": discord.user_id.strip()}
             )
-            channel_id = str(dm.get("id") or "")
-            if not channel_id:
-                raise DiscordApiError("POST /users/@me/channels returned no channel id")
+            channel_id = required_id(dm, DiscordApiError, "POST /users/@me/channels", "channel")
         else:
             raise ValueError("a Discord target needs a channel_id or a user_id")
         body = await self._request_message(request, discord.context)
         message = await self._api("POST", f"/channels/{_segment(channel_id)}/messages", body)
-        message_id = str(message.get("id") or "")
-        if not message_id:
-            raise DiscordApiError("POST /channels/{id}/messages returned no message id")
+        message_id = required_id(
+            message, DiscordApiError, "POST /channels/{id}/messages", "message"
+        )
         await self.deliveries.save_delivery(
             request.call_id,
             VIA,
@@ -173,17 +169,14 @@ class DiscordChannel(MessageChannel):
             kind=kind,
         )
 
+    async def grant_offered(self, request: ChannelRequest) -> bool:
+        return await grants.grant_offered(self, request)
+
     async def _request_message(
         self, request: ChannelRequest, context: str | None
     ) -> dict[str, Any]:
-        return request_message(
-            request,
-            context=context,
-            base_url=self.settings.base_url,
-            progress=quorum_progress(request),
-            irreversible=await needs_confirmation(self.service, request),
-            grant=await grant_offered(self, request),
-        )
+        offer = await self.offer(request)
+        return request_message(request, context=context, base_url=self.settings.base_url, **offer)
 
     # -- review groups: one message per group and target (see _discord_groups) --------------
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-__all__ = ["call_json", "path_segment"]
+__all__ = ["call_json", "path_segment", "required_id"]
 
 
 def path_segment(value: str, platform: str) -> str:
@@ -37,3 +37,11 @@ async def call_json(
         return {}
     data = response.json()
     return data if isinstance(data, dict) else {}
+
+
+def required_id(answer: dict[str, Any], error: type[Exception], call: str, what: str) -> str:
+    """The ``id`` of what ``call`` created (``answer``), or ``error``: nothing to record."""
+    value = str(answer.get("id") or "")
+    if not value:
+        raise error(f"{call} returned no {what} id")
+    return value

@@ -28,8 +28,6 @@ from functionlayer_server._channels import _slack_groups as _groups
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
-    needs_confirmation,
-    quorum_progress,
 )
 from functionlayer_server._channels._core import MessageChannel
 from functionlayer_server._channels._grant_offer import grant_offered
@@ -102,9 +100,7 @@ class SlackChannel(MessageChannel):
             request,
             context=slack.context_about_channel_or_user,
             base_url=self.settings.base_url,
-            progress=quorum_progress(request),
-            irreversible=await needs_confirmation(self.service, request),
-            grant=await self._grant_offered(request),
+            **await self.offer(request),
         )
         response = await self.client(slack.bot_token).chat_postMessage(
             channel=slack.channel_or_user_id,
@@ -249,7 +245,7 @@ class SlackChannel(MessageChannel):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    async def _grant_offered(self, request: ChannelRequest) -> bool:
+    async def grant_offered(self, request: ChannelRequest) -> bool:
         """Whether the message offers "Approve and allow similar…" (``_grant_offer``)."""
         if not isinstance(request, FunctionCall):
             return False
@@ -279,9 +275,7 @@ class SlackChannel(MessageChannel):
                     request,
                     context=context,
                     base_url=self.settings.base_url,
-                    progress=quorum_progress(request),
-                    irreversible=await needs_confirmation(self.service, request),
-                    grant=await self._grant_offered(request),
+                    **await self.offer(request),
                 )
             )
             try:

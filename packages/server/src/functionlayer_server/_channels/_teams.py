@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import httpx
@@ -47,7 +48,7 @@ from functionlayer_server._channels._base import (
     quorum_progress,
 )
 from functionlayer_server._channels._core import MessageChannel, rewrite_each
-from functionlayer_server._channels._rest import call_json, path_segment
+from functionlayer_server._channels._rest import call_json, path_segment, required_id
 from functionlayer_server._channels._teams_answers import (
     VIA,
     TeamsAnswers,
@@ -105,8 +106,7 @@ def create_channel(
     return TeamsChannel(service, settings, deliveries)
 
 
-def _segment(value: str) -> str:
-    return path_segment(value, "Teams")
+_segment = partial(path_segment, platform="Teams")
 
 
 class TeamsChannel(MessageChannel):
@@ -114,10 +114,11 @@ class TeamsChannel(MessageChannel):
     inbound_path = MESSAGES_PATH
 
     def prepare(self) -> None:
-        self.keys = BotFrameworkKeys(self.settings.teams_openid_url)
+        # The bot token (client credentials), cached until shortly before it expires.
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
+        self.keys = BotFrameworkKeys(self.settings.teams_openid_url)
         self.answers = TeamsAnswers(self)
 
     # -- the connector -----------------------------------------------------------------------
@@ -170,9 +171,8 @@ class TeamsChannel(MessageChannel):
         answer = await self._connector(
             "POST", f"/v3/conversations/{_segment(conversation)}/activities", message_activity(card)
         )
-        activity_id = str(answer.get("id") or "")
-        if not activity_id:
-            raise TeamsApiError("POST /v3/conversations/{id}/activities returned no activity id")
+        posted = "POST /v3/conversations/{id}/activities"
+        activity_id = required_id(answer, TeamsApiError, posted, "activity")
         await self.deliveries.save_delivery(
             request.call_id,
             VIA,

@@ -30,7 +30,8 @@ from functionlayer.display import (
 )
 from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
-from functionlayer_server._outcome import OutcomeTable, outcome, render
+from functionlayer_server._channels._chat_outcome import OutcomeMarks, chat_outcomes
+from functionlayer_server._outcome import outcome, render
 from functionlayer_server._policy import option_text
 from functionlayer_server._schema import allowed
 
@@ -348,17 +349,7 @@ def request_card(
     return _card(body, actions)
 
 
-OUTCOME = OutcomeTable(
-    lines={
-        "pending": "Pending",
-        "approved": "Approved by {who}{edited}{approvals}{comment_suffix}",
-        "rejected": "Rejected{option} by {who}: {comment}",
-        "answered": "Answered by {who}: {response}",
-        "answered_instead": "Answered instead by {who}: {response}",
-        "expired": "Expired{comment_suffix}",
-        "abandoned": "Abandoned (the agent stopped waiting){comment_suffix}",
-    }
-)
+OUTCOME = chat_outcomes(OutcomeMarks())
 
 
 def outcome_text(request: FunctionCall | HumanContact) -> str:
