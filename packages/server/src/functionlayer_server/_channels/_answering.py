@@ -9,9 +9,11 @@ found here first. Nothing here decides; the service decides each request once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
+
+from functionlayer.models import ResponseOption
 
 from functionlayer_server._channels._base import ChannelRequest, find_delivery
 from functionlayer_server._channels._planning import request_kind
@@ -31,6 +33,7 @@ __all__ = [
     "allowed_identities",
     "audit_refused",
     "authorize_person",
+    "chosen_option",
     "delivered_to",
     "refusals",
 ]
@@ -48,6 +51,15 @@ class Refused(Exception):
 class NeedsConfirmation(Exception):
     """Approve on an irreversible function: nothing was decided; the clicker is asked to
     confirm with a second, deliberate click."""
+
+
+def chosen_option(options: Sequence[ResponseOption] | None, index: int) -> str:
+    """The name of the option a button stands for (its place in the request's ``options``),
+    or :class:`Refused` when the request has no such option."""
+    listed = options or []
+    if index >= len(listed):
+        raise Refused("This option is not part of the request.")
+    return listed[index].name
 
 
 class _Target(Protocol):

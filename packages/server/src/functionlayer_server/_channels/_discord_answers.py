@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from functionlayer.models import (
@@ -19,7 +19,11 @@ from functionlayer.models import (
 )
 
 from functionlayer_server._channels import _discord_ids as ids
-from functionlayer_server._channels._answering import NeedsConfirmation, refusals
+from functionlayer_server._channels._answering import (
+    NeedsConfirmation,
+    chosen_option,
+    refusals,
+)
 from functionlayer_server._channels._base import (
     ChannelRequest,
     first_time,
@@ -43,11 +47,13 @@ from functionlayer_server._channels._discord_messages import (
     request_message,
 )
 from functionlayer_server._channels._discord_parts import DiscordApiError, text_input, user_of
-from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT
+from functionlayer_server._service import FUNCTION_CALL
 
 __all__ = ["VIA", "DiscordAnswers"]
 
 log = logging.getLogger("functionlayer_server.channels.discord")
+
+Answered = TypeVar("Answered", FunctionCall, HumanContact)
 
 _SEEN_KEY = "discord:interaction:"
 # Interaction types (Discord API).
@@ -141,14 +147,11 @@ class DiscordAnswers:
                         "call: open it in the inbox to decide."
                     )
                 confirmed = ref.action == ids.ACTION_CONFIRM
+                approve = FunctionCallStatus(
+                    approved=True, confirmed_irreversible=confirmed or None
+                )
                 try:
-                    return await self._decide(
-                        request,
-                        FunctionCallStatus(approved=True, confirmed_irreversible=confirmed or None),
-                        user,
-                        target,
-                        message_id,
-                    )
+                    return await self._decide(request, approve, user, target, message_id)
                 except NeedsConfirmation:
                     if len(self.channel.confirming) > 1000:
                         self.channel.confirming.clear()
@@ -157,26 +160,15 @@ class DiscordAnswers:
             if ref.action == ids.ACTION_REJECT:
                 return modal(request, str(data.get("custom_id")))
             if ref.action == ids.ACTION_REJECT_OPTION and ref.option is not None:
-                options = request.spec.reject_options or []
-                if ref.option >= len(options):
-                    raise Refused("This option is not part of the request.")
-                return await self._decide(
-                    request,
-                    FunctionCallStatus(approved=False, reject_option_name=options[ref.option].name),
-                    user,
-                    target,
-                    message_id,
-                )
+                name = chosen_option(request.spec.reject_options, ref.option)
+                decision = FunctionCallStatus(approved=False, reject_option_name=name)
+                return await self._decide(request, decision, user, target, message_id)
         else:
             if ref.action == ids.ACTION_REPLY:
                 return modal(request, str(data.get("custom_id")))
             if ref.action == ids.ACTION_RESPOND_OPTION and ref.option is not None:
-                response_options = request.spec.response_options or []
-                if ref.option >= len(response_options):
-                    raise Refused("This option is not part of the request.")
-                return await self._answer(
-                    request, None, response_options[ref.option].name, user, target, message_id
-                )
+                name = chosen_option(request.spec.response_options, ref.option)
+                return await self._answer(request, None, name, user, target, message_id)
         raise Refused("This button does not match the request.")
 
     async def _submit(
@@ -193,19 +185,36 @@ class DiscordAnswers:
         await self.checks.check_open(request, user)
         target = await self.checks.authorize(request, user, channel_id, message_id)
         if isinstance(request, FunctionCall) and ref.action == ids.ACTION_REJECT:
-            return await self._decide(
-                request,
-                FunctionCallStatus(approved=False, comment=text),
-                user,
-                target,
-                message_id,
-            )
+            decision = FunctionCallStatus(approved=False, comment=text)
+            return await self._decide(request, decision, user, target, message_id)
         if isinstance(request, HumanContact) and ref.action == ids.ACTION_REPLY:
             return await self._answer(request, text, None, user, target, message_id)
         raise Refused("This form does not match the request.")
 
-    def _audit_already(self, request: ChannelRequest, user: str) -> Callable[[], Awaitable[None]]:
-        return lambda: self.checks.audit_refusal(request, user, "already decided")
+    async def _respond(
+        self,
+        request: Answered,
+        user: str,
+        message_id: str,
+        respond: Callable[[], Awaitable[Answered]],
+        *,
+        confirm: bool = False,
+    ) -> Answered:
+        """``respond`` (the service's decision or answer) while this message is left to the
+        interaction's response (``update`` rewrites the others); the service's refusals become
+        :class:`Refused` (``refusals``)."""
+        key = (kind_of(request), request.call_id)
+        self.channel.inline[key] = message_id
+
+        async def already() -> None:
+            await self.checks.audit_refusal(request, user, "already decided")
+
+        async with refusals(already, confirm=confirm):
+            try:
+                return await respond()
+            except BaseException:
+                self.channel.inline.pop(key, None)
+                raise
 
     async def _decide(
         self,
@@ -215,22 +224,21 @@ class DiscordAnswers:
         target: DiscordContactChannel,
         message_id: str,
     ) -> dict[str, Any]:
-        key = (FUNCTION_CALL, call.call_id)
-        self.channel.inline[key] = message_id
-        async with refusals(self._audit_already(call, user), confirm=True):
-            try:
-                result = await self.channel.service.respond_function_call(
-                    call.call_id,
-                    decision,
-                    responder=f"discord:{user}",
-                    via=VIA,
-                    via_identities=self.checks.via_identities(target),
-                )
-            except BaseException:
-                self.channel.inline.pop(key, None)
-                raise
+        result = await self._respond(
+            call,
+            user,
+            message_id,
+            lambda: self.channel.service.respond_function_call(
+                call.call_id,
+                decision,
+                responder=f"discord:{user}",
+                via=VIA,
+                via_identities=self.checks.via_identities(target),
+            ),
+            confirm=True,
+        )
         if not result.completed:  # quorum: recorded, more approvals needed
-            self.channel.inline.pop(key, None)
+            self.channel.inline.pop((FUNCTION_CALL, call.call_id), None)
             others = [
                 d
                 for d in await self.channel.deliveries_of(result)
@@ -264,19 +272,18 @@ class DiscordAnswers:
         target: DiscordContactChannel,
         message_id: str,
     ) -> dict[str, Any]:
-        key = (HUMAN_CONTACT, contact.call_id)
-        self.channel.inline[key] = message_id
-        async with refusals(self._audit_already(contact, user)):
-            try:
-                result = await self.channel.service.respond_human_contact(
-                    contact.call_id,
-                    response=response,
-                    response_option_name=option,
-                    responder=f"discord:{user}",
-                    via=VIA,
-                    via_identities=self.checks.via_identities(target),
-                )
-            except BaseException:
-                self.channel.inline.pop(key, None)
-                raise
+        identities = self.checks.via_identities(target)
+        result = await self._respond(
+            contact,
+            user,
+            message_id,
+            lambda: self.channel.service.respond_human_contact(
+                contact.call_id,
+                response=response,
+                response_option_name=option,
+                responder=f"discord:{user}",
+                via=VIA,
+                via_identities=identities,
+            ),
+        )
         return {"type": UPDATE_MESSAGE, "data": decided_message(result, context=target.context)}

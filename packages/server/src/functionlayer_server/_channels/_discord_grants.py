@@ -40,7 +40,6 @@ from functionlayer_server._channels._discord_messages import (
 )
 from functionlayer_server._channels._discord_parts import user_of
 from functionlayer_server._errors import ServerError
-from functionlayer_server._policy import Identity
 from functionlayer_server._service import FUNCTION_CALL
 
 __all__ = ["DiscordGrants", "form_fits", "grant_form", "grant_offered", "is_grant_form"]
@@ -243,22 +242,13 @@ class DiscordGrants:
         if not await grant_offered(self.channel, call):
             raise Refused("The operator's policy allows no grant for this call.")
         self.channel.granting.pop((user, call.call_id), None)
-        identities = self.checks.via_identities(target)
-        person = await self.channel.service.authorize(
-            FUNCTION_CALL,
-            call.call_id,
-            Identity("discord", user),
-            via=VIA,
-            via_identities=identities,
-        )
-        grant = await offer.approve_and_grant(
+        grant = await offer.chat_grant(
             self.channel.service,
             call,
             parsed_choice,
-            person=person.name,
-            responder=f"discord:{user}",
             via=VIA,
-            via_identities=identities,
+            user=user,
+            via_identities=self.checks.via_identities(target),
         )
         text = f"Approved, and granted ({grant.id}): {offer.describe_choice(call, parsed_choice)}."
         done = {"content": clip(escape(text), CONTENT_LIMIT), "embeds": [], "components": []}

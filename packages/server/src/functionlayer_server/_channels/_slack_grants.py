@@ -155,22 +155,13 @@ class SlackGrantAnswers:
             if not view_id or not await first_time(service.store, _GRANT_SEEN_KEY + view_id[:200]):
                 raise Refused("This form was already submitted: nothing more was granted.")
             choice = offer.GrantChoice.parse(call, grant_picks(view))
-            identities = slack_identities(target)
-            person = await service.authorize(
-                FUNCTION_CALL,
-                call.call_id,
-                Identity("slack", user),
-                via=VIA,
-                via_identities=identities,
-            )
-            grant = await offer.approve_and_grant(
+            grant = await offer.chat_grant(
                 service,
                 call,
                 choice,
-                person=person.name,
-                responder=f"slack:{user}",
                 via=VIA,
-                via_identities=identities,
+                user=user,
+                via_identities=slack_identities(target),
             )
         except Refused as refused:
             return _grant_error(str(refused))

@@ -23,6 +23,7 @@ from functionlayer_server._channels._answering import (
     allowed_identities,
     audit_refused,
     authorize_person,
+    chosen_option,
     delivered_to,
     refusals,
 )
@@ -154,24 +155,17 @@ class TeamsAnswers:
                 decision = FunctionCallStatus(approved=False, comment=text)
                 return await self._decide(request, decision, user, target)
             if ref.action == ACTION_REJECT_OPTION and ref.option is not None:
-                options = request.spec.reject_options or []
-                if ref.option >= len(options):
-                    raise Refused("This option is not part of the request.")
-                decision = FunctionCallStatus(
-                    approved=False, reject_option_name=options[ref.option].name
-                )
+                name = chosen_option(request.spec.reject_options, ref.option)
+                decision = FunctionCallStatus(approved=False, reject_option_name=name)
                 return await self._decide(request, decision, user, target)
         else:
             if ref.action == ACTION_REPLY:
                 if not text:
                     raise Refused("Please write something: it is what the agent gets back.")
-                return await self._answer(request, text, None, user, target)
+                return await self._answer(request, user, target, response=text)
             if ref.action == ACTION_RESPOND_OPTION and ref.option is not None:
-                response_options = request.spec.response_options or []
-                if ref.option >= len(response_options):
-                    raise Refused("This option is not part of the request.")
-                name = response_options[ref.option].name
-                return await self._answer(request, None, name, user, target)
+                name = chosen_option(request.spec.response_options, ref.option)
+                return await self._answer(request, user, target, option=name)
         await audit_refused(
             self.channel.service, request, VIA, user, "the action does not match the request"
         )
@@ -211,10 +205,11 @@ class TeamsAnswers:
     async def _answer(
         self,
         contact: HumanContact,
-        response: str | None,
-        option: str | None,
         user: str,
         target: TeamsContactChannel,
+        *,
+        response: str | None = None,
+        option: str | None = None,
     ) -> dict[str, Any]:
         async with refusals(self._already(contact, user)):
             result = await self.channel.service.respond_human_contact(
