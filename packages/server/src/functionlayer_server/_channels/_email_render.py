@@ -5,7 +5,7 @@ template is rendered with autoescaping on (the text part goes out as text/plain,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 from functionlayer.display import (
@@ -49,8 +49,7 @@ class LinkPage:
     irreversible: bool = False
 
 
-@dataclass(frozen=True)
-class EmailContent:
+class EmailContent(NamedTuple):
     """A request email: its subject and its two parts."""
 
     subject: str

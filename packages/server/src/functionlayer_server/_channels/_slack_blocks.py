@@ -5,6 +5,7 @@ users, forge links or add blocks: blocks are built here from fixed templates onl
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -287,14 +288,28 @@ def decided_blocks(
     return [*_describe_request(request, context), _section(outcome_text(request))]
 
 
-def _modal(
-    callback_id: str, title: str, label: str, submit: str, metadata: dict[str, Any], intro: str
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Form:
+    """A modal with one text input: its callback id, title, the input's label, submit label."""
+
+    callback_id: str
+    title: str
+    label: str
+    submit: str
+
+
+_REJECT_FORM = _Form(
+    VIEW_REJECT, "Reject", "Feedback for the agent (why not, what to do instead)", "Reject"
+)
+_REPLY_FORM = _Form(VIEW_REPLY, "Reply", "Your answer", "Send")
+
+
+def _modal(form: _Form, metadata: dict[str, Any], intro: str) -> dict[str, Any]:
     return {
         "type": "modal",
-        "callback_id": callback_id,
-        "title": plain(title, 24),
-        "submit": plain(submit, 24),
+        "callback_id": form.callback_id,
+        "title": plain(form.title, 24),
+        "submit": plain(form.submit, 24),
         "close": plain("Cancel", 24),
         "private_metadata": json.dumps(metadata, separators=(",", ":")),
         "blocks": [
@@ -302,7 +317,7 @@ def _modal(
             {
                 "type": "input",
                 "block_id": INPUT_BLOCK,
-                "label": plain(label, 2000),
+                "label": plain(form.label, 2000),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": INPUT_ACTION,
@@ -315,22 +330,9 @@ def _modal(
 
 
 def reject_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
-    return _modal(
-        VIEW_REJECT,
-        "Reject",
-        "Feedback for the agent (why not, what to do instead)",
-        "Reject",
-        metadata,
-        f"Reject `{escape(call.spec.fn)}` (call `{escape(call.call_id)}`)",
-    )
+    intro = f"Reject `{escape(call.spec.fn)}` (call `{escape(call.call_id)}`)"
+    return _modal(_REJECT_FORM, metadata, intro)
 
 
 def reply_modal(contact: HumanContact, metadata: dict[str, Any]) -> dict[str, Any]:
-    return _modal(
-        VIEW_REPLY,
-        "Reply",
-        "Your answer",
-        "Send",
-        metadata,
-        code_block(contact.spec.msg, 2900),
-    )
+    return _modal(_REPLY_FORM, metadata, code_block(contact.spec.msg, 2900))
