@@ -39,6 +39,8 @@ from functionlayer_server._channels._discord_groups import KEYS, MAX_ROWS, group
 from functionlayer_server._channels._discord_ids import digest, kind_of, needs_digest
 from functionlayer_server._channels._discord_messages import decided_message, request_message
 from functionlayer_server._channels._discord_parts import (
+    PING,
+    PONG,
     DiscordApiError,
     discord_target,
     target_key,
@@ -55,15 +57,6 @@ log = logging.getLogger("functionlayer_server.channels.discord")
 INTERACTIONS_PATH = "/channels/discord/interactions"
 MAX_AGE_SECONDS = 300.0
 """Interactions signed longer ago than this (or this far in the future) are refused."""
-
-
-# Interaction types (Discord API).
-PING = 1
-MESSAGE_COMPONENT = 3
-MODAL_SUBMIT = 5
-# Interaction callback types.
-PONG = 1
-UPDATE_MESSAGE = 7
 
 
 def create_channel(

@@ -38,7 +38,7 @@ from functionlayer_server._channels._discord_messages import (
     ephemeral,
     escape,
 )
-from functionlayer_server._channels._discord_parts import user_of
+from functionlayer_server._channels._discord_parts import UPDATE_MESSAGE, user_of
 from functionlayer_server._errors import ServerError
 from functionlayer_server._service import FUNCTION_CALL
 
@@ -49,7 +49,6 @@ log = logging.getLogger("functionlayer_server.channels.discord")
 PREFIX = "fg"
 PARTS = {"s": "scope", "a": "agents", "l": "lifetime", "u": "uses"}
 MAKE = "g"
-UPDATE_MESSAGE = 7
 _INTRO = (
     "Approve **{fn}** and approve future calls like it at once, in your name, without asking "
     "you, until the grant expires, is used up or is revoked. It stops working by itself if you "

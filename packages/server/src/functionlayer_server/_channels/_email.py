@@ -32,7 +32,6 @@ import asyncio
 import email.utils
 import hashlib
 import hmac
-import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -64,13 +63,12 @@ from functionlayer_server._channels._email_render import (
 )
 from functionlayer_server._channels._email_replies import SECRET_HEADER, ReplyInbox, reply_key
 from functionlayer_server._channels._grant_offer import grant_offered
+from functionlayer_server._channels._planning import request_kind
 from functionlayer_server._schema import allowed
-from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
+from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
 
 __all__ = ["INBOUND_PATH", "LINK_PREFIX", "SECRET_HEADER", "EmailChannel", "create_channel"]
-
-log = logging.getLogger("functionlayer_server.channels.email")
 
 INBOUND_PATH = "/email/inbound"
 SMTP_TIMEOUT_SECONDS = 30.0
@@ -89,10 +87,6 @@ class SmtpConfig:
     @property
     def sender_address(self) -> str:
         return email.utils.parseaddr(self.sender)[1]
-
-
-def _kind(request: ChannelRequest) -> str:
-    return FUNCTION_CALL if isinstance(request, FunctionCall) else HUMAN_CONTACT
 
 
 def _address(value: str) -> str:
@@ -211,7 +205,7 @@ class EmailChannel(ChannelCore):
         channel = target.email
         if channel is None:
             raise ValueError("not an email target")
-        kind = _kind(request)
+        kind = request_kind(request)
         to = [_address(channel.address)]
         cc: list[str] = []
         bcc: list[str] = []
@@ -301,7 +295,7 @@ class EmailChannel(ChannelCore):
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """A short confirmation in each recipient's thread: who decided what."""
         text = render_decision(request)
-        kind = _kind(request)
+        kind = request_kind(request)
         batch: list[tuple[EmailMessage, list[str]]] = []
         seen: set[str] = set()
         for delivery in deliveries:
