@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer import display
+import functionlayer.display as display
 from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._channels._chat_outcome import OutcomeMarks, chat_outcomes
