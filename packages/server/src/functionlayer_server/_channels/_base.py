@@ -23,6 +23,7 @@ from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 __all__ = [
     "Channel",
     "ChannelRequest",
+    "Deliveries",
     "DeliveryStore",
     "find_delivery",
     "first_time",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 ChannelRequest = FunctionCall | HumanContact
+Deliveries = list[dict[str, Any]]
+"""A channel's saved deliveries of one request (their ``data`` dicts)."""
 
 
 class DeliveryStore(Protocol):

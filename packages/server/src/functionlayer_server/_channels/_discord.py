@@ -15,35 +15,37 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from functionlayer.models import ContactChannel, DiscordContactChannel, FunctionCall
 
 if TYPE_CHECKING:
     from nacl.signing import VerifyKey
 
+from functionlayer_server._channels import _discord_grants as grants
 from functionlayer_server._channels import _group_messages as shared
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
-    needs_confirmation,
-    quorum_progress,
 )
+from functionlayer_server._channels._core import MessageChannel, rewrite_each
 from functionlayer_server._channels._discord_answers import VIA, DiscordAnswers
 from functionlayer_server._channels._discord_checks import REF_KEY
-from functionlayer_server._channels._discord_grants import grant_offered
 from functionlayer_server._channels._discord_groups import KEYS, MAX_ROWS, group_message, joinable
 from functionlayer_server._channels._discord_ids import digest, kind_of, needs_digest
 from functionlayer_server._channels._discord_messages import decided_message, request_message
 from functionlayer_server._channels._discord_parts import (
+    PING,
+    PONG,
     DiscordApiError,
     discord_target,
     target_key,
 )
+from functionlayer_server._channels._rest import call_json, path_segment, required_id
 from functionlayer_server._extras import require_extra
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 from functionlayer_server._settings import Settings
@@ -55,15 +57,6 @@ log = logging.getLogger("functionlayer_server.channels.discord")
 INTERACTIONS_PATH = "/channels/discord/interactions"
 MAX_AGE_SECONDS = 300.0
 """Interactions signed longer ago than this (or this far in the future) are refused."""
-
-
-# Interaction types (Discord API).
-PING = 1
-MESSAGE_COMPONENT = 3
-MODAL_SUBMIT = 5
-# Interaction callback types.
-PONG = 1
-UPDATE_MESSAGE = 7
 
 
 def create_channel(
@@ -95,24 +88,15 @@ def _unauthorized(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": "unauthorized"}, status_code=401)
 
 
-def _segment(value: str) -> str:
-    """One path segment of a REST URL (ids come from requests: never let them add segments)."""
-    value = value.strip()
-    if not value or value in (".", ".."):
-        raise ValueError(f"not a Discord id: {value!r}")
-    return quote(value, safe="")
+_segment = partial(path_segment, platform="Discord")
 
 
-class DiscordChannel:
+class DiscordChannel(MessageChannel):
     name = VIA
+    inbound_path = INTERACTIONS_PATH
 
-    def __init__(
-        self, service: ApprovalService, settings: Settings, deliveries: DeliveryStore
-    ) -> None:
-        self.service = service
-        self.settings = settings
-        self.deliveries = deliveries
-        self.verify_key = _verify_key(settings.discord_public_key)
+    def prepare(self) -> None:
+        self.verify_key = _verify_key(self.settings.discord_public_key)
         # (kind, call_id) -> the message an UPDATE_MESSAGE response is rewriting right now, so
         # update() leaves it alone and PATCHes only the other deliveries.
         self.inline: dict[tuple[str, str], str] = {}
@@ -132,30 +116,14 @@ class DiscordChannel:
         token = self.settings.discord_bot_token
         if not token:
             raise RuntimeError("no Discord bot token: set FUNCTIONLAYER_SERVER_DISCORD_BOT_TOKEN")
+        headers = {
+            "Authorization": f"Bot {token}",
+            "User-Agent": "DiscordBot (https://github.com/functionlayer, 0.4.0)",
+        }
         base = self.settings.discord_api_base.rstrip("/")
-        async with httpx.AsyncClient(timeout=15) as client:
-            response = await client.request(
-                method,
-                base + path,
-                json=body,
-                headers={
-                    "Authorization": f"Bot {token}",
-                    "User-Agent": "DiscordBot (https://github.com/functionlayer, 0.4.0)",
-                },
-            )
-        if response.status_code >= 400:
-            raise DiscordApiError(
-                f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}"
-            )
-        if not response.content:
-            return {}
-        data = response.json()
-        return data if isinstance(data, dict) else {}
+        return await call_json(method, base, path, body, headers, DiscordApiError)
 
     # -- the Channel protocol ---------------------------------------------------------------
-
-    def handles(self, target: ContactChannel) -> bool:
-        return target.discord is not None
 
     async def deliver(self, request: ChannelRequest, target: ContactChannel, *, tier: int) -> None:
         discord = target.discord
@@ -174,23 +142,14 @@ class DiscordChannel:
             dm = await self._api(
                 "POST", "/users/@me/channels", {"recipient_id": discord.user_id.strip()}
             )
-            channel_id = str(dm.get("id") or "")
-            if not channel_id:
-                raise DiscordApiError("POST /users/@me/channels returned no channel id")
+            channel_id = required_id(dm, DiscordApiError, "POST /users/@me/channels", "channel")
         else:
             raise ValueError("a Discord target needs a channel_id or a user_id")
-        body = request_message(
-            request,
-            context=discord.context,
-            base_url=self.settings.base_url,
-            progress=quorum_progress(request),
-            irreversible=await needs_confirmation(self.service, request),
-            grant=await grant_offered(self, request),
-        )
+        body = await self._request_message(request, discord.context)
         message = await self._api("POST", f"/channels/{_segment(channel_id)}/messages", body)
-        message_id = str(message.get("id") or "")
-        if not message_id:
-            raise DiscordApiError("POST /channels/{id}/messages returned no message id")
+        message_id = required_id(
+            message, DiscordApiError, "POST /channels/{id}/messages", "message"
+        )
         await self.deliveries.save_delivery(
             request.call_id,
             VIA,
@@ -202,6 +161,15 @@ class DiscordChannel:
             },
             kind=kind,
         )
+
+    async def grant_offered(self, request: ChannelRequest) -> bool:
+        return await grants.grant_offered(self, request)
+
+    async def _request_message(
+        self, request: ChannelRequest, context: str | None
+    ) -> dict[str, Any]:
+        offer = await self.offer(request)
+        return request_message(request, context=context, base_url=self.settings.base_url, **offer)
 
     # -- review groups: one message per group and target (see _discord_groups) --------------
 
@@ -250,55 +218,49 @@ class DiscordChannel:
         skip = self.inline.pop((kind_of(request), request.call_id), None)
         await self.rewrite(request, deliveries, decided=True, skip=skip)
 
-    def router(self) -> APIRouter:
-        router = APIRouter()
+    async def receive(self, request: Request) -> Response:
+        body = await request.body()
+        if self.verify_key is None:
+            return _unauthorized(
+                "Discord interactions are disabled: no application public key is configured"
+            )
+        signature = request.headers.get("x-signature-ed25519", "")
+        timestamp = request.headers.get("x-signature-timestamp", "")
+        if not signature or not timestamp:
+            return _unauthorized("unsigned Discord interaction")
+        from nacl.exceptions import BadSignatureError
 
-        @router.post(INTERACTIONS_PATH, include_in_schema=False)
-        async def interactions(request: Request) -> Response:
-            body = await request.body()
-            if self.verify_key is None:
-                return _unauthorized(
-                    "Discord interactions are disabled: no application public key is configured"
-                )
-            signature = request.headers.get("x-signature-ed25519", "")
-            timestamp = request.headers.get("x-signature-timestamp", "")
-            if not signature or not timestamp:
-                return _unauthorized("unsigned Discord interaction")
-            from nacl.exceptions import BadSignatureError
-
-            try:
-                self.verify_key.verify(timestamp.encode() + body, bytes.fromhex(signature))
-            except (BadSignatureError, ValueError, TypeError):
-                return _unauthorized("invalid Discord signature")
-            try:
-                signed_at = float(timestamp)
-            except ValueError:
-                return _unauthorized("invalid Discord signature timestamp")
-            if not abs(time.time() - signed_at) <= MAX_AGE_SECONDS:
-                return _unauthorized("stale Discord interaction")
-            try:
-                payload = json.loads(body)
-                if not isinstance(payload, dict):
-                    raise ValueError("payload is not an object")
-            except (ValueError, UnicodeDecodeError) as exc:
-                return JSONResponse(
-                    {"detail": f"malformed Discord payload: {exc}", "code": "bad_request"},
-                    status_code=400,
-                )
-            if payload.get("type") == PING:
-                return JSONResponse({"type": PONG})
-            interaction_id = str(payload.get("id") or "")
-            if not interaction_id:
-                return JSONResponse(
-                    {"detail": "Discord interaction without an id", "code": "bad_request"},
-                    status_code=400,
-                )
-            if not await self.answers.first_time_seen(interaction_id):
-                await self.answers.audit_replay(payload, interaction_id)
-                return _unauthorized("replayed Discord interaction")
-            return JSONResponse(await self.handle_payload(payload))
-
-        return router
+        try:
+            self.verify_key.verify(timestamp.encode() + body, bytes.fromhex(signature))
+        except (BadSignatureError, ValueError, TypeError):
+            return _unauthorized("invalid Discord signature")
+        try:
+            signed_at = float(timestamp)
+        except ValueError:
+            return _unauthorized("invalid Discord signature timestamp")
+        if not abs(time.time() - signed_at) <= MAX_AGE_SECONDS:
+            return _unauthorized("stale Discord interaction")
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("payload is not an object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return JSONResponse(
+                {"detail": f"malformed Discord payload: {exc}", "code": "bad_request"},
+                status_code=400,
+            )
+        if payload.get("type") == PING:
+            return JSONResponse({"type": PONG})
+        interaction_id = str(payload.get("id") or "")
+        if not interaction_id:
+            return JSONResponse(
+                {"detail": "Discord interaction without an id", "code": "bad_request"},
+                status_code=400,
+            )
+        if not await self.answers.first_time_seen(interaction_id):
+            await self.answers.audit_replay(payload, interaction_id)
+            return _unauthorized("replayed Discord interaction")
+        return JSONResponse(await self.handle_payload(payload))
 
     # -- interactions ------------------------------------------------------------------------
 
@@ -306,44 +268,31 @@ class DiscordChannel:
         """Act on a verified, first-seen interaction (in ``_discord_answers``)."""
         return await self.answers.handle_payload(payload)
 
-    async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]:
-        return await self.deliveries.load_deliveries(
-            request.call_id, channel=VIA, kind=kind_of(request)
-        )
-
     async def rewrite(
         self,
         request: ChannelRequest,
         deliveries: list[dict[str, Any]],
         *,
         decided: bool,
-        skip: str | None,
+        skip: str | None = None,
     ) -> None:
-        errors: list[str] = []
-        for delivery in deliveries:
+        async def build(delivery: dict[str, Any]) -> dict[str, Any] | None:
             if skip is not None and delivery.get("message") == skip:
-                continue
+                return None
             target = discord_target(request, str(delivery.get("target")))
             context = target.context if target else None
-            body = await self.group_body(request, delivery, context) or (
+            return await self.group_body(request, delivery, context) or (
                 decided_message(request, context=context)
                 if decided
-                else request_message(
-                    request,
-                    context=context,
-                    base_url=self.settings.base_url,
-                    progress=quorum_progress(request),
-                    irreversible=await needs_confirmation(self.service, request),
-                    grant=await grant_offered(self, request),
-                )
+                else await self._request_message(request, context)
             )
-            try:
-                path = (
-                    f"/channels/{_segment(str(delivery.get('channel')))}"
-                    f"/messages/{_segment(str(delivery.get('message')))}"
-                )
-                await self._api("PATCH", path, body)
-            except (DiscordApiError, httpx.HTTPError, ValueError, RuntimeError) as exc:
-                errors.append(str(exc))
-        if errors:
-            raise RuntimeError("; ".join(errors))
+
+        async def send(delivery: dict[str, Any], body: dict[str, Any]) -> None:
+            path = (
+                f"/channels/{_segment(str(delivery.get('channel')))}"
+                f"/messages/{_segment(str(delivery.get('message')))}"
+            )
+            await self._api("PATCH", path, body)
+
+        errors = (DiscordApiError, httpx.HTTPError, ValueError, RuntimeError)
+        await rewrite_each(deliveries, build, send, errors)

@@ -7,7 +7,8 @@ and replays are checked by ``_discord``'s route first). Refusals are shown only 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 from functionlayer.models import (
@@ -17,6 +18,12 @@ from functionlayer.models import (
     HumanContact,
 )
 
+from functionlayer_server._channels import _discord_ids as ids
+from functionlayer_server._channels._answering import (
+    NeedsConfirmation,
+    chosen_option,
+    refusals,
+)
 from functionlayer_server._channels._base import (
     ChannelRequest,
     first_time,
@@ -30,18 +37,7 @@ from functionlayer_server._channels._discord_checks import (
     Refused,
 )
 from functionlayer_server._channels._discord_grants import DiscordGrants, is_grant_form
-from functionlayer_server._channels._discord_ids import (
-    ACTION_APPROVE,
-    ACTION_CONFIRM,
-    ACTION_GRANT,
-    ACTION_REJECT,
-    ACTION_REJECT_OPTION,
-    ACTION_REPLY,
-    ACTION_RESPOND_OPTION,
-    ButtonRef,
-    kind_of,
-    parse_custom_id,
-)
+from functionlayer_server._channels._discord_ids import ButtonRef, kind_of, parse_custom_id
 from functionlayer_server._channels._discord_messages import (
     arguments_fit,
     confirm_message,
@@ -50,30 +46,31 @@ from functionlayer_server._channels._discord_messages import (
     modal,
     request_message,
 )
-from functionlayer_server._channels._discord_parts import DiscordApiError, text_input, user_of
-from functionlayer_server._errors import (
-    AlreadyDecidedError,
-    ConfirmationRequiredError,
-    ForbiddenError,
-    InvalidDecisionError,
+from functionlayer_server._channels._discord_parts import (
+    MESSAGE_COMPONENT,
+    MODAL_SUBMIT,
+    UPDATE_MESSAGE,
+    DiscordApiError,
+    text_input,
+    user_of,
 )
-from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT
+from functionlayer_server._service import FUNCTION_CALL
 
 __all__ = ["VIA", "DiscordAnswers"]
 
 log = logging.getLogger("functionlayer_server.channels.discord")
 
+Answered = TypeVar("Answered", FunctionCall, HumanContact)
+
 _SEEN_KEY = "discord:interaction:"
-# Interaction types (Discord API).
-MESSAGE_COMPONENT = 3
-MODAL_SUBMIT = 5
-# Interaction callback types.
-UPDATE_MESSAGE = 7
 
 
-class _NeedsConfirmation(Exception):
-    """Approve on an irreversible function: nothing was decided; the clicker is asked to
-    confirm with a second, deliberate click."""
+class _At(NamedTuple):
+    """Who answered, and on which message (as the interaction names them)."""
+
+    user: str
+    channel_id: str
+    message_id: str
 
 
 class DiscordAnswers:
@@ -117,17 +114,19 @@ class DiscordAnswers:
             return ephemeral("This is not a FunctionLayer request.")
         if ref.modal != (kind == MODAL_SUBMIT):
             return ephemeral("This is not a FunctionLayer request.")
-        user = user_of(payload)
         message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
         assert isinstance(message, dict)
-        channel_id = str(payload.get("channel_id") or message.get("channel_id") or "")
-        message_id = str(message.get("id") or "")
+        at = _At(
+            user_of(payload),
+            str(payload.get("channel_id") or message.get("channel_id") or ""),
+            str(message.get("id") or ""),
+        )
         try:
             request = await self.checks.load(ref)
             if kind == MESSAGE_COMPONENT:
-                return await self._click(request, ref, user, channel_id, message_id, data)
+                return await self._click(request, ref, at, data)
             text = (text_input(data.get("components")) or "").strip()
-            return await self._submit(request, ref, user, channel_id, message_id, text)
+            return await self._submit(request, ref, at, text)
         except Refused as refused:
             return ephemeral(str(refused))
         except Exception:
@@ -135,130 +134,113 @@ class DiscordAnswers:
             return ephemeral("Something went wrong on the FunctionLayer server; nothing changed.")
 
     async def _click(
-        self,
-        request: ChannelRequest,
-        ref: ButtonRef,
-        user: str,
-        channel_id: str,
-        message_id: str,
-        data: dict[str, Any],
+        self, request: ChannelRequest, ref: ButtonRef, at: _At, data: dict[str, Any]
     ) -> dict[str, Any]:
+        user, channel_id, message_id = at
         await self.checks.check_open(request, user)
-        if ref.action == ACTION_CONFIRM:
+        if ref.action == ids.ACTION_CONFIRM:
             remembered = self.channel.confirming.pop((user, request.call_id), None)
             if remembered is None or remembered[0] != channel_id:
                 raise Refused("This confirmation expired: click Approve on the request again.")
             message_id = remembered[1]
+            at = _At(user, channel_id, message_id)
         target = await self.checks.authorize(request, user, channel_id, message_id)
-        if isinstance(request, FunctionCall) and ref.action == ACTION_GRANT:
+        if isinstance(request, FunctionCall) and ref.action == ids.ACTION_GRANT:
             return await self.grants.open_form(request, user, channel_id, message_id)
         if isinstance(request, FunctionCall):
-            if ref.action in (ACTION_APPROVE, ACTION_CONFIRM):
+            if ref.action in (ids.ACTION_APPROVE, ids.ACTION_CONFIRM):
                 if not arguments_fit(request):
                     raise Refused(
                         "This message cannot show every argument, so it cannot approve the "
                         "call: open it in the inbox to decide."
                     )
-                confirmed = ref.action == ACTION_CONFIRM
+                confirmed = ref.action == ids.ACTION_CONFIRM
+                approve = FunctionCallStatus(
+                    approved=True, confirmed_irreversible=confirmed or None
+                )
                 try:
-                    return await self._decide(
-                        request,
-                        FunctionCallStatus(approved=True, confirmed_irreversible=confirmed or None),
-                        user,
-                        target,
-                        message_id,
-                    )
-                except _NeedsConfirmation:
+                    return await self._decide(request, approve, at, target)
+                except NeedsConfirmation:
                     if len(self.channel.confirming) > 1000:
                         self.channel.confirming.clear()
                     self.channel.confirming[(user, request.call_id)] = (channel_id, message_id)
                     return confirm_message(request)
-            if ref.action == ACTION_REJECT:
+            if ref.action == ids.ACTION_REJECT:
                 return modal(request, str(data.get("custom_id")))
-            if ref.action == ACTION_REJECT_OPTION and ref.option is not None:
-                options = request.spec.reject_options or []
-                if ref.option >= len(options):
-                    raise Refused("This option is not part of the request.")
-                return await self._decide(
-                    request,
-                    FunctionCallStatus(approved=False, reject_option_name=options[ref.option].name),
-                    user,
-                    target,
-                    message_id,
-                )
+            if ref.action == ids.ACTION_REJECT_OPTION and ref.option is not None:
+                name = chosen_option(request.spec.reject_options, ref.option)
+                decision = FunctionCallStatus(approved=False, reject_option_name=name)
+                return await self._decide(request, decision, at, target)
         else:
-            if ref.action == ACTION_REPLY:
+            if ref.action == ids.ACTION_REPLY:
                 return modal(request, str(data.get("custom_id")))
-            if ref.action == ACTION_RESPOND_OPTION and ref.option is not None:
-                response_options = request.spec.response_options or []
-                if ref.option >= len(response_options):
-                    raise Refused("This option is not part of the request.")
-                return await self._answer(
-                    request, None, response_options[ref.option].name, user, target, message_id
-                )
+            if ref.action == ids.ACTION_RESPOND_OPTION and ref.option is not None:
+                name = chosen_option(request.spec.response_options, ref.option)
+                return await self._answer(request, None, name, at, target)
         raise Refused("This button does not match the request.")
 
     async def _submit(
-        self,
-        request: ChannelRequest,
-        ref: ButtonRef,
-        user: str,
-        channel_id: str,
-        message_id: str,
-        text: str,
+        self, request: ChannelRequest, ref: ButtonRef, at: _At, text: str
     ) -> dict[str, Any]:
+        """A modal's text: the rejection's feedback or the reply."""
+        user, channel_id, message_id = at
         if not text:
             return ephemeral("Please write something: it is what the agent gets back.")
         await self.checks.check_open(request, user)
         target = await self.checks.authorize(request, user, channel_id, message_id)
-        if isinstance(request, FunctionCall) and ref.action == ACTION_REJECT:
-            return await self._decide(
-                request,
-                FunctionCallStatus(approved=False, comment=text),
-                user,
-                target,
-                message_id,
-            )
-        if isinstance(request, HumanContact) and ref.action == ACTION_REPLY:
-            return await self._answer(request, text, None, user, target, message_id)
+        if isinstance(request, FunctionCall) and ref.action == ids.ACTION_REJECT:
+            decision = FunctionCallStatus(approved=False, comment=text)
+            return await self._decide(request, decision, at, target)
+        if isinstance(request, HumanContact) and ref.action == ids.ACTION_REPLY:
+            return await self._answer(request, text, None, at, target)
         raise Refused("This form does not match the request.")
+
+    async def _respond(
+        self,
+        request: Answered,
+        at: _At,
+        respond: Callable[[], Awaitable[Answered]],
+        *,
+        confirm: bool = False,
+    ) -> Answered:
+        """``respond`` (the service's decision or answer) while this message is left to the
+        interaction's response (``update`` rewrites the others); the service's refusals become
+        :class:`Refused` (``refusals``)."""
+        key = (kind_of(request), request.call_id)
+        self.channel.inline[key] = at.message_id
+
+        async def already() -> None:
+            await self.checks.audit_refusal(request, at.user, "already decided")
+
+        async with refusals(already, confirm=confirm):
+            try:
+                return await respond()
+            except BaseException:
+                self.channel.inline.pop(key, None)
+                raise
 
     async def _decide(
         self,
         call: FunctionCall,
         decision: FunctionCallStatus,
-        user: str,
+        at: _At,
         target: DiscordContactChannel,
-        message_id: str,
     ) -> dict[str, Any]:
-        key = (FUNCTION_CALL, call.call_id)
-        self.channel.inline[key] = message_id
-        try:
-            result = await self.channel.service.respond_function_call(
+        user, message_id = at.user, at.message_id
+        identities = self.checks.via_identities(target)
+
+        def decide() -> Awaitable[FunctionCall]:
+            return self.channel.service.respond_function_call(
                 call.call_id,
                 decision,
                 responder=f"discord:{user}",
                 via=VIA,
-                via_identities=self.checks.via_identities(target),
+                via_identities=identities,
             )
-        except AlreadyDecidedError as exc:
-            self.channel.inline.pop(key, None)
-            await self.checks.audit_refusal(call, user, "already decided")
-            raise Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:  # audited by the service
-            self.channel.inline.pop(key, None)
-            raise Refused("You are not allowed to answer this request.") from exc
-        except ConfirmationRequiredError as exc:
-            self.channel.inline.pop(key, None)
-            raise _NeedsConfirmation(exc.message) from exc
-        except InvalidDecisionError as exc:
-            self.channel.inline.pop(key, None)
-            raise Refused(exc.message) from exc
-        except BaseException:
-            self.channel.inline.pop(key, None)
-            raise
+
+        result = await self._respond(call, at, decide, confirm=True)
         if not result.completed:  # quorum: recorded, more approvals needed
-            self.channel.inline.pop(key, None)
+            self.channel.inline.pop((FUNCTION_CALL, call.call_id), None)
             others = [
                 d
                 for d in await self.channel.deliveries_of(result)
@@ -288,32 +270,21 @@ class DiscordAnswers:
         contact: HumanContact,
         response: str | None,
         option: str | None,
-        user: str,
+        at: _At,
         target: DiscordContactChannel,
-        message_id: str,
     ) -> dict[str, Any]:
-        key = (HUMAN_CONTACT, contact.call_id)
-        self.channel.inline[key] = message_id
-        try:
-            result = await self.channel.service.respond_human_contact(
+        user = at.user
+        identities = self.checks.via_identities(target)
+
+        def answer() -> Awaitable[HumanContact]:
+            return self.channel.service.respond_human_contact(
                 contact.call_id,
                 response=response,
                 response_option_name=option,
                 responder=f"discord:{user}",
                 via=VIA,
-                via_identities=self.checks.via_identities(target),
+                via_identities=identities,
             )
-        except AlreadyDecidedError as exc:
-            self.channel.inline.pop(key, None)
-            await self.checks.audit_refusal(contact, user, "already decided")
-            raise Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:
-            self.channel.inline.pop(key, None)
-            raise Refused("You are not allowed to answer this request.") from exc
-        except InvalidDecisionError as exc:
-            self.channel.inline.pop(key, None)
-            raise Refused(exc.message) from exc
-        except BaseException:
-            self.channel.inline.pop(key, None)
-            raise
+
+        result = await self._respond(contact, at, answer)
         return {"type": UPDATE_MESSAGE, "data": decided_message(result, context=target.context)}

@@ -38,9 +38,8 @@ from functionlayer_server._channels._discord_messages import (
     ephemeral,
     escape,
 )
-from functionlayer_server._channels._discord_parts import user_of
+from functionlayer_server._channels._discord_parts import UPDATE_MESSAGE, user_of
 from functionlayer_server._errors import ServerError
-from functionlayer_server._policy import Identity
 from functionlayer_server._service import FUNCTION_CALL
 
 __all__ = ["DiscordGrants", "form_fits", "grant_form", "grant_offered", "is_grant_form"]
@@ -50,7 +49,6 @@ log = logging.getLogger("functionlayer_server.channels.discord")
 PREFIX = "fg"
 PARTS = {"s": "scope", "a": "agents", "l": "lifetime", "u": "uses"}
 MAKE = "g"
-UPDATE_MESSAGE = 7
 _INTRO = (
     "Approve **{fn}** and approve future calls like it at once, in your name, without asking "
     "you, until the grant expires, is used up or is revoked. It stops working by itself if you "
@@ -243,22 +241,13 @@ class DiscordGrants:
         if not await grant_offered(self.channel, call):
             raise Refused("The operator's policy allows no grant for this call.")
         self.channel.granting.pop((user, call.call_id), None)
-        identities = self.checks.via_identities(target)
-        person = await self.channel.service.authorize(
-            FUNCTION_CALL,
-            call.call_id,
-            Identity("discord", user),
-            via=VIA,
-            via_identities=identities,
-        )
-        grant = await offer.approve_and_grant(
+        grant = await offer.chat_grant(
             self.channel.service,
             call,
             parsed_choice,
-            person=person.name,
-            responder=f"discord:{user}",
             via=VIA,
-            via_identities=identities,
+            user=user,
+            via_identities=self.checks.via_identities(target),
         )
         text = f"Approved, and granted ({grant.id}): {offer.describe_choice(call, parsed_choice)}."
         done = {"content": clip(escape(text), CONTENT_LIMIT), "embeds": [], "components": []}

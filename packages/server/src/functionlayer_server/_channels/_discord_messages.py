@@ -24,8 +24,9 @@ from functionlayer.display import (
 from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
 from functionlayer_server._channels import _discord_ids as ids
+from functionlayer_server._channels._chat_outcome import OutcomeMarks, chat_outcomes
 from functionlayer_server._channels._discord_ids import custom_id
-from functionlayer_server._outcome import OutcomeTable, outcome, render
+from functionlayer_server._outcome import outcome, render
 from functionlayer_server._schema import allowed
 
 __all__ = [
@@ -248,19 +249,7 @@ def confirm_message(call: FunctionCall) -> dict[str, Any]:
     }
 
 
-OUTCOME = OutcomeTable(
-    lines={
-        "pending": "Pending",
-        "approved": "✅ **Approved** by {who}{edited}{approvals}{comment_suffix}",
-        "rejected": "❌ **Rejected**{option} by {who}: {comment}",
-        "answered": "💬 **Answered** by {who}: {response}",
-        "answered_instead": "💬 **Answered instead** by {who}: {response}",
-        "expired": "⌛ **Expired**{comment_suffix}",
-        "abandoned": "⌛ **Abandoned** (the agent stopped waiting){comment_suffix}",
-    },
-    text=escape,
-    strong=lambda name: f"**{name}**",
-)
+OUTCOME = chat_outcomes(OutcomeMarks("✅", "❌", "💬", "⌛", bold="**"), escape)
 
 
 def outcome_text(request: FunctionCall | HumanContact) -> str:

@@ -1,5 +1,5 @@
-"""Small pieces of Discord shared by delivery and answers: which target a message went to,
-who clicked, what was typed in a modal, and the REST error."""
+"""Small pieces of Discord shared by delivery and answers: the interaction types, which target
+a message went to, who clicked, what was typed in a modal, and the REST error."""
 
 from __future__ import annotations
 
@@ -11,7 +11,26 @@ from functionlayer_server._channels._base import ChannelRequest
 from functionlayer_server._channels._discord_messages import INPUT_ID
 from functionlayer_server._channels._planning import delivery_tiers
 
-__all__ = ["DiscordApiError", "discord_target", "target_key", "text_input", "user_of"]
+__all__ = [
+    "MESSAGE_COMPONENT",
+    "MODAL_SUBMIT",
+    "PING",
+    "PONG",
+    "UPDATE_MESSAGE",
+    "DiscordApiError",
+    "discord_target",
+    "target_key",
+    "text_input",
+    "user_of",
+]
+
+# Interaction types (Discord API).
+PING = 1
+MESSAGE_COMPONENT = 3
+MODAL_SUBMIT = 5
+# Interaction callback types.
+PONG = 1
+UPDATE_MESSAGE = 7
 
 
 class DiscordApiError(Exception):

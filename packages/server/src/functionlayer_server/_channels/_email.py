@@ -32,7 +32,6 @@ import asyncio
 import email.utils
 import hashlib
 import hmac
-import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from functionlayer.models import (
 )
 
 from functionlayer_server._channels._base import ChannelRequest, DeliveryStore, needs_confirmation
+from functionlayer_server._channels._core import ChannelCore
 from functionlayer_server._channels._email_grants import EmailGrants
 from functionlayer_server._channels._email_links import Action, LinkSigner, LinkToken
 from functionlayer_server._channels._email_pages import (
@@ -63,13 +63,12 @@ from functionlayer_server._channels._email_render import (
 )
 from functionlayer_server._channels._email_replies import SECRET_HEADER, ReplyInbox, reply_key
 from functionlayer_server._channels._grant_offer import grant_offered
+from functionlayer_server._channels._planning import request_kind
 from functionlayer_server._schema import allowed
-from functionlayer_server._service import FUNCTION_CALL, HUMAN_CONTACT, ApprovalService
+from functionlayer_server._service import ApprovalService
 from functionlayer_server._settings import Settings
 
 __all__ = ["INBOUND_PATH", "LINK_PREFIX", "SECRET_HEADER", "EmailChannel", "create_channel"]
-
-log = logging.getLogger("functionlayer_server.channels.email")
 
 INBOUND_PATH = "/email/inbound"
 SMTP_TIMEOUT_SECONDS = 30.0
@@ -88,10 +87,6 @@ class SmtpConfig:
     @property
     def sender_address(self) -> str:
         return email.utils.parseaddr(self.sender)[1]
-
-
-def _kind(request: ChannelRequest) -> str:
-    return FUNCTION_CALL if isinstance(request, FunctionCall) else HUMAN_CONTACT
 
 
 def _address(value: str) -> str:
@@ -150,15 +145,11 @@ def create_channel(
     return EmailChannel(service, settings, deliveries)
 
 
-class EmailChannel:
+class EmailChannel(ChannelCore):
     name = VIA
 
-    def __init__(
-        self, service: ApprovalService, settings: Settings, deliveries: DeliveryStore
-    ) -> None:
-        self.service = service
-        self.settings = settings
-        self.deliveries = deliveries
+    def prepare(self) -> None:
+        settings = self.settings
         secret = settings.secret_key
         if not secret:
             raise ValueError("the email channel needs settings.secret_key to sign its links")
@@ -177,14 +168,11 @@ class EmailChannel:
         self.link_ttl = float(getattr(settings, "email_link_ttl_seconds", 7 * 24 * 3600))
         self.inbound_secret: str | None = getattr(settings, "email_inbound_secret", None)
         self._domain = self.smtp.sender_address.rpartition("@")[2] or "localhost"
-        self.pages = LinkPages(service, self.signer, settings.base_url)
-        self.replies = ReplyInbox(service, self.inbound_secret)
+        self.pages = LinkPages(self.service, self.signer, settings.base_url)
+        self.replies = ReplyInbox(self.service, self.inbound_secret)
         self.grants = EmailGrants(self.pages)
 
     # -- Channel protocol -------------------------------------------------------------------
-
-    def handles(self, target: ContactChannel) -> bool:
-        return target.email is not None
 
     async def send(self, messages: list[tuple[EmailMessage, list[str]]]) -> None:
         await asyncio.to_thread(_send_sync, self.smtp, messages)
@@ -217,7 +205,7 @@ class EmailChannel:
         channel = target.email
         if channel is None:
             raise ValueError("not an email target")
-        kind = _kind(request)
+        kind = request_kind(request)
         to = [_address(channel.address)]
         cc: list[str] = []
         bcc: list[str] = []
@@ -257,16 +245,13 @@ class EmailChannel:
         subject = ""
         for recipient in recipients:
             sign = (kind, request.call_id, recipient, expires_at)
-            approve_url = self._link("approve", *sign) if approvable else None
-            grant_url = self._link("grant", *sign) if grantable else None
-            open_url = self._link("open", *sign)
             content = render_request(
                 request,
                 subject=channel.subject,
                 context=context,
-                approve_url=approve_url,
-                grant_url=grant_url,
-                open_url=open_url,
+                approve_url=self._link("approve", *sign) if approvable else None,
+                grant_url=self._link("grant", *sign) if grantable else None,
+                open_url=self._link("open", *sign),
                 expires=expires,
                 irreversible=irreversible,
             )
@@ -310,7 +295,7 @@ class EmailChannel:
     async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
         """A short confirmation in each recipient's thread: who decided what."""
         text = render_decision(request)
-        kind = _kind(request)
+        kind = request_kind(request)
         batch: list[tuple[EmailMessage, list[str]]] = []
         seen: set[str] = set()
         for delivery in deliveries:

@@ -5,7 +5,7 @@ template is rendered with autoescaping on (the text part goes out as text/plain,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 from functionlayer.display import (
@@ -35,6 +35,28 @@ ARGUMENTS_ROOM = 50_000
 """Characters of arguments an email shows at most (hidden characters counted as their
 markers). Beyond that the email offers no way to approve: the person opens the inbox."""
 
+
+@dataclass(frozen=True)
+class LinkPage:
+    title: str
+    message: str
+    status_code: int = 200
+    request: FunctionCall | HumanContact | None = None
+    form_action: str | None = None
+    """Set to show the approve button; the form posts back to the page's own URL."""
+    button_label: str = "Approve"
+    open_url: str | None = None
+    irreversible: bool = False
+
+
+class EmailContent(NamedTuple):
+    """A request email: its subject and its two parts."""
+
+    subject: str
+    text: str
+    html: str
+
+
 _BASE_STYLE = (
     "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2328;"
     "max-width:640px;margin:0 auto;padding:16px"
@@ -45,12 +67,8 @@ _BUTTON = (
 )
 
 _TEMPLATES = {
-    "request.html": """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{ title }}</title></head>
-<body style="{{ style }}">
-<h2 style="margin-top:0">{{ title }}</h2>
-{% if context %}<p style="color:#59636e">For {{ context }}.</p>{% endif %}
-{% if told %}
+    # What the agent told the person (shown in the request email and on the link pages).
+    "told.html": """{% if told %}
 <div style="border-left:4px solid #9a6700;background:#fff8c5;padding:8px 12px;margin:12px 0;border-radius:6px">
 <p style="margin:0 0 4px;font-weight:600;color:#9a6700">{{ context_label }}</p>
 {% if told_marked %}<p style="margin:0 0 4px;color:#b42318">{{ warning }}</p>{% endif %}
@@ -59,6 +77,13 @@ _TEMPLATES = {
 {% endfor %}
 </div>
 {% endif %}
+""",
+    "request.html": """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{{ title }}</title></head>
+<body style="{{ style }}">
+<h2 style="margin-top:0">{{ title }}</h2>
+{% if context %}<p style="color:#59636e">For {{ context }}.</p>{% endif %}
+{% include "told.html" %}
 {% if call %}
 <p>An agent wants to run <strong><code>{{ function }}</code></strong> with these arguments:</p>
 {% if irreversible %}<p style="color:#b42318;font-weight:600">⚠ Irreversible: it cannot be undone. Approving asks you to confirm on a page.</p>{% endif %}
@@ -128,15 +153,7 @@ Open in the inbox: {{ open_url }}
 <p>{{ message }}</p>
 {% if function %}
 {% if irreversible %}<p style="color:#b42318;font-weight:600">⚠ <code>{{ function }}</code> is irreversible: it cannot be undone.</p>{% endif %}
-{% if told %}
-<div style="border-left:4px solid #9a6700;background:#fff8c5;padding:8px 12px;margin:12px 0;border-radius:6px">
-<p style="margin:0 0 4px;font-weight:600;color:#9a6700">{{ context_label }}</p>
-{% if told_marked %}<p style="margin:0 0 4px;color:#b42318">{{ warning }}</p>{% endif %}
-{% for line in told %}<p style="margin:6px 0 2px;font-size:13px;font-weight:600">{{ line.label }}</p>
-<blockquote style="margin:0;padding:0 0 0 10px;border-left:2px solid #d4a72c;white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px">{{ line.text }}</blockquote>
-{% endfor %}
-</div>
-{% endif %}
+{% include "told.html" %}
 <p>Function: <strong><code>{{ function }}</code></strong></p>
 <pre style="background:#f6f8fa;padding:12px;border-radius:6px;white-space:pre-wrap;word-break:break-word">{{ arguments }}</pre>
 {% if run_id %}<p style="color:#59636e;font-size:13px">Run <code>{{ run_id }}</code>, call <code>{{ call_id }}</code></p>{% endif %}
@@ -164,26 +181,6 @@ _text = jinja2.Environment(
     keep_trailing_newline=True,
     trim_blocks=True,
 )
-
-
-@dataclass(frozen=True)
-class EmailContent:
-    subject: str
-    text: str
-    html: str
-
-
-@dataclass(frozen=True)
-class LinkPage:
-    title: str
-    message: str
-    status_code: int = 200
-    request: FunctionCall | HumanContact | None = None
-    form_action: str | None = None
-    """Set to show the approve button; the form posts back to the page's own URL."""
-    button_label: str = "Approve"
-    open_url: str | None = None
-    irreversible: bool = False
 
 
 def pretty_arguments(kwargs: Any, schema: dict[str, Any] | None = None) -> str:

@@ -21,7 +21,7 @@ from functionlayer.models import FunctionCall, FunctionCallStatus
 
 from functionlayer_server._errors import InvalidRequestError
 from functionlayer_server._grants import Grant, exact_scope
-from functionlayer_server._policy import Identity
+from functionlayer_server._policy import Identity, IdentityKind
 from functionlayer_server._schema import allowed
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
 
@@ -31,6 +31,7 @@ __all__ = [
     "USES",
     "GrantChoice",
     "approve_and_grant",
+    "chat_grant",
     "describe_choice",
     "grant_offered",
     "scope_presets",
@@ -159,4 +160,34 @@ async def approve_and_grant(
         )
     return await service.create_grant(
         call.call_id, body, person_name=person, project=project, via=via
+    )
+
+
+async def chat_grant(
+    service: ApprovalService,
+    call: FunctionCall,
+    choice: GrantChoice,
+    *,
+    via: IdentityKind,
+    user: str,
+    via_identities: Sequence[Identity] | None,
+) -> Grant:
+    """A chat channel's "Approve and allow similar…": ``via:user`` must be someone the policy
+    lets decide at this target (``ForbiddenError``, audited by the service, if not); the grant
+    is made as the directory person that identity resolves to (``approve_and_grant``)."""
+    person = await service.authorize(
+        FUNCTION_CALL,
+        call.call_id,
+        Identity(via, user),
+        via=via,
+        via_identities=via_identities,
+    )
+    return await approve_and_grant(
+        service,
+        call,
+        choice,
+        person=person.name,
+        responder=f"{via}:{user}",
+        via=via,
+        via_identities=via_identities,
     )

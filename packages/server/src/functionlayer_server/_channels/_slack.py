@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from functionlayer.models import (
     ContactChannel,
@@ -28,9 +28,8 @@ from functionlayer_server._channels import _slack_groups as _groups
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
-    needs_confirmation,
-    quorum_progress,
 )
+from functionlayer_server._channels._core import MessageChannel
 from functionlayer_server._channels._grant_offer import grant_offered
 from functionlayer_server._channels._planning import request_kind
 from functionlayer_server._channels._slack_answers import VIA, SlackAnswers, slack_target
@@ -67,29 +66,19 @@ def create_channel(
     return SlackChannel(service, settings, deliveries)
 
 
-class SlackChannel:
+class SlackChannel(MessageChannel):
     name = VIA
+    inbound_path = INTERACTIONS_PATH
 
-    def __init__(
-        self, service: ApprovalService, settings: Settings, deliveries: DeliveryStore
-    ) -> None:
-        self.service = service
-        self.settings = settings
-        self.deliveries = deliveries
+    def prepare(self) -> None:
         from slack_sdk.signature import SignatureVerifier
 
-        self.verifier = (
-            SignatureVerifier(settings.slack_signing_secret)
-            if settings.slack_signing_secret
-            else None
-        )
+        secret = self.settings.slack_signing_secret
+        self.verifier = SignatureVerifier(secret) if secret else None
         self._socket: Any = None
         self.answers = SlackAnswers(self)
 
     # -- the Channel protocol ---------------------------------------------------------------
-
-    def handles(self, target: ContactChannel) -> bool:
-        return target.slack is not None
 
     def client(self, token: str | None = None) -> AsyncWebClient:
         from slack_sdk.web.async_client import AsyncWebClient
@@ -111,9 +100,7 @@ class SlackChannel:
             request,
             context=slack.context_about_channel_or_user,
             base_url=self.settings.base_url,
-            progress=quorum_progress(request),
-            irreversible=await needs_confirmation(self.service, request),
-            grant=await self._grant_offered(request),
+            **await self.offer(request),
         )
         response = await self.client(slack.bot_token).chat_postMessage(
             channel=slack.channel_or_user_id,
@@ -181,46 +168,36 @@ class SlackChannel:
         )
         return True
 
-    async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
-        """Replace each delivered message with who decided what, without buttons."""
-        await self.rewrite(request, deliveries, decided=True)
-
-    def router(self) -> APIRouter:
-        router = APIRouter()
-
-        @router.post(INTERACTIONS_PATH, include_in_schema=False)
-        async def interactions(request: Request) -> Response:
-            body = await request.body()
-            if self.verifier is None:
-                return JSONResponse(
-                    {
-                        "detail": "Slack interactions are disabled: no signing secret is configured",
-                        "code": "unauthorized",
-                    },
-                    status_code=401,
-                )
-            if not self.verifier.is_valid_request(body, dict(request.headers)):
-                return JSONResponse(
-                    {
-                        "detail": "invalid or stale Slack signature",
-                        "code": "unauthorized",
-                    },
-                    status_code=401,
-                )
-            try:
-                raw = parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0]
-                payload = json.loads(raw)
-                if not isinstance(payload, dict):
-                    raise ValueError("payload is not an object")
-            except (KeyError, IndexError, ValueError, UnicodeDecodeError) as exc:
-                return JSONResponse(
-                    {"detail": f"malformed Slack payload: {exc}", "code": "bad_request"},
-                    status_code=400,
-                )
-            answer = await self.handle_payload(payload)
-            return JSONResponse(answer) if answer else Response(status_code=200)
-
-        return router
+    async def receive(self, request: Request) -> Response:
+        body = await request.body()
+        if self.verifier is None:
+            return JSONResponse(
+                {
+                    "detail": "Slack interactions are disabled: no signing secret is configured",
+                    "code": "unauthorized",
+                },
+                status_code=401,
+            )
+        if not self.verifier.is_valid_request(body, dict(request.headers)):
+            return JSONResponse(
+                {
+                    "detail": "invalid or stale Slack signature",
+                    "code": "unauthorized",
+                },
+                status_code=401,
+            )
+        try:
+            raw = parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0]
+            payload = json.loads(raw)
+            if not isinstance(payload, dict):
+                raise ValueError("payload is not an object")
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError) as exc:
+            return JSONResponse(
+                {"detail": f"malformed Slack payload: {exc}", "code": "bad_request"},
+                status_code=400,
+            )
+        answer = await self.handle_payload(payload)
+        return JSONResponse(answer) if answer else Response(status_code=200)
 
     # -- Socket Mode -------------------------------------------------------------------------
 
@@ -268,37 +245,12 @@ class SlackChannel:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]:
-        return await self.deliveries.load_deliveries(
-            request.call_id, channel=VIA, kind=request_kind(request)
-        )
-
-    async def _grant_offered(self, request: ChannelRequest) -> bool:
+    async def grant_offered(self, request: ChannelRequest) -> bool:
         """Whether the message offers "Approve and allow similar…" (``_grant_offer``)."""
         if not isinstance(request, FunctionCall):
             return False
         project = await self.service.get_project(FUNCTION_CALL, request.call_id)
         return await grant_offered(self.service, request, project)
-
-    async def ephemeral(
-        self,
-        channel: str,
-        user: str,
-        text: str,
-        token: str | None,
-        *,
-        blocks: list[dict[str, Any]] | None = None,
-    ) -> None:
-        from slack_sdk.errors import SlackApiError
-
-        if not channel or not user:
-            return
-        try:
-            await self.client(token).chat_postEphemeral(
-                channel=channel, user=user, text=escape(text), blocks=blocks
-            )
-        except (SlackApiError, RuntimeError, OSError) as exc:
-            log.warning("Slack ephemeral message failed: %s", exc)
 
     async def rewrite(
         self, request: ChannelRequest, deliveries: list[dict[str, Any]], *, decided: bool
@@ -323,9 +275,7 @@ class SlackChannel:
                     request,
                     context=context,
                     base_url=self.settings.base_url,
-                    progress=quorum_progress(request),
-                    irreversible=await needs_confirmation(self.service, request),
-                    grant=await self._grant_offered(request),
+                    **await self.offer(request),
                 )
             )
             try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from functionlayer.models import (
     FunctionCall,
@@ -16,9 +16,15 @@ from functionlayer.models import (
     SlackContactChannel,
 )
 
+from functionlayer_server._channels._answering import (
+    NeedsConfirmation,
+    Refused,
+    authorize_person,
+    delivered_to,
+    refusals,
+)
 from functionlayer_server._channels._base import (
     ChannelRequest,
-    find_delivery,
     quorum_progress,
 )
 from functionlayer_server._channels._planning import (
@@ -26,7 +32,7 @@ from functionlayer_server._channels._planning import (
     escalation_targets,
     request_kind,
 )
-from functionlayer_server._channels._slack_api import SlackPoster
+from functionlayer_server._channels._slack_api import SlackPoster, ephemeral
 from functionlayer_server._channels._slack_blocks import (
     ACTION_APPROVE,
     ACTION_APPROVE_CONFIRM,
@@ -46,22 +52,15 @@ from functionlayer_server._channels._slack_blocks import (
     reject_modal,
     reply_modal,
 )
-from functionlayer_server._channels._slack_grants import (
-    Refused as _Refused,
-)
-from functionlayer_server._channels._slack_grants import (
-    SlackGrantAnswers,
-    slack_identities,
-)
+from functionlayer_server._channels._slack_grants import SlackGrantAnswers
 from functionlayer_server._errors import (
     AlreadyDecidedError,
-    ConfirmationRequiredError,
     ForbiddenError,
     InvalidDecisionError,
     NotFoundError,
     ServerError,
 )
-from functionlayer_server._policy import Identity, OperatorPolicy
+from functionlayer_server._policy import OperatorPolicy
 from functionlayer_server._service import FUNCTION_CALL
 
 if TYPE_CHECKING:
@@ -71,12 +70,7 @@ __all__ = ["VIA", "SlackAnswers", "slack_target"]
 
 log = logging.getLogger("functionlayer_server.channels.slack")
 
-VIA = "slack"
-
-
-class _NeedsConfirmation(Exception):
-    """Approve on an irreversible function: nothing was decided; the clicker is asked to
-    confirm with a second, deliberate click."""
+VIA: Final = "slack"
 
 
 class SlackAnswers:
@@ -121,17 +115,21 @@ class SlackAnswers:
                     # request's message, which must be a delivery in this same channel (and
                     # the person allowed there), as for any other button.
                     if str(value.get("channel")) != channel_id:
-                        raise _Refused("This confirmation does not belong to this channel.")
+                        raise Refused("This confirmation does not belong to this channel.")
                     delivered_ts = str(value["ts"])
                 target = await self.authorize(request, user, channel_id, delivered_ts)
                 await self._act(
                     payload, request, target, action_id, value, user, channel_id, delivered_ts
                 )
-            except _Refused as refused:
-                await self.channel.ephemeral(channel_id, user, str(refused), None)
+            except Refused as refused:
+                await ephemeral(self.channel, channel_id, user, str(refused), None)
             except (ValueError, KeyError, TypeError):
-                await self.channel.ephemeral(
-                    channel_id, user, "This button is not a FunctionLayer request.", None
+                await ephemeral(
+                    self.channel,
+                    channel_id,
+                    user,
+                    "This button is not a FunctionLayer request.",
+                    None,
                 )
 
     async def _act(
@@ -153,11 +151,11 @@ class SlackAnswers:
             "ts": message_ts,
         }
         if request.completed:
-            raise _Refused(_already(request))
+            raise Refused(_already(request))
         if isinstance(request, FunctionCall):
             if action_id in (ACTION_APPROVE, ACTION_APPROVE_CONFIRM):
                 if not arguments_fit(request):
-                    raise _Refused(
+                    raise Refused(
                         "This message cannot show every argument, so it cannot approve the "
                         "call: open it in the inbox to decide."
                     )
@@ -170,8 +168,9 @@ class SlackAnswers:
                         channel_id,
                         token,
                     )
-                except _NeedsConfirmation:
-                    await self.channel.ephemeral(
+                except NeedsConfirmation:
+                    await ephemeral(
+                        self.channel,
                         channel_id,
                         user,
                         f"{request.spec.fn} cannot be undone: confirm to approve it.",
@@ -207,7 +206,7 @@ class SlackAnswers:
                         via=VIA,
                     )
                 except (AlreadyDecidedError, InvalidDecisionError, ForbiddenError) as exc:
-                    raise _Refused(exc.message) from exc
+                    raise Refused(exc.message) from exc
 
     async def _decide(
         self,
@@ -217,21 +216,17 @@ class SlackAnswers:
         channel_id: str,
         token: str | None,
     ) -> FunctionCall:
-        try:
+        async with refusals(confirm=True):
             result = await self.channel.service.respond_function_call(
                 call.call_id, decision, responder=f"slack:{user}", via=VIA
             )
-        except AlreadyDecidedError as exc:
-            raise _Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:
-            raise _Refused("You are not allowed to answer this request.") from exc
-        except ConfirmationRequiredError as exc:
-            raise _NeedsConfirmation(exc.message) from exc
-        except InvalidDecisionError as exc:
-            raise _Refused(exc.message) from exc
         if not result.completed:  # quorum: recorded, more approvals needed
-            await self.channel.ephemeral(
-                channel_id, user, f"Your approval is recorded. {quorum_progress(result)}", token
+            await ephemeral(
+                self.channel,
+                channel_id,
+                user,
+                f"Your approval is recorded. {quorum_progress(result)}",
+                token,
             )
             await self.channel.rewrite(
                 result, await self.channel.deliveries_of(result), decided=False
@@ -273,7 +268,7 @@ class SlackAnswers:
                 )
             else:
                 return _input_error("This form does not match the request.")
-        except _Refused as refused:
+        except Refused as refused:
             return _input_error(str(refused))
         except AlreadyDecidedError as exc:
             return _input_error(f"Already decided: {exc.message}")
@@ -288,51 +283,38 @@ class SlackAnswers:
             if kind == "human_contact":
                 return await self.channel.service.get_human_contact(call_id)
         except NotFoundError as exc:
-            raise _Refused("This request no longer exists on the FunctionLayer server.") from exc
-        raise _Refused("This button is not a FunctionLayer request.")
+            raise Refused("This request no longer exists on the FunctionLayer server.") from exc
+        raise Refused("This button is not a FunctionLayer request.")
 
     async def authorize(
         self, request: ChannelRequest, user: str, channel_id: str, message_ts: str
     ) -> SlackContactChannel:
         """The target this message was delivered to, if ``user`` may answer there; else the
         refusal is audited and raised."""
-        delivery = await find_delivery(
-            lambda: self.channel.deliveries_of(request),
-            lambda d: d.get("channel") == channel_id and d.get("ts") == message_ts,
+        place = {"channel": channel_id, "ts": message_ts}
+        rules = self.channel.service.rules
+        target = await delivered_to(
+            self.channel, request, place, lambda key: slack_target(request, key, rules)
         )
-        target = (
-            None
-            if delivery is None
-            else slack_target(request, str(delivery.get("target")), self.channel.service.rules)
+
+        async def audit(reason: str) -> None:
+            # Slack's refusals name the user as Slack sent it (no "slack:" prefix).
+            await self.channel.service.record_audit(
+                request_kind(request),
+                request.call_id,
+                who=user or "unknown",
+                via=VIA,
+                action="refused",
+                details={"reason": reason, **place},
+            )
+
+        unknown = (
+            "no Slack user in the interaction",
+            "the message is not a delivery of this request",
         )
-        reason: str | None = None
-        if not user:
-            reason = "no Slack user in the interaction"
-        elif target is None:
-            reason = "the message is not a delivery of this request"
-        if reason is None and target is not None:
-            try:
-                # Who may decide is the policy's call (the directory, the operator's rules,
-                # the request's responders, and this target's allowed_responder_ids).
-                await self.channel.service.authorize(
-                    request_kind(request),
-                    request.call_id,
-                    Identity("slack", user),
-                    via=VIA,
-                    via_identities=slack_identities(target),
-                )
-            except ForbiddenError as exc:
-                raise _Refused("You are not allowed to answer this request.") from exc
-            return target
-        await self.channel.service.record_audit(
-            request_kind(request),
-            request.call_id,
-            who=user or "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, "channel": channel_id, "ts": message_ts},
+        return await authorize_person(
+            self.channel.service, request, user, target, via=VIA, unknown=unknown, audit=audit
         )
-        raise _Refused("You are not allowed to answer this request.")
 
 
 def slack_target(

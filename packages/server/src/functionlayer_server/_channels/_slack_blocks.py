@@ -5,19 +5,15 @@ users, forge links or add blocks: blocks are built here from fixed templates onl
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from functionlayer.display import (
-    ShownArguments,
-    format_comparison,
-    format_context,
-    make_visible,
-    show_arguments,
-)
+import functionlayer.display as display
 from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
-from functionlayer_server._outcome import OutcomeTable, outcome, render
+from functionlayer_server._channels._chat_outcome import OutcomeMarks, chat_outcomes
+from functionlayer_server._outcome import outcome, render
 from functionlayer_server._schema import allowed
 
 __all__ = [
@@ -136,8 +132,8 @@ def _code_block_size(text: str) -> int:
     return len(escape(text).replace("```", "`\u200b`\u200b`")) + 8
 
 
-def _arguments(call: FunctionCall) -> ShownArguments:
-    return show_arguments(
+def _arguments(call: FunctionCall) -> display.ShownArguments:
+    return display.show_arguments(
         call.spec.kwargs, call.spec.parameters, room=_ARGUMENTS_ROOM, size=_code_block_size
     )
 
@@ -160,7 +156,9 @@ def _describe_request(
         spec = request.spec
         blocks.append({"type": "header", "text": plain(f"Approve {spec.fn}?", 150)})
         if spec.description:
-            blocks.append({"type": "section", "text": plain(make_visible(spec.description)[0])})
+            blocks.append(
+                {"type": "section", "text": plain(display.make_visible(spec.description)[0])}
+            )
         blocks.extend(_told(spec.context))
         arguments = _arguments(request).text
         status = request.status
@@ -168,7 +166,7 @@ def _describe_request(
         title = "*Arguments as proposed*" if edited_call else "*Arguments*"
         blocks.append(_section(title + "\n" + code_block(arguments, _ARGUMENTS_ROOM)))
         if status is not None and status.edited_kwargs is not None:
-            compared = format_comparison(spec.kwargs, status.edited_kwargs, spec.parameters)
+            compared = display.format_comparison(spec.kwargs, status.edited_kwargs, spec.parameters)
             blocks.append(
                 _section("*Approved and run with these arguments*\n" + code_block(compared, 2900))
             )
@@ -186,7 +184,7 @@ def _describe_request(
 def _told(context: Any) -> list[dict[str, Any]]:
     """The agent's words, never the system's: quoted in a code block (no mrkdwn, no links, no
     mentions), under a label saying so; nothing when there is no context."""
-    told = format_context(context, limit=1200)
+    told = display.format_context(context, limit=1200)
     return [_section(":speech_balloon: " + code_block(told, 2900))] if told else []
 
 
@@ -273,18 +271,8 @@ def confirm_blocks(call: FunctionCall, channel: str, ts: str) -> list[dict[str, 
 
 # ``responded_by`` is a person's name in the directory, never a Slack mention (a name that looks
 # like a Slack id must not ping that user): escaped like every other field.
-OUTCOME = OutcomeTable(
-    lines={
-        "pending": "Pending",
-        "approved": ":white_check_mark: *Approved* by {who}{edited}{approvals}{comment_suffix}",
-        "rejected": ":x: *Rejected*{option} by {who}: {comment}",
-        "answered": ":speech_balloon: *Answered* by {who}: {response}",
-        "answered_instead": ":speech_balloon: *Answered instead* by {who}: {response}",
-        "expired": ":hourglass: *Expired*{comment_suffix}",
-        "abandoned": ":hourglass: *Abandoned* (the agent stopped waiting){comment_suffix}",
-    },
-    text=escape,
-    strong=lambda name: f"*{name}*",
+OUTCOME = chat_outcomes(
+    OutcomeMarks(":white_check_mark:", ":x:", ":speech_balloon:", ":hourglass:", bold="*"), escape
 )
 
 
@@ -300,14 +288,28 @@ def decided_blocks(
     return [*_describe_request(request, context), _section(outcome_text(request))]
 
 
-def _modal(
-    callback_id: str, title: str, label: str, submit: str, metadata: dict[str, Any], intro: str
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Form:
+    """A modal with one text input: its callback id, title, the input's label, submit label."""
+
+    callback_id: str
+    title: str
+    label: str
+    submit: str
+
+
+_REJECT_FORM = _Form(
+    VIEW_REJECT, "Reject", "Feedback for the agent (why not, what to do instead)", "Reject"
+)
+_REPLY_FORM = _Form(VIEW_REPLY, "Reply", "Your answer", "Send")
+
+
+def _modal(form: _Form, metadata: dict[str, Any], intro: str) -> dict[str, Any]:
     return {
         "type": "modal",
-        "callback_id": callback_id,
-        "title": plain(title, 24),
-        "submit": plain(submit, 24),
+        "callback_id": form.callback_id,
+        "title": plain(form.title, 24),
+        "submit": plain(form.submit, 24),
         "close": plain("Cancel", 24),
         "private_metadata": json.dumps(metadata, separators=(",", ":")),
         "blocks": [
@@ -315,7 +317,7 @@ def _modal(
             {
                 "type": "input",
                 "block_id": INPUT_BLOCK,
-                "label": plain(label, 2000),
+                "label": plain(form.label, 2000),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": INPUT_ACTION,
@@ -328,22 +330,9 @@ def _modal(
 
 
 def reject_modal(call: FunctionCall, metadata: dict[str, Any]) -> dict[str, Any]:
-    return _modal(
-        VIEW_REJECT,
-        "Reject",
-        "Feedback for the agent (why not, what to do instead)",
-        "Reject",
-        metadata,
-        f"Reject `{escape(call.spec.fn)}` (call `{escape(call.call_id)}`)",
-    )
+    intro = f"Reject `{escape(call.spec.fn)}` (call `{escape(call.call_id)}`)"
+    return _modal(_REJECT_FORM, metadata, intro)
 
 
 def reply_modal(contact: HumanContact, metadata: dict[str, Any]) -> dict[str, Any]:
-    return _modal(
-        VIEW_REPLY,
-        "Reply",
-        "Your answer",
-        "Send",
-        metadata,
-        code_block(contact.spec.msg, 2900),
-    )
+    return _modal(_REPLY_FORM, metadata, code_block(contact.spec.msg, 2900))

@@ -4,21 +4,22 @@ lets the person pick one (``_grant_offer``), and reading the picks back from its
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from functionlayer.models import FunctionCall, SlackContactChannel
 
 from functionlayer_server._channels import _grant_offer as offer
 from functionlayer_server._channels import _slack_blocks as kit
+from functionlayer_server._channels._answering import Refused, allowed_identities
 from functionlayer_server._channels._base import ChannelRequest, first_time
-from functionlayer_server._channels._slack_api import SlackPoster
+from functionlayer_server._channels._slack_api import SlackPoster, ephemeral
 from functionlayer_server._errors import ServerError
 from functionlayer_server._policy import Identity
 from functionlayer_server._service import FUNCTION_CALL
 
 __all__ = ["Refused", "SlackGrantAnswers", "grant_modal", "grant_picks", "slack_identities"]
 
-VIA = "slack"
+VIA: Final = "slack"
 _GRANT_SEEN_KEY = "slack-grant-view:"
 
 CHOICE = "choice"
@@ -105,10 +106,6 @@ def grant_picks(view: dict[str, Any]) -> dict[str, str]:
     return picks
 
 
-class Refused(Exception):
-    """An answer that must not decide anything; the message is shown to the clicker."""
-
-
 class SlackAsker(Protocol):
     """What a grant answer needs from Slack's answers: the request, checked like any answer."""
 
@@ -158,22 +155,13 @@ class SlackGrantAnswers:
             if not view_id or not await first_time(service.store, _GRANT_SEEN_KEY + view_id[:200]):
                 raise Refused("This form was already submitted: nothing more was granted.")
             choice = offer.GrantChoice.parse(call, grant_picks(view))
-            identities = slack_identities(target)
-            person = await service.authorize(
-                FUNCTION_CALL,
-                call.call_id,
-                Identity("slack", user),
-                via=VIA,
-                via_identities=identities,
-            )
-            grant = await offer.approve_and_grant(
+            grant = await offer.chat_grant(
                 service,
                 call,
                 choice,
-                person=person.name,
-                responder=f"slack:{user}",
                 via=VIA,
-                via_identities=identities,
+                user=user,
+                via_identities=slack_identities(target),
             )
         except Refused as refused:
             return _grant_error(str(refused))
@@ -181,7 +169,8 @@ class SlackGrantAnswers:
             return _grant_error("This form is not a FunctionLayer request.")
         except ServerError as exc:
             return _grant_error(f"Nothing was granted: {exc.message}")
-        await self.answers.channel.ephemeral(
+        await ephemeral(
+            self.answers.channel,
             channel_id,
             user,
             f"Approved, and granted ({grant.id}): {offer.describe_choice(call, choice)}.",
@@ -192,8 +181,7 @@ class SlackGrantAnswers:
 
 def slack_identities(target: SlackContactChannel) -> list[Identity] | None:
     """The target's own allow-list (``allowed_responder_ids``) as identities, if any."""
-    allowed = target.allowed_responder_ids
-    return None if allowed is None else [Identity("slack", rid) for rid in allowed]
+    return allowed_identities(VIA, target)
 
 
 def _grant_error(message: str) -> dict[str, Any]:

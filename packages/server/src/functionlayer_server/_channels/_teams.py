@@ -30,22 +30,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from functionlayer.models import (
     ContactChannel,
 )
 
+from functionlayer_server._channels._answering import audit_refused
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
     first_time,
     quorum_progress,
 )
+from functionlayer_server._channels._core import MessageChannel, rewrite_each
+from functionlayer_server._channels._rest import call_json, path_segment, required_id
 from functionlayer_server._channels._teams_answers import (
     VIA,
     TeamsAnswers,
@@ -103,27 +106,19 @@ def create_channel(
     return TeamsChannel(service, settings, deliveries)
 
 
-def _segment(value: str) -> str:
-    """One path segment of a connector URL (ids come from requests: never let them add any)."""
-    value = value.strip()
-    if not value or value in (".", ".."):
-        raise ValueError(f"not a Teams id: {value!r}")
-    return quote(value, safe="")
+_segment = partial(path_segment, platform="Teams")
 
 
-class TeamsChannel:
+class TeamsChannel(MessageChannel):
     name = VIA
+    inbound_path = MESSAGES_PATH
 
-    def __init__(
-        self, service: ApprovalService, settings: Settings, deliveries: DeliveryStore
-    ) -> None:
-        self.service = service
-        self.settings = settings
-        self.deliveries = deliveries
-        self.keys = BotFrameworkKeys(settings.teams_openid_url)
+    def prepare(self) -> None:
+        # The bot token (client credentials), cached until shortly before it expires.
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
+        self.keys = BotFrameworkKeys(self.settings.teams_openid_url)
         self.answers = TeamsAnswers(self)
 
     # -- the connector -----------------------------------------------------------------------
@@ -157,25 +152,11 @@ class TeamsChannel:
             return token
 
     async def _connector(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        token = await self._bot_token()
-        url = self.settings.teams_service_url.rstrip("/") + path
-        async with httpx.AsyncClient(timeout=15, follow_redirects=False) as client:
-            response = await client.request(
-                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
-            )
-        if response.status_code >= 400:
-            raise TeamsApiError(
-                f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}"
-            )
-        if not response.content:
-            return {}
-        data = response.json()
-        return data if isinstance(data, dict) else {}
+        headers = {"Authorization": f"Bearer {await self._bot_token()}"}
+        url = self.settings.teams_service_url.rstrip("/")
+        return await call_json(method, url, path, body, headers, TeamsApiError)
 
     # -- the Channel protocol ---------------------------------------------------------------
-
-    def handles(self, target: ContactChannel) -> bool:
-        return target.teams is not None
 
     async def deliver(self, request: ChannelRequest, target: ContactChannel, *, tier: int) -> None:
         teams = target.teams
@@ -190,9 +171,8 @@ class TeamsChannel:
         answer = await self._connector(
             "POST", f"/v3/conversations/{_segment(conversation)}/activities", message_activity(card)
         )
-        activity_id = str(answer.get("id") or "")
-        if not activity_id:
-            raise TeamsApiError("POST /v3/conversations/{id}/activities returned no activity id")
+        posted = "POST /v3/conversations/{id}/activities"
+        activity_id = required_id(answer, TeamsApiError, posted, "activity")
         await self.deliveries.save_delivery(
             request.call_id,
             VIA,
@@ -200,43 +180,33 @@ class TeamsChannel:
             kind=kind_of(request),
         )
 
-    async def update(self, request: ChannelRequest, deliveries: list[dict[str, Any]]) -> None:
-        """Replace every delivered card by one showing who decided what, without actions."""
-        await self.rewrite(request, deliveries, decided=True)
-
-    def router(self) -> APIRouter:
-        router = APIRouter()
-
-        @router.post(MESSAGES_PATH, include_in_schema=False)
-        async def messages(request: Request) -> Response:
-            try:
-                activity = await request.json()
-            except ValueError:
-                activity = None
-            if not isinstance(activity, dict):
-                return JSONResponse(
-                    {"detail": "malformed Bot Framework activity", "code": "bad_request"},
-                    status_code=400,
-                )
-            try:
-                await self.verify(request.headers.get("authorization", ""), activity)
-            except _Unauthorized as exc:
-                await self._audit_unverified(activity, str(exc))
-                return JSONResponse({"detail": str(exc), "code": "unauthorized"}, status_code=401)
-            activity_id = str(activity.get("id") or "")
-            if not activity_id:
-                return JSONResponse(
-                    {"detail": "Bot Framework activity without an id", "code": "bad_request"},
-                    status_code=400,
-                )
-            if not await self._first_time(activity):
-                await self._audit_unverified(activity, "replayed Teams activity", verified=True)
-                return JSONResponse(
-                    {"detail": "replayed Teams activity", "code": "unauthorized"}, status_code=401
-                )
-            return JSONResponse(await self.handle_activity(activity))
-
-        return router
+    async def receive(self, request: Request) -> Response:
+        try:
+            activity = await request.json()
+        except ValueError:
+            activity = None
+        if not isinstance(activity, dict):
+            return JSONResponse(
+                {"detail": "malformed Bot Framework activity", "code": "bad_request"},
+                status_code=400,
+            )
+        try:
+            await self.verify(request.headers.get("authorization", ""), activity)
+        except _Unauthorized as exc:
+            await self._audit_unverified(activity, str(exc))
+            return JSONResponse({"detail": str(exc), "code": "unauthorized"}, status_code=401)
+        activity_id = str(activity.get("id") or "")
+        if not activity_id:
+            return JSONResponse(
+                {"detail": "Bot Framework activity without an id", "code": "bad_request"},
+                status_code=400,
+            )
+        if not await self._first_time(activity):
+            await self._audit_unverified(activity, "replayed Teams activity", verified=True)
+            return JSONResponse(
+                {"detail": "replayed Teams activity", "code": "unauthorized"}, status_code=401
+            )
+        return JSONResponse(await self.handle_activity(activity))
 
     # -- authentication ----------------------------------------------------------------------
 
@@ -304,14 +274,8 @@ class TeamsChannel:
         except LookupError:
             return
         user = user_of(activity) if verified else ""
-        await self.service.record_audit(
-            kind_of(request),
-            request.call_id,
-            who=f"teams:{user}" if user else "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, "activity": str(activity.get("id") or "")[:200]},
-        )
+        activity_id = str(activity.get("id") or "")[:200]
+        await audit_refused(self.service, request, VIA, user, reason, activity=activity_id)
 
     # -- answers (in _teams_answers) ---------------------------------------------------------
 
@@ -319,35 +283,24 @@ class TeamsChannel:
         """Act on a verified, first-seen activity; the return value is the response body."""
         return await self.answers.handle_activity(activity)
 
-    async def deliveries_of(self, request: ChannelRequest) -> list[dict[str, Any]]:
-        return await self.deliveries.load_deliveries(
-            request.call_id, channel=VIA, kind=kind_of(request)
-        )
-
     async def rewrite(
         self, request: ChannelRequest, deliveries: list[dict[str, Any]], *, decided: bool
     ) -> None:
-        errors: list[str] = []
-        for delivery in deliveries:
+        async def build(delivery: dict[str, Any]) -> dict[str, Any]:
             target = teams_target(request, str(delivery.get("target")))
             context = target.context if target else None
-            card = (
-                decided_card(request, context=context)
-                if decided
-                else request_card(
-                    request,
-                    context=context,
-                    base_url=self.settings.base_url,
-                    progress=quorum_progress(request),
-                )
+            if decided:
+                return decided_card(request, context=context)
+            progress = quorum_progress(request)
+            return request_card(
+                request, context=context, base_url=self.settings.base_url, progress=progress
             )
-            try:
-                path = (
-                    f"/v3/conversations/{_segment(str(delivery.get('conversation')))}"
-                    f"/activities/{_segment(str(delivery.get('activity')))}"
-                )
-                await self._connector("PUT", path, message_activity(card))
-            except (TeamsApiError, httpx.HTTPError, ValueError) as exc:
-                errors.append(str(exc))
-        if errors:
-            raise RuntimeError("; ".join(errors))
+
+        async def send(delivery: dict[str, Any], card: dict[str, Any]) -> None:
+            path = (
+                f"/v3/conversations/{_segment(str(delivery.get('conversation')))}"
+                f"/activities/{_segment(str(delivery.get('activity')))}"
+            )
+            await self._connector("PUT", path, message_activity(card))
+
+        await rewrite_each(deliveries, build, send, (TeamsApiError, httpx.HTTPError, ValueError))

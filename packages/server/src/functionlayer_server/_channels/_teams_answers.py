@@ -6,7 +6,9 @@ are checked by ``_teams``'s route first). Refusals are audited; nothing is decid
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, Final, Protocol
 
 import httpx
 from functionlayer.models import (
@@ -16,10 +18,18 @@ from functionlayer.models import (
     TeamsContactChannel,
 )
 
+from functionlayer_server._channels._answering import (
+    Refused,
+    allowed_identities,
+    audit_refused,
+    authorize_person,
+    chosen_option,
+    delivered_to,
+    refusals,
+)
 from functionlayer_server._channels._base import (
     ChannelRequest,
     DeliveryStore,
-    find_delivery,
     quorum_progress,
 )
 from functionlayer_server._channels._planning import delivery_tiers
@@ -31,14 +41,10 @@ from functionlayer_server._channels._teams_cards import (
     ACTION_RESPOND_OPTION,
     CardRef,
     arguments_fit,
-    kind_of,
     outcome_text,
     parse_value,
 )
 from functionlayer_server._errors import (
-    AlreadyDecidedError,
-    ForbiddenError,
-    InvalidDecisionError,
     ServerError,
 )
 from functionlayer_server._policy import Identity
@@ -57,15 +63,11 @@ __all__ = [
 
 log = logging.getLogger("functionlayer_server.channels.teams")
 
-VIA = "teams"
+VIA: Final = "teams"
 
 
 class TeamsApiError(Exception):
     """The connector or the token endpoint answered with an error."""
-
-
-class _Refused(Exception):
-    """An answer that must not decide anything (audited where it names a request)."""
 
 
 def conversation_of(value: str) -> str:
@@ -120,7 +122,7 @@ class TeamsAnswers:
         try:
             request = await self.load(ref)
             return await self._act(request, ref, user, conversation, reply_to)
-        except _Refused as refused:
+        except Refused as refused:
             return {"ok": False, "detail": str(refused)}
         except Exception:
             log.exception("Teams activity failed")
@@ -135,48 +137,42 @@ class TeamsAnswers:
         reply_to: str,
     ) -> dict[str, Any]:
         if request.completed:
-            await self._audit_refusal(request, user, "already decided")
-            raise _Refused("Already decided: " + outcome_text(request))
+            await audit_refused(self.channel.service, request, VIA, user, "already decided")
+            raise Refused("Already decided: " + outcome_text(request))
         target = await self._authorize(request, user, conversation, reply_to)
         text = (ref.text or "").strip()
         if isinstance(request, FunctionCall):
             if ref.action == ACTION_APPROVE:
                 if not arguments_fit(request):
-                    raise _Refused(
+                    raise Refused(
                         "This card cannot show every argument, so it cannot approve the call: "
                         "open it in the inbox to decide."
                     )
                 return await self._decide(request, FunctionCallStatus(approved=True), user, target)
             if ref.action == ACTION_REJECT:
                 if not text:
-                    raise _Refused("Please write something: it is what the agent gets back.")
+                    raise Refused("Please write something: it is what the agent gets back.")
                 decision = FunctionCallStatus(approved=False, comment=text)
                 return await self._decide(request, decision, user, target)
             if ref.action == ACTION_REJECT_OPTION and ref.option is not None:
-                options = request.spec.reject_options or []
-                if ref.option >= len(options):
-                    raise _Refused("This option is not part of the request.")
-                decision = FunctionCallStatus(
-                    approved=False, reject_option_name=options[ref.option].name
-                )
+                name = chosen_option(request.spec.reject_options, ref.option)
+                decision = FunctionCallStatus(approved=False, reject_option_name=name)
                 return await self._decide(request, decision, user, target)
         else:
             if ref.action == ACTION_REPLY:
                 if not text:
-                    raise _Refused("Please write something: it is what the agent gets back.")
-                return await self._answer(request, text, None, user, target)
+                    raise Refused("Please write something: it is what the agent gets back.")
+                return await self._answer(request, user, target, response=text)
             if ref.action == ACTION_RESPOND_OPTION and ref.option is not None:
-                response_options = request.spec.response_options or []
-                if ref.option >= len(response_options):
-                    raise _Refused("This option is not part of the request.")
-                name = response_options[ref.option].name
-                return await self._answer(request, None, name, user, target)
-        await self._audit_refusal(request, user, "the action does not match the request")
-        raise _Refused("This action does not match the request.")
+                name = chosen_option(request.spec.response_options, ref.option)
+                return await self._answer(request, user, target, option=name)
+        await audit_refused(
+            self.channel.service, request, VIA, user, "the action does not match the request"
+        )
+        raise Refused("This action does not match the request.")
 
-    def _via_identities(self, target: TeamsContactChannel) -> list[Identity] | None:
-        allowed = target.allowed_responder_ids
-        return None if allowed is None else [Identity("teams", rid) for rid in allowed]
+    def _already(self, request: ChannelRequest, user: str) -> Callable[[], Awaitable[None]]:
+        return lambda: audit_refused(self.channel.service, request, VIA, user, "already decided")
 
     async def _decide(
         self,
@@ -185,21 +181,14 @@ class TeamsAnswers:
         user: str,
         target: TeamsContactChannel,
     ) -> dict[str, Any]:
-        try:
+        async with refusals(self._already(call, user)):
             result = await self.channel.service.respond_function_call(
                 call.call_id,
                 decision,
-                responder=Identity("teams", user),
+                responder=Identity(VIA, user),
                 via=VIA,
-                via_identities=self._via_identities(target),
+                via_identities=allowed_identities(VIA, target),
             )
-        except AlreadyDecidedError as exc:
-            await self._audit_refusal(call, user, "already decided")
-            raise _Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:  # audited by the service
-            raise _Refused("You are not allowed to answer this request.") from exc
-        except InvalidDecisionError as exc:
-            raise _Refused(exc.message) from exc
         if not result.completed:  # quorum: recorded, more approvals needed
             try:
                 await self.channel.rewrite(
@@ -216,27 +205,21 @@ class TeamsAnswers:
     async def _answer(
         self,
         contact: HumanContact,
-        response: str | None,
-        option: str | None,
         user: str,
         target: TeamsContactChannel,
+        *,
+        response: str | None = None,
+        option: str | None = None,
     ) -> dict[str, Any]:
-        try:
+        async with refusals(self._already(contact, user)):
             result = await self.channel.service.respond_human_contact(
                 contact.call_id,
                 response=response,
                 response_option_name=option,
-                responder=Identity("teams", user),
+                responder=Identity(VIA, user),
                 via=VIA,
-                via_identities=self._via_identities(target),
+                via_identities=allowed_identities(VIA, target),
             )
-        except AlreadyDecidedError as exc:
-            await self._audit_refusal(contact, user, "already decided")
-            raise _Refused(f"Already decided: {exc.message}") from exc
-        except ForbiddenError as exc:
-            raise _Refused("You are not allowed to answer this request.") from exc
-        except InvalidDecisionError as exc:
-            raise _Refused(exc.message) from exc
         return {"ok": True, "detail": outcome_text(result)}
 
     # -- helpers -----------------------------------------------------------------------------
@@ -245,7 +228,7 @@ class TeamsAnswers:
         """The request a card names, or None."""
         try:
             return await self.load(ref)
-        except _Refused:
+        except Refused:
             return None
 
     async def load(self, ref: CardRef) -> ChannelRequest:
@@ -254,61 +237,26 @@ class TeamsAnswers:
                 return await self.channel.service.get_function_call(ref.call_id)
             return await self.channel.service.get_human_contact(ref.call_id)
         except ServerError as exc:  # not found, or ambiguous between projects
-            raise _Refused("This request is not available on the FunctionLayer server.") from exc
-
-    async def _deliveries(self, request: ChannelRequest) -> list[dict[str, Any]]:
-        return await self.channel.deliveries.load_deliveries(
-            request.call_id, channel=VIA, kind=kind_of(request)
-        )
-
-    async def _audit_refusal(
-        self, request: ChannelRequest, user: str, reason: str, **details: Any
-    ) -> None:
-        await self.channel.service.record_audit(
-            kind_of(request),
-            request.call_id,
-            who=f"teams:{user}" if user else "unknown",
-            via=VIA,
-            action="refused",
-            details={"reason": reason, **details},
-        )
+            raise Refused("This request is not available on the FunctionLayer server.") from exc
 
     async def _authorize(
         self, request: ChannelRequest, user: str, conversation: str, reply_to: str
     ) -> TeamsContactChannel:
         """The target the clicked card was delivered to, if ``user`` may answer there; else
         the refusal is audited and raised."""
-        delivery = await find_delivery(
-            lambda: self.channel.deliveries_of(request),
-            lambda d: d.get("conversation") == conversation and d.get("activity") == reply_to,
-            wait=bool(reply_to),
+        place = {"conversation": conversation, "activity": reply_to}
+        target = await delivered_to(
+            self.channel, request, place, partial(teams_target, request), wait=bool(reply_to)
         )
-        target = None if delivery is None else teams_target(request, str(delivery.get("target")))
-        reason: str | None = None
-        if not user:
-            reason = "no Teams user (from.aadObjectId) in the activity"
-        elif target is None:
-            reason = "the card is not a delivery of this request"
-        if reason is None and target is not None:
-            try:
-                # Who may decide is the policy's call (the directory, the operator's rules,
-                # the request's responders, and this target's allowed_responder_ids).
-                await self.channel.service.authorize(
-                    kind_of(request),
-                    request.call_id,
-                    Identity("teams", user),
-                    via=VIA,
-                    via_identities=self._via_identities(target),
-                )
-            except ForbiddenError as exc:  # audited by the service
-                raise _Refused("You are not allowed to answer this request.") from exc
-            return target
-        assert reason is not None
-        await self._audit_refusal(
-            request,
-            user,
-            reason,
-            conversation=conversation[:200],
-            activity=reply_to[:200],
+
+        async def audit(reason: str) -> None:
+            details = {"conversation": conversation[:200], "activity": reply_to[:200]}
+            await audit_refused(self.channel.service, request, VIA, user, reason, **details)
+
+        unknown = (
+            "no Teams user (from.aadObjectId) in the activity",
+            "the card is not a delivery of this request",
         )
-        raise _Refused("You are not allowed to answer this request.")
+        return await authorize_person(
+            self.channel.service, request, user, target, via=VIA, unknown=unknown, audit=audit
+        )

@@ -30,7 +30,8 @@ from functionlayer.display import (
 )
 from functionlayer.models import FunctionCall, HumanContact, ResponseOption
 
-from functionlayer_server._outcome import OutcomeTable, outcome, render
+from functionlayer_server._channels._chat_outcome import OutcomeMarks, chat_outcomes
+from functionlayer_server._outcome import outcome, render
 from functionlayer_server._policy import option_text
 from functionlayer_server._schema import allowed
 
@@ -284,6 +285,24 @@ def _options_text(options: list[ResponseOption], what: str) -> dict[str, Any]:
     return _plain(f"{what}\n" + "\n".join(lines), size="Small")
 
 
+_REJECTS = "Reject with a reason (what the agent gets):"
+_ANSWERS = "Answer with an option (what the agent gets):"
+
+
+def _option_actions(
+    body: list[dict[str, Any]],
+    request: FunctionCall | HumanContact,
+    options: list[ResponseOption] | None,
+    action: str,
+    what: str,
+) -> list[dict[str, Any]]:
+    """A button per option (the first ``_MAX_OPTIONS``), each explained in ``body``."""
+    shown = (options or [])[:_MAX_OPTIONS]
+    if shown:
+        body.append(_options_text(shown, what))
+    return [_submit(_option_label(o), _data(action, request, i)) for i, o in enumerate(shown)]
+
+
 def request_card(
     request: FunctionCall | HumanContact,
     *,
@@ -312,13 +331,8 @@ def request_card(
                     _submit("Reject", _data(ACTION_REJECT, request), "destructive"),
                 )
             )
-            options = (request.spec.reject_options or [])[:_MAX_OPTIONS]
-            if options:
-                body.append(_options_text(options, "Reject with a reason (what the agent gets):"))
-            option_actions = [
-                _submit(_option_label(o), _data(ACTION_REJECT_OPTION, request, i))
-                for i, o in enumerate(options)
-            ]
+            options = request.spec.reject_options
+            option_actions = _option_actions(body, request, options, ACTION_REJECT_OPTION, _REJECTS)
     else:
         actions.append(
             _form(
@@ -328,13 +342,8 @@ def request_card(
                 _submit("Send", _data(ACTION_REPLY, request), "positive"),
             )
         )
-        options = (request.spec.response_options or [])[:_MAX_OPTIONS]
-        if options:
-            body.append(_options_text(options, "Answer with an option (what the agent gets):"))
-        option_actions = [
-            _submit(_option_label(o), _data(ACTION_RESPOND_OPTION, request, i))
-            for i, o in enumerate(options)
-        ]
+        options = request.spec.response_options
+        option_actions = _option_actions(body, request, options, ACTION_RESPOND_OPTION, _ANSWERS)
     if option_actions:
         body.append({"type": "ActionSet", "actions": option_actions})
     if base_url.startswith(("https://", "http://")):
@@ -348,17 +357,7 @@ def request_card(
     return _card(body, actions)
 
 
-OUTCOME = OutcomeTable(
-    lines={
-        "pending": "Pending",
-        "approved": "Approved by {who}{edited}{approvals}{comment_suffix}",
-        "rejected": "Rejected{option} by {who}: {comment}",
-        "answered": "Answered by {who}: {response}",
-        "answered_instead": "Answered instead by {who}: {response}",
-        "expired": "Expired{comment_suffix}",
-        "abandoned": "Abandoned (the agent stopped waiting){comment_suffix}",
-    }
-)
+OUTCOME = chat_outcomes(OutcomeMarks())
 
 
 def outcome_text(request: FunctionCall | HumanContact) -> str:
