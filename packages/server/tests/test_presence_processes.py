@@ -50,24 +50,26 @@ def two_processes(
         yield a, b, browser
 
 
-def _create(server: ServerProcess) -> str:
+def _create(base_url: str, token: str) -> str:
+    """A new request of the agent with ``token``: its call id."""
     call_id = f"presence-{uuid.uuid4().hex[:10]}"
-    with server.client() as agent:
-        created = agent.post(
-            "/function_calls",
-            json={"run_id": "r", "call_id": call_id, "spec": {"fn": "deploy", "kwargs": {}}},
-        )
+    created = httpx.post(
+        f"{base_url}/functionlayer/v1/function_calls",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"run_id": "r", "call_id": call_id, "spec": {"fn": "deploy", "kwargs": {}}},
+        timeout=10,
+    )
     assert created.status_code == 200, created.text
     return call_id
 
 
-def _long_poll(server: ServerProcess, call_id: str) -> socket.socket:
+def _long_poll(port: int, call_id: str, token: str) -> socket.socket:
     """The agent's long-poll, on a connection the test closes when the agent goes away."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(
         (
             f"GET /functionlayer/v1/function_calls/{call_id}?wait=60 HTTP/1.1\r\n"
-            f"Host: 127.0.0.1\r\nAuthorization: Bearer {server.token}\r\n\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
         ).encode()
     )
     return sock
@@ -95,19 +97,17 @@ def _until(browser: httpx.Client, call_id: str, words: str, within: float) -> li
         time.sleep(0.2)
 
 
-@pytest.mark.postgres
-def test_a_dropped_long_poll_reads_left_in_another_process(
-    two_processes: tuple[ServerProcess, ServerProcess, httpx.Client],
-) -> None:
-    a, _b, browser = two_processes
-    call_id = _create(a)
+def _drops_and_comes_back(a: ServerProcess | _Node, token: str, browser: httpx.Client) -> None:
+    """The agent long-polls on A, its connection closes, it long-polls again: B's inbox
+    follows."""
+    call_id = _create(a.base_url, token)
     assert _presence(browser, call_id) == "has not checked for an answer yet"
-    held = _long_poll(a, call_id)
+    held = _long_poll(a.port, call_id, token)
     _until(browser, call_id, WAITING, within=5)
     held.close()  # the agent's process ends: its connection closes
     _until(browser, call_id, LEFT, within=3)
     # It comes back: waiting again, everywhere.
-    again = _long_poll(a, call_id)
+    again = _long_poll(a.port, call_id, token)
     try:
         _until(browser, call_id, WAITING, within=5)
     finally:
@@ -115,12 +115,20 @@ def test_a_dropped_long_poll_reads_left_in_another_process(
 
 
 @pytest.mark.postgres
+def test_a_dropped_long_poll_reads_left_in_another_process(
+    two_processes: tuple[ServerProcess, ServerProcess, httpx.Client],
+) -> None:
+    a, _b, browser = two_processes
+    _drops_and_comes_back(a, a.token, browser)
+
+
+@pytest.mark.postgres
 def test_a_killed_holder_reads_gone_in_another_process(
     two_processes: tuple[ServerProcess, ServerProcess, httpx.Client],
 ) -> None:
     a, _b, browser = two_processes
-    call_id = _create(a)
-    held = _long_poll(a, call_id)
+    call_id = _create(a.base_url, a.token)
+    held = _long_poll(a.port, call_id, a.token)
     try:
         _until(browser, call_id, WAITING, within=5)
         time.sleep(AGENT_HEARTBEAT_SECONDS + 1)  # A noted the held long-poll at least once
@@ -199,53 +207,20 @@ def two_nodes(
             a.close()
 
 
-def _create_on(node: _Node) -> tuple[str, str]:
-    """A new request of an agent of A's: (its call id, the agent's token)."""
-    token = node.run(node.service.create_token(f"agent-{uuid.uuid4().hex[:6]}"))
-    call_id = f"presence-{uuid.uuid4().hex[:10]}"
-    created = httpx.post(
-        f"{node.base_url}/functionlayer/v1/function_calls",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"run_id": "r", "call_id": call_id, "spec": {"fn": "deploy", "kwargs": {}}},
-        timeout=10,
-    )
-    assert created.status_code == 200, created.text
-    return call_id, token
-
-
-def _long_poll_on(node: _Node, call_id: str, token: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
-    sock.sendall(
-        (
-            f"GET /functionlayer/v1/function_calls/{call_id}?wait=60 HTTP/1.1\r\n"
-            f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
-        ).encode()
-    )
-    return sock
-
-
 def test_another_app_says_left_when_the_agents_connection_closes(
     two_nodes: tuple[_Node, _Node, ManualClock, httpx.Client],
 ) -> None:
     a, _b, _clock, browser = two_nodes
-    call_id, token = _create_on(a)
-    held = _long_poll_on(a, call_id, token)
-    _until(browser, call_id, WAITING, within=5)
-    held.close()
-    _until(browser, call_id, LEFT, within=3)
-    again = _long_poll_on(a, call_id, token)
-    try:
-        _until(browser, call_id, WAITING, within=5)
-    finally:
-        again.close()
+    _drops_and_comes_back(a, a.run(a.service.create_token("agent")), browser)
 
 
 def test_another_app_says_waiting_while_held_and_gone_once_the_holder_is_silent(
     two_nodes: tuple[_Node, _Node, ManualClock, httpx.Client],
 ) -> None:
     a, _b, clock, browser = two_nodes
-    call_id, token = _create_on(a)
-    held = _long_poll_on(a, call_id, token)
+    token = a.run(a.service.create_token("agent"))
+    call_id = _create(a.base_url, token)
+    held = _long_poll(a.port, call_id, token)
     try:
         _until(browser, call_id, WAITING, within=5)
         # Long after its poll (past the window a poll alone counts for), A's heartbeat still

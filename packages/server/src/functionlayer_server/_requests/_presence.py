@@ -69,11 +69,11 @@ class Presence:
         spawn: Callable[[Awaitable[Any]], None],
         long_poll_max_seconds: float,
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self.waiters = waiters
+        self.store, self.clock, self.waiters = store, clock, waiters
         self._spawn = spawn
-        self._long_poll_max_seconds = long_poll_max_seconds
+        # How long after its last poll an agent that holds no long-poll still counts as
+        # waiting (between two polls).
+        self._recent = long_poll_max_seconds + AGENT_SEEN_WRITE_SECONDS + 30
         self._seen: dict[Key, float] = {}  # last written poll, per request (the write limit)
         self._left: dict[Key, float] = {}  # long-polls dropped by the client, until it asks
         self._holds: dict[Key, int] = {}  # agents' long-polls open here (the API holds them)
@@ -135,21 +135,23 @@ class Presence:
 
     # -- writing it down --------------------------------------------------------------------
 
+    def _later(self, delay: float, then: Callable[[], None]) -> asyncio.TimerHandle | None:
+        """``then`` in ``delay`` seconds (nothing new is planned while the service stops)."""
+        if self.waiters.stopping:
+            return None
+        return asyncio.get_running_loop().call_later(delay, then)
+
     def _schedule(self) -> None:
-        if self._flush is None and not self.waiters.stopping:
-            self._flush = asyncio.get_running_loop().call_later(
-                AGENT_SEEN_FLUSH_SECONDS, self._spawn_write
-            )
+        if self._flush is None:
+            self._flush = self._later(AGENT_SEEN_FLUSH_SECONDS, self._spawn_write)
 
     def _spawn_write(self) -> None:
         self._flush = None
         self._spawn(self.write())
 
     def _start_heartbeat(self) -> None:
-        if self._beat is None and not self.waiters.stopping:
-            self._beat = asyncio.get_running_loop().call_later(
-                AGENT_HEARTBEAT_SECONDS, self._heartbeat
-            )
+        if self._beat is None:
+            self._beat = self._later(AGENT_HEARTBEAT_SECONDS, self._heartbeat)
 
     def _heartbeat(self) -> None:
         self._beat = None
@@ -198,8 +200,7 @@ class Presence:
         seen, held, left = await self.store.agent_trace(kind, call_id, project)
         seen = _latest(seen, self._unwritten.get(key), self._released.get(key))
         left = _latest(left, self._unwritten_left.get(key))
-        recent = self._long_poll_max_seconds + AGENT_SEEN_WRITE_SECONDS + 30
-        return judge(AgentTrace(seen, held, left), self.clock.now(), recent)
+        return judge(AgentTrace(seen, held, left), self.clock.now(), self._recent)
 
 
 def _latest(*times: float | None) -> float | None:
