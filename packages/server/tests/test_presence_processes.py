@@ -145,8 +145,8 @@ def test_a_killed_holder_reads_gone_in_another_process(
 
 class _Node:
     """The server app served by uvicorn on its own event loop in a thread (a server process,
-    as seen from the database). ``freeze`` stops its loop: none of its code runs any more, as
-    when a process is killed; ``close`` resumes it and shuts it down."""
+    as seen from the database). ``freeze`` blocks its loop: none of its code runs any more, as
+    when a process is killed; ``close`` thaws it and shuts it down."""
 
     def __init__(self, url: str, clock: ManualClock) -> None:
         self.app = create_app(Settings(database_url=url), clock=clock)
@@ -155,7 +155,9 @@ class _Node:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
-        self._thread = self._run_loop()
+        self._thaw = threading.Event()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
         self.serving = asyncio.run_coroutine_threadsafe(self.server.serve(), self.loop)
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -164,21 +166,21 @@ class _Node:
             time.sleep(0.02)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
-    def _run_loop(self) -> threading.Thread:
-        thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        thread.start()
-        return thread
-
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=20)
 
     def freeze(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
+        frozen = threading.Event()
+
+        def block() -> None:
+            frozen.set()
+            self._thaw.wait()
+
+        self.loop.call_soon_threadsafe(block)
+        assert frozen.wait(timeout=10), "the loop did not freeze"
 
     def close(self) -> None:
-        if not self._thread.is_alive():
-            self._thread = self._run_loop()
+        self._thaw.set()
         self.server.should_exit = True
         self.serving.result(timeout=20)
         self.loop.call_soon_threadsafe(self.loop.stop)
