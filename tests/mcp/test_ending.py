@@ -95,10 +95,14 @@ async def _call_quietly(session: ClientSession, name: str, arguments: dict[str, 
         await session.call_tool(name, arguments)
 
 
-def _assert_abandoned_once(server: ServerProcess, call_id: str, log: Path | None) -> None:
+def _assert_abandoned_once(
+    server: ServerProcess, call_id: str, log: Path | None, gateway_log: Path | None = None
+) -> None:
+    """``gateway_log``: the gateway's standard error, shown when this fails (what it said)."""
+    said = gateway_log.read_text() if gateway_log is not None and gateway_log.exists() else ""
     status = stored_call(server, call_id)["status"]
-    assert status["abandoned_at"] and status["approved"] is False, status
-    assert audit_actions(server, call_id).count("abandoned") == 1
+    assert status["abandoned_at"] and status["approved"] is False, (status, said)
+    assert audit_actions(server, call_id).count("abandoned") == 1, said
     assert person_approves_late(server, call_id) != 303  # refused: nothing to approve
     status = stored_call(server, call_id)["status"]
     assert status["approved"] is False and status["abandoned_at"], status
@@ -125,7 +129,7 @@ async def test_a_signal_stops_the_gateway_and_abandons_the_waiting_call(
                     await anyio.sleep(0.05)
                 took = time.monotonic() - sent
                 tg.cancel_scope.cancel()
-    _assert_abandoned_once(fl_server, call_id, bank_log)
+    _assert_abandoned_once(fl_server, call_id, bank_log, errlog)
     assert took < EXIT_WITHIN, (took, errlog.read_text())
     log = errlog.read_text()
     assert (
@@ -210,6 +214,6 @@ async def test_a_signal_stops_the_permission_prompt_and_abandons_its_request(
                     await anyio.sleep(0.05)
                 took = time.monotonic() - sent
                 tg.cancel_scope.cancel()
-    _assert_abandoned_once(fl_server, call_id, None)
+    _assert_abandoned_once(fl_server, call_id, None, errlog)
     assert took < EXIT_WITHIN, (took, errlog.read_text())
     assert "stopping (SIGINT): 1 request(s)" in errlog.read_text(), errlog.read_text()

@@ -23,20 +23,20 @@ LOOKUPS = {
     "find_requests": "SELECT * FROM fl_requests WHERE kind = $1 AND call_id = $2",
     "update_request": "UPDATE fl_requests SET status = $4, completed = 1, version = version + 1 "
     "WHERE kind = $1 AND call_id = $2 AND project = $3 AND version = $5",
-    "agent_seen_at": "SELECT agent_seen_at FROM fl_requests WHERE kind = $1 AND call_id = $2 "
-    "AND project = $3",
+    "agent_trace": "SELECT agent_seen_at, agent_held_at, agent_left_at FROM fl_requests "
+    "WHERE kind = $1 AND call_id = $2 AND project = $3",
 }
 TYPES = {
     "get_request": "text, text, text",
     "find_requests": "text, text",
     "update_request": "text, text, text, text, int",
-    "agent_seen_at": "text, text, text",
+    "agent_trace": "text, text, text",
 }
 ARGS = {
     "get_request": "'function_call', 'c1', 'p1'",
     "find_requests": "'function_call', 'c1'",
     "update_request": "'function_call', 'c1', 'p1', '{}', 0",
-    "agent_seen_at": "'function_call', 'c1', 'p1'",
+    "agent_trace": "'function_call', 'c1', 'p1'",
 }
 
 

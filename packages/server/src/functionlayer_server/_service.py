@@ -103,6 +103,7 @@ class ApprovalService:
         self.add_job_planner = self.events.add_job_planner
         # wake-ups (_requests._waiters) and the agent's presence (_requests._presence)
         self.wait_for_change = self.waiters.wait_for_change
+        self.agent_holding = self.presence.holding
         # who may see and decide (_requests._authority, rules in _policy)
         self.may_see = self.authority.may_see
         self.irreversible = self.authority.irreversible
@@ -289,11 +290,12 @@ class ApprovalService:
     async def agent_presence(
         self, kind: str, call_id: str, project: str | None = None
     ) -> tuple[str, float | None]:
-        """``("waiting", None)`` while the agent holds a long-poll here (or asked recently),
-        ``("left", when)`` once its long-poll here was dropped by the client and nothing newer
-        was heard of it, ``("gone", last seen)`` when it has not asked for a while (it may have
-        stopped: the decision is kept for when it comes back), ``("unknown", None)`` if it
-        never asked. Without ``project``: the one project with that call id (none or several:
+        """``("waiting", None)`` while the agent holds a long-poll here, ``("waiting", when)``
+        while another process notes that it holds one (or it asked recently),
+        ``("left", when)`` once its long-poll was dropped by the client (in any process) and
+        nothing newer was heard of it, ``("gone", last seen)`` when it has not asked for a while
+        or the process holding its long-poll stopped noting it (it may have stopped: the
+        decision is kept for when it comes back), ``("unknown", None)`` if it never asked. Without ``project``: the one project with that call id (none or several:
         unknown)."""
         if project is None:
             project = await self.ledger.find_project(kind, call_id)

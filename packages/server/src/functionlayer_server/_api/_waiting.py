@@ -1,6 +1,8 @@
 """Reading a request with an optional long-poll (``?wait=S``): counted against the token's
 quota and ended early when the client goes away."""
 
+import contextlib
+
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -27,7 +29,11 @@ async def waited(
         return await service.wait_record(
             kind, call_id, 0.0, project=who.project, agent=who.is_agent
         )
-    with long_polls_of(request).holding(who.project, who.token_id, who.token_name):
+    key = (who.project, kind, call_id)
+    with (
+        long_polls_of(request).holding(who.project, who.token_id, who.token_name),
+        service.agent_holding(key) if who.is_agent else contextlib.nullcontext(),
+    ):
         record = await unless_gone(
             request,
             service.wait_record(kind, call_id, wait, project=who.project, agent=who.is_agent),

@@ -8,6 +8,8 @@ from typing import Any
 
 from functionlayer_server._extras import require_extra
 from functionlayer_server._store._base import (
+    AgentMarks,
+    AgentTrace,
     AuditRow,
     GrantFields,
     GrantRow,
@@ -21,6 +23,8 @@ from functionlayer_server._store._base import (
 )
 
 __all__ = [
+    "AgentMarks",
+    "AgentTrace",
     "AuditRow",
     "GrantFields",
     "GrantRow",

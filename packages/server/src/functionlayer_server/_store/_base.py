@@ -2,7 +2,7 @@
 
 Every method is one short transaction. The SQL is shared by SQLite and PostgreSQL and lives in
 the repositories (``_requests``, ``_grants``, ``_audit``, ``_jobs``, ``_outbox``, ``_tokens``,
-``_persons``, ``_meta``); the two engines (``_sqlite``, ``_postgres``) provide the primitives
+``_persons``, ``_presence``, ``_meta``); the two engines (``_sqlite``, ``_postgres``) provide the primitives
 of :class:`~functionlayer_server._store._engine.Engine`. Rows are in ``_rows``, the schema and
 its migrations in ``_ddl``.
 """
@@ -16,6 +16,7 @@ from functionlayer_server._store._jobs import JobRepository
 from functionlayer_server._store._meta import MetaRepository
 from functionlayer_server._store._outbox import OutboxRepository
 from functionlayer_server._store._persons import PersonRepository
+from functionlayer_server._store._presence import AgentMarks, AgentTrace, PresenceRepository
 from functionlayer_server._store._requests import RequestRepository
 from functionlayer_server._store._rows import (
     AuditRow,
@@ -36,6 +37,8 @@ from functionlayer_server._store._tokens import TokenRepository
 
 __all__ = [
     "NOTIFY_CHANNEL",
+    "AgentMarks",
+    "AgentTrace",
     "AuditRow",
     "Engine",
     "GrantFields",
@@ -63,6 +66,7 @@ class Store(
     OutboxRepository,
     TokenRepository,
     PersonRepository,
+    PresenceRepository,
     MetaRepository,
 ):
     """Async storage: every repository over one engine (``SQLiteStore``, ``PostgresStore``)."""

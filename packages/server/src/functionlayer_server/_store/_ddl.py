@@ -95,6 +95,8 @@ def migrations(dialect: str) -> list[tuple[str, str, str]]:
         ("fl_users", "disabled", "INTEGER NOT NULL DEFAULT 0"),
         ("fl_audit", "project", "TEXT"),
         ("fl_requests", "group_id", "TEXT"),
+        ("fl_requests", "agent_held_at", real),
+        ("fl_requests", "agent_left_at", real),
     ]
 
 

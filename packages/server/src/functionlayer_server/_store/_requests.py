@@ -175,35 +175,6 @@ class RequestRepository(Engine):
             statements, guard_first=True, guarded=2 if grant_use is not None else 1
         )
 
-    async def touch_agents(self, seen: Sequence[tuple[str, str, str]], now: float) -> None:
-        """Note that the agent asked about these requests (``(project, kind, call_id)``) by
-        ``now``: one transaction, a few statements (the service batches its agents' polls; on
-        PostgreSQL each statement is a round trip)."""
-        statements: list[Statement] = []
-        for project, kind in sorted({(p, k) for p, k, _ in seen}):
-            ids = [c for p, k, c in seen if (p, k) == (project, kind)]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
-                statements.append(
-                    (
-                        # Pending ones only: presence is shown while a request waits, and a
-                        # decided row is not rewritten for nothing.
-                        f"UPDATE fl_requests SET agent_seen_at = ? WHERE kind = ? "
-                        f"AND project = ? AND completed = 0 AND call_id IN ({marks})",
-                        (now, kind, project, *chunk),
-                    )
-                )
-        if statements:
-            await self._transaction(statements, guard_first=False)
-
-    async def agent_seen_at(self, kind: str, call_id: str, project: str) -> float | None:
-        rows = await self._fetch(
-            "SELECT agent_seen_at FROM fl_requests WHERE kind = ? AND call_id = ? AND project = ?",
-            (kind, call_id, project),
-        )
-        return float(rows[0][0]) if rows and rows[0][0] is not None else None
-
     async def due_expiries(self, now: float, limit: int = 500) -> list[tuple[str, str, str]]:
         """``(kind, call_id, project)`` of pending requests past their deadline."""
         rows = await self._fetch(
