@@ -17,8 +17,8 @@ import asyncio
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -26,10 +26,14 @@ from pydantic import BaseModel
 from functionlayer import _interrupt
 from functionlayer._backends._base import Backend
 from functionlayer._backends._http_answers import (
+    Decided,
     RouteMissing,
+    call_path,
     claiming_path,
+    contact_path,
     execution_path,
     expired_locally,
+    expiry,
     without_claiming_wait,
 )
 from functionlayer._backends._http_send import HttpSending, connect_timeout_of
@@ -40,9 +44,7 @@ from functionlayer._models import (
     ExecutionClaim,
     ExecutionReport,
     FunctionCall,
-    FunctionCallStatus,
     HumanContact,
-    HumanContactStatus,
 )
 from functionlayer._version import __version__
 
@@ -113,28 +115,21 @@ class HttpBackend(HttpSending, Backend):
         return self._send(FunctionCall, "POST", "/function_calls", body=call)
 
     def get_function_call(self, call_id: str) -> FunctionCall:
-        return self._send(FunctionCall, "GET", f"/function_calls/{quote(call_id, safe='')}")
+        return self._send(FunctionCall, "GET", call_path(call_id))
 
     def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
-        return self._wait(FunctionCall, f"/function_calls/{quote(call_id, safe='')}", timeout)
+        return self._wait(FunctionCall, call_path(call_id), timeout)
 
     def expire_function_call(self, call_id: str, reason: str) -> FunctionCall:
-        status = FunctionCallStatus(approved=False, comment=reason, expired=True)
-        path = f"/agent/function_calls/{quote(call_id, safe='')}/respond"
-        try:
-            return self._send(FunctionCall, "POST", path, body=status)
-        except ConflictError:  # decided first: that decision stands
-            return self.get_function_call(call_id)
-        except BackendError:  # a server that refuses agent-side expiry: still reject locally
-            return expired_locally(self.get_function_call(call_id), reason)
+        return self._expire(FunctionCall, call_id, reason, self.get_function_call)
 
     def abandon_function_call(self, call_id: str) -> FunctionCall | None:
         """Tell the server the agent stopped waiting (Ctrl-C): one short try, no retries (the
         program is stopping). A decided request stays decided (``ConflictError``)."""
-        return self._once(FunctionCall, f"/function_calls/{quote(call_id, safe='')}/abandon")
+        return self._once(FunctionCall, call_path(call_id) + "/abandon")
 
     def abandon_human_contact(self, call_id: str) -> HumanContact | None:
-        return self._once(HumanContact, f"/contact_requests/{quote(call_id, safe='')}/abandon")
+        return self._once(HumanContact, contact_path(call_id) + "/abandon")
 
     def claim_execution(
         self, call_id: str, claim_id: str, *, claimed_by: str | None = None
@@ -196,64 +191,66 @@ class HttpBackend(HttpSending, Backend):
         return self._send(HumanContact, "POST", "/contact_requests", body=contact)
 
     def get_human_contact(self, call_id: str) -> HumanContact:
-        return self._send(HumanContact, "GET", f"/contact_requests/{quote(call_id, safe='')}")
+        return self._send(HumanContact, "GET", contact_path(call_id))
 
     def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
-        return self._wait(HumanContact, f"/contact_requests/{quote(call_id, safe='')}", timeout)
+        return self._wait(HumanContact, contact_path(call_id), timeout)
 
     def expire_human_contact(self, call_id: str, reason: str) -> HumanContact:
-        path = f"/agent/human_contacts/{quote(call_id, safe='')}/respond"
-        try:
-            return self._send(HumanContact, "POST", path, body=HumanContactStatus(expired=True))
-        except ConflictError:
-            return self.get_human_contact(call_id)
-        except BackendError:
-            return expired_locally(self.get_human_contact(call_id), reason)
+        return self._expire(HumanContact, call_id, reason, self.get_human_contact)
 
     async def acreate_function_call(self, call: FunctionCall) -> FunctionCall:
         return await self._asend(FunctionCall, "POST", "/function_calls", body=call)
 
     async def aget_function_call(self, call_id: str) -> FunctionCall:
-        return await self._asend(FunctionCall, "GET", f"/function_calls/{quote(call_id, safe='')}")
+        return await self._asend(FunctionCall, "GET", call_path(call_id))
 
     async def await_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
-        return await self._await(
-            FunctionCall, f"/function_calls/{quote(call_id, safe='')}", timeout
-        )
+        return await self._await(FunctionCall, call_path(call_id), timeout)
 
     async def aexpire_function_call(self, call_id: str, reason: str) -> FunctionCall:
-        status = FunctionCallStatus(approved=False, comment=reason, expired=True)
-        path = f"/agent/function_calls/{quote(call_id, safe='')}/respond"
-        try:
-            return await self._asend(FunctionCall, "POST", path, body=status)
-        except ConflictError:
-            return await self.aget_function_call(call_id)
-        except BackendError:
-            return expired_locally(await self.aget_function_call(call_id), reason)
+        return await self._aexpire(FunctionCall, call_id, reason, self.aget_function_call)
 
     async def acreate_human_contact(self, contact: HumanContact) -> HumanContact:
         return await self._asend(HumanContact, "POST", "/contact_requests", body=contact)
 
     async def aget_human_contact(self, call_id: str) -> HumanContact:
-        return await self._asend(
-            HumanContact, "GET", f"/contact_requests/{quote(call_id, safe='')}"
-        )
+        return await self._asend(HumanContact, "GET", contact_path(call_id))
 
     async def await_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
-        return await self._await(
-            HumanContact, f"/contact_requests/{quote(call_id, safe='')}", timeout
-        )
+        return await self._await(HumanContact, contact_path(call_id), timeout)
 
     async def aexpire_human_contact(self, call_id: str, reason: str) -> HumanContact:
-        path = f"/agent/human_contacts/{quote(call_id, safe='')}/respond"
+        return await self._aexpire(HumanContact, call_id, reason, self.aget_human_contact)
+
+    # ------------------------------------------------------------------- expiring
+
+    def _expire(
+        self, model: type[Decided], call_id: str, reason: str, get: Callable[[str], Decided]
+    ) -> Decided:
+        """Tell the server the agent's wait ran out (so the request is rejected as expired)."""
+        path, status = expiry(model, call_id, reason)
         try:
-            return await self._asend(
-                HumanContact, "POST", path, body=HumanContactStatus(expired=True)
-            )
+            return self._send(model, "POST", path, body=status)
+        except ConflictError:  # decided first: that decision stands
+            return get(call_id)
+        except BackendError:  # a server that refuses agent-side expiry: still reject locally
+            return expired_locally(get(call_id), reason)
+
+    async def _aexpire(
+        self,
+        model: type[Decided],
+        call_id: str,
+        reason: str,
+        get: Callable[[str], Awaitable[Decided]],
+    ) -> Decided:
+        path, status = expiry(model, call_id, reason)
+        try:
+            return await self._asend(model, "POST", path, body=status)
         except ConflictError:
-            return await self.aget_human_contact(call_id)
+            return await get(call_id)
         except BackendError:
-            return expired_locally(await self.aget_human_contact(call_id), reason)
+            return expired_locally(await get(call_id), reason)
 
     # ------------------------------------------------------------------- waiting
 
