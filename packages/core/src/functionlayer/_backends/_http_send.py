@@ -22,7 +22,7 @@ import random
 import time
 import urllib.request
 import weakref
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit
 
 import httpx
@@ -167,6 +167,14 @@ class _Tries(Generic[M]):
         return self.retrying.next_delay(outcome)
 
 
+class Sent(TypedDict, total=False):
+    """What a request may carry besides its method and path."""
+
+    body: BaseModel | None  # sent as JSON
+    wait: float | None  # a long-poll: ``?wait=`` seconds
+    deadline: float | None  # the caller's own deadline (``time.monotonic()``), for retries
+
+
 class HttpSending:
     """The sending half of ``HttpBackend`` (which sets the attributes below)."""
 
@@ -275,17 +283,11 @@ class HttpSending:
         args = self._request_args(method, path, body, wait)
         return await self._async_clients().request(args)
 
-    def _send(
-        self,
-        model: type[M],
-        method: str,
-        path: str,
-        *,
-        body: BaseModel | None = None,
-        wait: float | None = None,
-        deadline: float | None = None,
-    ) -> M:
-        tries = _Tries(self, model, method, path, body, deadline)
+    def _send(self, model: type[M], method: str, path: str, **sent: Unpack[Sent]) -> M:
+        """The answer to one request, as ``model``; tried again while the server cannot be
+        reached or is overloaded (see ``_Tries``)."""
+        tries = _Tries(self, model, method, path, sent.get("body"), sent.get("deadline"))
+        wait = sent.get("wait")
         while True:
             answer: Answer | httpx.TransportError
             try:
@@ -298,18 +300,10 @@ class HttpSending:
             if _interrupt.stopping.wait(result):  # Ctrl-C: no more retries
                 raise tries.error
 
-    async def _asend(
-        self,
-        model: type[M],
-        method: str,
-        path: str,
-        body: BaseModel | None = None,
-        *,
-        deadline: float | None = None,
-        wait: float | None = None,
-    ) -> M:
+    async def _asend(self, model: type[M], method: str, path: str, **sent: Unpack[Sent]) -> M:
         """The async twin of ``_send``."""
-        attempts = _Tries(self, model, method, path, body, deadline)
+        attempts = _Tries(self, model, method, path, sent.get("body"), sent.get("deadline"))
+        wait = sent.get("wait")
         while True:
             try:
                 result = attempts.judge(

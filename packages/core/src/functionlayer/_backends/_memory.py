@@ -118,23 +118,39 @@ class InMemoryBackend(Backend):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(calls={len(self._calls)}, contacts={len(self._contacts)})"
 
-    # ------------------------------------------------------------ function calls
+    # ------------------------------------- requests: function calls and human contacts
 
     @property
     def function_calls(self) -> list[FunctionCall]:
         with self._changed:
             return [c.model_copy(deep=True) for c in self._calls.values()]
 
+    @property
+    def human_contacts(self) -> list[HumanContact]:
+        with self._changed:
+            return [c.model_copy(deep=True) for c in self._contacts.values()]
+
     def create_function_call(self, call: FunctionCall) -> FunctionCall:
         # A request is its call id, function and arguments: another run id (a restarted agent)
         # resumes it.
         return self._kept_calls.create(call, _same_call)
 
+    def create_human_contact(self, contact: HumanContact) -> HumanContact:
+        return self._kept_contacts.create(contact, _same_contact)
+
     def get_function_call(self, call_id: str) -> FunctionCall:
         return self._kept_calls.get(call_id)
 
+    def get_human_contact(self, call_id: str) -> HumanContact:
+        return self._kept_contacts.get(call_id)
+
     def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
         return self._kept_calls.wait(call_id, timeout)
+
+    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
+        return self._kept_contacts.wait(call_id, timeout)
+
+    # ------------------------------------------------------------------ decisions
 
     def respond(
         self,
@@ -227,20 +243,6 @@ class InMemoryBackend(Backend):
         return self._kept_calls.held(call_id)
 
     # ------------------------------------------------------------ human contacts
-
-    @property
-    def human_contacts(self) -> list[HumanContact]:
-        with self._changed:
-            return [c.model_copy(deep=True) for c in self._contacts.values()]
-
-    def create_human_contact(self, contact: HumanContact) -> HumanContact:
-        return self._kept_contacts.create(contact, _same_contact)
-
-    def get_human_contact(self, call_id: str) -> HumanContact:
-        return self._kept_contacts.get(call_id)
-
-    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
-        return self._kept_contacts.wait(call_id, timeout)
 
     def answer(
         self,
