@@ -298,3 +298,46 @@ def test_which_path_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert HttpBackend(base, "t").uses_httpx == (True, True)  # httpx honours the proxy
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert HttpBackend(base, "t").uses_httpx == (False, False)
+
+
+def test_async_read_timeouts_fire_for_each_request_on_the_lean_client(
+    serve: Callable[..., RawServer],
+) -> None:
+    """One timer watches an event loop's read deadlines: a later request with a nearer
+    deadline moves it earlier, a request answered in time leaves it set, and every request
+    still times out at its own deadline, not before and not at another's."""
+    import time
+
+    from functionlayer._backends._wire import AsyncWire, WireTarget
+
+    def answer(body: bytes) -> bytes:
+        if body == b"hang":
+            threading.Event().wait(2.5)
+        return json_answer(b"{}")
+
+    server = serve(answer)
+    wire = AsyncWire(WireTarget(server.base_url, {}))
+
+    async def timed(body: bytes, read_timeout: float) -> tuple[str, float]:
+        data = wire.target.request("POST", "/x", body)
+        began = time.monotonic()
+        try:
+            response = await wire.request(data, 2.0, read_timeout)
+        except httpx.ReadTimeout:
+            return "timed out", time.monotonic() - began
+        return str(response.status_code), time.monotonic() - began
+
+    async def main() -> list[tuple[str, float]]:
+        far = asyncio.ensure_future(timed(b"hang", 1.2))
+        await asyncio.sleep(0.05)
+        near = asyncio.ensure_future(timed(b"hang", 0.3))
+        answered = asyncio.ensure_future(timed(b"fast", 0.2))
+        try:
+            return list(await asyncio.gather(far, near, answered))
+        finally:
+            wire.close()
+
+    (far, far_after), (near, near_after), (answered, _) = asyncio.run(main())
+    assert (far, near, answered) == ("timed out", "timed out", "200")
+    assert 0.29 <= near_after < 0.9
+    assert 1.19 <= far_after < 2.2

@@ -39,20 +39,22 @@ class Backend(ABC):
     #: see and decide one the agent gave up on). False for the terminal and in-memory backends.
     keeps_requests: bool = False
 
+    # By operation, the two kinds of request (function calls, human contacts) side by side.
+
     @abstractmethod
     def create_function_call(self, call: FunctionCall) -> FunctionCall: ...
-
-    @abstractmethod
-    def get_function_call(self, call_id: str) -> FunctionCall: ...
-
-    @abstractmethod
-    def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall: ...
 
     @abstractmethod
     def create_human_contact(self, contact: HumanContact) -> HumanContact: ...
 
     @abstractmethod
+    def get_function_call(self, call_id: str) -> FunctionCall: ...
+
+    @abstractmethod
     def get_human_contact(self, call_id: str) -> HumanContact: ...
+
+    @abstractmethod
+    def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall: ...
 
     @abstractmethod
     def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact: ...
@@ -137,17 +139,17 @@ class Backend(ABC):
     async def acreate_function_call(self, call: FunctionCall) -> FunctionCall:
         return await _to_thread(self.create_function_call, call)
 
-    async def aget_function_call(self, call_id: str) -> FunctionCall:
-        return await _to_thread(self.get_function_call, call_id)
-
-    async def await_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
-        return await _to_thread(self.wait_function_call, call_id, timeout)
-
     async def acreate_human_contact(self, contact: HumanContact) -> HumanContact:
         return await _to_thread(self.create_human_contact, contact)
 
+    async def aget_function_call(self, call_id: str) -> FunctionCall:
+        return await _to_thread(self.get_function_call, call_id)
+
     async def aget_human_contact(self, call_id: str) -> HumanContact:
         return await _to_thread(self.get_human_contact, call_id)
+
+    async def await_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
+        return await _to_thread(self.wait_function_call, call_id, timeout)
 
     async def await_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
         return await _to_thread(self.wait_human_contact, call_id, timeout)

@@ -17,8 +17,8 @@ import asyncio
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -26,10 +26,14 @@ from pydantic import BaseModel
 from functionlayer import _interrupt
 from functionlayer._backends._base import Backend
 from functionlayer._backends._http_answers import (
+    Decided,
     RouteMissing,
+    call_path,
     claiming_path,
+    contact_path,
     execution_path,
     expired_locally,
+    expiry,
     without_claiming_wait,
 )
 from functionlayer._backends._http_send import HttpSending, connect_timeout_of
@@ -40,9 +44,7 @@ from functionlayer._models import (
     ExecutionClaim,
     ExecutionReport,
     FunctionCall,
-    FunctionCallStatus,
     HumanContact,
-    HumanContactStatus,
 )
 from functionlayer._version import __version__
 
@@ -109,32 +111,65 @@ class HttpBackend(HttpSending, Backend):
 
     # ------------------------------------------------------------------ protocol
 
+    # By operation, the two kinds of request (function calls, human contacts) side by side.
+
     def create_function_call(self, call: FunctionCall) -> FunctionCall:
         return self._send(FunctionCall, "POST", "/function_calls", body=call)
 
+    def create_human_contact(self, contact: HumanContact) -> HumanContact:
+        return self._send(HumanContact, "POST", "/contact_requests", body=contact)
+
+    async def acreate_function_call(self, call: FunctionCall) -> FunctionCall:
+        return await self._asend(FunctionCall, "POST", "/function_calls", body=call)
+
+    async def acreate_human_contact(self, contact: HumanContact) -> HumanContact:
+        return await self._asend(HumanContact, "POST", "/contact_requests", body=contact)
+
     def get_function_call(self, call_id: str) -> FunctionCall:
-        return self._send(FunctionCall, "GET", f"/function_calls/{quote(call_id, safe='')}")
+        return self._send(FunctionCall, "GET", call_path(call_id))
+
+    def get_human_contact(self, call_id: str) -> HumanContact:
+        return self._send(HumanContact, "GET", contact_path(call_id))
+
+    async def aget_function_call(self, call_id: str) -> FunctionCall:
+        return await self._asend(FunctionCall, "GET", call_path(call_id))
+
+    async def aget_human_contact(self, call_id: str) -> HumanContact:
+        return await self._asend(HumanContact, "GET", contact_path(call_id))
 
     def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
-        return self._wait(FunctionCall, f"/function_calls/{quote(call_id, safe='')}", timeout)
+        return self._wait(FunctionCall, call_path(call_id), timeout)
+
+    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
+        return self._wait(HumanContact, contact_path(call_id), timeout)
+
+    async def await_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
+        return await self._await(FunctionCall, call_path(call_id), timeout)
+
+    async def await_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
+        return await self._await(HumanContact, contact_path(call_id), timeout)
 
     def expire_function_call(self, call_id: str, reason: str) -> FunctionCall:
-        status = FunctionCallStatus(approved=False, comment=reason, expired=True)
-        path = f"/agent/function_calls/{quote(call_id, safe='')}/respond"
-        try:
-            return self._send(FunctionCall, "POST", path, body=status)
-        except ConflictError:  # decided first: that decision stands
-            return self.get_function_call(call_id)
-        except BackendError:  # a server that refuses agent-side expiry: still reject locally
-            return expired_locally(self.get_function_call(call_id), reason)
+        return self._expire(FunctionCall, call_id, reason, self.get_function_call)
+
+    def expire_human_contact(self, call_id: str, reason: str) -> HumanContact:
+        return self._expire(HumanContact, call_id, reason, self.get_human_contact)
+
+    async def aexpire_function_call(self, call_id: str, reason: str) -> FunctionCall:
+        return await self._aexpire(FunctionCall, call_id, reason, self.aget_function_call)
+
+    async def aexpire_human_contact(self, call_id: str, reason: str) -> HumanContact:
+        return await self._aexpire(HumanContact, call_id, reason, self.aget_human_contact)
 
     def abandon_function_call(self, call_id: str) -> FunctionCall | None:
         """Tell the server the agent stopped waiting (Ctrl-C): one short try, no retries (the
         program is stopping). A decided request stays decided (``ConflictError``)."""
-        return self._once(FunctionCall, f"/function_calls/{quote(call_id, safe='')}/abandon")
+        return self._once(FunctionCall, call_path(call_id) + "/abandon")
 
     def abandon_human_contact(self, call_id: str) -> HumanContact | None:
-        return self._once(HumanContact, f"/contact_requests/{quote(call_id, safe='')}/abandon")
+        return self._once(HumanContact, contact_path(call_id) + "/abandon")
+
+    # ------------------------------------------------------------------ executions
 
     def claim_execution(
         self, call_id: str, claim_id: str, *, claimed_by: str | None = None
@@ -142,6 +177,20 @@ class HttpBackend(HttpSending, Backend):
         # Retried on network errors like creation: the claim id makes a retry the same claim.
         body = Execution(claim_id=claim_id, claimed_by=claimed_by)
         return self._send(ExecutionClaim, "POST", execution_path(call_id), body=body)
+
+    async def aclaim_execution(
+        self, call_id: str, claim_id: str, *, claimed_by: str | None = None
+    ) -> ExecutionClaim:
+        body = Execution(claim_id=claim_id, claimed_by=claimed_by)
+        return await self._asend(ExecutionClaim, "POST", execution_path(call_id), body=body)
+
+    def report_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
+        return self._send(FunctionCall, "POST", execution_path(call_id) + "/outcome", body=report)
+
+    async def areport_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
+        return await self._asend(
+            FunctionCall, "POST", execution_path(call_id) + "/outcome", body=report
+        )
 
     def wait_and_claim_function_call(
         self, call_id: str, timeout: float | None, claim_id: str, *, claimed_by: str | None = None
@@ -178,82 +227,34 @@ class HttpBackend(HttpSending, Backend):
                 call_id, timeout, claim_id, claimed_by=claimed_by
             )
 
-    def report_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
-        return self._send(FunctionCall, "POST", execution_path(call_id) + "/outcome", body=report)
+    # ------------------------------------------------------------------- expiring
 
-    async def aclaim_execution(
-        self, call_id: str, claim_id: str, *, claimed_by: str | None = None
-    ) -> ExecutionClaim:
-        body = Execution(claim_id=claim_id, claimed_by=claimed_by)
-        return await self._asend(ExecutionClaim, "POST", execution_path(call_id), body=body)
-
-    async def areport_execution(self, call_id: str, report: ExecutionReport) -> FunctionCall:
-        return await self._asend(
-            FunctionCall, "POST", execution_path(call_id) + "/outcome", body=report
-        )
-
-    def create_human_contact(self, contact: HumanContact) -> HumanContact:
-        return self._send(HumanContact, "POST", "/contact_requests", body=contact)
-
-    def get_human_contact(self, call_id: str) -> HumanContact:
-        return self._send(HumanContact, "GET", f"/contact_requests/{quote(call_id, safe='')}")
-
-    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
-        return self._wait(HumanContact, f"/contact_requests/{quote(call_id, safe='')}", timeout)
-
-    def expire_human_contact(self, call_id: str, reason: str) -> HumanContact:
-        path = f"/agent/human_contacts/{quote(call_id, safe='')}/respond"
+    def _expire(
+        self, model: type[Decided], call_id: str, reason: str, get: Callable[[str], Decided]
+    ) -> Decided:
+        """Tell the server the agent's wait ran out (so the request is rejected as expired)."""
+        path, status = expiry(model, call_id, reason)
         try:
-            return self._send(HumanContact, "POST", path, body=HumanContactStatus(expired=True))
-        except ConflictError:
-            return self.get_human_contact(call_id)
-        except BackendError:
-            return expired_locally(self.get_human_contact(call_id), reason)
+            return self._send(model, "POST", path, body=status)
+        except ConflictError:  # decided first: that decision stands
+            return get(call_id)
+        except BackendError:  # a server that refuses agent-side expiry: still reject locally
+            return expired_locally(get(call_id), reason)
 
-    async def acreate_function_call(self, call: FunctionCall) -> FunctionCall:
-        return await self._asend(FunctionCall, "POST", "/function_calls", body=call)
-
-    async def aget_function_call(self, call_id: str) -> FunctionCall:
-        return await self._asend(FunctionCall, "GET", f"/function_calls/{quote(call_id, safe='')}")
-
-    async def await_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
-        return await self._await(
-            FunctionCall, f"/function_calls/{quote(call_id, safe='')}", timeout
-        )
-
-    async def aexpire_function_call(self, call_id: str, reason: str) -> FunctionCall:
-        status = FunctionCallStatus(approved=False, comment=reason, expired=True)
-        path = f"/agent/function_calls/{quote(call_id, safe='')}/respond"
+    async def _aexpire(
+        self,
+        model: type[Decided],
+        call_id: str,
+        reason: str,
+        get: Callable[[str], Awaitable[Decided]],
+    ) -> Decided:
+        path, status = expiry(model, call_id, reason)
         try:
-            return await self._asend(FunctionCall, "POST", path, body=status)
+            return await self._asend(model, "POST", path, body=status)
         except ConflictError:
-            return await self.aget_function_call(call_id)
+            return await get(call_id)
         except BackendError:
-            return expired_locally(await self.aget_function_call(call_id), reason)
-
-    async def acreate_human_contact(self, contact: HumanContact) -> HumanContact:
-        return await self._asend(HumanContact, "POST", "/contact_requests", body=contact)
-
-    async def aget_human_contact(self, call_id: str) -> HumanContact:
-        return await self._asend(
-            HumanContact, "GET", f"/contact_requests/{quote(call_id, safe='')}"
-        )
-
-    async def await_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
-        return await self._await(
-            HumanContact, f"/contact_requests/{quote(call_id, safe='')}", timeout
-        )
-
-    async def aexpire_human_contact(self, call_id: str, reason: str) -> HumanContact:
-        path = f"/agent/human_contacts/{quote(call_id, safe='')}/respond"
-        try:
-            return await self._asend(
-                HumanContact, "POST", path, body=HumanContactStatus(expired=True)
-            )
-        except ConflictError:
-            return await self.aget_human_contact(call_id)
-        except BackendError:
-            return expired_locally(await self.aget_human_contact(call_id), reason)
+            return expired_locally(await get(call_id), reason)
 
     # ------------------------------------------------------------------- waiting
 
@@ -261,41 +262,58 @@ class HttpBackend(HttpSending, Backend):
         self, model: type[M], path: str, timeout: float | None, body: BaseModel | None = None
     ) -> M:
         """Long-poll ``path`` until the request is decided (``body``: POST it, a claiming wait)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poll = _PollPacing(self.backoff_initial, self.backoff_max)
-        method = "GET" if body is None else "POST"
+        rounds = _Rounds(self, timeout)
         while True:
-            _check_not_stopping()
-            wait = self._wait_seconds(deadline)
-            started = time.monotonic()
-            item = self._send(model, method, path, body=body, wait=wait, deadline=deadline)
-            if _completed(item) or _remaining(deadline) == 0:
+            wait = rounds.begin()
+            item = self._send(model, rounds.method(body), path, body=body, **wait)
+            pause = rounds.pause_after(item)
+            if pause is None:
                 return item
-            pause = poll.after(time.monotonic() - started, wait, _remaining(deadline))
             if pause:
                 _interrupt.stopping.wait(pause)
 
     async def _await(
         self, model: type[M], path: str, timeout: float | None, body: BaseModel | None = None
     ) -> M:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poll = _PollPacing(self.backoff_initial, self.backoff_max)
-        method = "GET" if body is None else "POST"
+        rounds = _Rounds(self, timeout)
         while True:
-            _check_not_stopping()
-            wait = self._wait_seconds(deadline)
-            started = time.monotonic()
-            item = await self._asend(model, method, path, body=body, wait=wait, deadline=deadline)
-            if _completed(item) or _remaining(deadline) == 0:
+            item = await self._asend(model, rounds.method(body), path, body=body, **rounds.begin())
+            pause = rounds.pause_after(item)
+            if pause is None:
                 return item
-            pause = poll.after(time.monotonic() - started, wait, _remaining(deadline))
             if pause:
                 await asyncio.sleep(pause)
 
-    def _wait_seconds(self, deadline: float | None) -> float:
-        remaining = _remaining(deadline)
+
+class _Rounds:
+    """The long-polls of one wait: how long each asks the server to hold it, and the pause
+    after one the server did not hold (a server that ignores ``?wait=``)."""
+
+    def __init__(self, backend: HttpBackend, timeout: float | None) -> None:
+        self.long_poll = backend.long_poll
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.pacing = _PollPacing(backend.backoff_initial, backend.backoff_max)
+        self.wait = self.started = 0.0
+
+    @staticmethod
+    def method(body: BaseModel | None) -> str:
+        return "GET" if body is None else "POST"
+
+    def begin(self) -> dict[str, float | None]:
+        """The next long-poll's ``wait`` and ``deadline`` (refused once Ctrl-C was pressed)."""
+        _check_not_stopping()
+        remaining = _remaining(self.deadline)
         wait = self.long_poll if remaining is None else min(self.long_poll, remaining)
-        return round(wait, 3) if wait >= 0.05 else 0.0
+        self.wait = round(wait, 3) if wait >= 0.05 else 0.0
+        self.started = time.monotonic()
+        return {"wait": self.wait, "deadline": self.deadline}
+
+    def pause_after(self, item: BaseModel) -> float | None:
+        """``None``: the wait is over (decided, or out of time); else seconds to pause."""
+        if _completed(item) or _remaining(self.deadline) == 0:
+            return None
+        elapsed = time.monotonic() - self.started
+        return self.pacing.after(elapsed, self.wait, _remaining(self.deadline))
 
 
 def _check_not_stopping() -> None:

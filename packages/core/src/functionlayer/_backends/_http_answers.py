@@ -26,14 +26,19 @@ __all__ = [
     "API_PATHS",
     "CLAIMING",
     "Answer",
+    "Decided",
     "Retry",
     "RouteMissing",
     "api_path_hint",
+    "call_path",
     "claiming_path",
+    "contact_path",
     "creates",
     "execution_path",
     "expired_locally",
+    "expiry",
     "interpret",
+    "quoted",
     "without_claiming_wait",
 ]
 
@@ -129,8 +134,25 @@ class RouteMissing(Exception):
     """The server has no such route (an older FunctionLayer server, or the predecessor's)."""
 
 
+# What ``quote(..., safe="")`` leaves as it is: an id made of these needs no quoting (the ids
+# the client makes itself are hex), which spares the hot path urllib's quoting.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
+def quoted(call_id: str) -> str:
+    return call_id if _PLAIN.fullmatch(call_id) else quote(call_id, safe="")
+
+
+def call_path(call_id: str) -> str:
+    return f"/function_calls/{quoted(call_id)}"
+
+
+def contact_path(call_id: str) -> str:
+    return f"/contact_requests/{quoted(call_id)}"
+
+
 def claiming_path(call_id: str) -> str:
-    return f"/function_calls/{quote(call_id, safe='')}{CLAIMING}"
+    return call_path(call_id) + CLAIMING
 
 
 def is_service_error(response: Answer) -> bool:
@@ -144,7 +166,18 @@ def is_service_error(response: Answer) -> bool:
 
 
 def execution_path(call_id: str) -> str:
-    return f"/function_calls/{quote(call_id, safe='')}/execution"
+    return call_path(call_id) + "/execution"
+
+
+Decided = TypeVar("Decided", FunctionCall, HumanContact)
+
+
+def expiry(model: type[Decided], call_id: str, reason: str) -> tuple[str, BaseModel]:
+    """Where the agent says its request expired, and what it sends."""
+    if model is FunctionCall:
+        status: BaseModel = FunctionCallStatus(approved=False, comment=reason, expired=True)
+        return f"/agent/function_calls/{quoted(call_id)}/respond", status
+    return f"/agent/human_contacts/{quoted(call_id)}/respond", HumanContactStatus(expired=True)
 
 
 def api_path_hint(base_url: str, *, wrong_path: bool = False) -> str:
@@ -189,9 +222,6 @@ def retry_after(response: Answer) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-Decided = TypeVar("Decided", FunctionCall, HumanContact)
 
 
 def expired_locally(item: Decided, reason: str) -> Decided:

@@ -22,7 +22,7 @@ import random
 import time
 import urllib.request
 import weakref
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit
 
 import httpx
@@ -148,7 +148,7 @@ class _Tries(Generic[M]):
         self.creating = creates(method, path)
         self.started = time.monotonic()
         self.retrying: _Retrying | None = None  # made at the first failure
-        self.error: FunctionLayerError = BackendUnavailableError("not sent")
+        self.error: FunctionLayerError  # set by ``judge`` before it asks for another try
 
     def judge(self, answer: Answer | httpx.TransportError) -> M | float:
         """The parsed model, or seconds to wait before trying again (raises a permanent error,
@@ -165,6 +165,14 @@ class _Tries(Generic[M]):
         self.error = outcome.error
         self.retrying = self.retrying or sending._retrying(self.started, self.deadline)
         return self.retrying.next_delay(outcome)
+
+
+class Sent(TypedDict, total=False):
+    """What a request may carry besides its method and path."""
+
+    body: BaseModel | None  # sent as JSON
+    wait: float | None  # a long-poll: ``?wait=`` seconds
+    deadline: float | None  # the caller's own deadline (``time.monotonic()``), for retries
 
 
 class HttpSending:
@@ -200,6 +208,8 @@ class HttpSending:
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClients] = (
             weakref.WeakKeyDictionary()
         )
+        # The loop of the last async request and its pool (a weak reference: loops end).
+        self._last_awire: tuple[weakref.ref[asyncio.AbstractEventLoop], AsyncWire] | None = None
 
     @property
     def uses_httpx(self) -> tuple[bool, bool]:
@@ -226,12 +236,6 @@ class HttpSending:
             args["headers"] = {**self._headers, "Content-Type": "application/json"}
         return args
 
-    def _timeouts(self, wait: float | None) -> dict[str, float]:
-        return {
-            "connect_timeout": min(self.request_timeout, self.connect_timeout),
-            "read_timeout": self.request_timeout + (wait or 0.0),
-        }
-
     def _unreachable(self, exc: httpx.TransportError, backoff: _Backoff, started: float) -> Retry:
         message = (
             f"cannot reach the FunctionLayer server at {self.base_url}: {type(exc).__name__}: {exc}"
@@ -255,10 +259,14 @@ class HttpSending:
         return _Retrying(backoff, _OutageLog(self.base_url))
 
     def _send_once(self, method: str, path: str, body: bytes | None, wait: float | None) -> Answer:
-        if self._wire is not None:
-            target = path + (f"?wait={wait:g}" if wait else "")
-            data = self._wire.target.request(method, target, body)
-            return self._wire.request(data, **self._timeouts(wait))
+        wire = self._wire
+        if wire is not None:
+            data = wire.target.request(method, path + (f"?wait={wait:g}" if wait else ""), body)
+            return wire.request(
+                data,
+                min(self.request_timeout, self.connect_timeout),
+                self.request_timeout + (wait or 0.0),
+            )
         return self._sync_client().request(**self._request_args(method, path, body, wait))
 
     async def _asend_once(
@@ -267,21 +275,19 @@ class HttpSending:
         if self._async_target is not None:
             wire = self._async_wire()
             data = wire.target.request(method, path + (f"?wait={wait:g}" if wait else ""), body)
-            return await wire.request(data, **self._timeouts(wait))
+            return await wire.request(
+                data,
+                min(self.request_timeout, self.connect_timeout),
+                self.request_timeout + (wait or 0.0),
+            )
         args = self._request_args(method, path, body, wait)
         return await self._async_clients().request(args)
 
-    def _send(
-        self,
-        model: type[M],
-        method: str,
-        path: str,
-        *,
-        body: BaseModel | None = None,
-        wait: float | None = None,
-        deadline: float | None = None,
-    ) -> M:
-        tries = _Tries(self, model, method, path, body, deadline)
+    def _send(self, model: type[M], method: str, path: str, **sent: Unpack[Sent]) -> M:
+        """The answer to one request, as ``model``; tried again while the server cannot be
+        reached or is overloaded (see ``_Tries``)."""
+        tries = _Tries(self, model, method, path, sent.get("body"), sent.get("deadline"))
+        wait = sent.get("wait")
         while True:
             answer: Answer | httpx.TransportError
             try:
@@ -294,18 +300,10 @@ class HttpSending:
             if _interrupt.stopping.wait(result):  # Ctrl-C: no more retries
                 raise tries.error
 
-    async def _asend(
-        self,
-        model: type[M],
-        method: str,
-        path: str,
-        body: BaseModel | None = None,
-        *,
-        deadline: float | None = None,
-        wait: float | None = None,
-    ) -> M:
+    async def _asend(self, model: type[M], method: str, path: str, **sent: Unpack[Sent]) -> M:
         """The async twin of ``_send``."""
-        attempts = _Tries(self, model, method, path, body, deadline)
+        attempts = _Tries(self, model, method, path, sent.get("body"), sent.get("deadline"))
+        wait = sent.get("wait")
         while True:
             try:
                 result = attempts.judge(
@@ -344,10 +342,14 @@ class HttpSending:
 
     def _async_wire(self) -> AsyncWire:
         loop = asyncio.get_running_loop()
+        last = self._last_awire
+        if last is not None and last[0]() is loop:  # the loop of the last request, as a rule
+            return last[1]
         wire = self._awires.get(loop)
         if wire is None:
             assert self._async_target is not None
             wire = self._awires[loop] = AsyncWire(self._async_target)
+        self._last_awire = (weakref.ref(loop), wire)
         return wire
 
     def _async_clients(self) -> AsyncClients:
@@ -370,6 +372,8 @@ class HttpSending:
         wire = self._awires.pop(loop, None)
         if wire is not None:
             wire.close()
+        if self._last_awire is not None and self._last_awire[1] is wire:
+            self._last_awire = None
         clients = self._aclients.pop(loop, None)
         if clients is not None:
             await clients.aclose()

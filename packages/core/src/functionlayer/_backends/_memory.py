@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from functionlayer._backends._base import Backend
 from functionlayer._errors import ConflictError, NotFoundError
@@ -28,6 +29,76 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+Item = TypeVar("Item", FunctionCall, HumanContact)
+
+
+class _Kept(Generic[Item]):
+    """The requests of one kind (function calls or human contacts) in a dict, under the
+    backend's condition: creation by call id, reads, waits and decisions."""
+
+    def __init__(
+        self,
+        changed: threading.Condition,
+        items: dict[str, Item],
+        status: type[FunctionCallStatus] | type[HumanContactStatus],
+        noun: str,
+    ) -> None:
+        self.changed = changed
+        self.items: dict[str, Item] = items
+        self.status = status
+        self.noun = noun
+
+    def create(self, item: Item, same: Callable[[Item, Item], bool]) -> Item:
+        with self.changed:
+            existing = self.items.get(item.call_id)
+            if existing is not None:
+                if not same(existing, item):
+                    raise ConflictError(
+                        f"call id {item.call_id!r} already names a different request"
+                    )
+                return existing.model_copy(deep=True)
+            requested = _now()
+            timeout = item.spec.timeout_seconds
+            expires = requested + timedelta(seconds=timeout) if timeout else None
+            stored = item.model_copy(
+                update={"status": self.status(requested_at=requested, expires_at=expires)},
+                deep=True,
+            )
+            self.items[item.call_id] = stored
+            return stored.model_copy(deep=True)
+
+    def get(self, call_id: str) -> Item:
+        with self.changed:
+            return self.held(call_id).model_copy(deep=True)
+
+    def wait(self, call_id: str, timeout: float | None) -> Item:
+        with self.changed:
+            self.changed.wait_for(lambda: self.held(call_id).completed, timeout)
+            return self.held(call_id).model_copy(deep=True)
+
+    def decide(self, call_id: str, done: str, **decision: Any) -> Item:
+        """Record the decision (``done``: what a decided one is called, for the refusal)."""
+        with self.changed:
+            item = self.held(call_id)
+            if item.completed:
+                raise ConflictError(f"{self.noun} {call_id!r} is already {done}")
+            status = item.status or self.status(requested_at=_now())
+            decided = item.model_copy(
+                update={"status": status.model_copy(update={"responded_at": _now(), **decision})}
+            )
+            self.items[call_id] = decided
+            self.changed.notify_all()
+            return decided.model_copy(deep=True)
+
+    def held(self, call_id: str) -> Item:
+        try:
+            return self.items[call_id]
+        except KeyError:
+            raise NotFoundError(
+                f"no {self.noun} with call id {call_id!r}", status_code=404
+            ) from None
+
+
 class InMemoryBackend(Backend):
     """A thread-safe store of requests in memory.
 
@@ -39,50 +110,47 @@ class InMemoryBackend(Backend):
         self._changed = threading.Condition()
         self._calls: dict[str, FunctionCall] = {}
         self._contacts: dict[str, HumanContact] = {}
+        self._kept_calls = _Kept(self._changed, self._calls, FunctionCallStatus, "function call")
+        self._kept_contacts = _Kept(
+            self._changed, self._contacts, HumanContactStatus, "human contact"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(calls={len(self._calls)}, contacts={len(self._contacts)})"
 
-    # ------------------------------------------------------------ function calls
+    # ------------------------------------- requests: function calls and human contacts
 
     @property
     def function_calls(self) -> list[FunctionCall]:
         with self._changed:
             return [c.model_copy(deep=True) for c in self._calls.values()]
 
-    def create_function_call(self, call: FunctionCall) -> FunctionCall:
+    @property
+    def human_contacts(self) -> list[HumanContact]:
         with self._changed:
-            existing = self._calls.get(call.call_id)
-            if existing is not None:
-                # A request is its call id, function and arguments: another run id (a restarted
-                # agent) resumes it.
-                if existing.spec.fn != call.spec.fn or existing.spec.kwargs != call.spec.kwargs:
-                    raise ConflictError(
-                        f"call id {call.call_id!r} already names a different request"
-                    )
-                return existing.model_copy(deep=True)
-            requested = _now()
-            timeout = call.spec.timeout_seconds
-            stored = call.model_copy(
-                update={
-                    "status": FunctionCallStatus(
-                        requested_at=requested,
-                        expires_at=requested + timedelta(seconds=timeout) if timeout else None,
-                    )
-                },
-                deep=True,
-            )
-            self._calls[call.call_id] = stored
-            return stored.model_copy(deep=True)
+            return [c.model_copy(deep=True) for c in self._contacts.values()]
+
+    def create_function_call(self, call: FunctionCall) -> FunctionCall:
+        # A request is its call id, function and arguments: another run id (a restarted agent)
+        # resumes it.
+        return self._kept_calls.create(call, _same_call)
+
+    def create_human_contact(self, contact: HumanContact) -> HumanContact:
+        return self._kept_contacts.create(contact, _same_contact)
 
     def get_function_call(self, call_id: str) -> FunctionCall:
-        with self._changed:
-            return self._call(call_id).model_copy(deep=True)
+        return self._kept_calls.get(call_id)
+
+    def get_human_contact(self, call_id: str) -> HumanContact:
+        return self._kept_contacts.get(call_id)
 
     def wait_function_call(self, call_id: str, timeout: float | None) -> FunctionCall:
-        with self._changed:
-            self._changed.wait_for(lambda: self._call(call_id).completed, timeout)
-            return self._call(call_id).model_copy(deep=True)
+        return self._kept_calls.wait(call_id, timeout)
+
+    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
+        return self._kept_contacts.wait(call_id, timeout)
+
+    # ------------------------------------------------------------------ decisions
 
     def respond(
         self,
@@ -100,22 +168,24 @@ class InMemoryBackend(Backend):
             raise ValueError("a response instead of running the function is not an approval")
         if not approved and edited_kwargs is not None:
             raise ValueError("edited arguments only go with an approval")
-        return self._decide_call(
-            call_id,
-            approved=approved,
-            comment=comment,
-            reject_option_name=reject_option_name,
-            edited_kwargs=edited_kwargs,
-            response=response,
-            responded_by=responded_by,
-        )
+        decision = {
+            "approved": approved,
+            "comment": comment,
+            "reject_option_name": reject_option_name,
+            "edited_kwargs": edited_kwargs,
+            "response": response,
+            "responded_by": responded_by,
+        }
+        return self._kept_calls.decide(call_id, "decided", **decision)
 
     def expire_function_call(self, call_id: str, reason: str) -> FunctionCall:
         with self._changed:
             if self._call(call_id).completed:
                 return self._call(call_id).model_copy(deep=True)
         try:
-            return self._decide_call(call_id, approved=False, comment=reason, expired=True)
+            return self._kept_calls.decide(
+                call_id, "decided", approved=False, comment=reason, expired=True
+            )
         except ConflictError:  # answered in between: the answer stands
             return self.get_function_call(call_id)
 
@@ -169,65 +239,10 @@ class InMemoryBackend(Backend):
             self._changed.notify_all()
             return self._calls[call_id].model_copy(deep=True)
 
-    def _decide_call(self, call_id: str, **decision: Any) -> FunctionCall:
-        with self._changed:
-            call = self._call(call_id)
-            if call.completed:
-                raise ConflictError(f"function call {call_id!r} is already decided")
-            status = call.status or FunctionCallStatus(requested_at=_now())
-            decided = call.model_copy(
-                update={"status": status.model_copy(update={"responded_at": _now(), **decision})}
-            )
-            self._calls[call_id] = decided
-            self._changed.notify_all()
-            return decided.model_copy(deep=True)
-
     def _call(self, call_id: str) -> FunctionCall:
-        try:
-            return self._calls[call_id]
-        except KeyError:
-            raise NotFoundError(
-                f"no function call with call id {call_id!r}", status_code=404
-            ) from None
+        return self._kept_calls.held(call_id)
 
     # ------------------------------------------------------------ human contacts
-
-    @property
-    def human_contacts(self) -> list[HumanContact]:
-        with self._changed:
-            return [c.model_copy(deep=True) for c in self._contacts.values()]
-
-    def create_human_contact(self, contact: HumanContact) -> HumanContact:
-        with self._changed:
-            existing = self._contacts.get(contact.call_id)
-            if existing is not None:
-                if existing.spec != contact.spec:
-                    raise ConflictError(
-                        f"call id {contact.call_id!r} already names a different request"
-                    )
-                return existing.model_copy(deep=True)
-            requested = _now()
-            timeout = contact.spec.timeout_seconds
-            stored = contact.model_copy(
-                update={
-                    "status": HumanContactStatus(
-                        requested_at=requested,
-                        expires_at=requested + timedelta(seconds=timeout) if timeout else None,
-                    )
-                },
-                deep=True,
-            )
-            self._contacts[contact.call_id] = stored
-            return stored.model_copy(deep=True)
-
-    def get_human_contact(self, call_id: str) -> HumanContact:
-        with self._changed:
-            return self._contact(call_id).model_copy(deep=True)
-
-    def wait_human_contact(self, call_id: str, timeout: float | None) -> HumanContact:
-        with self._changed:
-            self._changed.wait_for(lambda: self._contact(call_id).completed, timeout)
-            return self._contact(call_id).model_copy(deep=True)
 
     def answer(
         self,
@@ -238,36 +253,22 @@ class InMemoryBackend(Backend):
         responded_by: str | None = None,
     ) -> HumanContact:
         """Answer a pending human contact."""
-        return self._decide_contact(
-            call_id,
-            response=response,
-            response_option_name=response_option_name,
-            responded_by=responded_by,
-        )
+        answered = {"response_option_name": response_option_name, "responded_by": responded_by}
+        return self._kept_contacts.decide(call_id, "answered", response=response, **answered)
 
     def expire_human_contact(self, call_id: str, reason: str) -> HumanContact:
         try:
-            return self._decide_contact(call_id, expired=True)
+            return self._kept_contacts.decide(call_id, "answered", expired=True)
         except ConflictError:
             return self.get_human_contact(call_id)
 
-    def _decide_contact(self, call_id: str, **decision: Any) -> HumanContact:
-        with self._changed:
-            contact = self._contact(call_id)
-            if contact.completed:
-                raise ConflictError(f"human contact {call_id!r} is already answered")
-            status = contact.status or HumanContactStatus(requested_at=_now())
-            decided = contact.model_copy(
-                update={"status": status.model_copy(update={"responded_at": _now(), **decision})}
-            )
-            self._contacts[call_id] = decided
-            self._changed.notify_all()
-            return decided.model_copy(deep=True)
-
     def _contact(self, call_id: str) -> HumanContact:
-        try:
-            return self._contacts[call_id]
-        except KeyError:
-            raise NotFoundError(
-                f"no human contact with call id {call_id!r}", status_code=404
-            ) from None
+        return self._kept_contacts.held(call_id)
+
+
+def _same_call(held: FunctionCall, sent: FunctionCall) -> bool:
+    return held.spec.fn == sent.spec.fn and held.spec.kwargs == sent.spec.kwargs
+
+
+def _same_contact(held: HumanContact, sent: HumanContact) -> bool:
+    return held.spec == sent.spec

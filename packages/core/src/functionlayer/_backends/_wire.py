@@ -85,7 +85,7 @@ class SyncWire:
         self._pid = os.getpid()
         self._tls: ssl.SSLContext | None = None
 
-    def request(self, data: bytes, *, connect_timeout: float, read_timeout: float) -> WireResponse:
+    def request(self, data: bytes, connect_timeout: float, read_timeout: float) -> WireResponse:
         if self._pid != os.getpid():  # a forked child must not share its parent's sockets
             self._idle.clear()
             self._pid = os.getpid()
@@ -261,9 +261,48 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def _read_timed_out(waiter: asyncio.Future[WireResponse]) -> None:
-    if not waiter.done():
-        waiter.set_exception(httpx.ReadTimeout("timed out"))
+class _ReadDeadlines:
+    """The read deadlines of one event loop's open requests, watched by one timer set for the
+    nearest. A timer per request would cost a heap entry and a cancellation each (the heap
+    compares timers in Python); here a request costs a dict entry, and the timer is moved only
+    when a request's deadline comes before it (a request that ends leaves it be: when it fires,
+    the deadlines are looked at and it is set for the next one)."""
+
+    def __init__(self) -> None:
+        self._open: dict[asyncio.Future[WireResponse], float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(
+        self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[WireResponse], after: float
+    ) -> None:
+        deadline = loop.time() + after
+        self._open[waiter] = deadline
+        if self._timer is None or self._timer.when() > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._fire, loop)
+
+    def forget(self, waiter: asyncio.Future[WireResponse]) -> None:
+        self._open.pop(waiter, None)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        # The loop runs a timer up to its clock resolution early: what is due within it is due.
+        now = loop.time() + _TIMER_SLACK
+        nearest: float | None = None
+        for waiter, deadline in list(self._open.items()):
+            if deadline <= now:
+                del self._open[waiter]
+                if not waiter.done():
+                    waiter.set_exception(httpx.ReadTimeout("timed out"))
+            elif nearest is None or deadline < nearest:
+                nearest = deadline
+        if nearest is not None:
+            self._timer = loop.call_at(nearest, self._fire, loop)
+
+
+#: Seconds before its deadline a request may be timed out (the event loop's timer precision).
+_TIMER_SLACK = 0.001
 
 
 class AsyncWire:
@@ -273,9 +312,10 @@ class AsyncWire:
         self.target = target
         self._idle: list[_Connection] = []
         self._tls: ssl.SSLContext | None = None
+        self._deadlines = _ReadDeadlines()
 
     async def request(
-        self, data: bytes, *, connect_timeout: float, read_timeout: float
+        self, data: bytes, connect_timeout: float, read_timeout: float
     ) -> WireResponse:
         connection = self._reuse()
         if connection is not None:
@@ -325,9 +365,10 @@ class AsyncWire:
         self, connection: _Connection, data: bytes, read_timeout: float
     ) -> WireResponse:
         assert connection.transport is not None
-        waiter: asyncio.Future[WireResponse] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[WireResponse] = loop.create_future()
         connection.parser, connection.waiter = ResponseParser(), waiter
-        timer = asyncio.get_running_loop().call_later(read_timeout, _read_timed_out, waiter)
+        self._deadlines.watch(loop, waiter, read_timeout)
         try:
             connection.transport.write(data)
             response = await waiter
@@ -335,7 +376,7 @@ class AsyncWire:
             connection.close()
             raise
         finally:
-            timer.cancel()
+            self._deadlines.forget(waiter)
             connection.waiter = None
         if not connection.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(connection)

@@ -17,6 +17,8 @@ __all__ = ["MAX_HEAD", "ResponseParser", "WireResponse"]
 MAX_HEAD = 64 * 1024
 
 _CRLF = b"\r\n"
+#: What ``bytes.strip()`` removes (str.strip() would also take latin-1's NBSP and NEL).
+_WS = " \t\n\r\x0b\x0c"
 
 
 class WireResponse:
@@ -77,17 +79,19 @@ class ResponseParser:
                 if len(self._buffer) > MAX_HEAD:
                     raise httpx.RemoteProtocolError("the response head is too large")
                 return False
-            lines = bytes(self._buffer[:end]).split(_CRLF)
+            # Decoded once, whole: the lines are then split and read as text.
+            lines = self._buffer[:end].decode("latin-1").split("\r\n")
             del self._buffer[: end + 4]
             status, reason, version = _status_line(lines[0])
             headers: dict[str, str] = {}
             for line in lines[1:]:
-                name, colon, value = line.partition(b":")
-                if not colon or not name or name != name.strip():
-                    raise httpx.RemoteProtocolError(f"malformed response header {line[:80]!r}")
-                key = name.decode("latin-1").lower()
-                text = value.strip().decode("latin-1")
-                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+                name, colon, value = line.partition(":")
+                if not colon or not name or name != name.strip(_WS):
+                    raise httpx.RemoteProtocolError(
+                        f"malformed response header {line[:80].encode('latin-1')!r}"
+                    )
+                key, value = name.lower(), value.strip(_WS)
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
             if 100 <= status < 200:  # 100 Continue and the like: the real answer follows
                 continue
             connection = headers.get("connection", "").lower()
@@ -161,9 +165,8 @@ class ResponseParser:
         self._buffer.clear()
 
 
-def _status_line(line: bytes) -> tuple[int, str, str]:
-    parts = line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise httpx.RemoteProtocolError(f"malformed status line {line[:80]!r}")
-    reason = parts[2].decode("latin-1") if len(parts) == 3 else ""
-    return int(parts[1]), reason, parts[0].decode("ascii", "replace")
+def _status_line(line: str) -> tuple[int, str, str]:
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdecimal():
+        raise httpx.RemoteProtocolError(f"malformed status line {line[:80].encode('latin-1')!r}")
+    return int(parts[1]), parts[2] if len(parts) == 3 else "", parts[0]

@@ -17,6 +17,7 @@ from functionlayer.models import (
 
 from functionlayer_server._auth import ApiClient
 from functionlayer_server._service import FUNCTION_CALL, ApprovalService
+from functionlayer_server._store import RequestRecord
 
 from ._deps import agent, service_of, settings_of
 from ._waiting import waited
@@ -45,10 +46,19 @@ async def _creator_sends(request: Request, body: type[M]) -> tuple[ApiClient, st
 
 
 def _claim(
-    service: ApprovalService, call_id: str, claim: Execution, who: ApiClient
+    service: ApprovalService,
+    call_id: str,
+    claim: Execution,
+    who: ApiClient,
+    current: RequestRecord | None = None,
 ) -> Awaitable[ExecutionClaim]:
     return service.claim_execution(
-        call_id, claim, project=who.project, actor=f"agent:{who.token_name}", creator=who.token_id
+        call_id,
+        claim,
+        project=who.project,
+        actor=f"agent:{who.token_name}",
+        creator=who.token_id,
+        current=current,
     )
 
 
@@ -88,7 +98,9 @@ async def claim_when_approved(request: Request) -> Response:
     status = call.status
     if status is None or status.approved is not True or status.edited_kwargs is not None:
         return model_response(ClaimedCall(call=call))
-    granted = await _claim(service, call_id, claim, who)
+    # The record the wait just read is the claim's first compare-and-set base: no second
+    # read between the decision and the body (the decorator's resume latency).
+    granted = await _claim(service, call_id, claim, who, record)
     return model_response(ClaimedCall(call=call, claim=granted))
 
 

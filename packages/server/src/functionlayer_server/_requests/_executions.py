@@ -66,14 +66,32 @@ class Executions(Part):
         return audit_row(record, now, by["actor"], by.get("via", "api"), action, details)
 
     async def claim_execution(
-        self, call_id: str, claim: Execution, **by: Unpack[Runner]
+        self,
+        call_id: str,
+        claim: Execution,
+        *,
+        current: RequestRecord | None = None,
+        **by: Unpack[Runner],
     ) -> ExecutionClaim:
         """Grant the first claim on an approved call's execution; later claims get the recorded
         execution (``granted`` false), a retry with the same claim id is granted again. With
-        ``creator`` (an agent token's id), only the token that created the request may claim."""
+        ``creator`` (an agent token's id), only the token that created the request may claim.
+        ``current``: the call as the caller just read it (the claiming wait's wake-up read),
+        used for the first try instead of reading it again; the compare-and-set refuses it if
+        it changed since, and the retry reads afresh."""
         _check_claim_id(claim.claim_id)
         for _ in range(20):  # retries only while a concurrent change (another claim) lands
-            record = await self._read(call_id, by)
+            if current is not None and (current.kind, current.call_id, current.project) == (
+                FUNCTION_CALL,
+                call_id,
+                by["project"],
+            ):
+                record, current = current, None
+                creator = by.get("creator")
+                if creator is not None:
+                    check_owner(record, creator, "claim or report its execution")
+            else:
+                record = await self._read(call_id, by)
             status = call_from(record).status
             if status is None or status.approved is not True:
                 state = "pending" if status is None or status.approved is None else "not approved"
