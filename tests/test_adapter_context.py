@@ -249,3 +249,38 @@ def test_openai_agents_tools_send_the_turns_user_message() -> None:
     assert request.spec.context is not None
     assert request.spec.context.user_request == LC_USER
     assert request.spec.context.reason is None  # the SDK gives tools no model text
+
+
+# -- Haystack: the guarded tools read the Agent's State messages -----------------------------------
+
+
+def test_haystack_tools_send_the_users_message_and_the_models_text() -> None:
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_haystack import tools
+    from haystack.components.agents import Agent
+    from haystack.components.generators.chat import OpenAIChatGenerator
+    from haystack.dataclasses import ChatMessage
+    from haystack.utils import Secret
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="haystack")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("hs-ctx-1")) as model:
+        generator = OpenAIChatGenerator(
+            model="gpt-4o-mini",
+            api_key=Secret.from_token("unused"),
+            api_base_url=model.base_url,
+            max_retries=0,
+        )
+        agent = Agent(chat_generator=generator, tools=tools([wire]))
+        agent.run(messages=[ChatMessage.from_user("hello"), ChatMessage.from_user(LC_USER)])
+    [request] = human.function_call_requests
+    assert request.call_id == "hs-ctx-1"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON

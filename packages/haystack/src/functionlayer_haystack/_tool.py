@@ -24,9 +24,11 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from functionlayer import ToolSpec, tool_spec
+from functionlayer import ToolSpec, request_context_scope, tool_spec
 from haystack.dataclasses import ChatMessage
 from haystack.tools.tool import Tool
+
+from functionlayer_haystack._context import context_of
 
 __all__ = ["MESSAGES_PARAMETER", "model_call_id", "tool", "tools"]
 
@@ -134,15 +136,17 @@ def tools(fns: Iterable[Callable[..., Any]]) -> list[Tool]:
 def _build(spec: ToolSpec, options: dict[str, Any]) -> Tool:
     def run(functionlayer_agent_messages: list[ChatMessage] | None = None, **arguments: Any) -> Any:
         call_id = model_call_id(spec.name, arguments, functionlayer_agent_messages)
-        if spec.is_async:
-            return _run_to_completion(spec.arun(arguments, call_id=call_id))
-        return spec.run(arguments, call_id=call_id)
+        with request_context_scope(context_of(functionlayer_agent_messages)):
+            if spec.is_async:
+                return _run_to_completion(spec.arun(arguments, call_id=call_id))
+            return spec.run(arguments, call_id=call_id)
 
     async def arun(
         functionlayer_agent_messages: list[ChatMessage] | None = None, **arguments: Any
     ) -> Any:
         call_id = model_call_id(spec.name, arguments, functionlayer_agent_messages)
-        return await spec.arun(arguments, call_id=call_id)
+        with request_context_scope(context_of(functionlayer_agent_messages)):
+            return await spec.arun(arguments, call_id=call_id)
 
     inputs_from_state = {"messages": MESSAGES_PARAMETER, **options.pop("inputs_from_state", {})}
     return Tool(
