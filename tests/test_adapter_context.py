@@ -284,3 +284,93 @@ def test_haystack_tools_send_the_users_message_and_the_models_text() -> None:
     assert request.spec.context is not None
     assert request.spec.context.user_request == LC_USER
     assert request.spec.context.reason == LC_REASON
+
+
+# -- LlamaIndex: the agent's memory and the current turn's scratchpad ------------------------------
+
+
+def test_llamaindex_tools_send_the_users_message_and_the_models_text() -> None:
+    import asyncio
+
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_llamaindex import tools
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.llms import ChatMessage
+    from llama_index.llms.openai import OpenAI
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="llamaindex")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("li-ctx-1")) as model:
+        llm = OpenAI(model="gpt-4o-mini", api_base=model.base_url, api_key="unused", max_retries=0)
+        agent = FunctionAgent(tools=tools([wire]), llm=llm)
+        history = [ChatMessage(role="user", content="hello")]
+
+        async def run() -> None:
+            await agent.run(LC_USER, chat_history=history)
+
+        asyncio.run(run())
+    [request] = human.function_call_requests
+    assert request.call_id == "li-ctx-1"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
+
+
+def test_llamaindex_tool_called_directly_sends_no_context() -> None:
+    import asyncio
+
+    from functionlayer_llamaindex import tool
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="llamaindex-direct")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    assert str(asyncio.run(tool(wire).acall(amount=5))) == "sent"
+    [request] = human.function_call_requests
+    assert request.spec.context is None
+
+
+def test_llamaindex_react_agent_sends_the_thought_of_its_action() -> None:
+    import asyncio
+
+    from functionlayer.testing import ScriptedModel
+    from functionlayer.testing.model import text
+    from functionlayer_llamaindex import tools
+    from llama_index.core.agent.workflow import ReActAgent
+    from llama_index.llms.openai import OpenAI
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="llamaindex-react")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    script = [
+        text(f'Thought: {LC_REASON}\nAction: wire\nAction Input: {{"amount": 900}}'),
+        text("Thought: I can answer without using any more tools.\nAnswer: done"),
+    ]
+    with ScriptedModel(script) as model:
+        llm = OpenAI(model="gpt-4o-mini", api_base=model.base_url, api_key="unused", max_retries=0)
+        agent = ReActAgent(tools=tools([wire]), llm=llm)
+
+        async def run() -> None:
+            await agent.run(LC_USER)
+
+        asyncio.run(run())
+    [request] = human.function_call_requests
+    assert request.spec.kwargs == {"amount": 900}
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON

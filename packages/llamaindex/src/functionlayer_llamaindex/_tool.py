@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from functionlayer import ToolSpec, tool_spec
+from functionlayer import ToolSpec, request_context_scope, tool_spec
 from llama_index.core.tools import FunctionTool
+
+from functionlayer_llamaindex._context import context_of_step
 
 __all__ = ["tool", "tools"]
 
@@ -101,7 +103,8 @@ def tools(fns: Iterable[Callable[..., Any]]) -> list[FunctionTool]:
 
 def _build(spec: ToolSpec, return_direct: bool) -> FunctionTool:
     async def arun(**arguments: Any) -> Any:
-        return await spec.arun(arguments, call_id=model_call_id())
+        with request_context_scope(await context_of_step()):
+            return await spec.arun(arguments, call_id=model_call_id())
 
     def run(**arguments: Any) -> Any:
         return spec.run(arguments, call_id=model_call_id())
