@@ -374,3 +374,33 @@ def test_llamaindex_react_agent_sends_the_thought_of_its_action() -> None:
     assert request.spec.context is not None
     assert request.spec.context.user_request == LC_USER
     assert request.spec.context.reason == LC_REASON
+
+
+# -- CrewAI: the task's description (CrewAI keeps no text of the model's turn) ----------------------
+
+
+def test_crewai_tools_send_the_tasks_description() -> None:
+    from crewai import LLM, Agent, Crew, Task
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_crewai import tools
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="crewai")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("crew-ctx-1")) as model:
+        llm = LLM(model="openai/gpt-4o", base_url=model.base_url, api_key="x")
+        agent = Agent(
+            role="Payer", goal="Pay bills.", backstory="You use tools.", tools=tools([wire]), llm=llm
+        )
+        task = Task(description=LC_USER, expected_output="a confirmation", agent=agent)
+        Crew(agents=[agent], tasks=[task]).kickoff()
+    [request] = human.function_call_requests
+    assert request.call_id == "crew-ctx-1"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason is None  # CrewAI drops the model's text of a tool call turn
