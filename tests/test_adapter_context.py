@@ -404,3 +404,39 @@ def test_crewai_tools_send_the_tasks_description() -> None:
     assert request.spec.context is not None
     assert request.spec.context.user_request == LC_USER
     assert request.spec.context.reason is None  # CrewAI drops the model's text of a tool call turn
+
+
+# -- Agent Framework: the approvals bridge reads the paused response and the session's history -----
+
+
+def test_agent_framework_approvals_send_the_users_message_and_the_models_text() -> None:
+    import asyncio
+
+    from agent_framework import Agent, tool
+    from agent_framework.openai import OpenAIChatCompletionClient
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_agent_framework import arun
+
+    ran: list[int] = []
+
+    @tool(approval_mode="always_require")
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        ran.append(amount)
+        return "sent"
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="af")
+    with ScriptedModel(_langchain_script("af-ctx-1")) as model:
+        client = OpenAIChatCompletionClient(
+            model="gpt-4o-mini", base_url=model.base_url, api_key="unused"
+        )
+        agent = Agent(client=client, name="pay", tools=[wire])
+        asyncio.run(arun(fl, agent, LC_USER))
+    assert ran == [900]
+    [request] = human.function_call_requests
+    assert request.call_id == "af-ctx-1"
+    assert request.spec.description == DOC
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
