@@ -395,7 +395,11 @@ def test_crewai_tools_send_the_tasks_description() -> None:
     with ScriptedModel(_langchain_script("crew-ctx-1")) as model:
         llm = LLM(model="openai/gpt-4o", base_url=model.base_url, api_key="x")
         agent = Agent(
-            role="Payer", goal="Pay bills.", backstory="You use tools.", tools=tools([wire]), llm=llm
+            role="Payer",
+            goal="Pay bills.",
+            backstory="You use tools.",
+            tools=tools([wire]),
+            llm=llm,
         )
         task = Task(description=LC_USER, expected_output="a confirmation", agent=agent)
         Crew(agents=[agent], tasks=[task]).kickoff()

@@ -173,7 +173,9 @@ def test_the_approver_gets_the_tasks_objective_and_the_models_text() -> None:
     human = ScriptedHuman([approve()])
     calculator = Calculator(human)
     script = [
-        Reply(content=reason, tool_calls=(ScriptedToolCall("multiply", {"x": 2, "y": 5}, "cf-ctx"),)),
+        Reply(
+            content=reason, tool_calls=(ScriptedToolCall("multiply", {"x": 2, "y": 5}, "cf-ctx"),)
+        ),
         mark_task_successful("10"),
     ]
     with ScriptedModel(script) as model:

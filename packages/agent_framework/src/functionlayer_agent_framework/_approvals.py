@@ -253,9 +253,7 @@ async def arun(
         extra["tools"] = tools
     response = await agent.run(messages, session=session, **extra)
     while _approval_requests(response):
-        message = await adecide(
-            fl, agent, response, tools=tools, timeout=timeout, session=session
-        )
+        message = await adecide(fl, agent, response, tools=tools, timeout=timeout, session=session)
         response = await _resume_run(agent, message, session, extra)
     return response
 
@@ -285,26 +283,17 @@ class PausedRun:
         return AgentSession.from_dict(json.loads(json.dumps(self.session)))
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": _FORMAT,
-                "session": self.session,
-                "approvals": list(self.approvals),
-                "requests": [request.model_dump(mode="json") for request in self.requests],
-            }
-        )
+        fields = {"session": self.session, "approvals": list(self.approvals)}
+        return adapters.dump_pause(_FORMAT, fields, self.requests)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> PausedRun:
-        loaded = json.loads(data)
-        if not isinstance(loaded, dict) or loaded.get("format") != _FORMAT:
-            raise ValueError(f"not a saved Agent Framework pause ({_FORMAT})")
+        loaded, requests = adapters.load_pause(data, _FORMAT, "Agent Framework")
         if not isinstance(loaded.get("session"), dict):
             raise ValueError("a saved pause needs the session")
         approvals = loaded.get("approvals") or []
         if not isinstance(approvals, list) or not all(isinstance(a, dict) for a in approvals):
             raise ValueError("a saved pause's approvals must be a list of objects")
-        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
         return cls(session=loaded["session"], approvals=tuple(approvals), requests=requests)
 
 

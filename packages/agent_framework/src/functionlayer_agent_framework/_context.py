@@ -44,7 +44,8 @@ async def _last_user_text(agent: Any, session: AgentSession | None) -> str | Non
         get_messages = getattr(provider, "get_messages", None)
         if get_messages is None:
             continue
-        state = session.state.get(getattr(provider, "source_id", None))
+        source_id = getattr(provider, "source_id", None)
+        state = session.state.get(source_id) if isinstance(source_id, str) else None
         try:
             messages = await get_messages(session.session_id, state=state)
         except Exception:  # a history this cannot read: the approver just gets no user request

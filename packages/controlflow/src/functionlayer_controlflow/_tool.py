@@ -25,7 +25,7 @@ from typing import Any
 from controlflow.tools import Tool
 from controlflow.tools import tools as _cf_tools
 from functionlayer import RequestContext, ToolSpec, request_context_scope, tool_spec
-from functionlayer.adapters import CallIdFinder
+from functionlayer.adapters import CallIdFinder, check_plain_function
 
 from functionlayer_controlflow._context import context_of_call
 
@@ -117,10 +117,7 @@ def tool(fn: Callable[..., Any], **tool_options: Any) -> Tool:
     (a validation error reaches the model as ControlFlow's tool error);
     ``tool_options`` (for example ``instructions=``) go to ``Tool``.
     """
-    if isinstance(fn, Tool):
-        raise TypeError(f"{fn.name!r} is already a ControlFlow tool; pass the plain function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, Tool, "ControlFlow")
     spec = tool_spec(fn)
     return Tool(
         name=spec.name,

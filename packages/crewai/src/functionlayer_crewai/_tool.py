@@ -23,17 +23,13 @@ assistant message without content, so there is no stated reason to send.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-from collections.abc import Callable, Coroutine, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
 from typing import Any, TypeVar
 
 from crewai.tools import BaseTool
 from functionlayer import RequestContext, ToolSpec, request_context_scope, tool_spec
-from functionlayer.adapters import CallIdFinder
+from functionlayer.adapters import CallIdFinder, check_plain_function, run_to_completion
 from pydantic import ConfigDict, Field
 
 __all__ = ["CallIdNotFoundWarning", "FunctionLayerTool", "tool", "tools"]
@@ -124,18 +120,6 @@ def _call_id_or_warn() -> str | None:
     return _CALL_IDS.find_or_warn(2, stacklevel=4)  # the caller of BaseTool.run
 
 
-def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine from synchronous CrewAI code, loop or no loop in this thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # asyncio.run cannot nest in a running loop: give the coroutine a thread and loop of its own.
-    ctx = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(ctx.run, asyncio.run, coro).result()
-
-
 def _never_cache(_args: Any = None, _result: Any = None) -> bool:
     # Each call is its own decision: a cached rejection would answer a retry
     # without asking, and a cached result would pretend a guarded action ran again.
@@ -162,7 +146,7 @@ class FunctionLayerTool(BaseTool):
         call_id = _call_id_or_warn()
         with request_context_scope(_context()):
             if self.spec.is_async:
-                return _run_to_completion(self.spec.arun(kwargs, call_id=call_id))
+                return run_to_completion(self.spec.arun(kwargs, call_id=call_id))
             return self.spec.run(kwargs, call_id=call_id)
 
     async def _arun(self, **kwargs: Any) -> Any:
@@ -177,10 +161,7 @@ def tool(fn: Callable[..., Any], **tool_options: Any) -> FunctionLayerTool:
     ``tool_options`` are passed on to CrewAI's ``BaseTool`` (for example
     ``result_as_answer=True`` or ``max_usage_count=3``).
     """
-    if isinstance(fn, BaseTool):
-        raise TypeError(f"{fn.name!r} is already a CrewAI tool; pass the plain function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, BaseTool, "CrewAI")
     spec = tool_spec(fn)
     return FunctionLayerTool(
         name=spec.name,

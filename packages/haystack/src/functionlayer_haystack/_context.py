@@ -25,6 +25,4 @@ def context_of(messages: Sequence[ChatMessage] | None) -> RequestContext | None:
     turn = messages[-1] if messages[-1].tool_calls else None
     before = messages[:-1] if turn is not None else messages
     user = next((m.text for m in reversed(before) if m.role == ChatRole.USER), None)
-    return RequestContext.bounded(
-        user_request=user, reason=turn.text if turn is not None else None
-    )
+    return RequestContext.bounded(user_request=user, reason=turn.text if turn is not None else None)

@@ -15,16 +15,14 @@ calls of one step have the same name and arguments, they take those calls' ids i
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from functionlayer import ToolSpec, request_context_scope, tool_spec
+from functionlayer.adapters import check_plain_function, run_to_completion
 from haystack.dataclasses import ChatMessage
 from haystack.tools.tool import Tool
 
@@ -95,17 +93,6 @@ def model_call_id(
 _MISSING = object()
 
 
-def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine from synchronous code, whether or not a loop runs in this thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    context = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(context.run, asyncio.run, coro).result()
-
-
 def tool(
     fn: Callable[..., Any],
     *,
@@ -121,10 +108,7 @@ def tool(
     returns the human's feedback as the tool result, so the agent loop goes on.
     ``tool_options`` go to ``Tool`` (e.g. ``outputs_to_state``).
     """
-    if isinstance(fn, Tool):
-        raise TypeError(f"{fn.name!r} is already a Haystack tool; pass the plain function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, Tool, "Haystack")
     return _build(tool_spec(fn, name=name, description=description), tool_options)
 
 
@@ -138,7 +122,7 @@ def _build(spec: ToolSpec, options: dict[str, Any]) -> Tool:
         call_id = model_call_id(spec.name, arguments, functionlayer_agent_messages)
         with request_context_scope(context_of(functionlayer_agent_messages)):
             if spec.is_async:
-                return _run_to_completion(spec.arun(arguments, call_id=call_id))
+                return run_to_completion(spec.arun(arguments, call_id=call_id))
             return spec.run(arguments, call_id=call_id)
 
     async def arun(

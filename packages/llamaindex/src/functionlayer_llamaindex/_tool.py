@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from functionlayer import ToolSpec, request_context_scope, tool_spec
+from functionlayer.adapters import check_plain_function
 from llama_index.core.tools import FunctionTool
 
 from functionlayer_llamaindex._context import context_of_step
@@ -89,10 +90,7 @@ def tool(
     Sync and ``async def`` functions both work, through ``call`` and ``acall``. A rejected call
     returns the human's feedback as the tool result, so the agent loop goes on.
     """
-    if isinstance(fn, FunctionTool):
-        raise TypeError(f"{fn.metadata.name!r} is already a LlamaIndex tool; pass the function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, FunctionTool, "LlamaIndex")
     return _build(tool_spec(fn, name=name, description=description), return_direct)
 
 
