@@ -20,7 +20,8 @@ builds on (and the one an outside adapter should use: the core's ``_`` modules m
   :class:`CallIdFinder` (the model's tool call id from a framework's own frame),
   :func:`dump_pause` / :func:`load_pause` (a saved native pause as JSON),
   :func:`run_to_completion` (a coroutine from synchronous framework code),
-  :func:`check_plain_function` (what ``tool(fn)`` accepts).
+  :func:`check_plain_function` (what ``tool(fn)`` accepts), :func:`checked_timeout` (an
+  adapter's ``timeout=`` option), :class:`OnceWarning` (a warning given once per process).
 
 Framework code stays in the adapter; everything about asking, waiting, expiry and what the
 model hears stays here. See "Writing an adapter" in ``docs/architecture.md``.
@@ -31,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import threading
+import warnings
 from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -95,6 +98,7 @@ __all__ = [
     "CallIdFinder",
     "Claim",
     "NativeDecision",
+    "OnceWarning",
     "PendingToolCall",
     "Redactor",
     "ToolSpec",
@@ -114,6 +118,7 @@ __all__ = [
     "check_plain_function",
     "check_same_contact",
     "check_same_request",
+    "checked_timeout",
     "claim",
     "claim_failed_message",
     "collect",
@@ -192,3 +197,41 @@ def check_plain_function(fn: Any, native: type, framework: str) -> None:
         raise TypeError(f"{name!r} is already a {framework} tool; pass the plain function")
     if not callable(fn):
         raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+
+
+def checked_timeout(timeout: float | None) -> float | None:
+    """An adapter's ``timeout=`` option: ``None`` (the client's) or a positive number of
+    seconds; ``ValueError`` otherwise."""
+    if timeout is not None and timeout <= 0:
+        raise ValueError("timeout must be a positive number of seconds")
+    return timeout
+
+
+class OnceWarning:
+    """A warning an adapter gives once per process (``warned`` says whether it was given)."""
+
+    def __init__(self, category: type[Warning]) -> None:
+        self.category = category
+        self.warned = False
+        self._lock = threading.Lock()
+
+    def call_id_missing(
+        self, package: str, reason: str, versions: str, *, stacklevel: int = 1
+    ) -> None:
+        """Warn that ``package`` cannot find the model's tool call id (why: ``reason``), asking
+        for a report naming ``versions``. ``stacklevel`` counts from the caller (1: itself)."""
+        self.warn(
+            f"{package} cannot find the model's tool call id ({reason}). Approvals still work, "
+            "but each call gets a fresh call id, so a retried turn asks the human again and "
+            "several calls of one turn cannot be matched to the model's ids. Please report this "
+            f"with your {versions}.",
+            stacklevel=stacklevel + 1,
+        )
+
+    def warn(self, message: str, *, stacklevel: int = 1) -> None:
+        """Warn with ``message`` unless this warning was given already; ``stacklevel`` counts
+        from the caller (1: the caller itself)."""
+        with self._lock:
+            first, self.warned = not self.warned, True
+        if first:
+            warnings.warn(message, self.category, stacklevel=stacklevel + 1)

@@ -16,13 +16,12 @@ calls of one step have the same name and arguments, they take those calls' ids i
 from __future__ import annotations
 
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from functionlayer import ToolSpec, request_context_scope, tool_spec
-from functionlayer.adapters import check_plain_function, run_to_completion
+from functionlayer.adapters import OnceWarning, check_plain_function, run_to_completion
 from haystack.dataclasses import ChatMessage
 from haystack.tools.tool import Tool
 
@@ -40,22 +39,11 @@ MESSAGES_PARAMETER = "functionlayer_agent_messages"
 _CLAIMS: OrderedDict[tuple[str, ...], int] = OrderedDict()
 _CLAIMS_LOCK = threading.Lock()
 _MAX_CLAIM_GROUPS = 256
-_warned = False
+_WARNING = OnceWarning(RuntimeWarning)
 
 
 def _warn_once(reason: str) -> None:
-    global _warned
-    if _warned:
-        return
-    _warned = True
-    warnings.warn(
-        f"functionlayer_haystack cannot find the model's tool call id ({reason}). Approvals still "
-        "work, but each call gets a fresh call id, so a retried turn asks the human again and "
-        "several calls of one step cannot be matched to the model's ids. Please report this with "
-        "your haystack-ai version.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+    _WARNING.call_id_missing("functionlayer_haystack", reason, "haystack-ai version", stacklevel=3)
 
 
 def model_call_id(

@@ -15,13 +15,12 @@ uses fresh call ids (approvals still work; a retried turn then asks again).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
 from functionlayer import ToolSpec, request_context_scope, tool_spec
-from functionlayer.adapters import check_plain_function
+from functionlayer.adapters import OnceWarning, check_plain_function
 from llama_index.core.tools import FunctionTool
 
 from functionlayer_llamaindex._context import context_of_step
@@ -38,22 +37,12 @@ def _step_state_var() -> ContextVar[Any] | None:
 
 
 _STEP_STATE = _step_state_var()
-_warned = False
+_WARNING = OnceWarning(RuntimeWarning)
 
 
 def _warn_once(reason: str) -> None:
-    global _warned
-    if _warned:
-        return
-    _warned = True
-    warnings.warn(
-        f"functionlayer_llamaindex cannot find the model's tool call id ({reason}). Approvals "
-        "still work, but each call gets a fresh call id, so a retried turn asks the human again "
-        "and several calls of one turn cannot be matched to the model's ids. Please report this "
-        "with your llama-index-core and llama-index-workflows versions.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+    versions = "llama-index-core and llama-index-workflows versions"
+    _WARNING.call_id_missing("functionlayer_llamaindex", reason, versions, stacklevel=3)
 
 
 def model_call_id() -> str | None:
