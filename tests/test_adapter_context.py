@@ -249,3 +249,198 @@ def test_openai_agents_tools_send_the_turns_user_message() -> None:
     assert request.spec.context is not None
     assert request.spec.context.user_request == LC_USER
     assert request.spec.context.reason is None  # the SDK gives tools no model text
+
+
+# -- Haystack: the guarded tools read the Agent's State messages -----------------------------------
+
+
+def test_haystack_tools_send_the_users_message_and_the_models_text() -> None:
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_haystack import tools
+    from haystack.components.agents import Agent
+    from haystack.components.generators.chat import OpenAIChatGenerator
+    from haystack.dataclasses import ChatMessage
+    from haystack.utils import Secret
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="haystack")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("hs-ctx-1")) as model:
+        generator = OpenAIChatGenerator(
+            model="gpt-4o-mini",
+            api_key=Secret.from_token("unused"),
+            api_base_url=model.base_url,
+            max_retries=0,
+        )
+        agent = Agent(chat_generator=generator, tools=tools([wire]))
+        agent.run(messages=[ChatMessage.from_user("hello"), ChatMessage.from_user(LC_USER)])
+    [request] = human.function_call_requests
+    assert request.call_id == "hs-ctx-1"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
+
+
+# -- LlamaIndex: the agent's memory and the current turn's scratchpad ------------------------------
+
+
+def test_llamaindex_tools_send_the_users_message_and_the_models_text() -> None:
+    import asyncio
+
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_llamaindex import tools
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.llms import ChatMessage
+    from llama_index.llms.openai import OpenAI
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="llamaindex")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("li-ctx-1")) as model:
+        llm = OpenAI(model="gpt-4o-mini", api_base=model.base_url, api_key="unused", max_retries=0)
+        agent = FunctionAgent(tools=tools([wire]), llm=llm)
+        history = [ChatMessage(role="user", content="hello")]
+
+        async def run() -> None:
+            await agent.run(LC_USER, chat_history=history)
+
+        asyncio.run(run())
+    [request] = human.function_call_requests
+    assert request.call_id == "li-ctx-1"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
+
+
+def test_llamaindex_tool_called_directly_sends_no_context() -> None:
+    import asyncio
+
+    from functionlayer_llamaindex import tool
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="llamaindex-direct")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    assert str(asyncio.run(tool(wire).acall(amount=5))) == "sent"
+    [request] = human.function_call_requests
+    assert request.spec.context is None
+
+
+def test_llamaindex_react_agent_sends_the_thought_of_its_action() -> None:
+    import asyncio
+
+    from functionlayer.testing import ScriptedModel
+    from functionlayer.testing.model import text
+    from functionlayer_llamaindex import tools
+    from llama_index.core.agent.workflow import ReActAgent
+    from llama_index.llms.openai import OpenAI
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="llamaindex-react")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    script = [
+        text(f'Thought: {LC_REASON}\nAction: wire\nAction Input: {{"amount": 900}}'),
+        text("Thought: I can answer without using any more tools.\nAnswer: done"),
+    ]
+    with ScriptedModel(script) as model:
+        llm = OpenAI(model="gpt-4o-mini", api_base=model.base_url, api_key="unused", max_retries=0)
+        agent = ReActAgent(tools=tools([wire]), llm=llm)
+
+        async def run() -> None:
+            await agent.run(LC_USER)
+
+        asyncio.run(run())
+    [request] = human.function_call_requests
+    assert request.spec.kwargs == {"amount": 900}
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON
+
+
+# -- CrewAI: the task's description (CrewAI keeps no text of the model's turn) ----------------------
+
+
+def test_crewai_tools_send_the_tasks_description() -> None:
+    from crewai import LLM, Agent, Crew, Task
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_crewai import tools
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="crewai")
+
+    @fl.require_approval()
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        return "sent"
+
+    with ScriptedModel(_langchain_script("crew-ctx-1")) as model:
+        llm = LLM(model="openai/gpt-4o", base_url=model.base_url, api_key="x")
+        agent = Agent(
+            role="Payer",
+            goal="Pay bills.",
+            backstory="You use tools.",
+            tools=tools([wire]),
+            llm=llm,
+        )
+        task = Task(description=LC_USER, expected_output="a confirmation", agent=agent)
+        Crew(agents=[agent], tasks=[task]).kickoff()
+    [request] = human.function_call_requests
+    assert request.call_id == "crew-ctx-1"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason is None  # CrewAI drops the model's text of a tool call turn
+
+
+# -- Agent Framework: the approvals bridge reads the paused response and the session's history -----
+
+
+def test_agent_framework_approvals_send_the_users_message_and_the_models_text() -> None:
+    import asyncio
+
+    from agent_framework import Agent, tool
+    from agent_framework.openai import OpenAIChatCompletionClient
+    from functionlayer.testing import ScriptedModel
+    from functionlayer_agent_framework import arun
+
+    ran: list[int] = []
+
+    @tool(approval_mode="always_require")
+    def wire(amount: int) -> str:
+        """Irreversible: wires money to the account."""
+        ran.append(amount)
+        return "sent"
+
+    human = ScriptedHuman([approve()])
+    fl = FunctionLayer(backend=human, run_id="af")
+    with ScriptedModel(_langchain_script("af-ctx-1")) as model:
+        client = OpenAIChatCompletionClient(
+            model="gpt-4o-mini", base_url=model.base_url, api_key="unused"
+        )
+        agent = Agent(client=client, name="pay", tools=[wire])
+        asyncio.run(arun(fl, agent, LC_USER))
+    assert ran == [900]
+    [request] = human.function_call_requests
+    assert request.call_id == "af-ctx-1"
+    assert request.spec.description == DOC
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == LC_USER
+    assert request.spec.context.reason == LC_REASON

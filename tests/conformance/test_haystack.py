@@ -161,7 +161,7 @@ def test_messages_parameter_is_hidden_from_the_model() -> None:
 
 
 def test_unmatched_arguments_warn_once_and_use_a_fresh_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_tool_module, "_warned", False)
+    monkeypatch.setattr(_tool_module._WARNING, "warned", False)
     human = ScriptedHuman([approve(), approve()])
     multiply, _ = _guarded(human, [])
     hs_tool = tool(multiply)

@@ -141,7 +141,7 @@ def test_inside_a_step_without_tool_id_warns_once_and_uses_a_fresh_id(
     from functionlayer_llamaindex import _tool as tool_module
     from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
 
-    monkeypatch.setattr(tool_module, "_warned", False)
+    monkeypatch.setattr(tool_module._WARNING, "warned", False)
     human = ScriptedHuman([approve(), approve()])
     multiply, _ = _guarded(human, [])
     li_tool = tool(multiply)

@@ -166,6 +166,29 @@ def test_several_calls_in_one_turn_are_decided_by_call_id() -> None:
     assert shown == {"call_a": "User denied multiply with feedback: not this one", "call_b": "21"}
 
 
+def test_the_approver_gets_the_tasks_objective_and_the_models_text() -> None:
+    from functionlayer.testing.model import Reply, ScriptedToolCall
+
+    reason = "The task asks for 2 times 5; multiplying first."
+    human = ScriptedHuman([approve()])
+    calculator = Calculator(human)
+    script = [
+        Reply(
+            content=reason, tool_calls=(ScriptedToolCall("multiply", {"x": 2, "y": 5}, "cf-ctx"),)
+        ),
+        mark_task_successful("10"),
+    ]
+    with ScriptedModel(script) as model:
+        run_task(model, calculator)
+
+    assert calculator.multiplied == [(2, 5)]
+    (request,) = human.function_call_requests
+    assert request.call_id == "cf-ctx"
+    assert request.spec.context is not None
+    assert request.spec.context.user_request == "multiply 2 and 5, then add 32 to the result"
+    assert request.spec.context.reason == reason
+
+
 def test_example_in_the_terminal_approved(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FUNCTIONLAYER_"))}
     env.pop("TIKTOKEN_CACHE_DIR", None)  # the example must find the bundled tokenizer itself

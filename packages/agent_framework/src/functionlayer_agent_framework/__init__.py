@@ -1,14 +1,7 @@
-"""FunctionLayer guarded functions as Microsoft Agent Framework tools, and the framework's own
-tool approvals (``approval_mode="always_require"``) decided through FunctionLayer.
-
->>> from functionlayer import FunctionLayer
->>> from functionlayer_agent_framework import tools
->>> fl = FunctionLayer()
->>> @fl.require_approval()
-... def multiply(x: int, y: int) -> int:
-...     "Multiply two numbers."
-...     return x * y
->>> agent_tools = tools([multiply])  # agent_framework.FunctionTool objects: Agent(..., tools=agent_tools)
+"""FunctionLayer guarded functions as Microsoft Agent Framework tools (``tools([...])``, the
+``FunctionTool`` list to pass as ``Agent(..., tools=...)``), and the framework's own tool
+approvals (``approval_mode="always_require"``) decided through FunctionLayer (``arun``,
+``adecide``, ``apause`` / ``aresume``). The package README has a worked example.
 """
 
 from functionlayer_agent_framework._approvals import (

@@ -26,7 +26,8 @@ One approval, one execution: each approval is claimed when it becomes ``approved
 approved body once, the second time the call is declined. A resume the framework does not act
 on (another session, a session without the recorded requests) raises
 :class:`ResumeNotAppliedError` instead of going on silently. What to ask, how to read the answer
-and the claim are the core's (``functionlayer.adapters``).
+and the claim are the core's (``functionlayer.adapters``). Each request carries the run's context
+for the approver (``_context``: the model's text, the user's last message).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_framework import AgentSession, Content, Message
-from functionlayer import FunctionCall, FunctionLayer, FunctionLayerError, adapters
+from functionlayer import FunctionCall, FunctionLayer, FunctionLayerError, RequestContext, adapters
 from functionlayer.adapters import NativeDecision, PendingToolCall
+
+from functionlayer_agent_framework._context import request_contexts
 
 __all__ = ["PausedRun", "ResumeNotAppliedError", "adecide", "apause", "aresume", "arun"]
 
@@ -89,7 +92,9 @@ def _arguments(function_call: Content) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {"arguments": decoded}
 
 
-def _pending(request: Content, known: Mapping[str, Any]) -> PendingToolCall:
+def _pending(
+    request: Content, known: Mapping[str, Any], contexts: Mapping[str, RequestContext]
+) -> PendingToolCall:
     function_call = request.function_call
     assert function_call is not None
     name = str(function_call.name or "")
@@ -101,6 +106,7 @@ def _pending(request: Content, known: Mapping[str, Any]) -> PendingToolCall:
         name,
         _arguments(function_call),
         description if isinstance(description, str) and description else None,
+        contexts.get(function_call.call_id),
     )
 
 
@@ -125,8 +131,12 @@ class _Batch:
     so each of them is declined and nobody is asked."""
 
 
-def _batch(requests: Sequence[Content], known: Mapping[str, Any]) -> _Batch:
-    calls = [_pending(request, known) for request in requests]
+def _batch(
+    requests: Sequence[Content],
+    known: Mapping[str, Any],
+    contexts: Mapping[str, RequestContext] | None = None,
+) -> _Batch:
+    calls = [_pending(request, known, contexts or {}) for request in requests]
     counts = Counter(call.call_id for call in calls)
     ambiguous = frozenset(call_id for call_id, count in counts.items() if count > 1)
     free = frozenset(
@@ -203,15 +213,17 @@ async def adecide(
     *,
     tools: Iterable[Any] | None = None,
     timeout: float | None = None,
+    session: AgentSession | None = None,
 ) -> Message:
     """Ask about each approval request of ``response`` (an ``agent.run`` result), wait, and
     return the user message answering them: ``await agent.run(message, session=session)``.
 
     ``agent`` (and ``tools``, the run's extra tools) tell which tools need no approval. Fails
     closed: a call that cannot be decided (server down, timeout) is declined. The calls wait
-    concurrently.
+    concurrently. ``session`` (the run's) lets the approver see the user's last message.
     """
-    batch = _batch(_approval_requests(response), _agent_tools(agent, tools))
+    contexts = await request_contexts(agent, response, session)
+    batch = _batch(_approval_requests(response), _agent_tools(agent, tools), contexts)
     decisions = await adapters.adecide(fl, batch.asked, timeout=timeout, edits=False)
     return _message(batch, decisions)
 
@@ -241,7 +253,7 @@ async def arun(
         extra["tools"] = tools
     response = await agent.run(messages, session=session, **extra)
     while _approval_requests(response):
-        message = await adecide(fl, agent, response, tools=tools, timeout=timeout)
+        message = await adecide(fl, agent, response, tools=tools, timeout=timeout, session=session)
         response = await _resume_run(agent, message, session, extra)
     return response
 
@@ -271,26 +283,17 @@ class PausedRun:
         return AgentSession.from_dict(json.loads(json.dumps(self.session)))
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": _FORMAT,
-                "session": self.session,
-                "approvals": list(self.approvals),
-                "requests": [request.model_dump(mode="json") for request in self.requests],
-            }
-        )
+        fields = {"session": self.session, "approvals": list(self.approvals)}
+        return adapters.dump_pause(_FORMAT, fields, self.requests)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> PausedRun:
-        loaded = json.loads(data)
-        if not isinstance(loaded, dict) or loaded.get("format") != _FORMAT:
-            raise ValueError(f"not a saved Agent Framework pause ({_FORMAT})")
+        loaded, requests = adapters.load_pause(data, _FORMAT, "Agent Framework")
         if not isinstance(loaded.get("session"), dict):
             raise ValueError("a saved pause needs the session")
         approvals = loaded.get("approvals") or []
         if not isinstance(approvals, list) or not all(isinstance(a, dict) for a in approvals):
             raise ValueError("a saved pause's approvals must be a list of objects")
-        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
         return cls(session=loaded["session"], approvals=tuple(approvals), requests=requests)
 
 
@@ -306,7 +309,8 @@ async def apause(
     waiting; returns what to save (``paused.to_json()``). ``session`` is the one the run paused
     in: the framework keeps the pending requests there."""
     requests = _approval_requests(response)
-    sent = await adapters.aask(fl, _batch(requests, _agent_tools(agent, tools)).asked)
+    contexts = await request_contexts(agent, response, session)
+    sent = await adapters.aask(fl, _batch(requests, _agent_tools(agent, tools), contexts).asked)
     return PausedRun(
         session=session.to_dict(),
         approvals=tuple(request.to_dict() for request in requests),

@@ -24,8 +24,10 @@ from typing import Any
 
 from controlflow.tools import Tool
 from controlflow.tools import tools as _cf_tools
-from functionlayer import ToolSpec, tool_spec
-from functionlayer.adapters import CallIdFinder
+from functionlayer import RequestContext, ToolSpec, request_context_scope, tool_spec
+from functionlayer.adapters import CallIdFinder, check_plain_function
+
+from functionlayer_controlflow._context import context_of_call
 
 __all__ = ["CallIdNotFoundWarning", "tool", "tools"]
 
@@ -92,9 +94,17 @@ class _Invoke:
 
     def __call__(self, **arguments: Any) -> Any:
         call_id = _call_id_or_warn()
+        context = context_of_call()
         if self.spec.is_async or _loop_running():
-            return self.spec.arun(arguments, call_id=call_id)
-        return self.spec.run(arguments, call_id=call_id)
+            return self._arun(arguments, call_id, context)
+        with request_context_scope(context):
+            return self.spec.run(arguments, call_id=call_id)
+
+    async def _arun(
+        self, arguments: dict[str, Any], call_id: str | None, context: RequestContext | None
+    ) -> Any:
+        with request_context_scope(context):
+            return await self.spec.arun(arguments, call_id=call_id)
 
     def __repr__(self) -> str:
         return f"<functionlayer tool {self.spec.name}>"
@@ -107,10 +117,7 @@ def tool(fn: Callable[..., Any], **tool_options: Any) -> Tool:
     (a validation error reaches the model as ControlFlow's tool error);
     ``tool_options`` (for example ``instructions=``) go to ``Tool``.
     """
-    if isinstance(fn, Tool):
-        raise TypeError(f"{fn.name!r} is already a ControlFlow tool; pass the plain function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, Tool, "ControlFlow")
     spec = tool_spec(fn)
     return Tool(
         name=spec.name,

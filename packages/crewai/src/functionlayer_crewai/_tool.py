@@ -13,20 +13,23 @@ executor function running the call, so we read it from that frame (the core's
 ``functionlayer.adapters.CallIdFinder``). When it is
 not found we warn once (:class:`CallIdNotFoundWarning`): the call still works,
 under a fresh id, but a retried turn will ask the human again.
+
+What the approver is told about the call (``RequestContext``, the agent's untrusted words) is
+the description of the task the agent is working on, read from the same executor frame (its
+``task`` local, or the executor's ``task``). CrewAI keeps no text of the model's turn: its LLM
+classes return only the tool calls of a response that makes them, and the executor records the
+assistant message without content, so there is no stated reason to send.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-from collections.abc import Callable, Coroutine, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
 from typing import Any, TypeVar
 
 from crewai.tools import BaseTool
-from functionlayer import ToolSpec, tool_spec
-from functionlayer.adapters import CallIdFinder
+from functionlayer import RequestContext, ToolSpec, request_context_scope, tool_spec
+from functionlayer.adapters import CallIdFinder, check_plain_function, run_to_completion
 from pydantic import ConfigDict, Field
 
 __all__ = ["CallIdNotFoundWarning", "FunctionLayerTool", "tool", "tools"]
@@ -82,6 +85,26 @@ _CALL_IDS = CallIdFinder(
 )
 
 
+def _task_description(local: Mapping[str, Any]) -> object:
+    task = local["task"] if "task" in local else getattr(local.get("self"), "task", None)
+    return getattr(task, "description", None)
+
+
+# The same executor frames hold the task being worked on (a local, or the executor's).
+_TASKS = CallIdFinder(
+    _CALL_IDS.codes,
+    _task_description,
+    warning=CallIdNotFoundWarning,
+    message="",  # never warned about: a call without a task sends no context
+    distribution="crewai",
+)
+
+
+def _context() -> RequestContext | None:
+    """What the approver is told about the call CrewAI is running: its task's description."""
+    return RequestContext.bounded(user_request=_TASKS.find(3))  # from the tool's _run/_arun
+
+
 def model_call_id(depth: int = 1) -> str | None:
     """The tool call id the model gave the call CrewAI is running now, if any.
 
@@ -95,18 +118,6 @@ def model_call_id(depth: int = 1) -> str | None:
 def _call_id_or_warn() -> str | None:
     """:func:`model_call_id` seen from the tool, warning once per process when it is missing."""
     return _CALL_IDS.find_or_warn(2, stacklevel=4)  # the caller of BaseTool.run
-
-
-def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine from synchronous CrewAI code, loop or no loop in this thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # asyncio.run cannot nest in a running loop: give the coroutine a thread and loop of its own.
-    ctx = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(ctx.run, asyncio.run, coro).result()
 
 
 def _never_cache(_args: Any = None, _result: Any = None) -> bool:
@@ -133,12 +144,15 @@ class FunctionLayerTool(BaseTool):
 
     def _run(self, **kwargs: Any) -> Any:
         call_id = _call_id_or_warn()
-        if self.spec.is_async:
-            return _run_to_completion(self.spec.arun(kwargs, call_id=call_id))
-        return self.spec.run(kwargs, call_id=call_id)
+        with request_context_scope(_context()):
+            if self.spec.is_async:
+                return run_to_completion(self.spec.arun(kwargs, call_id=call_id))
+            return self.spec.run(kwargs, call_id=call_id)
 
     async def _arun(self, **kwargs: Any) -> Any:
-        return await self.spec.arun(kwargs, call_id=_call_id_or_warn())
+        call_id = _call_id_or_warn()
+        with request_context_scope(_context()):
+            return await self.spec.arun(kwargs, call_id=call_id)
 
 
 def tool(fn: Callable[..., Any], **tool_options: Any) -> FunctionLayerTool:
@@ -147,10 +161,7 @@ def tool(fn: Callable[..., Any], **tool_options: Any) -> FunctionLayerTool:
     ``tool_options`` are passed on to CrewAI's ``BaseTool`` (for example
     ``result_as_answer=True`` or ``max_usage_count=3``).
     """
-    if isinstance(fn, BaseTool):
-        raise TypeError(f"{fn.name!r} is already a CrewAI tool; pass the plain function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, BaseTool, "CrewAI")
     spec = tool_spec(fn)
     return FunctionLayerTool(
         name=spec.name,

@@ -1,15 +1,8 @@
-"""FunctionLayer guarded functions as Google ADK tools, and ADK's own tool confirmations
+"""FunctionLayer guarded functions as Google ADK tools (``tools([...])``, for
+``Agent(name=..., model=..., tools=...)``), and ADK's own tool confirmations
 (``require_confirmation=`` / ``tool_context.request_confirmation()``) decided through
-FunctionLayer.
-
->>> from functionlayer import FunctionLayer
->>> from functionlayer_google_adk import tools
->>> fl = FunctionLayer()
->>> @fl.require_approval()
-... def multiply(x: int, y: int) -> int:
-...     "Multiply two numbers."
-...     return x * y
->>> agent_tools = tools([multiply])  # ADK tools: Agent(name=..., model=..., tools=agent_tools)
+FunctionLayer (``ConfirmationPlugin``, ``arun``, ``decide``, ``pause`` / ``collect``). The package
+README has a worked example.
 """
 
 from functionlayer_google_adk._confirmations import (

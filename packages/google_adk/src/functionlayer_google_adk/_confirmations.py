@@ -24,7 +24,6 @@ guarantee that nothing in that process can approve, guard the function itself
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,32 +247,27 @@ class PausedRun:
         return [request.call_id for request in self.requests]
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": _FORMAT,
-                "app_name": self.app_name,
-                "user_id": self.user_id,
-                "session_id": self.session_id,
-                "confirmations": [
-                    {
-                        "request_id": c.request_id,
-                        "call_id": c.call.call_id,
-                        "fn": c.call.fn,
-                        "kwargs": c.call.kwargs,
-                        "description": c.call.description,
-                        "payload": c.payload,
-                    }
-                    for c in self.confirmations
-                ],
-                "requests": [request.model_dump(mode="json") for request in self.requests],
-            }
-        )
+        fields = {
+            "app_name": self.app_name,
+            "user_id": self.user_id,
+            "session_id": self.session_id,
+            "confirmations": [
+                {
+                    "request_id": c.request_id,
+                    "call_id": c.call.call_id,
+                    "fn": c.call.fn,
+                    "kwargs": c.call.kwargs,
+                    "description": c.call.description,
+                    "payload": c.payload,
+                }
+                for c in self.confirmations
+            ],
+        }
+        return adapters.dump_pause(_FORMAT, fields, self.requests)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> PausedRun:
-        loaded = json.loads(data)
-        if not isinstance(loaded, dict) or loaded.get("format") != _FORMAT:
-            raise ValueError(f"not a saved Google ADK pause ({_FORMAT})")
+        loaded, requests = adapters.load_pause(data, _FORMAT, "Google ADK")
         confirmations = tuple(
             ConfirmationRequest(
                 str(c["request_id"]),
@@ -287,7 +281,6 @@ class PausedRun:
             )
             for c in loaded.get("confirmations") or []
         )
-        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
         return cls(
             app_name=str(loaded["app_name"]),
             user_id=str(loaded["user_id"]),

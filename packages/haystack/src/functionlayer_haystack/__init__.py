@@ -1,23 +1,8 @@
-"""FunctionLayer guarded functions as Haystack tools, and a Haystack confirmation strategy
-backed by FunctionLayer.
-
-```python
-from functionlayer import FunctionLayer
-from functionlayer_haystack import tools
-from haystack.components.agents import Agent
-
-fl = FunctionLayer()
-
-@fl.require_approval()
-def multiply(x: int, y: int) -> int:
-    "Multiply two numbers."
-    return x * y
-
-agent = Agent(chat_generator=..., tools=tools([multiply]))
-```
-
-Or keep Haystack's own ``ConfirmationHook`` and let FunctionLayer's people decide:
-``ConfirmationHook(confirmation_strategies={"multiply": FunctionLayerConfirmation()})``.
+"""FunctionLayer guarded functions as Haystack tools (``tools([...])`` for
+``Agent(chat_generator=..., tools=...)``), and a Haystack confirmation strategy backed by
+FunctionLayer: keep Haystack's own ``ConfirmationHook`` and let FunctionLayer's people decide,
+``ConfirmationHook(confirmation_strategies={"multiply": FunctionLayerConfirmation()})``. The
+package README has a worked example.
 """
 
 from functionlayer_haystack._confirmation import FunctionLayerConfirmation

@@ -87,10 +87,8 @@ class FunctionLayerConfirmation:
         contact_channel: ContactChannel | None = None,
         reject_options: Sequence[ResponseOption] | None = None,
     ) -> None:
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be a positive number of seconds")
+        self.timeout = adapters.checked_timeout(timeout)
         self.fl = fl if fl is not None else FunctionLayer()
-        self.timeout = timeout
         self.contact_channel = contact_channel
         self.reject_options = list(reject_options) if reject_options else None
 

@@ -15,18 +15,17 @@ calls of one step have the same name and arguments, they take those calls' ids i
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import threading
-import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from functionlayer import ToolSpec, tool_spec
+from functionlayer import ToolSpec, request_context_scope, tool_spec
+from functionlayer.adapters import OnceWarning, check_plain_function, run_to_completion
 from haystack.dataclasses import ChatMessage
 from haystack.tools.tool import Tool
+
+from functionlayer_haystack._context import context_of
 
 __all__ = ["MESSAGES_PARAMETER", "model_call_id", "tool", "tools"]
 
@@ -40,22 +39,11 @@ MESSAGES_PARAMETER = "functionlayer_agent_messages"
 _CLAIMS: OrderedDict[tuple[str, ...], int] = OrderedDict()
 _CLAIMS_LOCK = threading.Lock()
 _MAX_CLAIM_GROUPS = 256
-_warned = False
+_WARNING = OnceWarning(RuntimeWarning)
 
 
 def _warn_once(reason: str) -> None:
-    global _warned
-    if _warned:
-        return
-    _warned = True
-    warnings.warn(
-        f"functionlayer_haystack cannot find the model's tool call id ({reason}). Approvals still "
-        "work, but each call gets a fresh call id, so a retried turn asks the human again and "
-        "several calls of one step cannot be matched to the model's ids. Please report this with "
-        "your haystack-ai version.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+    _WARNING.call_id_missing("functionlayer_haystack", reason, "haystack-ai version", stacklevel=3)
 
 
 def model_call_id(
@@ -93,17 +81,6 @@ def model_call_id(
 _MISSING = object()
 
 
-def _run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine from synchronous code, whether or not a loop runs in this thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    context = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(context.run, asyncio.run, coro).result()
-
-
 def tool(
     fn: Callable[..., Any],
     *,
@@ -119,10 +96,7 @@ def tool(
     returns the human's feedback as the tool result, so the agent loop goes on.
     ``tool_options`` go to ``Tool`` (e.g. ``outputs_to_state``).
     """
-    if isinstance(fn, Tool):
-        raise TypeError(f"{fn.name!r} is already a Haystack tool; pass the plain function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, Tool, "Haystack")
     return _build(tool_spec(fn, name=name, description=description), tool_options)
 
 
@@ -134,15 +108,17 @@ def tools(fns: Iterable[Callable[..., Any]]) -> list[Tool]:
 def _build(spec: ToolSpec, options: dict[str, Any]) -> Tool:
     def run(functionlayer_agent_messages: list[ChatMessage] | None = None, **arguments: Any) -> Any:
         call_id = model_call_id(spec.name, arguments, functionlayer_agent_messages)
-        if spec.is_async:
-            return _run_to_completion(spec.arun(arguments, call_id=call_id))
-        return spec.run(arguments, call_id=call_id)
+        with request_context_scope(context_of(functionlayer_agent_messages)):
+            if spec.is_async:
+                return run_to_completion(spec.arun(arguments, call_id=call_id))
+            return spec.run(arguments, call_id=call_id)
 
     async def arun(
         functionlayer_agent_messages: list[ChatMessage] | None = None, **arguments: Any
     ) -> Any:
         call_id = model_call_id(spec.name, arguments, functionlayer_agent_messages)
-        return await spec.arun(arguments, call_id=call_id)
+        with request_context_scope(context_of(functionlayer_agent_messages)):
+            return await spec.arun(arguments, call_id=call_id)
 
     inputs_from_state = {"messages": MESSAGES_PARAMETER, **options.pop("inputs_from_state", {})}
     return Tool(

@@ -1,18 +1,11 @@
-"""FunctionLayer guarded functions as LangChain tools, and FunctionLayer decisions for
-LangChain's own ``HumanInTheLoopMiddleware`` pauses.
-
->>> from functionlayer import FunctionLayer
->>> from functionlayer_langchain import tool
->>> fl = FunctionLayer()
->>> @fl.require_approval()
-... def multiply(x: int, y: int) -> int:
-...     "Multiply two numbers."
-...     return x * y
->>> multiply_tool = tool(multiply)  # a StructuredTool: pass it to create_agent or bind_tools
+"""FunctionLayer guarded functions as LangChain tools (``tool(fn)``: a ``StructuredTool`` for
+``create_agent`` or ``bind_tools``), and FunctionLayer decisions for LangChain's own
+``HumanInTheLoopMiddleware`` pauses.
 
 With ``create_agent(..., middleware=[HumanInTheLoopMiddleware(...)], checkpointer=...)``,
 ``HITLBridge(fl).resume(agent, config)`` asks FunctionLayer's humans about every paused tool
-call and returns the ``Command`` that resumes the agent with their decisions.
+call and returns the ``Command`` that resumes the agent with their decisions. The package README
+has a worked example.
 """
 
 from functionlayer_langchain._automode import AutoModeEscalation

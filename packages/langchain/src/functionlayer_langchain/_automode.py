@@ -50,11 +50,9 @@ class AutoModeEscalation(AgentMiddleware[Any, Any, Any]):
                 "AutoModeEscalation wraps an AutoModeMiddleware (anything with wrap_tool_call), "
                 f"got {type(auto_mode).__name__}"
             )
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be a positive number of seconds")
+        self.timeout = adapters.checked_timeout(timeout) or fl.timeout
         self.auto_mode = auto_mode
         self.fl = fl
-        self.timeout = timeout if timeout is not None else fl.timeout
         self.call_id_prefix = call_id_prefix
 
     @property

@@ -97,11 +97,9 @@ class HITLBridge:
         timeout: float | None = None,
         call_id_prefix: str = "hitl:",
     ) -> None:
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be a positive number of seconds")
+        self.timeout = adapters.checked_timeout(timeout) or fl.timeout
         self.fl = fl
         self.channel = channel
-        self.timeout = timeout if timeout is not None else fl.timeout
         self.call_id_prefix = call_id_prefix
 
     def __repr__(self) -> str:

@@ -1,19 +1,6 @@
-"""FunctionLayer guarded functions as LlamaIndex tools.
-
-```python
-from functionlayer import FunctionLayer
-from functionlayer_llamaindex import tools
-from llama_index.core.agent.workflow import FunctionAgent
-
-fl = FunctionLayer()
-
-@fl.require_approval()
-def multiply(x: int, y: int) -> int:
-    "Multiply two numbers."
-    return x * y
-
-agent = FunctionAgent(tools=tools([multiply]), llm=...)
-```
+"""FunctionLayer guarded functions as LlamaIndex tools: ``tools([...])`` gives the
+``FunctionTool`` list for ``FunctionAgent(tools=..., llm=...)``, ``ReActAgent`` or
+``AgentWorkflow``. The package README has a worked example.
 """
 
 from functionlayer_llamaindex._tool import tool, tools

@@ -15,13 +15,15 @@ uses fresh call ids (approvals still work; a retried turn then asks again).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from functionlayer import ToolSpec, tool_spec
+from functionlayer import ToolSpec, request_context_scope, tool_spec
+from functionlayer.adapters import OnceWarning, check_plain_function
 from llama_index.core.tools import FunctionTool
+
+from functionlayer_llamaindex._context import context_of_step
 
 __all__ = ["tool", "tools"]
 
@@ -35,22 +37,12 @@ def _step_state_var() -> ContextVar[Any] | None:
 
 
 _STEP_STATE = _step_state_var()
-_warned = False
+_WARNING = OnceWarning(RuntimeWarning)
 
 
 def _warn_once(reason: str) -> None:
-    global _warned
-    if _warned:
-        return
-    _warned = True
-    warnings.warn(
-        f"functionlayer_llamaindex cannot find the model's tool call id ({reason}). Approvals "
-        "still work, but each call gets a fresh call id, so a retried turn asks the human again "
-        "and several calls of one turn cannot be matched to the model's ids. Please report this "
-        "with your llama-index-core and llama-index-workflows versions.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+    versions = "llama-index-core and llama-index-workflows versions"
+    _WARNING.call_id_missing("functionlayer_llamaindex", reason, versions, stacklevel=3)
 
 
 def model_call_id() -> str | None:
@@ -87,10 +79,7 @@ def tool(
     Sync and ``async def`` functions both work, through ``call`` and ``acall``. A rejected call
     returns the human's feedback as the tool result, so the agent loop goes on.
     """
-    if isinstance(fn, FunctionTool):
-        raise TypeError(f"{fn.metadata.name!r} is already a LlamaIndex tool; pass the function")
-    if not callable(fn):
-        raise TypeError(f"tool() needs a function, got {type(fn).__name__}")
+    check_plain_function(fn, FunctionTool, "LlamaIndex")
     return _build(tool_spec(fn, name=name, description=description), return_direct)
 
 
@@ -101,7 +90,8 @@ def tools(fns: Iterable[Callable[..., Any]]) -> list[FunctionTool]:
 
 def _build(spec: ToolSpec, return_direct: bool) -> FunctionTool:
     async def arun(**arguments: Any) -> Any:
-        return await spec.arun(arguments, call_id=model_call_id())
+        with request_context_scope(await context_of_step()):
+            return await spec.arun(arguments, call_id=model_call_id())
 
     def run(**arguments: Any) -> Any:
         return spec.run(arguments, call_id=model_call_id())

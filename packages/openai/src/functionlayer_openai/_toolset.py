@@ -128,17 +128,13 @@ class Toolset:
         ``None`` gives ``[]``. ``messages``: the conversation so far, for the approver's context.
         """
         calls = _chat_calls(tool_calls)
-        with request_context_scope(_chat_context(tool_calls, messages)), self._turn(calls):
-            return [_tool_message(call, self._run_one(call)) for call in calls]
+        contents = self._run_turn(calls, _chat_context(tool_calls, messages))
+        return [_tool_message(call, content) for call, content in zip(calls, contents, strict=True)]
 
     async def arun(self, tool_calls: Any, *, messages: Any = None) -> list[dict[str, Any]]:
         """Run the model's tool calls concurrently (each waits for its own human decision)."""
         calls = _chat_calls(tool_calls)
-        with request_context_scope(
-            _chat_context(tool_calls, messages)
-        ):  # set first: the turn's requests carry it
-            async with self._aturn(calls):
-                contents = await self._gather(calls)
+        contents = await self._arun_turn(calls, _chat_context(tool_calls, messages))
         return [_tool_message(call, content) for call, content in zip(calls, contents, strict=True)]
 
     # -- Responses API ---------------------------------------------------------------------------
@@ -147,20 +143,27 @@ class Toolset:
         returns the ``function_call_output`` items to send back as input. ``input``: what was
         sent as ``input=`` (a string or items), for the approver's context."""
         calls = _responses_calls(output)
-        with request_context_scope(_responses_context(output, input)), self._turn(calls):
-            return [_call_output(call, self._run_one(call)) for call in calls]
+        contents = self._run_turn(calls, _responses_context(output, input))
+        return [_call_output(call, content) for call, content in zip(calls, contents, strict=True)]
 
     async def arun_responses(self, output: Any, *, input: Any = None) -> list[dict[str, Any]]:
         """:meth:`run_responses`, with the calls running concurrently."""
         calls = _responses_calls(output)
-        with request_context_scope(
-            _responses_context(output, input)
-        ):  # set first: the turn's requests carry it
-            async with self._aturn(calls):
-                contents = await self._gather(calls)
+        contents = await self._arun_turn(calls, _responses_context(output, input))
         return [_call_output(call, content) for call, content in zip(calls, contents, strict=True)]
 
     # -- running -------------------------------------------------------------------------------
+    def _run_turn(self, calls: list[_Call], context: RequestContext | None) -> list[str]:
+        """Run a turn's calls one after another, under the turn's context for the approver."""
+        with request_context_scope(context), self._turn(calls):
+            return [self._run_one(call) for call in calls]
+
+    async def _arun_turn(self, calls: list[_Call], context: RequestContext | None) -> list[str]:
+        """Run a turn's calls concurrently (each waits for its own human decision)."""
+        with request_context_scope(context):  # set first: the turn's requests carry it
+            async with self._aturn(calls):
+                return await self._gather(calls)
+
     @contextlib.contextmanager
     def _turn(self, calls: list[_Call]) -> Iterator[None]:
         """Several calls in one turn: one review group, every request created before the

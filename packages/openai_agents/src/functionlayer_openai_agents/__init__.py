@@ -1,14 +1,7 @@
-"""FunctionLayer guarded functions as OpenAI Agents SDK tools, and the SDK's own approvals
-(``needs_approval=True`` interruptions) decided through FunctionLayer.
-
->>> from functionlayer import FunctionLayer
->>> from functionlayer_openai_agents import tools
->>> fl = FunctionLayer()
->>> @fl.require_approval()
-... def multiply(x: int, y: int) -> int:
-...     "Multiply two numbers."
-...     return x * y
->>> agent_tools = tools([multiply])  # agents.FunctionTool objects: Agent(..., tools=agent_tools)
+"""FunctionLayer guarded functions as OpenAI Agents SDK tools (``tools([...])``, the
+``agents.FunctionTool`` list for ``Agent(..., tools=...)``), and the SDK's own approvals
+(``needs_approval=True`` interruptions) decided through FunctionLayer (``decide``, ``pause`` /
+``resume`` and their async twins). The package README has a worked example.
 """
 
 from functionlayer_openai_agents._approvals import (

@@ -195,22 +195,13 @@ class PausedRun:
         return [request.call_id for request in self.requests]
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": _FORMAT,
-                "state": self.state,
-                "requests": [request.model_dump(mode="json") for request in self.requests],
-            }
-        )
+        return adapters.dump_pause(_FORMAT, {"state": self.state}, self.requests)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> PausedRun:
-        loaded = json.loads(data)
-        if not isinstance(loaded, dict) or loaded.get("format") != _FORMAT:
-            raise ValueError(f"not a saved OpenAI Agents pause ({_FORMAT})")
+        loaded, requests = adapters.load_pause(data, _FORMAT, "OpenAI Agents")
         if not isinstance(loaded.get("state"), dict):
             raise ValueError("a saved pause needs the run state")
-        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
         return cls(state=loaded["state"], requests=requests)
 
 

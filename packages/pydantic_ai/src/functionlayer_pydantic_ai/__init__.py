@@ -1,14 +1,7 @@
-"""FunctionLayer guarded functions as Pydantic AI tools, and Pydantic AI's own approvals
-(``requires_approval=True``) decided through FunctionLayer.
-
->>> from functionlayer import FunctionLayer
->>> from functionlayer_pydantic_ai import tools
->>> fl = FunctionLayer()
->>> @fl.require_approval()
-... def multiply(x: int, y: int) -> int:
-...     "Multiply two numbers."
-...     return x * y
->>> agent_tools = tools([multiply])  # pydantic_ai.Tool objects: Agent(model, tools=agent_tools)
+"""FunctionLayer guarded functions as Pydantic AI tools (``tools([...])``, the ``pydantic_ai.Tool``
+list for ``Agent(model, tools=...)``), and Pydantic AI's own approvals (``requires_approval=True``)
+decided through FunctionLayer (``approval_handler``, ``decide``, ``pause`` / ``collect``). The
+package README has a worked example.
 """
 
 from functionlayer_pydantic_ai._deferred import (

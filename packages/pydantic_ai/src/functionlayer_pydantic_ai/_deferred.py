@@ -222,20 +222,12 @@ class PausedRun:
         return ModelMessagesTypeAdapter.validate_json(self.messages)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": _FORMAT,
-                "messages": json.loads(self.messages),
-                "requests": [request.model_dump(mode="json") for request in self.requests],
-            }
-        )
+        fields = {"messages": json.loads(self.messages)}
+        return adapters.dump_pause(_FORMAT, fields, self.requests)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> PausedRun:
-        loaded = json.loads(data)
-        if not isinstance(loaded, dict) or loaded.get("format") != _FORMAT:
-            raise ValueError(f"not a saved Pydantic AI pause ({_FORMAT})")
-        requests = tuple(FunctionCall.model_validate(r) for r in loaded.get("requests") or [])
+        loaded, requests = adapters.load_pause(data, _FORMAT, "Pydantic AI")
         return cls(messages=json.dumps(loaded["messages"]).encode(), requests=requests)
 
 
