@@ -195,16 +195,13 @@ class FunctionLayerConfirmation:
             return refuse(expired_message(tool_name, call.spec.timeout_seconds))
         if decided.response is not None:
             return refuse(decided.response)
-        return refuse(rejection_message(tool_name, decided.comment, self._option(decided)))
-
-    def _option(self, decided: Any) -> str | None:
-        name = decided.reject_option_name
-        if not name:
-            return None
-        for option in self.reject_options or ():
-            if option.name == name:
-                return option.title or option.name
-        return str(name)
+        return refuse(
+            rejection_message(
+                tool_name,
+                decided.comment,
+                adapters.reject_option_label(self.reject_options, decided.reject_option_name),
+            )
+        )
 
     def _failed(
         self, tool_name: str, tool_call_id: str | None, exc: Exception, call_id: str | None
