@@ -44,7 +44,16 @@ def expected(
     return shown
 
 
-CALLS = [
+def guarded_with(
+    fn: typing.Callable[..., typing.Any],
+) -> tuple[typing.Callable[..., typing.Any], ScriptedHuman]:
+    human = ScriptedHuman([approve()])
+    return FunctionLayer(backend=human, run_id="run").require_approval()(fn), human
+
+
+Call = tuple[typing.Callable[..., typing.Any], tuple[typing.Any, ...], dict[str, typing.Any]]
+
+CALLS: list[Call] = [
     (plain, (1,), {}),
     (plain, (1, "x"), {}),
     (plain, (1, "x", [3]), {}),
@@ -58,14 +67,10 @@ CALLS = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "args", "kwargs"), CALLS)
-def test_the_human_sees_the_arguments_as_inspect_binds_them(
-    fn: typing.Callable[..., typing.Any],
-    args: tuple[typing.Any, ...],
-    kwargs: dict[str, typing.Any],
-) -> None:
-    human = ScriptedHuman([approve()])
-    guarded = FunctionLayer(backend=human, run_id="run").require_approval()(fn)
+@pytest.mark.parametrize("call", CALLS)
+def test_the_human_sees_the_arguments_as_inspect_binds_them(call: Call) -> None:
+    fn, args, kwargs = call
+    guarded, human = guarded_with(fn)
 
     assert guarded(*args, **kwargs) == fn(*args, **kwargs)
     [request] = human.function_call_requests
@@ -74,7 +79,7 @@ def test_the_human_sees_the_arguments_as_inspect_binds_them(
     assert list(shown) == list(expected(fn, args, kwargs))  # the signature's order
 
 
-MALFORMED = [
+MALFORMED: list[Call] = [
     (plain, (), {}),  # missing a
     (plain, (1, "x", [3], 4), {}),  # too many
     (plain, (1,), {"a": 2}),  # a twice
@@ -84,14 +89,10 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "args", "kwargs"), MALFORMED)
-def test_a_call_that_does_not_fit_the_signature_raises_before_asking(
-    fn: typing.Callable[..., typing.Any],
-    args: tuple[typing.Any, ...],
-    kwargs: dict[str, typing.Any],
-) -> None:
-    human = ScriptedHuman([approve()])
-    guarded = FunctionLayer(backend=human, run_id="run").require_approval()(fn)
+@pytest.mark.parametrize("call", MALFORMED)
+def test_a_call_that_does_not_fit_the_signature_raises_before_asking(call: Call) -> None:
+    fn, args, kwargs = call
+    guarded, human = guarded_with(fn)
 
     with pytest.raises(TypeError) as raised:
         guarded(*args, **kwargs)
