@@ -9,10 +9,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from functionlayer import _feedback
 from functionlayer._channel_models import ContactChannel, ResponseOption
 from functionlayer._context import current_call_id, current_group_id, current_request_context
 from functionlayer._errors import ApprovalTimeoutError, InvalidEditError, MalformedResponseError
+from functionlayer._execution import summarize
 from functionlayer._ids import new_id
 from functionlayer._log import log_report_failure, report_setup_mistake
 from functionlayer._models import (
@@ -62,6 +65,7 @@ class Guard:
         )
         self.decisions = decisions
         self._parameters: dict[str, Any] | object | None = UNSET
+        self._plain = _PlainParameters.of(self.signature)
 
     @property
     def parameters(self) -> dict[str, Any] | None:
@@ -120,6 +124,10 @@ class Guard:
 
     def named(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by name, defaults applied: what the human is shown."""
+        if self._plain is not None:
+            plain = self._plain.named(args, kwargs)
+            if plain is not None:
+                return plain
         bound = self.signature.bind(*args, **kwargs)  # a malformed call raises TypeError here
         bound.apply_defaults()
         named: dict[str, Any] = {}
@@ -132,8 +140,6 @@ class Guard:
         return named
 
     def spec(self, named: dict[str, Any]) -> FunctionCallSpec:
-        from pydantic_core import to_jsonable_python
-
         return FunctionCallSpec(
             fn=self.name,
             kwargs=to_jsonable_python(named, fallback=repr),
@@ -249,8 +255,6 @@ class Guard:
         return _feedback.edited_message(self.name, spec.kwargs, _merged(decided), result)
 
     def execution_report(self, claim_id: str, value: Any, *, raised: bool) -> ExecutionReport:
-        from functionlayer._execution import summarize
-
         redact = self.redact if self.redact is not None else self.client.redact_outcome
         return ExecutionReport(
             claim_id=claim_id,
@@ -349,3 +353,39 @@ def _merged(call: FunctionCall) -> dict[str, Any]:
 class _NotRun(Exception):
     """Reported as the outcome of a claim whose body this agent refused to run (a decision
     the function does not accept, let through by the server)."""
+
+
+class _PlainParameters:
+    """A signature of plain parameters (no ``*args``, ``**kwargs``, positional-only or
+    keyword-only ones), bound without ``inspect``: a call's arguments by name in the
+    signature's order, defaults applied, as ``Signature.bind`` + ``apply_defaults`` give them.
+    A call it cannot bind (a missing, unknown or repeated argument) is left to
+    ``Signature.bind``, which raises the usual ``TypeError``."""
+
+    def __init__(self, names: tuple[str, ...], defaults: dict[str, Any]) -> None:
+        self.names = names
+        self.defaults = defaults
+
+    @classmethod
+    def of(cls, signature: inspect.Signature) -> _PlainParameters | None:
+        parameters = signature.parameters.values()
+        if any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in parameters):
+            return None
+        defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+        return cls(tuple(signature.parameters), defaults)
+
+    def named(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        names = self.names
+        if len(args) > len(names):
+            return None
+        named = dict(zip(names, args, strict=False))
+        taken = 0
+        for name in names[len(args) :]:
+            if name in kwargs:
+                named[name] = kwargs[name]
+                taken += 1
+            elif name in self.defaults:
+                named[name] = self.defaults[name]
+            else:
+                return None
+        return named if taken == len(kwargs) else None

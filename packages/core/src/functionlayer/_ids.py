@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from functionlayer._errors import ConflictError
@@ -11,9 +12,9 @@ __all__ = ["check_same_contact", "check_same_request", "new_id"]
 
 
 def new_id() -> str:
-    import uuid  # deferred: uuid pulls in platform, a measurable share of the import cost
-
-    return uuid.uuid4().hex
+    """32 hex digits from the OS's random source (128 random bits: call and claim ids are
+    not guessable). The same shape as ``uuid4().hex``, at a fifth of its cost."""
+    return os.urandom(16).hex()
 
 
 def check_same_request(sent: FunctionCall, got: FunctionCall) -> FunctionCall:

@@ -19,13 +19,12 @@ unchanged) does, while waits are open:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
@@ -191,14 +190,23 @@ def install() -> None:
     _WAITS.install()
 
 
-@contextlib.contextmanager
-def waiting(what: str, end: Callable[[], str], out: IO[str] | None = None) -> Iterator[None]:
-    """Register an open wait for the SIGINT handler while the block runs; ``end()`` ends it
-    and returns what to add to the line. Installs the handler when entered on the main
-    thread."""
-    _WAITS.install()
-    key = _WAITS.opened(_Wait(what, out, end))
-    try:
-        yield
-    finally:
-        _WAITS.closed(key)
+class Waiting:
+    """``with Waiting(what, end):`` registers an open wait for the SIGINT handler while the
+    block runs; ``end()`` ends it and returns what to add to the line. Installs the handler
+    when entered on the main thread. (A class: entered once per wait of every guarded call.)"""
+
+    __slots__ = ("_key", "_wait")
+
+    def __init__(self, what: str, end: Callable[[], str], out: IO[str] | None = None) -> None:
+        self._wait = _Wait(what, out, end)
+        self._key = 0
+
+    def __enter__(self) -> None:
+        _WAITS.install()
+        self._key = _WAITS.opened(self._wait)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _WAITS.closed(self._key)
+
+
+waiting = Waiting

@@ -8,17 +8,13 @@ request (``_wait_for`` and ``_await_for``)."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from functionlayer import _interrupt
 from functionlayer._backends._base import Backend
 from functionlayer._channel_models import ContactChannel
 from functionlayer._context import current_call_id, current_group_id, new_group_id
-from functionlayer._errors import ConflictError, NoHumanAvailableError
 from functionlayer._ids import check_same_contact, check_same_request, new_id
 from functionlayer._models import (
     ClaimedCall,
@@ -28,6 +24,7 @@ from functionlayer._models import (
     HumanContact,
     HumanContactSpec,
 )
+from functionlayer._stopping import Stoppable
 
 __all__ = ["UNSET", "RequestAPI", "afetch_claimed", "fetch_claimed"]
 
@@ -179,7 +176,7 @@ class RequestAPI:
         """Poll until ``request`` is completed; at the deadline, expire it. Every answer is
         checked (``check``) against the request sent."""
         state = _Waiting(request, wait, check)
-        with self._stoppable(request):
+        with Stoppable(self.backend, request):
             for remaining in state.polls():
                 state.take(poll(request.call_id, remaining))
             if state.expired:
@@ -196,7 +193,7 @@ class RequestAPI:
     ) -> _Polled[_Request]:
         """The async :meth:`_wait_for`."""
         state = _Waiting(request, wait, check)
-        with self._stoppable(request):
+        with Stoppable(self.backend, request):
             for remaining in state.polls():
                 state.take(await poll(request.call_id, remaining))
             if state.expired:
@@ -222,28 +219,6 @@ class RequestAPI:
         if spec.timeout_seconds is not None:
             return spec.timeout_seconds
         return self.timeout
-
-    @contextlib.contextmanager
-    def _stoppable(self, request: FunctionCall | HumanContact) -> Iterator[None]:
-        """A wait on a backend that keeps requests (a server): Ctrl-C ends it and tells the
-        backend the request was abandoned (see ``functionlayer._interrupt``)."""
-        if not self.backend.keeps_requests:
-            yield
-            return
-        abandon: Callable[[str], object]
-        if isinstance(request, FunctionCall):
-            what, abandon = f"{request.spec.fn} was not run", self.backend.abandon_function_call
-        else:
-            what, abandon = "the question was not answered", self.backend.abandon_human_contact
-        end = functools.partial(_abandon, abandon, request.call_id)
-        try:
-            with _interrupt.waiting(what, end):
-                _check_not_stopping()
-                yield
-            _check_not_stopping()  # decided just before Ctrl-C: still nothing runs
-        except KeyboardInterrupt:  # the host's own Ctrl-C handling reached this wait
-            end()
-            raise
 
     def close(self) -> None:
         self.backend.close()
@@ -302,22 +277,6 @@ async def afetch_claimed(
         call, wait, poll, client.backend.aexpire_function_call, check_same_request
     )
     return ClaimedCall(call=call, claim=claimed)
-
-
-def _check_not_stopping() -> None:
-    if _interrupt.stopping.is_set():
-        raise NoHumanAvailableError("interrupted (Ctrl-C): the program is stopping")
-
-
-def _abandon(abandon: Callable[[str], object], call_id: str) -> str:
-    """Tell the backend the agent stopped waiting; what the Ctrl-C line adds about it."""
-    try:
-        abandon(call_id)
-    except ConflictError:
-        return "; it had been decided just before"
-    except Exception:
-        return "; the server could not be told, so the request stays pending there"
-    return "; the request is marked abandoned on the server"
 
 
 class _Waiting(Generic[_Request]):
