@@ -9,10 +9,9 @@ import email.policy
 import email.utils
 import json
 import re
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
@@ -28,7 +27,7 @@ from functionlayer.models import EmailRecipient
 
 from packages.server.tests._live import layer_fixture
 from tests._support.mail import Mailbox, smtp_server
-from tests._support.servers import ServerFactory, ServerProcess
+from tests._support.servers import ServerFactory, ServerProcess, in_thread
 
 INBOUND_SECRET = "inbound-test-secret"
 SENDER = "FunctionLayer <approvals@fl.example>"
@@ -77,28 +76,6 @@ fl = layer_fixture("email-test")
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def run_agent(fn: Callable[[], Any]) -> Callable[..., Any]:
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-
-    def join(timeout: float = 20.0) -> Any:
-        thread.join(timeout)
-        assert not thread.is_alive(), "the agent is still waiting"
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
-
-    return join
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -220,7 +197,7 @@ def test_approve_link_confirms_on_get_and_decides_on_post(
         with call_id_scope(call_id):
             return transfer("ACME-1", 250)
 
-    join = run_agent(agent)
+    join = in_thread(agent)
     message = mailbox.request_to(alice, call_id)
     text, html = parts(message)
     assert "transfer" in text and "amount: 250" in text and "ACME-1" in text
@@ -284,7 +261,7 @@ def test_reply_rejects_with_exactly_that_feedback(
         with call_id_scope(call_id):
             return refund(99)
 
-    join = run_agent(agent)
+    join = in_thread(agent)
     message = mailbox.request_to(alice, call_id)
     raw = reply(message, sender=alice, body="no, wrong account\n\n-- \nAlice Example\nFinance")
     response = post_reply(live, raw)
@@ -356,7 +333,7 @@ def test_reply_answers_a_human_contact(
 ) -> None:
     carol = unique(live, "carol")
     ask = fl.human_as_tool(ContactChannel(email=EmailContactChannel(address=carol)))
-    join = run_agent(lambda: ask("Which colour should the button be?"))
+    join = in_thread(lambda: ask("Which colour should the button be?"))
     message = mailbox.wait_for(lambda r, m: carol in r and "question" in str(m["Subject"]).lower())
     text, html = parts(message)
     assert "Which colour should the button be?" in text and "Reply to this email" in text
